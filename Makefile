@@ -1,0 +1,50 @@
+# Portico: `make run` (quick start) and `make test` (every test) on a fresh Debian 12 machine.
+JOBS ?= $(shell nproc)
+PYTHON := /usr/bin/python3
+BUILD_TYPE ?= release
+
+.PHONY: all deps build run test unit e2e test-asan bench micro-bench fuzz format clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	@test -f build/release/build.ninja || cmake --preset release
+	cmake --build build/release -j$(JOBS)
+
+run: build
+	./scripts/run-quickstart.sh
+
+unit: build
+	ctest --test-dir build/release --output-on-failure -j$(JOBS)
+
+e2e: build
+	PORTICO_BIN=$(CURDIR)/build/release/portico $(PYTHON) -m pytest -q -p no:cacheprovider test/e2e
+
+test: unit e2e
+
+test-asan: deps
+	@test -f build/asan/build.ninja || cmake --preset asan
+	cmake --build build/asan -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 PORTICO_BIN=$(CURDIR)/build/asan/portico PORTICO_SLOW=1 \
+		$(PYTHON) -m pytest -q -p no:cacheprovider test/e2e -m "not heavy"
+
+bench: build
+	./bench/run.sh
+
+micro-bench: build
+	./build/release/bench/micro/portico_micro_bench
+
+fuzz: deps
+	@test -f build/fuzz/build.ninja || cmake --preset fuzz
+	cmake --build build/fuzz -j$(JOBS)
+	./build/fuzz/test/fuzz/http_request_fuzz -max_total_time=$${FUZZ_SECONDS:-60} test/fuzz/corpus
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Starts the demo services and Portico on examples/quickstart.yaml, prints what to try, and
+# serves in the foreground until Ctrl-C (which drains Portico and stops the demo services).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=build/release/portico
+CONFIG=examples/quickstart.yaml
+
+for port in 8080 9001 9002 9901; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+    echo "port $port is already in use; stop whatever listens there first" >&2
+    exit 1
+  fi
+done
+
+/usr/bin/python3 examples/demo_services.py users:9001 orders:9002 &
+DEMO_PID=$!
+trap 'kill $DEMO_PID 2>/dev/null || true' EXIT
+
+cat <<'MSG'
+
+Portico is starting on http://127.0.0.1:8080 (admin on http://127.0.0.1:9901). Try:
+
+  curl -i http://127.0.0.1:8080/users/7              # proxied to the users service
+  curl -s http://127.0.0.1:8080/orders/42            # {id} rewritten to /v1/orders/42
+  curl -i http://127.0.0.1:8080/status               # answered by Portico itself
+  curl -i -X DELETE http://127.0.0.1:8080/users/7    # 405 with Allow, as JSON
+  curl -s http://127.0.0.1:9901/metrics | head -20   # Prometheus metrics
+
+Edit examples/quickstart.yaml and save: Portico reloads it. Ctrl-C drains and stops.
+
+MSG
+"$BIN" run -c "$CONFIG"

@@ -1,0 +1,110 @@
+#include "admin/admin_server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "core/address.h"
+#include "core/io_buffer.h"
+#include "http/codec/head_parser.h"
+#include "proxy/message_writer.h"
+
+namespace portico::admin {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+struct AdminServer::Impl {
+  Impl(asio::io_context& io_context, AdminHandler h) : io(io_context), handler(std::move(h)) {}
+  asio::io_context& io;
+  AdminHandler handler;
+  std::unique_ptr<tcp::acceptor> acceptor;
+
+  asio::awaitable<void> serve(tcp::socket socket) {
+    IoBuffer buf(16 * 1024);
+    http::HeadLimits limits;
+    limits.max_header_bytes = 16 * 1024;
+    http::RequestHead req;
+    error_code ec;
+    asio::steady_timer deadline(io, std::chrono::seconds(10));
+    deadline.async_wait([&socket](error_code e) {
+      if (!e) socket.close(e);
+    });
+    for (;;) {
+      std::size_t n = co_await socket.async_read_some(asio::buffer(buf.writePtr(), buf.writable()),
+                                                      asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || n == 0) break;
+      buf.commit(n);
+      auto pr = http::parseRequestHead(buf.readable(), limits, req);
+      if (pr.status == http::ParseStatus::Incomplete && buf.writable() > 0) continue;
+      AdminResponse r;
+      if (pr.status != http::ParseStatus::Complete) {
+        r.status = 400;
+        r.body = R"({"error":"bad request","status":400})";
+      } else {
+        r = handler(req.method, req.path);
+      }
+      std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " +
+                        std::string(proxy::reasonPhrase(r.status)) +
+                        "\r\nContent-Type: " + r.content_type +
+                        "\r\nContent-Length: " + std::to_string(r.body.size()) +
+                        "\r\nConnection: close\r\n\r\n";
+      if (req.method != "HEAD") out += r.body;
+      co_await asio::async_write(socket, asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      break;
+    }
+    deadline.cancel();
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+  }
+
+  asio::awaitable<void> acceptLoop() {
+    for (;;) {
+      error_code ec;
+      tcp::socket s = co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+      if (ec) continue;
+      asio::co_spawn(io, serve(std::move(s)), asio::detached);
+    }
+  }
+};
+
+AdminServer::AdminServer(asio::io_context& io, AdminHandler handler)
+    : impl_(std::make_unique<Impl>(io, std::move(handler))) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+Result<bool> AdminServer::listen(const std::string& address) {
+  auto hp = parseHostPort(address);
+  if (!hp) return hp.error();
+  auto addrs = resolve(*hp);
+  if (!addrs) return addrs.error();
+  tcp::endpoint ep;
+  std::memcpy(ep.data(), &addrs->front().storage, addrs->front().length);
+  ep.resize(addrs->front().length);
+  auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
+  error_code ec;
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor->bind(ep, ec);
+  if (!ec) acceptor->listen(128, ec);
+  if (ec) return makeError("cannot listen on " + address + " (admin): " + ec.message());
+  impl_->acceptor = std::move(acceptor);
+  asio::co_spawn(impl_->io, impl_->acceptLoop(), asio::detached);
+  return true;
+}
+
+void AdminServer::stop() {
+  if (impl_->acceptor) {
+    error_code ec;
+    impl_->acceptor->close(ec);
+  }
+}
+
+}  // namespace portico::admin

@@ -1,0 +1,37 @@
+#pragma once
+// The admin listener (127.0.0.1 by default): /healthz, /readyz, /config, /metrics. Runs on the
+// control thread's loop, never on a worker.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/result.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace portico::admin {
+
+struct AdminResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// Maps a GET path to a response. Given the path without the query.
+using AdminHandler = std::function<AdminResponse(const std::string& method, const std::string& path)>;
+
+class AdminServer {
+ public:
+  AdminServer(boost::asio::io_context& io, AdminHandler handler);
+  ~AdminServer();
+  Result<bool> listen(const std::string& address);
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace portico::admin

@@ -1,0 +1,82 @@
+#pragma once
+// The filter contract: the extension point every feature beyond forwarding plugs into.
+//
+// A filter type = a name + a config validator/factory builder (FilterType). The factory is built
+// once per config snapshot, is immutable and shared by all workers; it makes one cheap Filter per
+// request. Phases run in this order on the worker thread that owns the connection:
+//
+//   onRequestHeaders   global filters then route filters, in config order; may answer locally
+//                      or go asynchronous (auth calls, rate-limit lookups)
+//   onRequestBody      each chunk of the request body, as it streams (synchronous)
+//   onResponseHeaders  reverse order; may change the response head
+//   onResponseBody     reverse order, each chunk as it streams (synchronous)
+//   onLog              exactly once per request, whatever happened (noexcept)
+//
+// No Boost.Asio here on purpose: async work completes through a callback, which the session
+// turns into a co_await.
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "api/request_context.h"
+#include "config/diagnostics.h"
+
+namespace portico::api {
+
+enum class FilterStatus {
+  Continue,  // go on to the next filter
+  Reply,     // stop; answer with ctx.local_reply (request phase only)
+  Async,     // call onRequestHeadersAsync and wait for its result (request headers only)
+};
+
+class Filter {
+ public:
+  using Completion = std::function<void(FilterStatus)>;
+
+  virtual ~Filter() = default;
+
+  // After routing, before the upstream is chosen. May edit ctx.request.
+  virtual FilterStatus onRequestHeaders(RequestContext&) { return FilterStatus::Continue; }
+  // Only called when onRequestHeaders returned Async. Must call `done` exactly once, on the
+  // worker thread, with Continue or Reply. The filter object outlives the call.
+  virtual void onRequestHeadersAsync(RequestContext&, Completion done) {
+    done(FilterStatus::Continue);
+  }
+  // Each chunk of request body payload, in order. Observing only.
+  virtual void onRequestBody(RequestContext&, std::string_view) {}
+  // After the response head is known (from the upstream or a local reply). May edit
+  // ctx.response headers. Reply is not allowed here.
+  virtual void onResponseHeaders(RequestContext&) {}
+  // Each chunk of response body payload, in order. Observing only.
+  virtual void onResponseBody(RequestContext&, std::string_view) {}
+  // Once per request, at the very end.
+  virtual void onLog(const RequestContext&) noexcept {}
+};
+
+class FilterFactory {
+ public:
+  virtual ~FilterFactory() = default;
+  // Called once per request that runs this filter. Cheap; thread-safe (const).
+  virtual std::unique_ptr<Filter> create() const = 0;
+};
+
+class Services;  // process-wide services a filter may need (log sinks, ...)
+
+// What a filter's builder gets: its config, where it is in the file, and the services.
+struct FilterBuildContext {
+  const nlohmann::json& config;  // null when the entry has no `config`
+  std::string path;              // e.g. "routes[2].plugins[0].config"
+  config::Diagnostics& diag;     // report every problem here, with a path below `path`
+  Services& services;
+};
+
+struct FilterType {
+  std::string name;
+  // Validates the config and builds the factory. Returns nullptr after reporting errors.
+  std::function<std::shared_ptr<const FilterFactory>(FilterBuildContext&)> build;
+};
+
+}  // namespace portico::api

@@ -1,0 +1,53 @@
+#pragma once
+// What a filter sees of one request. Owned by the request's session; valid from route match
+// until onLog returns. Filters run on the worker thread that owns the connection.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "http/codec/message_head.h"
+
+namespace portico::api {
+
+using Clock = std::chrono::steady_clock;
+
+// A response that Portico answers itself (404, 401, a mock...).
+struct LocalReply {
+  int status = 200;
+  http::HeaderList headers;
+  std::string body;
+};
+
+struct RequestContext {
+  // The request as it will be forwarded. Filters may change headers and path.
+  http::RequestHead* request = nullptr;
+  // The response head, from onResponseHeaders on (upstream or local reply).
+  http::ResponseHead* response = nullptr;
+
+  std::string request_id;
+  std::string client_ip;
+  std::uint16_t client_port = 0;
+  std::string route_name;     // empty when no route matched
+  std::string upstream_name;  // empty for local replies
+  std::string upstream_target;  // address of the last attempt
+  std::vector<std::pair<std::string, std::string>> path_params;
+
+  // Set by a filter that answers locally (FilterStatus::Reply).
+  LocalReply local_reply;
+
+  // Filled in as the request progresses; read by onLog.
+  std::string original_method;
+  std::string original_path;  // target as received, before rewrites
+  int status = 0;
+  std::uint64_t bytes_received = 0;  // request body bytes from the client
+  std::uint64_t bytes_sent = 0;      // response bytes to the client, head included
+  int upstream_attempts = 0;
+  Clock::time_point start;
+  Clock::duration upstream_latency{};  // from first upstream attempt to its response head
+  Clock::duration total_latency{};     // set just before onLog
+  std::string error;                   // short reason when Portico answered an error
+  std::chrono::system_clock::time_point wall_start;
+};
+
+}  // namespace portico::api

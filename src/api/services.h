@@ -1,0 +1,25 @@
+#pragma once
+// Process-wide services that filters may use. They outlive every config snapshot, so state such
+// as an open log file survives reloads.
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace portico::api {
+
+// A destination for log lines. write() never blocks the caller: a full queue drops the line
+// and counts it.
+class LogSink {
+ public:
+  virtual ~LogSink() = default;
+  virtual void write(std::string_view line) = 0;  // one line, without the trailing newline
+};
+
+class Services {
+ public:
+  virtual ~Services() = default;
+  // "stdout", "stderr" or a file path (opened for append, reopened on SIGUSR1).
+  virtual std::shared_ptr<LogSink> logSink(const std::string& destination) = 0;
+};
+
+}  // namespace portico::api

@@ -1,0 +1,35 @@
+#pragma once
+// The source document as a JSON tree, with the source position of every node and `${ENV}`
+// already substituted. YAML and JSON files both land here (JSON is read as YAML 1.2 flow).
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "config/diagnostics.h"
+
+namespace portico::config {
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+// Reads the process environment.
+EnvLookup processEnvironment();
+
+struct ConfigTree {
+  nlohmann::json root;
+  Diagnostics::LocationMap locations;        // by key path, e.g. "routes[3].upstream"
+  std::unordered_set<std::string> secrets;   // key paths whose value came from ${ENV}
+};
+
+// Parses `text` (named `file` in messages) into `tree`, and points `diag` at its locations.
+// Syntax errors, duplicate keys and unset environment variables are added to `diag`; the tree
+// holds whatever could be read.
+void parseConfigText(const std::string& text, const std::string& file, const EnvLookup& env,
+                     ConfigTree& tree, Diagnostics& diag);
+
+// The tree as JSON with every secret value replaced by "<redacted>".
+nlohmann::json redacted(const ConfigTree& tree);
+
+}  // namespace portico::config

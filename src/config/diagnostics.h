@@ -1,0 +1,44 @@
+#pragma once
+// Collects every configuration error with its key path and source position, so that all
+// problems are reported at once: `routes[3].upstream: unknown upstream "api" (portico.yaml:41:15)`.
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace portico::config {
+
+struct SourceLocation {
+  std::string file;
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+};
+
+struct Diagnostic {
+  std::string path;
+  std::string message;
+  std::string location;  // "file:line:col" or empty
+  std::string format() const;
+};
+
+class Diagnostics {
+ public:
+  using LocationMap = std::unordered_map<std::string, SourceLocation>;
+
+  Diagnostics() = default;
+  explicit Diagnostics(const LocationMap* locations) : locations_(locations) {}
+  void setLocations(const LocationMap* locations) { locations_ = locations; }
+
+  // Records an error at `path`; the location is that of the nearest ancestor the source knows.
+  void add(const std::string& path, std::string message);
+  bool empty() const { return items_.empty(); }
+  const std::vector<Diagnostic>& items() const { return items_; }
+  std::string format() const;  // one error per line
+
+ private:
+  std::string locate(std::string path) const;
+
+  const LocationMap* locations_ = nullptr;
+  std::vector<Diagnostic> items_;
+};
+
+}  // namespace portico::config

@@ -1,0 +1,140 @@
+#pragma once
+// The configuration model: plain structs with their defaults, filled from the config tree by
+// model_parser and checked by the validator. Documented key by key in docs/config.md.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/units.h"
+
+namespace portico::config {
+
+using namespace std::chrono_literals;
+
+struct Limits {
+  std::uint64_t max_header_bytes = 64 * 1024;
+  std::uint32_t max_headers = 100;
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;
+  std::uint64_t max_uri_bytes = 8 * 1024;
+  Duration header_timeout = 10s;
+  Duration idle_timeout = 60s;
+  std::uint32_t max_connections = 10000;  // per worker
+};
+
+struct AdminConfig {
+  std::string listen = "127.0.0.1:9901";
+};
+
+struct ServerConfig {
+  int workers = 0;  // 0 = auto: one per core
+  AdminConfig admin;
+  Limits limits;
+  Duration drain_timeout = 30s;
+  Duration dns_refresh = 30s;
+  bool watch_config = true;  // reload when the file changes
+};
+
+struct ListenerConfig {
+  std::string name;
+  std::string listen;
+};
+
+struct TargetConfig {
+  std::string address;  // host:port
+  std::uint32_t weight = 1;
+};
+
+enum class Balance { RoundRobin, LeastRequest, ConsistentHash, Random };
+
+struct HashConfig {
+  enum class On { Header, Cookie, ClientIp, Path };
+  On on = On::ClientIp;
+  std::string name;  // header or cookie name
+  enum class Algorithm { Ring, Maglev };
+  Algorithm algorithm = Algorithm::Ring;
+};
+
+struct UpstreamTimeouts {
+  Duration connect = 1s;
+  Duration read = 30s;   // longest gap between two bytes from the upstream
+  Duration total = 0ms;  // whole request including retries; 0 = none
+};
+
+struct RetryConfig {
+  std::uint32_t attempts = 2;  // tries in total, the first included
+  std::vector<int> on_statuses;
+  Duration backoff_base = 25ms;
+  Duration backoff_max = 250ms;
+};
+
+struct PoolConfig {
+  std::uint32_t max_idle = 64;  // per worker and target
+  Duration idle_timeout = 60s;
+};
+
+struct UpstreamConfig {
+  std::string name;
+  std::vector<TargetConfig> targets;
+  Balance balance = Balance::RoundRobin;
+  HashConfig hash;
+  UpstreamTimeouts timeouts;
+  RetryConfig retries;
+  PoolConfig pool;
+  std::string path;  // config path for messages, e.g. "upstreams[0]"
+};
+
+struct ValueMatch {
+  std::string name;
+  std::optional<std::string> exact;
+  std::optional<std::string> regex;
+  bool present = true;  // false: matches when the header/param is absent
+};
+
+struct RouteMatch {
+  std::vector<std::string> hosts;
+  std::optional<std::string> path;
+  std::optional<std::string> path_prefix;
+  std::optional<std::string> path_regex;
+  std::vector<std::string> methods;
+  std::vector<ValueMatch> headers;
+  std::vector<ValueMatch> query;
+};
+
+struct PluginConfig {
+  std::string name;
+  nlohmann::json config;  // validated by the filter's own factory
+  std::string path;       // config path of this entry, for messages
+};
+
+struct RouteConfig {
+  std::string name;
+  RouteMatch match;
+  int priority = 0;
+  bool strip_prefix = false;
+  std::optional<std::string> rewrite;  // path template, may use {param} captures
+  std::string upstream;
+  std::vector<PluginConfig> plugins;
+  std::string path;
+};
+
+struct ConsumerConfig {
+  std::string name;
+  std::optional<std::string> custom_id;
+  std::vector<std::string> groups;
+  nlohmann::json credentials;  // per auth method; read by the auth filters
+};
+
+struct Config {
+  int version = 1;
+  ServerConfig server;
+  std::vector<ListenerConfig> listeners;
+  std::vector<UpstreamConfig> upstreams;
+  std::vector<RouteConfig> routes;
+  std::vector<PluginConfig> plugins;  // global, run before route plugins
+  std::vector<ConsumerConfig> consumers;
+};
+
+}  // namespace portico::config

@@ -1,0 +1,350 @@
+#include "config/model_parser.h"
+
+#include <cctype>
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+
+#include "config/reader.h"
+
+namespace portico::config {
+namespace {
+
+using nlohmann::json;
+
+template <class F>
+void forEachItem(ObjectReader& parent, std::string_view key, F&& f) {
+  const json* list = parent.get(key);
+  if (!list) return;
+  std::string path = parent.childPath(key);
+  if (!list->is_array()) {
+    parent.diagnostics().add(path, "expected a list");
+    return;
+  }
+  for (size_t i = 0; i < list->size(); ++i) f((*list)[i], indexPath(path, i));
+}
+
+bool isToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos))
+      return false;
+  }
+  return true;
+}
+
+void parseLimits(const json& j, const std::string& path, Diagnostics& d, Limits& l) {
+  ObjectReader r(j, path, d);
+  r.size("max_header_bytes", l.max_header_bytes);
+  r.number("max_headers", 1, 10000, l.max_headers);
+  r.size("max_body_bytes", l.max_body_bytes);
+  r.size("max_uri_bytes", l.max_uri_bytes);
+  r.duration("header_timeout", l.header_timeout);
+  r.duration("idle_timeout", l.idle_timeout);
+  r.number("max_connections", 1, 10'000'000, l.max_connections);
+  r.finish();
+  if (l.max_header_bytes < 1024) d.add(joinPath(path, "max_header_bytes"), "must be at least 1KiB");
+  if (l.max_uri_bytes < 64) d.add(joinPath(path, "max_uri_bytes"), "must be at least 64");
+}
+
+void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerConfig& s) {
+  ObjectReader r(j, path, d);
+  if (const json* w = r.get("workers")) {
+    if (w->is_string() && w->get<std::string>() == "auto") {
+      s.workers = 0;
+    } else {
+      std::int64_t n = 0;
+      if (readInt(*w, r.childPath("workers"), d, 1, 1024, n)) s.workers = static_cast<int>(n);
+    }
+  }
+  if (const json* a = r.get("admin")) {
+    ObjectReader ar(*a, r.childPath("admin"), d);
+    ar.string("listen", s.admin.listen);
+    ar.finish();
+  }
+  if (const json* l = r.get("limits")) parseLimits(*l, r.childPath("limits"), d, s.limits);
+  r.duration("drain_timeout", s.drain_timeout);
+  r.duration("dns_refresh", s.dns_refresh);
+  r.boolean("watch_config", s.watch_config);
+  r.finish();
+}
+
+void parseValueMatches(ObjectReader& r, std::string_view key, std::vector<ValueMatch>& out) {
+  // Either a map name -> exact value, or a list of {name, exact|regex|present}.
+  const json* j = r.get(key);
+  if (!j) return;
+  std::string path = r.childPath(key);
+  Diagnostics& d = r.diagnostics();
+  if (j->is_object()) {
+    for (auto it = j->begin(); it != j->end(); ++it) {
+      ValueMatch m;
+      m.name = it.key();
+      std::string v;
+      if (readString(it.value(), joinPath(path, it.key()), d, v)) m.exact = v;
+      out.push_back(std::move(m));
+    }
+    return;
+  }
+  if (!j->is_array()) {
+    d.add(path, "expected a map of name: value, or a list of {name, exact | regex | present}");
+    return;
+  }
+  for (size_t i = 0; i < j->size(); ++i) {
+    ObjectReader mr((*j)[i], indexPath(path, i), d);
+    ValueMatch m;
+    mr.string("name", m.name, true);
+    mr.optionalString("exact", m.exact);
+    mr.optionalString("regex", m.regex);
+    mr.boolean("present", m.present);
+    mr.finish();
+    if (m.exact && m.regex) d.add(mr.path(), "give either exact or regex, not both");
+    if (!m.present && (m.exact || m.regex))
+      d.add(mr.path(), "present: false cannot be combined with exact or regex");
+    out.push_back(std::move(m));
+  }
+}
+
+void parseMatch(const json& j, const std::string& path, Diagnostics& d, RouteMatch& m) {
+  ObjectReader r(j, path, d);
+  r.stringList("hosts", m.hosts);
+  r.optionalString("path", m.path);
+  r.optionalString("path_prefix", m.path_prefix);
+  r.optionalString("path_regex", m.path_regex);
+  r.stringList("methods", m.methods);
+  parseValueMatches(r, "headers", m.headers);
+  parseValueMatches(r, "query", m.query);
+  r.finish();
+  int kinds = !!m.path + !!m.path_prefix + !!m.path_regex;
+  if (kinds > 1) d.add(path, "give only one of path, path_prefix, path_regex");
+  for (auto* p : {&m.path, &m.path_prefix}) {
+    if (*p && (p->value().empty() || p->value()[0] != '/'))
+      d.add(joinPath(path, p == &m.path ? "path" : "path_prefix"), "must start with /");
+  }
+  for (size_t i = 0; i < m.methods.size(); ++i) {
+    auto& method = m.methods[i];
+    std::transform(method.begin(), method.end(), method.begin(), ::toupper);
+    if (!isToken(method)) d.add(indexPath(joinPath(path, "methods"), i), "not a valid method");
+  }
+  for (size_t i = 0; i < m.hosts.size(); ++i) {
+    auto& h = m.hosts[i];
+    std::transform(h.begin(), h.end(), h.begin(), ::tolower);
+    auto star = h.find('*');
+    if (h.empty() || (star != std::string::npos && (star != 0 || h.size() < 3 || h[1] != '.')))
+      d.add(indexPath(joinPath(path, "hosts"), i),
+            "must be a host name or a wildcard \"*.example.com\"");
+  }
+}
+
+PluginConfig parsePlugin(const json& j, const std::string& path, Diagnostics& d) {
+  PluginConfig p;
+  p.path = path;
+  ObjectReader r(j, path, d);
+  r.string("name", p.name, true);
+  if (const json* c = r.get("config")) p.config = *c;
+  r.finish();
+  return p;
+}
+
+void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteConfig& route) {
+  route.path = path;
+  ObjectReader r(j, path, d);
+  r.string("name", route.name, true);
+  if (const json* m = r.get("match")) parseMatch(*m, r.childPath("match"), d, route.match);
+  r.number("priority", -1'000'000, 1'000'000, route.priority);
+  r.boolean("strip_prefix", route.strip_prefix);
+  r.optionalString("rewrite", route.rewrite);
+  r.string("upstream", route.upstream);
+  forEachItem(r, "plugins", [&](const json& p, const std::string& pp) {
+    route.plugins.push_back(parsePlugin(p, pp, d));
+  });
+  r.finish();
+  if (route.strip_prefix && !route.match.path_prefix)
+    d.add(joinPath(path, "strip_prefix"), "needs match.path_prefix");
+  if (route.rewrite && (route.rewrite->empty() || (*route.rewrite)[0] != '/'))
+    d.add(joinPath(path, "rewrite"), "must be a path template starting with /");
+  if (route.strip_prefix && route.rewrite)
+    d.add(path, "give either strip_prefix or rewrite, not both");
+}
+
+void parseUpstream(const json& j, const std::string& path, Diagnostics& d, UpstreamConfig& u) {
+  u.path = path;
+  ObjectReader r(j, path, d);
+  r.string("name", u.name, true);
+  forEachItem(r, "targets", [&](const json& t, const std::string& tp) {
+    TargetConfig target;
+    if (t.is_string()) {
+      target.address = t.get<std::string>();
+    } else {
+      ObjectReader tr(t, tp, d);
+      tr.string("address", target.address, true);
+      tr.number("weight", 1, 10000, target.weight);
+      tr.finish();
+    }
+    auto colon = target.address.rfind(':');
+    if (!target.address.empty() && (colon == std::string::npos || colon == 0 ||
+                                    colon + 1 == target.address.size()))
+      d.add(tp, "address must be host:port, got \"" + target.address + "\"");
+    u.targets.push_back(std::move(target));
+  });
+  if (!r.has("targets")) r.require("targets");
+  std::string balance;
+  if (r.string("balance", balance) && !balance.empty()) {
+    if (balance == "round_robin") {
+      u.balance = Balance::RoundRobin;
+    } else if (balance == "least_request") {
+      u.balance = Balance::LeastRequest;
+    } else if (balance == "consistent_hash") {
+      u.balance = Balance::ConsistentHash;
+    } else if (balance == "random") {
+      u.balance = Balance::Random;
+    } else {
+      d.add(r.childPath("balance"), "unknown balance \"" + balance +
+                                        "\" (round_robin, least_request, consistent_hash, random)");
+    }
+  }
+  if (const json* h = r.get("hash")) {
+    ObjectReader hr(*h, r.childPath("hash"), d);
+    std::string on, algorithm;
+    hr.string("on", on, true);
+    hr.string("name", u.hash.name);
+    hr.string("algorithm", algorithm);
+    hr.finish();
+    if (on == "header") {
+      u.hash.on = HashConfig::On::Header;
+    } else if (on == "cookie") {
+      u.hash.on = HashConfig::On::Cookie;
+    } else if (on == "ip") {
+      u.hash.on = HashConfig::On::ClientIp;
+    } else if (on == "path") {
+      u.hash.on = HashConfig::On::Path;
+    } else if (!on.empty()) {
+      d.add(hr.childPath("on"), "unknown hash key \"" + on + "\" (header, cookie, ip, path)");
+    }
+    if ((on == "header" || on == "cookie") && u.hash.name.empty())
+      d.add(hr.childPath("name"), "is required when hashing on " + on);
+    if (algorithm == "maglev") {
+      u.hash.algorithm = HashConfig::Algorithm::Maglev;
+    } else if (!algorithm.empty() && algorithm != "ring") {
+      d.add(hr.childPath("algorithm"), "unknown algorithm \"" + algorithm + "\" (ring, maglev)");
+    }
+    if (u.balance != Balance::ConsistentHash)
+      d.add(hr.path(), "only applies to balance: consistent_hash");
+  }
+  if (const json* t = r.get("timeouts")) {
+    ObjectReader tr(*t, r.childPath("timeouts"), d);
+    tr.duration("connect", u.timeouts.connect);
+    tr.duration("read", u.timeouts.read);
+    tr.duration("total", u.timeouts.total);
+    tr.finish();
+    if (u.timeouts.connect.count() <= 0) d.add(tr.childPath("connect"), "must be above 0");
+    if (u.timeouts.read.count() <= 0) d.add(tr.childPath("read"), "must be above 0");
+  }
+  if (const json* rt = r.get("retries")) {
+    ObjectReader rr(*rt, r.childPath("retries"), d);
+    rr.number("attempts", 1, 10, u.retries.attempts);
+    if (const json* s = rr.get("on_statuses")) {
+      std::string sp = rr.childPath("on_statuses");
+      if (!s->is_array()) d.add(sp, "expected a list of status codes");
+      for (size_t i = 0; s->is_array() && i < s->size(); ++i) {
+        std::int64_t code = 0;
+        if (readInt((*s)[i], indexPath(sp, i), d, 500, 599, code))
+          u.retries.on_statuses.push_back(static_cast<int>(code));
+      }
+    }
+    rr.duration("backoff_base", u.retries.backoff_base);
+    rr.duration("backoff_max", u.retries.backoff_max);
+    rr.finish();
+  }
+  if (const json* p = r.get("pool")) {
+    ObjectReader pr(*p, r.childPath("pool"), d);
+    pr.number("max_idle", 0, 100000, u.pool.max_idle);
+    pr.duration("idle_timeout", u.pool.idle_timeout);
+    pr.finish();
+  }
+  r.finish();
+}
+
+template <class T>
+void checkUniqueNames(const std::vector<T>& items, const std::string& section, Diagnostics& d) {
+  std::unordered_map<std::string, size_t> seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& name = items[i].name;
+    if (name.empty()) continue;
+    auto [it, inserted] = seen.emplace(name, i);
+    if (!inserted)
+      d.add(indexPath(section, i) + ".name", "duplicate name \"" + name + "\" (also " +
+                                                 indexPath(section, it->second) + ")");
+  }
+}
+
+}  // namespace
+
+Config parseModel(const json& root, Diagnostics& d) {
+  Config c;
+  if (root.is_null()) {
+    d.add("", "the config is empty");
+    return c;
+  }
+  ObjectReader r(root, "", d);
+  if (!r.valid()) return c;
+  std::int64_t version = 0;
+  if (r.integer("version", 1, 1, version, true)) c.version = static_cast<int>(version);
+  if (const json* s = r.get("server")) parseServer(*s, "server", d, c.server);
+  forEachItem(r, "listeners", [&](const json& j, const std::string& p) {
+    ListenerConfig l;
+    ObjectReader lr(j, p, d);
+    lr.string("name", l.name, true);
+    lr.string("listen", l.listen, true);
+    lr.finish();
+    c.listeners.push_back(std::move(l));
+  });
+  forEachItem(r, "upstreams", [&](const json& j, const std::string& p) {
+    c.upstreams.emplace_back();
+    parseUpstream(j, p, d, c.upstreams.back());
+  });
+  forEachItem(r, "routes", [&](const json& j, const std::string& p) {
+    c.routes.emplace_back();
+    parseRoute(j, p, d, c.routes.back());
+  });
+  forEachItem(r, "plugins", [&](const json& j, const std::string& p) {
+    c.plugins.push_back(parsePlugin(j, p, d));
+  });
+  forEachItem(r, "consumers", [&](const json& j, const std::string& p) {
+    ConsumerConfig consumer;
+    ObjectReader cr(j, p, d);
+    cr.string("name", consumer.name, true);
+    cr.optionalString("custom_id", consumer.custom_id);
+    cr.stringList("groups", consumer.groups);
+    if (const json* creds = cr.get("credentials")) consumer.credentials = *creds;
+    cr.finish();
+    c.consumers.push_back(std::move(consumer));
+  });
+  r.finish();
+
+  if (c.listeners.empty() && r.valid()) d.add("listeners", "at least one listener is required");
+  checkUniqueNames(c.listeners, "listeners", d);
+  checkUniqueNames(c.upstreams, "upstreams", d);
+  checkUniqueNames(c.routes, "routes", d);
+  checkUniqueNames(c.consumers, "consumers", d);
+  std::set<std::string> addresses;
+  for (size_t i = 0; i < c.listeners.size(); ++i) {
+    if (!addresses.insert(c.listeners[i].listen).second)
+      d.add(indexPath("listeners", i) + ".listen", "address used twice");
+  }
+  std::set<std::string> upstreams;
+  for (const auto& u : c.upstreams) upstreams.insert(u.name);
+  for (const auto& route : c.routes) {
+    bool serves_locally = false;
+    for (const auto& p : route.plugins) serves_locally |= p.name == "static-response";
+    if (route.upstream.empty()) {
+      if (!serves_locally)
+        d.add(route.path + ".upstream", "is required (or add a static-response plugin)");
+    } else if (!upstreams.count(route.upstream)) {
+      d.add(route.path + ".upstream", "unknown upstream \"" + route.upstream + "\"");
+    }
+  }
+  return c;
+}
+
+}  // namespace portico::config

@@ -1,0 +1,78 @@
+#pragma once
+// Strict, typed reading of one JSON object of the config tree. Every accessor records the key
+// as known; finish() reports the keys nobody asked for as errors. Type errors name the path.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/diagnostics.h"
+#include "config/units.h"
+
+namespace portico::config {
+
+std::string joinPath(const std::string& parent, std::string_view key);
+std::string indexPath(const std::string& parent, size_t index);
+
+// Scalar readers usable on any node; each returns false (and reports) on a type error.
+bool readString(const nlohmann::json& j, const std::string& path, Diagnostics& d, std::string& out);
+bool readInt(const nlohmann::json& j, const std::string& path, Diagnostics& d, std::int64_t min,
+             std::int64_t max, std::int64_t& out);
+bool readBool(const nlohmann::json& j, const std::string& path, Diagnostics& d, bool& out);
+bool readDuration(const nlohmann::json& j, const std::string& path, Diagnostics& d, Duration& out);
+bool readSize(const nlohmann::json& j, const std::string& path, Diagnostics& d, std::uint64_t& out);
+bool readStringList(const nlohmann::json& j, const std::string& path, Diagnostics& d,
+                    std::vector<std::string>& out);
+
+class ObjectReader {
+ public:
+  // A null node reads as an empty object (so `server:` with nothing below is fine).
+  ObjectReader(const nlohmann::json& node, std::string path, Diagnostics& diag);
+  ObjectReader(const ObjectReader&) = delete;
+  ObjectReader& operator=(const ObjectReader&) = delete;
+
+  bool valid() const { return valid_; }
+  const std::string& path() const { return path_; }
+  Diagnostics& diagnostics() { return diag_; }
+  std::string childPath(std::string_view key) const { return joinPath(path_, key); }
+  bool has(std::string_view key) const;
+
+  // Returns the value and marks the key known; nullptr when absent (or null).
+  const nlohmann::json* get(std::string_view key);
+  // Like get(), but reports "is required" when absent.
+  const nlohmann::json* require(std::string_view key);
+
+  // Typed accessors: leave `out` unchanged when the key is absent. Return false on error.
+  bool string(std::string_view key, std::string& out, bool required = false);
+  bool optionalString(std::string_view key, std::optional<std::string>& out);
+  bool integer(std::string_view key, std::int64_t min, std::int64_t max, std::int64_t& out,
+               bool required = false);
+  template <class Int>
+  bool number(std::string_view key, std::int64_t min, std::int64_t max, Int& out) {
+    std::int64_t v = static_cast<std::int64_t>(out);
+    bool ok = integer(key, min, max, v);
+    if (ok) out = static_cast<Int>(v);
+    return ok;
+  }
+  bool boolean(std::string_view key, bool& out);
+  bool duration(std::string_view key, Duration& out);
+  bool size(std::string_view key, std::uint64_t& out);
+  bool stringList(std::string_view key, std::vector<std::string>& out);
+
+  // Reports every key that was present but never read.
+  void finish();
+
+ private:
+  const nlohmann::json& node_;
+  std::string path_;
+  Diagnostics& diag_;
+  bool valid_ = true;
+  bool finished_ = false;
+  std::unordered_set<std::string> seen_;
+};
+
+}  // namespace portico::config

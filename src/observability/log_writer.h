@@ -1,0 +1,66 @@
+#pragma once
+// Log sinks written by one background thread. Workers append under a short lock into a bounded
+// buffer; the writer thread swaps it out and writes it. A full buffer drops lines (counted), so a
+// slow disk never stalls a worker.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "api/services.h"
+
+namespace portico::observability {
+
+class LogWriter;
+
+class LogFile final : public api::LogSink {
+ public:
+  LogFile(std::string destination, int fd, bool owns_fd, std::size_t max_buffer);
+  ~LogFile() override;
+  void write(std::string_view line) override;
+
+  const std::string& destination() const { return destination_; }
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class LogWriter;
+  // Writes what is buffered; returns false when there was nothing.
+  bool flush();
+  bool reopen();
+
+  std::string destination_;
+  int fd_;
+  bool owns_fd_;
+  std::size_t max_buffer_;
+  std::mutex mu_;
+  std::string buffer_;
+  std::string writing_;
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
+class LogWriter final : public api::Services {
+ public:
+  LogWriter();
+  ~LogWriter() override;
+  std::shared_ptr<api::LogSink> logSink(const std::string& destination) override;
+  // Reopens every file (after logrotate moved it). Called on SIGUSR1.
+  void reopenAll();
+  // Writes everything buffered now (used at shutdown and in tests).
+  void flushAll();
+  std::uint64_t droppedLines() const;
+
+ private:
+  void run();
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<LogFile>> files_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace portico::observability

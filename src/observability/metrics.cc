@@ -1,0 +1,186 @@
+#include "observability/metrics.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace portico::observability {
+
+void Histogram::observe(std::chrono::nanoseconds d) {
+  const double s = std::chrono::duration<double>(d).count();
+  std::size_t i = 0;
+  while (i < kBounds.size() && s > kBounds[i]) ++i;
+  buckets_[i].add();
+  count_.add();
+  sum_ns_.add(static_cast<std::uint64_t>(d.count() < 0 ? 0 : d.count()));
+}
+
+std::array<std::uint64_t, Histogram::kBounds.size() + 1> Histogram::buckets() const {
+  std::array<std::uint64_t, kBounds.size() + 1> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = buckets_[i].get();
+  return out;
+}
+
+RouteStats& WorkerStats::route(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto& p = routes_[name];
+  if (!p) p = std::make_unique<RouteStats>();
+  return *p;
+}
+
+UpstreamStats& WorkerStats::upstream(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto& p = upstreams_[name];
+  if (!p) p = std::make_unique<UpstreamStats>();
+  return *p;
+}
+
+namespace {
+
+std::string escapeLabel(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+void line(std::string& out, const char* name, const std::string& labels, double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", value);
+  out += name;
+  if (!labels.empty()) out += "{" + labels + "}";
+  out += ' ';
+  out += buf;
+  out += '\n';
+}
+
+double residentBytes() {
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, rss = 0;
+  f >> pages >> rss;
+  return static_cast<double>(rss) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
+                             const ProcessStats& process) {
+  std::string out;
+  out.reserve(4096);
+  std::uint64_t accepted = 0, active = 0, requests = 0, bad = 0;
+  std::map<std::string, std::array<std::uint64_t, 6>> routes;
+  struct Up {
+    std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
+    std::uint64_t count = 0, sum_ns = 0, attempts = 0, failures = 0, retries = 0;
+  };
+  std::map<std::string, Up> upstreams;
+  for (const auto* w : workers) {
+    accepted += w->connections_accepted.get();
+    active += w->connections_active.get();
+    requests += w->requests.get();
+    bad += w->bad_requests.get();
+    w->forEachRoute([&](const std::string& name, const RouteStats& s) {
+      auto& r = routes[name];
+      for (std::size_t i = 0; i < r.size(); ++i) r[i] += s.by_class[i].get();
+    });
+    w->forEachUpstream([&](const std::string& name, const UpstreamStats& s) {
+      auto& u = upstreams[name];
+      auto b = s.duration.buckets();
+      for (std::size_t i = 0; i < b.size(); ++i) u.buckets[i] += b[i];
+      u.count += s.duration.count();
+      u.sum_ns += s.duration.sumNanos();
+      u.attempts += s.attempts.get();
+      u.failures += s.failures.get();
+      u.retries += s.retries.get();
+    });
+  }
+
+  out += "# HELP portico_requests_total Requests answered, by route and status class.\n";
+  out += "# TYPE portico_requests_total counter\n";
+  static const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (const auto& [name, r] : routes) {
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (r[i] == 0 && i != 2) continue;
+      line(out, "portico_requests_total",
+           "route=\"" + escapeLabel(name) + "\",code=\"" + kClasses[i] + "\"",
+           static_cast<double>(r[i]));
+    }
+  }
+  out += "# HELP portico_http_requests_total Requests read from clients, all routes.\n";
+  out += "# TYPE portico_http_requests_total counter\n";
+  line(out, "portico_http_requests_total", "", static_cast<double>(requests));
+  out += "# HELP portico_bad_requests_total Requests refused as malformed or over a limit.\n";
+  out += "# TYPE portico_bad_requests_total counter\n";
+  line(out, "portico_bad_requests_total", "", static_cast<double>(bad));
+
+  out += "# HELP portico_upstream_request_duration_seconds Upstream attempt duration until the "
+         "response head.\n";
+  out += "# TYPE portico_upstream_request_duration_seconds histogram\n";
+  for (const auto& [name, u] : upstreams) {
+    const std::string l = "upstream=\"" + escapeLabel(name) + "\"";
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+      cumulative += u.buckets[i];
+      char le[32];
+      std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
+      line(out, "portico_upstream_request_duration_seconds_bucket", l + ",le=\"" + le + "\"",
+           static_cast<double>(cumulative));
+    }
+    cumulative += u.buckets.back();
+    line(out, "portico_upstream_request_duration_seconds_bucket", l + ",le=\"+Inf\"",
+         static_cast<double>(cumulative));
+    line(out, "portico_upstream_request_duration_seconds_sum", l,
+         static_cast<double>(u.sum_ns) / 1e9);
+    line(out, "portico_upstream_request_duration_seconds_count", l, static_cast<double>(u.count));
+  }
+  out += "# HELP portico_upstream_attempts_total Upstream attempts, retries included.\n";
+  out += "# TYPE portico_upstream_attempts_total counter\n";
+  for (const auto& [name, u] : upstreams)
+    line(out, "portico_upstream_attempts_total", "upstream=\"" + escapeLabel(name) + "\"",
+         static_cast<double>(u.attempts));
+  out += "# HELP portico_upstream_failures_total Upstream attempts that failed (connect, reset, "
+         "timeout).\n";
+  out += "# TYPE portico_upstream_failures_total counter\n";
+  for (const auto& [name, u] : upstreams)
+    line(out, "portico_upstream_failures_total", "upstream=\"" + escapeLabel(name) + "\"",
+         static_cast<double>(u.failures));
+  out += "# HELP portico_upstream_retries_total Retries made.\n";
+  out += "# TYPE portico_upstream_retries_total counter\n";
+  for (const auto& [name, u] : upstreams)
+    line(out, "portico_upstream_retries_total", "upstream=\"" + escapeLabel(name) + "\"",
+         static_cast<double>(u.retries));
+
+  out += "# HELP portico_connections_active Client connections open now.\n";
+  out += "# TYPE portico_connections_active gauge\n";
+  line(out, "portico_connections_active", "", static_cast<double>(active));
+  out += "# HELP portico_connections_accepted_total Client connections accepted.\n";
+  out += "# TYPE portico_connections_accepted_total counter\n";
+  line(out, "portico_connections_accepted_total", "", static_cast<double>(accepted));
+  out += "# HELP portico_config_reloads_total Configurations loaded and swapped in.\n";
+  out += "# TYPE portico_config_reloads_total counter\n";
+  line(out, "portico_config_reloads_total", "", static_cast<double>(process.config_reloads.load()));
+  out += "# HELP portico_config_reload_failures_total Configurations refused.\n";
+  out += "# TYPE portico_config_reload_failures_total counter\n";
+  line(out, "portico_config_reload_failures_total", "",
+       static_cast<double>(process.config_reload_failures.load()));
+  out += "# HELP portico_config_version Version number of the active configuration.\n";
+  out += "# TYPE portico_config_version gauge\n";
+  line(out, "portico_config_version", "", static_cast<double>(process.config_version.load()));
+  out += "# HELP portico_access_log_dropped_total Log lines dropped because a sink was full.\n";
+  out += "# TYPE portico_access_log_dropped_total counter\n";
+  line(out, "portico_access_log_dropped_total", "",
+       static_cast<double>(process.log_lines_dropped.load()));
+  out += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n";
+  out += "# TYPE process_resident_memory_bytes gauge\n";
+  line(out, "process_resident_memory_bytes", "", residentBytes());
+  return out;
+}
+
+}  // namespace portico::observability

@@ -1,0 +1,94 @@
+#pragma once
+// Per-worker counters, summed when /metrics is scraped. Each counter is written by one thread
+// only (a relaxed load + store, no locked instruction); the scraper reads with relaxed loads.
+// Maps of per-route/per-upstream stats are only locked when a new name first appears (at config
+// install) and while scraping, never per request.
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace portico::observability {
+
+class Counter {
+ public:
+  void add(std::uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void sub(std::uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> v_{0};
+};
+
+class Histogram {
+ public:
+  // Upper bounds in seconds.
+  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                                      5,      10};
+  void observe(std::chrono::nanoseconds d);
+  std::array<std::uint64_t, kBounds.size() + 1> buckets() const;  // non-cumulative, +Inf last
+  std::uint64_t count() const { return count_.get(); }
+  std::uint64_t sumNanos() const { return sum_ns_.get(); }
+
+ private:
+  std::array<Counter, kBounds.size() + 1> buckets_;
+  Counter count_;
+  Counter sum_ns_;
+};
+
+struct RouteStats {
+  std::array<Counter, 6> by_class;  // index = status / 100 (0 for none)
+};
+
+struct UpstreamStats {
+  Histogram duration;  // per attempt: connect to the end of the response head
+  Counter attempts;
+  Counter failures;    // connect errors, resets, timeouts
+  Counter retries;
+};
+
+class WorkerStats {
+ public:
+  Counter connections_accepted;
+  Counter connections_active;
+  Counter requests;
+  Counter bad_requests;
+
+  RouteStats& route(const std::string& name);
+  UpstreamStats& upstream(const std::string& name);
+
+  template <class F>
+  void forEachRoute(F&& f) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, s] : routes_) f(name, *s);
+  }
+  template <class F>
+  void forEachUpstream(F&& f) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, s] : upstreams_) f(name, *s);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<RouteStats>> routes_;
+  std::map<std::string, std::unique_ptr<UpstreamStats>> upstreams_;
+};
+
+struct ProcessStats {
+  std::atomic<std::uint64_t> config_reloads{0};
+  std::atomic<std::uint64_t> config_reload_failures{0};
+  std::atomic<std::uint64_t> config_version{0};
+  std::atomic<std::uint64_t> log_lines_dropped{0};
+};
+
+// Renders every worker's counters, summed, in the Prometheus text format (0.0.4).
+std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
+                             const ProcessStats& process);
+
+}  // namespace portico::observability

@@ -1,0 +1,195 @@
+#include "proxy/message_writer.h"
+
+#include "core/json_escape.h"
+
+namespace portico::proxy {
+namespace {
+
+bool isAlwaysHopByHop(std::string_view name) {
+  using http::equalsIgnoreCase;
+  switch (name.size()) {
+    case 2:
+      return equalsIgnoreCase(name, "te");
+    case 7:
+      return equalsIgnoreCase(name, "upgrade");
+    case 10:
+      return equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "keep-alive");
+    case 14:
+      return equalsIgnoreCase(name, "content-length");  // rewritten from the framing
+    case 16:
+      return equalsIgnoreCase(name, "proxy-connection");
+    case 17:
+      return equalsIgnoreCase(name, "transfer-encoding");
+    default:
+      return false;
+  }
+}
+
+void appendHeader(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+bool isHopByHop(std::string_view name, const http::HeaderList& headers) {
+  if (isAlwaysHopByHop(name)) return true;
+  bool listed = false;
+  for (const auto& h : headers) {
+    if (!http::equalsIgnoreCase(h.name, "connection")) continue;
+    http::forEachToken(h.value, [&](std::string_view token) {
+      if (http::equalsIgnoreCase(token, name)) listed = true;
+    });
+  }
+  return listed;
+}
+
+void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
+                              std::string_view target, const ForwardInfo& info) {
+  out.append(req.method);
+  out += ' ';
+  out.append(target);
+  out.append(" HTTP/1.1\r\n");
+  const bool has_connection = req.headers.has("connection");
+  const std::string* xff = nullptr;
+  const std::string* via = nullptr;
+  for (const auto& h : req.headers) {
+    if (has_connection ? isHopByHop(h.name, req.headers) : isAlwaysHopByHop(h.name)) continue;
+    if (http::equalsIgnoreCase(h.name, "x-forwarded-for")) {
+      xff = &h.value;
+      continue;
+    }
+    if (http::equalsIgnoreCase(h.name, "via")) {
+      via = &h.value;
+      continue;
+    }
+    if (http::equalsIgnoreCase(h.name, "x-forwarded-proto") ||
+        http::equalsIgnoreCase(h.name, "x-forwarded-host") ||
+        http::equalsIgnoreCase(h.name, "expect"))
+      continue;
+    appendHeader(out, h.name, h.value);
+  }
+  out.append("X-Forwarded-For: ");
+  if (xff) {
+    out.append(*xff);
+    out.append(", ");
+  }
+  out.append(info.client_ip);
+  out.append("\r\n");
+  appendHeader(out, "X-Forwarded-Proto", info.proto);
+  if (!req.host.empty()) appendHeader(out, "X-Forwarded-Host", req.host);
+  out.append("Via: ");
+  if (via) {
+    out.append(*via);
+    out.append(", ");
+  }
+  out.append(req.version_minor == 0 ? "1.0 portico\r\n" : "1.1 portico\r\n");
+  if (!req.headers.has("x-request-id")) appendHeader(out, "X-Request-Id", info.request_id);
+  if (req.framing == http::BodyFraming::Chunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  } else if (req.framing == http::BodyFraming::ContentLength) {
+    appendHeader(out, "Content-Length", std::to_string(req.content_length));
+  } else if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
+    out.append("Content-Length: 0\r\n");
+  }
+  out.append("\r\n");
+}
+
+void writeResponseHead(std::string& out, const http::ResponseHead& resp,
+                       const ResponseFraming& framing) {
+  char status[16];
+  std::snprintf(status, sizeof status, "%03d", resp.status);
+  out.append("HTTP/1.1 ");
+  out.append(status);
+  out += ' ';
+  if (resp.reason.empty()) {
+    out.append(reasonPhrase(resp.status));
+  } else {
+    out.append(resp.reason);
+  }
+  out.append("\r\n");
+  const bool has_connection = resp.headers.has("connection");
+  const std::string* via = nullptr;
+  for (const auto& h : resp.headers) {
+    if (has_connection ? isHopByHop(h.name, resp.headers) : isAlwaysHopByHop(h.name)) continue;
+    if (http::equalsIgnoreCase(h.name, "via")) {
+      via = &h.value;
+      continue;
+    }
+    appendHeader(out, h.name, h.value);
+  }
+  out.append("Via: ");
+  if (via) {
+    out.append(*via);
+    out.append(", ");
+  }
+  out.append(resp.version_minor == 0 ? "1.0 portico\r\n" : "1.1 portico\r\n");
+  const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+  if (framing.chunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  } else if (!framing.until_close &&
+             (resp.framing == http::BodyFraming::ContentLength || resp.content_length > 0 ||
+              (!bodiless && resp.framing == http::BodyFraming::None))) {
+    // Content-Length also for HEAD responses and 304s that announced one upstream.
+    appendHeader(out, "Content-Length", std::to_string(resp.content_length));
+  }
+  if (!framing.keep_alive) {
+    out.append("Connection: close\r\n");
+  } else if (framing.client_version_minor == 0) {
+    out.append("Connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+}
+
+std::string errorBody(int status, std::string_view reason, std::string_view request_id) {
+  std::string out = "{\"error\":";
+  appendJsonString(out, reason);
+  out += ",\"status\":";
+  out += std::to_string(status);
+  out += ",\"request_id\":";
+  appendJsonString(out, request_id);
+  out += "}";
+  return out;
+}
+
+std::string_view reasonPhrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,583 @@
+#include "proxy/upstream_exchange.h"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "http/codec/chunked_decoder.h"
+#include "proxy/message_writer.h"
+
+namespace portico::proxy {
+namespace {
+
+using asio::awaitable;
+using boost::system::error_code;
+constexpr auto kUseAwaitable = asio::use_awaitable;
+
+bool isIdempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+         method == "DELETE" || method == "TRACE";
+}
+
+// A pooled connection the upstream has closed reads as EOF at once. Checked before sending a
+// request that cannot be replayed (its body streams from the client).
+bool looksAlive(tcp::socket& socket) {
+  char c;
+  ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+tcp::endpoint toEndpoint(const SocketAddress& a) {
+  tcp::endpoint ep;
+  std::memcpy(ep.data(), &a.storage, a.length);
+  ep.resize(a.length);
+  return ep;
+}
+
+std::string_view cookieValue(const std::string& cookies, std::string_view name) {
+  std::string_view rest = cookies;
+  while (!rest.empty()) {
+    auto semi = rest.find(';');
+    std::string_view pair = rest.substr(0, semi);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    auto eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+    if (semi == std::string_view::npos) break;
+    rest.remove_prefix(semi + 1);
+  }
+  return {};
+}
+
+enum class Failure {
+  None,
+  Connect,         // could not connect: nothing sent, always retryable
+  ConnectTimeout,  // same, by timeout
+  Reset,           // upstream closed or reset before a response head
+  ReadTimeout,     // no response byte within the read timeout
+  TotalTimeout,
+  BadResponse,     // malformed response head
+  RetryStatus,     // a status listed in retries.on_statuses (response discarded)
+  ClientGone,      // the client closed or failed while we sent it or read its body
+  BodyTooLarge,    // chunked request body over max_body_bytes
+  Done,            // response relayed (maybe cut short): `result` says how
+};
+
+struct AttemptOutcome {
+  Failure failure = Failure::None;
+  ExchangeResult result;
+};
+
+class Exchange {
+ public:
+  Exchange(SessionIo& io, const server::Upstream& up, http::RequestHead& req,
+           std::string_view target, api::RequestContext& ctx, const ExchangeHooks& hooks)
+      : io_(io), w_(io.worker()), up_(up), cfg_(*up.cfg), req_(req), target_(target), ctx_(ctx),
+        hooks_(hooks), in_(io.clientBuffer()) {
+    stats_ = &w_.stats.upstream(cfg_.name);
+  }
+
+  awaitable<ExchangeResult> run();
+
+ private:
+  void measureBufferedBody();
+  std::uint64_t hashKey() const;
+  awaitable<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);
+  awaitable<Failure> connect(UpstreamConnection& conn, const SocketAddress& address);
+  awaitable<Failure> sendRequest(UpstreamConnection& conn);
+  awaitable<Failure> streamRequestBody(UpstreamConnection& conn);
+  awaitable<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn,
+                                          http::ResponseHead& resp);
+  awaitable<bool> writeClient(std::span<const asio::const_buffer> buffers);
+  void reportRequestBody();
+
+  SessionIo& io_;
+  WorkerContext& w_;
+  const server::Upstream& up_;
+  const config::UpstreamConfig& cfg_;
+  http::RequestHead& req_;
+  std::string_view target_;
+  api::RequestContext& ctx_;
+  const ExchangeHooks& hooks_;
+  IoBuffer& in_;
+  observability::UpstreamStats* stats_;
+
+  std::string head_;            // upstream request head, built once
+  bool replayable_ = false;     // the whole body is in the client buffer
+  std::size_t body_in_buffer_ = 0;
+  bool body_consumed_ = false;  // the body left the client buffer (streamed or committed)
+  bool continue_sent_ = false;
+  std::string out_;
+};
+
+void Exchange::measureBufferedBody() {
+  switch (req_.framing) {
+    case http::BodyFraming::None:
+      replayable_ = true;
+      body_in_buffer_ = 0;
+      break;
+    case http::BodyFraming::ContentLength:
+      replayable_ = in_.size() >= req_.content_length;
+      body_in_buffer_ = replayable_ ? req_.content_length : 0;
+      break;
+    case http::BodyFraming::Chunked: {
+      http::ChunkedDecoder decoder;
+      auto step = decoder.feed(in_.readable(), [](std::string_view) {});
+      replayable_ = step.status == http::ChunkedDecoder::Status::Done &&
+                    decoder.payloadBytes() <= io_.limits().max_body_bytes;
+      body_in_buffer_ = replayable_ ? step.consumed : 0;
+      break;
+    }
+    default:
+      replayable_ = false;
+  }
+}
+
+std::uint64_t Exchange::hashKey() const {
+  if (cfg_.balance != config::Balance::ConsistentHash) return 0;
+  switch (cfg_.hash.on) {
+    case config::HashConfig::On::Header: {
+      const std::string* v = req_.headers.find(cfg_.hash.name);
+      return upstream::hash64(v ? std::string_view(*v) : std::string_view());
+    }
+    case config::HashConfig::On::Cookie: {
+      const std::string* c = req_.headers.find("cookie");
+      return upstream::hash64(c ? cookieValue(*c, cfg_.hash.name) : std::string_view());
+    }
+    case config::HashConfig::On::Path:
+      return upstream::hash64(req_.path);
+    case config::HashConfig::On::ClientIp:
+      return upstream::hash64(ctx_.client_ip);
+  }
+  return 0;
+}
+
+awaitable<ExchangeResult> Exchange::run() {
+  if (up_.targets.empty()) co_return ExchangeResult{false, true, 503, "no upstream targets"};
+  measureBufferedBody();
+  ForwardInfo info;
+  info.client_ip = ctx_.client_ip;
+  info.request_id = ctx_.request_id;
+  writeUpstreamRequestHead(head_, req_, target_, info);
+
+  io_.setTotalDeadline(cfg_.timeouts.total);
+  upstream::LoadBalancer& lb = w_.balancer(up_);
+  const std::uint64_t key = hashKey();
+  upstream::Excluded tried(up_.targets.size(), 0);
+  const int attempts = static_cast<int>(cfg_.retries.attempts);
+  ExchangeResult failure{false, true, 502, "upstream unavailable"};
+  upstream::Rng rng(static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()));
+
+  for (int n = 0; n < attempts; ++n) {
+    if (n > 0) {
+      stats_->retries.add();
+      // Jittered exponential backoff: base * 2^(n-1), capped, times a factor in [0.5, 1).
+      auto base = cfg_.retries.backoff_base * (1 << std::min(n - 1, 10));
+      auto delay = std::min<config::Duration>(base, cfg_.retries.backoff_max);
+      delay = config::Duration(delay.count() / 2 +
+                               static_cast<std::int64_t>(rng.below(
+                                   static_cast<std::uint64_t>(delay.count() / 2 + 1))));
+      if (delay.count() > 0) {
+        asio::steady_timer timer(w_.io, delay);
+        error_code ec;
+        co_await timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
+      }
+      if (io_.totalExpired()) {
+        failure = {false, true, 504, "upstream request timeout"};
+        break;
+      }
+    }
+    int idx = lb.pick(key, tried);
+    if (idx < 0) {  // every target tried: go round again
+      std::fill(tried.begin(), tried.end(), 0);
+      idx = lb.pick(key, tried);
+    }
+    if (idx < 0) {
+      failure = {false, true, 503, "no upstream target available"};
+      break;
+    }
+    tried[static_cast<std::size_t>(idx)] = 1;
+    const auto& target = up_.targets[static_cast<std::size_t>(idx)];
+    ctx_.upstream_target = target.address.text;
+    ++ctx_.upstream_attempts;
+    lb.onStart(idx);
+    AttemptOutcome a = co_await attempt(target, n + 1 == attempts);
+    lb.onFinish(idx);
+    io_.setUpstreamSocket(nullptr);
+
+    const bool can_replay = replayable_ && !body_consumed_;
+    switch (a.failure) {
+      case Failure::Done:
+        io_.setTotalDeadline({});
+        co_return a.result;
+      case Failure::ClientGone:
+        io_.setTotalDeadline({});
+        co_return ExchangeResult{false, false, 0, "client closed"};
+      case Failure::BodyTooLarge:
+        io_.setTotalDeadline({});
+        co_return ExchangeResult{false, false, 413, "request body too large"};
+      case Failure::Connect:
+        stats_->failures.add();
+        failure = {false, true, 502, "upstream connect failed"};
+        if (!can_replay && body_consumed_) n = attempts;  // cannot happen before sending
+        continue;
+      case Failure::ConnectTimeout:
+        stats_->failures.add();
+        failure = {false, true, 504, "upstream connect timeout"};
+        continue;
+      case Failure::Reset:
+        stats_->failures.add();
+        failure = {false, true, 502, "upstream closed the connection"};
+        if (can_replay && isIdempotent(req_.method)) continue;
+        break;
+      case Failure::RetryStatus:
+        continue;
+      case Failure::ReadTimeout:
+        stats_->failures.add();
+        failure = {false, true, 504, "upstream read timeout"};
+        break;
+      case Failure::TotalTimeout:
+        stats_->failures.add();
+        failure = {false, true, 504, "upstream request timeout"};
+        break;
+      case Failure::BadResponse:
+        stats_->failures.add();
+        failure = {false, true, 502, "invalid response from upstream"};
+        break;
+      case Failure::None:
+        break;
+    }
+    break;
+  }
+  io_.setTotalDeadline({});
+  // The client connection can only stay open if the request body is fully behind us.
+  failure.keep_client = req_.framing == http::BodyFraming::None || (replayable_ && !body_consumed_);
+  if (failure.keep_client && body_in_buffer_ > 0) in_.consume(body_in_buffer_);
+  co_return failure;
+}
+
+awaitable<Failure> Exchange::connect(UpstreamConnection& conn, const SocketAddress& address) {
+  io_.setUpstreamSocket(&conn.socket);
+  io_.armOp(cfg_.timeouts.connect);
+  error_code ec;
+  co_await conn.socket.async_connect(toEndpoint(address), asio::redirect_error(kUseAwaitable, ec));
+  const bool timed_out = io_.opTimedOut();
+  io_.disarmOp();
+  if (io_.totalExpired()) co_return Failure::TotalTimeout;
+  if (ec) co_return timed_out ? Failure::ConnectTimeout : Failure::Connect;
+  conn.socket.set_option(tcp::no_delay(true), ec);
+  co_return Failure::None;
+}
+
+awaitable<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, bool last) {
+  const auto started = Clock::now();
+  stats_->attempts.add();
+  std::unique_ptr<UpstreamConnection> conn = w_.pool.acquire(target.address.text);
+  if (conn && !replayable_ && !looksAlive(conn->socket)) conn.reset();
+
+  // A pooled connection may have been closed by the upstream while idle: if it fails before
+  // any response byte, the request goes again once on a fresh connection.
+  for (int fresh_tries = 0;; ++fresh_tries) {
+    const bool reused = conn != nullptr;
+    if (!conn) {
+      conn = std::make_unique<UpstreamConnection>(w_.io);
+      conn->target = target.address.text;
+      Failure f = co_await connect(*conn, target.address);
+      if (f != Failure::None) co_return AttemptOutcome{f, {}};
+    }
+    io_.setUpstreamSocket(&conn->socket);
+    ++conn->requests;
+
+    Failure sent = co_await sendRequest(*conn);
+    if (sent == Failure::Reset && reused && replayable_ && fresh_tries == 0) {
+      conn.reset();
+      continue;
+    }
+    if (sent != Failure::None && sent != Failure::Reset) co_return AttemptOutcome{sent, {}};
+
+    // Read the response head (skipping 1xx interim responses).
+    http::ResponseHead resp;
+    IoBuffer& buf = conn->buffer;
+    Failure got = Failure::None;
+    bool received_any = false;
+    error_code ec;
+    for (;;) {
+      if (!buf.empty()) {
+        auto pr = http::parseResponseHead(buf.readable(), io_.limits().head, req_.method == "HEAD",
+                                          resp);
+        if (pr.status == http::ParseStatus::Error) {
+          got = Failure::BadResponse;
+          break;
+        }
+        if (pr.status == http::ParseStatus::Complete) {
+          if (resp.status >= 100 && resp.status < 200) {
+            if (resp.status == 101) {  // upgrades arrive with WebSocket support
+              got = Failure::BadResponse;
+              break;
+            }
+            buf.consume(pr.consumed);
+            continue;
+          }
+          buf.consume(pr.consumed);
+          break;
+        }
+      }
+      if (buf.writable() == 0) {
+        if (buf.capacity() >= io_.limits().head.max_header_bytes + 4096) {
+          got = Failure::BadResponse;
+          break;
+        }
+        buf.reserve(io_.limits().head.max_header_bytes + 4096);
+      }
+      io_.armOp(cfg_.timeouts.read);
+      std::size_t n = co_await conn->socket.async_read_some(
+          asio::buffer(buf.writePtr(), buf.writable()), asio::redirect_error(kUseAwaitable, ec));
+      const bool timed_out = io_.opTimedOut();
+      io_.disarmOp();
+      if (io_.totalExpired()) {
+        got = Failure::TotalTimeout;
+        break;
+      }
+      if (ec || n == 0) {
+        got = timed_out ? Failure::ReadTimeout : Failure::Reset;
+        break;
+      }
+      received_any = true;
+      buf.commit(n);
+    }
+    if (got == Failure::Reset && reused && !received_any && replayable_ && !body_consumed_ &&
+        fresh_tries == 0) {
+      conn.reset();
+      continue;  // stale pooled connection: replay on a fresh one
+    }
+    if (got == Failure::None && sent == Failure::Reset) got = Failure::None;  // it answered early
+    stats_->duration.observe(Clock::now() - started);
+    if (got != Failure::None) co_return AttemptOutcome{got, {}};
+    ctx_.upstream_latency = Clock::now() - started;
+
+    const auto& statuses = cfg_.retries.on_statuses;
+    if (!last && replayable_ && !body_consumed_ && isIdempotent(req_.method) &&
+        std::find(statuses.begin(), statuses.end(), resp.status) != statuses.end()) {
+      co_return AttemptOutcome{Failure::RetryStatus, {}};
+    }
+    if (!body_consumed_) {
+      reportRequestBody();
+      in_.consume(body_in_buffer_);
+      body_consumed_ = true;
+    }
+    ExchangeResult r = co_await relayResponse(std::move(conn), resp);
+    if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
+    co_return AttemptOutcome{Failure::Done, r};
+  }
+}
+
+void Exchange::reportRequestBody() {
+  if (body_in_buffer_ == 0) return;
+  std::string_view body = in_.readable().substr(0, body_in_buffer_);
+  if (req_.framing == http::BodyFraming::Chunked) {
+    http::ChunkedDecoder decoder;
+    decoder.feed(body, [&](std::string_view data) {
+      ctx_.bytes_received += data.size();
+      if (hooks_.request_body) hooks_.request_body(data);
+    });
+  } else {
+    ctx_.bytes_received += body.size();
+    if (hooks_.request_body) hooks_.request_body(body);
+  }
+}
+
+awaitable<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
+  error_code ec;
+  if (replayable_ && !body_consumed_) {
+    std::array<asio::const_buffer, 2> buffers{
+        asio::buffer(head_), asio::buffer(in_.readable().data(), body_in_buffer_)};
+    io_.armOp(cfg_.timeouts.read);
+    co_await asio::async_write(conn.socket, buffers, asio::redirect_error(kUseAwaitable, ec));
+    io_.disarmOp();
+    if (io_.totalExpired()) co_return Failure::TotalTimeout;
+    co_return ec ? Failure::Reset : Failure::None;
+  }
+  if (body_consumed_) co_return Failure::Reset;  // a streamed body cannot be sent twice
+  if (req_.expect_continue && !continue_sent_) {
+    continue_sent_ = true;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    io_.armOp(io_.limits().idle_timeout);
+    co_await asio::async_write(io_.client(), asio::buffer(kContinue),
+                               asio::redirect_error(kUseAwaitable, ec));
+    io_.disarmOp();
+    if (ec) co_return Failure::ClientGone;
+  }
+  co_return co_await streamRequestBody(conn);
+}
+
+awaitable<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
+  body_consumed_ = true;
+  error_code ec;
+  bool head_sent = false;
+  std::uint64_t remaining = req_.content_length;
+  http::ChunkedDecoder decoder;
+  const bool chunked = req_.framing == http::BodyFraming::Chunked;
+  for (;;) {
+    // Forward what the client buffer holds of the body.
+    std::string_view avail = in_.readable();
+    std::size_t take = 0;
+    bool done = false;
+    if (chunked) {
+      auto step = decoder.feed(avail, [&](std::string_view data) {
+        ctx_.bytes_received += data.size();
+        if (hooks_.request_body) hooks_.request_body(data);
+      });
+      if (step.status == http::ChunkedDecoder::Status::Error) co_return Failure::ClientGone;
+      if (decoder.payloadBytes() > io_.limits().max_body_bytes) co_return Failure::BodyTooLarge;
+      take = step.consumed;
+      done = step.status == http::ChunkedDecoder::Status::Done;
+    } else {
+      take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
+      remaining -= take;
+      done = remaining == 0;
+      ctx_.bytes_received += take;
+      if (hooks_.request_body && take) hooks_.request_body(avail.substr(0, take));
+    }
+    std::array<asio::const_buffer, 2> buffers{
+        asio::buffer(head_sent ? std::string_view() : std::string_view(head_)),
+        asio::buffer(avail.data(), take)};
+    head_sent = true;
+    io_.armOp(cfg_.timeouts.read);
+    co_await asio::async_write(conn.socket, buffers, asio::redirect_error(kUseAwaitable, ec));
+    io_.disarmOp();
+    in_.consume(take);
+    if (io_.totalExpired()) co_return Failure::TotalTimeout;
+    if (ec) co_return Failure::Reset;  // the upstream may still have answered: read it
+    if (done) co_return Failure::None;
+    io_.armOp(io_.limits().idle_timeout);
+    std::size_t n = co_await io_.client().async_read_some(
+        asio::buffer(in_.writePtr(), in_.writable()), asio::redirect_error(kUseAwaitable, ec));
+    io_.disarmOp();
+    if (ec || n == 0) co_return Failure::ClientGone;
+    in_.commit(n);
+  }
+}
+
+awaitable<bool> Exchange::writeClient(std::span<const asio::const_buffer> buffers) {
+  error_code ec;
+  io_.armOp(io_.limits().idle_timeout);
+  std::size_t n = co_await asio::async_write(io_.client(), buffers,
+                                             asio::redirect_error(kUseAwaitable, ec));
+  io_.disarmOp();
+  ctx_.bytes_sent += n;
+  co_return !ec;
+}
+
+awaitable<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn,
+                                                  http::ResponseHead& resp) {
+  if (!resp.headers.has("x-request-id")) resp.headers.add("X-Request-Id", ctx_.request_id);
+  if (hooks_.response_head) hooks_.response_head(resp);
+  const bool to_http10 = req_.version_minor == 0;
+  ResponseFraming framing;
+  framing.client_version_minor = req_.version_minor;
+  framing.chunked = resp.framing == http::BodyFraming::Chunked && !to_http10;
+  framing.until_close = resp.framing == http::BodyFraming::UntilClose ||
+                        (resp.framing == http::BodyFraming::Chunked && to_http10);
+  framing.keep_alive = req_.keep_alive && !framing.until_close && !w_.draining;
+  out_.clear();
+  writeResponseHead(out_, resp, framing);
+
+  ExchangeResult result{true, framing.keep_alive, resp.status, ""};
+  IoBuffer& buf = conn->buffer;
+  bool upstream_ok = true;  // the upstream body ended where its framing said
+  bool head_pending = true;
+  std::uint64_t remaining = resp.content_length;
+  http::ChunkedDecoder decoder;
+  std::vector<asio::const_buffer> spans;
+  error_code ec;
+  for (;;) {
+    std::string_view avail = buf.readable();
+    std::size_t take = 0;
+    bool done = false;
+    spans.clear();
+    if (head_pending) spans.push_back(asio::buffer(out_));
+    switch (resp.framing) {
+      case http::BodyFraming::None:
+        done = true;
+        break;
+      case http::BodyFraming::ContentLength:
+        take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
+        remaining -= take;
+        done = remaining == 0;
+        if (take) spans.push_back(asio::buffer(avail.data(), take));
+        if (hooks_.response_body && take) hooks_.response_body(avail.substr(0, take));
+        break;
+      case http::BodyFraming::Chunked: {
+        const std::size_t first_span = spans.size();
+        auto step = decoder.feed(avail, [&](std::string_view data) {
+          if (to_http10) spans.push_back(asio::buffer(data.data(), data.size()));
+          if (hooks_.response_body) hooks_.response_body(data);
+        });
+        if (step.status == http::ChunkedDecoder::Status::Error) {
+          upstream_ok = false;
+          done = true;
+          spans.resize(first_span);
+          break;
+        }
+        take = step.consumed;
+        done = step.status == http::ChunkedDecoder::Status::Done;
+        if (!to_http10 && take) spans.push_back(asio::buffer(avail.data(), take));
+        break;
+      }
+      case http::BodyFraming::UntilClose:
+        take = avail.size();
+        if (take) spans.push_back(asio::buffer(avail.data(), take));
+        if (hooks_.response_body && take) hooks_.response_body(avail);
+        break;
+    }
+    if (!spans.empty()) {
+      if (!co_await writeClient(spans)) {
+        result.keep_client = false;
+        result.status = resp.status;
+        co_return ExchangeResult{true, false, resp.status, "client closed"};
+      }
+    }
+    head_pending = false;
+    buf.consume(take);
+    if (done) break;
+    io_.armOp(cfg_.timeouts.read);
+    std::size_t n = co_await conn->socket.async_read_some(
+        asio::buffer(buf.writePtr(), buf.writable()), asio::redirect_error(kUseAwaitable, ec));
+    io_.disarmOp();
+    if (ec || n == 0 || io_.totalExpired()) {
+      upstream_ok = resp.framing == http::BodyFraming::UntilClose && !ec && n == 0;
+      if (resp.framing == http::BodyFraming::UntilClose && ec == asio::error::eof)
+        upstream_ok = true;
+      break;
+    }
+    buf.commit(n);
+  }
+  if (!upstream_ok) {
+    // The body was cut short: the client must see the connection close, not a complete message.
+    result.keep_client = false;
+    stats_->failures.add();
+    co_return result;
+  }
+  if (resp.keep_alive && resp.framing != http::BodyFraming::UntilClose && buf.empty() &&
+      !w_.draining) {
+    w_.pool.release(std::move(conn), cfg_.pool, Clock::now());
+  }
+  co_return result;
+}
+
+}  // namespace
+
+awaitable<ExchangeResult> exchangeWithUpstream(SessionIo& io, const server::Upstream& upstream,
+                                               http::RequestHead& req, std::string_view target,
+                                               api::RequestContext& ctx,
+                                               const ExchangeHooks& hooks) {
+  Exchange exchange(io, upstream, req, target, ctx, hooks);
+  co_return co_await exchange.run();
+}
+
+}  // namespace portico::proxy

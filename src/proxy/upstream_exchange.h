@@ -1,0 +1,62 @@
+#pragma once
+// One request's trip to an upstream and back: target choice, pooled or fresh connection,
+// request head and body out, response head in, response streamed to the client. Retries,
+// stale-connection replays and timeouts live here.
+#include <functional>
+#include <string_view>
+#include <utility>  // boost/asio/awaitable.hpp uses std::exchange without including it
+
+#include <boost/asio/awaitable.hpp>
+
+#include "api/request_context.h"
+#include "http/codec/head_parser.h"
+#include "proxy/worker_context.h"
+
+namespace portico::proxy {
+
+struct RequestLimits {
+  http::HeadLimits head;
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;
+  config::Duration idle_timeout{60000};
+};
+
+// What the exchange needs from the client session: its socket and buffer, and its deadlines
+// (enforced by the worker's sweeper, which cancels the pending socket operation).
+class SessionIo {
+ public:
+  virtual WorkerContext& worker() = 0;
+  virtual tcp::socket& client() = 0;
+  virtual IoBuffer& clientBuffer() = 0;
+  virtual void armOp(Clock::duration d) = 0;  // the next socket operations must end within d
+  virtual void disarmOp() = 0;
+  virtual bool opTimedOut() const = 0;
+  virtual bool totalExpired() const = 0;
+  virtual void setTotalDeadline(Clock::duration d) = 0;  // 0 = none
+  virtual void setUpstreamSocket(tcp::socket* s) = 0;    // cancelled too on a deadline
+  virtual const RequestLimits& limits() const = 0;
+
+ protected:
+  ~SessionIo() = default;
+};
+
+struct ExchangeHooks {
+  std::function<void(http::ResponseHead&)> response_head;  // response filters, reverse order
+  std::function<void(std::string_view)> request_body;      // may be empty
+  std::function<void(std::string_view)> response_body;     // may be empty
+};
+
+struct ExchangeResult {
+  bool responded = false;     // a response (perhaps cut short) went to the client
+  bool keep_client = false;   // the client connection can serve another request
+  int status = 0;             // status sent, or the error status to answer when !responded
+  const char* error = "";     // reason when Portico has to answer the error itself
+};
+
+boost::asio::awaitable<ExchangeResult> exchangeWithUpstream(SessionIo& io,
+                                                            const server::Upstream& upstream,
+                                                            http::RequestHead& req,
+                                                            std::string_view target,
+                                                            api::RequestContext& ctx,
+                                                            const ExchangeHooks& hooks);
+
+}  // namespace portico::proxy

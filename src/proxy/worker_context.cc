@@ -1,0 +1,77 @@
+#include "proxy/worker_context.h"
+
+#include <algorithm>
+
+namespace portico::proxy {
+
+std::unique_ptr<UpstreamConnection> ConnectionPool::acquire(const std::string& target) {
+  auto it = idle_.find(target);
+  if (it == idle_.end() || it->second.empty()) return nullptr;
+  auto conn = std::move(it->second.back());
+  it->second.pop_back();
+  return conn;
+}
+
+void ConnectionPool::release(std::unique_ptr<UpstreamConnection> conn,
+                             const config::PoolConfig& cfg, Clock::time_point now) {
+  auto& list = idle_[conn->target];
+  if (list.size() >= cfg.max_idle || !conn->buffer.empty()) return;  // closes it
+  conn->idle_since = now;
+  conn->idle_timeout = cfg.idle_timeout;
+  list.push_back(std::move(conn));
+}
+
+void ConnectionPool::sweep(Clock::time_point now) {
+  for (auto& [_, list] : idle_) {
+    std::erase_if(list, [&](const std::unique_ptr<UpstreamConnection>& c) {
+      return now - c->idle_since >= c->idle_timeout;
+    });
+  }
+}
+
+std::size_t ConnectionPool::idleCount() const {
+  std::size_t n = 0;
+  for (const auto& [_, list] : idle_) n += list.size();
+  return n;
+}
+
+upstream::LoadBalancer& WorkerContext::balancer(const server::Upstream& up) {
+  auto& b = balancers_[up.cfg->name];
+  if (!b.lb || b.fingerprint != up.fingerprint) {
+    std::vector<std::uint32_t> weights;
+    for (const auto& t : up.targets) weights.push_back(t.weight);
+    b.lb = upstream::makeLoadBalancer(up.cfg->balance, weights, up.hash_table,
+                                      0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(id + 1));
+    b.fingerprint = up.fingerprint;
+  }
+  return *b.lb;
+}
+
+void WorkerContext::installSnapshot(std::shared_ptr<const server::Snapshot> snap) {
+  route_stats.clear();
+  for (const auto& r : snap->routes) route_stats.push_back(&stats.route(r.cfg->name));
+  upstream_stats.clear();
+  for (const auto& u : snap->upstreams) upstream_stats.push_back(&stats.upstream(u.cfg->name));
+  snapshot = std::move(snap);
+}
+
+void WorkerContext::add(SessionBase* s) {
+  s->prev = nullptr;
+  s->next = sessions_;
+  if (sessions_) sessions_->prev = s;
+  sessions_ = s;
+  ++session_count_;
+}
+
+void WorkerContext::remove(SessionBase* s) {
+  if (s->prev) {
+    s->prev->next = s->next;
+  } else {
+    sessions_ = s->next;
+  }
+  if (s->next) s->next->prev = s->prev;
+  s->prev = s->next = nullptr;
+  --session_count_;
+}
+
+}  // namespace portico::proxy

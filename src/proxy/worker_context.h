@@ -1,0 +1,104 @@
+#pragma once
+// Everything one worker owns: its event loop, the snapshot it serves, upstream balancers and
+// connection pools, counters and the list of live sessions. Touched only on the worker thread
+// (except the counters, which the admin thread reads).
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "core/io_buffer.h"
+#include "observability/metrics.h"
+#include "server/snapshot.h"
+#include "upstream/lb/load_balancer.h"
+
+namespace portico::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// One upstream connection, idle in the pool or in use by one request.
+struct UpstreamConnection {
+  explicit UpstreamConnection(asio::io_context& io) : socket(io) {}
+  tcp::socket socket;
+  IoBuffer buffer{16 * 1024};
+  std::string target;  // resolved address text, the pool key
+  Clock::time_point idle_since{};
+  Clock::duration idle_timeout{};
+  std::uint64_t requests = 0;
+};
+
+class ConnectionPool {
+ public:
+  // An idle connection to `target`, most recently used first; nullptr when none.
+  std::unique_ptr<UpstreamConnection> acquire(const std::string& target);
+  // Keeps the connection for reuse unless the pool for its target is full.
+  void release(std::unique_ptr<UpstreamConnection> conn, const config::PoolConfig& cfg,
+               Clock::time_point now);
+  // Closes connections idle for longer than their timeout.
+  void sweep(Clock::time_point now);
+  void clear() { idle_.clear(); }
+  std::size_t idleCount() const;
+
+ private:
+  std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
+};
+
+// Intrusive list node: sessions register themselves for deadline sweeps and drain.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Called by the sweeper; the session cancels what its deadline guards.
+  virtual void checkDeadline(Clock::time_point now) = 0;
+  // Called when the worker starts draining: idle sessions close at once.
+  virtual void onDrain() = 0;
+  SessionBase* prev = nullptr;
+  SessionBase* next = nullptr;
+};
+
+struct WorkerContext {
+  WorkerContext(asio::io_context& io_context, int worker_id, observability::WorkerStats& s)
+      : io(io_context), id(worker_id), stats(s) {}
+
+  asio::io_context& io;
+  int id;
+  observability::WorkerStats& stats;
+  std::shared_ptr<const server::Snapshot> snapshot;
+  std::vector<observability::RouteStats*> route_stats;        // by route index
+  std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index
+  ConnectionPool pool;
+  bool draining = false;
+
+  // Balancer for `up`, rebuilt when its targets changed since last use.
+  upstream::LoadBalancer& balancer(const server::Upstream& up);
+
+  void installSnapshot(std::shared_ptr<const server::Snapshot> snap);
+
+  void add(SessionBase* s);
+  void remove(SessionBase* s);
+  template <class F>
+  void forEachSession(F&& f) {
+    for (SessionBase* s = sessions_; s;) {
+      SessionBase* next = s->next;  // f may remove s
+      f(*s);
+      s = next;
+    }
+  }
+  std::size_t sessionCount() const { return session_count_; }
+
+ private:
+  struct Balancer {
+    std::string fingerprint;
+    std::unique_ptr<upstream::LoadBalancer> lb;
+  };
+  std::unordered_map<std::string, Balancer> balancers_;
+  SessionBase* sessions_ = nullptr;
+  std::size_t session_count_ = 0;
+};
+
+}  // namespace portico::proxy

@@ -1,0 +1,370 @@
+#include "server/server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "admin/admin_server.h"
+#include "filters/builtins.h"
+#include "observability/log_writer.h"
+#include "observability/metrics.h"
+#include "server/listener.h"
+#include "server/worker.h"
+
+namespace portico::server {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return makeError("cannot read " + path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+struct FileStamp {
+  std::int64_t mtime_ns = 0;
+  std::int64_t size = -1;
+  std::uint64_t inode = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp stampOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return FileStamp{static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                   static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+std::string isoTime(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+class Server {
+ public:
+  explicit Server(std::string path)
+      : path_(std::move(path)), signals_(io_, SIGHUP, SIGTERM, SIGINT), usr1_(io_, SIGUSR1),
+        watch_timer_(io_), dns_timer_(io_), drain_timer_(io_) {
+    filters::registerBuiltins(registry_);
+  }
+
+  int run();
+
+ private:
+  SnapshotInputs inputs(std::string text) {
+    SnapshotInputs in;
+    in.text = std::move(text);
+    in.file = path_;
+    in.env = config::processEnvironment();
+    in.registry = &registry_;
+    in.services = &logs_;
+    in.version = version_ + 1;
+    return in;
+  }
+  Result<std::shared_ptr<const Snapshot>> load();
+  bool publish(std::shared_ptr<const Snapshot> snap, std::string* error);
+  void reload(const std::string& why);
+  void waitSignals();
+  void watchFile();
+  void refreshDns();
+  void beginDrain();
+  void checkDrained(std::chrono::steady_clock::time_point deadline);
+  admin::AdminResponse handleAdmin(const std::string& method, const std::string& path);
+  void record(bool ok, const std::string& why, const std::string& detail);
+
+  std::string path_;
+  asio::io_context io_{1};
+  asio::signal_set signals_;
+  asio::signal_set usr1_;
+  asio::steady_timer watch_timer_;
+  asio::steady_timer dns_timer_;
+  asio::steady_timer drain_timer_;
+  api::FilterRegistry registry_;
+  observability::LogWriter logs_;
+  observability::ProcessStats process_;
+  std::vector<std::unique_ptr<observability::WorkerStats>> stats_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::shared_ptr<const Snapshot> current_;
+  std::set<std::string> open_addresses_;
+  FileStamp stamp_;
+  std::uint64_t version_ = 0;
+  bool ready_ = false;
+  bool draining_ = false;
+  struct ReloadEvent {
+    std::string time;
+    bool ok;
+    std::string reason;
+    std::string detail;
+  };
+  std::deque<ReloadEvent> history_;
+};
+
+Result<std::shared_ptr<const Snapshot>> Server::load() {
+  stamp_ = stampOf(path_);
+  auto text = readFile(path_);
+  if (!text) return text.error();
+  return buildSnapshot(inputs(std::move(*text)));
+}
+
+bool Server::publish(std::shared_ptr<const Snapshot> snap, std::string* error) {
+  // Open sockets for new listen addresses first: a bind error refuses the whole config.
+  std::set<std::string> wanted;
+  for (const auto& l : snap->config.listeners) wanted.insert(l.listen);
+  std::map<std::string, std::vector<int>> fresh;
+  for (const auto& address : wanted) {
+    if (open_addresses_.count(address)) continue;
+    for (std::size_t w = 0; w < workers_.size(); ++w) {
+      auto fd = openListener(address);
+      if (!fd) {
+        for (auto& [_, fds] : fresh)
+          for (int f : fds) ::close(f);
+        *error = fd.error().message;
+        return false;
+      }
+      fresh[address].push_back(*fd);
+    }
+  }
+  for (std::size_t w = 0; w < workers_.size(); ++w) {
+    std::map<std::string, int> mine;
+    for (const auto& address : wanted) {
+      auto it = fresh.find(address);
+      mine[address] = it == fresh.end() ? -1 : it->second[w];
+    }
+    workers_[w]->install(snap, std::move(mine));
+  }
+  open_addresses_ = std::move(wanted);
+  current_ = std::move(snap);
+  version_ = current_->version;
+  process_.config_version = version_;
+  return true;
+}
+
+void Server::record(bool ok, const std::string& why, const std::string& detail) {
+  history_.push_back({isoTime(std::chrono::system_clock::now()), ok, why, detail});
+  while (history_.size() > 20) history_.pop_front();
+}
+
+void Server::reload(const std::string& why) {
+  if (draining_) return;
+  auto snap = load();
+  std::string error;
+  if (snap && publish(*snap, &error)) {
+    ++process_.config_reloads;
+    spdlog::info("config reloaded ({}): version {}, {} routes", why, version_,
+                 current_->config.routes.size());
+    record(true, why, "");
+    return;
+  }
+  if (!snap) error = snap.error().message;
+  ++process_.config_reload_failures;
+  spdlog::error("config reload ({}) refused, version {} keeps serving:\n{}", why, version_, error);
+  record(false, why, error);
+}
+
+void Server::waitSignals() {
+  signals_.async_wait([this](error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload("SIGHUP");
+      waitSignals();
+    } else {
+      beginDrain();
+    }
+  });
+  usr1_.async_wait([this](error_code ec, int) {
+    if (ec) return;
+    logs_.reopenAll();
+    spdlog::info("log files reopened (SIGUSR1)");
+    usr1_.async_wait([this](error_code e, int s) {
+      (void)s;
+      if (!e) {
+        logs_.reopenAll();
+      }
+    });
+  });
+}
+
+void Server::watchFile() {
+  watch_timer_.expires_after(std::chrono::seconds(1));
+  watch_timer_.async_wait([this](error_code ec) {
+    if (ec || draining_) return;
+    if (current_->config.server.watch_config) {
+      FileStamp now = stampOf(path_);
+      if (!(now == stamp_) && now.size >= 0) reload("file changed");
+    }
+    process_.log_lines_dropped = logs_.droppedLines();
+    watchFile();
+  });
+}
+
+void Server::refreshDns() {
+  auto every = current_->config.server.dns_refresh;
+  if (every.count() <= 0) every = std::chrono::seconds(30);
+  dns_timer_.expires_after(every);
+  dns_timer_.async_wait([this](error_code ec) {
+    if (ec || draining_) return;
+    auto text = readFile(path_);
+    if (text) {
+      auto in = inputs(std::move(*text));
+      if (auto fresh = refreshAddresses(*current_, in)) {
+        std::string error;
+        if (publish(fresh, &error)) {
+          ++process_.config_reloads;
+          record(true, "DNS change", "");
+          spdlog::info("upstream addresses changed; version {}", version_);
+        }
+      }
+    }
+    refreshDns();
+  });
+}
+
+void Server::beginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  spdlog::info("draining: no new connections, in-flight requests finish");
+  for (auto& w : workers_) w->drain();
+  checkDrained(std::chrono::steady_clock::now() + current_->config.server.drain_timeout);
+}
+
+void Server::checkDrained(std::chrono::steady_clock::time_point deadline) {
+  std::uint64_t active = 0;
+  for (const auto& s : stats_) active += s->connections_active.get();
+  if (active == 0 || std::chrono::steady_clock::now() >= deadline) {
+    if (active) spdlog::warn("drain timeout: closing {} connections", active);
+    io_.stop();
+    return;
+  }
+  drain_timer_.expires_after(std::chrono::milliseconds(20));
+  drain_timer_.async_wait([this, deadline](error_code ec) {
+    if (!ec) checkDrained(deadline);
+  });
+}
+
+admin::AdminResponse Server::handleAdmin(const std::string& method, const std::string& path) {
+  admin::AdminResponse r;
+  if (method != "GET" && method != "HEAD") {
+    return {405, "application/json", R"({"error":"method not allowed","status":405})"};
+  }
+  if (path == "/healthz") {
+    r.body = R"({"status":"ok"})";
+  } else if (path == "/readyz") {
+    bool ok = ready_ && !draining_;
+    r.status = ok ? 200 : 503;
+    r.body = ok ? R"({"status":"ready"})" : (draining_ ? R"({"status":"draining"})"
+                                                       : R"({"status":"starting"})");
+  } else if (path == "/config") {
+    nlohmann::json j;
+    j["version"] = current_->version;
+    j["hash"] = current_->hash;
+    j["loaded_at"] = isoTime(current_->loaded_at);
+    j["source"] = current_->source;
+    j["config"] = current_->redacted;
+    nlohmann::json h = nlohmann::json::array();
+    for (const auto& e : history_)
+      h.push_back({{"time", e.time}, {"ok", e.ok}, {"reason", e.reason}, {"error", e.detail}});
+    j["reloads"] = h;
+    r.body = j.dump(2);
+  } else if (path == "/metrics") {
+    std::vector<const observability::WorkerStats*> ws;
+    for (const auto& s : stats_) ws.push_back(s.get());
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = observability::renderPrometheus(ws, process_);
+  } else {
+    r.status = 404;
+    r.body = R"({"error":"not found","status":404})";
+  }
+  return r;
+}
+
+int Server::run() {
+  auto snap = load();
+  if (!snap) {
+    std::cerr << "portico: invalid config " << path_ << ":\n" << snap.error().message;
+    return 1;
+  }
+  int n = (*snap)->config.server.workers;
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) {
+    stats_.push_back(std::make_unique<observability::WorkerStats>());
+    workers_.push_back(std::make_unique<Worker>(i, *stats_.back()));
+  }
+  admin_ = std::make_unique<admin::AdminServer>(
+      io_, [this](const std::string& m, const std::string& p) { return handleAdmin(m, p); });
+  if (auto ok = admin_->listen((*snap)->config.server.admin.listen); !ok) {
+    std::cerr << "portico: " << ok.error().message << "\n";
+    return 1;
+  }
+  std::string error;
+  if (!publish(*snap, &error)) {
+    std::cerr << "portico: " << error << "\n";
+    return 1;
+  }
+  for (auto& w : workers_) w->start();
+  record(true, "startup", "");
+  ready_ = true;
+  spdlog::info("portico serving version {} with {} workers; admin on {}", version_, n,
+               current_->config.server.admin.listen);
+  waitSignals();
+  watchFile();
+  refreshDns();
+  io_.run();
+  admin_->stop();
+  for (auto& w : workers_) w->stop();
+  workers_.clear();
+  logs_.flushAll();
+  spdlog::info("portico stopped");
+  return 0;
+}
+
+}  // namespace
+
+int run(const std::string& config_path) {
+  std::signal(SIGPIPE, SIG_IGN);
+  Server server(config_path);
+  return server.run();
+}
+
+Result<std::string> validate(const std::string& config_path) {
+  auto text = readFile(config_path);
+  if (!text) return text.error();
+  api::FilterRegistry registry;
+  filters::registerBuiltins(registry);
+  observability::LogWriter logs;
+  SnapshotInputs in;
+  in.text = std::move(*text);
+  in.file = config_path;
+  in.env = config::processEnvironment();
+  in.registry = &registry;
+  in.services = &logs;
+  in.version = 1;
+  auto snap = buildSnapshot(in);
+  if (!snap) return snap.error();
+  return "config ok: " + std::to_string((*snap)->config.routes.size()) + " routes, " +
+         std::to_string((*snap)->config.upstreams.size()) + " upstreams, " +
+         std::to_string((*snap)->config.listeners.size()) + " listeners";
+}
+
+}  // namespace portico::server

@@ -1,0 +1,155 @@
+#include "server/snapshot.h"
+
+#include <openssl/evp.h>
+
+#include "config/model_parser.h"
+#include "config/reader.h"
+
+namespace portico::server {
+namespace {
+
+std::string sha256Hex(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
+                             const api::FilterRegistry& registry, api::Services& services,
+                             config::Diagnostics& diag) {
+  FilterFactories out;
+  static const nlohmann::json kNull;
+  for (const auto& p : plugins) {
+    const api::FilterType* type = registry.find(p.name);
+    if (!type) {
+      if (!p.name.empty())
+        diag.add(p.path + ".name",
+                 "unknown plugin \"" + p.name + "\" (known: " + registry.names() + ")");
+      continue;
+    }
+    api::FilterBuildContext ctx{p.config.is_null() ? kNull : p.config, p.path + ".config", diag,
+                                services};
+    if (auto f = type->build(ctx)) out.push_back(std::move(f));
+  }
+  return out;
+}
+
+bool resolveTargets(const config::UpstreamConfig& cfg, Upstream& up, config::Diagnostics* diag) {
+  up.targets.clear();
+  bool ok = true;
+  for (std::size_t i = 0; i < cfg.targets.size(); ++i) {
+    const auto& t = cfg.targets[i];
+    const std::string path = config::indexPath(cfg.path + ".targets", i);
+    auto hp = parseHostPort(t.address);
+    if (!hp) {
+      if (diag) diag->add(path, hp.error().message);
+      ok = false;
+      continue;
+    }
+    auto addrs = resolve(*hp);
+    if (!addrs) {
+      if (diag) diag->add(path, addrs.error().message);
+      ok = false;
+      continue;
+    }
+    // A name with several addresses contributes one target per address (same weight each).
+    for (auto& a : *addrs) up.targets.push_back(UpstreamTarget{t.address, std::move(a), t.weight});
+  }
+  return ok;
+}
+
+void finishUpstream(Upstream& up) {
+  const auto& cfg = *up.cfg;
+  up.fingerprint = std::to_string(static_cast<int>(cfg.balance)) + "|";
+  std::vector<upstream::ConsistentHash::Member> members;
+  for (const auto& t : up.targets) {
+    up.fingerprint += t.address.text + "*" + std::to_string(t.weight) + ",";
+    members.push_back({t.address.text, t.weight});
+  }
+  if (cfg.balance == config::Balance::ConsistentHash) {
+    up.hash_table = cfg.hash.algorithm == config::HashConfig::Algorithm::Maglev
+                        ? upstream::makeMaglev(members)
+                        : upstream::makeRing(members);
+  }
+}
+
+}  // namespace
+
+const Upstream* Snapshot::findUpstream(const std::string& name) const {
+  for (const auto& u : upstreams) {
+    if (u.cfg->name == name) return &u;
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) {
+  auto snap = std::make_shared<Snapshot>();
+  config::ConfigTree tree;
+  config::Diagnostics diag;
+  config::parseConfigText(in.text, in.file, in.env, tree, diag);
+  if (diag.empty()) snap->config = config::parseModel(tree.root, diag);
+  if (!diag.empty()) return makeError(diag.format());
+
+  const auto& cfg = snap->config;
+  for (const auto& l : cfg.listeners) {
+    auto hp = parseHostPort(l.listen);
+    if (!hp) diag.add("listeners", l.name + ": " + hp.error().message);
+  }
+  if (auto hp = parseHostPort(cfg.server.admin.listen); !hp)
+    diag.add("server.admin.listen", hp.error().message);
+
+  snap->upstreams.resize(cfg.upstreams.size());
+  for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    auto& up = snap->upstreams[i];
+    up.cfg = &cfg.upstreams[i];
+    up.index = i;
+    resolveTargets(cfg.upstreams[i], up, &diag);
+    finishUpstream(up);
+  }
+  snap->matcher = router::RouteMatcher::build(cfg.routes, diag);
+  snap->global_filters = buildFilters(cfg.plugins, *in.registry, *in.services, diag);
+  snap->routes.resize(cfg.routes.size());
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+    auto& r = snap->routes[i];
+    r.cfg = &cfg.routes[i];
+    r.upstream = r.cfg->upstream.empty() ? nullptr : snap->findUpstream(r.cfg->upstream);
+    r.filters = snap->global_filters;
+    auto own = buildFilters(r.cfg->plugins, *in.registry, *in.services, diag);
+    r.filters.insert(r.filters.end(), own.begin(), own.end());
+  }
+  if (!diag.empty()) return makeError(diag.format());
+
+  snap->version = in.version;
+  snap->hash = sha256Hex(in.text);
+  snap->loaded_at = std::chrono::system_clock::now();
+  snap->redacted = config::redacted(tree);
+  snap->source = in.file;
+  return std::shared_ptr<const Snapshot>(std::move(snap));
+}
+
+std::shared_ptr<const Snapshot> refreshAddresses(const Snapshot& current,
+                                                 const SnapshotInputs& in) {
+  bool changed = false;
+  std::vector<Upstream> fresh(current.upstreams.size());
+  for (std::size_t i = 0; i < current.upstreams.size(); ++i) {
+    fresh[i].cfg = current.upstreams[i].cfg;
+    fresh[i].index = i;
+    if (!resolveTargets(*fresh[i].cfg, fresh[i], nullptr)) return nullptr;
+    finishUpstream(fresh[i]);
+    changed |= fresh[i].fingerprint != current.upstreams[i].fingerprint;
+  }
+  if (!changed) return nullptr;
+  // Rebuild from the same text so every pointer inside the new snapshot is its own.
+  auto rebuilt = buildSnapshot(in);
+  if (!rebuilt) return nullptr;
+  return *rebuilt;
+}
+
+}  // namespace portico::server

@@ -1,0 +1,80 @@
+#pragma once
+// The compiled, immutable configuration. Built on the control thread, then shared (as
+// shared_ptr<const Snapshot>) with every worker. In-flight requests keep the snapshot they
+// started with.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "api/filter.h"
+#include "api/filter_registry.h"
+#include "api/services.h"
+#include "config/config_tree.h"
+#include "config/model.h"
+#include "core/address.h"
+#include "router/route_matcher.h"
+#include "upstream/lb/consistent_hash.h"
+
+namespace portico::server {
+
+using FilterFactories = std::vector<std::shared_ptr<const api::FilterFactory>>;
+
+struct UpstreamTarget {
+  std::string configured;  // as written, e.g. "users.internal:9001"
+  SocketAddress address;   // one resolved address
+  std::uint32_t weight = 1;
+};
+
+struct Upstream {
+  const config::UpstreamConfig* cfg = nullptr;
+  std::size_t index = 0;
+  std::vector<UpstreamTarget> targets;
+  std::shared_ptr<const upstream::ConsistentHash> hash_table;
+  // Changes when targets, weights or balance change: workers then rebuild their balancer.
+  std::string fingerprint;
+};
+
+struct Route {
+  const config::RouteConfig* cfg = nullptr;
+  const Upstream* upstream = nullptr;  // null when the route only answers locally
+  FilterFactories filters;             // global filters first, then the route's own
+};
+
+struct Snapshot {
+  config::Config config;
+  std::unique_ptr<router::RouteMatcher> matcher;
+  std::vector<Route> routes;  // by route index
+  std::vector<Upstream> upstreams;
+  FilterFactories global_filters;  // also run (response and log phases) for unrouted requests
+
+  std::uint64_t version = 0;
+  std::string hash;  // sha256 of the source text, hex
+  std::chrono::system_clock::time_point loaded_at;
+  nlohmann::json redacted;  // the source tree with secrets replaced
+  std::string source;       // file name
+
+  const Upstream* findUpstream(const std::string& name) const;
+};
+
+struct SnapshotInputs {
+  std::string text;
+  std::string file;
+  config::EnvLookup env;
+  const api::FilterRegistry* registry = nullptr;
+  api::Services* services = nullptr;
+  std::uint64_t version = 0;
+};
+
+// Every stage from text to a servable snapshot. On failure, returns the error list (one per
+// line, each with its key path and file:line:col).
+Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in);
+
+// Re-resolves every target host; returns a new snapshot sharing the config when any address
+// changed, or nullptr when nothing changed (or resolution failed: the old addresses stay).
+std::shared_ptr<const Snapshot> refreshAddresses(const Snapshot& current,
+                                                 const SnapshotInputs& in);
+
+}  // namespace portico::server

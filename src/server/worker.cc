@@ -1,0 +1,136 @@
+#include "server/worker.h"
+
+#include <unistd.h>
+
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proxy/http_session.h"
+#include "proxy/worker_context.h"
+
+namespace portico::server {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+struct Worker::Impl {
+  Impl(int id, observability::WorkerStats& stats) : ctx(io, id, stats), io(1), sweep_timer(io) {}
+
+  // ctx is declared first so that it outlives the loop: destroying the loop destroys the
+  // suspended sessions, which unregister themselves from ctx.
+  proxy::WorkerContext ctx;
+  asio::io_context io;
+  asio::steady_timer sweep_timer;
+  std::map<std::string, std::unique_ptr<tcp::acceptor>> acceptors;
+  std::thread thread;
+  bool stopped = false;
+
+  asio::awaitable<void> acceptLoop(tcp::acceptor& acceptor) {
+    for (;;) {
+      error_code ec;
+      tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) {
+        // EMFILE and friends: back off briefly instead of spinning.
+        asio::steady_timer t(io, std::chrono::milliseconds(10));
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        continue;
+      }
+      const auto max = ctx.snapshot->config.server.limits.max_connections;
+      if (ctx.sessionCount() >= max || ctx.draining) continue;  // closes the socket
+      proxy::startHttpSession(ctx, std::move(socket));
+    }
+  }
+
+  void sweep() {
+    auto now = proxy::Clock::now();
+    ctx.forEachSession([&](proxy::SessionBase& s) { s.checkDeadline(now); });
+    ctx.pool.sweep(now);
+    sweep_timer.expires_after(std::chrono::milliseconds(25));
+    sweep_timer.async_wait([this](error_code ec) {
+      if (!ec) sweep();
+    });
+  }
+
+  void install(std::shared_ptr<const Snapshot> snapshot, std::map<std::string, int> listeners) {
+    ctx.installSnapshot(std::move(snapshot));
+    for (auto it = acceptors.begin(); it != acceptors.end();) {
+      if (!listeners.count(it->first)) {
+        error_code ec;
+        it->second->close(ec);
+        it = acceptors.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [address, fd] : listeners) {
+      if (acceptors.count(address)) continue;
+      auto acceptor = std::make_unique<tcp::acceptor>(io);
+      error_code ec;
+      int domain = 0;
+      socklen_t len = sizeof domain;
+      ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+      acceptor->assign(domain == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        continue;
+      }
+      auto* raw = acceptor.get();
+      acceptors[address] = std::move(acceptor);
+      asio::co_spawn(io, acceptLoop(*raw), asio::detached);
+    }
+  }
+
+  void drain() {
+    ctx.draining = true;
+    for (auto& [_, a] : acceptors) {
+      error_code ec;
+      a->close(ec);
+    }
+    acceptors.clear();
+    ctx.forEachSession([](proxy::SessionBase& s) { s.onDrain(); });
+    ctx.pool.clear();
+  }
+};
+
+Worker::Worker(int id, observability::WorkerStats& stats)
+    : impl_(std::make_unique<Impl>(id, stats)) {}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start() {
+  impl_->thread = std::thread([this] {
+    impl_->sweep();
+    auto guard = asio::make_work_guard(impl_->io);
+    impl_->io.run();
+  });
+}
+
+void Worker::install(std::shared_ptr<const Snapshot> snapshot,
+                     std::map<std::string, int> listeners) {
+  asio::post(impl_->io, [this, s = std::move(snapshot), l = std::move(listeners)]() mutable {
+    impl_->install(std::move(s), std::move(l));
+  });
+}
+
+void Worker::drain() {
+  asio::post(impl_->io, [this] { impl_->drain(); });
+}
+
+void Worker::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->acceptors.clear();
+  impl_->ctx.pool.clear();  // pooled sockets must close before the loop goes away
+}
+
+}  // namespace portico::server

@@ -1,0 +1,50 @@
+#pragma once
+// Target selection. A LoadBalancer is per worker and per upstream (its state is never shared
+// between threads); consistent-hash tables are immutable and shared through the snapshot.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "config/model.h"
+
+namespace portico::upstream {
+
+// Targets already tried for this request (by index); empty means none.
+using Excluded = std::vector<char>;
+
+inline bool isExcluded(const Excluded& ex, std::size_t i) { return i < ex.size() && ex[i]; }
+
+class ConsistentHash;
+
+class LoadBalancer {
+ public:
+  virtual ~LoadBalancer() = default;
+  // Returns a target index not excluded, or -1 when every target is excluded.
+  // `hash_key` is only used by consistent hashing.
+  virtual int pick(std::uint64_t hash_key, const Excluded& excluded) = 0;
+  // In-flight accounting (used by least_request).
+  virtual void onStart(int) {}
+  virtual void onFinish(int) {}
+};
+
+std::unique_ptr<LoadBalancer> makeLoadBalancer(config::Balance balance,
+                                               const std::vector<std::uint32_t>& weights,
+                                               std::shared_ptr<const ConsistentHash> table,
+                                               std::uint64_t seed);
+
+// A small fast generator; seeded explicitly so tests are deterministic.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed);
+  std::uint64_t next();
+  // Uniform in [0, n).
+  std::uint64_t below(std::uint64_t n) { return n == 0 ? 0 : next() % n; }
+
+ private:
+  std::uint64_t s_[4];
+};
+
+std::uint64_t hash64(const void* data, std::size_t len);
+inline std::uint64_t hash64(std::string_view s) { return hash64(s.data(), s.size()); }
+
+}  // namespace portico::upstream
