@@ -282,7 +282,7 @@ awaitable<bool> HttpSession::handleRequest() {
   ctx_.upstream_name = route_->upstream->cfg->name;
   std::string target = router::rewritePath(*route_->cfg, *match.route, req_.path, ctx_.path_params);
   if (!req_.query.empty()) {
-    target += '?';
+    target += target.find('?') == std::string::npos ? '?' : '&';
     target += req_.query;
   }
 

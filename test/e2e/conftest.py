@@ -1,0 +1,204 @@
+"""Shared fixtures: a real `portico` binary on 127.0.0.1 with recording upstreams.
+
+Every process started here is stopped by PID at teardown; every wait is bounded.
+"""
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from upstream_server import Upstream
+
+REPO = Path(__file__).resolve().parents[2]
+PORTICO_BIN = os.environ.get("PORTICO_BIN", str(REPO / "build/release/portico"))
+SLOW = os.environ.get("PORTICO_SLOW") == "1"  # sanitizer builds: scale waits
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "heavy: large transfers or load, skipped under sanitizers")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout * (4 if SLOW else 1)
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def base_config(port, admin_port, upstreams, routes, server=None, plugins=None):
+    """A config as a dict; JSON is valid YAML, so tests write it with json.dumps."""
+    cfg = {
+        "version": 1,
+        "server": {"workers": 2, "admin": {"listen": f"127.0.0.1:{admin_port}"},
+                   "drain_timeout": "10s", "watch_config": False},
+        "listeners": [{"name": "main", "listen": f"127.0.0.1:{port}"}],
+        "upstreams": [],
+        "routes": routes,
+    }
+    for name, spec in upstreams.items():
+        if isinstance(spec, list):
+            spec = {"targets": spec}
+        cfg["upstreams"].append({"name": name, **spec})
+    if server:
+        cfg["server"].update(server)
+    if plugins:
+        cfg["plugins"] = plugins
+    return cfg
+
+
+class Portico:
+    def __init__(self, workdir, config, env=None):
+        self.workdir = Path(workdir)
+        self.config_path = self.workdir / "portico.yaml"
+        self.log_path = self.workdir / "portico.log"
+        self.port = int(config["listeners"][0]["listen"].rsplit(":", 1)[1])
+        self.admin_port = int(config["server"]["admin"]["listen"].rsplit(":", 1)[1])
+        self.write_config(config)
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([PORTICO_BIN, "run", "-c", str(self.config_path)],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        wait_for(self.ready, what="portico /readyz")
+
+    def write_config(self, config):
+        text = config if isinstance(config, str) else json.dumps(config, indent=2)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.rename(self.config_path)
+
+    def admin(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("portico exited:\n" + self.log_path.read_text())
+        try:
+            return self.admin("/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def version(self):
+        return json.loads(self.admin("/config")[1])["version"]
+
+    def reload(self, config, expect_ok=True):
+        before = self.metric("portico_config_reloads_total") + \
+            self.metric("portico_config_reload_failures_total")
+        self.write_config(config)
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.metric("portico_config_reloads_total") +
+                 self.metric("portico_config_reload_failures_total") > before, what="reload")
+
+    def metrics(self):
+        return self.admin("/metrics")[1]
+
+    def metric(self, name, labels=""):
+        key = name + ("{" + labels + "}" if labels else "")
+        for line in self.metrics().splitlines():
+            if line.startswith(key + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def rss_kib(self):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def logs(self):
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def upstreams():
+    started = []
+
+    def make(name="upstream"):
+        u = Upstream(name)
+        started.append(u)
+        return u
+
+    yield make
+    for u in started:
+        u.stop()
+
+
+@pytest.fixture
+def portico(tmp_path):
+    started = []
+
+    def make(upstreams=None, routes=None, server=None, plugins=None, config=None, env=None):
+        if config is None:
+            config = base_config(free_port(), free_port(), upstreams or {}, routes or [],
+                                 server, plugins)
+        p = Portico(tmp_path, config, env)
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
+
+
+def request(port, method, path, headers=None, body=None, timeout=10):
+    """One request on a fresh connection: (status, headers dict (lower-case), body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def raw(port, data, timeout=3.0):
+    """Sends raw bytes and reads until the server closes or `timeout` passes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def statuses(response_bytes):
+    """Status codes of every response in a byte stream (pipelining)."""
+    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", response_bytes)]
