@@ -178,6 +178,7 @@ awaitable<void> HttpSession::run() {
         if (timed_out_ && started) {
           disarmOp();
           beginRequest();
+          ctx_.request_id = generateRequestId();
           co_await replyError(408, "request header timeout", true);
         }
         co_return;
@@ -194,6 +195,7 @@ awaitable<void> HttpSession::run() {
     if (pr.status == http::ParseStatus::Error) {
       w_.stats.bad_requests.add();
       beginRequest();
+      ctx_.request_id = generateRequestId();
       co_await replyError(pr.error_status, pr.error, true);
       break;
     }

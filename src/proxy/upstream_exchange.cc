@@ -65,6 +65,7 @@ enum class Failure {
   RetryStatus,     // a status listed in retries.on_statuses (response discarded)
   ClientGone,      // the client closed or failed while we sent it or read its body
   BodyTooLarge,    // chunked request body over max_body_bytes
+  BadBody,         // invalid chunked framing from the client
   Done,            // response relayed (maybe cut short): `result` says how
 };
 
@@ -112,6 +113,8 @@ class Exchange {
   std::size_t body_in_buffer_ = 0;
   bool body_consumed_ = false;  // the body left the client buffer (streamed or committed)
   bool continue_sent_ = false;
+  bool bad_body_ = false;
+  bool too_large_ = false;
   std::string out_;
 };
 
@@ -130,6 +133,9 @@ void Exchange::measureBufferedBody() {
       auto step = decoder.feed(in_.readable(), [](std::string_view) {});
       replayable_ = step.status == http::ChunkedDecoder::Status::Done &&
                     decoder.payloadBytes() <= io_.limits().max_body_bytes;
+      // Refuse framing errors before any upstream is contacted, when they are already here.
+      bad_body_ = step.status == http::ChunkedDecoder::Status::Error;
+      too_large_ = decoder.payloadBytes() > io_.limits().max_body_bytes;
       body_in_buffer_ = replayable_ ? step.consumed : 0;
       break;
     }
@@ -160,6 +166,8 @@ std::uint64_t Exchange::hashKey() const {
 awaitable<ExchangeResult> Exchange::run() {
   if (up_.targets.empty()) co_return ExchangeResult{false, true, 503, "no upstream targets"};
   measureBufferedBody();
+  if (bad_body_) co_return ExchangeResult{false, false, 400, "invalid chunked body"};
+  if (too_large_) co_return ExchangeResult{false, false, 413, "request body too large"};
   ForwardInfo info;
   info.client_ip = ctx_.client_ip;
   info.request_id = ctx_.request_id;
@@ -221,6 +229,9 @@ awaitable<ExchangeResult> Exchange::run() {
       case Failure::BodyTooLarge:
         io_.setTotalDeadline({});
         co_return ExchangeResult{false, false, 413, "request body too large"};
+      case Failure::BadBody:
+        io_.setTotalDeadline({});
+        co_return ExchangeResult{false, false, 400, "invalid chunked body"};
       case Failure::Connect:
         stats_->failures.add();
         failure = {false, true, 502, "upstream connect failed"};
@@ -432,7 +443,7 @@ awaitable<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
         ctx_.bytes_received += data.size();
         if (hooks_.request_body) hooks_.request_body(data);
       });
-      if (step.status == http::ChunkedDecoder::Status::Error) co_return Failure::ClientGone;
+      if (step.status == http::ChunkedDecoder::Status::Error) co_return Failure::BadBody;
       if (decoder.payloadBytes() > io_.limits().max_body_bytes) co_return Failure::BodyTooLarge;
       take = step.consumed;
       done = step.status == http::ChunkedDecoder::Status::Done;
