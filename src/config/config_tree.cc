@@ -82,13 +82,12 @@ struct Converter {
           }
           const std::string key = kv.first.Scalar();
           std::string child = path.empty() ? key : path + "." + key;
+          remember(child + "#key", kv.first.Mark());
           if (obj.contains(key)) {
-            remember(child, kv.first.Mark());
-            diag.add(child, "duplicate key \"" + key + "\"");
+            diag.add(child, "duplicate key \"" + key + "\"", true);
             continue;
           }
           obj[key] = convert(kv.second, child);
-          remember(child, kv.first.Mark());
         }
         return obj;
       }

@@ -19,7 +19,8 @@ EnvLookup processEnvironment();
 
 struct ConfigTree {
   nlohmann::json root;
-  Diagnostics::LocationMap locations;        // by key path, e.g. "routes[3].upstream"
+  // By key path, e.g. "routes[3].upstream" (the value) and "routes[3].upstream#key" (the key).
+  Diagnostics::LocationMap locations;
   std::unordered_set<std::string> secrets;   // key paths whose value came from ${ENV}
 };
 

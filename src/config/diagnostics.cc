@@ -8,8 +8,8 @@ std::string Diagnostic::format() const {
   return out;
 }
 
-void Diagnostics::add(const std::string& path, std::string message) {
-  items_.push_back(Diagnostic{path, std::move(message), locate(path)});
+void Diagnostics::add(const std::string& path, std::string message, bool at_key) {
+  items_.push_back(Diagnostic{path, std::move(message), locate(path, at_key)});
 }
 
 std::string Diagnostics::format() const {
@@ -18,10 +18,10 @@ std::string Diagnostics::format() const {
   return out;
 }
 
-std::string Diagnostics::locate(std::string path) const {
+std::string Diagnostics::locate(std::string path, bool at_key) const {
   if (!locations_) return {};
-  for (;;) {
-    auto it = locations_->find(path);
+  for (bool key = at_key;; key = false) {
+    auto it = locations_->find(key ? path + "#key" : path);
     if (it != locations_->end()) {
       const auto& l = it->second;
       return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);

@@ -28,14 +28,15 @@ class Diagnostics {
   explicit Diagnostics(const LocationMap* locations) : locations_(locations) {}
   void setLocations(const LocationMap* locations) { locations_ = locations; }
 
-  // Records an error at `path`; the location is that of the nearest ancestor the source knows.
-  void add(const std::string& path, std::string message);
+  // Records an error at `path`; the location is that of the value at `path` (or of the nearest
+  // ancestor the source knows). `at_key`: point at the key itself (unknown or duplicate keys).
+  void add(const std::string& path, std::string message, bool at_key = false);
   bool empty() const { return items_.empty(); }
   const std::vector<Diagnostic>& items() const { return items_; }
   std::string format() const;  // one error per line
 
  private:
-  std::string locate(std::string path) const;
+  std::string locate(std::string path, bool at_key) const;
 
   const LocationMap* locations_ = nullptr;
   std::vector<Diagnostic> items_;

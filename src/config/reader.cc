@@ -223,7 +223,7 @@ void ObjectReader::finish() {
   }
   std::sort(unknown.begin(), unknown.end());
   for (const auto& key : unknown) {
-    diag_.add(childPath(key), "unknown key \"" + key + "\"");
+    diag_.add(childPath(key), "unknown key \"" + key + "\"", true);
   }
 }
 

@@ -41,7 +41,9 @@ Result<Number> splitNumber(std::string_view text) {
 
 Result<Duration> parseDuration(std::string_view text) {
   auto n = splitNumber(text);
-  if (!n) return n.error();
+  if (!n)
+    return makeError("invalid duration \"" + std::string(text) +
+                     "\" (use a number with ms, s, m or h, e.g. 250ms or 10s)");
   double factor;
   if (n->unit == "ms") {
     factor = 1;
@@ -64,7 +66,9 @@ Result<Duration> parseDuration(std::string_view text) {
 
 Result<std::uint64_t> parseSize(std::string_view text) {
   auto n = splitNumber(text);
-  if (!n) return n.error();
+  if (!n)
+    return makeError("invalid size \"" + std::string(text) +
+                     "\" (use a number with B, KiB, MiB, GiB, KB, MB or GB, e.g. 64KiB)");
   double factor;
   const std::string_view u = n->unit;
   if (u.empty() || u == "B") {
