@@ -86,6 +86,7 @@ class Server {
   bool publish(std::shared_ptr<const Snapshot> snap, std::string* error);
   void reload(const std::string& why);
   void waitSignals();
+  void waitReopenSignal();
   void watchFile();
   void refreshDns();
   void beginDrain();
@@ -193,16 +194,15 @@ void Server::waitSignals() {
       beginDrain();
     }
   });
+  waitReopenSignal();
+}
+
+void Server::waitReopenSignal() {
   usr1_.async_wait([this](error_code ec, int) {
     if (ec) return;
     logs_.reopenAll();
     spdlog::info("log files reopened (SIGUSR1)");
-    usr1_.async_wait([this](error_code e, int s) {
-      (void)s;
-      if (!e) {
-        logs_.reopenAll();
-      }
-    });
+    waitReopenSignal();
   });
 }
 
