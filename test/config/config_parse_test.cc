@@ -1,0 +1,167 @@
+#include <gtest/gtest.h>
+
+#include "config/config_tree.h"
+#include "config/model_parser.h"
+
+namespace portico::config {
+namespace {
+
+struct Parsed {
+  Config config;
+  std::string errors;
+};
+
+Parsed parse(const std::string& text, std::map<std::string, std::string> env = {}) {
+  ConfigTree tree;
+  Diagnostics diag;
+  EnvLookup lookup = [&](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  parseConfigText(text, "t.yaml", lookup, tree, diag);
+  Parsed p;
+  if (diag.empty()) p.config = parseModel(tree.root, diag);
+  p.errors = diag.format();
+  return p;
+}
+
+constexpr const char* kMinimal = R"(version: 1
+listeners: [ { name: main, listen: "127.0.0.1:8080" } ]
+)";
+
+TEST(ConfigParse, MinimalConfigHasDefaults) {
+  auto p = parse(kMinimal);
+  EXPECT_EQ(p.errors, "");
+  EXPECT_EQ(p.config.server.workers, 0);
+  EXPECT_EQ(p.config.server.admin.listen, "127.0.0.1:9901");
+  EXPECT_EQ(p.config.server.limits.max_header_bytes, 64u * 1024);
+  EXPECT_EQ(p.config.server.limits.header_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(p.config.server.drain_timeout, std::chrono::seconds(30));
+}
+
+TEST(ConfigParse, FullUpstreamAndRoute) {
+  auto p = parse(std::string(kMinimal) + R"(
+server: { workers: 3, limits: { max_body_bytes: 2MiB, idle_timeout: 5s } }
+upstreams:
+  - name: users
+    targets: [ { address: "127.0.0.1:9001", weight: 3 }, "127.0.0.1:9002" ]
+    balance: consistent_hash
+    hash: { on: header, name: X-User, algorithm: maglev }
+    timeouts: { connect: 250ms, read: 2s, total: 5s }
+    retries: { attempts: 3, on_statuses: [502, 503] }
+    pool: { max_idle: 8, idle_timeout: 30s }
+routes:
+  - name: r
+    match: { hosts: ["API.example.com"], path: "/u/{id}", methods: [get], headers: { X-A: b },
+             query: [ { name: v, regex: "[0-9]+" } ] }
+    rewrite: "/users/{id}"
+    priority: 4
+    upstream: users
+    plugins: [ { name: request-id } ]
+)");
+  ASSERT_EQ(p.errors, "");
+  const auto& u = p.config.upstreams.at(0);
+  EXPECT_EQ(p.config.server.workers, 3);
+  EXPECT_EQ(p.config.server.limits.max_body_bytes, 2u * 1024 * 1024);
+  EXPECT_EQ(u.targets.size(), 2u);
+  EXPECT_EQ(u.targets[0].weight, 3u);
+  EXPECT_EQ(u.targets[1].weight, 1u);
+  EXPECT_EQ(u.balance, Balance::ConsistentHash);
+  EXPECT_EQ(u.hash.on, HashConfig::On::Header);
+  EXPECT_EQ(u.hash.algorithm, HashConfig::Algorithm::Maglev);
+  EXPECT_EQ(u.timeouts.connect.count(), 250);
+  EXPECT_EQ(u.retries.on_statuses, (std::vector<int>{502, 503}));
+  const auto& r = p.config.routes.at(0);
+  EXPECT_EQ(r.match.hosts, std::vector<std::string>{"api.example.com"});
+  EXPECT_EQ(r.match.methods, std::vector<std::string>{"GET"});
+  EXPECT_EQ(r.match.headers.at(0).exact, "b");
+  EXPECT_EQ(r.match.query.at(0).regex, "[0-9]+");
+  EXPECT_EQ(r.priority, 4);
+  EXPECT_EQ(r.plugins.at(0).name, "request-id");
+}
+
+TEST(ConfigParse, ReportsEveryErrorWithPathAndLocation) {
+  auto p = parse(R"(version: 2
+listeners: [ { name: main, listen: "127.0.0.1:8080", backlog: 5 } ]
+upstreams:
+  - name: u
+    targets: [ "nohost" ]
+    balance: fastest
+    retries: { attempts: 99 }
+routes:
+  - name: r
+    match: { path: "/a", path_prefix: "/b" }
+    upstream: missing
+  - name: r
+    upstream: u
+bogus: true
+)");
+  EXPECT_NE(p.errors.find("version: must be between 1 and 1, got 2 (t.yaml:1:10)"),
+            std::string::npos)
+      << p.errors;
+  EXPECT_NE(p.errors.find("listeners[0].backlog: unknown key \"backlog\" (t.yaml:2:54)"),
+            std::string::npos)
+      << p.errors;
+  EXPECT_NE(p.errors.find("upstreams[0].targets[0]: address must be host:port"),
+            std::string::npos);
+  EXPECT_NE(p.errors.find("upstreams[0].balance: unknown balance \"fastest\""), std::string::npos);
+  EXPECT_NE(p.errors.find("upstreams[0].retries.attempts: must be between 1 and 10, got 99"),
+            std::string::npos);
+  EXPECT_NE(p.errors.find("routes[0].match: give only one of path, path_prefix, path_regex"),
+            std::string::npos);
+  EXPECT_NE(p.errors.find("routes[0].upstream: unknown upstream \"missing\" (t.yaml:11:15)"),
+            std::string::npos);
+  EXPECT_NE(p.errors.find("routes[1].name: duplicate name \"r\" (also routes[0])"),
+            std::string::npos);
+  EXPECT_NE(p.errors.find("bogus: unknown key \"bogus\" (t.yaml:14:1)"), std::string::npos);
+}
+
+TEST(ConfigParse, EnvironmentSubstitution) {
+  const std::string text = std::string(kMinimal) + R"(
+upstreams: [ { name: u, targets: [ "${HOST}:${PORT}" ] } ]
+consumers: [ { name: alice, credentials: { key-auth: [ { key: "${ALICE_KEY}" } ] } } ]
+)";
+  auto missing = parse(text, {{"HOST", "127.0.0.1"}, {"PORT", "9000"}});
+  EXPECT_NE(missing.errors.find("consumers[0].credentials.key-auth[0].key: environment variable "
+                                "ALICE_KEY is not set (t.yaml:5:63)"),
+            std::string::npos)
+      << missing.errors;
+  auto ok = parse(text, {{"HOST", "127.0.0.1"}, {"PORT", "9000"}, {"ALICE_KEY", "s3cret"}});
+  ASSERT_EQ(ok.errors, "");
+  EXPECT_EQ(ok.config.upstreams[0].targets[0].address, "127.0.0.1:9000");
+  EXPECT_EQ(ok.config.consumers[0].credentials["key-auth"][0]["key"], "s3cret");
+}
+
+TEST(ConfigParse, SecretsAreRedacted) {
+  ConfigTree tree;
+  Diagnostics diag;
+  parseConfigText("a: ${S}\nb: plain\n", "t.yaml",
+                  [](const std::string&) { return std::optional<std::string>("hidden"); }, tree,
+                  diag);
+  auto j = redacted(tree);
+  EXPECT_EQ(j["a"], "<redacted>");
+  EXPECT_EQ(j["b"], "plain");
+}
+
+TEST(ConfigParse, SyntaxErrorHasLocation) {
+  auto p = parse("version: 1\nlisteners: [ { name: a\n");
+  EXPECT_NE(p.errors.find("syntax error"), std::string::npos);
+  EXPECT_NE(p.errors.find("t.yaml:"), std::string::npos);
+}
+
+TEST(ConfigParse, DuplicateKeysAreErrors) {
+  auto p = parse("version: 1\nversion: 1\nlisteners: []\n");
+  EXPECT_NE(p.errors.find("version: duplicate key \"version\" (t.yaml:2:1)"), std::string::npos)
+      << p.errors;
+}
+
+TEST(ConfigParse, JsonIsAccepted) {
+  auto p = parse(R"({"version": 1, "listeners": [{"name": "m", "listen": "127.0.0.1:1"}],
+                     "server": {"limits": {"max_body_bytes": "1KiB"}}})");
+  EXPECT_EQ(p.errors, "");
+  EXPECT_EQ(p.config.server.limits.max_body_bytes, 1024u);
+}
+
+}  // namespace
+}  // namespace portico::config

@@ -1,0 +1,87 @@
+#include <gtest/gtest.h>
+
+#include "api/filter_registry.h"
+#include "api/services.h"
+#include "filters/access_log/access_log_filter.h"
+#include "filters/builtins.h"
+#include "filters/headers/headers_filter.h"
+
+namespace portico::filters {
+namespace {
+
+class FakeSink : public api::LogSink {
+ public:
+  void write(std::string_view line) override { lines.emplace_back(line); }
+  std::vector<std::string> lines;
+};
+
+class FakeServices : public api::Services {
+ public:
+  std::shared_ptr<api::LogSink> logSink(const std::string&) override { return sink; }
+  std::shared_ptr<FakeSink> sink = std::make_shared<FakeSink>();
+};
+
+struct Built {
+  std::shared_ptr<const api::FilterFactory> factory;
+  std::string errors;
+};
+
+Built build(const std::string& name, const nlohmann::json& config, FakeServices& services) {
+  api::FilterRegistry registry;
+  registerBuiltins(registry);
+  config::Diagnostics diag;
+  api::FilterBuildContext ctx{config, "plugins[0].config", diag, services};
+  Built b;
+  b.factory = registry.find(name)->build(ctx);
+  b.errors = diag.format();
+  return b;
+}
+
+TEST(HeadersFilter, EditsInOrderRemoveSetAdd) {
+  HeaderEdits e;
+  e.remove = {"x-drop"};
+  e.set = {{"X-Set", "1"}};
+  e.add = {{"X-Add", "2"}};
+  http::HeaderList h;
+  h.add("X-Drop", "a");
+  h.add("x-set", "old");
+  h.add("X-Add", "1");
+  e.apply(h);
+  EXPECT_EQ(h.find("x-drop"), nullptr);
+  EXPECT_EQ(*h.find("x-set"), "1");
+  EXPECT_EQ(h.count("x-add"), 2u);
+}
+
+TEST(HeadersFilter, ValidatesConfig) {
+  FakeServices s;
+  auto b = build("headers", {{"request", {{"set", {{"Bad Name", "v"}}}, {"bogus", 1}}}}, s);
+  EXPECT_NE(b.errors.find("plugins[0].config.request.set.Bad Name: invalid header name"),
+            std::string::npos)
+      << b.errors;
+  EXPECT_NE(b.errors.find("plugins[0].config.request.bogus: unknown key"), std::string::npos);
+}
+
+TEST(StaticResponse, ValidatesStatus) {
+  FakeServices s;
+  auto b = build("static-response", {{"status", 99}}, s);
+  EXPECT_NE(b.errors.find("status: must be between 200 and 599"), std::string::npos);
+}
+
+TEST(AccessLog, WritesOneJsonLinePerRequest) {
+  FakeServices s;
+  auto b = build("access-log", {{"path", "stdout"}, {"fields", {"status", "path", "client"}}}, s);
+  ASSERT_EQ(b.errors, "");
+  auto filter = b.factory->create();
+  api::RequestContext ctx;
+  ctx.status = 201;
+  ctx.original_path = "/a\"b";
+  ctx.client_ip = "::1";
+  filter->onLog(ctx);
+  ASSERT_EQ(s.sink->lines.size(), 1u);
+  EXPECT_EQ(s.sink->lines[0], R"({"status":201,"path":"/a\"b","client":"::1"})");
+  auto bad = build("access-log", {{"fields", {"nope"}}}, s);
+  EXPECT_NE(bad.errors.find("fields[0]: unknown field \"nope\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace portico::filters

@@ -1,0 +1,57 @@
+#include <gtest/gtest.h>
+
+#include "proxy/worker_context.h"
+
+namespace portico::proxy {
+namespace {
+
+std::unique_ptr<UpstreamConnection> conn(asio::io_context& io, std::string target) {
+  auto c = std::make_unique<UpstreamConnection>(io);
+  c->target = std::move(target);
+  return c;
+}
+
+TEST(ConnectionPool, ReusesMostRecentAndRespectsMaxIdle) {
+  asio::io_context io;
+  ConnectionPool pool;
+  config::PoolConfig cfg;
+  cfg.max_idle = 2;
+  auto now = Clock::now();
+  auto* first = conn(io, "a").release();
+  pool.release(std::unique_ptr<UpstreamConnection>(first), cfg, now);
+  auto second = conn(io, "a");
+  auto* second_raw = second.get();
+  pool.release(std::move(second), cfg, now);
+  pool.release(conn(io, "a"), cfg, now);  // over max_idle: closed
+  pool.release(conn(io, "b"), cfg, now);
+  EXPECT_EQ(pool.idleCount(), 3u);
+  EXPECT_EQ(pool.acquire("a").get(), second_raw);
+  EXPECT_NE(pool.acquire("a"), nullptr);
+  EXPECT_EQ(pool.acquire("a"), nullptr);
+  EXPECT_NE(pool.acquire("b"), nullptr);
+}
+
+TEST(ConnectionPool, IdleTimeoutClosesConnections) {
+  asio::io_context io;
+  ConnectionPool pool;
+  config::PoolConfig cfg;
+  cfg.idle_timeout = std::chrono::seconds(1);
+  auto now = Clock::now();
+  pool.release(conn(io, "a"), cfg, now);
+  pool.sweep(now + std::chrono::milliseconds(500));
+  EXPECT_EQ(pool.idleCount(), 1u);
+  pool.sweep(now + std::chrono::seconds(2));
+  EXPECT_EQ(pool.idleCount(), 0u);
+}
+
+TEST(ConnectionPool, ConnectionWithUnreadBytesIsNotKept) {
+  asio::io_context io;
+  ConnectionPool pool;
+  auto c = conn(io, "a");
+  c->buffer.commit(3);
+  pool.release(std::move(c), config::PoolConfig{}, Clock::now());
+  EXPECT_EQ(pool.idleCount(), 0u);
+}
+
+}  // namespace
+}  // namespace portico::proxy

@@ -1,0 +1,67 @@
+#include "proxy/message_writer.h"
+
+#include <gtest/gtest.h>
+
+#include "http/codec/head_parser.h"
+
+namespace portico::proxy {
+namespace {
+
+http::RequestHead parse(std::string_view text) {
+  http::RequestHead h;
+  auto r = http::parseRequestHead(text, {}, h);
+  EXPECT_EQ(r.status, http::ParseStatus::Complete);
+  return h;
+}
+
+TEST(MessageWriter, UpstreamRequestDropsHopByHopAndAddsForwarding) {
+  auto req = parse(
+      "POST /a HTTP/1.1\r\nHost: shop\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\n"
+      "Keep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Forwarded-For: 10.0.0.1\r\n"
+      "Via: 1.0 edge\r\nContent-Length: 3\r\nExpect: 100-continue\r\nX-Keep: yes\r\n\r\n");
+  std::string out;
+  writeUpstreamRequestHead(out, req, "/rewritten?q=1", ForwardInfo{"127.0.0.2", "http", "rid"});
+  EXPECT_EQ(out,
+            "POST /rewritten?q=1 HTTP/1.1\r\nHost: shop\r\nX-Keep: yes\r\n"
+            "X-Forwarded-For: 10.0.0.1, 127.0.0.2\r\nX-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: shop\r\nVia: 1.0 edge, 1.1 portico\r\nX-Request-Id: rid\r\n"
+            "Content-Length: 3\r\n\r\n");
+}
+
+TEST(MessageWriter, ChunkedRequestKeepsChunkedFraming) {
+  auto req = parse("PUT /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+  std::string out;
+  writeUpstreamRequestHead(out, req, "/a", ForwardInfo{"1.2.3.4", "http", "r"});
+  EXPECT_NE(out.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("Content-Length"), std::string::npos);
+}
+
+TEST(MessageWriter, ResponseHeadFraming) {
+  http::ResponseHead resp;
+  resp.status = 200;
+  resp.reason = "OK";
+  resp.headers.add("Content-Type", "text/plain");
+  resp.headers.add("Connection", "close");
+  resp.headers.add("Content-Length", "5");
+  resp.framing = http::BodyFraming::ContentLength;
+  resp.content_length = 5;
+  std::string out;
+  writeResponseHead(out, resp, ResponseFraming{});
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nVia: 1.1 portico\r\n"
+            "Content-Length: 5\r\n\r\n");
+  out.clear();
+  ResponseFraming f;
+  f.keep_alive = false;
+  f.chunked = true;
+  writeResponseHead(out, resp, f);
+  EXPECT_NE(out.find("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"), std::string::npos);
+}
+
+TEST(MessageWriter, ErrorBodyIsJson) {
+  EXPECT_EQ(errorBody(404, "no \"route\"", "id1"),
+            R"({"error":"no \"route\"","status":404,"request_id":"id1"})");
+}
+
+}  // namespace
+}  // namespace portico::proxy
