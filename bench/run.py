@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Portico side by side with nginx and HAProxy: same upstream, one worker each, interleaved.
+
+Method (the same as the reference harness in ../shared/bench, written anew here):
+  * upstream: one nginx worker answering `return 200` with a 100-byte JSON body;
+  * proxies: Portico, nginx (proxy_pass + upstream keepalive) and HAProxy (http-reuse always),
+    each with one worker, pinned to --proxy-cpu; wrk and the upstream pinned to --load-cpu;
+  * per round and proxy: fresh process, warm-up, `wrk -t1 -c64 -d{duration}` with latency,
+    proxy CPU time (utime + stime of its process group) sampled around the run;
+  * figures: requests/s, requests per proxy CPU-second (the main figure: steadier than raw
+    throughput on a shared machine), p50/p99, and Portico's idle RSS;
+  * ratios are medians over rounds, from this one run.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def wait_port(port, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def group_cpu_seconds(pgid):
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 (pgrp) is index 2 after the comm
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def start(cmd, cpu, workdir, name):
+    log = open(workdir / f"{name}.log", "wb")
+    prefix = ["taskset", "-c", cpu] if cpu else []
+    return subprocess.Popen(prefix + cmd, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def parse_latency(text, label):
+    m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(port, duration, connections, cpu):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+           f"http://127.0.0.1:{port}/"]
+    if cpu:
+        cmd = ["taskset", "-c", cpu] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "requests": total,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": parse_latency(out, "50"),
+        "p99": parse_latency(out, "99"),
+        "errors": (int(non2xx.group(1)) if non2xx else 0) +
+                  (sum(map(int, errors.groups())) if errors else 0),
+    }
+
+
+NGINX_UPSTREAM = """
+worker_processes 1; daemon off; pid {dir}/upstream.pid; error_log {dir}/upstream-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port} reuseport backlog=4096;
+    location / {{ default_type application/json;
+      return 200 '{{"service":"bench","status":"ok","padding":"0123456789012345678901234567890123456789012"}}'; }}
+  }}
+}}
+"""
+
+NGINX_PROXY = """
+worker_processes 1; daemon off; pid {dir}/nginx.pid; error_log {dir}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend {{ server 127.0.0.1:{upstream}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{ proxy_pass http://backend; proxy_http_version 1.1;
+                 proxy_set_header Connection ""; }}
+  }}
+}}
+"""
+
+HAPROXY = """
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend be
+backend be
+  server s1 127.0.0.1:{upstream}
+"""
+
+PORTICO = """
+version: 1
+server: {{ workers: 1, admin: {{ listen: "127.0.0.1:{admin}" }}, watch_config: false }}
+listeners: [ {{ name: bench, listen: "127.0.0.1:{port}" }} ]
+upstreams:
+  - name: origin
+    targets: [ "127.0.0.1:{upstream}" ]
+    pool: {{ max_idle: 256 }}
+routes:
+  - {{ name: all, match: {{ path_prefix: / }}, upstream: origin }}
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--proxy-cpu", default="1")
+    ap.add_argument("--load-cpu", default="0")
+    ap.add_argument("--no-pin", action="store_true")
+    ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
+    ap.add_argument("--base-port", type=int, default=18180)
+    args = ap.parse_args()
+    if args.no_pin:
+        args.proxy_cpu = args.load_cpu = ""
+    for tool in ("wrk", "nginx", "haproxy", "taskset"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            sys.exit(f"{tool} is missing: run scripts/install-deps.sh")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+    work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
+    up_port = args.base_port
+    ports = {"portico": up_port + 1, "nginx": up_port + 2, "haproxy": up_port + 3}
+    (work / "upstream.conf").write_text(NGINX_UPSTREAM.format(dir=work, port=up_port))
+    (work / "nginx.conf").write_text(NGINX_PROXY.format(dir=work, port=ports["nginx"], upstream=up_port))
+    (work / "haproxy.cfg").write_text(HAPROXY.format(port=ports["haproxy"], upstream=up_port))
+    (work / "portico.yaml").write_text(PORTICO.format(port=ports["portico"], upstream=up_port,
+                                                      admin=up_port + 9))
+    commands = {
+        "portico": [args.portico, "run", "-c", str(work / "portico.yaml")],
+        "nginx": [nginx, "-p", str(work), "-e", str(work / "nginx-error.log"), "-c", str(work / "nginx.conf")],
+        "haproxy": [haproxy, "-db", "-f", str(work / "haproxy.cfg")],
+    }
+    upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
+                      str(work / "upstream.conf")], args.load_cpu, work, "upstream")
+    if not wait_port(up_port):
+        sys.exit("upstream nginx did not start; see " + str(work))
+    results = {name: [] for name in commands}
+    idle_rss = []
+    try:
+        for rnd in range(args.rounds):
+            for name, cmd in commands.items():
+                proc = start(cmd, args.proxy_cpu, work, name)
+                if not wait_port(ports[name]):
+                    stop(proc)
+                    sys.exit(f"{name} did not start; see {work}/{name}.log")
+                if name == "portico":
+                    time.sleep(0.3)
+                    idle_rss.append(rss_kib(proc.pid))
+                wrk(ports[name], args.warmup, args.connections, args.load_cpu)
+                cpu0 = group_cpu_seconds(proc.pid)
+                r = wrk(ports[name], args.duration, args.connections, args.load_cpu)
+                r["cpu"] = group_cpu_seconds(proc.pid) - cpu0
+                r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+                stop(proc)
+                results[name].append(r)
+                print(f"round {rnd + 1} {name:8s} {r['rps']:10.0f} req/s  "
+                      f"{r['per_cpu']:10.0f} req/CPU-s  p99 {r['p99']:.2f} ms  errors {r['errors']}",
+                      file=sys.stderr)
+    finally:
+        stop(upstream)
+
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "per_cpu", "p50", "p99")}
+           for n, rs in results.items()}
+    errors = {n: sum(r["errors"] for r in rs) for n, rs in results.items()}
+    print(f"\nPass-through, 1 worker each, {args.rounds} interleaved rounds, "
+          f"wrk -c{args.connections} -d{args.duration}s, pinned: {'no' if args.no_pin else 'yes'}\n")
+    print("| proxy | req/s | req/CPU-s | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n in commands:
+        m = med[n]
+        print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {errors[n]} |")
+    p = med["portico"]
+    print()
+    print(f"portico / nginx   req/CPU-s: {p['per_cpu'] / med['nginx']['per_cpu']:.2f}x   "
+          f"(target >= 1.2x)   p99: {p['p99'] / med['nginx']['p99']:.2f}x (target <= 1.0x)")
+    print(f"portico / haproxy req/CPU-s: {p['per_cpu'] / med['haproxy']['per_cpu']:.2f}x   "
+          f"(target >= 1.0x)")
+    print(f"portico idle RSS: {statistics.median(idle_rss) / 1024:.1f} MiB (target < 15 MiB)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
