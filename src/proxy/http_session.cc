@@ -15,7 +15,6 @@
 namespace portico::proxy {
 namespace {
 
-using asio::awaitable;
 using boost::system::error_code;
 
 constexpr auto kNever = Clock::time_point::max();
@@ -34,7 +33,7 @@ bool mayHoldHead(std::string_view data, std::size_t from) {
 
 class HttpSession final : public SessionBase, public SessionIo {
  public:
-  HttpSession(WorkerContext& w, tcp::socket socket)
+  HttpSession(WorkerContext& w, Socket socket)
       : w_(w), client_(std::move(socket)), in_(16 * 1024) {
     w_.add(this);
     w_.stats.connections_accepted.add();
@@ -53,7 +52,7 @@ class HttpSession final : public SessionBase, public SessionIo {
     w_.stats.connections_active.sub();
   }
 
-  awaitable<void> run();
+  Task<void> run();
 
   void checkDeadline(Clock::time_point now) override {
     if (now >= op_deadline_) {
@@ -76,11 +75,11 @@ class HttpSession final : public SessionBase, public SessionIo {
   }
 
   WorkerContext& worker() override { return w_; }
-  tcp::socket& client() override { return client_; }
+  Socket& client() override { return client_; }
   IoBuffer& clientBuffer() override { return in_; }
   void armOp(Clock::duration d) override {
     timed_out_ = false;
-    op_deadline_ = d.count() > 0 ? Clock::now() + d : kNever;
+    op_deadline_ = d.count() > 0 ? coarseNow() + d : kNever;
   }
   void disarmOp() override {
     op_deadline_ = kNever;
@@ -89,10 +88,10 @@ class HttpSession final : public SessionBase, public SessionIo {
   bool opTimedOut() const override { return timed_out_; }
   bool totalExpired() const override { return total_expired_; }
   void setTotalDeadline(Clock::duration d) override {
-    total_deadline_ = d.count() > 0 ? Clock::now() + d : kNever;
+    total_deadline_ = d.count() > 0 ? coarseNow() + d : kNever;
     total_expired_ = false;
   }
-  void setUpstreamSocket(tcp::socket* s) override { upstream_socket_ = s; }
+  void setUpstreamSocket(Socket* s) override { upstream_socket_ = s; }
   const RequestLimits& limits() const override { return limits_; }
 
  private:
@@ -103,16 +102,16 @@ class HttpSession final : public SessionBase, public SessionIo {
   }
 
   void beginRequest();
-  awaitable<bool> handleRequest();
-  awaitable<bool> replyError(int status, std::string_view reason, bool close,
+  Task<bool> handleRequest();
+  Task<bool> replyError(int status, std::string_view reason, bool close,
                              std::string_view allow = {});
-  awaitable<bool> replyLocal(bool close);
+  Task<bool> replyLocal(bool close);
   void runResponseFilters();
   void finish(int status);
   bool skipBufferedBody();
 
   WorkerContext& w_;
-  tcp::socket client_;
+  Socket client_;
   IoBuffer in_;
   std::string client_ip_;
   std::uint16_t client_port_ = 0;
@@ -133,10 +132,10 @@ class HttpSession final : public SessionBase, public SessionIo {
   bool total_expired_ = false;
   Clock::time_point op_deadline_ = kNever;
   Clock::time_point total_deadline_ = kNever;
-  tcp::socket* upstream_socket_ = nullptr;
+  Socket* upstream_socket_ = nullptr;
 };
 
-awaitable<void> HttpSession::run() {
+Task<void> HttpSession::run() {
   error_code ec;
   for (;;) {
     // Limits come from the snapshot current when each request starts.
@@ -173,7 +172,7 @@ awaitable<void> HttpSession::run() {
       }
       std::size_t n = co_await client_.async_read_some(
           asio::buffer(in_.writePtr(), in_.writable()),
-          asio::redirect_error(asio::use_awaitable, ec));
+          asio::redirect_error(kUseAwaitable, ec));
       if (ec || n == 0) {
         if (timed_out_ && started) {
           disarmOp();
@@ -206,7 +205,7 @@ awaitable<void> HttpSession::run() {
     route_ = nullptr;
     if (!keep || w_.draining) break;
   }
-  client_.shutdown(tcp::socket::shutdown_send, ec);
+  client_.shutdown(Socket::shutdown_send, ec);
   client_.close(ec);
 }
 
@@ -224,7 +223,7 @@ void HttpSession::beginRequest() {
   route_ = nullptr;
 }
 
-awaitable<bool> HttpSession::handleRequest() {
+Task<bool> HttpSession::handleRequest() {
   beginRequest();
   w_.stats.requests.add();
   const std::string* incoming_id = req_.headers.find("x-request-id");
@@ -263,13 +262,14 @@ awaitable<bool> HttpSession::handleRequest() {
     auto& filter = *filters_[filters_ran_++];
     api::FilterStatus status = filter.onRequestHeaders(ctx_);
     if (status == api::FilterStatus::Async) {
-      status = co_await asio::async_initiate<decltype(asio::use_awaitable),
+      asio::use_awaitable_t<Executor> token;
+      status = co_await asio::async_initiate<asio::use_awaitable_t<Executor>,
                                              void(api::FilterStatus)>(
           [&](auto handler) {
             auto shared = std::make_shared<decltype(handler)>(std::move(handler));
             filter.onRequestHeadersAsync(ctx_, [shared](api::FilterStatus s) { (*shared)(s); });
           },
-          asio::use_awaitable);
+          token);
     }
     if (status == api::FilterStatus::Reply) {
       bool keep = skipBufferedBody();
@@ -345,7 +345,7 @@ bool HttpSession::skipBufferedBody() {
   }
 }
 
-awaitable<bool> HttpSession::replyError(int status, std::string_view reason, bool close,
+Task<bool> HttpSession::replyError(int status, std::string_view reason, bool close,
                                         std::string_view allow) {
   ctx_.error = std::string(reason);
   ctx_.local_reply = api::LocalReply{};
@@ -357,7 +357,7 @@ awaitable<bool> HttpSession::replyError(int status, std::string_view reason, boo
   co_return co_await replyLocal(close);
 }
 
-awaitable<bool> HttpSession::replyLocal(bool close) {
+Task<bool> HttpSession::replyLocal(bool close) {
   resp_.clear();
   resp_.status = ctx_.local_reply.status;
   resp_.headers = std::move(ctx_.local_reply.headers);
@@ -378,7 +378,7 @@ awaitable<bool> HttpSession::replyLocal(bool close) {
   armOp(limits_.idle_timeout);
   error_code ec;
   std::size_t n =
-      co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(client_, buffers, asio::redirect_error(kUseAwaitable, ec));
   disarmOp();
   ctx_.bytes_sent += n;
   finish(resp_.status);
@@ -395,7 +395,7 @@ void HttpSession::finish(int status) {
   for (auto& f : filters_) f->onLog(ctx_);
 }
 
-awaitable<void> runSession(WorkerContext& worker, tcp::socket socket) {
+Task<void> runSession(WorkerContext& worker, Socket socket) {
   HttpSession session(worker, std::move(socket));
   try {
     co_await session.run();
@@ -406,8 +406,8 @@ awaitable<void> runSession(WorkerContext& worker, tcp::socket socket) {
 
 }  // namespace
 
-void startHttpSession(WorkerContext& worker, tcp::socket socket) {
-  asio::co_spawn(worker.io, runSession(worker, std::move(socket)), asio::detached);
+void startHttpSession(WorkerContext& worker, Socket socket) {
+  asio::co_spawn(worker.io.get_executor(), runSession(worker, std::move(socket)), asio::detached);
 }
 
 }  // namespace portico::proxy

@@ -7,6 +7,6 @@
 namespace portico::proxy {
 
 // Spawns the session coroutine on the worker's loop; it owns the socket until it closes.
-void startHttpSession(WorkerContext& worker, tcp::socket socket);
+void startHttpSession(WorkerContext& worker, Socket socket);
 
 }  // namespace portico::proxy

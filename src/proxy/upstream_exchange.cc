@@ -16,9 +16,7 @@
 namespace portico::proxy {
 namespace {
 
-using asio::awaitable;
 using boost::system::error_code;
-constexpr auto kUseAwaitable = asio::use_awaitable;
 
 bool isIdempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
@@ -27,7 +25,7 @@ bool isIdempotent(std::string_view method) {
 
 // A pooled connection the upstream has closed reads as EOF at once. Checked before sending a
 // request that cannot be replayed (its body streams from the client).
-bool looksAlive(tcp::socket& socket) {
+bool looksAlive(Socket& socket) {
   char c;
   ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -83,18 +81,18 @@ class Exchange {
     stats_ = &w_.stats.upstream(cfg_.name);
   }
 
-  awaitable<ExchangeResult> run();
+  Task<ExchangeResult> run();
 
  private:
   void measureBufferedBody();
   std::uint64_t hashKey() const;
-  awaitable<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);
-  awaitable<Failure> connect(UpstreamConnection& conn, const SocketAddress& address);
-  awaitable<Failure> sendRequest(UpstreamConnection& conn);
-  awaitable<Failure> streamRequestBody(UpstreamConnection& conn);
-  awaitable<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn,
+  Task<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);
+  Task<Failure> connect(UpstreamConnection& conn, const SocketAddress& address);
+  Task<Failure> sendRequest(UpstreamConnection& conn);
+  Task<Failure> streamRequestBody(UpstreamConnection& conn);
+  Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn,
                                           http::ResponseHead& resp);
-  awaitable<bool> writeClient(std::span<const asio::const_buffer> buffers);
+  Task<bool> writeClient(std::span<const asio::const_buffer> buffers);
   void reportRequestBody();
 
   SessionIo& io_;
@@ -163,7 +161,7 @@ std::uint64_t Exchange::hashKey() const {
   return 0;
 }
 
-awaitable<ExchangeResult> Exchange::run() {
+Task<ExchangeResult> Exchange::run() {
   if (up_.targets.empty()) co_return ExchangeResult{false, true, 503, "no upstream targets"};
   measureBufferedBody();
   if (bad_body_) co_return ExchangeResult{false, false, 400, "invalid chunked body"};
@@ -191,7 +189,7 @@ awaitable<ExchangeResult> Exchange::run() {
                                static_cast<std::int64_t>(rng.below(
                                    static_cast<std::uint64_t>(delay.count() / 2 + 1))));
       if (delay.count() > 0) {
-        asio::steady_timer timer(w_.io, delay);
+        Timer timer(w_.io.get_executor(), delay);
         error_code ec;
         co_await timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
       }
@@ -272,7 +270,7 @@ awaitable<ExchangeResult> Exchange::run() {
   co_return failure;
 }
 
-awaitable<Failure> Exchange::connect(UpstreamConnection& conn, const SocketAddress& address) {
+Task<Failure> Exchange::connect(UpstreamConnection& conn, const SocketAddress& address) {
   io_.setUpstreamSocket(&conn.socket);
   io_.armOp(cfg_.timeouts.connect);
   error_code ec;
@@ -285,7 +283,7 @@ awaitable<Failure> Exchange::connect(UpstreamConnection& conn, const SocketAddre
   co_return Failure::None;
 }
 
-awaitable<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, bool last) {
+Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, bool last) {
   const auto started = Clock::now();
   stats_->attempts.add();
   std::unique_ptr<UpstreamConnection> conn = w_.pool.acquire(target.address.text);
@@ -402,7 +400,7 @@ void Exchange::reportRequestBody() {
   }
 }
 
-awaitable<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
+Task<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
   error_code ec;
   if (replayable_ && !body_consumed_) {
     std::array<asio::const_buffer, 2> buffers{
@@ -426,7 +424,7 @@ awaitable<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
   co_return co_await streamRequestBody(conn);
 }
 
-awaitable<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
+Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
   body_consumed_ = true;
   error_code ec;
   bool head_sent = false;
@@ -474,7 +472,7 @@ awaitable<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
   }
 }
 
-awaitable<bool> Exchange::writeClient(std::span<const asio::const_buffer> buffers) {
+Task<bool> Exchange::writeClient(std::span<const asio::const_buffer> buffers) {
   error_code ec;
   io_.armOp(io_.limits().idle_timeout);
   std::size_t n = co_await asio::async_write(io_.client(), buffers,
@@ -484,7 +482,7 @@ awaitable<bool> Exchange::writeClient(std::span<const asio::const_buffer> buffer
   co_return !ec;
 }
 
-awaitable<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn,
+Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn,
                                                   http::ResponseHead& resp) {
   if (!resp.headers.has("x-request-id")) resp.headers.add("X-Request-Id", ctx_.request_id);
   if (hooks_.response_head) hooks_.response_head(resp);
@@ -583,7 +581,7 @@ awaitable<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnec
 
 }  // namespace
 
-awaitable<ExchangeResult> exchangeWithUpstream(SessionIo& io, const server::Upstream& upstream,
+Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const server::Upstream& upstream,
                                                http::RequestHead& req, std::string_view target,
                                                api::RequestContext& ctx,
                                                const ExchangeHooks& hooks) {

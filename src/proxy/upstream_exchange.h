@@ -4,10 +4,6 @@
 // stale-connection replays and timeouts live here.
 #include <functional>
 #include <string_view>
-#include <utility>  // boost/asio/awaitable.hpp uses std::exchange without including it
-
-#include <boost/asio/awaitable.hpp>
-
 #include "api/request_context.h"
 #include "http/codec/head_parser.h"
 #include "proxy/worker_context.h"
@@ -25,14 +21,14 @@ struct RequestLimits {
 class SessionIo {
  public:
   virtual WorkerContext& worker() = 0;
-  virtual tcp::socket& client() = 0;
+  virtual Socket& client() = 0;
   virtual IoBuffer& clientBuffer() = 0;
   virtual void armOp(Clock::duration d) = 0;  // the next socket operations must end within d
   virtual void disarmOp() = 0;
   virtual bool opTimedOut() const = 0;
   virtual bool totalExpired() const = 0;
   virtual void setTotalDeadline(Clock::duration d) = 0;  // 0 = none
-  virtual void setUpstreamSocket(tcp::socket* s) = 0;    // cancelled too on a deadline
+  virtual void setUpstreamSocket(Socket* s) = 0;    // cancelled too on a deadline
   virtual const RequestLimits& limits() const = 0;
 
  protected:
@@ -52,7 +48,7 @@ struct ExchangeResult {
   const char* error = "";     // reason when Portico has to answer the error itself
 };
 
-boost::asio::awaitable<ExchangeResult> exchangeWithUpstream(SessionIo& io,
+Task<ExchangeResult> exchangeWithUpstream(SessionIo& io,
                                                             const server::Upstream& upstream,
                                                             http::RequestHead& req,
                                                             std::string_view target,

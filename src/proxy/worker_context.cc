@@ -1,8 +1,16 @@
 #include "proxy/worker_context.h"
 
+#include <time.h>
+
 #include <algorithm>
 
 namespace portico::proxy {
+
+Clock::time_point coarseNow() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return Clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+}
 
 std::unique_ptr<UpstreamConnection> ConnectionPool::acquire(const std::string& target) {
   auto it = idle_.find(target);

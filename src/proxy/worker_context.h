@@ -8,8 +8,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include <utility>  // boost/asio/awaitable.hpp uses std::exchange without including it
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "core/io_buffer.h"
 #include "observability/metrics.h"
@@ -22,10 +29,24 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+// Everything on a worker runs on its io_context: name that executor type instead of the
+// type-erased any_io_executor, which costs a few virtual calls on every operation.
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
+template <class T>
+using Task = asio::awaitable<T, Executor>;
+inline constexpr asio::use_awaitable_t<Executor> kUseAwaitable{};
+
+// Monotonic time at a few milliseconds' resolution, for deadlines: cheaper than a precise
+// read, and the sweeper that enforces deadlines ticks every 25 ms anyway.
+Clock::time_point coarseNow();
+
 // One upstream connection, idle in the pool or in use by one request.
 struct UpstreamConnection {
   explicit UpstreamConnection(asio::io_context& io) : socket(io) {}
-  tcp::socket socket;
+  Socket socket;
   IoBuffer buffer{16 * 1024};
   std::string target;  // resolved address text, the pool key
   Clock::time_point idle_since{};

@@ -21,26 +21,28 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 struct Worker::Impl {
-  Impl(int id, observability::WorkerStats& stats) : ctx(io, id, stats), io(1), sweep_timer(io) {}
+  Impl(int id, observability::WorkerStats& stats)
+      : ctx(io, id, stats), io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), sweep_timer(io) {}
 
   // ctx is declared first so that it outlives the loop: destroying the loop destroys the
   // suspended sessions, which unregister themselves from ctx.
   proxy::WorkerContext ctx;
   asio::io_context io;
   asio::steady_timer sweep_timer;
-  std::map<std::string, std::unique_ptr<tcp::acceptor>> acceptors;
+  std::map<std::string, std::unique_ptr<proxy::Acceptor>> acceptors;
   std::thread thread;
   bool stopped = false;
 
-  asio::awaitable<void> acceptLoop(tcp::acceptor& acceptor) {
+  proxy::Task<void> acceptLoop(proxy::Acceptor& acceptor) {
     for (;;) {
       error_code ec;
-      tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      proxy::Socket socket =
+          co_await acceptor.async_accept(asio::redirect_error(proxy::kUseAwaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       if (ec) {
         // EMFILE and friends: back off briefly instead of spinning.
-        asio::steady_timer t(io, std::chrono::milliseconds(10));
-        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        proxy::Timer t(io.get_executor(), std::chrono::milliseconds(10));
+        co_await t.async_wait(asio::redirect_error(proxy::kUseAwaitable, ec));
         continue;
       }
       const auto max = ctx.snapshot->config.server.limits.max_connections;
@@ -50,7 +52,7 @@ struct Worker::Impl {
   }
 
   void sweep() {
-    auto now = proxy::Clock::now();
+    auto now = proxy::coarseNow();
     ctx.forEachSession([&](proxy::SessionBase& s) { s.checkDeadline(now); });
     ctx.pool.sweep(now);
     sweep_timer.expires_after(std::chrono::milliseconds(25));
@@ -72,7 +74,7 @@ struct Worker::Impl {
     }
     for (auto& [address, fd] : listeners) {
       if (acceptors.count(address)) continue;
-      auto acceptor = std::make_unique<tcp::acceptor>(io);
+      auto acceptor = std::make_unique<proxy::Acceptor>(io);
       error_code ec;
       int domain = 0;
       socklen_t len = sizeof domain;
@@ -84,7 +86,7 @@ struct Worker::Impl {
       }
       auto* raw = acceptor.get();
       acceptors[address] = std::move(acceptor);
-      asio::co_spawn(io, acceptLoop(*raw), asio::detached);
+      asio::co_spawn(io.get_executor(), acceptLoop(*raw), asio::detached);
     }
   }
 
