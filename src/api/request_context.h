@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/codec/message_head.h"
@@ -28,9 +29,10 @@ struct RequestContext {
   std::string request_id;
   std::string client_ip;
   std::uint16_t client_port = 0;
-  std::string route_name;     // empty when no route matched
-  std::string upstream_name;  // empty for local replies
-  std::string upstream_target;  // address of the last attempt
+  // These point into the config snapshot, which outlives the request.
+  std::string_view route_name;       // empty when no route matched
+  std::string_view upstream_name;    // empty for local replies
+  std::string_view upstream_target;  // address of the last attempt
   std::vector<std::pair<std::string, std::string>> path_params;
 
   // Set by a filter that answers locally (FilterStatus::Reply).
@@ -48,6 +50,25 @@ struct RequestContext {
   Clock::duration total_latency{};     // set just before onLog
   std::string error;                   // short reason when Portico answered an error
   std::chrono::system_clock::time_point wall_start;
+
+  // Back to a fresh request, keeping string capacity for the next one on the connection.
+  void reset() {
+    request = nullptr;
+    response = nullptr;
+    request_id.clear();
+    route_name = upstream_name = upstream_target = {};
+    path_params.clear();
+    local_reply.status = 200;
+    local_reply.headers.clear();
+    local_reply.body.clear();
+    original_method.clear();
+    original_path.clear();
+    status = 0;
+    bytes_received = bytes_sent = 0;
+    upstream_attempts = 0;
+    upstream_latency = total_latency = {};
+    error.clear();
+  }
 };
 
 }  // namespace portico::api

@@ -30,15 +30,20 @@ struct Xoshiro {
 }  // namespace
 
 std::string generateRequestId() {
+  std::string id;
+  generateRequestId(id);
+  return id;
+}
+
+void generateRequestId(std::string& id) {
   thread_local Xoshiro rng;
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
+  id.assign(32, '0');
   std::uint64_t a = rng.next(), b = rng.next();
   for (int i = 0; i < 16; ++i) {
     id[i] = kHex[(a >> (i * 4)) & 0xf];
     id[16 + i] = kHex[(b >> (i * 4)) & 0xf];
   }
-  return id;
 }
 
 bool isAcceptableRequestId(std::string_view id) {

@@ -6,6 +6,8 @@
 namespace portico {
 
 std::string generateRequestId();
+// Writes a fresh id into `out`, reusing its capacity.
+void generateRequestId(std::string& out);
 // An id from a client is kept only if it is short and made of safe characters.
 bool isAcceptableRequestId(std::string_view id);
 

@@ -28,7 +28,7 @@ size_t HeaderList::remove(std::string_view name) {
 }
 
 const std::string* HeaderList::find(std::string_view name) const {
-  for (const auto& h : items_) {
+  for (const auto& h : *this) {
     if (equalsIgnoreCase(h.name, name)) return &h.value;
   }
   return nullptr;
@@ -36,7 +36,7 @@ const std::string* HeaderList::find(std::string_view name) const {
 
 size_t HeaderList::count(std::string_view name) const {
   size_t n = 0;
-  for (const auto& h : items_) n += equalsIgnoreCase(h.name, name);
+  for (const auto& h : *this) n += equalsIgnoreCase(h.name, name);
   return n;
 }
 

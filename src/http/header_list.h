@@ -1,7 +1,9 @@
 #pragma once
 // An ordered list of header fields. Names keep their original case (relayed byte-faithfully)
 // and are compared case-insensitively.
+#include <cstddef>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -15,13 +17,44 @@ struct Header {
   std::string value;
 };
 
+// clear() keeps the header objects (and their string capacity) for the next message on the
+// connection, so a steady stream of requests parses without allocating.
 class HeaderList {
  public:
   using iterator = std::vector<Header>::iterator;
   using const_iterator = std::vector<Header>::const_iterator;
 
+  HeaderList() = default;
+  HeaderList(const HeaderList& o) : items_(o.begin(), o.end()), size_(o.size_) {}
+  HeaderList& operator=(const HeaderList& o) {
+    if (this != &o) {
+      items_.assign(o.begin(), o.end());
+      size_ = o.size_;
+    }
+    return *this;
+  }
+  HeaderList(HeaderList&& o) noexcept : items_(std::move(o.items_)), size_(o.size_) {
+    o.items_.clear();
+    o.size_ = 0;
+  }
+  HeaderList& operator=(HeaderList&& o) noexcept {
+    if (this != &o) {
+      items_ = std::move(o.items_);
+      size_ = o.size_;
+      o.items_.clear();
+      o.size_ = 0;
+    }
+    return *this;
+  }
+
   void add(std::string_view name, std::string_view value) {
-    items_.push_back(Header{std::string(name), std::string(value)});
+    if (size_ < items_.size()) {
+      items_[size_].name.assign(name);
+      items_[size_].value.assign(value);
+    } else {
+      items_.push_back(Header{std::string(name), std::string(value)});
+    }
+    ++size_;
   }
   // Replaces every field of that name by a single one.
   void set(std::string_view name, std::string_view value);
@@ -32,23 +65,31 @@ class HeaderList {
   size_t count(std::string_view name) const;
   bool has(std::string_view name) const { return find(name) != nullptr; }
 
-  void clear() { items_.clear(); }
+  void clear() { size_ = 0; }
   void reserve(size_t n) { items_.reserve(n); }
-  size_t size() const { return items_.size(); }
-  bool empty() const { return items_.empty(); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
   iterator begin() { return items_.begin(); }
-  iterator end() { return items_.end(); }
+  iterator end() { return items_.begin() + static_cast<std::ptrdiff_t>(size_); }
   const_iterator begin() const { return items_.begin(); }
-  const_iterator end() const { return items_.end(); }
+  const_iterator end() const { return items_.begin() + static_cast<std::ptrdiff_t>(size_); }
+  // Removes matching fields, keeping the order of the others.
   template <class Pred>
   size_t removeIf(Pred pred) {
-    size_t before = items_.size();
-    std::erase_if(items_, pred);
-    return before - items_.size();
+    size_t kept = 0;
+    for (size_t i = 0; i < size_; ++i) {
+      if (pred(items_[i])) continue;
+      if (kept != i) std::swap(items_[kept], items_[i]);
+      ++kept;
+    }
+    size_t removed = size_ - kept;
+    size_ = kept;
+    return removed;
   }
 
  private:
   std::vector<Header> items_;
+  size_t size_ = 0;
 };
 
 // Calls f(token) for each comma-separated token of a header value, trimmed of spaces.

@@ -118,14 +118,16 @@ class HttpSession final : public SessionBase, public SessionIo {
   RequestLimits limits_;
 
   http::RequestHead req_;
-  http::ResponseHead resp_;
+  ExchangeScratch scratch_;
+  http::ResponseHead& resp_ = scratch_.response;
   api::RequestContext ctx_;
   std::shared_ptr<const server::Snapshot> snapshot_;
   const server::Route* route_ = nullptr;
   std::size_t route_index_ = 0;
   std::vector<std::unique_ptr<api::Filter>> filters_;
   std::size_t filters_ran_ = 0;
-  std::string out_;
+  std::string& out_ = scratch_.out;
+  std::string target_;
 
   bool idle_ = true;
   bool timed_out_ = false;
@@ -177,7 +179,7 @@ Task<void> HttpSession::run() {
         if (timed_out_ && started) {
           disarmOp();
           beginRequest();
-          ctx_.request_id = generateRequestId();
+          generateRequestId(ctx_.request_id);
           co_await replyError(408, "request header timeout", true);
         }
         co_return;
@@ -194,7 +196,7 @@ Task<void> HttpSession::run() {
     if (pr.status == http::ParseStatus::Error) {
       w_.stats.bad_requests.add();
       beginRequest();
-      ctx_.request_id = generateRequestId();
+      generateRequestId(ctx_.request_id);
       co_await replyError(pr.error_status, pr.error, true);
       break;
     }
@@ -210,14 +212,14 @@ Task<void> HttpSession::run() {
 }
 
 void HttpSession::beginRequest() {
-  ctx_ = api::RequestContext{};
+  ctx_.reset();
   ctx_.request = &req_;
   ctx_.start = Clock::now();
   ctx_.wall_start = std::chrono::system_clock::now();
   ctx_.client_ip = client_ip_;
   ctx_.client_port = client_port_;
-  ctx_.original_method = req_.method;
-  ctx_.original_path = req_.target;
+  ctx_.original_method.assign(req_.method);
+  ctx_.original_path.assign(req_.target);
   filters_.clear();
   filters_ran_ = 0;
   route_ = nullptr;
@@ -228,9 +230,9 @@ Task<bool> HttpSession::handleRequest() {
   w_.stats.requests.add();
   const std::string* incoming_id = req_.headers.find("x-request-id");
   if (incoming_id && isAcceptableRequestId(*incoming_id)) {
-    ctx_.request_id = *incoming_id;
+    ctx_.request_id.assign(*incoming_id);
   } else {
-    ctx_.request_id = generateRequestId();
+    generateRequestId(ctx_.request_id);
     if (incoming_id) req_.headers.remove("x-request-id");
   }
   snapshot_ = w_.snapshot;
@@ -282,18 +284,15 @@ Task<bool> HttpSession::handleRequest() {
     co_return co_await replyError(500, "route has no upstream", !keep);
   }
   ctx_.upstream_name = route_->upstream->cfg->name;
-  std::string target = router::rewritePath(*route_->cfg, *match.route, req_.path, ctx_.path_params);
+  std::string& target = target_;
+  target = router::rewritePath(*route_->cfg, *match.route, req_.path, ctx_.path_params);
   if (!req_.query.empty()) {
     target += target.find('?') == std::string::npos ? '?' : '&';
     target += req_.query;
   }
 
   ExchangeHooks hooks;
-  hooks.response_head = [this](http::ResponseHead& head) {
-    resp_ = std::move(head);
-    runResponseFilters();
-    head = std::move(resp_);
-  };
+  if (!filters_.empty()) hooks.response_head = [this] { runResponseFilters(); };
   if (!filters_.empty()) {
     hooks.request_body = [this](std::string_view chunk) {
       for (auto& f : filters_) f->onRequestBody(ctx_, chunk);
@@ -304,7 +303,7 @@ Task<bool> HttpSession::handleRequest() {
     };
   }
   ExchangeResult r =
-      co_await exchangeWithUpstream(*this, *route_->upstream, req_, target, ctx_, hooks);
+      co_await exchangeWithUpstream(*this, *route_->upstream, req_, target, ctx_, hooks, scratch_);
   if (!r.responded) {
     if (r.status == 0) {  // the client went away; nothing can be answered
       finish(499);

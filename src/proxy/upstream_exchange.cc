@@ -75,10 +75,17 @@ struct AttemptOutcome {
 class Exchange {
  public:
   Exchange(SessionIo& io, const server::Upstream& up, http::RequestHead& req,
-           std::string_view target, api::RequestContext& ctx, const ExchangeHooks& hooks)
+           std::string_view target, api::RequestContext& ctx, const ExchangeHooks& hooks,
+           ExchangeScratch& scratch)
       : io_(io), w_(io.worker()), up_(up), cfg_(*up.cfg), req_(req), target_(target), ctx_(ctx),
-        hooks_(hooks), in_(io.clientBuffer()) {
-    stats_ = &w_.stats.upstream(cfg_.name);
+        hooks_(hooks), in_(io.clientBuffer()), head_(scratch.head), out_(scratch.out),
+        resp_(scratch.response), spans_(scratch.spans), tried_(scratch.tried) {
+    // The worker's table matches the snapshot it serves; after a reload mid-request, look up.
+    const auto& table = w_.upstream_stats;
+    stats_ = up.index < table.size() && w_.snapshot->upstreams.size() > up.index &&
+                     w_.snapshot->upstreams[up.index].cfg->name == cfg_.name
+                 ? table[up.index]
+                 : &w_.stats.upstream(cfg_.name);
   }
 
   Task<ExchangeResult> run();
@@ -90,8 +97,7 @@ class Exchange {
   Task<Failure> connect(UpstreamConnection& conn, const SocketAddress& address);
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
-  Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn,
-                                          http::ResponseHead& resp);
+  Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
   Task<bool> writeClient(std::span<const asio::const_buffer> buffers);
   void reportRequestBody();
 
@@ -106,14 +112,17 @@ class Exchange {
   IoBuffer& in_;
   observability::UpstreamStats* stats_;
 
-  std::string head_;            // upstream request head, built once
+  std::string& head_;  // upstream request head, built once
+  std::string& out_;
+  http::ResponseHead& resp_;
+  std::vector<asio::const_buffer>& spans_;
+  upstream::Excluded& tried_;
   bool replayable_ = false;     // the whole body is in the client buffer
   std::size_t body_in_buffer_ = 0;
   bool body_consumed_ = false;  // the body left the client buffer (streamed or committed)
   bool continue_sent_ = false;
   bool bad_body_ = false;
   bool too_large_ = false;
-  std::string out_;
 };
 
 void Exchange::measureBufferedBody() {
@@ -169,12 +178,14 @@ Task<ExchangeResult> Exchange::run() {
   ForwardInfo info;
   info.client_ip = ctx_.client_ip;
   info.request_id = ctx_.request_id;
+  head_.clear();
   writeUpstreamRequestHead(head_, req_, target_, info);
 
   io_.setTotalDeadline(cfg_.timeouts.total);
   upstream::LoadBalancer& lb = w_.balancer(up_);
   const std::uint64_t key = hashKey();
-  upstream::Excluded tried(up_.targets.size(), 0);
+  upstream::Excluded& tried = tried_;
+  tried.assign(up_.targets.size(), 0);
   const int attempts = static_cast<int>(cfg_.retries.attempts);
   ExchangeResult failure{false, true, 502, "upstream unavailable"};
   upstream::Rng rng(static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()));
@@ -310,7 +321,7 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
     if (sent != Failure::None && sent != Failure::Reset) co_return AttemptOutcome{sent, {}};
 
     // Read the response head (skipping 1xx interim responses).
-    http::ResponseHead resp;
+    http::ResponseHead& resp = resp_;
     IoBuffer& buf = conn->buffer;
     Failure got = Failure::None;
     bool received_any = false;
@@ -365,9 +376,10 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       continue;  // stale pooled connection: replay on a fresh one
     }
     if (got == Failure::None && sent == Failure::Reset) got = Failure::None;  // it answered early
-    stats_->duration.observe(Clock::now() - started);
+    const auto elapsed = Clock::now() - started;
+    stats_->duration.observe(elapsed);
     if (got != Failure::None) co_return AttemptOutcome{got, {}};
-    ctx_.upstream_latency = Clock::now() - started;
+    ctx_.upstream_latency = elapsed;
 
     const auto& statuses = cfg_.retries.on_statuses;
     if (!last && replayable_ && !body_consumed_ && isIdempotent(req_.method) &&
@@ -379,7 +391,7 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       in_.consume(body_in_buffer_);
       body_consumed_ = true;
     }
-    ExchangeResult r = co_await relayResponse(std::move(conn), resp);
+    ExchangeResult r = co_await relayResponse(std::move(conn));
     if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
     co_return AttemptOutcome{Failure::Done, r};
   }
@@ -482,10 +494,10 @@ Task<bool> Exchange::writeClient(std::span<const asio::const_buffer> buffers) {
   co_return !ec;
 }
 
-Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn,
-                                                  http::ResponseHead& resp) {
+Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn) {
+  http::ResponseHead& resp = resp_;
   if (!resp.headers.has("x-request-id")) resp.headers.add("X-Request-Id", ctx_.request_id);
-  if (hooks_.response_head) hooks_.response_head(resp);
+  if (hooks_.response_head) hooks_.response_head();
   const bool to_http10 = req_.version_minor == 0;
   ResponseFraming framing;
   framing.client_version_minor = req_.version_minor;
@@ -502,7 +514,7 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
   bool head_pending = true;
   std::uint64_t remaining = resp.content_length;
   http::ChunkedDecoder decoder;
-  std::vector<asio::const_buffer> spans;
+  std::vector<asio::const_buffer>& spans = spans_;
   error_code ec;
   for (;;) {
     std::string_view avail = buf.readable();
@@ -584,8 +596,9 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
 Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const server::Upstream& upstream,
                                                http::RequestHead& req, std::string_view target,
                                                api::RequestContext& ctx,
-                                               const ExchangeHooks& hooks) {
-  Exchange exchange(io, upstream, req, target, ctx, hooks);
+                                               const ExchangeHooks& hooks,
+                                               ExchangeScratch& scratch) {
+  Exchange exchange(io, upstream, req, target, ctx, hooks, scratch);
   co_return co_await exchange.run();
 }
 

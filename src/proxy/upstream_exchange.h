@@ -3,6 +3,8 @@
 // request head and body out, response head in, response streamed to the client. Retries,
 // stale-connection replays and timeouts live here.
 #include <functional>
+#include <string>
+#include <vector>
 #include <string_view>
 #include "api/request_context.h"
 #include "http/codec/head_parser.h"
@@ -36,9 +38,19 @@ class SessionIo {
 };
 
 struct ExchangeHooks {
-  std::function<void(http::ResponseHead&)> response_head;  // response filters, reverse order
+  std::function<void()> response_head;                     // response filters, on scratch.response
   std::function<void(std::string_view)> request_body;      // may be empty
   std::function<void(std::string_view)> response_body;     // may be empty
+};
+
+// Buffers kept by the session across its requests, so that a steady stream of requests on a
+// connection does not allocate.
+struct ExchangeScratch {
+  std::string head;              // the upstream request head
+  std::string out;               // the response head for the client
+  http::ResponseHead response;   // response filters edit it through ctx.response
+  std::vector<asio::const_buffer> spans;
+  upstream::Excluded tried;
 };
 
 struct ExchangeResult {
@@ -53,6 +65,7 @@ Task<ExchangeResult> exchangeWithUpstream(SessionIo& io,
                                                             http::RequestHead& req,
                                                             std::string_view target,
                                                             api::RequestContext& ctx,
-                                                            const ExchangeHooks& hooks);
+                                                            const ExchangeHooks& hooks,
+                                                            ExchangeScratch& scratch);
 
 }  // namespace portico::proxy

@@ -87,12 +87,15 @@ struct RouteMatcher::Table {
   std::vector<const CompiledRoute*> any;    // routes without a path matcher
 
   void collect(std::string_view path, std::vector<Candidate>& out) const {
-    std::vector<std::string_view> segments;
+    // Per-thread scratch: matching allocates nothing once these have grown.
+    thread_local std::vector<std::string_view> segments;
+    thread_local std::vector<std::string_view> captured;
+    segments.clear();
+    captured.clear();
     forEachSegment(path, [&](std::string_view s) {
       segments.push_back(s);
       return true;
     });
-    std::vector<std::string_view> captured;
     walk(&root, segments, 0, captured, out);
     for (const auto* r : regex) {
       const int groups = r->path_regex->NumberOfCapturingGroups();
@@ -327,7 +330,7 @@ MatchResult RouteMatcher::match(const RequestView& req) const {
   tables[count++] = any_.get();
 
   MatchResult result;
-  std::vector<Candidate> candidates;
+  thread_local std::vector<Candidate> candidates;
   for (std::size_t t = 0; t < count; ++t) {
     candidates.clear();
     tables[t]->collect(req.path, candidates);
