@@ -197,6 +197,7 @@ Task<void> HttpSession::run() {
       w_.stats.bad_requests.add();
       beginRequest();
       generateRequestId(ctx_.request_id);
+      for (const auto& f : w_.snapshot->global_filters) filters_.push_back(f->create());
       co_await replyError(pr.error_status, pr.error, true);
       break;
     }

@@ -313,7 +313,8 @@ int Server::run() {
   }
   admin_ = std::make_unique<admin::AdminServer>(
       io_, [this](const std::string& m, const std::string& p) { return handleAdmin(m, p); });
-  if (auto ok = admin_->listen((*snap)->config.server.admin.listen); !ok) {
+  const std::string& admin_listen = (*snap)->config.server.admin.listen;
+  if (auto ok = admin_listen.empty() ? Result<bool>(true) : admin_->listen(admin_listen); !ok) {
     std::cerr << "portico: " << ok.error().message << "\n";
     return 1;
   }
