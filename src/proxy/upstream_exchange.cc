@@ -95,10 +95,10 @@ class Exchange {
   std::uint64_t hashKey() const;
   Task<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);
   Task<Failure> connect(UpstreamConnection& conn, const SocketAddress& address);
+  // Sends a request whose body streams from the client (the replayable case is inline).
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
   Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
-  Task<bool> writeClient(std::span<const asio::const_buffer> buffers);
   void reportRequestBody();
 
   SessionIo& io_;
@@ -313,7 +313,20 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
     io_.setUpstreamSocket(&conn->socket);
     ++conn->requests;
 
-    Failure sent = co_await sendRequest(*conn);
+    Failure sent = Failure::None;
+    if (replayable_ && !body_consumed_) {  // the common case, without another coroutine frame
+      std::array<asio::const_buffer, 2> buffers{
+          asio::buffer(head_), asio::buffer(in_.readable().data(), body_in_buffer_)};
+      error_code write_ec;
+      io_.armOp(cfg_.timeouts.read);
+      co_await asio::async_write(conn->socket, buffers,
+                                 asio::redirect_error(kUseAwaitable, write_ec));
+      io_.disarmOp();
+      sent = io_.totalExpired() ? Failure::TotalTimeout
+                                : (write_ec ? Failure::Reset : Failure::None);
+    } else {
+      sent = co_await sendRequest(*conn);
+    }
     if (sent == Failure::Reset && reused && replayable_ && fresh_tries == 0) {
       conn.reset();
       continue;
@@ -414,15 +427,6 @@ void Exchange::reportRequestBody() {
 
 Task<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
   error_code ec;
-  if (replayable_ && !body_consumed_) {
-    std::array<asio::const_buffer, 2> buffers{
-        asio::buffer(head_), asio::buffer(in_.readable().data(), body_in_buffer_)};
-    io_.armOp(cfg_.timeouts.read);
-    co_await asio::async_write(conn.socket, buffers, asio::redirect_error(kUseAwaitable, ec));
-    io_.disarmOp();
-    if (io_.totalExpired()) co_return Failure::TotalTimeout;
-    co_return ec ? Failure::Reset : Failure::None;
-  }
   if (body_consumed_) co_return Failure::Reset;  // a streamed body cannot be sent twice
   if (req_.expect_continue && !continue_sent_) {
     continue_sent_ = true;
@@ -482,16 +486,6 @@ Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
     if (ec || n == 0) co_return Failure::ClientGone;
     in_.commit(n);
   }
-}
-
-Task<bool> Exchange::writeClient(std::span<const asio::const_buffer> buffers) {
-  error_code ec;
-  io_.armOp(io_.limits().idle_timeout);
-  std::size_t n = co_await asio::async_write(io_.client(), buffers,
-                                             asio::redirect_error(kUseAwaitable, ec));
-  io_.disarmOp();
-  ctx_.bytes_sent += n;
-  co_return !ec;
 }
 
 Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn) {
@@ -557,11 +551,11 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
         break;
     }
     if (!spans.empty()) {
-      if (!co_await writeClient(spans)) {
-        result.keep_client = false;
-        result.status = resp.status;
-        co_return ExchangeResult{true, false, resp.status, "client closed"};
-      }
+      io_.armOp(io_.limits().idle_timeout);
+      ctx_.bytes_sent += co_await asio::async_write(io_.client(), spans,
+                                                    asio::redirect_error(kUseAwaitable, ec));
+      io_.disarmOp();
+      if (ec) co_return ExchangeResult{true, false, resp.status, "client closed"};
     }
     head_pending = false;
     buf.consume(take);

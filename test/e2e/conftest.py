@@ -167,6 +167,11 @@ def portico(tmp_path):
     yield make
     for p in started:
         p.stop()
+    for p in started:
+        # Under the asan build, any sanitizer report (leaks at exit included) fails the test.
+        logs = p.logs()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            assert marker not in logs, logs[-4000:]
 
 
 def request(port, method, path, headers=None, body=None, timeout=10):

@@ -110,3 +110,53 @@ def test_hop_by_hop_headers_are_removed(portico, upstreams):
     assert "x-kept" in names
     for gone in ("connection", "x-secret", "keep-alive", "proxy-connection", "te", "upgrade"):
         assert gone not in names
+
+
+def test_consistent_hash_on_header_is_sticky(portico, upstreams):
+    ups = [upstreams(f"u{i}") for i in range(3)]
+    p = portico(upstreams={"svc": {"targets": [u.address for u in ups],
+                                   "balance": "consistent_hash",
+                                   "hash": {"on": "header", "name": "X-User"}}},
+                routes=[route("all", {"path_prefix": "/"})])
+    seen = {}
+    for user in range(30):
+        for _ in range(3):
+            body = echo(p.port, "/", headers={"X-User": f"user-{user}"})[2]
+            seen.setdefault(user, set()).add(body["upstream"])
+    assert all(len(s) == 1 for s in seen.values())          # each user sticks to one target
+    assert len({next(iter(s)) for s in seen.values()}) == 3  # and users spread over all three
+
+
+def test_round_robin_spreads_by_weight(portico, upstreams):
+    a, b = upstreams("a"), upstreams("b")
+    p = portico(upstreams={"svc": {"targets": [{"address": a.address, "weight": 3},
+                                               {"address": b.address, "weight": 1}]}},
+                routes=[route("all", {"path_prefix": "/"})], server={"workers": 1})
+    for _ in range(40):
+        request(p.port, "GET", "/")
+    assert (len(a.requests), len(b.requests)) == (30, 10)
+
+
+def test_target_given_by_host_name(portico, upstreams):
+    u = upstreams()
+    p = portico(upstreams={"svc": [f"localhost:{u.port}"]}, routes=[route("all", {"path_prefix": "/"})])
+    assert request(p.port, "GET", "/")[0] == 200
+
+
+def test_reload_adds_a_listener(portico, upstreams):
+    from conftest import base_config, free_port
+    u = upstreams()
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [route("all", {"path_prefix": "/"})])
+    p = portico(config=cfg)
+    extra = free_port()
+    cfg["listeners"].append({"name": "second", "listen": f"127.0.0.1:{extra}"})
+    p.reload(cfg)
+    assert request(extra, "GET", "/")[0] == 200
+    assert request(p.port, "GET", "/")[0] == 200
+    cfg["listeners"].pop()
+    p.reload(cfg)
+    import socket
+    import pytest
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", extra), timeout=1).close()
