@@ -36,8 +36,9 @@ struct AdminServer::Impl {
       if (!e) socket.close(e);
     });
     for (;;) {
-      std::size_t n = co_await socket.async_read_some(asio::buffer(buf.writePtr(), buf.writable()),
-                                                      asio::redirect_error(asio::use_awaitable, ec));
+      std::size_t n =
+          co_await socket.async_read_some(asio::buffer(buf.writePtr(), buf.writable()),
+                                          asio::redirect_error(asio::use_awaitable, ec));
       if (ec || n == 0) break;
       buf.commit(n);
       auto pr = http::parseRequestHead(buf.readable(), limits, req);
@@ -49,11 +50,10 @@ struct AdminServer::Impl {
       } else {
         r = handler(req.method, req.path);
       }
-      std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " +
-                        std::string(proxy::reasonPhrase(r.status)) +
-                        "\r\nContent-Type: " + r.content_type +
-                        "\r\nContent-Length: " + std::to_string(r.body.size()) +
-                        "\r\nConnection: close\r\n\r\n";
+      std::string out =
+          "HTTP/1.1 " + std::to_string(r.status) + " " +
+          std::string(proxy::reasonPhrase(r.status)) + "\r\nContent-Type: " + r.content_type +
+          "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n";
       if (req.method != "HEAD") out += r.body;
       co_await asio::async_write(socket, asio::buffer(out),
                                  asio::redirect_error(asio::use_awaitable, ec));
@@ -67,7 +67,8 @@ struct AdminServer::Impl {
   asio::awaitable<void> acceptLoop() {
     for (;;) {
       error_code ec;
-      tcp::socket s = co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      tcp::socket s =
+          co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       if (ec) continue;
       asio::co_spawn(io, serve(std::move(s)), asio::detached);
@@ -78,7 +79,9 @@ struct AdminServer::Impl {
 AdminServer::AdminServer(asio::io_context& io, AdminHandler handler)
     : impl_(std::make_unique<Impl>(io, std::move(handler))) {}
 
-AdminServer::~AdminServer() { stop(); }
+AdminServer::~AdminServer() {
+  stop();
+}
 
 Result<bool> AdminServer::listen(const std::string& address) {
   auto hp = parseHostPort(address);

@@ -20,7 +20,8 @@ struct AdminResponse {
 };
 
 // Maps a GET path to a response. Given the path without the query.
-using AdminHandler = std::function<AdminResponse(const std::string& method, const std::string& path)>;
+using AdminHandler =
+    std::function<AdminResponse(const std::string& method, const std::string& path)>;
 
 class AdminServer {
  public:

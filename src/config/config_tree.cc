@@ -54,7 +54,8 @@ struct Converter {
   json scalar(const YAML::Node& node, const std::string& path) {
     const std::string& raw = node.Scalar();
     bool substituted = false;
-    std::string text = raw.find('$') == std::string::npos ? raw : substitute(raw, path, substituted);
+    std::string text =
+        raw.find('$') == std::string::npos ? raw : substitute(raw, path, substituted);
     if (substituted) tree.secrets.insert(path);
     if (node.Tag() == "!" || substituted) return text;  // quoted, or from the environment
     if (text.empty() || text == "~" || text == "null") return nullptr;

@@ -21,7 +21,7 @@ struct ConfigTree {
   nlohmann::json root;
   // By key path, e.g. "routes[3].upstream" (the value) and "routes[3].upstream#key" (the key).
   Diagnostics::LocationMap locations;
-  std::unordered_set<std::string> secrets;   // key paths whose value came from ${ENV}
+  std::unordered_set<std::string> secrets;  // key paths whose value came from ${ENV}
 };
 
 // Parses `text` (named `file` in messages) into `tree`, and points `diag` at its locations.

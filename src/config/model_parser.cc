@@ -28,7 +28,8 @@ void forEachItem(ObjectReader& parent, std::string_view key, F&& f) {
 bool isToken(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos))
       return false;
   }
   return true;
@@ -182,8 +183,8 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
       tr.finish();
     }
     auto colon = target.address.rfind(':');
-    if (!target.address.empty() && (colon == std::string::npos || colon == 0 ||
-                                    colon + 1 == target.address.size()))
+    if (!target.address.empty() &&
+        (colon == std::string::npos || colon == 0 || colon + 1 == target.address.size()))
       d.add(tp, "address must be host:port, got \"" + target.address + "\"");
     u.targets.push_back(std::move(target));
   });
@@ -273,8 +274,8 @@ void checkUniqueNames(const std::vector<T>& items, const std::string& section, D
     if (name.empty()) continue;
     auto [it, inserted] = seen.emplace(name, i);
     if (!inserted)
-      d.add(indexPath(section, i) + ".name", "duplicate name \"" + name + "\" (also " +
-                                                 indexPath(section, it->second) + ")");
+      d.add(indexPath(section, i) + ".name",
+            "duplicate name \"" + name + "\" (also " + indexPath(section, it->second) + ")");
   }
 }
 

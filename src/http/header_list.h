@@ -3,8 +3,8 @@
 // and are compared case-insensitively.
 #include <cstddef>
 #include <string>
-#include <utility>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace portico::http {
@@ -98,7 +98,8 @@ void forEachToken(std::string_view value, F&& f) {
   while (!value.empty()) {
     auto comma = value.find(',');
     std::string_view token = value.substr(0, comma);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+      token.remove_prefix(1);
     while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
     if (!token.empty()) f(token);
     if (comma == std::string_view::npos) break;

@@ -120,8 +120,9 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   out += "# TYPE portico_bad_requests_total counter\n";
   line(out, "portico_bad_requests_total", "", static_cast<double>(bad));
 
-  out += "# HELP portico_upstream_request_duration_seconds Upstream attempt duration until the "
-         "response head.\n";
+  out +=
+      "# HELP portico_upstream_request_duration_seconds Upstream attempt duration until the "
+      "response head.\n";
   out += "# TYPE portico_upstream_request_duration_seconds histogram\n";
   for (const auto& [name, u] : upstreams) {
     const std::string l = "upstream=\"" + escapeLabel(name) + "\"";
@@ -145,8 +146,9 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   for (const auto& [name, u] : upstreams)
     line(out, "portico_upstream_attempts_total", "upstream=\"" + escapeLabel(name) + "\"",
          static_cast<double>(u.attempts));
-  out += "# HELP portico_upstream_failures_total Upstream attempts that failed (connect, reset, "
-         "timeout).\n";
+  out +=
+      "# HELP portico_upstream_failures_total Upstream attempts that failed (connect, reset, "
+      "timeout).\n";
   out += "# TYPE portico_upstream_failures_total counter\n";
   for (const auto& [name, u] : upstreams)
     line(out, "portico_upstream_failures_total", "upstream=\"" + escapeLabel(name) + "\"",

@@ -17,8 +17,12 @@ namespace portico::observability {
 
 class Counter {
  public:
-  void add(std::uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(std::uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void add(std::uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(std::uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
   std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -28,9 +32,8 @@ class Counter {
 class Histogram {
  public:
   // Upper bounds in seconds.
-  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                      0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                                      5,      10};
+  static constexpr std::array<double, 14> kBounds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   void observe(std::chrono::nanoseconds d);
   std::array<std::uint64_t, kBounds.size() + 1> buckets() const;  // non-cumulative, +Inf last
   std::uint64_t count() const { return count_.get(); }
@@ -49,7 +52,7 @@ struct RouteStats {
 struct UpstreamStats {
   Histogram duration;  // per attempt: connect to the end of the response head
   Counter attempts;
-  Counter failures;    // connect errors, resets, timeouts
+  Counter failures;  // connect errors, resets, timeouts
   Counter retries;
 };
 

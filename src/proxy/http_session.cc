@@ -33,8 +33,7 @@ bool mayHoldHead(std::string_view data, std::size_t from) {
 
 class HttpSession final : public SessionBase, public SessionIo {
  public:
-  HttpSession(WorkerContext& w, Socket socket)
-      : w_(w), client_(std::move(socket)), in_(16 * 1024) {
+  HttpSession(WorkerContext& w, Socket socket) : w_(w), client_(std::move(socket)), in_(16 * 1024) {
     w_.add(this);
     w_.stats.connections_accepted.add();
     w_.stats.connections_active.add();
@@ -104,7 +103,7 @@ class HttpSession final : public SessionBase, public SessionIo {
   void beginRequest();
   Task<bool> handleRequest();
   Task<bool> replyError(int status, std::string_view reason, bool close,
-                             std::string_view allow = {});
+                        std::string_view allow = {});
   Task<bool> replyLocal(bool close);
   void runResponseFilters();
   void finish(int status);
@@ -172,9 +171,8 @@ Task<void> HttpSession::run() {
         }
         in_.reserve(limits_.head.max_header_bytes + 4096);
       }
-      std::size_t n = co_await client_.async_read_some(
-          asio::buffer(in_.writePtr(), in_.writable()),
-          asio::redirect_error(kUseAwaitable, ec));
+      std::size_t n = co_await client_.async_read_some(asio::buffer(in_.writePtr(), in_.writable()),
+                                                       asio::redirect_error(kUseAwaitable, ec));
       if (ec || n == 0) {
         if (timed_out_ && started) {
           disarmOp();
@@ -266,13 +264,13 @@ Task<bool> HttpSession::handleRequest() {
     api::FilterStatus status = filter.onRequestHeaders(ctx_);
     if (status == api::FilterStatus::Async) {
       asio::use_awaitable_t<Executor> token;
-      status = co_await asio::async_initiate<asio::use_awaitable_t<Executor>,
-                                             void(api::FilterStatus)>(
-          [&](auto handler) {
-            auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-            filter.onRequestHeadersAsync(ctx_, [shared](api::FilterStatus s) { (*shared)(s); });
-          },
-          token);
+      status =
+          co_await asio::async_initiate<asio::use_awaitable_t<Executor>, void(api::FilterStatus)>(
+              [&](auto handler) {
+                auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+                filter.onRequestHeadersAsync(ctx_, [shared](api::FilterStatus s) { (*shared)(s); });
+              },
+              token);
     }
     if (status == api::FilterStatus::Reply) {
       bool keep = skipBufferedBody();
@@ -346,7 +344,7 @@ bool HttpSession::skipBufferedBody() {
 }
 
 Task<bool> HttpSession::replyError(int status, std::string_view reason, bool close,
-                                        std::string_view allow) {
+                                   std::string_view allow) {
   ctx_.error = std::string(reason);
   ctx_.local_reply = api::LocalReply{};
   ctx_.local_reply.status = status;

@@ -3,12 +3,12 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
 
 #include "http/codec/chunked_decoder.h"
 #include "proxy/message_writer.h"
@@ -59,12 +59,12 @@ enum class Failure {
   Reset,           // upstream closed or reset before a response head
   ReadTimeout,     // no response byte within the read timeout
   TotalTimeout,
-  BadResponse,     // malformed response head
-  RetryStatus,     // a status listed in retries.on_statuses (response discarded)
-  ClientGone,      // the client closed or failed while we sent it or read its body
-  BodyTooLarge,    // chunked request body over max_body_bytes
-  BadBody,         // invalid chunked framing from the client
-  Done,            // response relayed (maybe cut short): `result` says how
+  BadResponse,   // malformed response head
+  RetryStatus,   // a status listed in retries.on_statuses (response discarded)
+  ClientGone,    // the client closed or failed while we sent it or read its body
+  BodyTooLarge,  // chunked request body over max_body_bytes
+  BadBody,       // invalid chunked framing from the client
+  Done,          // response relayed (maybe cut short): `result` says how
 };
 
 struct AttemptOutcome {
@@ -77,9 +77,20 @@ class Exchange {
   Exchange(SessionIo& io, const server::Upstream& up, http::RequestHead& req,
            std::string_view target, api::RequestContext& ctx, const ExchangeHooks& hooks,
            ExchangeScratch& scratch)
-      : io_(io), w_(io.worker()), up_(up), cfg_(*up.cfg), req_(req), target_(target), ctx_(ctx),
-        hooks_(hooks), in_(io.clientBuffer()), head_(scratch.head), out_(scratch.out),
-        resp_(scratch.response), spans_(scratch.spans), tried_(scratch.tried) {
+      : io_(io),
+        w_(io.worker()),
+        up_(up),
+        cfg_(*up.cfg),
+        req_(req),
+        target_(target),
+        ctx_(ctx),
+        hooks_(hooks),
+        in_(io.clientBuffer()),
+        head_(scratch.head),
+        out_(scratch.out),
+        resp_(scratch.response),
+        spans_(scratch.spans),
+        tried_(scratch.tried) {
     // The worker's table matches the snapshot it serves; after a reload mid-request, look up.
     const auto& table = w_.upstream_stats;
     stats_ = up.index < table.size() && w_.snapshot->upstreams.size() > up.index &&
@@ -117,7 +128,7 @@ class Exchange {
   http::ResponseHead& resp_;
   std::vector<asio::const_buffer>& spans_;
   upstream::Excluded& tried_;
-  bool replayable_ = false;     // the whole body is in the client buffer
+  bool replayable_ = false;  // the whole body is in the client buffer
   std::size_t body_in_buffer_ = 0;
   bool body_consumed_ = false;  // the body left the client buffer (streamed or committed)
   bool continue_sent_ = false;
@@ -196,9 +207,9 @@ Task<ExchangeResult> Exchange::run() {
       // Jittered exponential backoff: base * 2^(n-1), capped, times a factor in [0.5, 1).
       auto base = cfg_.retries.backoff_base * (1 << std::min(n - 1, 10));
       auto delay = std::min<config::Duration>(base, cfg_.retries.backoff_max);
-      delay = config::Duration(delay.count() / 2 +
-                               static_cast<std::int64_t>(rng.below(
-                                   static_cast<std::uint64_t>(delay.count() / 2 + 1))));
+      delay = config::Duration(
+          delay.count() / 2 +
+          static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(delay.count() / 2 + 1))));
       if (delay.count() > 0) {
         Timer timer(w_.io.get_executor(), delay);
         error_code ec;
@@ -322,8 +333,8 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       co_await asio::async_write(conn->socket, buffers,
                                  asio::redirect_error(kUseAwaitable, write_ec));
       io_.disarmOp();
-      sent = io_.totalExpired() ? Failure::TotalTimeout
-                                : (write_ec ? Failure::Reset : Failure::None);
+      sent =
+          io_.totalExpired() ? Failure::TotalTimeout : (write_ec ? Failure::Reset : Failure::None);
     } else {
       sent = co_await sendRequest(*conn);
     }
@@ -341,8 +352,8 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
     error_code ec;
     for (;;) {
       if (!buf.empty()) {
-        auto pr = http::parseResponseHead(buf.readable(), io_.limits().head, req_.method == "HEAD",
-                                          resp);
+        auto pr =
+            http::parseResponseHead(buf.readable(), io_.limits().head, req_.method == "HEAD", resp);
         if (pr.status == http::ParseStatus::Error) {
           got = Failure::BadResponse;
           break;
@@ -552,8 +563,8 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     }
     if (!spans.empty()) {
       io_.armOp(io_.limits().idle_timeout);
-      ctx_.bytes_sent += co_await asio::async_write(io_.client(), spans,
-                                                    asio::redirect_error(kUseAwaitable, ec));
+      ctx_.bytes_sent +=
+          co_await asio::async_write(io_.client(), spans, asio::redirect_error(kUseAwaitable, ec));
       io_.disarmOp();
       if (ec) co_return ExchangeResult{true, false, resp.status, "client closed"};
     }
@@ -588,10 +599,9 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
 }  // namespace
 
 Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const server::Upstream& upstream,
-                                               http::RequestHead& req, std::string_view target,
-                                               api::RequestContext& ctx,
-                                               const ExchangeHooks& hooks,
-                                               ExchangeScratch& scratch) {
+                                          http::RequestHead& req, std::string_view target,
+                                          api::RequestContext& ctx, const ExchangeHooks& hooks,
+                                          ExchangeScratch& scratch) {
   Exchange exchange(io, upstream, req, target, ctx, hooks, scratch);
   co_return co_await exchange.run();
 }

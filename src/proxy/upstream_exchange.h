@@ -4,8 +4,8 @@
 // stale-connection replays and timeouts live here.
 #include <functional>
 #include <string>
-#include <vector>
 #include <string_view>
+#include <vector>
 #include "api/request_context.h"
 #include "http/codec/head_parser.h"
 #include "proxy/worker_context.h"
@@ -30,7 +30,7 @@ class SessionIo {
   virtual bool opTimedOut() const = 0;
   virtual bool totalExpired() const = 0;
   virtual void setTotalDeadline(Clock::duration d) = 0;  // 0 = none
-  virtual void setUpstreamSocket(Socket* s) = 0;    // cancelled too on a deadline
+  virtual void setUpstreamSocket(Socket* s) = 0;         // cancelled too on a deadline
   virtual const RequestLimits& limits() const = 0;
 
  protected:
@@ -38,34 +38,31 @@ class SessionIo {
 };
 
 struct ExchangeHooks {
-  std::function<void()> response_head;                     // response filters, on scratch.response
-  std::function<void(std::string_view)> request_body;      // may be empty
-  std::function<void(std::string_view)> response_body;     // may be empty
+  std::function<void()> response_head;                  // response filters, on scratch.response
+  std::function<void(std::string_view)> request_body;   // may be empty
+  std::function<void(std::string_view)> response_body;  // may be empty
 };
 
 // Buffers kept by the session across its requests, so that a steady stream of requests on a
 // connection does not allocate.
 struct ExchangeScratch {
-  std::string head;              // the upstream request head
-  std::string out;               // the response head for the client
-  http::ResponseHead response;   // response filters edit it through ctx.response
+  std::string head;             // the upstream request head
+  std::string out;              // the response head for the client
+  http::ResponseHead response;  // response filters edit it through ctx.response
   std::vector<asio::const_buffer> spans;
   upstream::Excluded tried;
 };
 
 struct ExchangeResult {
-  bool responded = false;     // a response (perhaps cut short) went to the client
-  bool keep_client = false;   // the client connection can serve another request
-  int status = 0;             // status sent, or the error status to answer when !responded
-  const char* error = "";     // reason when Portico has to answer the error itself
+  bool responded = false;    // a response (perhaps cut short) went to the client
+  bool keep_client = false;  // the client connection can serve another request
+  int status = 0;            // status sent, or the error status to answer when !responded
+  const char* error = "";    // reason when Portico has to answer the error itself
 };
 
-Task<ExchangeResult> exchangeWithUpstream(SessionIo& io,
-                                                            const server::Upstream& upstream,
-                                                            http::RequestHead& req,
-                                                            std::string_view target,
-                                                            api::RequestContext& ctx,
-                                                            const ExchangeHooks& hooks,
-                                                            ExchangeScratch& scratch);
+Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const server::Upstream& upstream,
+                                          http::RequestHead& req, std::string_view target,
+                                          api::RequestContext& ctx, const ExchangeHooks& hooks,
+                                          ExchangeScratch& scratch);
 
 }  // namespace portico::proxy

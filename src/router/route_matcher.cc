@@ -166,7 +166,9 @@ RouteMatcher::RouteMatcher() : any_(std::make_unique<Table>()) {}
 RouteMatcher::~RouteMatcher() = default;
 RouteMatcher::RouteMatcher(RouteMatcher&&) noexcept = default;
 RouteMatcher& RouteMatcher::operator=(RouteMatcher&&) noexcept = default;
-std::size_t RouteMatcher::size() const { return routes_.size(); }
+std::size_t RouteMatcher::size() const {
+  return routes_.size();
+}
 
 namespace {
 
@@ -240,7 +242,8 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
     const std::string match_path = rc.path + ".match";
     compileValueMatchers(rc.match.headers, match_path + ".headers", diag, cr->headers);
     compileValueMatchers(rc.match.query, match_path + ".query", diag, cr->query);
-    std::uint64_t conditions = (cr->methods.empty() ? 0 : 1) + cr->headers.size() + cr->query.size();
+    std::uint64_t conditions =
+        (cr->methods.empty() ? 0 : 1) + cr->headers.size() + cr->query.size();
     if (rc.match.path) {
       std::size_t statics = 0, total = 0;
       bool templated = false;
@@ -261,7 +264,8 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
       std::string p = *rc.match.path_prefix;
       while (p.size() > 1 && p.back() == '/') p.pop_back();
       cr->prefix = p;
-      std::size_t segments = p == "/" ? 0 : static_cast<std::size_t>(std::count(p.begin(), p.end(), '/'));
+      std::size_t segments =
+          p == "/" ? 0 : static_cast<std::size_t>(std::count(p.begin(), p.end(), '/'));
       cr->specificity = specificity(kPrefix, segments, conditions);
     } else if (rc.match.path_regex) {
       cr->path_regex = compileRegex(*rc.match.path_regex, match_path + ".path_regex", diag);

@@ -12,10 +12,10 @@
 #include <sstream>
 #include <thread>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include "admin/admin_server.h"
 #include "filters/builtins.h"
@@ -48,8 +48,9 @@ struct FileStamp {
 FileStamp stampOf(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
-  return FileStamp{static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-                   static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
+  return FileStamp{
+      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+      static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
 }
 
 std::string isoTime(std::chrono::system_clock::time_point t) {
@@ -64,8 +65,12 @@ std::string isoTime(std::chrono::system_clock::time_point t) {
 class Server {
  public:
   explicit Server(std::string path)
-      : path_(std::move(path)), signals_(io_, SIGHUP, SIGTERM, SIGINT), usr1_(io_, SIGUSR1),
-        watch_timer_(io_), dns_timer_(io_), drain_timer_(io_) {
+      : path_(std::move(path)),
+        signals_(io_, SIGHUP, SIGTERM, SIGINT),
+        usr1_(io_, SIGUSR1),
+        watch_timer_(io_),
+        dns_timer_(io_),
+        drain_timer_(io_) {
     filters::registerBuiltins(registry_);
   }
 
@@ -273,8 +278,8 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
   } else if (path == "/readyz") {
     bool ok = ready_ && !draining_;
     r.status = ok ? 200 : 503;
-    r.body = ok ? R"({"status":"ready"})" : (draining_ ? R"({"status":"draining"})"
-                                                       : R"({"status":"starting"})");
+    r.body = ok ? R"({"status":"ready"})"
+                : (draining_ ? R"({"status":"draining"})" : R"({"status":"starting"})");
   } else if (path == "/config") {
     nlohmann::json j;
     j["version"] = current_->version;

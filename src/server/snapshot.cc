@@ -102,8 +102,7 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     auto hp = parseHostPort(l.listen);
     if (!hp) diag.add("listeners", l.name + ": " + hp.error().message);
   }
-  if (auto hp = parseHostPort(cfg.server.admin.listen);
-      !cfg.server.admin.listen.empty() && !hp)
+  if (auto hp = parseHostPort(cfg.server.admin.listen); !cfg.server.admin.listen.empty() && !hp)
     diag.add("server.admin.listen", hp.error().message);
 
   snap->upstreams.resize(cfg.upstreams.size());

@@ -74,7 +74,6 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in);
 
 // Re-resolves every target host; returns a new snapshot sharing the config when any address
 // changed, or nullptr when nothing changed (or resolution failed: the old addresses stay).
-std::shared_ptr<const Snapshot> refreshAddresses(const Snapshot& current,
-                                                 const SnapshotInputs& in);
+std::shared_ptr<const Snapshot> refreshAddresses(const Snapshot& current, const SnapshotInputs& in);
 
 }  // namespace portico::server

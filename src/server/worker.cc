@@ -105,7 +105,9 @@ struct Worker::Impl {
 Worker::Worker(int id, observability::WorkerStats& stats)
     : impl_(std::make_unique<Impl>(id, stats)) {}
 
-Worker::~Worker() { stop(); }
+Worker::~Worker() {
+  stop();
+}
 
 void Worker::start() {
   impl_->thread = std::thread([this] {

@@ -103,8 +103,7 @@ bogus: true
   EXPECT_NE(p.errors.find("listeners[0].backlog: unknown key \"backlog\" (t.yaml:2:54)"),
             std::string::npos)
       << p.errors;
-  EXPECT_NE(p.errors.find("upstreams[0].targets[0]: address must be host:port"),
-            std::string::npos);
+  EXPECT_NE(p.errors.find("upstreams[0].targets[0]: address must be host:port"), std::string::npos);
   EXPECT_NE(p.errors.find("upstreams[0].balance: unknown balance \"fastest\""), std::string::npos);
   EXPECT_NE(p.errors.find("upstreams[0].retries.attempts: must be between 1 and 10, got 99"),
             std::string::npos);
@@ -136,9 +135,9 @@ consumers: [ { name: alice, credentials: { key-auth: [ { key: "${ALICE_KEY}" } ]
 TEST(ConfigParse, SecretsAreRedacted) {
   ConfigTree tree;
   Diagnostics diag;
-  parseConfigText("a: ${S}\nb: plain\n", "t.yaml",
-                  [](const std::string&) { return std::optional<std::string>("hidden"); }, tree,
-                  diag);
+  parseConfigText(
+      "a: ${S}\nb: plain\n", "t.yaml",
+      [](const std::string&) { return std::optional<std::string>("hidden"); }, tree, diag);
   auto j = redacted(tree);
   EXPECT_EQ(j["a"], "<redacted>");
   EXPECT_EQ(j["b"], "plain");

@@ -45,8 +45,7 @@ TEST(RequestHeadParser, Framing) {
             ParseStatus::Complete);
   EXPECT_EQ(h.framing, BodyFraming::ContentLength);
   EXPECT_EQ(h.content_length, 12u);
-  ASSERT_EQ(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n",
-                  h)
+  ASSERT_EQ(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n", h)
                 .status,
             ParseStatus::Complete);
   EXPECT_EQ(h.content_length, 7u);
@@ -74,8 +73,7 @@ TEST(RequestHeadParser, AbsoluteFormAndDotSegments) {
   EXPECT_EQ(h.host, "other.example:81");
   EXPECT_EQ(h.path, "/y");
   EXPECT_EQ(h.target, "/y?q");
-  ASSERT_EQ(parse("GET /a/./b/../c/ HTTP/1.1\r\nHost: a\r\n\r\n", h).status,
-            ParseStatus::Complete);
+  ASSERT_EQ(parse("GET /a/./b/../c/ HTTP/1.1\r\nHost: a\r\n\r\n", h).status, ParseStatus::Complete);
   EXPECT_EQ(h.path, "/a/c/");
 }
 
@@ -105,8 +103,7 @@ TEST(RequestHeadParser, RefusesAmbiguousFraming) {
   EXPECT_EQ(errorOf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n"), 400);
   EXPECT_EQ(errorOf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n"),
             400);
-  EXPECT_EQ(errorOf("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-            400);
+  EXPECT_EQ(errorOf("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 400);
   EXPECT_EQ(errorOf("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
             400);
   EXPECT_EQ(errorOf("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n"), 400);
@@ -118,8 +115,9 @@ TEST(RequestHeadParser, Limits) {
   limits.max_header_bytes = 2048;
   limits.max_uri_bytes = 100;
   EXPECT_EQ(errorOf("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits), 431);
-  EXPECT_EQ(errorOf("GET / HTTP/1.1\r\nHost: a\r\nA: " + std::string(3000, 'x') + "\r\n\r\n", limits),
-            431);
+  EXPECT_EQ(
+      errorOf("GET / HTTP/1.1\r\nHost: a\r\nA: " + std::string(3000, 'x') + "\r\n\r\n", limits),
+      431);
   EXPECT_EQ(errorOf("GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n", limits), 414);
   // A long target is refused before the head is complete.
   EXPECT_EQ(errorOf("GET /" + std::string(300, 'a'), limits), 414);
@@ -131,8 +129,9 @@ TEST(ResponseHeadParser, FramingRules) {
   auto r = parseResponseHead("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", limits, false, h);
   ASSERT_EQ(r.status, ParseStatus::Complete);
   EXPECT_EQ(h.framing, BodyFraming::ContentLength);
-  ASSERT_EQ(parseResponseHead("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", limits, true, h).status,
-            ParseStatus::Complete);
+  ASSERT_EQ(
+      parseResponseHead("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", limits, true, h).status,
+      ParseStatus::Complete);
   EXPECT_EQ(h.framing, BodyFraming::None);
   EXPECT_EQ(h.content_length, 5u);
   ASSERT_EQ(parseResponseHead("HTTP/1.1 304 Not Modified\r\n\r\n", limits, false, h).status,
@@ -142,10 +141,10 @@ TEST(ResponseHeadParser, FramingRules) {
             ParseStatus::Complete);
   EXPECT_EQ(h.framing, BodyFraming::UntilClose);
   EXPECT_FALSE(h.keep_alive);
-  ASSERT_EQ(parseResponseHead("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", limits,
-                              false, h)
-                .status,
-            ParseStatus::Complete);
+  ASSERT_EQ(
+      parseResponseHead("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", limits, false, h)
+          .status,
+      ParseStatus::Complete);
   EXPECT_EQ(h.framing, BodyFraming::Chunked);
   EXPECT_EQ(parseResponseHead("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: "
                               "chunked\r\n\r\n",

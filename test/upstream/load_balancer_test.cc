@@ -51,7 +51,8 @@ std::vector<ConsistentHash::Member> members(int n) {
 }
 
 void expectMinimalMovement(std::shared_ptr<const ConsistentHash> (*make)(
-    const std::vector<ConsistentHash::Member>&, std::uint32_t), std::uint32_t param) {
+                               const std::vector<ConsistentHash::Member>&, std::uint32_t),
+                           std::uint32_t param) {
   auto before = make(members(10), param);
   auto after = make(members(11), param);
   const int keys = 20000;
@@ -71,7 +72,9 @@ void expectMinimalMovement(std::shared_ptr<const ConsistentHash> (*make)(
   for (const auto& [target, count] : spread) EXPECT_NEAR(count / double(keys), 0.1, 0.04);
 }
 
-TEST(ConsistentHash, RingMovesAboutOneNth) { expectMinimalMovement(makeRing, 160); }
+TEST(ConsistentHash, RingMovesAboutOneNth) {
+  expectMinimalMovement(makeRing, 160);
+}
 TEST(ConsistentHash, MaglevMovesAboutOneNth) {
   auto before = makeMaglev(members(10), 65537);
   auto after = makeMaglev(members(11), 65537);
@@ -103,8 +106,8 @@ TEST(ConsistentHash, SameKeySameTargetAndExclusion) {
 }
 
 TEST(ConsistentHash, BalancerUsesTheKey) {
-  auto lb = makeLoadBalancer(config::Balance::ConsistentHash, {1, 1, 1}, makeRing(members(3), 160),
-                             1);
+  auto lb =
+      makeLoadBalancer(config::Balance::ConsistentHash, {1, 1, 1}, makeRing(members(3), 160), 1);
   auto h = hash64("same");
   int first = lb->pick(h, {});
   for (int i = 0; i < 10; ++i) EXPECT_EQ(lb->pick(h, {}), first);

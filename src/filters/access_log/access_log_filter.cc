@@ -10,9 +10,9 @@
 namespace portico::filters {
 
 const std::vector<std::string> kAccessLogFields = {
-    "time",   "request_id",  "client",   "method",        "path",           "route",
-    "upstream", "upstream_target", "status", "bytes_in",  "bytes_out",      "upstream_latency_ms",
-    "latency_ms", "attempts", "error"};
+    "time",       "request_id",      "client", "method",   "path",      "route",
+    "upstream",   "upstream_target", "status", "bytes_in", "bytes_out", "upstream_latency_ms",
+    "latency_ms", "attempts",        "error"};
 
 namespace {
 
@@ -30,8 +30,7 @@ void appendTime(std::string& out, std::chrono::system_clock::time_point t) {
 
 void appendMs(std::string& out, api::Clock::duration d) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f",
-                std::chrono::duration<double, std::milli>(d).count());
+  std::snprintf(buf, sizeof buf, "%.3f", std::chrono::duration<double, std::milli>(d).count());
   out += buf;
 }
 

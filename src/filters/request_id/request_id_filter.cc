@@ -53,7 +53,8 @@ class RequestIdFactory final : public api::FilterFactory {
 }  // namespace
 
 api::FilterType requestIdFilterType() {
-  return {"request-id", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+  return {"request-id",
+          [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
             RequestIdConfig c;
             config::ObjectReader r(b.config, b.path, b.diag);
             r.string("header", c.header);

@@ -32,8 +32,20 @@ class ChunkedDecoder {
   void reset() { *this = ChunkedDecoder(max_line_, max_trailer_); }
 
  private:
-  enum class State { Size, Ext, SizeLF, Data, DataCR, DataLF, TrailerStart, Trailer, TrailerLF,
-                     FinalLF, Done, Error };
+  enum class State {
+    Size,
+    Ext,
+    SizeLF,
+    Data,
+    DataCR,
+    DataLF,
+    TrailerStart,
+    Trailer,
+    TrailerLF,
+    FinalLF,
+    Done,
+    Error
+  };
 
   Step fail(const char* why, std::size_t consumed) {
     state_ = State::Error;

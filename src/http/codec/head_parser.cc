@@ -16,7 +16,9 @@ constexpr std::array<bool, 256> makeTcharTable() {
 }
 constexpr auto kTchar = makeTcharTable();
 
-inline bool isTchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
+inline bool isTchar(char c) {
+  return kTchar[static_cast<unsigned char>(c)];
+}
 // field-value characters: VCHAR, SP, HTAB and obs-text; no other control characters.
 inline bool isFieldChar(char c) {
   auto u = static_cast<unsigned char>(c);
@@ -36,7 +38,9 @@ ParseResult fail(int status, const char* reason) {
   return r;
 }
 
-ParseResult incomplete() { return ParseResult{}; }
+ParseResult incomplete() {
+  return ParseResult{};
+}
 
 // Removes "." and ".." segments (RFC 3986 5.2.4) so that routing sees the path the upstream
 // will resolve. Returns false if ".." would climb above the root.
@@ -116,7 +120,8 @@ ParseResult parseFields(LineReader& reader, const HeadLimits& limits, HeaderList
     for (char c : value) {
       if (!isFieldChar(c)) return fail(400, "invalid character in header value");
     }
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     if (headers.size() >= limits.max_headers) return fail(too_large_status, "too many headers");
     headers.add(line.substr(0, colon), value);

@@ -101,8 +101,8 @@ std::shared_ptr<const ConsistentHash> makeRing(const std::vector<ConsistentHash:
   return std::make_shared<Ring>(members, vnodes_per_weight);
 }
 
-std::shared_ptr<const ConsistentHash> makeMaglev(
-    const std::vector<ConsistentHash::Member>& members, std::uint32_t table_size) {
+std::shared_ptr<const ConsistentHash> makeMaglev(const std::vector<ConsistentHash::Member>& members,
+                                                 std::uint32_t table_size) {
   return std::make_shared<Maglev>(members, table_size);
 }
 

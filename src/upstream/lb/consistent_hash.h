@@ -22,7 +22,7 @@ class ConsistentHash {
 
 std::shared_ptr<const ConsistentHash> makeRing(const std::vector<ConsistentHash::Member>& members,
                                                std::uint32_t vnodes_per_weight = 160);
-std::shared_ptr<const ConsistentHash> makeMaglev(
-    const std::vector<ConsistentHash::Member>& members, std::uint32_t table_size = 65537);
+std::shared_ptr<const ConsistentHash> makeMaglev(const std::vector<ConsistentHash::Member>& members,
+                                                 std::uint32_t table_size = 65537);
 
 }  // namespace portico::upstream

@@ -12,7 +12,9 @@ namespace portico::upstream {
 // Targets already tried for this request (by index); empty means none.
 using Excluded = std::vector<char>;
 
-inline bool isExcluded(const Excluded& ex, std::size_t i) { return i < ex.size() && ex[i]; }
+inline bool isExcluded(const Excluded& ex, std::size_t i) {
+  return i < ex.size() && ex[i];
+}
 
 class ConsistentHash;
 
@@ -45,6 +47,8 @@ class Rng {
 };
 
 std::uint64_t hash64(const void* data, std::size_t len);
-inline std::uint64_t hash64(std::string_view s) { return hash64(s.data(), s.size()); }
+inline std::uint64_t hash64(std::string_view s) {
+  return hash64(s.data(), s.size());
+}
 
 }  // namespace portico::upstream
