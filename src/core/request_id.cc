@@ -1,31 +1,21 @@
 #include "core/request_id.h"
 
+#include "core/rng.h"
+
 #include <cstdint>
 #include <random>
 
 namespace portico {
 namespace {
 
-// xoshiro256** seeded once per thread: fast, and ids need uniqueness, not secrecy.
-struct Xoshiro {
-  std::uint64_t s[4];
-  Xoshiro() {
+// Seeded once per thread from the system: ids need uniqueness, not secrecy.
+Rng& threadRng() {
+  thread_local Rng rng([] {
     std::random_device rd;
-    for (auto& x : s) x = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  }
-  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  std::uint64_t next() {
-    const std::uint64_t result = rotl(s[1] * 5, 7) * 9;
-    const std::uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-  }
-};
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }());
+  return rng;
+}
 
 }  // namespace
 
@@ -36,7 +26,7 @@ std::string generateRequestId() {
 }
 
 void generateRequestId(std::string& id) {
-  thread_local Xoshiro rng;
+  Rng& rng = threadRng();
   static constexpr char kHex[] = "0123456789abcdef";
   id.assign(32, '0');
   std::uint64_t a = rng.next(), b = rng.next();

@@ -32,6 +32,30 @@ void appendHeader(std::string& out, std::string_view name, std::string_view valu
   out.append("\r\n");
 }
 
+// A list-valued header with our element appended to what the previous hop sent.
+void appendListHeader(std::string& out, std::string_view name, const std::string* previous,
+                      std::string_view ours) {
+  out.append(name);
+  out.append(": ");
+  if (previous) {
+    out.append(*previous);
+    out.append(", ");
+  }
+  out.append(ours);
+  out.append("\r\n");
+}
+
+std::string_view viaElement(int version_minor) {
+  return version_minor == 0 ? "1.0 portico" : "1.1 portico";
+}
+
+// Writes the three digits of a status code (100..999).
+void appendStatus(std::string& out, int status) {
+  out += static_cast<char>('0' + status / 100 % 10);
+  out += static_cast<char>('0' + status / 10 % 10);
+  out += static_cast<char>('0' + status % 10);
+}
+
 }  // namespace
 
 bool isHopByHop(std::string_view name, const http::HeaderList& headers) {
@@ -71,21 +95,10 @@ void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
       continue;
     appendHeader(out, h.name, h.value);
   }
-  out.append("X-Forwarded-For: ");
-  if (xff) {
-    out.append(*xff);
-    out.append(", ");
-  }
-  out.append(info.client_ip);
-  out.append("\r\n");
+  appendListHeader(out, "X-Forwarded-For", xff, info.client_ip);
   appendHeader(out, "X-Forwarded-Proto", info.proto);
   if (!req.host.empty()) appendHeader(out, "X-Forwarded-Host", req.host);
-  out.append("Via: ");
-  if (via) {
-    out.append(*via);
-    out.append(", ");
-  }
-  out.append(req.version_minor == 0 ? "1.0 portico\r\n" : "1.1 portico\r\n");
+  appendListHeader(out, "Via", via, viaElement(req.version_minor));
   if (!req.headers.has("x-request-id")) appendHeader(out, "X-Request-Id", info.request_id);
   if (req.framing == http::BodyFraming::Chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
@@ -99,10 +112,8 @@ void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
 
 void writeResponseHead(std::string& out, const http::ResponseHead& resp,
                        const ResponseFraming& framing) {
-  char status[16];
-  std::snprintf(status, sizeof status, "%03d", resp.status);
   out.append("HTTP/1.1 ");
-  out.append(status);
+  appendStatus(out, resp.status);
   out += ' ';
   if (resp.reason.empty()) {
     out.append(reasonPhrase(resp.status));
@@ -120,12 +131,7 @@ void writeResponseHead(std::string& out, const http::ResponseHead& resp,
     }
     appendHeader(out, h.name, h.value);
   }
-  out.append("Via: ");
-  if (via) {
-    out.append(*via);
-    out.append(", ");
-  }
-  out.append(resp.version_minor == 0 ? "1.0 portico\r\n" : "1.1 portico\r\n");
+  appendListHeader(out, "Via", via, viaElement(resp.version_minor));
   const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
   if (framing.chunked) {
     out.append("Transfer-Encoding: chunked\r\n");

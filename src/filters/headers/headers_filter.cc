@@ -1,6 +1,7 @@
 #include "filters/headers/headers_filter.h"
 
 #include "config/reader.h"
+#include "filters/config_factory.h"
 
 namespace portico::filters {
 namespace {
@@ -71,17 +72,6 @@ class HeadersFilter final : public api::Filter {
   const HeadersConfig& c_;
 };
 
-class HeadersFactory final : public api::FilterFactory {
- public:
-  explicit HeadersFactory(HeadersConfig c) : c_(std::move(c)) {}
-  std::unique_ptr<api::Filter> create() const override {
-    return std::make_unique<HeadersFilter>(c_);
-  }
-
- private:
-  HeadersConfig c_;
-};
-
 }  // namespace
 
 void HeaderEdits::apply(http::HeaderList& headers) const {
@@ -97,7 +87,7 @@ api::FilterType headersFilterType() {
             readEdits(r, "request", c.request);
             readEdits(r, "response", c.response);
             r.finish();
-            return std::make_shared<HeadersFactory>(std::move(c));
+            return std::make_shared<ConfigFactory<HeadersFilter, HeadersConfig>>(std::move(c));
           }};
 }
 

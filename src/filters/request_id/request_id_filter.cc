@@ -2,6 +2,7 @@
 
 #include "config/reader.h"
 #include "core/request_id.h"
+#include "filters/config_factory.h"
 
 namespace portico::filters {
 namespace {
@@ -39,17 +40,6 @@ class RequestIdFilter final : public api::Filter {
   const RequestIdConfig& c_;
 };
 
-class RequestIdFactory final : public api::FilterFactory {
- public:
-  explicit RequestIdFactory(RequestIdConfig c) : c_(std::move(c)) {}
-  std::unique_ptr<api::Filter> create() const override {
-    return std::make_unique<RequestIdFilter>(c_);
-  }
-
- private:
-  RequestIdConfig c_;
-};
-
 }  // namespace
 
 api::FilterType requestIdFilterType() {
@@ -62,7 +52,7 @@ api::FilterType requestIdFilterType() {
             r.boolean("echo", c.echo);
             r.finish();
             if (c.header.empty()) b.diag.add(r.childPath("header"), "must not be empty");
-            return std::make_shared<RequestIdFactory>(std::move(c));
+            return std::make_shared<ConfigFactory<RequestIdFilter, RequestIdConfig>>(std::move(c));
           }};
 }
 

@@ -1,6 +1,7 @@
 #include "filters/static_response/static_response_filter.h"
 
 #include "config/reader.h"
+#include "filters/config_factory.h"
 
 namespace portico::filters {
 namespace {
@@ -17,17 +18,6 @@ class StaticResponseFilter final : public api::Filter {
 
  private:
   const StaticResponseConfig& c_;
-};
-
-class StaticResponseFactory final : public api::FilterFactory {
- public:
-  explicit StaticResponseFactory(StaticResponseConfig c) : c_(std::move(c)) {}
-  std::unique_ptr<api::Filter> create() const override {
-    return std::make_unique<StaticResponseFilter>(c_);
-  }
-
- private:
-  StaticResponseConfig c_;
 };
 
 }  // namespace
@@ -55,7 +45,8 @@ api::FilterType staticResponseFilterType() {
             if (!has_type && !c.body.empty()) c.headers.emplace_back("Content-Type", "text/plain");
             if ((c.status == 204 || c.status == 304) && !c.body.empty())
               b.diag.add(r.childPath("body"), "a 204 or 304 response cannot have a body");
-            return std::make_shared<StaticResponseFactory>(std::move(c));
+            return std::make_shared<ConfigFactory<StaticResponseFilter, StaticResponseConfig>>(
+                std::move(c));
           }};
 }
 

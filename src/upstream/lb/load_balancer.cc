@@ -22,30 +22,6 @@ std::uint64_t hash64(const void* data, std::size_t len) {
   return h;
 }
 
-Rng::Rng(std::uint64_t seed) {
-  // splitmix64 to spread the seed over the state.
-  for (auto& s : s_) {
-    seed += 0x9e3779b97f4a7c15ULL;
-    std::uint64_t z = seed;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    s = z ^ (z >> 31);
-  }
-}
-
-std::uint64_t Rng::next() {
-  auto rotl = [](std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
-  const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const std::uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
 namespace {
 
 // nginx's smooth weighted round robin: spreads a heavy target's turns evenly.

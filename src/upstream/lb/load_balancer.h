@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/model.h"
+#include "core/rng.h"
 
 namespace portico::upstream {
 
@@ -34,17 +35,7 @@ std::unique_ptr<LoadBalancer> makeLoadBalancer(config::Balance balance,
                                                std::shared_ptr<const ConsistentHash> table,
                                                std::uint64_t seed);
 
-// A small fast generator; seeded explicitly so tests are deterministic.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed);
-  std::uint64_t next();
-  // Uniform in [0, n).
-  std::uint64_t below(std::uint64_t n) { return n == 0 ? 0 : next() % n; }
-
- private:
-  std::uint64_t s_[4];
-};
+using portico::Rng;
 
 std::uint64_t hash64(const void* data, std::size_t len);
 inline std::uint64_t hash64(std::string_view s) {
