@@ -41,7 +41,8 @@ micro-bench: build
 fuzz: deps
 	@test -f build/fuzz/build.ninja || cmake --preset fuzz
 	cmake --build build/fuzz -j$(JOBS)
-	./build/fuzz/test/fuzz/http_request_fuzz -max_total_time=$${FUZZ_SECONDS:-60} test/fuzz/corpus
+	mkdir -p build/fuzz/corpus && cp -n test/fuzz/corpus/* build/fuzz/corpus/
+	./build/fuzz/test/fuzz/http_request_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
