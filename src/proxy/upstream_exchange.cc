@@ -182,7 +182,6 @@ std::uint64_t Exchange::hashKey() const {
 }
 
 Task<ExchangeResult> Exchange::run() {
-  if (up_.targets.empty()) co_return ExchangeResult{false, true, 503, "no upstream targets"};
   measureBufferedBody();
   if (bad_body_) co_return ExchangeResult{false, false, 400, "invalid chunked body"};
   if (too_large_) co_return ExchangeResult{false, false, 413, "request body too large"};
@@ -197,9 +196,9 @@ Task<ExchangeResult> Exchange::run() {
   const std::uint64_t key = hashKey();
   upstream::Excluded& tried = tried_;
   tried.assign(up_.targets.size(), 0);
-  const int attempts = static_cast<int>(cfg_.retries.attempts);
-  ExchangeResult failure{false, true, 502, "upstream unavailable"};
-  upstream::Rng rng(static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()));
+  // No targets: no attempt; the answer goes through the same body handling as any failure.
+  const int attempts = up_.targets.empty() ? 0 : static_cast<int>(cfg_.retries.attempts);
+  ExchangeResult failure{false, true, 503, "no upstream targets"};
 
   for (int n = 0; n < attempts; ++n) {
     if (n > 0) {
@@ -208,8 +207,8 @@ Task<ExchangeResult> Exchange::run() {
       auto base = cfg_.retries.backoff_base * (1 << std::min(n - 1, 10));
       auto delay = std::min<config::Duration>(base, cfg_.retries.backoff_max);
       delay = config::Duration(
-          delay.count() / 2 +
-          static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(delay.count() / 2 + 1))));
+          delay.count() / 2 + static_cast<std::int64_t>(
+                                  w_.rng.below(static_cast<std::uint64_t>(delay.count() / 2 + 1))));
       if (delay.count() > 0) {
         Timer timer(w_.io.get_executor(), delay);
         error_code ec;
@@ -255,7 +254,6 @@ Task<ExchangeResult> Exchange::run() {
       case Failure::Connect:
         stats_->failures.add();
         failure = {false, true, 502, "upstream connect failed"};
-        if (!can_replay && body_consumed_) n = attempts;  // cannot happen before sending
         continue;
       case Failure::ConnectTimeout:
         stats_->failures.add();

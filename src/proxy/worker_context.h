@@ -93,6 +93,7 @@ struct WorkerContext {
   std::vector<observability::RouteStats*> route_stats;        // by route index
   std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index
   ConnectionPool pool;
+  Rng rng{static_cast<std::uint64_t>(id) * 0x9e3779b97f4a7c15ULL + 1};  // retry jitter
   bool draining = false;
 
   // Balancer for `up`, rebuilt when its targets changed since last use.

@@ -132,3 +132,11 @@ def test_idempotent_request_retried_after_upstream_reset(portico, upstreams):
     s, _, _ = request(p.port, "GET", "/close")
     assert s == 502  # both targets close: the retry happened and failed too
     assert len(a.requests) == 1 and len(b.requests) == 1
+
+
+def test_error_after_request_body_keeps_pipelined_requests_intact(portico):
+    from conftest import raw, statuses
+    p = portico(upstreams={"svc": {"targets": []}}, routes=all_route())
+    out = raw(p.port, b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 19\r\n\r\nGET /x HTTP/1.1\r\n\r\n"
+                      b"GET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert statuses(out) == [503, 503]  # the body was skipped, not parsed as a request
