@@ -154,12 +154,18 @@ Task<void> HttpSession::run() {
     armOp(started ? header_timeout : lim.idle_timeout);
     http::ParseResult pr;
     std::size_t scanned = 0;
+    bool first_line_seen = false;
     for (;;) {
       if (!in_.empty()) {
-        if (mayHoldHead(in_.readable(), scanned) || in_.size() > limits_.head.max_uri_bytes) {
+        // Parse when the head may be complete, or once to refuse an over-long first line
+        // early (414/431). Never on every read: a dribbled head must not cost quadratic time.
+        const bool long_first_line = !first_line_seen && in_.size() > limits_.head.max_uri_bytes;
+        if (mayHoldHead(in_.readable(), scanned) || long_first_line) {
           pr = http::parseRequestHead(in_.readable(), limits_.head, req_);
           if (pr.status != http::ParseStatus::Incomplete) break;
         }
+        if (!first_line_seen && in_.readable().find('\n') != std::string_view::npos)
+          first_line_seen = true;
       }
       scanned = in_.size();
       if (in_.writable() == 0) {
