@@ -20,6 +20,39 @@ void toLower(std::string& s) {
   for (auto& c : s) c = lower(c);
 }
 
+HeaderId classifyHeader(std::string_view n) {
+  switch (n.size()) {
+    case 2:
+      return equalsIgnoreCase(n, "te") ? HeaderId::TE : HeaderId::Other;
+    case 3:
+      return equalsIgnoreCase(n, "via") ? HeaderId::Via : HeaderId::Other;
+    case 4:
+      return equalsIgnoreCase(n, "host") ? HeaderId::Host : HeaderId::Other;
+    case 6:
+      if (equalsIgnoreCase(n, "expect")) return HeaderId::Expect;
+      return equalsIgnoreCase(n, "cookie") ? HeaderId::Cookie : HeaderId::Other;
+    case 7:
+      return equalsIgnoreCase(n, "upgrade") ? HeaderId::Upgrade : HeaderId::Other;
+    case 10:
+      if (equalsIgnoreCase(n, "connection")) return HeaderId::Connection;
+      return equalsIgnoreCase(n, "keep-alive") ? HeaderId::KeepAlive : HeaderId::Other;
+    case 12:
+      return equalsIgnoreCase(n, "x-request-id") ? HeaderId::XRequestId : HeaderId::Other;
+    case 14:
+      return equalsIgnoreCase(n, "content-length") ? HeaderId::ContentLength : HeaderId::Other;
+    case 15:
+      return equalsIgnoreCase(n, "x-forwarded-for") ? HeaderId::XForwardedFor : HeaderId::Other;
+    case 16:
+      if (equalsIgnoreCase(n, "proxy-connection")) return HeaderId::ProxyConnection;
+      return equalsIgnoreCase(n, "x-forwarded-host") ? HeaderId::XForwardedHost : HeaderId::Other;
+    case 17:
+      if (equalsIgnoreCase(n, "transfer-encoding")) return HeaderId::TransferEncoding;
+      return equalsIgnoreCase(n, "x-forwarded-proto") ? HeaderId::XForwardedProto : HeaderId::Other;
+    default:
+      return HeaderId::Other;
+  }
+}
+
 void HeaderList::set(std::string_view name, std::string_view value) {
   remove(name);
   add(name, value);
@@ -30,6 +63,7 @@ size_t HeaderList::remove(std::string_view name) {
 }
 
 const std::string* HeaderList::find(std::string_view name) const {
+  if (HeaderId id = classifyHeader(name); id != HeaderId::Other) return find(id);
   for (const auto& h : *this) {
     if (equalsIgnoreCase(h.name, name)) return &h.value;
   }
@@ -37,6 +71,7 @@ const std::string* HeaderList::find(std::string_view name) const {
 }
 
 size_t HeaderList::count(std::string_view name) const {
+  if (HeaderId id = classifyHeader(name); id != HeaderId::Other) return count(id);
   size_t n = 0;
   for (const auto& h : *this) n += equalsIgnoreCase(h.name, name);
   return n;

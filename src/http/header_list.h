@@ -12,9 +12,33 @@ namespace portico::http {
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 void toLower(std::string& s);
 
+// Header names the proxy itself looks at, classified once when a field is added, so that the
+// per-request checks are integer compares instead of case-insensitive string compares.
+enum class HeaderId : unsigned char {
+  Other,
+  Host,
+  ContentLength,
+  TransferEncoding,
+  Connection,
+  KeepAlive,
+  ProxyConnection,
+  TE,
+  Upgrade,
+  Expect,
+  Via,
+  XRequestId,
+  XForwardedFor,
+  XForwardedProto,
+  XForwardedHost,
+  Cookie,
+};
+
+HeaderId classifyHeader(std::string_view name);
+
 struct Header {
   std::string name;
   std::string value;
+  HeaderId id = HeaderId::Other;
 };
 
 // clear() keeps the header objects (and their string capacity) for the next message on the
@@ -48,11 +72,13 @@ class HeaderList {
   }
 
   void add(std::string_view name, std::string_view value) {
+    const HeaderId id = classifyHeader(name);
     if (size_ < items_.size()) {
       items_[size_].name.assign(name);
       items_[size_].value.assign(value);
+      items_[size_].id = id;
     } else {
-      items_.push_back(Header{std::string(name), std::string(value)});
+      items_.push_back(Header{std::string(name), std::string(value), id});
     }
     ++size_;
   }
@@ -62,8 +88,20 @@ class HeaderList {
   size_t remove(std::string_view name);
   // The first value of that name, or nullptr.
   const std::string* find(std::string_view name) const;
+  const std::string* find(HeaderId id) const {
+    for (const auto& h : *this) {
+      if (h.id == id) return &h.value;
+    }
+    return nullptr;
+  }
   size_t count(std::string_view name) const;
+  size_t count(HeaderId id) const {
+    size_t n = 0;
+    for (const auto& h : *this) n += h.id == id;
+    return n;
+  }
   bool has(std::string_view name) const { return find(name) != nullptr; }
+  bool has(HeaderId id) const { return find(id) != nullptr; }
 
   void clear() { size_ = 0; }
   void reserve(size_t n) { items_.reserve(n); }

@@ -220,7 +220,7 @@ void HttpSession::beginRequest() {
   ctx_.reset();
   ctx_.request = &req_;
   ctx_.start = Clock::now();
-  ctx_.wall_start = std::chrono::system_clock::now();
+  ctx_.wall_start = w_.wallTime(ctx_.start);
   ctx_.client_ip = client_ip_;
   ctx_.client_port = client_port_;
   ctx_.original_method.assign(req_.method);

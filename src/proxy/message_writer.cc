@@ -5,24 +5,18 @@
 namespace portico::proxy {
 namespace {
 
-bool isAlwaysHopByHop(std::string_view name) {
-  using http::equalsIgnoreCase;
-  switch (name.size()) {
-    case 2:
-      return equalsIgnoreCase(name, "te");
-    case 7:
-      return equalsIgnoreCase(name, "upgrade");
-    case 10:
-      return equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "keep-alive");
-    case 14:
-      return equalsIgnoreCase(name, "content-length");  // rewritten from the framing
-    case 16:
-      return equalsIgnoreCase(name, "proxy-connection");
-    case 17:
-      return equalsIgnoreCase(name, "transfer-encoding");
-    default:
-      return false;
-  }
+bool isAlwaysHopByHop(http::HeaderId id) {
+  using http::HeaderId;
+  // Content-Length is not hop-by-hop, but it is rewritten from the parsed framing.
+  return id == HeaderId::Connection || id == HeaderId::KeepAlive ||
+         id == HeaderId::ProxyConnection || id == HeaderId::TE || id == HeaderId::Upgrade ||
+         id == HeaderId::TransferEncoding || id == HeaderId::ContentLength;
+}
+
+// Whether this field must be dropped: always-hop-by-hop, or named by a Connection header.
+bool dropped(const http::Header& h, const http::HeaderList& headers, bool has_connection) {
+  if (isAlwaysHopByHop(h.id)) return true;
+  return has_connection && isHopByHop(h.name, headers);
 }
 
 void appendHeader(std::string& out, std::string_view name, std::string_view value) {
@@ -59,10 +53,10 @@ void appendStatus(std::string& out, int status) {
 }  // namespace
 
 bool isHopByHop(std::string_view name, const http::HeaderList& headers) {
-  if (isAlwaysHopByHop(name)) return true;
+  if (isAlwaysHopByHop(http::classifyHeader(name))) return true;
   bool listed = false;
   for (const auto& h : headers) {
-    if (!http::equalsIgnoreCase(h.name, "connection")) continue;
+    if (h.id != http::HeaderId::Connection) continue;
     http::forEachToken(h.value, [&](std::string_view token) {
       if (http::equalsIgnoreCase(token, name)) listed = true;
     });
@@ -76,30 +70,32 @@ void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
   out += ' ';
   out.append(target);
   out.append(" HTTP/1.1\r\n");
-  const bool has_connection = req.headers.has("connection");
+  using http::HeaderId;
+  const bool has_connection = req.headers.has(HeaderId::Connection);
   const std::string* xff = nullptr;
   const std::string* via = nullptr;
   for (const auto& h : req.headers) {
-    if (has_connection ? isHopByHop(h.name, req.headers) : isAlwaysHopByHop(h.name)) continue;
-    if (http::equalsIgnoreCase(h.name, "x-forwarded-for")) {
-      xff = &h.value;
-      continue;
+    if (dropped(h, req.headers, has_connection)) continue;
+    switch (h.id) {
+      case HeaderId::XForwardedFor:
+        xff = &h.value;
+        continue;
+      case HeaderId::Via:
+        via = &h.value;
+        continue;
+      case HeaderId::XForwardedProto:
+      case HeaderId::XForwardedHost:
+      case HeaderId::Expect:
+        continue;
+      default:
+        appendHeader(out, h.name, h.value);
     }
-    if (http::equalsIgnoreCase(h.name, "via")) {
-      via = &h.value;
-      continue;
-    }
-    if (http::equalsIgnoreCase(h.name, "x-forwarded-proto") ||
-        http::equalsIgnoreCase(h.name, "x-forwarded-host") ||
-        http::equalsIgnoreCase(h.name, "expect"))
-      continue;
-    appendHeader(out, h.name, h.value);
   }
   appendListHeader(out, "X-Forwarded-For", xff, info.client_ip);
   appendHeader(out, "X-Forwarded-Proto", info.proto);
   if (!req.host.empty()) appendHeader(out, "X-Forwarded-Host", req.host);
   appendListHeader(out, "Via", via, viaElement(req.version_minor));
-  if (!req.headers.has("x-request-id")) appendHeader(out, "X-Request-Id", info.request_id);
+  if (!req.headers.has(HeaderId::XRequestId)) appendHeader(out, "X-Request-Id", info.request_id);
   if (req.framing == http::BodyFraming::Chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (req.framing == http::BodyFraming::ContentLength) {
@@ -121,11 +117,11 @@ void writeResponseHead(std::string& out, const http::ResponseHead& resp,
     out.append(resp.reason);
   }
   out.append("\r\n");
-  const bool has_connection = resp.headers.has("connection");
+  const bool has_connection = resp.headers.has(http::HeaderId::Connection);
   const std::string* via = nullptr;
   for (const auto& h : resp.headers) {
-    if (has_connection ? isHopByHop(h.name, resp.headers) : isAlwaysHopByHop(h.name)) continue;
-    if (http::equalsIgnoreCase(h.name, "via")) {
+    if (dropped(h, resp.headers, has_connection)) continue;
+    if (h.id == http::HeaderId::Via) {
       via = &h.value;
       continue;
     }

@@ -94,6 +94,14 @@ struct WorkerContext {
   std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index
   ConnectionPool pool;
   Rng rng{static_cast<std::uint64_t>(id) * 0x9e3779b97f4a7c15ULL + 1};  // retry jitter
+  // Wall clock minus steady clock, refreshed by the sweeper: a request's wall-clock start
+  // (for logs) without a second clock read per request.
+  std::chrono::system_clock::duration wall_offset{};
+  std::chrono::system_clock::time_point wallTime(Clock::time_point t) const {
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(t.time_since_epoch()) +
+        wall_offset);
+  }
   bool draining = false;
 
   // Balancer for `up`, rebuilt when its targets changed since last use.

@@ -53,6 +53,9 @@ struct Worker::Impl {
 
   void sweep() {
     auto now = proxy::coarseNow();
+    ctx.wall_offset = std::chrono::system_clock::now().time_since_epoch() -
+                      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                          proxy::Clock::now().time_since_epoch());
     ctx.forEachSession([&](proxy::SessionBase& s) { s.checkDeadline(now); });
     ctx.pool.sweep(now);
     sweep_timer.expires_after(std::chrono::milliseconds(25));

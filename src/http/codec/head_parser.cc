@@ -143,7 +143,7 @@ struct Framing {
 Framing inspectFraming(const HeaderList& headers) {
   Framing f;
   for (const auto& h : headers) {
-    if (equalsIgnoreCase(h.name, "transfer-encoding")) {
+    if (h.id == HeaderId::TransferEncoding) {
       f.has_te = true;
       forEachToken(h.value, [&](std::string_view coding) {
         if (f.chunked) f.te_ok = false;  // something after chunked
@@ -154,7 +154,7 @@ Framing inspectFraming(const HeaderList& headers) {
         }
       });
       if (h.value.empty()) f.te_ok = false;
-    } else if (equalsIgnoreCase(h.name, "content-length")) {
+    } else if (h.id == HeaderId::ContentLength) {
       // Identical repeated values (also as a list) are one value; any difference is a conflict.
       forEachToken(h.value, [&](std::string_view v) {
         std::uint64_t n = 0;
@@ -168,7 +168,7 @@ Framing inspectFraming(const HeaderList& headers) {
         }
       });
       if (h.value.empty()) f.cl_invalid = true;
-    } else if (equalsIgnoreCase(h.name, "connection")) {
+    } else if (h.id == HeaderId::Connection) {
       forEachToken(h.value, [&](std::string_view t) {
         if (equalsIgnoreCase(t, "close")) f.close = true;
         if (equalsIgnoreCase(t, "keep-alive")) f.keep_alive_token = true;
@@ -273,21 +273,21 @@ ParseResult parseRequestHead(std::string_view data, const HeadLimits& limits, Re
   }
   out.keep_alive = out.version_minor == 1 ? !f.close : (f.keep_alive_token && !f.close);
 
-  size_t hosts = out.headers.count("host");
+  size_t hosts = out.headers.count(HeaderId::Host);
   if (hosts > 1) return fail(400, "more than one Host header");
   if (hosts == 0 && out.version_minor == 1 && absolute_host.empty())
     return fail(400, "missing Host header");
   if (!absolute_host.empty()) {
     out.host = absolute_host;
     out.headers.set("Host", absolute_host);
-  } else if (const std::string* h = out.headers.find("host")) {
+  } else if (const std::string* h = out.headers.find(HeaderId::Host)) {
     out.host = *h;
   }
   for (char c : out.host) {
     if (!isTargetChar(c) || c == '/' || c == '@') return fail(400, "invalid Host header");
   }
   toLower(out.host);
-  if (const std::string* e = out.headers.find("expect")) {
+  if (const std::string* e = out.headers.find(HeaderId::Expect)) {
     if (equalsIgnoreCase(*e, "100-continue")) {
       out.expect_continue = out.version_minor == 1;
     } else {
