@@ -41,7 +41,8 @@ FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
   return out;
 }
 
-bool resolveTargets(const config::UpstreamConfig& cfg, Upstream& up, config::Diagnostics* diag) {
+bool resolveTargets(const config::UpstreamConfig& cfg, const Resolver& resolver, Upstream& up,
+                    config::Diagnostics* diag) {
   up.targets.clear();
   bool ok = true;
   for (std::size_t i = 0; i < cfg.targets.size(); ++i) {
@@ -53,7 +54,7 @@ bool resolveTargets(const config::UpstreamConfig& cfg, Upstream& up, config::Dia
       ok = false;
       continue;
     }
-    auto addrs = resolve(*hp);
+    auto addrs = resolver(*hp);
     if (!addrs) {
       if (diag) diag->add(path, addrs.error().message);
       ok = false;
@@ -110,7 +111,7 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     auto& up = snap->upstreams[i];
     up.cfg = &cfg.upstreams[i];
     up.index = i;
-    resolveTargets(cfg.upstreams[i], up, &diag);
+    resolveTargets(cfg.upstreams[i], in.resolver, up, &diag);
     finishUpstream(up);
   }
   snap->matcher = router::RouteMatcher::build(cfg.routes, diag);
@@ -141,7 +142,7 @@ std::shared_ptr<const Snapshot> refreshAddresses(const Snapshot& current,
   for (std::size_t i = 0; i < current.upstreams.size(); ++i) {
     fresh[i].cfg = current.upstreams[i].cfg;
     fresh[i].index = i;
-    if (!resolveTargets(*fresh[i].cfg, fresh[i], nullptr)) return nullptr;
+    if (!resolveTargets(*fresh[i].cfg, in.resolver, fresh[i], nullptr)) return nullptr;
     finishUpstream(fresh[i]);
     changed |= fresh[i].fingerprint != current.upstreams[i].fingerprint;
   }

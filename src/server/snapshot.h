@@ -4,6 +4,7 @@
 // started with.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -59,10 +60,13 @@ struct Snapshot {
   const Upstream* findUpstream(const std::string& name) const;
 };
 
+using Resolver = std::function<Result<std::vector<SocketAddress>>(const HostPort&)>;
+
 struct SnapshotInputs {
   std::string text;
   std::string file;
   config::EnvLookup env;
+  Resolver resolver = resolve;  // injectable, so tests can change what a name resolves to
   const api::FilterRegistry* registry = nullptr;
   api::Services* services = nullptr;
   std::uint64_t version = 0;
