@@ -29,6 +29,11 @@ struct RequestContext {
   std::string request_id;
   std::string client_ip;
   std::uint16_t client_port = 0;
+  // TLS: whether the client connection is encrypted, and the client certificate's verified
+  // identity (empty when none was presented or it did not verify). Valid for the connection.
+  bool secure = false;
+  std::string_view tls_client_subject;
+  std::string_view tls_client_sans;
   // These point into the config snapshot, which outlives the request.
   std::string_view route_name;       // empty when no route matched
   std::string_view upstream_name;    // empty for local replies

@@ -37,9 +37,31 @@ struct ServerConfig {
   bool watch_config = true;  // reload when the file changes
 };
 
+struct CertificateConfig {
+  std::string cert;  // PEM file: the certificate, then any intermediates
+  std::string key;   // PEM file: the private key
+};
+
+struct ClientAuthConfig {
+  std::string ca;  // PEM file of the CAs that may sign client certificates
+  enum class Mode { Required, Optional };
+  Mode mode = Mode::Required;
+  std::string subject_header;  // when set, the verified subject is sent upstream in it
+  std::string san_header;      // when set, the verified SANs (comma-separated) likewise
+};
+
+struct TlsConfig {
+  std::vector<CertificateConfig> certificates;  // the first one is the default
+  std::string min_version = "1.2";              // "1.2" or "1.3"
+  std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); empty = OpenSSL's default
+  std::string ciphersuites;  // TLS 1.3 suites; empty = OpenSSL's default
+  std::optional<ClientAuthConfig> client_auth;
+};
+
 struct ListenerConfig {
   std::string name;
   std::string listen;
+  std::optional<TlsConfig> tls;
 };
 
 struct TargetConfig {

@@ -137,6 +137,44 @@ void parseMatch(const json& j, const std::string& path, Diagnostics& d, RouteMat
   }
 }
 
+TlsConfig parseTls(const json& j, const std::string& path, Diagnostics& d) {
+  TlsConfig t;
+  ObjectReader r(j, path, d);
+  forEachItem(r, "certificates", [&](const json& c, const std::string& cp) {
+    CertificateConfig cert;
+    ObjectReader cr(c, cp, d);
+    cr.string("cert", cert.cert, true);
+    cr.string("key", cert.key, true);
+    cr.finish();
+    t.certificates.push_back(std::move(cert));
+  });
+  if (!r.has("certificates")) r.require("certificates");
+  if (r.string("min_version", t.min_version) && t.min_version != "1.2" && t.min_version != "1.3")
+    d.add(r.childPath("min_version"), "must be \"1.2\" or \"1.3\"");
+  r.string("ciphers", t.ciphers);
+  r.string("ciphersuites", t.ciphersuites);
+  if (const json* ca = r.get("client_auth")) {
+    ClientAuthConfig a;
+    ObjectReader ar(*ca, r.childPath("client_auth"), d);
+    ar.string("ca", a.ca, true);
+    std::string mode = "required";
+    ar.string("mode", mode);
+    if (mode == "optional") {
+      a.mode = ClientAuthConfig::Mode::Optional;
+    } else if (mode != "required") {
+      d.add(ar.childPath("mode"), "must be required or optional");
+    }
+    ar.string("subject_header", a.subject_header);
+    ar.string("san_header", a.san_header);
+    ar.finish();
+    t.client_auth = std::move(a);
+  }
+  r.finish();
+  if (r.has("certificates") && t.certificates.empty())
+    d.add(r.childPath("certificates"), "at least one certificate is required");
+  return t;
+}
+
 PluginConfig parsePlugin(const json& j, const std::string& path, Diagnostics& d) {
   PluginConfig p;
   p.path = path;
@@ -297,6 +335,7 @@ Config parseModel(const json& root, Diagnostics& d) {
     ObjectReader lr(j, p, d);
     lr.string("name", l.name, true);
     lr.string("listen", l.listen, true);
+    if (const json* t = lr.get("tls")) l.tls = parseTls(*t, lr.childPath("tls"), d);
     lr.finish();
     c.listeners.push_back(std::move(l));
   });

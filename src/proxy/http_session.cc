@@ -1,10 +1,14 @@
 #include "proxy/http_session.h"
 
+#include <optional>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
+#include <spdlog/spdlog.h>
 
 #include "core/request_id.h"
 #include "http/codec/chunked_decoder.h"
@@ -33,7 +37,8 @@ bool mayHoldHead(std::string_view data, std::size_t from) {
 
 class HttpSession final : public SessionBase, public SessionIo {
  public:
-  HttpSession(WorkerContext& w, Socket socket) : w_(w), client_(std::move(socket)), in_(16 * 1024) {
+  HttpSession(WorkerContext& w, Socket socket, std::shared_ptr<const tls::ServerContext> tls)
+      : w_(w), client_(std::move(socket)), in_(16 * 1024), tls_ctx_(std::move(tls)) {
     w_.add(this);
     w_.stats.connections_accepted.add();
     w_.stats.connections_active.add();
@@ -75,6 +80,7 @@ class HttpSession final : public SessionBase, public SessionIo {
 
   WorkerContext& worker() override { return w_; }
   Socket& client() override { return client_; }
+  TlsStream* clientTls() override { return tls_ ? &*tls_ : nullptr; }
   IoBuffer& clientBuffer() override { return in_; }
   void armOp(Clock::duration d) override {
     timed_out_ = false;
@@ -109,9 +115,15 @@ class HttpSession final : public SessionBase, public SessionIo {
   void finish(int status);
   bool skipBufferedBody();
 
+  Task<bool> handshake();
+  bool applyClientCertificate();
+
   WorkerContext& w_;
   Socket client_;
   IoBuffer in_;
+  std::shared_ptr<const tls::ServerContext> tls_ctx_;
+  std::optional<TlsStream> tls_;
+  tls::PeerIdentity peer_;
   std::string client_ip_;
   std::uint16_t client_port_ = 0;
   RequestLimits limits_;
@@ -136,8 +148,24 @@ class HttpSession final : public SessionBase, public SessionIo {
   Socket* upstream_socket_ = nullptr;
 };
 
+Task<bool> HttpSession::handshake() {
+  tls_.emplace(client_, tls_ctx_->context());
+  armOp(w_.snapshot->config.server.limits.header_timeout);
+  error_code ec;
+  co_await tls_->async_handshake(asio::ssl::stream_base::server,
+                                 asio::redirect_error(kUseAwaitable, ec));
+  disarmOp();
+  if (ec) co_return false;
+  peer_ = tls::peerIdentity(tls_->native_handle());
+  co_return true;
+}
+
 Task<void> HttpSession::run() {
   error_code ec;
+  if (tls_ctx_ && !co_await handshake()) {
+    client_.close(ec);
+    co_return;
+  }
   for (;;) {
     // Limits come from the snapshot current when each request starts.
     const auto& lim = w_.snapshot->config.server.limits;
@@ -177,8 +205,14 @@ Task<void> HttpSession::run() {
         }
         in_.reserve(limits_.head.max_header_bytes + 4096);
       }
-      std::size_t n = co_await client_.async_read_some(asio::buffer(in_.writePtr(), in_.writable()),
-                                                       asio::redirect_error(kUseAwaitable, ec));
+      // (if/else, not ?:, around co_await: GCC 12 miscompiles co_await in a conditional.)
+      auto space = asio::buffer(in_.writePtr(), in_.writable());
+      std::size_t n = 0;
+      if (tls_) {
+        n = co_await tls_->async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
+      } else {
+        n = co_await client_.async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
+      }
       if (ec || n == 0) {
         if (timed_out_ && started) {
           disarmOp();
@@ -223,6 +257,11 @@ void HttpSession::beginRequest() {
   ctx_.wall_start = w_.wallTime(ctx_.start);
   ctx_.client_ip = client_ip_;
   ctx_.client_port = client_port_;
+  ctx_.secure = tls_.has_value();
+  if (peer_.verified) {
+    ctx_.tls_client_subject = peer_.subject;
+    ctx_.tls_client_sans = peer_.sans;
+  }
   ctx_.original_method.assign(req_.method);
   ctx_.original_path.assign(req_.target);
   filters_.clear();
@@ -242,6 +281,10 @@ Task<bool> HttpSession::handleRequest() {
   }
   snapshot_ = w_.snapshot;
   const server::Snapshot& snap = *snapshot_;
+  if (!applyClientCertificate()) {
+    for (const auto& f : snap.global_filters) filters_.push_back(f->create());
+    co_return co_await replyError(401, "client certificate not trusted", !skipBufferedBody());
+  }
 
   if (req_.framing == http::BodyFraming::ContentLength &&
       req_.content_length > limits_.max_body_bytes) {
@@ -320,6 +363,22 @@ Task<bool> HttpSession::handleRequest() {
   co_return r.keep_client;
 }
 
+// The identity headers of a TLS listener are Portico's to set: whatever the client sent under
+// those names is dropped, and the verified identity (if any) takes its place. Returns false
+// when an optional client certificate was presented and did not verify.
+bool HttpSession::applyClientCertificate() {
+  if (!tls_ctx_ || !tls_ctx_->config().client_auth) return true;
+  const auto& auth = *tls_ctx_->config().client_auth;
+  if (!auth.subject_header.empty()) req_.headers.remove(auth.subject_header);
+  if (!auth.san_header.empty()) req_.headers.remove(auth.san_header);
+  if (peer_.presented && !peer_.verified) return false;
+  if (peer_.verified) {
+    if (!auth.subject_header.empty()) req_.headers.add(auth.subject_header, peer_.subject);
+    if (!auth.san_header.empty()) req_.headers.add(auth.san_header, peer_.sans);
+  }
+  return true;
+}
+
 void HttpSession::runResponseFilters() {
   ctx_.response = &resp_;
   for (std::size_t i = filters_ran_; i-- > 0;) filters_[i]->onResponseHeaders(ctx_);
@@ -381,8 +440,12 @@ Task<bool> HttpSession::replyLocal(bool close) {
                                             asio::buffer(body.data(), head ? 0 : body.size())};
   armOp(limits_.idle_timeout);
   error_code ec;
-  std::size_t n =
-      co_await asio::async_write(client_, buffers, asio::redirect_error(kUseAwaitable, ec));
+  std::size_t n = 0;
+  if (tls_) {
+    n = co_await asio::async_write(*tls_, buffers, asio::redirect_error(kUseAwaitable, ec));
+  } else {
+    n = co_await asio::async_write(client_, buffers, asio::redirect_error(kUseAwaitable, ec));
+  }
   disarmOp();
   ctx_.bytes_sent += n;
   finish(resp_.status);
@@ -399,19 +462,23 @@ void HttpSession::finish(int status) {
   for (auto& f : filters_) f->onLog(ctx_);
 }
 
-Task<void> runSession(WorkerContext& worker, Socket socket) {
-  HttpSession session(worker, std::move(socket));
+Task<void> runSession(WorkerContext& worker, Socket socket,
+                      std::shared_ptr<const tls::ServerContext> tls) {
+  HttpSession session(worker, std::move(socket), std::move(tls));
   try {
     co_await session.run();
-  } catch (const std::exception&) {
-    // A bug must not take the worker down; the connection just closes.
+  } catch (const std::exception& e) {
+    // A bug must not take the worker down; the connection just closes, and the bug is logged.
+    spdlog::error("session ended by an exception: {}", e.what());
   }
 }
 
 }  // namespace
 
-void startHttpSession(WorkerContext& worker, Socket socket) {
-  asio::co_spawn(worker.io.get_executor(), runSession(worker, std::move(socket)), asio::detached);
+void startHttpSession(WorkerContext& worker, Socket socket,
+                      std::shared_ptr<const tls::ServerContext> tls) {
+  asio::co_spawn(worker.io.get_executor(), runSession(worker, std::move(socket), std::move(tls)),
+                 asio::detached);
 }
 
 }  // namespace portico::proxy

@@ -188,6 +188,7 @@ Task<ExchangeResult> Exchange::run() {
   ForwardInfo info;
   info.client_ip = ctx_.client_ip;
   info.request_id = ctx_.request_id;
+  info.proto = ctx_.secure ? "https" : "http";
   head_.clear();
   writeUpstreamRequestHead(head_, req_, target_, info);
 
@@ -441,8 +442,13 @@ Task<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
     continue_sent_ = true;
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     io_.armOp(io_.limits().idle_timeout);
-    co_await asio::async_write(io_.client(), asio::buffer(kContinue),
-                               asio::redirect_error(kUseAwaitable, ec));
+    if (TlsStream* tls = io_.clientTls()) {
+      co_await asio::async_write(*tls, asio::buffer(kContinue),
+                                 asio::redirect_error(kUseAwaitable, ec));
+    } else {
+      co_await asio::async_write(io_.client(), asio::buffer(kContinue),
+                                 asio::redirect_error(kUseAwaitable, ec));
+    }
     io_.disarmOp();
     if (ec) co_return Failure::ClientGone;
   }
@@ -489,8 +495,13 @@ Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
     if (ec) co_return Failure::Reset;  // the upstream may still have answered: read it
     if (done) co_return Failure::None;
     io_.armOp(io_.limits().idle_timeout);
-    std::size_t n = co_await io_.client().async_read_some(
-        asio::buffer(in_.writePtr(), in_.writable()), asio::redirect_error(kUseAwaitable, ec));
+    auto space = asio::buffer(in_.writePtr(), in_.writable());
+    std::size_t n = 0;
+    if (TlsStream* tls = io_.clientTls()) {
+      n = co_await tls->async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
+    } else {
+      n = co_await io_.client().async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
+    }
     io_.disarmOp();
     if (ec || n == 0) co_return Failure::ClientGone;
     in_.commit(n);
@@ -561,8 +572,13 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     }
     if (!spans.empty()) {
       io_.armOp(io_.limits().idle_timeout);
-      ctx_.bytes_sent +=
-          co_await asio::async_write(io_.client(), spans, asio::redirect_error(kUseAwaitable, ec));
+      if (TlsStream* tls = io_.clientTls()) {
+        ctx_.bytes_sent +=
+            co_await asio::async_write(*tls, spans, asio::redirect_error(kUseAwaitable, ec));
+      } else {
+        ctx_.bytes_sent += co_await asio::async_write(io_.client(), spans,
+                                                      asio::redirect_error(kUseAwaitable, ec));
+      }
       io_.disarmOp();
       if (ec) co_return ExchangeResult{true, false, resp.status, "client closed"};
     }

@@ -23,7 +23,8 @@ struct RequestLimits {
 class SessionIo {
  public:
   virtual WorkerContext& worker() = 0;
-  virtual Socket& client() = 0;
+  virtual Socket& client() = 0;        // the TCP socket, TLS or not
+  virtual TlsStream* clientTls() = 0;  // the TLS stream on it, or nullptr for plain HTTP
   virtual IoBuffer& clientBuffer() = 0;
   virtual void armOp(Clock::duration d) = 0;  // the next socket operations must end within d
   virtual void disarmOp() = 0;

@@ -8,6 +8,7 @@
 #include <deque>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -93,6 +94,7 @@ class Server {
   void waitSignals();
   void waitReopenSignal();
   void watchFile();
+  std::map<std::string, FileStamp> stampWatched() const;
   void refreshDns();
   void beginDrain();
   void checkDrained(std::chrono::steady_clock::time_point deadline);
@@ -115,6 +117,7 @@ class Server {
   std::shared_ptr<const Snapshot> current_;
   std::set<std::string> open_addresses_;
   FileStamp stamp_;
+  std::map<std::string, FileStamp> watched_;  // certificates, keys, CAs of the live config
   std::uint64_t version_ = 0;
   bool ready_ = false;
   bool draining_ = false;
@@ -126,6 +129,14 @@ class Server {
   };
   std::deque<ReloadEvent> history_;
 };
+
+std::map<std::string, FileStamp> Server::stampWatched() const {
+  std::map<std::string, FileStamp> out;
+  if (current_) {
+    for (const auto& f : current_->watchedFiles()) out[f] = stampOf(f);
+  }
+  return out;
+}
 
 Result<std::shared_ptr<const Snapshot>> Server::load() {
   stamp_ = stampOf(path_);
@@ -162,6 +173,7 @@ bool Server::publish(std::shared_ptr<const Snapshot> snap, std::string* error) {
   }
   open_addresses_ = std::move(wanted);
   current_ = std::move(snap);
+  watched_ = stampWatched();
   version_ = current_->version;
   process_.config_version = version_;
   return true;
@@ -217,7 +229,12 @@ void Server::watchFile() {
     if (ec || draining_) return;
     if (current_->config.server.watch_config) {
       FileStamp now = stampOf(path_);
-      if (!(now == stamp_) && now.size >= 0) reload("file changed");
+      if (!(now == stamp_) && now.size >= 0) {
+        reload("file changed");
+      } else if (auto files = stampWatched(); files != watched_) {
+        watched_ = files;  // a refused reload is not retried until the files change again
+        reload("certificate changed");
+      }
     }
     process_.log_lines_dropped = logs_.droppedLines();
     watchFile();

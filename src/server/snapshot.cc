@@ -90,6 +90,21 @@ const Upstream* Snapshot::findUpstream(const std::string& name) const {
   return nullptr;
 }
 
+const Listener* Snapshot::findListener(const std::string& address) const {
+  for (const auto& l : listeners) {
+    if (l.cfg->listen == address) return &l;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Snapshot::watchedFiles() const {
+  std::vector<std::string> files;
+  for (const auto& l : listeners) {
+    if (l.tls) files.insert(files.end(), l.tls->files().begin(), l.tls->files().end());
+  }
+  return files;
+}
+
 Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) {
   auto snap = std::make_shared<Snapshot>();
   config::ConfigTree tree;
@@ -99,9 +114,21 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   if (!diag.empty()) return makeError(diag.format());
 
   const auto& cfg = snap->config;
-  for (const auto& l : cfg.listeners) {
+  for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
+    const auto& l = cfg.listeners[i];
+    const std::string path = config::indexPath("listeners", i);
     auto hp = parseHostPort(l.listen);
-    if (!hp) diag.add("listeners", l.name + ": " + hp.error().message);
+    if (!hp) diag.add(path + ".listen", hp.error().message);
+    Listener runtime{&l, nullptr};
+    if (l.tls) {
+      auto tls = tls::ServerContext::build(*l.tls);
+      if (!tls) {
+        diag.add(path + ".tls", tls.error().message);
+      } else {
+        runtime.tls = *tls;
+      }
+    }
+    snap->listeners.push_back(std::move(runtime));
   }
   if (auto hp = parseHostPort(cfg.server.admin.listen); !cfg.server.admin.listen.empty() && !hp)
     diag.add("server.admin.listen", hp.error().message);

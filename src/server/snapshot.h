@@ -17,6 +17,7 @@
 #include "config/model.h"
 #include "core/address.h"
 #include "router/route_matcher.h"
+#include "tls/server_context.h"
 #include "upstream/lb/consistent_hash.h"
 
 namespace portico::server {
@@ -38,6 +39,11 @@ struct Upstream {
   std::string fingerprint;
 };
 
+struct Listener {
+  const config::ListenerConfig* cfg = nullptr;
+  std::shared_ptr<const tls::ServerContext> tls;  // null for plain HTTP
+};
+
 struct Route {
   const config::RouteConfig* cfg = nullptr;
   const Upstream* upstream = nullptr;  // null when the route only answers locally
@@ -46,6 +52,7 @@ struct Route {
 
 struct Snapshot {
   config::Config config;
+  std::vector<Listener> listeners;  // in config order
   std::unique_ptr<router::RouteMatcher> matcher;
   std::vector<Route> routes;  // by route index
   std::vector<Upstream> upstreams;
@@ -58,6 +65,9 @@ struct Snapshot {
   std::string source;       // file name
 
   const Upstream* findUpstream(const std::string& name) const;
+  const Listener* findListener(const std::string& address) const;
+  // Files besides the config whose change must reload it (certificates, keys, CAs).
+  std::vector<std::string> watchedFiles() const;
 };
 
 using Resolver = std::function<Result<std::vector<SocketAddress>>(const HostPort&)>;

@@ -33,7 +33,7 @@ struct Worker::Impl {
   std::thread thread;
   bool stopped = false;
 
-  proxy::Task<void> acceptLoop(proxy::Acceptor& acceptor) {
+  proxy::Task<void> acceptLoop(proxy::Acceptor& acceptor, std::string address) {
     for (;;) {
       error_code ec;
       proxy::Socket socket =
@@ -47,7 +47,10 @@ struct Worker::Impl {
       }
       const auto max = ctx.snapshot->config.server.limits.max_connections;
       if (ctx.sessionCount() >= max || ctx.draining) continue;  // closes the socket
-      proxy::startHttpSession(ctx, std::move(socket));
+      // The listener's TLS context from the snapshot current now: a replaced certificate is
+      // used by new connections while established ones keep theirs.
+      const server::Listener* listener = ctx.snapshot->findListener(address);
+      proxy::startHttpSession(ctx, std::move(socket), listener ? listener->tls : nullptr);
     }
   }
 
@@ -89,7 +92,7 @@ struct Worker::Impl {
       }
       auto* raw = acceptor.get();
       acceptors[address] = std::move(acceptor);
-      asio::co_spawn(io.get_executor(), acceptLoop(*raw), asio::detached);
+      asio::co_spawn(io.get_executor(), acceptLoop(*raw, address), asio::detached);
     }
   }
 

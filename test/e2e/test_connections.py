@@ -34,7 +34,9 @@ def test_client_keepalive_many_requests_one_connection(portico, upstreams):
             s.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
             data = b""
             while b"\r\n\r\n" not in data or not data.endswith(b"}"):
-                data += s.recv(65536)
+                chunk = s.recv(65536)
+                assert chunk, "connection closed"
+                data += chunk
             assert data.startswith(b"HTTP/1.1 200")
 
 

@@ -1,0 +1,220 @@
+#include "tls/server_context.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <boost/asio/ssl/context.hpp>
+#include <unordered_map>
+
+namespace portico::tls {
+namespace {
+
+std::string opensslError() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// DNS names of a certificate: its DNS SANs, or its CN when it has none.
+std::vector<std::string> dnsNames(X509* cert) {
+  std::vector<std::string> names;
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
+      if (n->type != GEN_DNS) continue;
+      const auto* s = n->d.dNSName;
+      names.push_back(lower(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                        static_cast<size_t>(ASN1_STRING_length(s)))));
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  if (names.empty()) {
+    char cn[256] = {};
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0)
+      names.push_back(lower(cn));
+  }
+  return names;
+}
+
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void*) {
+  // HTTP/2 is offered once the h2 codec lands; until then only http/1.1 is negotiated.
+  static const unsigned char kProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kProtocols, sizeof kProtocols, in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// Optional client authentication: accept any certificate at the TLS layer; the verification
+// result is kept (SSL_get_verify_result) and requests are refused later with 401.
+int acceptAnyCertificate(int, X509_STORE_CTX*) {
+  return 1;
+}
+
+}  // namespace
+
+struct ServerContext::Impl {
+  config::TlsConfig cfg;
+  std::vector<std::unique_ptr<boost::asio::ssl::context>> contexts;  // one per certificate
+  std::vector<std::vector<std::string>> names;
+  std::unordered_map<std::string, SSL_CTX*> exact;
+  std::unordered_map<std::string, SSL_CTX*> wildcard;  // ".example.com" -> ctx
+  std::vector<std::string> files;
+
+  SSL_CTX* lookup(const std::string& host) const {
+    if (auto it = exact.find(host); it != exact.end()) return it->second;
+    auto dot = host.find('.');
+    if (dot != std::string::npos) {
+      if (auto it = wildcard.find(host.substr(dot)); it != wildcard.end()) return it->second;
+    }
+    return nullptr;
+  }
+
+  static int onServerName(SSL* ssl, int*, void* arg) {
+    const auto* self = static_cast<const Impl*>(arg);
+    const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!name) return SSL_TLSEXT_ERR_OK;  // no SNI: the default certificate
+    SSL_CTX* ctx = self->lookup(lower(name));
+    if (ctx && ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
+    return SSL_TLSEXT_ERR_OK;
+  }
+
+  Result<SSL_CTX*> makeContext(const config::CertificateConfig& cert) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return makeError("cannot create a TLS context: " + opensslError());
+    contexts.push_back(std::make_unique<boost::asio::ssl::context>(ctx));  // owns ctx from here
+    SSL_CTX_set_min_proto_version(ctx, cfg.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_options(
+        ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (!cfg.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, cfg.ciphers.c_str()) != 1)
+      return makeError("ciphers \"" + cfg.ciphers + "\": " + opensslError());
+    if (!cfg.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, cfg.ciphersuites.c_str()) != 1)
+      return makeError("ciphersuites \"" + cfg.ciphersuites + "\": " + opensslError());
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert.cert.c_str()) != 1)
+      return makeError("cannot load certificate " + cert.cert + ": " + opensslError());
+    if (SSL_CTX_use_PrivateKey_file(ctx, cert.key.c_str(), SSL_FILETYPE_PEM) != 1)
+      return makeError("cannot load key " + cert.key + ": " + opensslError());
+    if (SSL_CTX_check_private_key(ctx) != 1)
+      return makeError("key " + cert.key + " does not match certificate " + cert.cert);
+    SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, nullptr);
+    // Resumption by session cache and tickets; the id context is required once peers are
+    // verified, and is the same for every certificate of the listener.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    static const unsigned char kSessionContext[] = "portico";
+    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+    if (cfg.client_auth) {
+      const auto& a = *cfg.client_auth;
+      if (SSL_CTX_load_verify_locations(ctx, a.ca.c_str(), nullptr) != 1)
+        return makeError("cannot load client CA " + a.ca + ": " + opensslError());
+      if (STACK_OF(X509_NAME)* cas = SSL_load_client_CA_file(a.ca.c_str()))
+        SSL_CTX_set_client_CA_list(ctx, cas);
+      if (a.mode == config::ClientAuthConfig::Mode::Required) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+      } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, acceptAnyCertificate);
+      }
+    }
+    return ctx;
+  }
+};
+
+ServerContext::ServerContext() : impl_(std::make_unique<Impl>()) {}
+ServerContext::~ServerContext() = default;
+
+Result<std::shared_ptr<const ServerContext>> ServerContext::build(const config::TlsConfig& cfg) {
+  std::shared_ptr<ServerContext> sc(new ServerContext());
+  Impl& impl = *sc->impl_;
+  impl.cfg = cfg;
+  ERR_clear_error();
+  for (const auto& cert : cfg.certificates) {
+    auto ctx = impl.makeContext(cert);
+    if (!ctx) return ctx.error();
+    impl.files.push_back(cert.cert);
+    impl.files.push_back(cert.key);
+    auto names = dnsNames(SSL_CTX_get0_certificate(*ctx));
+    for (const auto& name : names) {
+      if (name.rfind("*.", 0) == 0) {
+        impl.wildcard.emplace(name.substr(1), *ctx);  // the first certificate for a name wins
+      } else {
+        impl.exact.emplace(name, *ctx);
+      }
+    }
+    impl.names.push_back(std::move(names));
+  }
+  if (cfg.client_auth) impl.files.push_back(cfg.client_auth->ca);
+  if (impl.contexts.empty()) return makeError("no certificate");
+  SSL_CTX* main = impl.contexts.front()->native_handle();
+  SSL_CTX_set_tlsext_servername_callback(main, &Impl::onServerName);
+  SSL_CTX_set_tlsext_servername_arg(main, &impl);
+  return std::shared_ptr<const ServerContext>(std::move(sc));
+}
+
+boost::asio::ssl::context& ServerContext::context() const {
+  return *impl_->contexts.front();
+}
+const std::vector<std::string>& ServerContext::files() const {
+  return impl_->files;
+}
+const config::TlsConfig& ServerContext::config() const {
+  return impl_->cfg;
+}
+std::vector<std::vector<std::string>> ServerContext::names() const {
+  return impl_->names;
+}
+
+PeerIdentity peerIdentity(SSL* ssl) {
+  PeerIdentity id;
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+  if (alpn) id.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert) return id;
+  id.presented = true;
+  id.verified = SSL_get_verify_result(ssl) == X509_V_OK;
+  if (BIO* bio = BIO_new(BIO_s_mem())) {
+    X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio, &data);
+    if (len > 0) id.subject.assign(data, static_cast<size_t>(len));
+    BIO_free(bio);
+  }
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
+      const ASN1_STRING* s = nullptr;
+      if (n->type == GEN_DNS) s = n->d.dNSName;
+      if (n->type == GEN_EMAIL) s = n->d.rfc822Name;
+      if (n->type == GEN_URI) s = n->d.uniformResourceIdentifier;
+      if (!s) continue;
+      if (!id.sans.empty()) id.sans += ",";
+      id.sans.append(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                     static_cast<size_t>(ASN1_STRING_length(s)));
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  X509_free(cert);
+  return id;
+}
+
+}  // namespace portico::tls
