@@ -1,0 +1,176 @@
+"""TLS termination: SNI certificate choice, versions, ALPN, reload of certificates, client
+certificates. Clients are curl and Python's ssl module."""
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from certs import Pki
+from conftest import base_config, free_port, wait_for
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+def tls_listener(port, certificates, **extra):
+    return {"name": "tls", "listen": f"127.0.0.1:{port}",
+            "tls": {"certificates": [{"cert": c, "key": k} for c, k in certificates], **extra}}
+
+
+def curl(port, host, pki, path="/", *args):
+    r = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", pki.ca_file,
+                        "--resolve", f"{host}:{port}:127.0.0.1", *args,
+                        "-w", "\n%{http_code} %{ssl_verify_result} %{http_version}",
+                        f"https://{host}:{port}{path}"], capture_output=True, text=True, timeout=10)
+    return r
+
+
+def served_cn(port, server_name, pki):
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name) as s:
+            subject = dict(x[0] for x in s.getpeercert()["subject"])
+            return subject["commonName"], s.version(), s.selected_alpn_protocol()
+
+
+def gateway(portico, upstreams, listener, tmp_path):
+    u = upstreams()
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [{"name": "all", "match": {"path_prefix": "/"}, "upstream": "svc"}],
+                      server={"watch_config": True})
+    cfg["listeners"] = [listener]
+    return portico(config=cfg), u, cfg
+
+
+def test_https_request_with_sni_and_wildcard_certificates(portico, upstreams, pki, tmp_path):
+    api = pki.issue("api", "api.test", dns=["api.test"])
+    wild = pki.issue("wild", "wildcard.test", dns=["*.shop.test"])
+    port = free_port()
+    p, u, _ = gateway(portico, upstreams, tls_listener(port, [api, wild]), tmp_path)
+    r = curl(port, "api.test", pki, "/hello")
+    assert r.returncode == 0, r.stderr
+    body, _, status = r.stdout.rpartition("\n")
+    assert status.split()[0] == "200" and status.split()[1] == "0"
+    sent = {k.lower(): v for k, v in json.loads(body)["headers"]}
+    assert sent["x-forwarded-proto"] == "https"
+    assert served_cn(port, "api.test", pki)[0] == "api.test"
+    assert served_cn(port, "eu.shop.test", pki)[0] == "wildcard.test"
+    assert served_cn(port, "unknown.test", pki)[0] == "api.test"  # the default: the first one
+    cn, version, alpn = served_cn(port, "api.test", pki)
+    assert version in ("TLSv1.2", "TLSv1.3") and alpn is None
+
+
+def test_alpn_and_minimum_version(portico, upstreams, pki, tmp_path):
+    cert = pki.issue("v13", "v13.test", dns=["v13.test"])
+    port = free_port()
+    gateway(portico, upstreams, tls_listener(port, [cert], min_version="1.3"), tmp_path)
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="v13.test") as s:
+            assert s.version() == "TLSv1.3" and s.selected_alpn_protocol() == "http/1.1"
+    old = ssl.create_default_context(cafile=pki.ca_file)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLError):
+            old.wrap_socket(raw, server_hostname="v13.test")
+
+
+def test_plain_http_on_a_tls_listener_is_refused(portico, upstreams, pki, tmp_path):
+    cert = pki.issue("plain", "plain.test", dns=["plain.test"])
+    port = free_port()
+    p, u, _ = gateway(portico, upstreams, tls_listener(port, [cert]), tmp_path)
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(3)
+        try:
+            data = s.recv(100)
+        except ConnectionResetError:
+            data = b""
+    assert not data.startswith(b"HTTP/1.1 200")
+    assert u.requests == []
+
+
+def test_certificate_replaced_on_disk_new_handshakes_use_it(portico, upstreams, pki, tmp_path):
+    first = pki.issue("rot1", "first.test", dns=["rot.test"])
+    second = pki.issue("rot2", "second.test", dns=["rot.test"])
+    live_cert, live_key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(first[0], live_cert)
+    shutil.copy(first[1], live_key)
+    port = free_port()
+    p, u, _ = gateway(portico, upstreams, tls_listener(port, [(str(live_cert), str(live_key))]),
+                      tmp_path)
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    held = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                           server_hostname="rot.test")
+    assert served_cn(port, "rot.test", pki)[0] == "first.test"
+    # A broken key is refused: the old certificate keeps serving.
+    live_key.write_text("not a key")
+    wait_for(lambda: p.metric("portico_config_reload_failures_total") >= 1, what="refused reload")
+    assert served_cn(port, "rot.test", pki)[0] == "first.test"
+    shutil.copy(second[0], live_cert)
+    shutil.copy(second[1], live_key)
+    wait_for(lambda: served_cn(port, "rot.test", pki)[0] == "second.test", what="new certificate")
+    # The connection made before the change still works.
+    held.sendall(b"GET /still HTTP/1.1\r\nHost: rot.test\r\n\r\n")
+    assert held.recv(100).startswith(b"HTTP/1.1 200")
+    held.close()
+
+
+def test_client_certificate_required(portico, upstreams, pki, tmp_path):
+    server = pki.issue("mtls", "mtls.test", dns=["mtls.test"])
+    alice = pki.issue("alice", "alice", email="alice@example.com", client=True)
+    rogue = pki.issue("mallory", "mallory", client=True, ca=pki.rogue_ca)
+    port = free_port()
+    p, u, _ = gateway(portico, upstreams, tls_listener(
+        port, [server], client_auth={"ca": pki.ca_file, "mode": "required",
+                                     "subject_header": "X-Client-Subject",
+                                     "san_header": "X-Client-SAN"}), tmp_path)
+    ok = curl(port, "mtls.test", pki, "/me", "--cert", alice[0], "--key", alice[1],
+              "-H", "X-Client-Subject: forged")
+    assert ok.returncode == 0, ok.stderr
+    sent = {k.lower(): v for k, v in json.loads(ok.stdout.rpartition("\n")[0])["headers"]}
+    assert sent["x-client-subject"] == "CN=alice"
+    assert sent["x-client-san"] == "alice@example.com"
+    assert curl(port, "mtls.test", pki).returncode != 0  # no certificate: handshake fails
+    assert curl(port, "mtls.test", pki, "/", "--cert", rogue[0], "--key", rogue[1]).returncode != 0
+    assert len(u.requests) == 1
+
+
+def test_client_certificate_optional_answers_401_for_untrusted(portico, upstreams, pki, tmp_path):
+    server = pki.issue("opt", "opt.test", dns=["opt.test"])
+    rogue = pki.issue("eve", "eve", client=True, ca=pki.rogue_ca)
+    port = free_port()
+    p, u, _ = gateway(portico, upstreams, tls_listener(
+        port, [server], client_auth={"ca": pki.ca_file, "mode": "optional",
+                                     "subject_header": "X-Client-Subject"}), tmp_path)
+    anonymous = curl(port, "opt.test", pki, "/", "-H", "X-Client-Subject: forged")
+    assert anonymous.stdout.rpartition("\n")[2].startswith("200")
+    sent = {k.lower(): v for k, v in json.loads(anonymous.stdout.rpartition("\n")[0])["headers"]}
+    assert "x-client-subject" not in sent  # a forged identity header never passes
+    bad = curl(port, "opt.test", pki, "/", "--cert", rogue[0], "--key", rogue[1])
+    body, _, status = bad.stdout.rpartition("\n")
+    assert status.startswith("401") and json.loads(body)["status"] == 401
+
+
+def test_bad_certificate_config_is_refused_at_validate(pki, tmp_path):
+    from conftest import PORTICO_BIN
+    cert = pki.issue("mismatch", "m.test", dns=["m.test"])
+    other = pki.issue("other", "o.test", dns=["o.test"])
+    cfg = base_config(free_port(), free_port(), {"svc": ["127.0.0.1:1"]},
+                      [{"name": "all", "match": {"path_prefix": "/"}, "upstream": "svc"}])
+    cfg["listeners"] = [tls_listener(free_port(), [(cert[0], other[1])])]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run([PORTICO_BIN, "validate", "-c", str(path)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert f"listeners[0].tls: cannot load key {other[1]}" in r.stderr
+    assert "key values mismatch" in r.stderr
