@@ -137,6 +137,8 @@ struct RouteConfig {
   int priority = 0;
   bool strip_prefix = false;
   std::optional<std::string> rewrite;  // path template, may use {param} captures
+  Duration websocket_idle_timeout{0};  // 0 = server.limits.idle_timeout
+  Duration websocket_max_duration{0};  // 0 = none
   std::string upstream;
   std::vector<PluginConfig> plugins;
   std::string path;

@@ -193,6 +193,12 @@ void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteCon
   r.number("priority", -1'000'000, 1'000'000, route.priority);
   r.boolean("strip_prefix", route.strip_prefix);
   r.optionalString("rewrite", route.rewrite);
+  if (const json* ws = r.get("websocket")) {
+    ObjectReader wr(*ws, r.childPath("websocket"), d);
+    wr.duration("idle_timeout", route.websocket_idle_timeout);
+    wr.duration("max_duration", route.websocket_max_duration);
+    wr.finish();
+  }
   r.string("upstream", route.upstream);
   forEachItem(r, "plugins", [&](const json& p, const std::string& pp) {
     route.plugins.push_back(parsePlugin(p, pp, d));

@@ -340,6 +340,10 @@ Task<bool> HttpSession::handleRequest() {
   }
 
   ExchangeHooks hooks;
+  hooks.tunnel.idle = route_->cfg->websocket_idle_timeout.count() > 0
+                          ? route_->cfg->websocket_idle_timeout
+                          : limits_.idle_timeout;
+  hooks.tunnel.max_duration = route_->cfg->websocket_max_duration;
   if (!filters_.empty()) hooks.response_head = [this] { runResponseFilters(); };
   if (!filters_.empty()) {
     hooks.request_body = [this](std::string_view chunk) {

@@ -96,6 +96,10 @@ void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
   if (!req.host.empty()) appendHeader(out, "X-Forwarded-Host", req.host);
   appendListHeader(out, "Via", via, viaElement(req.version_minor));
   if (!req.headers.has(HeaderId::XRequestId)) appendHeader(out, "X-Request-Id", info.request_id);
+  if (!req.upgrade.empty()) {  // the one hop-by-hop pair that must reach the upstream
+    appendHeader(out, "Upgrade", req.upgrade);
+    out.append("Connection: Upgrade\r\n");
+  }
   if (req.framing == http::BodyFraming::Chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (req.framing == http::BodyFraming::ContentLength) {
@@ -128,6 +132,12 @@ void writeResponseHead(std::string& out, const http::ResponseHead& resp,
     appendHeader(out, h.name, h.value);
   }
   appendListHeader(out, "Via", via, viaElement(resp.version_minor));
+  if (resp.status == 101) {
+    if (const std::string* u = resp.headers.find(http::HeaderId::Upgrade))
+      appendHeader(out, "Upgrade", *u);
+    out.append("Connection: Upgrade\r\n\r\n");
+    return;
+  }
   const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
   if (framing.chunked) {
     out.append("Transfer-Encoding: chunked\r\n");

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -110,6 +112,9 @@ class Exchange {
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
   Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
+  // After a 101: bytes both ways until either side closes, idles or runs out of time.
+  Task<ExchangeResult> tunnel(std::unique_ptr<UpstreamConnection> conn);
+  Task<void> pumpUpstreamToClient(UpstreamConnection& conn, bool& done, Timer& finished);
   void reportRequestBody();
 
   SessionIo& io_;
@@ -358,11 +363,13 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
           break;
         }
         if (pr.status == http::ParseStatus::Complete) {
+          if (resp.status == 101) {
+            // Switching protocols only for a request that asked for it.
+            if (req_.upgrade.empty()) got = Failure::BadResponse;
+            buf.consume(pr.consumed);
+            break;
+          }
           if (resp.status >= 100 && resp.status < 200) {
-            if (resp.status == 101) {  // upgrades arrive with WebSocket support
-              got = Failure::BadResponse;
-              break;
-            }
             buf.consume(pr.consumed);
             continue;
           }
@@ -414,7 +421,8 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       in_.consume(body_in_buffer_);
       body_consumed_ = true;
     }
-    ExchangeResult r = co_await relayResponse(std::move(conn));
+    ExchangeResult r = resp.status == 101 ? co_await tunnel(std::move(conn))
+                                          : co_await relayResponse(std::move(conn));
     if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
     co_return AttemptOutcome{Failure::Done, r};
   }
@@ -608,6 +616,85 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     w_.pool.release(std::move(conn), cfg_.pool, Clock::now());
   }
   co_return result;
+}
+
+Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done, Timer& finished) {
+  IoBuffer& buf = conn.buffer;
+  error_code ec;
+  for (;;) {
+    std::size_t n = co_await conn.socket.async_read_some(
+        asio::buffer(buf.writePtr(), buf.writable()), asio::redirect_error(kUseAwaitable, ec));
+    if (ec || n == 0) break;
+    io_.armOp(hooks_.tunnel.idle);
+    if (TlsStream* tls = io_.clientTls()) {
+      co_await asio::async_write(*tls, asio::buffer(buf.writePtr(), n),
+                                 asio::redirect_error(kUseAwaitable, ec));
+    } else {
+      co_await asio::async_write(io_.client(), asio::buffer(buf.writePtr(), n),
+                                 asio::redirect_error(kUseAwaitable, ec));
+    }
+    if (ec) break;
+    ctx_.bytes_sent += n;
+    io_.armOp(hooks_.tunnel.idle);
+  }
+  done = true;
+  io_.client().cancel(ec);  // ends the other direction
+  finished.cancel();
+}
+
+Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) {
+  http::ResponseHead& resp = resp_;
+  if (hooks_.response_head) hooks_.response_head();
+  ResponseFraming framing;
+  framing.keep_alive = false;
+  out_.clear();
+  writeResponseHead(out_, resp, framing);
+  error_code ec;
+  // The 101 head, with whatever the upstream already sent after it.
+  std::array<asio::const_buffer, 2> first{asio::buffer(out_),
+                                          asio::buffer(conn->buffer.readable())};
+  io_.armOp(hooks_.tunnel.idle);
+  std::size_t n = 0;
+  if (TlsStream* tls = io_.clientTls()) {
+    n = co_await asio::async_write(*tls, first, asio::redirect_error(kUseAwaitable, ec));
+  } else {
+    n = co_await asio::async_write(io_.client(), first, asio::redirect_error(kUseAwaitable, ec));
+  }
+  ctx_.bytes_sent += n;
+  conn->buffer.clear();
+  if (ec) co_return ExchangeResult{true, false, 101, "client closed"};
+
+  io_.setTotalDeadline(hooks_.tunnel.max_duration);
+  bool upstream_done = false;
+  Timer finished(w_.io.get_executor(), Clock::time_point::max());
+  asio::co_spawn(w_.io.get_executor(), pumpUpstreamToClient(*conn, upstream_done, finished),
+                 asio::detached);
+  // Client to upstream here, starting with what the client sent after its request head.
+  for (;;) {
+    if (!in_.empty()) {
+      io_.armOp(hooks_.tunnel.idle);
+      co_await asio::async_write(conn->socket, asio::buffer(in_.readable()),
+                                 asio::redirect_error(kUseAwaitable, ec));
+      if (ec) break;
+      ctx_.bytes_received += in_.size();
+      in_.clear();
+    }
+    if (upstream_done) break;
+    io_.armOp(hooks_.tunnel.idle);
+    auto space = asio::buffer(in_.writePtr(), in_.writable());
+    if (TlsStream* tls = io_.clientTls()) {
+      n = co_await tls->async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
+    } else {
+      n = co_await io_.client().async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
+    }
+    if (ec || n == 0) break;
+    in_.commit(n);
+  }
+  conn->socket.close(ec);  // ends the other direction
+  if (!upstream_done) co_await finished.async_wait(asio::redirect_error(kUseAwaitable, ec));
+  io_.disarmOp();
+  io_.setTotalDeadline({});
+  co_return ExchangeResult{true, false, 101, ""};
 }
 
 }  // namespace

@@ -38,10 +38,16 @@ class SessionIo {
   ~SessionIo() = default;
 };
 
+struct TunnelLimits {
+  Clock::duration idle{};          // no byte in either direction for this long ends it
+  Clock::duration max_duration{};  // 0 = none
+};
+
 struct ExchangeHooks {
   std::function<void()> response_head;                  // response filters, on scratch.response
   std::function<void(std::string_view)> request_body;   // may be empty
   std::function<void(std::string_view)> response_body;  // may be empty
+  TunnelLimits tunnel;                                  // for requests that upgrade (WebSocket)
 };
 
 // Buffers kept by the session across its requests, so that a steady stream of requests on a

@@ -138,6 +138,7 @@ struct Framing {
   std::uint64_t cl = 0;
   bool close = false;
   bool keep_alive_token = false;
+  bool upgrade_token = false;
 };
 
 Framing inspectFraming(const HeaderList& headers) {
@@ -172,6 +173,7 @@ Framing inspectFraming(const HeaderList& headers) {
       forEachToken(h.value, [&](std::string_view t) {
         if (equalsIgnoreCase(t, "close")) f.close = true;
         if (equalsIgnoreCase(t, "keep-alive")) f.keep_alive_token = true;
+        if (equalsIgnoreCase(t, "upgrade")) f.upgrade_token = true;
       });
     }
   }
@@ -272,6 +274,9 @@ ParseResult parseRequestHead(std::string_view data, const HeadLimits& limits, Re
     out.content_length = f.cl;
   }
   out.keep_alive = out.version_minor == 1 ? !f.close : (f.keep_alive_token && !f.close);
+  if (f.upgrade_token && out.version_minor == 1) {
+    if (const std::string* u = out.headers.find(HeaderId::Upgrade)) out.upgrade = *u;
+  }
 
   size_t hosts = out.headers.count(HeaderId::Host);
   if (hosts > 1) return fail(400, "more than one Host header");

@@ -14,6 +14,7 @@ void RequestHead::clear() {
   content_length = 0;
   keep_alive = true;
   expect_continue = false;
+  upgrade.clear();
 }
 
 void ResponseHead::clear() {

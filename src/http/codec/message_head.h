@@ -22,6 +22,8 @@ struct RequestHead {
   std::uint64_t content_length = 0;
   bool keep_alive = true;
   bool expect_continue = false;
+  // "Connection: upgrade" with an Upgrade header (WebSocket): the value of Upgrade.
+  std::string upgrade;
 
   void clear();
 };
