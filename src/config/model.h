@@ -97,6 +97,14 @@ struct PoolConfig {
   Duration idle_timeout = 60s;
 };
 
+struct UpstreamTlsConfig {
+  std::string ca;           // PEM trust anchors; empty = the system's
+  std::string server_name;  // SNI and the name to verify; empty = the target's host
+  bool verify = true;
+  std::string client_cert;  // mTLS to the backend
+  std::string client_key;
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<TargetConfig> targets;
@@ -105,6 +113,7 @@ struct UpstreamConfig {
   UpstreamTimeouts timeouts;
   RetryConfig retries;
   PoolConfig pool;
+  std::optional<UpstreamTlsConfig> tls;
   std::string path;  // config path for messages, e.g. "upstreams[0]"
 };
 

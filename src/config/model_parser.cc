@@ -301,6 +301,19 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
     rr.duration("backoff_max", u.retries.backoff_max);
     rr.finish();
   }
+  if (const json* t = r.get("tls")) {
+    UpstreamTlsConfig tls;
+    ObjectReader tr(*t, r.childPath("tls"), d);
+    tr.string("ca", tls.ca);
+    tr.string("server_name", tls.server_name);
+    tr.boolean("verify", tls.verify);
+    tr.string("client_cert", tls.client_cert);
+    tr.string("client_key", tls.client_key);
+    tr.finish();
+    if (tls.client_cert.empty() != tls.client_key.empty())
+      d.add(tr.path(), "give both client_cert and client_key, or neither");
+    u.tls = std::move(tls);
+  }
   if (const json* p = r.get("pool")) {
     ObjectReader pr(*p, r.childPath("pool"), d);
     pr.number("max_idle", 0, 100000, u.pool.max_idle);

@@ -205,14 +205,8 @@ Task<void> HttpSession::run() {
         }
         in_.reserve(limits_.head.max_header_bytes + 4096);
       }
-      // (if/else, not ?:, around co_await: GCC 12 miscompiles co_await in a conditional.)
-      auto space = asio::buffer(in_.writePtr(), in_.writable());
-      std::size_t n = 0;
-      if (tls_) {
-        n = co_await tls_->async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
-      } else {
-        n = co_await client_.async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
-      }
+      std::size_t n =
+          co_await readSome(client_, clientTls(), asio::buffer(in_.writePtr(), in_.writable()), ec);
       if (ec || n == 0) {
         if (timed_out_ && started) {
           disarmOp();
@@ -444,12 +438,7 @@ Task<bool> HttpSession::replyLocal(bool close) {
                                             asio::buffer(body.data(), head ? 0 : body.size())};
   armOp(limits_.idle_timeout);
   error_code ec;
-  std::size_t n = 0;
-  if (tls_) {
-    n = co_await asio::async_write(*tls_, buffers, asio::redirect_error(kUseAwaitable, ec));
-  } else {
-    n = co_await asio::async_write(client_, buffers, asio::redirect_error(kUseAwaitable, ec));
-  }
+  std::size_t n = co_await writeAll(client_, clientTls(), buffers, ec);
   disarmOp();
   ctx_.bytes_sent += n;
   finish(resp_.status);

@@ -107,7 +107,8 @@ class Exchange {
   void measureBufferedBody();
   std::uint64_t hashKey() const;
   Task<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);
-  Task<Failure> connect(UpstreamConnection& conn, const SocketAddress& address);
+  Task<Failure> connect(UpstreamConnection& conn, const server::UpstreamTarget& target);
+  std::string poolKey(const server::UpstreamTarget& target) const;
   // Sends a request whose body streams from the client (the replayable case is inline).
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
@@ -296,12 +297,34 @@ Task<ExchangeResult> Exchange::run() {
   co_return failure;
 }
 
-Task<Failure> Exchange::connect(UpstreamConnection& conn, const SocketAddress& address) {
+std::string Exchange::poolKey(const server::UpstreamTarget& target) const {
+  // TLS connections are only reused for the upstream (and so the TLS settings) they were made
+  // for; plain ones by address.
+  if (!up_.tls) return target.address.text;
+  return "tls|" + cfg_.name + "|" + target.address.text;
+}
+
+Task<Failure> Exchange::connect(UpstreamConnection& conn, const server::UpstreamTarget& target) {
   io_.setUpstreamSocket(&conn.socket);
   io_.armOp(cfg_.timeouts.connect);
   error_code ec;
-  co_await conn.socket.async_connect(toEndpoint(address), asio::redirect_error(kUseAwaitable, ec));
-  const bool timed_out = io_.opTimedOut();
+  co_await conn.socket.async_connect(toEndpoint(target.address),
+                                     asio::redirect_error(kUseAwaitable, ec));
+  bool timed_out = io_.opTimedOut();
+  if (!ec && up_.tls) {
+    // The TLS handshake shares the connect timeout.
+    conn.tls_context = up_.tls;
+    conn.tls.emplace(conn.socket, up_.tls->context());
+    SSL* ssl = conn.tls->native_handle();
+    if (!up_.tls->prepare(ssl, target.host)) ec = asio::error::invalid_argument;
+    if (auto it = w_.tls_sessions.find(conn.target); it != w_.tls_sessions.end())
+      SSL_set_session(ssl, it->second.get());
+    if (!ec) {
+      co_await conn.tls->async_handshake(asio::ssl::stream_base::client,
+                                         asio::redirect_error(kUseAwaitable, ec));
+    }
+    timed_out = io_.opTimedOut();
+  }
   io_.disarmOp();
   if (io_.totalExpired()) co_return Failure::TotalTimeout;
   if (ec) co_return timed_out ? Failure::ConnectTimeout : Failure::Connect;
@@ -312,7 +335,8 @@ Task<Failure> Exchange::connect(UpstreamConnection& conn, const SocketAddress& a
 Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, bool last) {
   const auto started = Clock::now();
   stats_->attempts.add();
-  std::unique_ptr<UpstreamConnection> conn = w_.pool.acquire(target.address.text);
+  const std::string key = poolKey(target);
+  std::unique_ptr<UpstreamConnection> conn = w_.pool.acquire(key);
   if (conn && !replayable_ && !looksAlive(conn->socket)) conn.reset();
 
   // A pooled connection may have been closed by the upstream while idle: if it fails before
@@ -321,8 +345,8 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
     const bool reused = conn != nullptr;
     if (!conn) {
       conn = std::make_unique<UpstreamConnection>(w_.io);
-      conn->target = target.address.text;
-      Failure f = co_await connect(*conn, target.address);
+      conn->target = key;
+      Failure f = co_await connect(*conn, target);
       if (f != Failure::None) co_return AttemptOutcome{f, {}};
     }
     io_.setUpstreamSocket(&conn->socket);
@@ -334,8 +358,7 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
           asio::buffer(head_), asio::buffer(in_.readable().data(), body_in_buffer_)};
       error_code write_ec;
       io_.armOp(cfg_.timeouts.read);
-      co_await asio::async_write(conn->socket, buffers,
-                                 asio::redirect_error(kUseAwaitable, write_ec));
+      co_await writeAll(conn->socket, conn->tlsStream(), buffers, write_ec);
       io_.disarmOp();
       sent =
           io_.totalExpired() ? Failure::TotalTimeout : (write_ec ? Failure::Reset : Failure::None);
@@ -385,8 +408,8 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
         buf.reserve(io_.limits().head.max_header_bytes + 4096);
       }
       io_.armOp(cfg_.timeouts.read);
-      std::size_t n = co_await conn->socket.async_read_some(
-          asio::buffer(buf.writePtr(), buf.writable()), asio::redirect_error(kUseAwaitable, ec));
+      std::size_t n = co_await readSome(conn->socket, conn->tlsStream(),
+                                        asio::buffer(buf.writePtr(), buf.writable()), ec);
       const bool timed_out = io_.opTimedOut();
       io_.disarmOp();
       if (io_.totalExpired()) {
@@ -450,13 +473,7 @@ Task<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
     continue_sent_ = true;
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     io_.armOp(io_.limits().idle_timeout);
-    if (TlsStream* tls = io_.clientTls()) {
-      co_await asio::async_write(*tls, asio::buffer(kContinue),
-                                 asio::redirect_error(kUseAwaitable, ec));
-    } else {
-      co_await asio::async_write(io_.client(), asio::buffer(kContinue),
-                                 asio::redirect_error(kUseAwaitable, ec));
-    }
+    co_await writeAll(io_.client(), io_.clientTls(), asio::buffer(kContinue), ec);
     io_.disarmOp();
     if (ec) co_return Failure::ClientGone;
   }
@@ -496,7 +513,7 @@ Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
         asio::buffer(avail.data(), take)};
     head_sent = true;
     io_.armOp(cfg_.timeouts.read);
-    co_await asio::async_write(conn.socket, buffers, asio::redirect_error(kUseAwaitable, ec));
+    co_await writeAll(conn.socket, conn.tlsStream(), buffers, ec);
     io_.disarmOp();
     in_.consume(take);
     if (io_.totalExpired()) co_return Failure::TotalTimeout;
@@ -505,11 +522,7 @@ Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
     io_.armOp(io_.limits().idle_timeout);
     auto space = asio::buffer(in_.writePtr(), in_.writable());
     std::size_t n = 0;
-    if (TlsStream* tls = io_.clientTls()) {
-      n = co_await tls->async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
-    } else {
-      n = co_await io_.client().async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
-    }
+    n = co_await readSome(io_.client(), io_.clientTls(), space, ec);
     io_.disarmOp();
     if (ec || n == 0) co_return Failure::ClientGone;
     in_.commit(n);
@@ -580,13 +593,7 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     }
     if (!spans.empty()) {
       io_.armOp(io_.limits().idle_timeout);
-      if (TlsStream* tls = io_.clientTls()) {
-        ctx_.bytes_sent +=
-            co_await asio::async_write(*tls, spans, asio::redirect_error(kUseAwaitable, ec));
-      } else {
-        ctx_.bytes_sent += co_await asio::async_write(io_.client(), spans,
-                                                      asio::redirect_error(kUseAwaitable, ec));
-      }
+      ctx_.bytes_sent += co_await writeAll(io_.client(), io_.clientTls(), spans, ec);
       io_.disarmOp();
       if (ec) co_return ExchangeResult{true, false, resp.status, "client closed"};
     }
@@ -594,8 +601,8 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     buf.consume(take);
     if (done) break;
     io_.armOp(cfg_.timeouts.read);
-    std::size_t n = co_await conn->socket.async_read_some(
-        asio::buffer(buf.writePtr(), buf.writable()), asio::redirect_error(kUseAwaitable, ec));
+    std::size_t n = co_await readSome(conn->socket, conn->tlsStream(),
+                                      asio::buffer(buf.writePtr(), buf.writable()), ec);
     io_.disarmOp();
     if (ec || n == 0 || io_.totalExpired()) {
       upstream_ok = resp.framing == http::BodyFraming::UntilClose && !ec && n == 0;
@@ -611,6 +618,10 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     stats_->failures.add();
     co_return result;
   }
+  if (conn->tls && conn->requests == 1) {  // once per connection: its session is resumable
+    if (SSL_SESSION* session = SSL_get1_session(conn->tls->native_handle()))
+      w_.tls_sessions[conn->target].reset(session);
+  }
   if (resp.keep_alive && resp.framing != http::BodyFraming::UntilClose && buf.empty() &&
       !w_.draining) {
     w_.pool.release(std::move(conn), cfg_.pool, Clock::now());
@@ -622,17 +633,11 @@ Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done, 
   IoBuffer& buf = conn.buffer;
   error_code ec;
   for (;;) {
-    std::size_t n = co_await conn.socket.async_read_some(
-        asio::buffer(buf.writePtr(), buf.writable()), asio::redirect_error(kUseAwaitable, ec));
+    std::size_t n = co_await readSome(conn.socket, conn.tlsStream(),
+                                      asio::buffer(buf.writePtr(), buf.writable()), ec);
     if (ec || n == 0) break;
     io_.armOp(hooks_.tunnel.idle);
-    if (TlsStream* tls = io_.clientTls()) {
-      co_await asio::async_write(*tls, asio::buffer(buf.writePtr(), n),
-                                 asio::redirect_error(kUseAwaitable, ec));
-    } else {
-      co_await asio::async_write(io_.client(), asio::buffer(buf.writePtr(), n),
-                                 asio::redirect_error(kUseAwaitable, ec));
-    }
+    co_await writeAll(io_.client(), io_.clientTls(), asio::buffer(buf.writePtr(), n), ec);
     if (ec) break;
     ctx_.bytes_sent += n;
     io_.armOp(hooks_.tunnel.idle);
@@ -655,11 +660,7 @@ Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) 
                                           asio::buffer(conn->buffer.readable())};
   io_.armOp(hooks_.tunnel.idle);
   std::size_t n = 0;
-  if (TlsStream* tls = io_.clientTls()) {
-    n = co_await asio::async_write(*tls, first, asio::redirect_error(kUseAwaitable, ec));
-  } else {
-    n = co_await asio::async_write(io_.client(), first, asio::redirect_error(kUseAwaitable, ec));
-  }
+  n = co_await writeAll(io_.client(), io_.clientTls(), first, ec);
   ctx_.bytes_sent += n;
   conn->buffer.clear();
   if (ec) co_return ExchangeResult{true, false, 101, "client closed"};
@@ -673,8 +674,7 @@ Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) 
   for (;;) {
     if (!in_.empty()) {
       io_.armOp(hooks_.tunnel.idle);
-      co_await asio::async_write(conn->socket, asio::buffer(in_.readable()),
-                                 asio::redirect_error(kUseAwaitable, ec));
+      co_await writeAll(conn->socket, conn->tlsStream(), asio::buffer(in_.readable()), ec);
       if (ec) break;
       ctx_.bytes_received += in_.size();
       in_.clear();
@@ -682,11 +682,7 @@ Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) 
     if (upstream_done) break;
     io_.armOp(hooks_.tunnel.idle);
     auto space = asio::buffer(in_.writePtr(), in_.writable());
-    if (TlsStream* tls = io_.clientTls()) {
-      n = co_await tls->async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
-    } else {
-      n = co_await io_.client().async_read_some(space, asio::redirect_error(kUseAwaitable, ec));
-    }
+    n = co_await readSome(io_.client(), io_.clientTls(), space, ec);
     if (ec || n == 0) break;
     in_.commit(n);
   }

@@ -4,6 +4,7 @@
 // (except the counters, which the admin thread reads).
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,12 +17,15 @@
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include "core/io_buffer.h"
 #include "observability/metrics.h"
 #include "server/snapshot.h"
+#include "tls/client_context.h"
 #include "upstream/lb/load_balancer.h"
 
 namespace portico::proxy {
@@ -46,10 +50,28 @@ inline constexpr asio::use_awaitable_t<Executor> kUseAwaitable{};
 // read, and the sweeper that enforces deadlines ticks every 25 ms anyway.
 Clock::time_point coarseNow();
 
+// Reads or writes on a connection that may be TLS. Plain functions returning the operation's
+// awaitable (no extra coroutine frame); if/else rather than ?: around co_await, which GCC 12
+// miscompiles.
+inline Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                                  boost::system::error_code& ec) {
+  if (tls) return tls->async_read_some(buffer, asio::redirect_error(kUseAwaitable, ec));
+  return socket.async_read_some(buffer, asio::redirect_error(kUseAwaitable, ec));
+}
+template <class Buffers>
+Task<std::size_t> writeAll(Socket& socket, TlsStream* tls, const Buffers& buffers,
+                           boost::system::error_code& ec) {
+  if (tls) return asio::async_write(*tls, buffers, asio::redirect_error(kUseAwaitable, ec));
+  return asio::async_write(socket, buffers, asio::redirect_error(kUseAwaitable, ec));
+}
+
 // One upstream connection, idle in the pool or in use by one request.
 struct UpstreamConnection {
   explicit UpstreamConnection(asio::io_context& io) : socket(io) {}
+  TlsStream* tlsStream() { return tls ? &*tls : nullptr; }
   Socket socket;
+  std::shared_ptr<const tls::ClientContext> tls_context;  // keeps the stream's context alive
+  std::optional<TlsStream> tls;
   IoBuffer buffer{16 * 1024};
   std::string target;  // resolved address text, the pool key
   Clock::time_point idle_since{};
@@ -96,6 +118,12 @@ struct WorkerContext {
   std::vector<observability::RouteStats*> route_stats;        // by route index
   std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index
   ConnectionPool pool;
+  // TLS sessions to resume, by pool key: a new connection to a TLS upstream skips the full
+  // handshake when the upstream accepts the session.
+  struct SessionFree {
+    void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<SSL_SESSION, SessionFree>> tls_sessions;
   Rng rng{static_cast<std::uint64_t>(id) * 0x9e3779b97f4a7c15ULL + 1};  // retry jitter
   // Wall clock minus steady clock, refreshed by the sweeper: a request's wall-clock start
   // (for logs) without a second clock read per request.

@@ -61,7 +61,8 @@ bool resolveTargets(const config::UpstreamConfig& cfg, const Resolver& resolver,
       continue;
     }
     // A name with several addresses contributes one target per address (same weight each).
-    for (auto& a : *addrs) up.targets.push_back(UpstreamTarget{t.address, std::move(a), t.weight});
+    for (auto& a : *addrs)
+      up.targets.push_back(UpstreamTarget{t.address, hp->host, std::move(a), t.weight});
   }
   return ok;
 }
@@ -102,6 +103,13 @@ std::vector<std::string> Snapshot::watchedFiles() const {
   for (const auto& l : listeners) {
     if (l.tls) files.insert(files.end(), l.tls->files().begin(), l.tls->files().end());
   }
+  for (const auto& u : upstreams) {
+    if (!u.tls) continue;
+    for (const auto* f :
+         {&u.tls->config().ca, &u.tls->config().client_cert, &u.tls->config().client_key}) {
+      if (!f->empty()) files.push_back(*f);
+    }
+  }
   return files;
 }
 
@@ -140,6 +148,14 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     up.index = i;
     resolveTargets(cfg.upstreams[i], in.resolver, up, &diag);
     finishUpstream(up);
+    if (cfg.upstreams[i].tls) {
+      auto tls = tls::ClientContext::build(*cfg.upstreams[i].tls);
+      if (!tls) {
+        diag.add(cfg.upstreams[i].path + ".tls", tls.error().message);
+      } else {
+        up.tls = *tls;
+      }
+    }
   }
   snap->matcher = router::RouteMatcher::build(cfg.routes, diag);
   snap->global_filters = buildFilters(cfg.plugins, *in.registry, *in.services, diag);

@@ -17,6 +17,7 @@
 #include "config/model.h"
 #include "core/address.h"
 #include "router/route_matcher.h"
+#include "tls/client_context.h"
 #include "tls/server_context.h"
 #include "upstream/lb/consistent_hash.h"
 
@@ -26,6 +27,7 @@ using FilterFactories = std::vector<std::shared_ptr<const api::FilterFactory>>;
 
 struct UpstreamTarget {
   std::string configured;  // as written, e.g. "users.internal:9001"
+  std::string host;        // its host part (SNI and certificate name for TLS upstreams)
   SocketAddress address;   // one resolved address
   std::uint32_t weight = 1;
 };
@@ -35,6 +37,7 @@ struct Upstream {
   std::size_t index = 0;
   std::vector<UpstreamTarget> targets;
   std::shared_ptr<const upstream::ConsistentHash> hash_table;
+  std::shared_ptr<const tls::ClientContext> tls;  // null for plain HTTP
   // Changes when targets, weights or balance change: workers then rebuild their balancer.
   std::string fingerprint;
 };

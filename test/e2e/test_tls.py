@@ -174,3 +174,110 @@ def test_bad_certificate_config_is_refused_at_validate(pki, tmp_path):
     assert r.returncode == 1
     assert f"listeners[0].tls: cannot load key {other[1]}" in r.stderr
     assert "key values mismatch" in r.stderr
+
+
+class HttpsUpstream:
+    """An HTTPS upstream (standard library), optionally requiring client certificates.
+    Records per connection whether the TLS session was resumed."""
+
+    def __init__(self, cert, ca_for_clients=None):
+        import http.server
+        import threading
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*cert)
+        if ca_for_clients:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(ca_for_clients)
+        self.connections, self.resumed, self.peers = 0, 0, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+
+            def do_GET(self):
+                body = json.dumps({"path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                sock, addr = self.socket.accept()
+                tls = ctx.wrap_socket(sock, server_side=True)
+                outer.connections += 1
+                outer.resumed += 1 if tls.session_reused else 0
+                peer = tls.getpeercert()
+                outer.peers.append(dict(x[0] for x in peer["subject"]) if peer else None)
+                return tls, addr
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def https_gateway(portico, upstream_port, tls):
+    return portico(upstreams={"secure": {"targets": [f"127.0.0.1:{upstream_port}"], "tls": tls,
+                                         "retries": {"attempts": 1}}},
+                   routes=[{"name": "all", "match": {"path_prefix": "/"}, "upstream": "secure"}],
+                   server={"workers": 1})
+
+
+def test_upstream_over_tls_with_verification_pooling_and_resumption(portico, pki):
+    from conftest import request
+    up = HttpsUpstream(pki.issue("backend", "backend.internal", dns=["backend.internal"]))
+    try:
+        p = https_gateway(portico, up.port, {"ca": pki.ca_file, "server_name": "backend.internal"})
+        for i in range(5):
+            s, _, body = request(p.port, "GET", f"/r{i}")
+            assert s == 200 and json.loads(body) == {"path": f"/r{i}"}
+        assert up.connections == 1  # pooled TLS connection reused
+        # A second connection resumes the first one's session.
+        import socket as _s
+        conns = [_s.create_connection(("127.0.0.1", p.port)) for _ in range(2)]
+        for c in conns:
+            c.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        for c in conns:
+            assert c.recv(4096).startswith(b"HTTP/1.1 200")
+            c.close()
+        assert up.connections >= 2 and up.resumed >= 1
+        wrong = https_gateway(portico, up.port, {"ca": pki.ca_file, "server_name": "other.internal"})
+        s, _, body = request(wrong.port, "GET", "/")
+        assert s == 502  # the certificate does not name other.internal
+        untrusted = https_gateway(portico, up.port, {"ca": pki.rogue_ca_file,
+                                                     "server_name": "backend.internal"})
+        assert request(untrusted.port, "GET", "/")[0] == 502
+        unverified = https_gateway(portico, up.port, {"verify": False})
+        assert request(unverified.port, "GET", "/")[0] == 200
+    finally:
+        up.stop()
+
+
+def test_mutual_tls_to_the_upstream(portico, pki):
+    from conftest import request
+    client = pki.issue("gateway-client", "portico-gateway", client=True)
+    up = HttpsUpstream(pki.issue("mtls-backend", "mb.internal", dns=["mb.internal"]),
+                       ca_for_clients=pki.ca_file)
+    try:
+        with_cert = https_gateway(portico, up.port, {"ca": pki.ca_file, "server_name": "mb.internal",
+                                                     "client_cert": client[0],
+                                                     "client_key": client[1]})
+        assert request(with_cert.port, "GET", "/")[0] == 200
+        assert up.peers[-1] == {"commonName": "portico-gateway"}
+        without = https_gateway(portico, up.port, {"ca": pki.ca_file, "server_name": "mb.internal"})
+        assert request(without.port, "GET", "/")[0] == 502
+    finally:
+        up.stop()

@@ -1,0 +1,85 @@
+#include "tls/client_context.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/ssl/context.hpp>
+
+namespace portico::tls {
+namespace {
+
+std::string opensslError() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+bool isIpAddress(const std::string& host) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+struct ClientContext::Impl {
+  config::UpstreamTlsConfig cfg;
+  std::unique_ptr<boost::asio::ssl::context> ctx;
+};
+
+ClientContext::ClientContext() : impl_(std::make_unique<Impl>()) {}
+ClientContext::~ClientContext() = default;
+
+Result<std::shared_ptr<const ClientContext>> ClientContext::build(
+    const config::UpstreamTlsConfig& cfg) {
+  std::shared_ptr<ClientContext> cc(new ClientContext());
+  cc->impl_->cfg = cfg;
+  ERR_clear_error();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) return makeError("cannot create a TLS context: " + opensslError());
+  cc->impl_->ctx = std::make_unique<boost::asio::ssl::context>(ctx);
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+  if (cfg.verify) {
+    int ok = cfg.ca.empty() ? SSL_CTX_set_default_verify_paths(ctx)
+                            : SSL_CTX_load_verify_locations(ctx, cfg.ca.c_str(), nullptr);
+    if (ok != 1) return makeError("cannot load CA " + cfg.ca + ": " + opensslError());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  if (!cfg.client_cert.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg.client_cert.c_str()) != 1)
+      return makeError("cannot load client certificate " + cfg.client_cert + ": " + opensslError());
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg.client_key.c_str(), SSL_FILETYPE_PEM) != 1)
+      return makeError("cannot load client key " + cfg.client_key + ": " + opensslError());
+    if (SSL_CTX_check_private_key(ctx) != 1)
+      return makeError("client key " + cfg.client_key + " does not match " + cfg.client_cert);
+  }
+  return std::shared_ptr<const ClientContext>(std::move(cc));
+}
+
+boost::asio::ssl::context& ClientContext::context() const {
+  return *impl_->ctx;
+}
+const config::UpstreamTlsConfig& ClientContext::config() const {
+  return impl_->cfg;
+}
+
+bool ClientContext::prepare(SSL* ssl, const std::string& host) const {
+  const std::string& name = impl_->cfg.server_name.empty() ? host : impl_->cfg.server_name;
+  if (!isIpAddress(name) && SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) return false;
+  if (!impl_->cfg.verify) return true;
+  if (isIpAddress(name))
+    return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+  return SSL_set1_host(ssl, name.c_str()) == 1;
+}
+
+}  // namespace portico::tls
