@@ -85,6 +85,7 @@ class Server {
     in.env = config::processEnvironment();
     in.registry = &registry_;
     in.services = &logs_;
+    in.ticket_keys = &ticket_keys_;
     in.version = version_ + 1;
     return in;
   }
@@ -110,6 +111,7 @@ class Server {
   asio::steady_timer drain_timer_;
   api::FilterRegistry registry_;
   observability::LogWriter logs_;
+  tls::TicketKeys ticket_keys_;  // outlives every snapshot, so tickets survive reloads
   observability::ProcessStats process_;
   std::vector<std::unique_ptr<observability::WorkerStats>> stats_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -129,7 +129,7 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     if (!hp) diag.add(path + ".listen", hp.error().message);
     Listener runtime{&l, nullptr};
     if (l.tls) {
-      auto tls = tls::ServerContext::build(*l.tls);
+      auto tls = tls::ServerContext::build(*l.tls, in.ticket_keys);
       if (!tls) {
         diag.add(path + ".tls", tls.error().message);
       } else {

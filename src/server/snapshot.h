@@ -19,6 +19,7 @@
 #include "router/route_matcher.h"
 #include "tls/client_context.h"
 #include "tls/server_context.h"
+#include "tls/ticket_keys.h"
 #include "upstream/lb/consistent_hash.h"
 
 namespace portico::server {
@@ -82,6 +83,7 @@ struct SnapshotInputs {
   Resolver resolver = resolve;  // injectable, so tests can change what a name resolves to
   const api::FilterRegistry* registry = nullptr;
   api::Services* services = nullptr;
+  tls::TicketKeys* ticket_keys = nullptr;  // process-wide; null = per-context keys
   std::uint64_t version = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "tls/server_context.h"
 
+#include "tls/ticket_keys.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -139,7 +141,8 @@ struct ServerContext::Impl {
 ServerContext::ServerContext() : impl_(std::make_unique<Impl>()) {}
 ServerContext::~ServerContext() = default;
 
-Result<std::shared_ptr<const ServerContext>> ServerContext::build(const config::TlsConfig& cfg) {
+Result<std::shared_ptr<const ServerContext>> ServerContext::build(const config::TlsConfig& cfg,
+                                                                  TicketKeys* tickets) {
   std::shared_ptr<ServerContext> sc(new ServerContext());
   Impl& impl = *sc->impl_;
   impl.cfg = cfg;
@@ -147,6 +150,7 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::build(const config::
   for (const auto& cert : cfg.certificates) {
     auto ctx = impl.makeContext(cert);
     if (!ctx) return ctx.error();
+    if (tickets) tickets->attach(*ctx);
     impl.files.push_back(cert.cert);
     impl.files.push_back(cert.key);
     auto names = dnsNames(SSL_CTX_get0_certificate(*ctx));

@@ -18,10 +18,15 @@ typedef struct ssl_st SSL;
 
 namespace portico::tls {
 
+class TicketKeys;
+
 class ServerContext {
  public:
   // Loads and checks every certificate and key. The error names the file and OpenSSL's reason.
-  static Result<std::shared_ptr<const ServerContext>> build(const config::TlsConfig& cfg);
+  // `tickets` (may be null: OpenSSL's own per-context keys) seals session tickets; it must
+  // outlive the context.
+  static Result<std::shared_ptr<const ServerContext>> build(const config::TlsConfig& cfg,
+                                                            TicketKeys* tickets = nullptr);
   ~ServerContext();
 
   // The context new connections start with; SNI may switch a connection to another one.

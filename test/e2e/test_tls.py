@@ -281,3 +281,26 @@ def test_mutual_tls_to_the_upstream(portico, pki):
         assert request(without.port, "GET", "/")[0] == 502
     finally:
         up.stop()
+
+
+def test_sessions_resume_across_a_config_reload(portico, upstreams, pki, tmp_path):
+    cert = pki.issue("resume", "resume.test", dns=["resume.test"])
+    port = free_port()
+    p, u, cfg = gateway(portico, upstreams, tls_listener(port, [cert]), tmp_path)
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+
+    def get(session=None):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="resume.test", session=session) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: resume.test\r\nConnection: close\r\n\r\n")
+                while s.recv(65536):
+                    pass  # reading lets TLS 1.3 session tickets arrive
+                return s.session, s.session_reused
+
+    session, reused = get()
+    assert not reused
+    assert get(session)[1]  # resumed
+    cfg["routes"].append({"name": "extra", "match": {"path": "/extra"}, "upstream": "svc"})
+    p.reload(cfg)
+    assert p.version() == 2
+    assert get(session)[1]  # the ticket key outlived the reload
