@@ -87,9 +87,9 @@ def parse_latency(text, label):
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def wrk(port, duration, connections, cpu):
+def wrk(port, duration, connections, cpu, scheme="http"):
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-           f"http://127.0.0.1:{port}/"]
+           f"{scheme}://127.0.0.1:{port}/"]
     if cpu:
         cmd = ["taskset", "-c", cpu] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
@@ -128,7 +128,8 @@ http {{
   keepalive_requests 1000000;
   upstream backend {{ server 127.0.0.1:{upstream}; keepalive 128; }}
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    listen 127.0.0.1:{port} backlog=4096 {nginx_ssl};
+    {nginx_tls}
     location / {{ proxy_pass http://backend; proxy_http_version 1.1;
                  proxy_set_header Connection ""; }}
   }}
@@ -146,7 +147,7 @@ defaults
   timeout server 30s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{port}
+  bind 127.0.0.1:{port} {haproxy_tls}
   default_backend be
 backend be
   server s1 127.0.0.1:{upstream}
@@ -155,7 +156,7 @@ backend be
 PORTICO = """
 version: 1
 server: {{ workers: 1, admin: {{ listen: "127.0.0.1:{admin}" }}, watch_config: false }}
-listeners: [ {{ name: bench, listen: "127.0.0.1:{port}" }} ]
+listeners: [ {{ name: bench, listen: "127.0.0.1:{port}"{portico_tls} }} ]
 upstreams:
   - name: origin
     targets: [ "127.0.0.1:{upstream}" ]
@@ -176,7 +177,24 @@ def main():
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
     ap.add_argument("--base-port", type=int, default=18180)
+    ap.add_argument("--tls", choices=["off", "on", "both"], default="both",
+                    help="plain HTTP, HTTPS (TLS 1.3, keep-alive, same certificate), or both")
     args = ap.parse_args()
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.tls]
+    for tls in modes:
+        run_scenario(args, tls)
+
+
+def make_certificate(work):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(work / "key.pem"),
+                    "-out", str(work / "cert.pem"), "-days", "2", "-subj", "/CN=bench.test",
+                    "-addext", "subjectAltName=DNS:bench.test"], check=True, capture_output=True)
+    (work / "combined.pem").write_text((work / "cert.pem").read_text() +
+                                       (work / "key.pem").read_text())
+
+
+def run_scenario(args, tls):
     if args.no_pin:
         args.proxy_cpu = args.load_cpu = ""
     for tool in ("wrk", "nginx", "haproxy", "taskset"):
@@ -188,11 +206,25 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     up_port = args.base_port
     ports = {"portico": up_port + 1, "nginx": up_port + 2, "haproxy": up_port + 3}
+    tls_vars = {"nginx_ssl": "", "nginx_tls": "", "haproxy_tls": "", "portico_tls": ""}
+    if tls:
+        make_certificate(work)
+        tls_vars = {
+            "nginx_ssl": "ssl",
+            "nginx_tls": f"ssl_certificate {work}/cert.pem; ssl_certificate_key {work}/key.pem; "
+                         "ssl_protocols TLSv1.3; ssl_session_tickets on;",
+            "haproxy_tls": f"ssl crt {work}/combined.pem ssl-min-ver TLSv1.3",
+            "portico_tls": f', tls: {{ certificates: [ {{ cert: "{work}/cert.pem", '
+                           f'key: "{work}/key.pem" }} ], min_version: "1.3" }}',
+        }
     (work / "upstream.conf").write_text(NGINX_UPSTREAM.format(dir=work, port=up_port))
-    (work / "nginx.conf").write_text(NGINX_PROXY.format(dir=work, port=ports["nginx"], upstream=up_port))
-    (work / "haproxy.cfg").write_text(HAPROXY.format(port=ports["haproxy"], upstream=up_port))
+    (work / "nginx.conf").write_text(NGINX_PROXY.format(dir=work, port=ports["nginx"],
+                                                        upstream=up_port, **tls_vars))
+    (work / "haproxy.cfg").write_text(HAPROXY.format(port=ports["haproxy"], upstream=up_port,
+                                                     **tls_vars))
     (work / "portico.yaml").write_text(PORTICO.format(port=ports["portico"], upstream=up_port,
-                                                      admin=up_port + 9))
+                                                      admin=up_port + 9, **tls_vars))
+    scheme = "https" if tls else "http"
     commands = {
         "portico": [args.portico, "run", "-c", str(work / "portico.yaml")],
         "nginx": [nginx, "-p", str(work), "-e", str(work / "nginx-error.log"), "-c", str(work / "nginx.conf")],
@@ -214,14 +246,14 @@ def main():
                 if name == "portico":
                     time.sleep(0.3)
                     idle_rss.append(rss_kib(proc.pid))
-                wrk(ports[name], args.warmup, args.connections, args.load_cpu)
+                wrk(ports[name], args.warmup, args.connections, args.load_cpu, scheme)
                 cpu0 = group_cpu_seconds(proc.pid)
-                r = wrk(ports[name], args.duration, args.connections, args.load_cpu)
+                r = wrk(ports[name], args.duration, args.connections, args.load_cpu, scheme)
                 r["cpu"] = group_cpu_seconds(proc.pid) - cpu0
                 r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
                 stop(proc)
                 results[name].append(r)
-                print(f"round {rnd + 1} {name:8s} {r['rps']:10.0f} req/s  "
+                print(f"{scheme} round {rnd + 1} {name:8s} {r['rps']:10.0f} req/s  "
                       f"{r['per_cpu']:10.0f} req/CPU-s  p99 {r['p99']:.2f} ms  errors {r['errors']}",
                       file=sys.stderr)
     finally:
@@ -230,7 +262,8 @@ def main():
     med = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "per_cpu", "p50", "p99")}
            for n, rs in results.items()}
     errors = {n: sum(r["errors"] for r in rs) for n, rs in results.items()}
-    print(f"\nPass-through, 1 worker each, {args.rounds} interleaved rounds, "
+    what = "HTTPS (TLS 1.3, keep-alive, same certificate)" if tls else "Plain HTTP"
+    print(f"\n{what} pass-through, 1 worker each, {args.rounds} interleaved rounds, "
           f"wrk -c{args.connections} -d{args.duration}s, pinned: {'no' if args.no_pin else 'yes'}\n")
     print("| proxy | req/s | req/CPU-s | p50 ms | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -239,8 +272,9 @@ def main():
         print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {errors[n]} |")
     p = med["portico"]
     print()
+    target = "1.0x" if tls else "1.2x"
     print(f"portico / nginx   req/CPU-s: {p['per_cpu'] / med['nginx']['per_cpu']:.2f}x   "
-          f"(target >= 1.2x)   p99: {p['p99'] / med['nginx']['p99']:.2f}x (target <= 1.0x)")
+          f"(target >= {target})   p99: {p['p99'] / med['nginx']['p99']:.2f}x (target <= 1.0x)")
     print(f"portico / haproxy req/CPU-s: {p['per_cpu'] / med['haproxy']['per_cpu']:.2f}x   "
           f"(target >= 1.0x)")
     print(f"portico idle RSS: {statistics.median(idle_rss) / 1024:.1f} MiB (target < 15 MiB)")
