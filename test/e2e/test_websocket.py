@@ -131,3 +131,44 @@ def test_unrequested_101_is_a_bad_gateway(portico):
     out = raw(p.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", timeout=2)
     assert statuses(out) == [502]
     listener.close()
+
+
+def test_secure_websocket_survives_certificate_replacement(portico, echo_server, tmp_path):
+    import shutil
+    import ssl
+    from certs import Pki
+    pki = Pki(tmp_path / "pki")
+    first = pki.issue("ws1", "first", dns=["ws.test"])
+    second = pki.issue("ws2", "second", dns=["ws.test"])
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(first[0], cert)
+    shutil.copy(first[1], key)
+    port, admin = free_port(), free_port()
+    cfg = ws_config(port, admin, echo_server.port)
+    cfg["server"]["watch_config"] = True
+    cfg["listeners"][0]["tls"] = {"certificates": [{"cert": str(cert), "key": str(key)}]}
+    p = portico(config=cfg)
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+
+    def served_cn():
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw_sock:
+            with ctx.wrap_socket(raw_sock, server_hostname="ws.test") as s:
+                return dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+
+    async def scenario():
+        async with websockets.connect(f"wss://127.0.0.1:{port}/ws", ssl=ctx,
+                                      server_hostname="ws.test") as ws:
+            await ws.send("before")
+            first_reply = await asyncio.wait_for(ws.recv(), 5)
+            shutil.copy(second[0], cert)
+            shutil.copy(second[1], key)
+            loop = asyncio.get_running_loop()
+            deadline = time.monotonic() + 10
+            while await loop.run_in_executor(None, served_cn) != "second":
+                assert time.monotonic() < deadline, "certificate not reloaded"
+                await asyncio.sleep(0.2)
+            await ws.send("after")
+            return first_reply, await asyncio.wait_for(ws.recv(), 5)
+
+    import socket
+    assert asyncio.run(scenario()) == ("echo:before", "echo:after")
