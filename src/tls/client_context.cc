@@ -7,19 +7,10 @@
 
 #include <boost/asio/ssl/context.hpp>
 
+#include "tls/openssl_util.h"
+
 namespace portico::tls {
 namespace {
-
-std::string opensslError() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
 
 bool isIpAddress(const std::string& host) {
   unsigned char buf[16];
@@ -56,12 +47,7 @@ Result<std::shared_ptr<const ClientContext>> ClientContext::build(
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
   if (!cfg.client_cert.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg.client_cert.c_str()) != 1)
-      return makeError("cannot load client certificate " + cfg.client_cert + ": " + opensslError());
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg.client_key.c_str(), SSL_FILETYPE_PEM) != 1)
-      return makeError("cannot load client key " + cfg.client_key + ": " + opensslError());
-    if (SSL_CTX_check_private_key(ctx) != 1)
-      return makeError("client key " + cfg.client_key + " does not match " + cfg.client_cert);
+    if (auto ok = useCertificate(ctx, cfg.client_cert, cfg.client_key); !ok) return ok.error();
   }
   return std::shared_ptr<const ClientContext>(std::move(cc));
 }

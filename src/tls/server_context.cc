@@ -8,21 +8,12 @@
 
 #include <algorithm>
 #include <boost/asio/ssl/context.hpp>
+
 #include <unordered_map>
+#include "tls/openssl_util.h"
 
 namespace portico::tls {
 namespace {
-
-std::string opensslError() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -109,12 +100,7 @@ struct ServerContext::Impl {
       return makeError("ciphers \"" + cfg.ciphers + "\": " + opensslError());
     if (!cfg.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, cfg.ciphersuites.c_str()) != 1)
       return makeError("ciphersuites \"" + cfg.ciphersuites + "\": " + opensslError());
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert.cert.c_str()) != 1)
-      return makeError("cannot load certificate " + cert.cert + ": " + opensslError());
-    if (SSL_CTX_use_PrivateKey_file(ctx, cert.key.c_str(), SSL_FILETYPE_PEM) != 1)
-      return makeError("cannot load key " + cert.key + ": " + opensslError());
-    if (SSL_CTX_check_private_key(ctx) != 1)
-      return makeError("key " + cert.key + " does not match certificate " + cert.cert);
+    if (auto ok = useCertificate(ctx, cert.cert, cert.key); !ok) return ok.error();
     SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, nullptr);
     // Resumption by session cache and tickets; the id context is required once peers are
     // verified, and is the same for every certificate of the listener.
