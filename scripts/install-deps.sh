@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang-format clang libclang-rt-14-dev
   libboost-dev libboost-system-dev libyaml-cpp-dev nlohmann-json3-dev libre2-dev libspdlog-dev
-  libfmt-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libfmt-dev libcli11-dev libssl-dev libnghttp2-dev libgtest-dev libgmock-dev libbenchmark-dev
   curl wrk nginx-light haproxy python3 python3-pytest python3-websockets procps openssl
 )
 

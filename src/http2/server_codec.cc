@@ -1,0 +1,267 @@
+#include "http2/server_codec.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstring>
+
+namespace portico::http2 {
+
+struct ServerCodec::Stream {
+  Request request;
+  std::size_t header_bytes = 0;
+  std::string pending;  // response body not yet taken by nghttp2
+  bool body_ended = false;
+  bool has_trailers = false;
+  http::HeaderList trailers;
+  bool data_deferred = false;
+};
+
+namespace {
+
+nghttp2_nv makeNv(std::string_view name, std::string_view value) {
+  nghttp2_nv nv;
+  nv.name = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
+  nv.namelen = name.size();
+  nv.value = reinterpret_cast<uint8_t*>(const_cast<char*>(value.data()));
+  nv.valuelen = value.size();
+  nv.flags = NGHTTP2_NV_FLAG_NONE;  // nghttp2 copies names and values
+  return nv;
+}
+
+}  // namespace
+
+struct Callbacks {
+  static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    auto& c = ServerCodec::self(user);
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+      c.streams_[frame->hd.stream_id] = std::make_unique<ServerCodec::Stream>();
+    return 0;
+  }
+
+  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+    auto& c = ServerCodec::self(user);
+    auto it = c.streams_.find(frame->hd.stream_id);
+    if (it == c.streams_.end()) return 0;
+    auto& s = *it->second;
+    // HPACK bombs: the decoded size is bounded per stream, whatever the compression ratio.
+    s.header_bytes += namelen + valuelen + 32;
+    if (s.header_bytes > c.limits_.max_header_list_bytes) {
+      ++c.stats_.streams_refused;
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets this stream only
+    }
+    std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers: not forwarded yet
+    if (n == ":method") {
+      s.request.method.assign(v);
+    } else if (n == ":scheme") {
+      s.request.scheme.assign(v);
+    } else if (n == ":authority") {
+      s.request.authority.assign(v);
+    } else if (n == ":path") {
+      s.request.path.assign(v);
+    } else {
+      s.request.headers.add(n, v);
+    }
+    return 0;
+  }
+
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    auto& c = ServerCodec::self(user);
+    const std::int32_t id = frame->hd.stream_id;
+    const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS: {
+        auto it = c.streams_.find(id);
+        if (it == c.streams_.end()) return 0;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          c.handler_.onRequest(id, std::move(it->second->request), end);
+        } else if (end) {
+          c.handler_.onRequestEnd(id);  // after trailers
+        }
+        return 0;
+      }
+      case NGHTTP2_DATA:
+        if (end && c.streams_.count(id)) c.handler_.onRequestEnd(id);
+        return 0;
+      case NGHTTP2_RST_STREAM: {
+        ++c.stats_.resets_received;
+        c.reset_times_.push_back(c.now_);
+        while (!c.reset_times_.empty() && c.now_ - c.reset_times_.front() > std::chrono::seconds(1))
+          c.reset_times_.pop_front();
+        if (c.reset_times_.size() > c.limits_.max_resets_per_second) {
+          c.stats_.rapid_reset = true;
+          nghttp2_session_terminate_session(c.session_, NGHTTP2_ENHANCE_YOUR_CALM);
+        }
+        return 0;
+      }
+      default:
+        return 0;
+    }
+  }
+
+  static int onData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+                    void* user) {
+    auto& c = ServerCodec::self(user);
+    if (c.streams_.count(stream_id))
+      c.handler_.onRequestData(stream_id,
+                               std::string_view(reinterpret_cast<const char*>(data), len));
+    return 0;
+  }
+
+  static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user) {
+    auto& c = ServerCodec::self(user);
+    if (c.streams_.erase(stream_id)) c.handler_.onStreamClosed(stream_id, error_code);
+    return 0;
+  }
+
+  static ssize_t readBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
+                          uint32_t* flags, nghttp2_data_source*, void* user) {
+    auto& c = ServerCodec::self(user);
+    auto it = c.streams_.find(stream_id);
+    if (it == c.streams_.end()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    auto& s = *it->second;
+    const size_t n = std::min(length, s.pending.size());
+    std::memcpy(buf, s.pending.data(), n);
+    s.pending.erase(0, n);
+    if (s.pending.empty()) {
+      if (s.body_ended) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s.has_trailers) {
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          std::vector<nghttp2_nv> nva;
+          for (const auto& h : s.trailers) nva.push_back(makeNv(h.name, h.value));
+          nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size());
+        }
+      } else if (n == 0) {
+        s.data_deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), limits_(limits) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::onBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, Callbacks::onHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Callbacks::onFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks::onData);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks::onStreamClose);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // the consumer opens the window
+  nghttp2_option_set_max_outbound_ack(opt, limits_.max_outbound_ack);
+  nghttp2_option_set_max_settings(opt, limits_.max_settings_per_frame);
+  nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits_.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits_.initial_window},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, limits_.max_frame_size},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits_.max_header_list_bytes},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(limits_.connection_window));
+}
+
+ServerCodec::~ServerCodec() {
+  nghttp2_session_del(session_);
+}
+
+bool ServerCodec::receive(std::string_view bytes, Clock::time_point now) {
+  now_ = now;
+  if (failed_) return false;
+  ssize_t n = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(bytes.data()),
+                                       bytes.size());
+  if (n < 0) {
+    // Protocol errors, floods: nghttp2 queues a GOAWAY where it can; close after sending.
+    failed_ = true;
+    if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+    return false;
+  }
+  return !stats_.rapid_reset;
+}
+
+void ServerCodec::consume(std::int32_t stream, std::size_t bytes) {
+  nghttp2_session_consume(session_, stream, bytes);
+}
+
+bool ServerCodec::respond(std::int32_t stream, int status, const http::HeaderList& headers,
+                          bool end_stream) {
+  const std::string code = std::to_string(status);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(headers.size() + 1);
+  nva.push_back(makeNv(":status", code));
+  for (const auto& h : headers) nva.push_back(makeNv(h.name, h.value));
+  nghttp2_data_provider provider{};
+  provider.read_callback = Callbacks::readBody;
+  return nghttp2_submit_response(session_, stream, nva.data(), nva.size(),
+                                 end_stream ? nullptr : &provider) == 0;
+}
+
+void ServerCodec::sendData(std::int32_t stream, std::string_view data, bool end_stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  auto& s = *it->second;
+  s.pending.append(data);
+  s.body_ended = s.body_ended || end_stream;
+  if (s.data_deferred) {
+    s.data_deferred = false;
+    nghttp2_session_resume_data(session_, stream);
+  }
+}
+
+void ServerCodec::sendTrailers(std::int32_t stream, const http::HeaderList& trailers) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  it->second->has_trailers = true;
+  it->second->trailers = trailers;
+  sendData(stream, {}, true);
+}
+
+void ServerCodec::resetStream(std::int32_t stream, std::uint32_t error_code) {
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, error_code);
+}
+
+void ServerCodec::goAway() {
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+}
+
+void ServerCodec::fillOutput() {
+  if (out_pos_ == out_.size()) {
+    out_.clear();
+    out_pos_ = 0;
+  }
+  for (;;) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n <= 0) break;
+    out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+}
+
+std::string_view ServerCodec::output() {
+  fillOutput();
+  return std::string_view(out_).substr(out_pos_);
+}
+
+void ServerCodec::consumeOutput(std::size_t n) {
+  out_pos_ = std::min(out_.size(), out_pos_ + n);
+}
+
+bool ServerCodec::wantsClose() const {
+  return failed_ || stats_.rapid_reset ||
+         (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_));
+}
+
+}  // namespace portico::http2

@@ -1,0 +1,229 @@
+#include "http2/server_codec.h"
+
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+
+#include <cstring>
+#include <map>
+#include <string>
+
+namespace portico::http2 {
+namespace {
+
+// Records what the codec delivers.
+struct Recorder : ServerCodec::Handler {
+  std::map<std::int32_t, Request> requests;
+  std::map<std::int32_t, std::string> bodies;
+  std::map<std::int32_t, bool> ended;
+  std::map<std::int32_t, std::uint32_t> closed;
+  ServerCodec* codec = nullptr;
+
+  void onRequest(std::int32_t s, Request r, bool end) override {
+    requests[s] = std::move(r);
+    if (end) ended[s] = true;
+  }
+  void onRequestData(std::int32_t s, std::string_view d) override {
+    bodies[s].append(d);
+    codec->consume(s, d.size());
+  }
+  void onRequestEnd(std::int32_t s) override { ended[s] = true; }
+  void onStreamClosed(std::int32_t s, std::uint32_t code) override { closed[s] = code; }
+};
+
+// A real nghttp2 client session talking to the codec in memory.
+class Client {
+ public:
+  Client() {
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl,
+                const uint8_t* v, size_t vl, uint8_t, void* u) {
+          auto* c = static_cast<Client*>(u);
+          c->headers[f->hd.stream_id][std::string(reinterpret_cast<const char*>(n), nl)] =
+              std::string(reinterpret_cast<const char*>(v), vl);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t l, void* u) {
+          static_cast<Client*>(u)->bodies[id].append(reinterpret_cast<const char*>(d), l);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, int32_t id, uint32_t code, void* u) {
+          static_cast<Client*>(u)->closed[id] = code;
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+          if (f->hd.type == NGHTTP2_GOAWAY) static_cast<Client*>(u)->goaway = f->goaway.error_code;
+          return 0;
+        });
+    nghttp2_session_client_new(&session, cbs, this);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~Client() { nghttp2_session_del(session); }
+
+  std::int32_t get(const std::string& path, const char* body = nullptr) {
+    std::vector<nghttp2_nv> nva = {nv(":method", body ? "POST" : "GET"), nv(":scheme", "http"),
+                                   nv(":authority", "example.test"), nv(":path", path),
+                                   nv("user-agent", "test")};
+    nghttp2_data_provider prd{};
+    if (body) {
+      pending_body = body;
+      prd.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* fl,
+                             nghttp2_data_source*, void* u) -> ssize_t {
+        auto* c = static_cast<Client*>(u);
+        size_t n = std::min(len, c->pending_body.size());
+        std::memcpy(buf, c->pending_body.data(), n);
+        c->pending_body.erase(0, n);
+        if (c->pending_body.empty()) *fl |= NGHTTP2_DATA_FLAG_EOF;
+        return static_cast<ssize_t>(n);
+      };
+    }
+    return nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), body ? &prd : nullptr,
+                                  nullptr);
+  }
+
+  std::string output() {
+    std::string out;
+    const uint8_t* data;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(session, &data)) > 0)
+      out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    return out;
+  }
+  void input(std::string_view bytes) {
+    nghttp2_session_mem_recv(session, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  }
+
+  static nghttp2_nv nv(const std::string& n, const std::string& v) {
+    static std::vector<std::string> keep;  // test helper: keeps strings alive for submit
+    keep.push_back(n);
+    keep.push_back(v);
+    auto& kn = keep[keep.size() - 2];
+    auto& kv = keep.back();
+    return {reinterpret_cast<uint8_t*>(kn.data()), reinterpret_cast<uint8_t*>(kv.data()), kn.size(),
+            kv.size(), NGHTTP2_NV_FLAG_NONE};
+  }
+
+  nghttp2_session* session;
+  std::map<std::int32_t, std::map<std::string, std::string>> headers;
+  std::map<std::int32_t, std::string> bodies;
+  std::map<std::int32_t, std::uint32_t> closed;
+  std::string pending_body;
+  int goaway = -1;
+};
+
+class ServerCodecTest : public ::testing::Test {
+ protected:
+  ServerCodecTest() : codec(recorder, Limits{}) { recorder.codec = &codec; }
+  // Moves bytes both ways until neither side has anything to send.
+  bool pump() {
+    bool ok = true;
+    for (int i = 0; i < 10; ++i) {
+      std::string to_server = client.output();
+      if (!to_server.empty()) ok = codec.receive(to_server, now) && ok;
+      std::string_view to_client = codec.output();
+      if (to_server.empty() && to_client.empty()) break;
+      client.input(to_client);
+      codec.consumeOutput(to_client.size());
+    }
+    return ok;
+  }
+  Recorder recorder;
+  ServerCodec codec;
+  Client client;
+  Clock::time_point now = Clock::now();
+};
+
+TEST_F(ServerCodecTest, RequestsAndResponsesOnConcurrentStreams) {
+  const auto a = client.get("/a");
+  const auto b = client.get("/b?x=1", "hello body");
+  ASSERT_TRUE(pump());
+  ASSERT_EQ(recorder.requests.size(), 2u);
+  EXPECT_EQ(recorder.requests[a].method, "GET");
+  EXPECT_EQ(recorder.requests[a].authority, "example.test");
+  EXPECT_EQ(*recorder.requests[a].headers.find("user-agent"), "test");
+  EXPECT_EQ(recorder.requests[b].path, "/b?x=1");
+  EXPECT_EQ(recorder.bodies[b], "hello body");
+  EXPECT_TRUE(recorder.ended[a] && recorder.ended[b]);
+
+  http::HeaderList h;
+  h.add("content-type", "text/plain");
+  ASSERT_TRUE(codec.respond(b, 201, h, false));
+  codec.sendData(b, "part1-", false);
+  ASSERT_TRUE(codec.respond(a, 204, {}, true));
+  pump();
+  codec.sendData(b, "part2", false);
+  http::HeaderList trailers;
+  trailers.add("grpc-status", "0");
+  codec.sendTrailers(b, trailers);
+  pump();
+  EXPECT_EQ(client.headers[a][":status"], "204");
+  EXPECT_EQ(client.headers[b][":status"], "201");
+  EXPECT_EQ(client.bodies[b], "part1-part2");
+  EXPECT_EQ(client.headers[b]["grpc-status"], "0");
+  EXPECT_EQ(client.closed.count(a) + client.closed.count(b), 2u);
+}
+
+TEST_F(ServerCodecTest, OversizedHeaderListResetsOnlyThatStream) {
+  Limits small;
+  small.max_header_list_bytes = 1024;
+  Recorder r;
+  ServerCodec c(r, small);
+  r.codec = &c;
+  Client cl;
+  std::string big(2000, 'v');
+  std::vector<nghttp2_nv> nva = {Client::nv(":method", "GET"), Client::nv(":scheme", "http"),
+                                 Client::nv(":authority", "x"), Client::nv(":path", "/"),
+                                 Client::nv("x-big", big)};
+  auto bad = nghttp2_submit_request(cl.session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+  auto good = cl.get("/ok");
+  for (int i = 0; i < 5; ++i) {
+    c.receive(cl.output(), Clock::now());
+    auto out = c.output();
+    cl.input(out);
+    c.consumeOutput(out.size());
+  }
+  EXPECT_EQ(r.requests.count(bad), 0u);
+  EXPECT_EQ(r.requests.count(good), 1u);
+  EXPECT_EQ(c.stats().streams_refused, 1u);
+  EXPECT_FALSE(c.wantsClose());
+}
+
+TEST_F(ServerCodecTest, RapidResetClosesTheConnectionWithGoaway) {
+  bool open = true;
+  for (int i = 0; i < 150 && open; ++i) {
+    // HEADERS on the wire, then RST_STREAM at once: the CVE-2023-44487 pattern.
+    auto id = client.get("/r");
+    open = codec.receive(client.output(), now);
+    nghttp2_submit_rst_stream(client.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    open = open && codec.receive(client.output(), now);
+  }
+  EXPECT_FALSE(open);
+  pump();
+  EXPECT_TRUE(codec.stats().rapid_reset);
+  EXPECT_TRUE(codec.wantsClose());
+  EXPECT_EQ(client.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+TEST_F(ServerCodecTest, GarbageIsAProtocolError) {
+  EXPECT_FALSE(codec.receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n", now));
+  EXPECT_TRUE(codec.wantsClose());
+}
+
+TEST_F(ServerCodecTest, GracefulGoawayLetsInFlightStreamsFinish) {
+  auto id = client.get("/slow");
+  ASSERT_TRUE(pump());
+  codec.goAway();
+  pump();
+  EXPECT_EQ(client.goaway, NGHTTP2_NO_ERROR);
+  ASSERT_TRUE(codec.respond(id, 200, {}, true));
+  pump();
+  EXPECT_EQ(client.headers[id][":status"], "200");
+}
+
+}  // namespace
+}  // namespace portico::http2
