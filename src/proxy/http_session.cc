@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -107,6 +108,11 @@ class HttpSession final : public SessionBase, public SessionIo {
   }
 
   void beginRequest();
+  // Instances of these filters for this request (global ones for requests answered before
+  // routing, so that their response and log phases still run).
+  void createFilters(const server::FilterFactories& factories) {
+    for (const auto& f : factories) filters_.push_back(f->create());
+  }
   Task<bool> handleRequest();
   Task<bool> replyError(int status, std::string_view reason, bool close,
                         std::string_view allow = {});
@@ -229,7 +235,7 @@ Task<void> HttpSession::run() {
       w_.stats.bad_requests.add();
       beginRequest();
       generateRequestId(ctx_.request_id);
-      for (const auto& f : w_.snapshot->global_filters) filters_.push_back(f->create());
+      createFilters(w_.snapshot->global_filters);
       co_await replyError(pr.error_status, pr.error, true);
       break;
     }
@@ -276,20 +282,20 @@ Task<bool> HttpSession::handleRequest() {
   snapshot_ = w_.snapshot;
   const server::Snapshot& snap = *snapshot_;
   if (!applyClientCertificate()) {
-    for (const auto& f : snap.global_filters) filters_.push_back(f->create());
+    createFilters(snap.global_filters);
     co_return co_await replyError(401, "client certificate not trusted", !skipBufferedBody());
   }
 
   if (req_.framing == http::BodyFraming::ContentLength &&
       req_.content_length > limits_.max_body_bytes) {
-    for (const auto& f : snap.global_filters) filters_.push_back(f->create());
+    createFilters(snap.global_filters);
     co_return co_await replyError(413, "request body too large", true);
   }
 
   router::RequestView view{req_.host, req_.method, req_.path, req_.query, &req_.headers};
   router::MatchResult match = snap.matcher->match(view);
   if (match.kind != router::MatchResult::Kind::Matched) {
-    for (const auto& f : snap.global_filters) filters_.push_back(f->create());
+    createFilters(snap.global_filters);
     bool keep = skipBufferedBody();
     if (match.kind == router::MatchResult::Kind::MethodNotAllowed)
       co_return co_await replyError(405, "method not allowed", !keep, match.allow);
@@ -299,7 +305,7 @@ Task<bool> HttpSession::handleRequest() {
   route_ = &snap.routes[route_index_];
   ctx_.route_name = route_->cfg->name;
   ctx_.path_params = std::move(match.params);
-  for (const auto& f : route_->filters) filters_.push_back(f->create());
+  createFilters(route_->filters);
 
   // Request phase: filters in order; one may answer locally or go asynchronous.
   for (; filters_ran_ < filters_.size();) {
@@ -311,7 +317,11 @@ Task<bool> HttpSession::handleRequest() {
           co_await asio::async_initiate<asio::use_awaitable_t<Executor>, void(api::FilterStatus)>(
               [&](auto handler) {
                 auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-                filter.onRequestHeadersAsync(ctx_, [shared](api::FilterStatus s) { (*shared)(s); });
+                // Always resume from the loop, even if the filter completes at once.
+                filter.onRequestHeadersAsync(
+                    ctx_, [shared, ex = w_.io.get_executor()](api::FilterStatus s) {
+                      asio::post(ex, [shared, s] { (*shared)(s); });
+                    });
               },
               token);
     }
