@@ -43,6 +43,8 @@ fuzz: deps
 	cmake --build build/fuzz -j$(JOBS)
 	mkdir -p build/fuzz/corpus && cp -n test/fuzz/corpus/* build/fuzz/corpus/
 	./build/fuzz/test/fuzz/http_request_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus
+	mkdir -p build/fuzz/corpus-h2
+	./build/fuzz/test/fuzz/http2_server_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-h2
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
