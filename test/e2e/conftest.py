@@ -5,6 +5,7 @@ Every process started here is stopped by PID at teardown; every wait is bounded.
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -26,10 +27,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "heavy: large transfers or load, skipped under sanitizers")
 
 
+_RNG = random.Random(os.getpid())
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for Portico to listen on. Chosen below the kernel's ephemeral range, so that no
+    outgoing connection (Portico's own, to its upstreams) can take it between now and the bind."""
+    for _ in range(200):
+        port = _RNG.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
