@@ -141,6 +141,7 @@ class HttpSession final : public SessionBase, public SessionIo {
   std::shared_ptr<const server::Snapshot> snapshot_;
   const server::Route* route_ = nullptr;
   std::size_t route_index_ = 0;
+  observability::RouteStats* route_stats_ = nullptr;
   std::vector<std::unique_ptr<api::Filter>> filters_;
   std::size_t filters_ran_ = 0;
   std::string& out_ = scratch_.out;
@@ -267,6 +268,7 @@ void HttpSession::beginRequest() {
   filters_.clear();
   filters_ran_ = 0;
   route_ = nullptr;
+  route_stats_ = nullptr;
 }
 
 Task<bool> HttpSession::handleRequest() {
@@ -303,6 +305,9 @@ Task<bool> HttpSession::handleRequest() {
   }
   route_index_ = match.route->index;
   route_ = &snap.routes[route_index_];
+  // The worker's table belongs to the snapshot just taken; a reload later in the request must
+  // not shift the count to another route.
+  route_stats_ = w_.route_stats[route_index_];
   ctx_.route_name = route_->cfg->name;
   ctx_.path_params = std::move(match.params);
   createFilters(route_->filters);
@@ -458,9 +463,9 @@ Task<bool> HttpSession::replyLocal(bool close) {
 void HttpSession::finish(int status) {
   ctx_.status = status;
   ctx_.total_latency = Clock::now() - ctx_.start;
-  if (route_ && route_index_ < w_.route_stats.size()) {
+  if (route_ && route_stats_) {
     auto cls = static_cast<std::size_t>(status / 100);
-    w_.route_stats[route_index_]->by_class[cls < 6 ? cls : 0].add();
+    route_stats_->by_class[cls < 6 ? cls : 0].add();
   }
   for (auto& f : filters_) f->onLog(ctx_);
 }
