@@ -192,6 +192,7 @@ void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteCon
   if (const json* m = r.get("match")) parseMatch(*m, r.childPath("match"), d, route.match);
   r.number("priority", -1'000'000, 1'000'000, route.priority);
   r.boolean("strip_prefix", route.strip_prefix);
+  r.boolean("preserve_host", route.preserve_host);
   r.optionalString("rewrite", route.rewrite);
   if (const json* ws = r.get("websocket")) {
     ObjectReader wr(*ws, r.childPath("websocket"), d);

@@ -353,6 +353,7 @@ Task<bool> HttpSession::handleRequest() {
                           ? route_->cfg->websocket_idle_timeout
                           : limits_.idle_timeout;
   hooks.tunnel.max_duration = route_->cfg->websocket_max_duration;
+  hooks.preserve_host = route_->cfg->preserve_host;
   if (!filters_.empty()) hooks.response_head = [this] { runResponseFilters(); };
   if (!filters_.empty()) {
     hooks.request_body = [this](std::string_view chunk) {

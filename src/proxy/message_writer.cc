@@ -87,6 +87,9 @@ void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
       case HeaderId::XForwardedHost:
       case HeaderId::Expect:
         continue;
+      case HeaderId::Host:
+        appendHeader(out, h.name, info.host.empty() ? std::string_view(h.value) : info.host);
+        continue;
       default:
         appendHeader(out, h.name, h.value);
     }

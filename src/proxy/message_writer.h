@@ -17,6 +17,7 @@ struct ForwardInfo {
   std::string_view client_ip;
   std::string_view proto = "http";
   std::string_view request_id;
+  std::string_view host;  // when set, replaces the client's Host (X-Forwarded-Host keeps it)
 };
 
 // Appends the upstream request head for `req`, sent to `target` (path and query, rewritten).

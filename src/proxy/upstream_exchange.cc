@@ -196,7 +196,7 @@ Task<ExchangeResult> Exchange::run() {
   info.request_id = ctx_.request_id;
   info.proto = ctx_.secure ? "https" : "http";
   head_.clear();
-  writeUpstreamRequestHead(head_, req_, target_, info);
+  if (hooks_.preserve_host) writeUpstreamRequestHead(head_, req_, target_, info);
 
   io_.setTotalDeadline(cfg_.timeouts.total);
   upstream::LoadBalancer& lb = w_.balancer(up_);
@@ -237,6 +237,11 @@ Task<ExchangeResult> Exchange::run() {
     }
     tried[static_cast<std::size_t>(idx)] = 1;
     const auto& target = up_.targets[static_cast<std::size_t>(idx)];
+    if (!hooks_.preserve_host) {  // the head names the target: written per attempt
+      info.host = target.configured;
+      head_.clear();
+      writeUpstreamRequestHead(head_, req_, target_, info);
+    }
     ctx_.upstream_target = target.address.text;
     ++ctx_.upstream_attempts;
     lb.onStart(idx);

@@ -48,6 +48,7 @@ struct ExchangeHooks {
   std::function<void(std::string_view)> request_body;   // may be empty
   std::function<void(std::string_view)> response_body;  // may be empty
   TunnelLimits tunnel;                                  // for requests that upgrade (WebSocket)
+  bool preserve_host = true;  // false: Host is the chosen target's configured host:port
 };
 
 // Buffers kept by the session across its requests, so that a steady stream of requests on a

@@ -160,3 +160,13 @@ def test_reload_adds_a_listener(portico, upstreams):
     import pytest
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", extra), timeout=1).close()
+
+
+def test_preserve_host_false_sends_the_target_host(portico, upstreams):
+    u = upstreams()
+    p = portico(upstreams={"svc": [f"localhost:{u.port}"]},
+                routes=[route("all", {"path_prefix": "/"}, preserve_host=False)])
+    s, _, body = echo(p.port, "/", headers={"Host": "public.example"})
+    sent = {k.lower(): v for k, v in body["headers"]}
+    assert sent["host"] == f"localhost:{u.port}"
+    assert sent["x-forwarded-host"] == "public.example"

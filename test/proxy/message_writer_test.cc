@@ -20,7 +20,7 @@ TEST(MessageWriter, UpstreamRequestDropsHopByHopAndAddsForwarding) {
       "Keep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Forwarded-For: 10.0.0.1\r\n"
       "Via: 1.0 edge\r\nContent-Length: 3\r\nExpect: 100-continue\r\nX-Keep: yes\r\n\r\n");
   std::string out;
-  writeUpstreamRequestHead(out, req, "/rewritten?q=1", ForwardInfo{"127.0.0.2", "http", "rid"});
+  writeUpstreamRequestHead(out, req, "/rewritten?q=1", ForwardInfo{"127.0.0.2", "http", "rid", {}});
   EXPECT_EQ(out,
             "POST /rewritten?q=1 HTTP/1.1\r\nHost: shop\r\nX-Keep: yes\r\n"
             "X-Forwarded-For: 10.0.0.1, 127.0.0.2\r\nX-Forwarded-Proto: http\r\n"
@@ -28,10 +28,18 @@ TEST(MessageWriter, UpstreamRequestDropsHopByHopAndAddsForwarding) {
             "Content-Length: 3\r\n\r\n");
 }
 
+TEST(MessageWriter, HostCanBeReplacedForTheUpstream) {
+  auto req = parse("GET / HTTP/1.1\r\nHost: public.example\r\n\r\n");
+  std::string out;
+  writeUpstreamRequestHead(out, req, "/", ForwardInfo{"1.2.3.4", "http", "r", "svc:8080"});
+  EXPECT_NE(out.find("Host: svc:8080\r\n"), std::string::npos);
+  EXPECT_NE(out.find("X-Forwarded-Host: public.example\r\n"), std::string::npos);
+}
+
 TEST(MessageWriter, ChunkedRequestKeepsChunkedFraming) {
   auto req = parse("PUT /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
   std::string out;
-  writeUpstreamRequestHead(out, req, "/a", ForwardInfo{"1.2.3.4", "http", "r"});
+  writeUpstreamRequestHead(out, req, "/a", ForwardInfo{"1.2.3.4", "http", "r", {}});
   EXPECT_NE(out.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
   EXPECT_EQ(out.find("Content-Length"), std::string::npos);
 }
