@@ -4,6 +4,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <cstring>
+#include <deque>
 #include <map>
 #include <string>
 
@@ -99,7 +100,7 @@ class Client {
   }
 
   static nghttp2_nv nv(const std::string& n, const std::string& v) {
-    static std::vector<std::string> keep;  // test helper: keeps strings alive for submit
+    static std::deque<std::string> keep;  // stable addresses: nghttp2 reads them at submit
     keep.push_back(n);
     keep.push_back(v);
     auto& kn = keep[keep.size() - 2];
