@@ -166,9 +166,6 @@ RouteMatcher::RouteMatcher() : any_(std::make_unique<Table>()) {}
 RouteMatcher::~RouteMatcher() = default;
 RouteMatcher::RouteMatcher(RouteMatcher&&) noexcept = default;
 RouteMatcher& RouteMatcher::operator=(RouteMatcher&&) noexcept = default;
-std::size_t RouteMatcher::size() const {
-  return routes_.size();
-}
 
 namespace {
 

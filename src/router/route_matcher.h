@@ -74,7 +74,6 @@ class RouteMatcher {
                                              config::Diagnostics& diag);
 
   MatchResult match(const RequestView& req) const;
-  std::size_t size() const;
 
   struct Table;  // one host group
  private:

@@ -66,7 +66,6 @@ int acceptAnyCertificate(int, X509_STORE_CTX*) {
 struct ServerContext::Impl {
   config::TlsConfig cfg;
   std::vector<std::unique_ptr<boost::asio::ssl::context>> contexts;  // one per certificate
-  std::vector<std::vector<std::string>> names;
   std::unordered_map<std::string, SSL_CTX*> exact;
   std::unordered_map<std::string, SSL_CTX*> wildcard;  // ".example.com" -> ctx
   std::vector<std::string> files;
@@ -146,7 +145,6 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::build(const config::
         impl.exact.emplace(name, *ctx);
       }
     }
-    impl.names.push_back(std::move(names));
   }
   if (cfg.client_auth) impl.files.push_back(cfg.client_auth->ca);
   if (impl.contexts.empty()) return makeError("no certificate");
@@ -164,9 +162,6 @@ const std::vector<std::string>& ServerContext::files() const {
 }
 const config::TlsConfig& ServerContext::config() const {
   return impl_->cfg;
-}
-std::vector<std::vector<std::string>> ServerContext::names() const {
-  return impl_->names;
 }
 
 PeerIdentity peerIdentity(SSL* ssl) {

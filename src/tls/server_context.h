@@ -34,8 +34,6 @@ class ServerContext {
   // Certificate, key and CA files, for change detection.
   const std::vector<std::string>& files() const;
   const config::TlsConfig& config() const;
-  // DNS names served, by certificate (for /config and tests).
-  std::vector<std::vector<std::string>> names() const;
 
  private:
   ServerContext();
