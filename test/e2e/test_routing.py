@@ -170,3 +170,32 @@ def test_preserve_host_false_sends_the_target_host(portico, upstreams):
     sent = {k.lower(): v for k, v in body["headers"]}
     assert sent["host"] == f"localhost:{u.port}"
     assert sent["x-forwarded-host"] == "public.example"
+
+
+def test_every_balance_mode_serves_and_spreads(portico, upstreams):
+    ups = [upstreams(f"u{i}") for i in range(3)]
+    targets = [u.address for u in ups]
+    modes = {
+        "least_request": {"balance": "least_request"},
+        "random": {"balance": "random"},
+        "maglev-cookie": {"balance": "consistent_hash",
+                          "hash": {"on": "cookie", "name": "session", "algorithm": "maglev"}},
+        "ring-path": {"balance": "consistent_hash", "hash": {"on": "path"}},
+        "ring-ip": {"balance": "consistent_hash", "hash": {"on": "ip"}},
+    }
+    p = portico(upstreams={name: {"targets": targets, **spec} for name, spec in modes.items()},
+                routes=[route(name, {"path_prefix": f"/{name}"}, name) for name in modes])
+    for name in ("least_request", "random"):
+        seen = {echo(p.port, f"/{name}/x")[2]["upstream"] for _ in range(60)}
+        assert seen == {"u0", "u1", "u2"}, name
+    by_cookie = {}
+    for user in range(40):
+        got = {echo(p.port, "/maglev-cookie/x", headers={"Cookie": f"a=1; session=s{user}"})[2]
+               ["upstream"] for _ in range(3)}
+        assert len(got) == 1
+        by_cookie[user] = got.pop()
+    assert len(set(by_cookie.values())) == 3
+    paths = {echo(p.port, f"/ring-path/{i}")[2]["upstream"] for i in range(40)}
+    assert len(paths) >= 2
+    assert len({echo(p.port, f"/ring-path/7")[2]["upstream"] for _ in range(5)}) == 1
+    assert len({echo(p.port, "/ring-ip/x")[2]["upstream"] for _ in range(10)}) == 1  # one client IP
