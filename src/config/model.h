@@ -145,7 +145,7 @@ struct RouteConfig {
   RouteMatch match;
   int priority = 0;
   bool strip_prefix = false;
-  bool preserve_host = true;  // false: Host becomes the target's host:port as configured
+  bool preserve_host = true;           // false: Host becomes the target's host:port as configured
   std::optional<std::string> rewrite;  // path template, may use {param} captures
   Duration websocket_idle_timeout{0};  // 0 = server.limits.idle_timeout
   Duration websocket_max_duration{0};  // 0 = none
