@@ -51,6 +51,21 @@ TEST(ChunkedDecoder, Trailers) {
   EXPECT_EQ(decodeAll("0\r\nnocolon\r\n\r\n").status, ChunkedDecoder::Status::Error);
 }
 
+TEST(ChunkedDecoder, KeepsTrailerFieldsWhenAsked) {
+  ChunkedDecoder d;
+  d.keepTrailers(true);
+  std::string data;
+  auto step = d.feed("2\r\nok\r\n0\r\ngrpc-status: 0\r\ngrpc-message:  fine \r\n\r\n",
+                     [&](std::string_view s) { data.append(s); });
+  EXPECT_EQ(step.status, ChunkedDecoder::Status::Done);
+  EXPECT_EQ(data, "ok");
+  ASSERT_EQ(d.trailers().size(), 2u);
+  EXPECT_EQ(*d.trailers().find("grpc-status"), "0");
+  EXPECT_EQ(*d.trailers().find("grpc-message"), "fine");
+  EXPECT_EQ(decodeAll("0\r\nbad name: x\r\n\r\n").status, ChunkedDecoder::Status::Error);
+  EXPECT_EQ(decodeAll("0\r\n: novalue\r\n\r\n").status, ChunkedDecoder::Status::Error);
+}
+
 TEST(ChunkedDecoder, RefusesBadFraming) {
   for (std::string bad : {"zz\r\n", "\r\n", "3\nabc\r\n", "3\r\nabcd\r\n", "3\r\nabc\n",
                           "fffffffffffffffff\r\n", "3;\x01\r\nabc\r\n", "-1\r\n"}) {

@@ -3,7 +3,10 @@
 // where a chunked body ends and checks every byte of its framing; the proxy forwards the raw
 // bytes it accepted, so the next hop sees exactly the framing that was validated here.
 #include <cstdint>
+#include <string>
 #include <string_view>
+
+#include "http/header_list.h"
 
 namespace portico::http {
 
@@ -27,9 +30,17 @@ class ChunkedDecoder {
 
   // Total payload bytes decoded so far.
   std::uint64_t payloadBytes() const { return payload_; }
+  // Keep the trailer fields (for protocols that carry them on, like gRPC over HTTP/2);
+  // otherwise they are only validated.
+  void keepTrailers(bool keep) { keep_trailers_ = keep; }
+  const HeaderList& trailers() const { return trailers_; }
   bool done() const { return state_ == State::Done; }
   const char* error() const { return error_; }
-  void reset() { *this = ChunkedDecoder(max_line_, max_trailer_); }
+  void reset() {
+    const bool keep = keep_trailers_;
+    *this = ChunkedDecoder(max_line_, max_trailer_);
+    keep_trailers_ = keep;
+  }
 
  private:
   enum class State {
@@ -47,6 +58,21 @@ class ChunkedDecoder {
     Error
   };
 
+  static bool isTokenChar(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  }
+
+  void keepTrailerLine() {
+    std::string_view line = trailer_line_;
+    auto colon = line.find(':');
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    trailers_.add(line.substr(0, colon), value);
+  }
+
   Step fail(const char* why, std::size_t consumed) {
     state_ = State::Error;
     error_ = why;
@@ -63,6 +89,9 @@ class ChunkedDecoder {
   int size_digits_ = 0;
   bool trailer_line_has_colon_ = false;
   bool trailer_line_empty_ = true;
+  bool keep_trailers_ = false;
+  std::string trailer_line_;
+  HeaderList trailers_;
   const char* error_ = "";
 };
 
@@ -143,6 +172,7 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in, OnData&& on_data)
         }
         trailer_line_has_colon_ = false;
         trailer_line_empty_ = true;
+        trailer_line_.clear();
         state_ = State::Trailer;
         [[fallthrough]];
       case State::Trailer: {
@@ -153,17 +183,24 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in, OnData&& on_data)
           return fail("obsolete line folding in trailer", i);
         } else if (c == '\n' || (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
           return fail("invalid character in trailer", i);
+        } else if (!trailer_line_has_colon_ && c != ':' && !isTokenChar(c)) {
+          return fail("invalid trailer field name", i);
         } else {
-          if (c == ':') trailer_line_has_colon_ = true;
+          if (c == ':') {
+            if (trailer_line_empty_) return fail("invalid trailer field name", i);
+            trailer_line_has_colon_ = true;
+          }
           trailer_line_empty_ = false;
         }
         if (++trailer_bytes_ > max_trailer_) return fail("trailers too large", i);
+        if (keep_trailers_ && c != '\r') trailer_line_ += c;
         ++i;
         break;
       }
       case State::TrailerLF:
         if (c != '\n') return fail("expected LF in trailer", i);
         ++i;
+        if (keep_trailers_) keepTrailerLine();
         state_ = State::TrailerStart;
         break;
       case State::FinalLF:
