@@ -74,7 +74,8 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
                              const ProcessStats& process) {
   std::string out;
   out.reserve(4096);
-  std::uint64_t accepted = 0, active = 0, requests = 0, bad = 0;
+  std::uint64_t accepted = 0, active = 0, requests = 0, bad = 0, handshakes = 0,
+                handshake_failures = 0, tunnels = 0;
   std::map<std::string, std::array<std::uint64_t, 6>> routes;
   struct Up {
     std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
@@ -86,6 +87,9 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
     active += w->connections_active.get();
     requests += w->requests.get();
     bad += w->bad_requests.get();
+    handshakes += w->tls_handshakes.get();
+    handshake_failures += w->tls_handshake_failures.get();
+    tunnels += w->tunnels_active.get();
     w->forEachRoute([&](const std::string& name, const RouteStats& s) {
       auto& r = routes[name];
       for (std::size_t i = 0; i < r.size(); ++i) r[i] += s.by_class[i].get();
@@ -165,6 +169,15 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   out += "# HELP portico_connections_accepted_total Client connections accepted.\n";
   out += "# TYPE portico_connections_accepted_total counter\n";
   line(out, "portico_connections_accepted_total", "", static_cast<double>(accepted));
+  out += "# HELP portico_tls_handshakes_total TLS handshakes completed with clients.\n";
+  out += "# TYPE portico_tls_handshakes_total counter\n";
+  line(out, "portico_tls_handshakes_total", "", static_cast<double>(handshakes));
+  out += "# HELP portico_tls_handshake_failures_total TLS handshakes with clients that failed.\n";
+  out += "# TYPE portico_tls_handshake_failures_total counter\n";
+  line(out, "portico_tls_handshake_failures_total", "", static_cast<double>(handshake_failures));
+  out += "# HELP portico_tunnels_active Upgraded (WebSocket) connections open now.\n";
+  out += "# TYPE portico_tunnels_active gauge\n";
+  line(out, "portico_tunnels_active", "", static_cast<double>(tunnels));
   out += "# HELP portico_config_reloads_total Configurations loaded and swapped in.\n";
   out += "# TYPE portico_config_reloads_total counter\n";
   line(out, "portico_config_reloads_total", "", static_cast<double>(process.config_reloads.load()));

@@ -62,6 +62,9 @@ class WorkerStats {
   Counter connections_active;
   Counter requests;
   Counter bad_requests;
+  Counter tls_handshakes;
+  Counter tls_handshake_failures;
+  Counter tunnels_active;  // upgraded (WebSocket) connections open now
 
   RouteStats& route(const std::string& name);
   UpstreamStats& upstream(const std::string& name);

@@ -162,7 +162,11 @@ Task<bool> HttpSession::handshake() {
   co_await tls_->async_handshake(asio::ssl::stream_base::server,
                                  asio::redirect_error(kUseAwaitable, ec));
   disarmOp();
-  if (ec) co_return false;
+  if (ec) {
+    w_.stats.tls_handshake_failures.add();
+    co_return false;
+  }
+  w_.stats.tls_handshakes.add();
   peer_ = tls::peerIdentity(tls_->native_handle());
   co_return true;
 }

@@ -671,6 +671,7 @@ Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) 
   if (ec) co_return ExchangeResult{true, false, 101, "client closed"};
 
   io_.setTotalDeadline(hooks_.tunnel.max_duration);
+  w_.stats.tunnels_active.add();
   bool upstream_done = false;
   Timer finished(w_.io.get_executor(), Clock::time_point::max());
   asio::co_spawn(w_.io.get_executor(), pumpUpstreamToClient(*conn, upstream_done, finished),
@@ -693,6 +694,7 @@ Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) 
   }
   conn->socket.close(ec);  // ends the other direction
   if (!upstream_done) co_await finished.async_wait(asio::redirect_error(kUseAwaitable, ec));
+  w_.stats.tunnels_active.sub();
   io_.disarmOp();
   io_.setTotalDeadline({});
   co_return ExchangeResult{true, false, 101, ""};

@@ -141,6 +141,8 @@ def test_client_certificate_required(portico, upstreams, pki, tmp_path):
     assert sent["x-client-subject"] == "CN=alice"
     assert sent["x-client-san"] == "alice@example.com"
     assert curl(port, "mtls.test", pki).returncode != 0  # no certificate: handshake fails
+    assert p.metric("portico_tls_handshake_failures_total") >= 1
+    assert p.metric("portico_tls_handshakes_total") >= 1
     assert curl(port, "mtls.test", pki, "/", "--cert", rogue[0], "--key", rogue[1]).returncode != 0
     assert len(u.requests) == 1
 

@@ -69,6 +69,7 @@ def test_websocket_messages_and_reload_keep_the_connection(portico, echo_server)
             cfg["routes"].append({"name": "new", "match": {"path": "/new"}, "upstream": "other"})
             await asyncio.get_running_loop().run_in_executor(None, p.reload, cfg)
             assert p.version() == 2
+            assert p.metric("portico_tunnels_active") == 1
             await ws.send("after reload")
             replies.append(await asyncio.wait_for(ws.recv(), 5))
             big = "x" * 200_000
