@@ -134,7 +134,8 @@ class Exchange {
   http::ResponseHead& resp_;
   std::vector<asio::const_buffer>& spans_;
   upstream::Excluded& tried_;
-  bool replayable_ = false;  // the whole body is in the client buffer
+  std::vector<asio::const_buffer> rest_;  // what writeNow could not send at once
+  bool replayable_ = false;               // the whole body is in the client buffer
   std::size_t body_in_buffer_ = 0;
   bool body_consumed_ = false;  // the body left the client buffer (streamed or committed)
   bool continue_sent_ = false;
@@ -334,6 +335,7 @@ Task<Failure> Exchange::connect(UpstreamConnection& conn, const server::Upstream
   if (io_.totalExpired()) co_return Failure::TotalTimeout;
   if (ec) co_return timed_out ? Failure::ConnectTimeout : Failure::Connect;
   conn.socket.set_option(tcp::no_delay(true), ec);
+  conn.socket.non_blocking(true, ec);  // for writeNow
   co_return Failure::None;
 }
 
@@ -363,7 +365,11 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
           asio::buffer(head_), asio::buffer(in_.readable().data(), body_in_buffer_)};
       error_code write_ec;
       io_.armOp(cfg_.timeouts.read);
-      co_await writeAll(conn->socket, conn->tlsStream(), buffers, write_ec);
+      if (conn->tls) {
+        co_await writeAll(conn->socket, conn->tlsStream(), buffers, write_ec);
+      } else if (writeNow(conn->socket, buffers, rest_, write_ec); !write_ec && !rest_.empty()) {
+        co_await writeAll(conn->socket, nullptr, rest_, write_ec);
+      }
       io_.disarmOp();
       sent =
           io_.totalExpired() ? Failure::TotalTimeout : (write_ec ? Failure::Reset : Failure::None);
@@ -598,7 +604,13 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     }
     if (!spans.empty()) {
       io_.armOp(io_.limits().idle_timeout);
-      ctx_.bytes_sent += co_await writeAll(io_.client(), io_.clientTls(), spans, ec);
+      if (io_.clientTls()) {
+        ctx_.bytes_sent += co_await writeAll(io_.client(), io_.clientTls(), spans, ec);
+      } else {
+        ctx_.bytes_sent += writeNow(io_.client(), spans, rest_, ec);
+        if (!ec && !rest_.empty())
+          ctx_.bytes_sent += co_await writeAll(io_.client(), nullptr, rest_, ec);
+      }
       io_.disarmOp();
       if (ec) co_return ExchangeResult{true, false, resp.status, "client closed"};
     }

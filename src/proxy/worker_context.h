@@ -65,6 +65,31 @@ Task<std::size_t> writeAll(Socket& socket, TlsStream* tls, const Buffers& buffer
   return asio::async_write(socket, buffers, asio::redirect_error(kUseAwaitable, ec));
 }
 
+// Writes what a plain socket accepts right now (it is in non-blocking mode), without going
+// through the event loop: small requests and responses leave in one syscall and no coroutine
+// suspension. Returns the bytes written; `rest` gets the buffers still to send (empty when all
+// went). TLS streams are not written here.
+template <class Buffers>
+std::size_t writeNow(Socket& socket, const Buffers& buffers, std::vector<asio::const_buffer>& rest,
+                     boost::system::error_code& ec) {
+  rest.clear();
+  std::size_t n = socket.write_some(buffers, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+  if (ec) return n;
+  std::size_t skip = n;
+  for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+       ++it) {
+    asio::const_buffer b(*it);
+    if (skip >= b.size()) {
+      skip -= b.size();
+      continue;
+    }
+    rest.push_back(b + skip);
+    skip = 0;
+  }
+  return n;
+}
+
 // One upstream connection, idle in the pool or in use by one request.
 struct UpstreamConnection {
   explicit UpstreamConnection(asio::io_context& io) : socket(io) {}
