@@ -50,7 +50,7 @@ class HttpSession final : public SessionBase, public SessionIo {
       client_port_ = ep.port();
     }
     client_.set_option(tcp::no_delay(true), ec);
-    client_.non_blocking(true, ec);  // for writeNow
+    if (!tls_ctx_) client_.non_blocking(true, ec);  // for writeNow (plain sockets only)
   }
 
   ~HttpSession() override {
