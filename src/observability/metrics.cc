@@ -61,6 +61,24 @@ void line(std::string& out, const char* name, const std::string& labels, double 
   out += '\n';
 }
 
+void family(std::string& out, const char* name, const char* type, const char* help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+// A metric family with one unlabelled sample.
+void scalar(std::string& out, const char* name, const char* type, const char* help, double value) {
+  family(out, name, type, help);
+  line(out, name, "", value);
+}
+
 double residentBytes() {
   std::ifstream f("/proc/self/statm");
   long pages = 0, rss = 0;
@@ -106,8 +124,7 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
     });
   }
 
-  out += "# HELP portico_requests_total Requests answered, by route and status class.\n";
-  out += "# TYPE portico_requests_total counter\n";
+  family(out, "portico_requests_total", "counter", "Requests answered, by route and status class.");
   static const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
   for (const auto& [name, r] : routes) {
     for (std::size_t i = 0; i < r.size(); ++i) {
@@ -117,17 +134,13 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
            static_cast<double>(r[i]));
     }
   }
-  out += "# HELP portico_http_requests_total Requests read from clients, all routes.\n";
-  out += "# TYPE portico_http_requests_total counter\n";
-  line(out, "portico_http_requests_total", "", static_cast<double>(requests));
-  out += "# HELP portico_bad_requests_total Requests refused as malformed or over a limit.\n";
-  out += "# TYPE portico_bad_requests_total counter\n";
-  line(out, "portico_bad_requests_total", "", static_cast<double>(bad));
+  scalar(out, "portico_http_requests_total", "counter", "Requests read from clients, all routes.",
+         static_cast<double>(requests));
+  scalar(out, "portico_bad_requests_total", "counter",
+         "Requests refused as malformed or over a limit.", static_cast<double>(bad));
 
-  out +=
-      "# HELP portico_upstream_request_duration_seconds Upstream attempt duration until the "
-      "response head.\n";
-  out += "# TYPE portico_upstream_request_duration_seconds histogram\n";
+  family(out, "portico_upstream_request_duration_seconds", "histogram",
+         "Upstream attempt duration until the response head.");
   for (const auto& [name, u] : upstreams) {
     const std::string l = "upstream=\"" + escapeLabel(name) + "\"";
     std::uint64_t cumulative = 0;
@@ -145,56 +158,38 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
          static_cast<double>(u.sum_ns) / 1e9);
     line(out, "portico_upstream_request_duration_seconds_count", l, static_cast<double>(u.count));
   }
-  out += "# HELP portico_upstream_attempts_total Upstream attempts, retries included.\n";
-  out += "# TYPE portico_upstream_attempts_total counter\n";
-  for (const auto& [name, u] : upstreams)
-    line(out, "portico_upstream_attempts_total", "upstream=\"" + escapeLabel(name) + "\"",
-         static_cast<double>(u.attempts));
-  out +=
-      "# HELP portico_upstream_failures_total Upstream attempts that failed (connect, reset, "
-      "timeout).\n";
-  out += "# TYPE portico_upstream_failures_total counter\n";
-  for (const auto& [name, u] : upstreams)
-    line(out, "portico_upstream_failures_total", "upstream=\"" + escapeLabel(name) + "\"",
-         static_cast<double>(u.failures));
-  out += "# HELP portico_upstream_retries_total Retries made.\n";
-  out += "# TYPE portico_upstream_retries_total counter\n";
-  for (const auto& [name, u] : upstreams)
-    line(out, "portico_upstream_retries_total", "upstream=\"" + escapeLabel(name) + "\"",
-         static_cast<double>(u.retries));
+  const auto perUpstream = [&](const char* name, const char* help, std::uint64_t Up::*field) {
+    family(out, name, "counter", help);
+    for (const auto& [upstream, u] : upstreams)
+      line(out, name, "upstream=\"" + escapeLabel(upstream) + "\"", static_cast<double>(u.*field));
+  };
+  perUpstream("portico_upstream_attempts_total", "Upstream attempts, retries included.",
+              &Up::attempts);
+  perUpstream("portico_upstream_failures_total",
+              "Upstream attempts that failed (connect, reset, timeout).", &Up::failures);
+  perUpstream("portico_upstream_retries_total", "Retries made.", &Up::retries);
 
-  out += "# HELP portico_connections_active Client connections open now.\n";
-  out += "# TYPE portico_connections_active gauge\n";
-  line(out, "portico_connections_active", "", static_cast<double>(active));
-  out += "# HELP portico_connections_accepted_total Client connections accepted.\n";
-  out += "# TYPE portico_connections_accepted_total counter\n";
-  line(out, "portico_connections_accepted_total", "", static_cast<double>(accepted));
-  out += "# HELP portico_tls_handshakes_total TLS handshakes completed with clients.\n";
-  out += "# TYPE portico_tls_handshakes_total counter\n";
-  line(out, "portico_tls_handshakes_total", "", static_cast<double>(handshakes));
-  out += "# HELP portico_tls_handshake_failures_total TLS handshakes with clients that failed.\n";
-  out += "# TYPE portico_tls_handshake_failures_total counter\n";
-  line(out, "portico_tls_handshake_failures_total", "", static_cast<double>(handshake_failures));
-  out += "# HELP portico_tunnels_active Upgraded (WebSocket) connections open now.\n";
-  out += "# TYPE portico_tunnels_active gauge\n";
-  line(out, "portico_tunnels_active", "", static_cast<double>(tunnels));
-  out += "# HELP portico_config_reloads_total Configurations loaded and swapped in.\n";
-  out += "# TYPE portico_config_reloads_total counter\n";
-  line(out, "portico_config_reloads_total", "", static_cast<double>(process.config_reloads.load()));
-  out += "# HELP portico_config_reload_failures_total Configurations refused.\n";
-  out += "# TYPE portico_config_reload_failures_total counter\n";
-  line(out, "portico_config_reload_failures_total", "",
-       static_cast<double>(process.config_reload_failures.load()));
-  out += "# HELP portico_config_version Version number of the active configuration.\n";
-  out += "# TYPE portico_config_version gauge\n";
-  line(out, "portico_config_version", "", static_cast<double>(process.config_version.load()));
-  out += "# HELP portico_access_log_dropped_total Log lines dropped because a sink was full.\n";
-  out += "# TYPE portico_access_log_dropped_total counter\n";
-  line(out, "portico_access_log_dropped_total", "",
-       static_cast<double>(process.log_lines_dropped.load()));
-  out += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n";
-  out += "# TYPE process_resident_memory_bytes gauge\n";
-  line(out, "process_resident_memory_bytes", "", residentBytes());
+  scalar(out, "portico_connections_active", "gauge", "Client connections open now.",
+         static_cast<double>(active));
+  scalar(out, "portico_connections_accepted_total", "counter", "Client connections accepted.",
+         static_cast<double>(accepted));
+  scalar(out, "portico_tls_handshakes_total", "counter", "TLS handshakes completed with clients.",
+         static_cast<double>(handshakes));
+  scalar(out, "portico_tls_handshake_failures_total", "counter",
+         "TLS handshakes with clients that failed.", static_cast<double>(handshake_failures));
+  scalar(out, "portico_tunnels_active", "gauge", "Upgraded (WebSocket) connections open now.",
+         static_cast<double>(tunnels));
+  scalar(out, "portico_config_reloads_total", "counter", "Configurations loaded and swapped in.",
+         static_cast<double>(process.config_reloads.load()));
+  scalar(out, "portico_config_reload_failures_total", "counter", "Configurations refused.",
+         static_cast<double>(process.config_reload_failures.load()));
+  scalar(out, "portico_config_version", "gauge", "Version number of the active configuration.",
+         static_cast<double>(process.config_version.load()));
+  scalar(out, "portico_access_log_dropped_total", "counter",
+         "Log lines dropped because a sink was full.",
+         static_cast<double>(process.log_lines_dropped.load()));
+  scalar(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+         residentBytes());
   return out;
 }
 
