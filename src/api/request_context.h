@@ -32,6 +32,7 @@ struct RequestContext {
   // TLS: whether the client connection is encrypted, and the client certificate's verified
   // identity (empty when none was presented or it did not verify). Valid for the connection.
   bool secure = false;
+  std::string_view protocol;  // "HTTP/1.1", "HTTP/1.0" or "HTTP/2"
   std::string_view tls_client_subject;
   std::string_view tls_client_sans;
   // These point into the config snapshot, which outlives the request.

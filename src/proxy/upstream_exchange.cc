@@ -113,6 +113,11 @@ class Exchange {
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
   Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
+  // The same for an HTTP/2 client: payload bytes (de-chunked) and trailers go to its stream.
+  Task<ExchangeResult> relayResponseToStream(Http2Responder& h2,
+                                             std::unique_ptr<UpstreamConnection> conn);
+  // After a response body ended well: the connection goes back to the pool if it can.
+  void recycle(std::unique_ptr<UpstreamConnection> conn);
   // After a 101: bytes both ways until either side closes, idles or runs out of time.
   Task<ExchangeResult> tunnel(std::unique_ptr<UpstreamConnection> conn);
   Task<void> pumpUpstreamToClient(UpstreamConnection& conn, bool& done, Timer& finished);
@@ -455,8 +460,14 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       in_.consume(body_in_buffer_);
       body_consumed_ = true;
     }
-    ExchangeResult r = resp.status == 101 ? co_await tunnel(std::move(conn))
-                                          : co_await relayResponse(std::move(conn));
+    ExchangeResult r;
+    if (resp.status == 101) {
+      r = co_await tunnel(std::move(conn));
+    } else if (Http2Responder* h2 = io_.http2()) {
+      r = co_await relayResponseToStream(*h2, std::move(conn));
+    } else {
+      r = co_await relayResponse(std::move(conn));
+    }
     if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
     co_return AttemptOutcome{Failure::Done, r};
   }
@@ -478,15 +489,11 @@ void Exchange::reportRequestBody() {
 }
 
 Task<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
-  error_code ec;
   if (body_consumed_) co_return Failure::Reset;  // a streamed body cannot be sent twice
   if (req_.expect_continue && !continue_sent_) {
     continue_sent_ = true;
-    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    io_.armOp(io_.limits().idle_timeout);
-    co_await writeAll(io_.client(), io_.clientTls(), asio::buffer(kContinue), ec);
-    io_.disarmOp();
-    if (ec) co_return Failure::ClientGone;
+    const bool sent = co_await io_.sendContinue();
+    if (!sent) co_return Failure::ClientGone;
   }
   co_return co_await streamRequestBody(conn);
 }
@@ -533,7 +540,7 @@ Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
     io_.armOp(io_.limits().idle_timeout);
     auto space = asio::buffer(in_.writePtr(), in_.writable());
     std::size_t n = 0;
-    n = co_await readSome(io_.client(), io_.clientTls(), space, ec);
+    n = co_await io_.readClient(space, ec);
     io_.disarmOp();
     if (ec || n == 0) co_return Failure::ClientGone;
     in_.commit(n);
@@ -635,14 +642,111 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     stats_->failures.add();
     co_return result;
   }
+  recycle(std::move(conn));
+  co_return result;
+}
+
+void Exchange::recycle(std::unique_ptr<UpstreamConnection> conn) {
   if (conn->tls && conn->requests == 1) {  // once per connection: its session is resumable
     if (SSL_SESSION* session = SSL_get1_session(conn->tls->native_handle()))
       w_.tls_sessions[conn->target].reset(session);
   }
-  if (resp.keep_alive && resp.framing != http::BodyFraming::UntilClose && buf.empty() &&
+  const http::ResponseHead& resp = resp_;
+  if (resp.keep_alive && resp.framing != http::BodyFraming::UntilClose && conn->buffer.empty() &&
       !w_.draining) {
     w_.pool.release(std::move(conn), cfg_.pool, Clock::now());
   }
+}
+
+Task<ExchangeResult> Exchange::relayResponseToStream(Http2Responder& h2,
+                                                     std::unique_ptr<UpstreamConnection> conn) {
+  http::ResponseHead& resp = resp_;
+  if (!resp.headers.has("x-request-id")) resp.headers.add("X-Request-Id", ctx_.request_id);
+  if (hooks_.response_head) hooks_.response_head();
+  ExchangeResult result{true, true, resp.status, ""};
+  const bool no_body = resp.framing == http::BodyFraming::None;
+  if (!h2.sendHead(resp, no_body))
+    co_return ExchangeResult{true, false, resp.status, "client closed"};
+  if (no_body) {
+    recycle(std::move(conn));
+    co_return result;
+  }
+  IoBuffer& buf = conn->buffer;
+  bool upstream_ok = true;
+  std::uint64_t remaining = resp.content_length;
+  http::ChunkedDecoder decoder;
+  decoder.keepTrailers(true);
+  std::vector<asio::const_buffer>& spans = spans_;
+  error_code ec;
+  for (;;) {
+    std::string_view avail = buf.readable();
+    std::size_t take = 0;
+    bool done = false;
+    spans.clear();
+    switch (resp.framing) {
+      case http::BodyFraming::ContentLength:
+        take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
+        remaining -= take;
+        done = remaining == 0;
+        if (take || done) spans.push_back(asio::buffer(avail.data(), take));
+        break;
+      case http::BodyFraming::Chunked: {
+        auto step = decoder.feed(avail, [&](std::string_view data) {
+          spans.push_back(asio::buffer(data.data(), data.size()));
+        });
+        if (step.status == http::ChunkedDecoder::Status::Error) {
+          upstream_ok = false;
+          done = true;
+          spans.clear();
+          break;
+        }
+        take = step.consumed;
+        done = step.status == http::ChunkedDecoder::Status::Done;
+        break;
+      }
+      default:  // until close
+        take = avail.size();
+        if (take) spans.push_back(asio::buffer(avail.data(), take));
+        break;
+    }
+    if (!upstream_ok) break;
+    const bool trailers = done && !decoder.trailers().empty();
+    if (done && !trailers && spans.empty()) spans.push_back(asio::const_buffer());
+    for (std::size_t i = 0; i < spans.size(); ++i) {
+      std::string_view data(static_cast<const char*>(spans[i].data()), spans[i].size());
+      if (hooks_.response_body && !data.empty()) hooks_.response_body(data);
+      ctx_.bytes_sent += data.size();
+      io_.armOp(io_.limits().idle_timeout);
+      const bool sent = co_await h2.sendData(data, done && !trailers && i + 1 == spans.size());
+      io_.disarmOp();
+      if (!sent) co_return ExchangeResult{true, false, resp.status, "client closed"};
+    }
+    if (trailers && !h2.sendTrailers(decoder.trailers()))
+      co_return ExchangeResult{true, false, resp.status, "client closed"};
+    buf.consume(take);
+    if (done) break;
+    io_.armOp(cfg_.timeouts.read);
+    std::size_t n = co_await readSome(conn->socket, conn->tlsStream(),
+                                      asio::buffer(buf.writePtr(), buf.writable()), ec);
+    io_.disarmOp();
+    if (ec || n == 0 || io_.totalExpired()) {
+      const bool closed = ec == asio::error::eof || (!ec && n == 0);
+      if (resp.framing == http::BodyFraming::UntilClose && closed && !io_.totalExpired()) {
+        const bool sent = co_await h2.sendData({}, true);
+        if (!sent) co_return ExchangeResult{true, false, resp.status, "client closed"};
+        co_return result;
+      }
+      upstream_ok = false;
+      break;
+    }
+    buf.commit(n);
+  }
+  if (!upstream_ok) {
+    // Cut short: the stream is reset (keep_client false), not ended as if complete.
+    stats_->failures.add();
+    co_return ExchangeResult{true, false, resp.status, "upstream body cut short"};
+  }
+  recycle(std::move(conn));
   co_return result;
 }
 

@@ -18,15 +18,38 @@ struct RequestLimits {
   config::Duration idle_timeout{60000};
 };
 
-// What the exchange needs from the client session: its socket and buffer, and its deadlines
-// (enforced by the worker's sweeper, which cancels the pending socket operation).
+// The response side of an HTTP/2 stream: the exchange relays the upstream response through it
+// instead of writing HTTP/1 bytes to the client socket.
+class Http2Responder {
+ public:
+  // Status and fields as relayed (hop-by-hop ones are dropped here). False: stream gone.
+  virtual bool sendHead(const http::ResponseHead& resp, bool end_stream) = 0;
+  // Queues body bytes, then waits while the stream's flow-control window holds too much back.
+  virtual Task<bool> sendData(std::string_view data, bool end_stream) = 0;
+  virtual bool sendTrailers(const http::HeaderList& trailers) = 0;
+
+ protected:
+  ~Http2Responder() = default;
+};
+
+// What the exchange needs from the client side of a request: its buffer and reads, its
+// deadlines (enforced by the worker's sweeper, which cancels the pending operation), and how
+// responses leave (HTTP/1 bytes on the socket, or an HTTP/2 stream).
 class SessionIo {
  public:
   virtual WorkerContext& worker() = 0;
-  virtual Socket& client() = 0;        // the TCP socket, TLS or not
-  virtual TlsStream* clientTls() = 0;  // the TLS stream on it, or nullptr for plain HTTP
+  virtual Socket& client() = 0;                        // HTTP/1: the TCP socket, TLS or not
+  virtual TlsStream* clientTls() = 0;                  // HTTP/1: the TLS stream on it, or nullptr
+  virtual Http2Responder* http2() { return nullptr; }  // HTTP/2: the stream's response side
+  // The request body as received so far (HTTP/1: the connection's buffer, which also holds
+  // what follows the request).
   virtual IoBuffer& clientBuffer() = 0;
-  virtual void armOp(Clock::duration d) = 0;  // the next socket operations must end within d
+  // Reads more of the request body into `space`; 0 bytes with `ec` set at its end or failure.
+  virtual Task<std::size_t> readClient(asio::mutable_buffer space,
+                                       boost::system::error_code& ec) = 0;
+  // Answers "Expect: 100-continue"; false when the client is gone.
+  virtual Task<bool> sendContinue() = 0;
+  virtual void armOp(Clock::duration d) = 0;  // the next operations must end within d
   virtual void disarmOp() = 0;
   virtual bool opTimedOut() const = 0;
   virtual bool totalExpired() const = 0;

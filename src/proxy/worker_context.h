@@ -51,8 +51,8 @@ inline constexpr asio::use_awaitable_t<Executor> kUseAwaitable{};
 Clock::time_point coarseNow();
 
 // Reads or writes on a connection that may be TLS. Plain functions returning the operation's
-// awaitable (no extra coroutine frame); if/else rather than ?: around co_await, which GCC 12
-// miscompiles.
+// awaitable (no extra coroutine frame). GCC 12 miscompiles co_await inside ?: and inside an
+// if condition (`if (!co_await f())`): always await into a variable first.
 inline Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
                                   boost::system::error_code& ec) {
   if (tls) return tls->async_read_some(buffer, asio::redirect_error(kUseAwaitable, ec));

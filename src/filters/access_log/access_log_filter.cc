@@ -12,7 +12,7 @@ namespace portico::filters {
 const std::vector<std::string> kAccessLogFields = {
     "time",       "request_id",      "client", "method",   "path",      "route",
     "upstream",   "upstream_target", "status", "bytes_in", "bytes_out", "upstream_latency_ms",
-    "latency_ms", "attempts",        "error"};
+    "latency_ms", "attempts",        "error",  "protocol"};
 
 namespace {
 
@@ -65,6 +65,8 @@ void appendField(std::string& out, const std::string& f, const api::RequestConte
     out += std::to_string(c.upstream_attempts);
   } else if (f == "error") {
     appendJsonString(out, c.error);
+  } else if (f == "protocol") {
+    appendJsonString(out, c.protocol);
   }
 }
 

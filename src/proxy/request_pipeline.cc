@@ -1,0 +1,247 @@
+#include "proxy/request_pipeline.h"
+
+#include <boost/asio/post.hpp>
+
+#include "core/request_id.h"
+#include "proxy/message_writer.h"
+
+namespace portico::proxy {
+
+void RequestPipeline::armOp(Clock::duration d) {
+  timed_out_ = false;
+  op_deadline_ = d.count() > 0 ? coarseNow() + d : kNever;
+}
+
+void RequestPipeline::disarmOp() {
+  op_deadline_ = kNever;
+  timed_out_ = false;
+}
+
+void RequestPipeline::setTotalDeadline(Clock::duration d) {
+  total_deadline_ = d.count() > 0 ? coarseNow() + d : kNever;
+  total_expired_ = false;
+}
+
+void RequestPipeline::checkDeadline(Clock::time_point now) {
+  if (now >= op_deadline_) {
+    op_deadline_ = kNever;
+    timed_out_ = true;
+    cancelAll();
+  }
+  if (now >= total_deadline_) {
+    total_deadline_ = kNever;
+    total_expired_ = true;
+    cancelAll();
+  }
+}
+
+void RequestPipeline::cancelAll() {
+  cancelClientIo();
+  boost::system::error_code ec;
+  if (upstream_socket_) upstream_socket_->cancel(ec);
+}
+
+void RequestPipeline::loadLimits() {
+  const auto& lim = w_.snapshot->config.server.limits;
+  limits_.head.max_header_bytes = lim.max_header_bytes;
+  limits_.head.max_headers = lim.max_headers;
+  limits_.head.max_uri_bytes = lim.max_uri_bytes;
+  limits_.max_body_bytes = lim.max_body_bytes;
+  limits_.idle_timeout = lim.idle_timeout;
+}
+
+void RequestPipeline::beginRequest() {
+  ctx_.reset();
+  ctx_.request = &req_;
+  ctx_.start = Clock::now();
+  ctx_.wall_start = w_.wallTime(ctx_.start);
+  ctx_.client_ip = conn_.client_ip;
+  ctx_.client_port = conn_.client_port;
+  ctx_.secure = conn_.tls != nullptr;
+  ctx_.protocol = protocol();
+  if (conn_.peer.verified) {
+    ctx_.tls_client_subject = conn_.peer.subject;
+    ctx_.tls_client_sans = conn_.peer.sans;
+  }
+  ctx_.original_method.assign(req_.method);
+  ctx_.original_path.assign(req_.target);
+  filters_.clear();
+  filters_ran_ = 0;
+  route_ = nullptr;
+  route_stats_ = nullptr;
+}
+
+void RequestPipeline::endRequest() {
+  snapshot_.reset();
+  filters_.clear();
+  route_ = nullptr;
+}
+
+void RequestPipeline::createFilters(const server::FilterFactories& factories) {
+  for (const auto& f : factories) filters_.push_back(f->create());
+}
+
+Task<bool> RequestPipeline::handleRequest() {
+  beginRequest();
+  w_.stats.requests.add();
+  const std::string* incoming_id = req_.headers.find("x-request-id");
+  if (incoming_id && isAcceptableRequestId(*incoming_id)) {
+    ctx_.request_id.assign(*incoming_id);
+  } else {
+    generateRequestId(ctx_.request_id);
+    if (incoming_id) req_.headers.remove("x-request-id");
+  }
+  snapshot_ = w_.snapshot;
+  const server::Snapshot& snap = *snapshot_;
+  if (!applyClientCertificate()) {
+    createFilters(snap.global_filters);
+    co_return co_await replyError(401, "client certificate not trusted", !skipBufferedBody());
+  }
+
+  if (req_.framing == http::BodyFraming::ContentLength &&
+      req_.content_length > limits_.max_body_bytes) {
+    createFilters(snap.global_filters);
+    co_return co_await replyError(413, "request body too large", true);
+  }
+
+  router::RequestView view{req_.host, req_.method, req_.path, req_.query, &req_.headers};
+  router::MatchResult match = snap.matcher->match(view);
+  if (match.kind != router::MatchResult::Kind::Matched) {
+    createFilters(snap.global_filters);
+    bool keep = skipBufferedBody();
+    if (match.kind == router::MatchResult::Kind::MethodNotAllowed)
+      co_return co_await replyError(405, "method not allowed", !keep, match.allow);
+    co_return co_await replyError(404, "no route matched", !keep);
+  }
+  route_ = &snap.routes[match.route->index];
+  // The worker's table belongs to the snapshot just taken; a reload later in the request must
+  // not shift the count to another route.
+  route_stats_ = w_.route_stats[match.route->index];
+  ctx_.route_name = route_->cfg->name;
+  ctx_.path_params = std::move(match.params);
+  createFilters(route_->filters);
+
+  // Request phase: filters in order; one may answer locally or go asynchronous.
+  for (; filters_ran_ < filters_.size();) {
+    auto& filter = *filters_[filters_ran_++];
+    api::FilterStatus status = filter.onRequestHeaders(ctx_);
+    if (status == api::FilterStatus::Async) {
+      asio::use_awaitable_t<Executor> token;
+      status =
+          co_await asio::async_initiate<asio::use_awaitable_t<Executor>, void(api::FilterStatus)>(
+              [&](auto handler) {
+                auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+                // Always resume from the loop, even if the filter completes at once.
+                filter.onRequestHeadersAsync(
+                    ctx_, [shared, ex = w_.io.get_executor()](api::FilterStatus s) {
+                      asio::post(ex, [shared, s] { (*shared)(s); });
+                    });
+              },
+              token);
+    }
+    if (status == api::FilterStatus::Reply) {
+      bool keep = skipBufferedBody();
+      co_return co_await replyLocal(!keep);
+    }
+  }
+
+  if (!route_->upstream) {
+    bool keep = skipBufferedBody();
+    co_return co_await replyError(500, "route has no upstream", !keep);
+  }
+  ctx_.upstream_name = route_->upstream->cfg->name;
+  std::string& target = target_;
+  target = router::rewritePath(*route_->cfg, *match.route, req_.path, ctx_.path_params);
+  if (!req_.query.empty()) {
+    target += target.find('?') == std::string::npos ? '?' : '&';
+    target += req_.query;
+  }
+
+  ExchangeHooks hooks;
+  hooks.tunnel.idle = route_->cfg->websocket_idle_timeout.count() > 0
+                          ? route_->cfg->websocket_idle_timeout
+                          : limits_.idle_timeout;
+  hooks.tunnel.max_duration = route_->cfg->websocket_max_duration;
+  hooks.preserve_host = route_->cfg->preserve_host;
+  if (!filters_.empty()) {
+    hooks.response_head = [this] { runResponseFilters(); };
+    hooks.request_body = [this](std::string_view chunk) {
+      for (auto& f : filters_) f->onRequestBody(ctx_, chunk);
+    };
+    hooks.response_body = [this](std::string_view chunk) {
+      for (auto it = filters_.rbegin(); it != filters_.rend(); ++it)
+        (*it)->onResponseBody(ctx_, chunk);
+    };
+  }
+  ExchangeResult r =
+      co_await exchangeWithUpstream(*this, *route_->upstream, req_, target, ctx_, hooks, scratch_);
+  if (!r.responded) {
+    if (r.status == 0) {  // the client went away; nothing can be answered
+      finish(499);
+      co_return false;
+    }
+    co_return co_await replyError(r.status, r.error, !r.keep_client);
+  }
+  finish(r.status);
+  co_return r.keep_client;
+}
+
+// The identity headers of a TLS listener are Portico's to set: whatever the client sent under
+// those names is dropped, and the verified identity (if any) takes its place. Returns false
+// when an optional client certificate was presented and did not verify.
+bool RequestPipeline::applyClientCertificate() {
+  if (!conn_.tls || !conn_.tls->config().client_auth) return true;
+  const auto& auth = *conn_.tls->config().client_auth;
+  const auto& peer = conn_.peer;
+  if (!auth.subject_header.empty()) req_.headers.remove(auth.subject_header);
+  if (!auth.san_header.empty()) req_.headers.remove(auth.san_header);
+  if (peer.presented && !peer.verified) return false;
+  if (peer.verified) {
+    if (!auth.subject_header.empty()) req_.headers.add(auth.subject_header, peer.subject);
+    if (!auth.san_header.empty()) req_.headers.add(auth.san_header, peer.sans);
+  }
+  return true;
+}
+
+void RequestPipeline::runResponseFilters() {
+  ctx_.response = &resp_;
+  for (std::size_t i = filters_ran_; i-- > 0;) filters_[i]->onResponseHeaders(ctx_);
+}
+
+Task<bool> RequestPipeline::replyError(int status, std::string_view reason, bool close,
+                                       std::string_view allow) {
+  ctx_.error = std::string(reason);
+  ctx_.local_reply = api::LocalReply{};
+  ctx_.local_reply.status = status;
+  ctx_.local_reply.headers.add("Content-Type", "application/json");
+  if (!allow.empty()) ctx_.local_reply.headers.add("Allow", allow);
+  ctx_.local_reply.body = errorBody(status, reason, ctx_.request_id);
+  filters_ran_ = filters_.size();
+  co_return co_await replyLocal(close);
+}
+
+Task<bool> RequestPipeline::replyLocal(bool close) {
+  resp_.clear();
+  resp_.status = ctx_.local_reply.status;
+  resp_.headers = std::move(ctx_.local_reply.headers);
+  if (!resp_.headers.has("x-request-id")) resp_.headers.add("X-Request-Id", ctx_.request_id);
+  std::string body = std::move(ctx_.local_reply.body);
+  resp_.framing = http::BodyFraming::ContentLength;
+  resp_.content_length = body.size();
+  runResponseFilters();
+  const bool keep = co_await writeLocalReply(body, close);
+  finish(resp_.status);
+  co_return keep;
+}
+
+void RequestPipeline::finish(int status) {
+  ctx_.status = status;
+  ctx_.total_latency = Clock::now() - ctx_.start;
+  if (route_ && route_stats_) {
+    auto cls = static_cast<std::size_t>(status / 100);
+    route_stats_->by_class[cls < 6 ? cls : 0].add();
+  }
+  for (auto& f : filters_) f->onLog(ctx_);
+}
+
+}  // namespace portico::proxy
