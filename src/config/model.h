@@ -56,12 +56,25 @@ struct TlsConfig {
   std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); empty = OpenSSL's default
   std::string ciphersuites;  // TLS 1.3 suites; empty = OpenSSL's default
   std::optional<ClientAuthConfig> client_auth;
+  bool offer_h2 = true;  // ALPN offers h2 (from the listener's http2.enabled, not a key here)
+};
+
+// HTTP/2 on a listener: h2 by ALPN on TLS listeners, h2c with prior knowledge on plain ones.
+struct Http2Config {
+  bool enabled = true;
+  std::uint32_t max_concurrent_streams = 128;
+  std::uint32_t initial_window = 256 * 1024;      // per stream, bytes
+  std::uint32_t connection_window = 1024 * 1024;  // per connection, bytes
+  std::uint32_t max_frame_size = 16384;
+  std::uint32_t max_header_list_bytes = 64 * 1024;
+  std::uint32_t max_resets_per_second = 100;  // rapid reset (CVE-2023-44487) past this: GOAWAY
 };
 
 struct ListenerConfig {
   std::string name;
   std::string listen;
   std::optional<TlsConfig> tls;
+  Http2Config http2;
 };
 
 struct TargetConfig {

@@ -137,6 +137,29 @@ void parseMatch(const json& j, const std::string& path, Diagnostics& d, RouteMat
   }
 }
 
+void parseHttp2(const json& j, const std::string& path, Diagnostics& d, Http2Config& h) {
+  ObjectReader r(j, path, d);
+  r.boolean("enabled", h.enabled);
+  r.number("max_concurrent_streams", 1, 10000, h.max_concurrent_streams);
+  // Window and frame bounds are the protocol's own (RFC 9113 6.5.2).
+  auto sizeIn = [&](const char* key, std::uint64_t min, std::uint64_t max, std::uint32_t& out) {
+    std::uint64_t size = out;
+    if (!r.has(key) || !r.size(key, size)) return;
+    if (size < min || size > max) {
+      d.add(joinPath(path, key),
+            "must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
+      return;
+    }
+    out = static_cast<std::uint32_t>(size);
+  };
+  sizeIn("initial_window", 1024, 2147483647, h.initial_window);
+  sizeIn("connection_window", 65535, 2147483647, h.connection_window);
+  sizeIn("max_frame_size", 16384, 16777215, h.max_frame_size);
+  sizeIn("max_header_list_bytes", 1024, 16 * 1024 * 1024, h.max_header_list_bytes);
+  r.number("max_resets_per_second", 1, 100000, h.max_resets_per_second);
+  r.finish();
+}
+
 TlsConfig parseTls(const json& j, const std::string& path, Diagnostics& d) {
   TlsConfig t;
   ObjectReader r(j, path, d);
@@ -356,6 +379,8 @@ Config parseModel(const json& root, Diagnostics& d) {
     lr.string("name", l.name, true);
     lr.string("listen", l.listen, true);
     if (const json* t = lr.get("tls")) l.tls = parseTls(*t, lr.childPath("tls"), d);
+    if (const json* h = lr.get("http2")) parseHttp2(*h, lr.childPath("http2"), d, l.http2);
+    if (l.tls) l.tls->offer_h2 = l.http2.enabled;
     lr.finish();
     c.listeners.push_back(std::move(l));
   });

@@ -31,6 +31,20 @@ nghttp2_nv makeNv(std::string_view name, std::string_view value) {
 }  // namespace
 
 struct Callbacks {
+  // CONTINUATION floods (CVE-2024-27316 and kin): a header block spread over more frames than
+  // any honest client needs ends the connection, whatever the frames hold.
+  static int onBeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+    auto& c = ServerCodec::self(user);
+    if (hd->type == NGHTTP2_HEADERS) {
+      c.continuations_ = 0;
+    } else if (hd->type == NGHTTP2_CONTINUATION &&
+               ++c.continuations_ > c.limits_.max_continuations) {
+      ++c.stats_.continuation_floods;
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto& c = ServerCodec::self(user);
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
@@ -146,6 +160,7 @@ struct Callbacks {
 ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), limits_(limits) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, Callbacks::onBeginFrame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::onBeginHeaders);
   nghttp2_session_callbacks_set_on_header_callback(cbs, Callbacks::onHeader);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Callbacks::onFrameRecv);
@@ -225,6 +240,17 @@ void ServerCodec::sendTrailers(std::int32_t stream, const http::HeaderList& trai
   it->second->has_trailers = true;
   it->second->trailers = trailers;
   sendData(stream, {}, true);
+}
+
+void ServerCodec::sendInterim(std::int32_t stream, int status) {
+  const std::string code = std::to_string(status);
+  nghttp2_nv nv = makeNv(":status", code);
+  nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream, nullptr, &nv, 1, nullptr);
+}
+
+std::size_t ServerCodec::pendingBytes(std::int32_t stream) const {
+  auto it = streams_.find(stream);
+  return it == streams_.end() ? 0 : it->second->pending.size();
 }
 
 void ServerCodec::resetStream(std::int32_t stream, std::uint32_t error_code) {

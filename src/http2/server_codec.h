@@ -4,7 +4,7 @@
 // flow control driven by the consumer (no unbounded buffering), and connection-level abuse
 // limits (rapid reset, SETTINGS/PING floods) that end the connection with GOAWAY.
 //
-// Not wired to sockets yet: the proxy's HTTP/2 session will own one codec per connection.
+// proxy/http2_connection owns one codec per client connection.
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -31,6 +31,7 @@ struct Limits {
   std::uint32_t max_resets_per_second = 100;  // rapid reset (CVE-2023-44487)
   std::uint32_t max_settings_per_frame = 32;
   std::uint32_t max_outbound_ack = 1000;  // SETTINGS/PING floods
+  std::uint32_t max_continuations = 32;   // CONTINUATION frames per header block
 };
 
 struct Request {
@@ -45,6 +46,7 @@ struct Stats {
   std::uint64_t resets_received = 0;
   std::uint64_t streams_refused = 0;  // over a limit (header list size, ...)
   bool rapid_reset = false;           // the connection was closed for resetting too fast
+  std::uint64_t continuation_floods = 0;
 };
 
 class ServerCodec {
@@ -75,6 +77,10 @@ class ServerCodec {
   bool respond(std::int32_t stream, int status, const http::HeaderList& headers, bool end_stream);
   void sendData(std::int32_t stream, std::string_view data, bool end_stream);
   void sendTrailers(std::int32_t stream, const http::HeaderList& trailers);
+  // An interim (1xx) response head, e.g. 100 Continue.
+  void sendInterim(std::int32_t stream, int status);
+  // Response body bytes queued for the stream and not yet framed (held back by flow control).
+  std::size_t pendingBytes(std::int32_t stream) const;
   void resetStream(std::int32_t stream, std::uint32_t error_code);
   // Graceful: announce the last stream served; in-flight streams finish.
   void goAway();
@@ -101,6 +107,7 @@ class ServerCodec {
   bool failed_ = false;
   std::deque<Clock::time_point> reset_times_;
   Clock::time_point now_{};
+  std::uint32_t continuations_ = 0;  // in the header block being received
 
   friend struct Callbacks;
 };

@@ -93,7 +93,8 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   std::string out;
   out.reserve(4096);
   std::uint64_t accepted = 0, active = 0, requests = 0, bad = 0, handshakes = 0,
-                handshake_failures = 0, tunnels = 0;
+                handshake_failures = 0, tunnels = 0, h2_connections = 0, h2_streams = 0,
+                h2_closes = 0, h2_stalls = 0;
   std::map<std::string, std::array<std::uint64_t, 6>> routes;
   struct Up {
     std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
@@ -108,6 +109,10 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
     handshakes += w->tls_handshakes.get();
     handshake_failures += w->tls_handshake_failures.get();
     tunnels += w->tunnels_active.get();
+    h2_connections += w->http2_connections.get();
+    h2_streams += w->http2_streams.get();
+    h2_closes += w->http2_protocol_closes.get();
+    h2_stalls += w->http2_stream_stalls.get();
     w->forEachRoute([&](const std::string& name, const RouteStats& s) {
       auto& r = routes[name];
       for (std::size_t i = 0; i < r.size(); ++i) r[i] += s.by_class[i].get();
@@ -179,6 +184,17 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
          "TLS handshakes with clients that failed.", static_cast<double>(handshake_failures));
   scalar(out, "portico_tunnels_active", "gauge", "Upgraded (WebSocket) connections open now.",
          static_cast<double>(tunnels));
+  scalar(out, "portico_http2_connections_total", "counter", "Client connections over HTTP/2.",
+         static_cast<double>(h2_connections));
+  scalar(out, "portico_http2_streams_total", "counter", "HTTP/2 requests (streams) started.",
+         static_cast<double>(h2_streams));
+  scalar(out, "portico_http2_protocol_closes_total", "counter",
+         "HTTP/2 connections closed with GOAWAY for a protocol error or abuse (rapid reset, "
+         "floods, oversized header lists).",
+         static_cast<double>(h2_closes));
+  scalar(out, "portico_http2_stream_stalls_total", "counter",
+         "HTTP/2 streams reset because the client kept its flow-control window shut.",
+         static_cast<double>(h2_stalls));
   scalar(out, "portico_config_reloads_total", "counter", "Configurations loaded and swapped in.",
          static_cast<double>(process.config_reloads.load()));
   scalar(out, "portico_config_reload_failures_total", "counter", "Configurations refused.",

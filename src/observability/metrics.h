@@ -65,6 +65,10 @@ class WorkerStats {
   Counter tls_handshakes;
   Counter tls_handshake_failures;
   Counter tunnels_active;  // upgraded (WebSocket) connections open now
+  Counter http2_connections;
+  Counter http2_streams;
+  Counter http2_protocol_closes;  // connections ended for abuse or protocol errors (GOAWAY)
+  Counter http2_stream_stalls;    // streams reset: the client kept the flow-control window shut
 
   RouteStats& route(const std::string& name);
   UpstreamStats& upstream(const std::string& name);

@@ -14,6 +14,7 @@
 #include "core/request_id.h"
 #include "http/codec/chunked_decoder.h"
 #include "http/codec/head_parser.h"
+#include "proxy/http2_connection.h"
 #include "proxy/message_writer.h"
 #include "proxy/request_pipeline.h"
 
@@ -34,11 +35,23 @@ bool mayHoldHead(std::string_view data, std::size_t from) {
   return false;
 }
 
+// What a connection keeps of its listener's config: copied when it is accepted, since the
+// snapshot may be replaced before the session's coroutine first runs.
+struct ListenerSettings {
+  std::shared_ptr<const tls::ServerContext> tls;
+  config::Http2Config http2;
+  std::string address;
+};
+
 class HttpSession final : public SessionBase, public RequestPipeline {
  public:
-  HttpSession(WorkerContext& w, Socket socket, std::shared_ptr<const tls::ServerContext> tls)
-      : RequestPipeline(w, conn_info_), client_(std::move(socket)), in_(16 * 1024) {
-    conn_info_.tls = std::move(tls);
+  HttpSession(WorkerContext& w, Socket socket, ListenerSettings listener)
+      : RequestPipeline(w, conn_info_),
+        http2_(listener.http2),
+        listener_address_(std::move(listener.address)),
+        client_(std::move(socket)),
+        in_(16 * 1024) {
+    conn_info_.tls = std::move(listener.tls);
     w_.add(this);
     w_.stats.connections_accepted.add();
     w_.stats.connections_active.add();
@@ -59,10 +72,18 @@ class HttpSession final : public SessionBase, public RequestPipeline {
 
   Task<void> run();
 
-  void checkDeadline(Clock::time_point now) override { RequestPipeline::checkDeadline(now); }
+  void checkDeadline(Clock::time_point now) override {
+    if (h2_) {
+      h2_->checkDeadline(now);
+    } else {
+      RequestPipeline::checkDeadline(now);
+    }
+  }
 
   void onDrain() override {
-    if (idle_) {
+    if (h2_) {
+      h2_->onDrain();
+    } else if (idle_) {
       error_code ec;
       client_.cancel(ec);
     }
@@ -87,8 +108,16 @@ class HttpSession final : public SessionBase, public RequestPipeline {
     return req_.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
   }
   Task<bool> handshake();
+  // Serves the rest of the connection as HTTP/2, starting with what was read already.
+  Task<void> runHttp2(std::string_view received);
+  // The first bytes are the HTTP/2 preface (or, so far, a prefix of it).
+  bool startsHttp2Preface() const;
 
   ConnectionInfo conn_info_;  // RequestPipeline keeps a reference: set up before any request
+  config::Http2Config http2_;
+  std::string listener_address_;
+  std::unique_ptr<Http2Connection> h2_;
+  bool first_request_ = true;
   Socket client_;
   IoBuffer in_;
   std::optional<TlsStream> tls_;
@@ -120,6 +149,10 @@ Task<void> HttpSession::run() {
     client_.close(ec);
     co_return;
   }
+  if (conn_info_.peer.alpn == "h2") {
+    co_await runHttp2({});
+    co_return;
+  }
   for (;;) {
     // Limits come from the snapshot current when each request starts.
     loadLimits();
@@ -133,8 +166,12 @@ Task<void> HttpSession::run() {
     http::ParseResult pr;
     std::size_t scanned = 0;
     bool first_line_seen = false;
+    bool http2 = false;
     for (;;) {
-      if (!in_.empty()) {
+      if (first_request_ && !in_.empty() && startsHttp2Preface()) {
+        http2 = in_.size() >= Http2Connection::kPreface.size();
+        if (http2) break;
+      } else if (!in_.empty()) {
         // Parse when the head may be complete, or once to refuse an over-long first line
         // early (414/431). Never on every read: a dribbled head must not cost quadratic time.
         const bool long_first_line = !first_line_seen && in_.size() > limits_.head.max_uri_bytes;
@@ -175,6 +212,11 @@ Task<void> HttpSession::run() {
     }
     disarmOp();
     idle_ = false;
+    if (http2) {
+      co_await runHttp2(in_.readable());
+      co_return;
+    }
+    first_request_ = false;
     if (pr.status == http::ParseStatus::Error) {
       w_.stats.bad_requests.add();
       beginRequest();
@@ -216,6 +258,25 @@ bool HttpSession::skipBufferedBody() {
   }
 }
 
+bool HttpSession::startsHttp2Preface() const {
+  if (conn_info_.tls || !http2_.enabled) return false;
+  std::string_view got = in_.readable();
+  std::string_view preface = Http2Connection::kPreface;
+  return preface.substr(0, std::min(got.size(), preface.size())) ==
+         got.substr(0, std::min(got.size(), preface.size()));
+}
+
+Task<void> HttpSession::runHttp2(std::string_view received) {
+  h2_ = std::make_unique<Http2Connection>(w_, client_, clientTls(), conn_info_, http2_,
+                                          listener_address_);
+  idle_ = false;
+  co_await h2_->run(received);
+  h2_.reset();
+  error_code ec;
+  client_.shutdown(Socket::shutdown_send, ec);
+  client_.close(ec);
+}
+
 Task<bool> HttpSession::writeLocalReply(const std::string& body, bool close) {
   const bool head = req_.method == "HEAD";
   const bool keep = !close && req_.keep_alive && !w_.draining;
@@ -243,9 +304,8 @@ Task<bool> HttpSession::sendContinue() {
   co_return !ec;
 }
 
-Task<void> runSession(WorkerContext& worker, Socket socket,
-                      std::shared_ptr<const tls::ServerContext> tls) {
-  HttpSession session(worker, std::move(socket), std::move(tls));
+Task<void> runSession(WorkerContext& worker, Socket socket, ListenerSettings listener) {
+  HttpSession session(worker, std::move(socket), std::move(listener));
   try {
     co_await session.run();
   } catch (const std::exception& e) {
@@ -256,10 +316,17 @@ Task<void> runSession(WorkerContext& worker, Socket socket,
 
 }  // namespace
 
-void startHttpSession(WorkerContext& worker, Socket socket,
-                      std::shared_ptr<const tls::ServerContext> tls) {
-  asio::co_spawn(worker.io.get_executor(), runSession(worker, std::move(socket), std::move(tls)),
-                 asio::detached);
+void startHttpSession(WorkerContext& worker, Socket socket, const server::Listener* listener) {
+  ListenerSettings settings;
+  if (listener) {
+    settings.tls = listener->tls;
+    settings.http2 = listener->cfg->http2;
+    settings.address = listener->cfg->listen;
+  } else {
+    settings.http2.enabled = false;
+  }
+  asio::co_spawn(worker.io.get_executor(),
+                 runSession(worker, std::move(socket), std::move(settings)), asio::detached);
 }
 
 }  // namespace portico::proxy

@@ -10,8 +10,9 @@
 namespace portico::proxy {
 
 // Spawns the session coroutine on the worker's loop; it owns the socket until it closes.
-// With `tls`, the session first completes a TLS handshake (within header_timeout).
-void startHttpSession(WorkerContext& worker, Socket socket,
-                      std::shared_ptr<const tls::ServerContext> tls = nullptr);
+// On a TLS listener the session first completes a TLS handshake (within header_timeout), and
+// turns into HTTP/2 when ALPN chose h2; on a plain one, the HTTP/2 preface as the first bytes
+// (h2c with prior knowledge) does the same. `listener` may be null (removed by a reload).
+void startHttpSession(WorkerContext& worker, Socket socket, const server::Listener* listener);
 
 }  // namespace portico::proxy

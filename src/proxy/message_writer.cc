@@ -158,6 +158,30 @@ void writeResponseHead(std::string& out, const http::ResponseHead& resp,
   out.append("\r\n");
 }
 
+void writeHttp2ResponseFields(http::HeaderList& out, const http::ResponseHead& resp) {
+  out.clear();
+  const bool has_connection = resp.headers.has(http::HeaderId::Connection);
+  const std::string* via = nullptr;
+  std::string name;
+  for (const auto& h : resp.headers) {
+    if (dropped(h, resp.headers, has_connection)) continue;
+    if (h.id == http::HeaderId::Via) {
+      via = &h.value;
+      continue;
+    }
+    name = h.name;
+    http::toLower(name);
+    out.add(name, h.value);
+  }
+  std::string via_value = via ? *via + ", " : std::string();
+  via_value += viaElement(resp.version_minor);
+  out.add("via", via_value);
+  const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+  if (resp.framing == http::BodyFraming::ContentLength || resp.content_length > 0 ||
+      (!bodiless && resp.framing == http::BodyFraming::None))
+    out.add("content-length", std::to_string(resp.content_length));
+}
+
 std::string errorBody(int status, std::string_view reason, std::string_view request_id) {
   std::string out = "{\"error\":";
   appendJsonString(out, reason);

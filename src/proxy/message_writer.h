@@ -34,6 +34,10 @@ struct ResponseFraming {
 void writeResponseHead(std::string& out, const http::ResponseHead& resp,
                        const ResponseFraming& framing);
 
+// The same response as HTTP/2 fields (names lower-case, no connection-specific ones; the
+// status travels as :status, added by the codec).
+void writeHttp2ResponseFields(http::HeaderList& out, const http::ResponseHead& resp);
+
 // {"error": "...", "status": N, "request_id": "..."}
 std::string errorBody(int status, std::string_view reason, std::string_view request_id);
 

@@ -50,7 +50,7 @@ struct Worker::Impl {
       // The listener's TLS context from the snapshot current now: a replaced certificate is
       // used by new connections while established ones keep theirs.
       const server::Listener* listener = ctx.snapshot->findListener(address);
-      proxy::startHttpSession(ctx, std::move(socket), listener ? listener->tls : nullptr);
+      proxy::startHttpSession(ctx, std::move(socket), listener);
     }
   }
 

@@ -43,13 +43,14 @@ std::vector<std::string> dnsNames(X509* cert) {
   return names;
 }
 
+// `arg` is non-null when the listener offers h2: then it is preferred over http/1.1.
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void*) {
-  // HTTP/2 is offered once the h2 codec lands; until then only http/1.1 is negotiated.
-  static const unsigned char kProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+               unsigned int inlen, void* arg) {
+  static const unsigned char kBoth[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  const unsigned char* ours = arg ? kBoth : kBoth + 3;
+  const unsigned int ours_len = arg ? sizeof kBoth : sizeof kBoth - 3;
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kProtocols, sizeof kProtocols, in, inlen) !=
-      OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto(&selected, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
@@ -100,7 +101,8 @@ struct ServerContext::Impl {
     if (!cfg.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, cfg.ciphersuites.c_str()) != 1)
       return makeError("ciphersuites \"" + cfg.ciphersuites + "\": " + opensslError());
     if (auto ok = useCertificate(ctx, cert.cert, cert.key); !ok) return ok.error();
-    SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, nullptr);
+    static int offer_h2_marker = 1;
+    SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, cfg.offer_h2 ? &offer_h2_marker : nullptr);
     // Resumption by session cache and tickets; the id context is required once peers are
     // verified, and is the same for every certificate of the listener.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

@@ -76,7 +76,7 @@ def test_alpn_and_minimum_version(portico, upstreams, pki, tmp_path):
     ctx.set_alpn_protocols(["h2", "http/1.1"])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname="v13.test") as s:
-            assert s.version() == "TLSv1.3" and s.selected_alpn_protocol() == "http/1.1"
+            assert s.version() == "TLSv1.3" and s.selected_alpn_protocol() == "h2"
     old = ssl.create_default_context(cafile=pki.ca_file)
     old.maximum_version = ssl.TLSVersion.TLSv1_2
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:

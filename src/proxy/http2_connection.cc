@@ -1,0 +1,561 @@
+#include "proxy/http2_connection.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <charconv>
+#include <cstring>
+#include <unordered_map>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "http2/server_codec.h"
+#include "proxy/message_writer.h"
+
+namespace portico::proxy {
+namespace {
+
+using boost::system::error_code;
+
+// A response waits while more than this is queued for its stream and not yet framed: the
+// client's flow-control window decides how fast it drains.
+constexpr std::size_t kStreamHighWater = 64 * 1024;
+
+http2::Limits codecLimits(const config::Http2Config& c) {
+  http2::Limits l;
+  l.max_concurrent_streams = c.max_concurrent_streams;
+  l.initial_window = c.initial_window;
+  l.connection_window = c.connection_window;
+  l.max_frame_size = c.max_frame_size;
+  l.max_header_list_bytes = c.max_header_list_bytes;
+  l.max_resets_per_second = c.max_resets_per_second;
+  return l;
+}
+
+bool sameHttp2Settings(const config::Http2Config& a, const config::Http2Config& b) {
+  return a.enabled == b.enabled && a.max_concurrent_streams == b.max_concurrent_streams &&
+         a.initial_window == b.initial_window && a.connection_window == b.connection_window &&
+         a.max_frame_size == b.max_frame_size &&
+         a.max_header_list_bytes == b.max_header_list_bytes &&
+         a.max_resets_per_second == b.max_resets_per_second;
+}
+
+}  // namespace
+
+class Http2Stream;
+
+class Http2Connection::Impl final : public http2::ServerCodec::Handler {
+ public:
+  Impl(WorkerContext& w, Socket& socket, TlsStream* tls, const ConnectionInfo& conn,
+       const config::Http2Config& cfg, std::string listener_address)
+      : w(w),
+        socket(socket),
+        tls(tls),
+        conn(conn),
+        cfg(cfg),
+        listener_address(std::move(listener_address)),
+        codec(*this, codecLimits(cfg)),
+        write_wake(w.io.get_executor(), Clock::time_point::max()),
+        done_wake(w.io.get_executor(), Clock::time_point::max()),
+        snapshot(w.snapshot.get()) {}
+
+  Task<void> run(std::string_view received);
+  Task<void> writer();
+  void flush() { write_wake.cancel(); }
+  void checkDeadline(Clock::time_point now);
+  void goAway();
+  void streamFinished(std::int32_t id);
+  void afterOutput();
+
+  // ServerCodec::Handler
+  void onRequest(std::int32_t id, http2::Request request, bool end_stream) override;
+  void onRequestData(std::int32_t id, std::string_view data) override;
+  void onRequestEnd(std::int32_t id) override;
+  void onStreamClosed(std::int32_t id, std::uint32_t error_code) override;
+
+  WorkerContext& w;
+  Socket& socket;
+  TlsStream* tls;
+  const ConnectionInfo& conn;
+  config::Http2Config cfg;
+  std::string listener_address;
+  http2::ServerCodec codec;
+  std::unordered_map<std::int32_t, std::unique_ptr<Http2Stream>> streams;
+  std::size_t running = 0;        // stream pipelines not finished
+  std::size_t drain_waiters = 0;  // streams waiting for their queued response to drain
+  Timer write_wake;               // cancelled to wake the writer
+  Timer done_wake;                // cancelled when the writer or the last pipeline ends
+  bool closing = false;           // no more reads; the writer flushes and stops
+  bool writer_done = false;
+  bool going_away = false;
+  Clock::time_point idle_deadline = Clock::time_point::max();
+  const server::Snapshot* snapshot;  // the one last checked for listener changes
+  IoBuffer in{16 * 1024};
+  std::vector<asio::const_buffer> rest;
+};
+
+// One request on the connection. Its pipeline runs as a coroutine of its own; the connection
+// feeds it body bytes and close events, and frames what it answers.
+class Http2Stream final : public RequestPipeline, public Http2Responder {
+ public:
+  Http2Stream(Http2Connection::Impl& c, std::int32_t id, http2::Request request, bool ended)
+      : RequestPipeline(c.w, c.conn),
+        c_(c),
+        id_(id),
+        h2req_(std::move(request)),
+        ended_(ended),
+        signal_(c.w.io.get_executor(), Clock::time_point::max()),
+        body_(16 * 1024) {}
+
+  Task<void> run();
+
+  void onData(std::string_view data) {
+    if (finished) {  // nobody will read it: open the window at once
+      c_.codec.consume(id_, data.size());
+      return;
+    }
+    queue_.append(data);
+    wake();
+  }
+  void onEnd() {
+    ended_ = true;
+    wake();
+  }
+  void onClosed() {
+    closed_ = true;
+    wake();
+  }
+  // The connection is gone: whatever the pipeline waits for fails now.
+  void abandon() {
+    gone_ = true;
+    wake();
+    checkDeadline(Clock::time_point::max());  // cancels the upstream socket too
+  }
+  void wake() { signal_.cancel(); }
+  bool waitingForDrain() const { return waiting_drain_; }
+  bool finished = false;
+  bool closed() const { return closed_; }
+
+  // SessionIo
+  Socket& client() override { return c_.socket; }
+  TlsStream* clientTls() override { return c_.tls; }
+  Http2Responder* http2() override { return this; }
+  IoBuffer& clientBuffer() override { return body_; }
+  Task<std::size_t> readClient(asio::mutable_buffer space, error_code& ec) override;
+  Task<bool> sendContinue() override {
+    if (!closed_ && !gone_) {
+      c_.codec.sendInterim(id_, 100);
+      c_.flush();
+    }
+    co_return !closed_ && !gone_;
+  }
+
+  // Http2Responder
+  bool sendHead(const http::ResponseHead& resp, bool end_stream) override;
+  Task<bool> sendData(std::string_view data, bool end_stream) override;
+  bool sendTrailers(const http::HeaderList& trailers) override;
+
+ private:
+  void cancelClientIo() override { wake(); }
+  bool skipBufferedBody() override { return true; }  // the rest of the body is discarded
+  Task<bool> writeLocalReply(const std::string& body, bool close) override;
+  std::string_view protocol() const override { return "HTTP/2"; }
+
+  bool buildRequest();
+  std::size_t takeBody(asio::mutable_buffer space);
+  Task<bool> wait();
+  bool usable() const { return !closed_ && !gone_; }
+
+  Http2Connection::Impl& c_;
+  std::int32_t id_;
+  http2::Request h2req_;
+  bool ended_;
+  bool closed_ = false;
+  bool gone_ = false;
+  bool end_sent_ = false;
+  bool head_sent_ = false;
+  bool waiting_drain_ = false;
+  bool final_chunk_sent_ = false;
+  Timer signal_;
+  IoBuffer body_;
+  std::string queue_;  // body bytes received and not yet taken
+  std::size_t queue_pos_ = 0;
+  http::HeaderList fields_;
+};
+
+// ---- stream ----
+
+bool Http2Stream::buildRequest() {
+  req_.clear();
+  req_.method = std::move(h2req_.method);
+  req_.target = std::move(h2req_.path);
+  req_.headers = std::move(h2req_.headers);
+  req_.version_minor = 1;
+  req_.keep_alive = true;
+  if (req_.target.empty() || req_.target.front() != '/') return false;
+  const auto q = req_.target.find('?');
+  req_.path = req_.target.substr(0, q);
+  if (q != std::string::npos) req_.query = req_.target.substr(q + 1);
+  if (!h2req_.authority.empty()) {
+    req_.host = std::move(h2req_.authority);
+    http::toLower(req_.host);
+    if (!req_.headers.has(http::HeaderId::Host)) req_.headers.add("host", req_.host);
+  } else if (const std::string* host = req_.headers.find(http::HeaderId::Host)) {
+    req_.host = *host;
+    http::toLower(req_.host);
+  }
+  if (const std::string* expect = req_.headers.find(http::HeaderId::Expect))
+    req_.expect_continue = http::equalsIgnoreCase(*expect, "100-continue");
+
+  // Body framing towards an HTTP/1 upstream: a body already complete goes with its length
+  // (and can be replayed on a retry); one still arriving keeps the client's content-length,
+  // or is chunked.
+  const std::size_t queued = queue_.size() - queue_pos_;
+  if (ended_) {
+    if (queued == 0) {
+      req_.framing = http::BodyFraming::None;
+    } else {
+      req_.framing = http::BodyFraming::ContentLength;
+      req_.content_length = queued;
+      if (queued <= limits_.max_body_bytes) {
+        body_.reserve(queued);
+        std::memcpy(body_.writePtr(), queue_.data() + queue_pos_, queued);
+        body_.commit(queued);
+        queue_.clear();
+        queue_pos_ = 0;
+        c_.codec.consume(id_, queued);
+      }
+    }
+  } else if (const std::string* cl = req_.headers.find(http::HeaderId::ContentLength)) {
+    std::uint64_t n = 0;
+    auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
+    if (ec != std::errc() || p != cl->data() + cl->size()) return false;
+    req_.framing = http::BodyFraming::ContentLength;
+    req_.content_length = n;
+  } else {
+    req_.framing = http::BodyFraming::Chunked;
+  }
+  return true;
+}
+
+Task<void> Http2Stream::run() {
+  loadLimits();
+  beginRequest();
+  if (!buildRequest()) {
+    w_.stats.bad_requests.add();
+    createFilters(w_.snapshot->global_filters);
+    co_await replyError(400, "invalid request", true);
+  } else {
+    co_await handleRequest();
+  }
+  if (!end_sent_ && usable()) {
+    // The response was cut short (or never started): the client must not take it as whole.
+    c_.codec.resetStream(id_, head_sent_ ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_CANCEL);
+    c_.flush();
+  }
+  endRequest();
+  finished = true;
+  // Body bytes nobody will read: give the window back.
+  if (queue_.size() > queue_pos_) c_.codec.consume(id_, queue_.size() - queue_pos_);
+  queue_.clear();
+  queue_pos_ = 0;
+  c_.flush();
+}
+
+Task<bool> Http2Stream::wait() {
+  error_code ec;
+  co_await signal_.async_wait(asio::redirect_error(kUseAwaitable, ec));
+  co_return !timed_out_ && !totalExpired();
+}
+
+std::size_t Http2Stream::takeBody(asio::mutable_buffer space) {
+  char* out = static_cast<char*>(space.data());
+  const std::size_t cap = space.size();
+  std::size_t written = 0;
+  std::size_t avail = queue_.size() - queue_pos_;
+  std::size_t taken = 0;
+  if (req_.framing != http::BodyFraming::Chunked) {
+    taken = std::min(cap, avail);
+    std::memcpy(out, queue_.data() + queue_pos_, taken);
+    written = taken;
+  } else {
+    // Re-framed as chunks: "<hex size>\r\n<data>\r\n", then "0\r\n\r\n" at the end.
+    if (avail > 0 && cap > 32) {
+      taken = std::min(cap - 32, avail);
+      int len = std::snprintf(out, 24, "%zx\r\n", taken);
+      written = static_cast<std::size_t>(len);
+      std::memcpy(out + written, queue_.data() + queue_pos_, taken);
+      written += taken;
+      std::memcpy(out + written, "\r\n", 2);
+      written += 2;
+    }
+    if (ended_ && avail == taken && !final_chunk_sent_ && cap - written >= 5) {
+      std::memcpy(out + written, "0\r\n\r\n", 5);
+      written += 5;
+      final_chunk_sent_ = true;
+    }
+  }
+  queue_pos_ += taken;
+  if (queue_pos_ == queue_.size()) {
+    queue_.clear();
+    queue_pos_ = 0;
+  }
+  if (taken) {
+    c_.codec.consume(id_, taken);  // the client may send as much again
+    c_.flush();
+  }
+  return written;
+}
+
+Task<std::size_t> Http2Stream::readClient(asio::mutable_buffer space, error_code& ec) {
+  for (;;) {
+    if (!usable()) {
+      ec = asio::error::connection_reset;
+      co_return 0;
+    }
+    const bool more_framing = req_.framing == http::BodyFraming::Chunked && !final_chunk_sent_;
+    if (queue_.size() > queue_pos_ || (ended_ && more_framing)) break;
+    if (ended_) {
+      ec = asio::error::eof;
+      co_return 0;
+    }
+    const bool woke = co_await wait();
+    if (!woke) {
+      ec = asio::error::timed_out;
+      co_return 0;
+    }
+  }
+  co_return takeBody(space);
+}
+
+bool Http2Stream::sendHead(const http::ResponseHead& resp, bool end_stream) {
+  if (!usable()) return false;
+  writeHttp2ResponseFields(fields_, resp);
+  if (!c_.codec.respond(id_, resp.status, fields_, end_stream)) return false;
+  head_sent_ = true;
+  end_sent_ = end_stream;
+  c_.flush();
+  return true;
+}
+
+Task<bool> Http2Stream::sendData(std::string_view data, bool end_stream) {
+  if (!usable()) co_return false;
+  c_.codec.sendData(id_, data, end_stream);
+  end_sent_ = end_sent_ || end_stream;
+  c_.flush();
+  while (c_.codec.pendingBytes(id_) > kStreamHighWater) {
+    waiting_drain_ = true;
+    ++c_.drain_waiters;
+    const bool woke = co_await wait();
+    waiting_drain_ = false;
+    --c_.drain_waiters;
+    if (!woke) {
+      w_.stats.http2_stream_stalls.add();
+      co_return false;
+    }
+    if (!usable()) co_return false;
+  }
+  co_return true;
+}
+
+bool Http2Stream::sendTrailers(const http::HeaderList& trailers) {
+  if (!usable()) return false;
+  fields_.clear();
+  std::string name;
+  for (const auto& t : trailers) {
+    name = t.name;
+    http::toLower(name);
+    fields_.add(name, t.value);
+  }
+  c_.codec.sendTrailers(id_, fields_);
+  end_sent_ = true;
+  c_.flush();
+  return true;
+}
+
+Task<bool> Http2Stream::writeLocalReply(const std::string& body, bool) {
+  const bool no_body = body.empty() || req_.method == "HEAD";
+  if (!sendHead(resp_, no_body)) co_return false;
+  if (no_body) co_return true;
+  armOp(limits_.idle_timeout);
+  const bool sent = co_await sendData(body, true);
+  disarmOp();
+  ctx_.bytes_sent += body.size();
+  co_return sent;
+}
+
+// ---- connection ----
+
+void Http2Connection::Impl::onRequest(std::int32_t id, http2::Request request, bool end_stream) {
+  if (going_away) {  // after GOAWAY only streams it announced are served
+    codec.resetStream(id, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  w.stats.http2_streams.add();
+  auto stream = std::make_unique<Http2Stream>(*this, id, std::move(request), end_stream);
+  Http2Stream* s = stream.get();
+  streams[id] = std::move(stream);
+  ++running;
+  idle_deadline = Clock::time_point::max();
+  asio::co_spawn(
+      w.io.get_executor(),
+      [](Impl& self, Http2Stream* s, std::int32_t id) -> Task<void> {
+        try {
+          co_await s->run();
+        } catch (const std::exception& e) {
+          spdlog::error("HTTP/2 stream ended by an exception: {}", e.what());
+        }
+        self.streamFinished(id);
+      }(*this, s, id),
+      asio::detached);
+}
+
+void Http2Connection::Impl::onRequestData(std::int32_t id, std::string_view data) {
+  auto it = streams.find(id);
+  if (it == streams.end()) {
+    codec.consume(id, data.size());
+    return;
+  }
+  it->second->onData(data);
+}
+
+void Http2Connection::Impl::onRequestEnd(std::int32_t id) {
+  if (auto it = streams.find(id); it != streams.end()) it->second->onEnd();
+}
+
+void Http2Connection::Impl::onStreamClosed(std::int32_t id, std::uint32_t) {
+  auto it = streams.find(id);
+  if (it == streams.end()) return;
+  if (it->second->finished) {
+    streams.erase(it);
+  } else {
+    it->second->onClosed();
+  }
+}
+
+void Http2Connection::Impl::streamFinished(std::int32_t id) {
+  auto it = streams.find(id);
+  if (it != streams.end() && it->second->closed()) streams.erase(it);
+  if (--running == 0) {
+    idle_deadline = coarseNow() + w.snapshot->config.server.limits.idle_timeout;
+    done_wake.cancel();
+  }
+  flush();
+}
+
+// After frames left: responses waiting for their queue to drain may go on, and a connection
+// with nothing left to do (after GOAWAY) stops reading.
+void Http2Connection::Impl::afterOutput() {
+  if (drain_waiters > 0) {
+    for (auto& [id, s] : streams)
+      if (s->waitingForDrain() && codec.pendingBytes(id) <= kStreamHighWater) s->wake();
+  }
+  if (!closing && codec.wantsClose()) {
+    closing = true;
+    error_code ec;
+    socket.cancel(ec);
+  }
+}
+
+Task<void> Http2Connection::Impl::writer() {
+  error_code ec;
+  for (;;) {
+    std::string_view out = codec.output();
+    afterOutput();
+    if (out.empty()) {
+      if (closing && running == 0) break;
+      co_await write_wake.async_wait(asio::redirect_error(kUseAwaitable, ec));
+      continue;
+    }
+    std::size_t n = 0;
+    if (tls) {
+      n = co_await writeAll(socket, tls, asio::buffer(out), ec);
+    } else {
+      n = writeNow(socket, asio::buffer(out), rest, ec);
+      if (!ec && !rest.empty()) n += co_await writeAll(socket, nullptr, rest, ec);
+    }
+    codec.consumeOutput(n);
+    if (ec) {  // the peer is gone: reads fail too, and every stream is abandoned
+      closing = true;
+      socket.cancel(ec);
+      break;
+    }
+  }
+  writer_done = true;
+  done_wake.cancel();
+}
+
+void Http2Connection::Impl::goAway() {
+  if (going_away) return;
+  going_away = true;
+  codec.goAway();
+  flush();
+}
+
+void Http2Connection::Impl::checkDeadline(Clock::time_point now) {
+  for (auto& [id, s] : streams)
+    if (!s->finished) s->checkDeadline(now);
+  if (now >= idle_deadline && running == 0) {
+    idle_deadline = Clock::time_point::max();
+    goAway();
+  }
+  // A reload that changed (or removed) this listener's HTTP/2 settings: clients reconnect to
+  // get the new ones, after the streams in flight.
+  if (w.snapshot.get() != snapshot) {
+    snapshot = w.snapshot.get();
+    const server::Listener* l = snapshot->findListener(listener_address);
+    if (!l || !sameHttp2Settings(l->cfg->http2, cfg)) goAway();
+  }
+}
+
+Task<void> Http2Connection::Impl::run(std::string_view received) {
+  w.stats.http2_connections.add();
+  idle_deadline = coarseNow() + w.snapshot->config.server.limits.idle_timeout;
+  asio::co_spawn(w.io.get_executor(), writer(), asio::detached);
+  bool ok = codec.receive(received, coarseNow());
+  flush();
+  error_code ec;
+  while (ok && !closing) {
+    std::size_t n = co_await readSome(socket, tls, asio::buffer(in.writePtr(), in.writable()), ec);
+    if (ec || n == 0) break;
+    ok = codec.receive(std::string_view(in.writePtr(), n), coarseNow());
+    flush();
+  }
+  if (!ok) w.stats.http2_protocol_closes.add();
+  closing = true;
+  // Nothing more will arrive: streams still waiting for the client end now; those relaying a
+  // response find their stream gone.
+  if (!ok || !writer_done) {
+    for (auto& [id, s] : streams)
+      if (!s->finished) s->abandon();
+  }
+  while (running > 0 || !writer_done) {
+    flush();
+    co_await done_wake.async_wait(asio::redirect_error(kUseAwaitable, ec));
+  }
+}
+
+// ---- public face ----
+
+Http2Connection::Http2Connection(WorkerContext& w, Socket& socket, TlsStream* tls,
+                                 const ConnectionInfo& conn, const config::Http2Config& cfg,
+                                 std::string listener_address)
+    : impl_(std::make_unique<Impl>(w, socket, tls, conn, cfg, std::move(listener_address))) {}
+
+Http2Connection::~Http2Connection() = default;
+
+Task<void> Http2Connection::run(std::string_view received) {
+  return impl_->run(received);
+}
+
+void Http2Connection::checkDeadline(Clock::time_point now) {
+  impl_->checkDeadline(now);
+}
+
+void Http2Connection::onDrain() {
+  impl_->goAway();
+}
+
+}  // namespace portico::proxy
