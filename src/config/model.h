@@ -116,7 +116,11 @@ struct UpstreamTlsConfig {
   bool verify = true;
   std::string client_cert;  // mTLS to the backend
   std::string client_key;
+  bool alpn_h2 = false;  // offer only h2 by ALPN (from the upstream's protocol, not a key here)
 };
+
+// How Portico talks to an upstream's targets.
+enum class UpstreamProtocol { Http1, H2, H2c };
 
 struct UpstreamConfig {
   std::string name;
@@ -127,6 +131,7 @@ struct UpstreamConfig {
   RetryConfig retries;
   PoolConfig pool;
   std::optional<UpstreamTlsConfig> tls;
+  UpstreamProtocol protocol = UpstreamProtocol::Http1;
   std::string path;  // config path for messages, e.g. "upstreams[0]"
 };
 

@@ -338,6 +338,21 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
       d.add(tr.path(), "give both client_cert and client_key, or neither");
     u.tls = std::move(tls);
   }
+  std::string protocol;
+  if (r.string("protocol", protocol) && !protocol.empty()) {
+    if (protocol == "http1") {
+      u.protocol = UpstreamProtocol::Http1;
+    } else if (protocol == "h2") {
+      u.protocol = UpstreamProtocol::H2;
+      if (!u.tls) d.add(r.childPath("protocol"), "h2 needs a tls block (h2c is HTTP/2 in clear)");
+    } else if (protocol == "h2c") {
+      u.protocol = UpstreamProtocol::H2c;
+      if (u.tls) d.add(r.childPath("protocol"), "h2c is HTTP/2 in clear: use h2 with tls");
+    } else {
+      d.add(r.childPath("protocol"), "unknown protocol \"" + protocol + "\" (http1, h2, h2c)");
+    }
+  }
+  if (u.tls) u.tls->alpn_h2 = u.protocol == UpstreamProtocol::H2;
   if (const json* p = r.get("pool")) {
     ObjectReader pr(*p, r.childPath("pool"), d);
     pr.number("max_idle", 0, 100000, u.pool.max_idle);

@@ -1,34 +1,20 @@
 #include "http2/server_codec.h"
 
+#include "http2/outbound.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include <cstring>
 
 namespace portico::http2 {
 
+using detail::makeNv;
+
 struct ServerCodec::Stream {
   Request request;
   std::size_t header_bytes = 0;
-  std::string pending;  // response body not yet taken by nghttp2
-  bool body_ended = false;
-  bool has_trailers = false;
-  http::HeaderList trailers;
-  bool data_deferred = false;
+  detail::Outbound body;  // response body not yet taken by nghttp2
 };
-
-namespace {
-
-nghttp2_nv makeNv(std::string_view name, std::string_view value) {
-  nghttp2_nv nv;
-  nv.name = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
-  nv.namelen = name.size();
-  nv.value = reinterpret_cast<uint8_t*>(const_cast<char*>(value.data()));
-  nv.valuelen = value.size();
-  nv.flags = NGHTTP2_NV_FLAG_NONE;  // nghttp2 copies names and values
-  return nv;
-}
-
-}  // namespace
 
 struct Callbacks {
   // CONTINUATION floods (CVE-2024-27316 and kin): a header block spread over more frames than
@@ -135,25 +121,7 @@ struct Callbacks {
     auto& c = ServerCodec::self(user);
     auto it = c.streams_.find(stream_id);
     if (it == c.streams_.end()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    auto& s = *it->second;
-    const size_t n = std::min(length, s.pending.size());
-    std::memcpy(buf, s.pending.data(), n);
-    s.pending.erase(0, n);
-    if (s.pending.empty()) {
-      if (s.body_ended) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (s.has_trailers) {
-          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-          std::vector<nghttp2_nv> nva;
-          for (const auto& h : s.trailers) nva.push_back(makeNv(h.name, h.value));
-          nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size());
-        }
-      } else if (n == 0) {
-        s.data_deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-      }
-    }
-    return static_cast<ssize_t>(n);
+    return detail::Outbound::read(session, stream_id, buf, length, flags, it->second->body);
   }
 };
 
@@ -224,22 +192,14 @@ bool ServerCodec::respond(std::int32_t stream, int status, const http::HeaderLis
 
 void ServerCodec::sendData(std::int32_t stream, std::string_view data, bool end_stream) {
   auto it = streams_.find(stream);
-  if (it == streams_.end()) return;
-  auto& s = *it->second;
-  s.pending.append(data);
-  s.body_ended = s.body_ended || end_stream;
-  if (s.data_deferred) {
-    s.data_deferred = false;
-    nghttp2_session_resume_data(session_, stream);
-  }
+  if (it != streams_.end()) it->second->body.queue(session_, stream, data, end_stream);
 }
 
 void ServerCodec::sendTrailers(std::int32_t stream, const http::HeaderList& trailers) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
-  it->second->has_trailers = true;
-  it->second->trailers = trailers;
-  sendData(stream, {}, true);
+  it->second->body.setTrailers(trailers);
+  it->second->body.queue(session_, stream, {}, true);
 }
 
 void ServerCodec::sendInterim(std::int32_t stream, int status) {
@@ -250,7 +210,7 @@ void ServerCodec::sendInterim(std::int32_t stream, int status) {
 
 std::size_t ServerCodec::pendingBytes(std::int32_t stream) const {
   auto it = streams_.find(stream);
-  return it == streams_.end() ? 0 : it->second->pending.size();
+  return it == streams_.end() ? 0 : it->second->body.pending();
 }
 
 void ServerCodec::resetStream(std::int32_t stream, std::uint32_t error_code) {
@@ -263,26 +223,12 @@ void ServerCodec::goAway() {
                         nullptr, 0);
 }
 
-void ServerCodec::fillOutput() {
-  if (out_pos_ == out_.size()) {
-    out_.clear();
-    out_pos_ = 0;
-  }
-  for (;;) {
-    const uint8_t* data = nullptr;
-    ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n <= 0) break;
-    out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-  }
-}
-
 std::string_view ServerCodec::output() {
-  fillOutput();
-  return std::string_view(out_).substr(out_pos_);
+  return output_.fill(session_);
 }
 
 void ServerCodec::consumeOutput(std::size_t n) {
-  out_pos_ = std::min(out_.size(), out_pos_ + n);
+  output_.consume(n);
 }
 
 bool ServerCodec::wantsClose() const {

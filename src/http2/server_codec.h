@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "http/header_list.h"
+#include "http2/outbound.h"
 
 typedef struct nghttp2_session nghttp2_session;
 
@@ -95,14 +96,12 @@ class ServerCodec {
  private:
   struct Stream;
   static ServerCodec& self(void* user_data) { return *static_cast<ServerCodec*>(user_data); }
-  void fillOutput();
 
   Handler& handler_;
   Limits limits_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::unique_ptr<Stream>> streams_;
-  std::string out_;
-  std::size_t out_pos_ = 0;
+  detail::FrameOutput output_;
   Stats stats_;
   bool failed_ = false;
   std::deque<Clock::time_point> reset_times_;

@@ -98,7 +98,7 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
 
 // One request on the connection. Its pipeline runs as a coroutine of its own; the connection
 // feeds it body bytes and close events, and frames what it answers.
-class Http2Stream final : public RequestPipeline, public Http2Responder {
+class Http2Stream final : public RequestPipeline, public ResponseStream {
  public:
   Http2Stream(Http2Connection::Impl& c, std::int32_t id, http2::Request request, bool ended)
       : RequestPipeline(c.w, c.conn),
@@ -141,7 +141,7 @@ class Http2Stream final : public RequestPipeline, public Http2Responder {
   // SessionIo
   Socket& client() override { return c_.socket; }
   TlsStream* clientTls() override { return c_.tls; }
-  Http2Responder* http2() override { return this; }
+  ResponseStream* responseStream() override { return this; }
   IoBuffer& clientBuffer() override { return body_; }
   Task<std::size_t> readClient(asio::mutable_buffer space, error_code& ec) override;
   Task<bool> sendContinue() override {
@@ -152,10 +152,17 @@ class Http2Stream final : public RequestPipeline, public Http2Responder {
     co_return !closed_ && !gone_;
   }
 
-  // Http2Responder
-  bool sendHead(const http::ResponseHead& resp, bool end_stream) override;
+  void cancelRead() override {
+    read_cancelled_ = true;
+    wake();
+  }
+
+  // ResponseStream
+  Task<bool> sendHead(const http::ResponseHead& resp, bool end_stream) override {
+    co_return head(resp, end_stream);
+  }
   Task<bool> sendData(std::string_view data, bool end_stream) override;
-  bool sendTrailers(const http::HeaderList& trailers) override;
+  Task<bool> sendTrailers(const http::HeaderList& fields) override { co_return trailers(fields); }
 
  private:
   void cancelClientIo() override { wake(); }
@@ -163,6 +170,8 @@ class Http2Stream final : public RequestPipeline, public Http2Responder {
   Task<bool> writeLocalReply(const std::string& body, bool close) override;
   std::string_view protocol() const override { return "HTTP/2"; }
 
+  bool head(const http::ResponseHead& resp, bool end_stream);
+  bool trailers(const http::HeaderList& trailers);
   bool buildRequest();
   std::size_t takeBody(asio::mutable_buffer space);
   Task<bool> wait();
@@ -178,6 +187,7 @@ class Http2Stream final : public RequestPipeline, public Http2Responder {
   bool head_sent_ = false;
   bool waiting_drain_ = false;
   bool final_chunk_sent_ = false;
+  bool read_cancelled_ = false;
   Timer signal_;
   IoBuffer body_;
   std::string queue_;  // body bytes received and not yet taken
@@ -315,6 +325,11 @@ Task<std::size_t> Http2Stream::readClient(asio::mutable_buffer space, error_code
       ec = asio::error::connection_reset;
       co_return 0;
     }
+    if (read_cancelled_) {
+      read_cancelled_ = false;
+      ec = asio::error::operation_aborted;
+      co_return 0;
+    }
     const bool more_framing = req_.framing == http::BodyFraming::Chunked && !final_chunk_sent_;
     if (queue_.size() > queue_pos_ || (ended_ && more_framing)) break;
     if (ended_) {
@@ -330,7 +345,7 @@ Task<std::size_t> Http2Stream::readClient(asio::mutable_buffer space, error_code
   co_return takeBody(space);
 }
 
-bool Http2Stream::sendHead(const http::ResponseHead& resp, bool end_stream) {
+bool Http2Stream::head(const http::ResponseHead& resp, bool end_stream) {
   if (!usable()) return false;
   writeHttp2ResponseFields(fields_, resp);
   if (!c_.codec.respond(id_, resp.status, fields_, end_stream)) return false;
@@ -360,7 +375,7 @@ Task<bool> Http2Stream::sendData(std::string_view data, bool end_stream) {
   co_return true;
 }
 
-bool Http2Stream::sendTrailers(const http::HeaderList& trailers) {
+bool Http2Stream::trailers(const http::HeaderList& trailers) {
   if (!usable()) return false;
   fields_.clear();
   std::string name;
@@ -377,7 +392,7 @@ bool Http2Stream::sendTrailers(const http::HeaderList& trailers) {
 
 Task<bool> Http2Stream::writeLocalReply(const std::string& body, bool) {
   const bool no_body = body.empty() || req_.method == "HEAD";
-  if (!sendHead(resp_, no_body)) co_return false;
+  if (!head(resp_, no_body)) co_return false;
   if (no_body) co_return true;
   armOp(limits_.idle_timeout);
   const bool sent = co_await sendData(body, true);

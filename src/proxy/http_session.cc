@@ -96,6 +96,10 @@ class HttpSession final : public SessionBase, public RequestPipeline {
     return readSome(client_, clientTls(), space, ec);
   }
   Task<bool> sendContinue() override;
+  void cancelRead() override {
+    error_code ec;
+    client_.cancel(ec);
+  }
 
  private:
   void cancelClientIo() override {

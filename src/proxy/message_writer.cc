@@ -64,12 +64,13 @@ bool isHopByHop(std::string_view name, const http::HeaderList& headers) {
   return listed;
 }
 
-void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
-                              std::string_view target, const ForwardInfo& info) {
-  out.append(req.method);
-  out += ' ';
-  out.append(target);
-  out.append(" HTTP/1.1\r\n");
+namespace {
+
+// The fields forwarded upstream, whatever the protocol: the client's, minus hop-by-hop ones,
+// plus the forwarding ones. `sink.field(name, value, id)` and `sink.list(name, previous, ours)`
+// receive them in order.
+template <class Sink>
+void forwardedFields(const http::RequestHead& req, const ForwardInfo& info, Sink& sink) {
   using http::HeaderId;
   const bool has_connection = req.headers.has(HeaderId::Connection);
   const std::string* xff = nullptr;
@@ -88,17 +89,57 @@ void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
       case HeaderId::Expect:
         continue;
       case HeaderId::Host:
-        appendHeader(out, h.name, info.host.empty() ? std::string_view(h.value) : info.host);
+        sink.field(h.name, info.host.empty() ? std::string_view(h.value) : info.host, h.id);
         continue;
       default:
-        appendHeader(out, h.name, h.value);
+        sink.field(h.name, h.value, h.id);
     }
   }
-  appendListHeader(out, "X-Forwarded-For", xff, info.client_ip);
-  appendHeader(out, "X-Forwarded-Proto", info.proto);
-  if (!req.host.empty()) appendHeader(out, "X-Forwarded-Host", req.host);
-  appendListHeader(out, "Via", via, viaElement(req.version_minor));
-  if (!req.headers.has(HeaderId::XRequestId)) appendHeader(out, "X-Request-Id", info.request_id);
+  sink.list("X-Forwarded-For", xff, info.client_ip);
+  sink.field("X-Forwarded-Proto", info.proto, HeaderId::XForwardedProto);
+  if (!req.host.empty()) sink.field("X-Forwarded-Host", req.host, HeaderId::XForwardedHost);
+  sink.list("Via", via, viaElement(req.version_minor));
+  if (!req.headers.has(HeaderId::XRequestId))
+    sink.field("X-Request-Id", info.request_id, HeaderId::XRequestId);
+}
+
+struct Http1Sink {
+  std::string& out;
+  void field(std::string_view name, std::string_view value, http::HeaderId) {
+    appendHeader(out, name, value);
+  }
+  void list(std::string_view name, const std::string* previous, std::string_view ours) {
+    appendListHeader(out, name, previous, ours);
+  }
+};
+
+struct Http2Sink {
+  http::HeaderList& out;
+  std::string name_buf;
+  std::string value_buf;
+  void field(std::string_view name, std::string_view value, http::HeaderId id) {
+    if (id == http::HeaderId::Host) return;  // it is :authority
+    name_buf = name;
+    http::toLower(name_buf);
+    out.add(name_buf, value);
+  }
+  void list(std::string_view name, const std::string* previous, std::string_view ours) {
+    value_buf = previous ? *previous + ", " : std::string();
+    value_buf += ours;
+    field(name, value_buf, http::HeaderId::Other);
+  }
+};
+
+}  // namespace
+
+void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
+                              std::string_view target, const ForwardInfo& info) {
+  out.append(req.method);
+  out += ' ';
+  out.append(target);
+  out.append(" HTTP/1.1\r\n");
+  Http1Sink sink{out};
+  forwardedFields(req, info, sink);
   if (!req.upgrade.empty()) {  // the one hop-by-hop pair that must reach the upstream
     appendHeader(out, "Upgrade", req.upgrade);
     out.append("Connection: Upgrade\r\n");
@@ -111,6 +152,33 @@ void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
     out.append("Content-Length: 0\r\n");
   }
   out.append("\r\n");
+}
+
+void writeUpstreamRequestFields(http::HeaderList& out, const http::RequestHead& req,
+                                std::string_view target, std::string_view scheme,
+                                const ForwardInfo& info) {
+  out.clear();
+  out.add(":method", req.method);
+  out.add(":scheme", scheme);
+  if (!info.host.empty()) {
+    out.add(":authority", info.host);
+  } else if (const std::string* host = req.headers.find(http::HeaderId::Host)) {
+    out.add(":authority", *host);
+  } else {
+    out.add(":authority", req.host);
+  }
+  out.add(":path", target);
+  Http2Sink sink{out, {}, {}};
+  forwardedFields(req, info, sink);
+  // TE is hop-by-hop, but "trailers" must reach an HTTP/2 upstream (gRPC requires it).
+  if (const std::string* te = req.headers.find(http::HeaderId::TE)) {
+    bool trailers = false;
+    http::forEachToken(
+        *te, [&](std::string_view t) { trailers |= http::equalsIgnoreCase(t, "trailers"); });
+    if (trailers) out.add("te", "trailers");
+  }
+  if (req.framing == http::BodyFraming::ContentLength)
+    out.add("content-length", std::to_string(req.content_length));
 }
 
 void writeResponseHead(std::string& out, const http::ResponseHead& resp,

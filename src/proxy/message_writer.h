@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "http/codec/message_head.h"
+#include "http/header_list.h"
 
 namespace portico::proxy {
 
@@ -23,6 +24,12 @@ struct ForwardInfo {
 // Appends the upstream request head for `req`, sent to `target` (path and query, rewritten).
 void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
                               std::string_view target, const ForwardInfo& info);
+
+// The same request as HTTP/2 fields for an HTTP/2 upstream: pseudo-fields first (:authority
+// from Host, or info.host when set), names lower-case, no connection-specific fields.
+void writeUpstreamRequestFields(http::HeaderList& out, const http::RequestHead& req,
+                                std::string_view target, std::string_view scheme,
+                                const ForwardInfo& info);
 
 struct ResponseFraming {
   bool keep_alive = true;        // tell the client the connection stays open

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "core/request_id.h"
+#include "grpc/grpc_status.h"
 #include "proxy/message_writer.h"
 
 namespace portico::proxy {
@@ -39,6 +40,7 @@ void RequestPipeline::cancelAll() {
   cancelClientIo();
   boost::system::error_code ec;
   if (upstream_socket_) upstream_socket_->cancel(ec);
+  if (upstream_signal_) upstream_signal_->cancel();
 }
 
 void RequestPipeline::loadLimits() {
@@ -52,6 +54,7 @@ void RequestPipeline::loadLimits() {
 
 void RequestPipeline::beginRequest() {
   ctx_.reset();
+  grpc_ = grpc::isGrpcRequest(req_.headers);
   ctx_.request = &req_;
   ctx_.start = Clock::now();
   ctx_.wall_start = w_.wallTime(ctx_.start);
@@ -163,6 +166,12 @@ Task<bool> RequestPipeline::handleRequest() {
                           : limits_.idle_timeout;
   hooks.tunnel.max_duration = route_->cfg->websocket_max_duration;
   hooks.preserve_host = route_->cfg->preserve_host;
+  if (grpc_) {
+    if (const std::string* t = req_.headers.find("grpc-timeout")) {
+      if (auto timeout = grpc::parseTimeout(*t))
+        hooks.deadline = std::chrono::duration_cast<Clock::duration>(*timeout);
+    }
+  }
   if (!filters_.empty()) {
     hooks.response_head = [this] { runResponseFilters(); };
     hooks.request_body = [this](std::string_view chunk) {
@@ -212,10 +221,19 @@ Task<bool> RequestPipeline::replyError(int status, std::string_view reason, bool
                                        std::string_view allow) {
   ctx_.error = std::string(reason);
   ctx_.local_reply = api::LocalReply{};
-  ctx_.local_reply.status = status;
-  ctx_.local_reply.headers.add("Content-Type", "application/json");
-  if (!allow.empty()) ctx_.local_reply.headers.add("Allow", allow);
-  ctx_.local_reply.body = errorBody(status, reason, ctx_.request_id);
+  if (grpc_) {
+    // A gRPC client reads errors from grpc-status, not from the HTTP status: a trailers-only
+    // response (HTTP 200, status and message in the head, no body).
+    ctx_.local_reply.status = 200;
+    ctx_.local_reply.headers.add("content-type", "application/grpc");
+    ctx_.local_reply.headers.add("grpc-status", std::to_string(grpc::statusForHttp(status)));
+    ctx_.local_reply.headers.add("grpc-message", grpc::encodeMessage(reason));
+  } else {
+    ctx_.local_reply.status = status;
+    ctx_.local_reply.headers.add("Content-Type", "application/json");
+    if (!allow.empty()) ctx_.local_reply.headers.add("Allow", allow);
+    ctx_.local_reply.body = errorBody(status, reason, ctx_.request_id);
+  }
   filters_ran_ = filters_.size();
   co_return co_await replyLocal(close);
 }

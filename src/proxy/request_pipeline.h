@@ -31,6 +31,7 @@ class RequestPipeline : public SessionIo {
   bool totalExpired() const override { return total_expired_; }
   void setTotalDeadline(Clock::duration d) override;
   void setUpstreamSocket(Socket* s) override { upstream_socket_ = s; }
+  void setUpstreamSignal(Timer* t) override { upstream_signal_ = t; }
   const RequestLimits& limits() const override { return limits_; }
 
   // Called by the worker's sweeper (through the connection): a passed deadline cancels the
@@ -68,6 +69,7 @@ class RequestPipeline : public SessionIo {
   http::ResponseHead& resp_ = scratch_.response;
   api::RequestContext ctx_;
   bool timed_out_ = false;
+  bool grpc_ = false;  // the request is a gRPC call: errors are answered as gRPC statuses
 
  private:
   static constexpr auto kNever = Clock::time_point::max();
@@ -88,6 +90,7 @@ class RequestPipeline : public SessionIo {
   Clock::time_point op_deadline_ = kNever;
   Clock::time_point total_deadline_ = kNever;
   Socket* upstream_socket_ = nullptr;
+  Timer* upstream_signal_ = nullptr;
 };
 
 }  // namespace portico::proxy

@@ -18,18 +18,19 @@ struct RequestLimits {
   config::Duration idle_timeout{60000};
 };
 
-// The response side of an HTTP/2 stream: the exchange relays the upstream response through it
-// instead of writing HTTP/1 bytes to the client socket.
-class Http2Responder {
+// A response as head, body pieces and trailers: an HTTP/2 stream's response side, or an HTTP/1
+// response framed as it goes (chunked when the length is unknown). The exchange relays
+// responses that are not plain HTTP/1-to-HTTP/1 through it.
+class ResponseStream {
  public:
-  // Status and fields as relayed (hop-by-hop ones are dropped here). False: stream gone.
-  virtual bool sendHead(const http::ResponseHead& resp, bool end_stream) = 0;
-  // Queues body bytes, then waits while the stream's flow-control window holds too much back.
+  // Status and fields as relayed (hop-by-hop ones are dropped here). False: client gone.
+  virtual Task<bool> sendHead(const http::ResponseHead& resp, bool end_stream) = 0;
+  // Sends body bytes; waits while the client (its flow-control window) holds them back.
   virtual Task<bool> sendData(std::string_view data, bool end_stream) = 0;
-  virtual bool sendTrailers(const http::HeaderList& trailers) = 0;
+  virtual Task<bool> sendTrailers(const http::HeaderList& trailers) = 0;  // ends the response
 
  protected:
-  ~Http2Responder() = default;
+  ~ResponseStream() = default;
 };
 
 // What the exchange needs from the client side of a request: its buffer and reads, its
@@ -38,9 +39,11 @@ class Http2Responder {
 class SessionIo {
  public:
   virtual WorkerContext& worker() = 0;
-  virtual Socket& client() = 0;                        // HTTP/1: the TCP socket, TLS or not
-  virtual TlsStream* clientTls() = 0;                  // HTTP/1: the TLS stream on it, or nullptr
-  virtual Http2Responder* http2() { return nullptr; }  // HTTP/2: the stream's response side
+  virtual Socket& client() = 0;        // HTTP/1: the TCP socket, TLS or not
+  virtual TlsStream* clientTls() = 0;  // HTTP/1: the TLS stream on it, or nullptr
+  virtual ResponseStream* responseStream() {
+    return nullptr;
+  }  // HTTP/2: the stream's response side
   // The request body as received so far (HTTP/1: the connection's buffer, which also holds
   // what follows the request).
   virtual IoBuffer& clientBuffer() = 0;
@@ -55,6 +58,9 @@ class SessionIo {
   virtual bool totalExpired() const = 0;
   virtual void setTotalDeadline(Clock::duration d) = 0;  // 0 = none
   virtual void setUpstreamSocket(Socket* s) = 0;         // cancelled too on a deadline
+  virtual void setUpstreamSignal(Timer* t) = 0;          // likewise (HTTP/2 upstream streams)
+  // Ends a pending readClient() (with an error); the request body is no longer wanted.
+  virtual void cancelRead() = 0;
   virtual const RequestLimits& limits() const = 0;
 
  protected:
@@ -71,7 +77,8 @@ struct ExchangeHooks {
   std::function<void(std::string_view)> request_body;   // may be empty
   std::function<void(std::string_view)> response_body;  // may be empty
   TunnelLimits tunnel;                                  // for requests that upgrade (WebSocket)
-  bool preserve_host = true;  // false: Host is the chosen target's configured host:port
+  bool preserve_host = true;   // false: Host is the chosen target's configured host:port
+  Clock::duration deadline{};  // the client's own deadline (grpc-timeout), 0 = none
 };
 
 // Buffers kept by the session across its requests, so that a steady stream of requests on a

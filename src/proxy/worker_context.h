@@ -120,6 +120,8 @@ class ConnectionPool {
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
 };
 
+class UpstreamH2Pool;
+
 // Intrusive list node: sessions register themselves for deadline sweeps and drain.
 class SessionBase {
  public:
@@ -143,6 +145,7 @@ struct WorkerContext {
   std::vector<observability::RouteStats*> route_stats;        // by route index
   std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index
   ConnectionPool pool;
+  std::shared_ptr<UpstreamH2Pool> h2_pool;  // HTTP/2 upstream connections, made on first use
   // TLS sessions to resume, by pool key: a new connection to a TLS upstream skips the full
   // handshake when the upstream accepts the session.
   struct SessionFree {

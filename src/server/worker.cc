@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/http_session.h"
+#include "proxy/upstream_h2.h"
 #include "proxy/worker_context.h"
 
 namespace portico::server {
@@ -141,6 +142,7 @@ void Worker::stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->acceptors.clear();
   impl_->ctx.pool.clear();  // pooled sockets must close before the loop goes away
+  if (impl_->ctx.h2_pool) impl_->ctx.h2_pool->closeAll();
 }
 
 }  // namespace portico::server

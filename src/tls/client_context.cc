@@ -49,6 +49,10 @@ Result<std::shared_ptr<const ClientContext>> ClientContext::build(
   if (!cfg.client_cert.empty()) {
     if (auto ok = useCertificate(ctx, cfg.client_cert, cfg.client_key); !ok) return ok.error();
   }
+  if (cfg.alpn_h2) {
+    static const unsigned char kH2[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2);
+  }
   return std::shared_ptr<const ClientContext>(std::move(cc));
 }
 

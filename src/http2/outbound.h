@@ -1,0 +1,50 @@
+#pragma once
+// What the server and client codecs share: a stream's outgoing body queue (fed by the proxy,
+// drained by nghttp2 as flow control allows, then trailers) and the frame output buffer.
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/header_list.h"
+
+namespace portico::http2::detail {
+
+// nghttp2 copies names and values (NGHTTP2_NV_FLAG_NONE).
+nghttp2_nv makeNv(std::string_view name, std::string_view value);
+
+class Outbound {
+ public:
+  // Queues body bytes; `end` ends the body (with trailers when set first).
+  void queue(nghttp2_session* session, std::int32_t stream, std::string_view data, bool end);
+  void setTrailers(const http::HeaderList& trailers) {
+    has_trailers_ = true;
+    trailers_ = trailers;
+  }
+  std::size_t pending() const { return pending_.size() - pos_; }
+  // The nghttp2 data source callback.
+  static ssize_t read(nghttp2_session* session, std::int32_t stream, std::uint8_t* buf,
+                      std::size_t length, std::uint32_t* flags, Outbound& out);
+
+ private:
+  std::string pending_;
+  std::size_t pos_ = 0;
+  bool ended_ = false;
+  bool has_trailers_ = false;
+  bool deferred_ = false;
+  http::HeaderList trailers_;
+};
+
+// Frames serialised by nghttp2, waiting to be written.
+class FrameOutput {
+ public:
+  std::string_view fill(nghttp2_session* session);
+  void consume(std::size_t n) { pos_ = std::min(out_.size(), pos_ + n); }
+
+ private:
+  std::string out_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace portico::http2::detail
