@@ -87,6 +87,35 @@ def parse_latency(text, label):
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+def h2load(port, duration, connections, cpu, scheme, work):
+    """HTTP/2 load: connections/4 connections with 8 concurrent streams each."""
+    log = work / "h2load.log"
+    cmd = ["h2load", "-t1", f"-c{max(1, connections // 4)}", "-m8", f"-D{duration}",
+           "--log-file", str(log), f"{scheme}://127.0.0.1:{port}/"]
+    if cpu:
+        cmd = ["taskset", "-c", cpu] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    done, succeeded = int(m.group(3)), int(m.group(4))
+    status = re.search(r"status codes: (\d+) 2xx", out)
+    durations = sorted(int(line.split()[2]) for line in log.read_text().splitlines()
+                       if len(line.split()) == 3)
+    log.unlink()
+
+    def pct(q):
+        return durations[min(len(durations) - 1, int(q * len(durations)))] / 1000 \
+            if durations else float("nan")
+
+    return {
+        "requests": done,
+        "rps": float(re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out).group(1)),
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "errors": (done - succeeded) + (done - int(status.group(1)) if status else done),
+    }
+
+
 def wrk(port, duration, connections, cpu, scheme="http"):
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
            f"{scheme}://127.0.0.1:{port}/"]
@@ -128,7 +157,7 @@ http {{
   keepalive_requests 1000000;
   upstream backend {{ server 127.0.0.1:{upstream}; keepalive 128; }}
   server {{
-    listen 127.0.0.1:{port} backlog=4096 {nginx_ssl};
+    listen 127.0.0.1:{port} backlog=4096 {nginx_ssl} {nginx_h2};
     {nginx_tls}
     location / {{ proxy_pass http://backend; proxy_http_version 1.1;
                  proxy_set_header Connection ""; }}
@@ -147,7 +176,7 @@ defaults
   timeout server 30s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{port} {haproxy_tls}
+  bind 127.0.0.1:{port} {haproxy_tls} {haproxy_h2}
   default_backend be
 backend be
   server s1 127.0.0.1:{upstream}
@@ -177,12 +206,14 @@ def main():
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
     ap.add_argument("--base-port", type=int, default=18180)
-    ap.add_argument("--tls", choices=["off", "on", "both"], default="both",
-                    help="plain HTTP, HTTPS (TLS 1.3, keep-alive, same certificate), or both")
+    ap.add_argument("--protocols", default="http,https,h2c,h2",
+                    help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
+                         "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3)")
     args = ap.parse_args()
-    modes = {"off": [False], "on": [True], "both": [False, True]}[args.tls]
-    for tls in modes:
-        run_scenario(args, tls)
+    for protocol in args.protocols.split(","):
+        if protocol not in ("http", "https", "h2c", "h2"):
+            sys.exit(f"unknown protocol {protocol}")
+        run_scenario(args, protocol)
 
 
 def make_certificate(work):
@@ -194,10 +225,12 @@ def make_certificate(work):
                                        (work / "key.pem").read_text())
 
 
-def run_scenario(args, tls):
+def run_scenario(args, protocol):
+    tls = protocol in ("https", "h2")
+    http2 = protocol in ("h2c", "h2")
     if args.no_pin:
         args.proxy_cpu = args.load_cpu = ""
-    for tool in ("wrk", "nginx", "haproxy", "taskset"):
+    for tool in ("wrk", "h2load", "nginx", "haproxy", "taskset"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
             sys.exit(f"{tool} is missing: run scripts/install-deps.sh")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -206,14 +239,17 @@ def run_scenario(args, tls):
     work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     up_port = args.base_port
     ports = {"portico": up_port + 1, "nginx": up_port + 2, "haproxy": up_port + 3}
-    tls_vars = {"nginx_ssl": "", "nginx_tls": "", "haproxy_tls": "", "portico_tls": ""}
+    tls_vars = {"nginx_ssl": "", "nginx_tls": "", "haproxy_tls": "", "portico_tls": "",
+                "nginx_h2": "http2" if http2 else "",
+                "haproxy_h2": "proto h2" if protocol == "h2c" else ""}
     if tls:
         make_certificate(work)
-        tls_vars = {
+        tls_vars |= {
             "nginx_ssl": "ssl",
             "nginx_tls": f"ssl_certificate {work}/cert.pem; ssl_certificate_key {work}/key.pem; "
                          "ssl_protocols TLSv1.3; ssl_session_tickets on;",
-            "haproxy_tls": f"ssl crt {work}/combined.pem ssl-min-ver TLSv1.3",
+            "haproxy_tls": f"ssl crt {work}/combined.pem ssl-min-ver TLSv1.3" +
+                           (" alpn h2" if http2 else ""),
             "portico_tls": f', tls: {{ certificates: [ {{ cert: "{work}/cert.pem", '
                            f'key: "{work}/key.pem" }} ], min_version: "1.3" }}',
         }
@@ -246,14 +282,20 @@ def run_scenario(args, tls):
                 if name == "portico":
                     time.sleep(0.3)
                     idle_rss.append(rss_kib(proc.pid))
-                wrk(ports[name], args.warmup, args.connections, args.load_cpu, scheme)
+                def load(duration):
+                    if http2:
+                        return h2load(ports[name], duration, args.connections, args.load_cpu,
+                                      scheme, work)
+                    return wrk(ports[name], duration, args.connections, args.load_cpu, scheme)
+
+                load(args.warmup)
                 cpu0 = group_cpu_seconds(proc.pid)
-                r = wrk(ports[name], args.duration, args.connections, args.load_cpu, scheme)
+                r = load(args.duration)
                 r["cpu"] = group_cpu_seconds(proc.pid) - cpu0
                 r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
                 stop(proc)
                 results[name].append(r)
-                print(f"{scheme} round {rnd + 1} {name:8s} {r['rps']:10.0f} req/s  "
+                print(f"{protocol} round {rnd + 1} {name:8s} {r['rps']:10.0f} req/s  "
                       f"{r['per_cpu']:10.0f} req/CPU-s  p99 {r['p99']:.2f} ms  errors {r['errors']}",
                       file=sys.stderr)
     finally:
@@ -262,9 +304,13 @@ def run_scenario(args, tls):
     med = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "per_cpu", "p50", "p99")}
            for n, rs in results.items()}
     errors = {n: sum(r["errors"] for r in rs) for n, rs in results.items()}
-    what = "HTTPS (TLS 1.3, keep-alive, same certificate)" if tls else "Plain HTTP"
-    print(f"\n{what} pass-through, 1 worker each, {args.rounds} interleaved rounds, "
-          f"wrk -c{args.connections} -d{args.duration}s, pinned: {'no' if args.no_pin else 'yes'}\n")
+    what = {"http": "Plain HTTP/1.1", "https": "HTTPS (TLS 1.3, keep-alive, same certificate)",
+            "h2c": "HTTP/2 cleartext (prior knowledge)",
+            "h2": "HTTP/2 over TLS 1.3 (same certificate)"}[protocol]
+    tool = (f"h2load -c{max(1, args.connections // 4)} -m8 -D{args.duration}" if http2
+            else f"wrk -c{args.connections} -d{args.duration}s")
+    print(f"\n{what} pass-through to an HTTP/1.1 upstream, 1 worker each, {args.rounds} "
+          f"interleaved rounds, {tool}, pinned: {'no' if args.no_pin else 'yes'}\n")
     print("| proxy | req/s | req/CPU-s | p50 ms | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|---:|")
     for n in commands:
@@ -272,7 +318,7 @@ def run_scenario(args, tls):
         print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {errors[n]} |")
     p = med["portico"]
     print()
-    target = "1.0x" if tls else "1.2x"
+    target = "1.2x" if protocol == "http" else "1.0x"
     print(f"portico / nginx   req/CPU-s: {p['per_cpu'] / med['nginx']['per_cpu']:.2f}x   "
           f"(target >= {target})   p99: {p['p99'] / med['nginx']['p99']:.2f}x (target <= 1.0x)")
     print(f"portico / haproxy req/CPU-s: {p['per_cpu'] / med['haproxy']['per_cpu']:.2f}x   "
