@@ -112,7 +112,7 @@ def h2load(port, duration, connections, cpu, scheme, work):
         "rps": float(re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out).group(1)),
         "p50": pct(0.50),
         "p99": pct(0.99),
-        "errors": (done - succeeded) + (done - int(status.group(1)) if status else done),
+        "errors": max(0, done - succeeded) + max(0, done - int(status.group(1)) if status else done),
     }
 
 

@@ -8,9 +8,11 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include "core/request_id.h"
 #include "http2/server_codec.h"
 #include "proxy/message_writer.h"
 
@@ -83,6 +85,11 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
   std::string listener_address;
   http2::ServerCodec codec;
   std::unordered_map<std::int32_t, std::unique_ptr<Http2Stream>> streams;
+  std::vector<std::unique_ptr<Http2Stream>> spare;  // finished streams, kept for reuse
+  void retire(std::unique_ptr<Http2Stream> s) {
+    if (spare.size() < cfg.max_concurrent_streams && spare.size() < 64)
+      spare.push_back(std::move(s));
+  }
   std::size_t running = 0;        // stream pipelines not finished
   std::size_t drain_waiters = 0;  // streams waiting for their queued response to drain
   Timer write_wake;               // cancelled to wake the writer
@@ -107,7 +114,21 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
         h2req_(std::move(request)),
         ended_(ended),
         signal_(c.w.io.get_executor(), Clock::time_point::max()),
-        body_(16 * 1024) {}
+        body_(0) {}
+
+  // A finished stream object serves a new stream: its buffers keep their capacity.
+  void reuse(std::int32_t id, http2::Request request, bool ended) {
+    id_ = id;
+    h2req_ = std::move(request);
+    ended_ = ended;
+    closed_ = gone_ = end_sent_ = head_sent_ = waiting_drain_ = false;
+    final_chunk_sent_ = read_cancelled_ = finished = false;
+    body_.clear();
+    queue_.clear();
+    queue_pos_ = 0;
+    disarmOp();
+    setTotalDeadline({});
+  }
 
   Task<void> run();
 
@@ -219,6 +240,7 @@ bool Http2Stream::buildRequest() {
   if (const std::string* expect = req_.headers.find(http::HeaderId::Expect))
     req_.expect_continue = http::equalsIgnoreCase(*expect, "100-continue");
 
+  if (!ended_ || queue_.size() > queue_pos_) body_.reserve(16 * 1024);  // a body to relay
   // Body framing towards an HTTP/1 upstream: a body already complete goes with its length
   // (and can be replayed on a retry); one still arriving keeps the client's content-length,
   // or is chunked.
@@ -252,8 +274,9 @@ bool Http2Stream::buildRequest() {
 
 Task<void> Http2Stream::run() {
   loadLimits();
-  beginRequest();
   if (!buildRequest()) {
+    beginRequest();
+    generateRequestId(ctx_.request_id);
     w_.stats.bad_requests.add();
     createFilters(w_.snapshot->global_filters);
     co_await replyError(400, "invalid request", true);
@@ -409,7 +432,14 @@ void Http2Connection::Impl::onRequest(std::int32_t id, http2::Request request, b
     return;
   }
   w.stats.http2_streams.add();
-  auto stream = std::make_unique<Http2Stream>(*this, id, std::move(request), end_stream);
+  std::unique_ptr<Http2Stream> stream;
+  if (!spare.empty()) {
+    stream = std::move(spare.back());
+    spare.pop_back();
+    stream->reuse(id, std::move(request), end_stream);
+  } else {
+    stream = std::make_unique<Http2Stream>(*this, id, std::move(request), end_stream);
+  }
   Http2Stream* s = stream.get();
   streams[id] = std::move(stream);
   ++running;
@@ -444,6 +474,7 @@ void Http2Connection::Impl::onStreamClosed(std::int32_t id, std::uint32_t) {
   auto it = streams.find(id);
   if (it == streams.end()) return;
   if (it->second->finished) {
+    retire(std::move(it->second));
     streams.erase(it);
   } else {
     it->second->onClosed();
@@ -452,7 +483,10 @@ void Http2Connection::Impl::onStreamClosed(std::int32_t id, std::uint32_t) {
 
 void Http2Connection::Impl::streamFinished(std::int32_t id) {
   auto it = streams.find(id);
-  if (it != streams.end() && it->second->closed()) streams.erase(it);
+  if (it != streams.end() && it->second->closed()) {
+    retire(std::move(it->second));
+    streams.erase(it);
+  }
   if (--running == 0) {
     idle_deadline = coarseNow() + w.snapshot->config.server.limits.idle_timeout;
     done_wake.cancel();
@@ -482,6 +516,9 @@ Task<void> Http2Connection::Impl::writer() {
     if (out.empty()) {
       if (closing && running == 0) break;
       co_await write_wake.async_wait(asio::redirect_error(kUseAwaitable, ec));
+      // Let the handlers already queued (other streams' responses) add their frames first:
+      // fewer, fuller writes (and TLS records).
+      co_await asio::post(w.io.get_executor(), kUseAwaitable);
       continue;
     }
     std::size_t n = 0;
