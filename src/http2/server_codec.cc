@@ -61,6 +61,8 @@ struct Callbacks {
       s.request.authority.assign(v);
     } else if (n == ":path") {
       s.request.path.assign(v);
+    } else if (n == ":protocol") {
+      s.request.protocol.assign(v);
     } else {
       s.request.headers.add(n, v);
     }
@@ -148,6 +150,7 @@ ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), l
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits_.initial_window},
       {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, limits_.max_frame_size},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits_.max_header_list_bytes},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},  // WebSocket over HTTP/2 (RFC 8441)
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,

@@ -40,6 +40,7 @@ struct Request {
   std::string scheme;
   std::string authority;
   std::string path;
+  std::string protocol;      // :protocol of an extended CONNECT (RFC 8441), e.g. "websocket"
   http::HeaderList headers;  // regular fields, names lower-case as HTTP/2 sends them
 };
 

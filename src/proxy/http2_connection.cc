@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/base64.h"
 #include "core/request_id.h"
 #include "http2/server_codec.h"
 #include "proxy/message_writer.h"
@@ -209,6 +210,7 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   bool waiting_drain_ = false;
   bool final_chunk_sent_ = false;
   bool read_cancelled_ = false;
+  bool extended_connect_ = false;
   Timer signal_;
   IoBuffer body_;
   std::string queue_;  // body bytes received and not yet taken
@@ -226,6 +228,23 @@ bool Http2Stream::buildRequest() {
   req_.version_minor = 1;
   req_.keep_alive = true;
   if (req_.target.empty() || req_.target.front() != '/') return false;
+  extended_connect_ = false;
+  if (req_.method == "CONNECT") {
+    // Extended CONNECT (RFC 8441): a WebSocket on this stream. Upstream it is an HTTP/1.1
+    // Upgrade, which needs a Sec-WebSocket-Key an HTTP/2 client does not send.
+    if (!http::equalsIgnoreCase(h2req_.protocol, "websocket")) return false;
+    extended_connect_ = true;
+    req_.method = "GET";
+    req_.upgrade = "websocket";
+    if (!req_.headers.has("sec-websocket-key")) {
+      char key[16];
+      for (int i = 0; i < 16; i += 8) {
+        const std::uint64_t r = w_.rng.next();
+        std::memcpy(key + i, &r, 8);
+      }
+      req_.headers.add("sec-websocket-key", base64Encode(std::string_view(key, sizeof key)));
+    }
+  }
   const auto q = req_.target.find('?');
   req_.path = req_.target.substr(0, q);
   if (q != std::string::npos) req_.query = req_.target.substr(q + 1);
@@ -241,6 +260,10 @@ bool Http2Stream::buildRequest() {
     req_.expect_continue = http::equalsIgnoreCase(*expect, "100-continue");
 
   if (!ended_ || queue_.size() > queue_pos_) body_.reserve(16 * 1024);  // a body to relay
+  if (extended_connect_) {
+    req_.framing = http::BodyFraming::None;  // the stream's DATA is the tunnel, not a body
+    return true;
+  }
   // Body framing towards an HTTP/1 upstream: a body already complete goes with its length
   // (and can be replayed on a retry); one still arriving keeps the client's content-length,
   // or is chunked.

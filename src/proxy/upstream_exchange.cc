@@ -125,6 +125,11 @@ class Exchange {
   // After a 101: bytes both ways until either side closes, idles or runs out of time.
   Task<ExchangeResult> tunnel(std::unique_ptr<UpstreamConnection> conn);
   Task<void> pumpUpstreamToClient(UpstreamConnection& conn, bool& done, Timer& finished);
+  // The same for a WebSocket over an HTTP/2 stream (RFC 8441): the 101 becomes a 200 and the
+  // stream's DATA carries the bytes.
+  Task<ExchangeResult> tunnelStream(ResponseStream& out, std::unique_ptr<UpstreamConnection> conn);
+  Task<void> pumpUpstreamToStream(ResponseStream& out, UpstreamConnection& conn, bool& done,
+                                  Timer& finished);
   void reportRequestBody();
 
   // HTTP/2 upstreams: the request on a stream of a shared connection; its body is pumped from
@@ -493,7 +498,9 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       body_consumed_ = true;
     }
     ExchangeResult r;
-    if (resp.status == 101) {
+    if (resp.status == 101 && io_.responseStream()) {
+      r = co_await tunnelStream(*io_.responseStream(), std::move(conn));
+    } else if (resp.status == 101) {
       r = co_await tunnel(std::move(conn));
     } else if (ResponseStream* h2 = io_.responseStream()) {
       r = co_await relayResponseToStream(*h2, std::move(conn));
@@ -1039,6 +1046,67 @@ Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done, 
   done = true;
   io_.client().cancel(ec);  // ends the other direction
   finished.cancel();
+}
+
+Task<void> Exchange::pumpUpstreamToStream(ResponseStream& out, UpstreamConnection& conn, bool& done,
+                                          Timer& finished) {
+  IoBuffer& buf = conn.buffer;
+  error_code ec;
+  bool open = true;
+  if (!buf.empty()) {  // what the upstream sent right after its 101
+    ctx_.bytes_sent += buf.size();
+    open = co_await out.sendData(buf.readable(), false);
+    buf.clear();
+  }
+  while (open) {
+    std::size_t n = co_await readSome(conn.socket, conn.tlsStream(),
+                                      asio::buffer(buf.writePtr(), buf.writable()), ec);
+    if (ec || n == 0) break;
+    io_.armOp(hooks_.tunnel.idle);
+    open = co_await out.sendData(std::string_view(buf.writePtr(), n), false);
+    ctx_.bytes_sent += n;
+  }
+  if (open) co_await out.sendData({}, true);
+  done = true;
+  io_.cancelRead();  // ends the other direction
+  finished.cancel();
+}
+
+Task<ExchangeResult> Exchange::tunnelStream(ResponseStream& out,
+                                            std::unique_ptr<UpstreamConnection> conn) {
+  http::ResponseHead& resp = resp_;
+  if (hooks_.response_head) hooks_.response_head();
+  resp.status = 200;
+  resp.reason.clear();
+  resp.headers.remove("sec-websocket-accept");  // belongs to the HTTP/1.1 handshake
+  resp.framing = http::BodyFraming::Chunked;    // open-ended: no content-length
+  const bool head_sent = co_await out.sendHead(resp, false);
+  if (!head_sent) co_return ExchangeResult{true, false, 101, "client closed"};
+
+  io_.setTotalDeadline(hooks_.tunnel.max_duration);
+  w_.stats.tunnels_active.add();
+  bool upstream_done = false;
+  Timer finished(w_.io.get_executor(), Clock::time_point::max());
+  asio::co_spawn(w_.io.get_executor(), pumpUpstreamToStream(out, *conn, upstream_done, finished),
+                 asio::detached);
+  error_code ec;
+  for (;;) {
+    io_.armOp(hooks_.tunnel.idle);
+    auto space = asio::buffer(in_.writePtr(), in_.writable());
+    std::size_t n = co_await io_.readClient(space, ec);
+    if (ec || n == 0 || upstream_done) break;
+    in_.commit(n);
+    co_await writeAll(conn->socket, conn->tlsStream(), asio::buffer(in_.readable()), ec);
+    if (ec) break;
+    ctx_.bytes_received += in_.size();
+    in_.clear();
+  }
+  conn->socket.close(ec);  // ends the other direction
+  while (!upstream_done) co_await finished.async_wait(asio::redirect_error(kUseAwaitable, ec));
+  w_.stats.tunnels_active.sub();
+  io_.disarmOp();
+  io_.setTotalDeadline({});
+  co_return ExchangeResult{true, true, 200, ""};
 }
 
 Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) {

@@ -7,7 +7,7 @@ import time
 import pytest
 import websockets
 
-from conftest import base_config, free_port, raw, statuses
+from conftest import base_config, free_port, raw, statuses, wait_for
 
 
 class EchoServer:
@@ -173,3 +173,45 @@ def test_secure_websocket_survives_certificate_replacement(portico, echo_server,
 
     import socket
     assert asyncio.run(scenario()) == ("echo:before", "echo:after")
+
+
+def ws_frame(text):
+    """A masked client text frame (RFC 6455 5.2), payload under 126 bytes."""
+    payload = text.encode()
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+def test_websocket_over_http2_extended_connect(portico, echo_server):
+    """RFC 8441: the client opens the WebSocket on an HTTP/2 stream; the upstream gets an
+    HTTP/1.1 Upgrade; frames flow as DATA both ways, alongside ordinary streams."""
+    from h2client import H2Client
+    port, admin = free_port(), free_port()
+    p = portico(config=ws_config(port, admin, echo_server.port))
+    c = H2Client(port)
+    c.pump(0.3)  # the server's SETTINGS, with ENABLE_CONNECT_PROTOCOL
+    assert c.conn.remote_settings.enable_connect_protocol == 1
+    sid = c.request("/ws/chat", method="CONNECT", end=False,
+                    headers=[(":protocol", "websocket"), ("sec-websocket-version", "13")])
+    deadline = time.monotonic() + 5
+    while c.responses[sid].status is None and time.monotonic() < deadline:
+        c.pump(0.2)
+    assert c.responses[sid].status == 200
+    for i in range(3):
+        c.send_body(sid, ws_frame(f"hello {i}"))
+        want = f"echo:hello {i}".encode()
+        deadline = time.monotonic() + 5
+        while want not in c.responses[sid].body and time.monotonic() < deadline:
+            c.pump(0.2)
+        assert c.responses[sid].body.endswith(bytes([0x81, len(want)]) + want)
+    # The connection still serves ordinary requests next to the tunnel.
+    other = c.request("/ws-not-upgraded")
+    assert c.wait(other).status is not None
+    assert p.metric("portico_tunnels_active") == 1
+    c.conn.end_stream(sid)
+    c.flush()
+    r = c.wait(sid, timeout=5)
+    assert r.ended
+    wait_for(lambda: p.metric("portico_tunnels_active") == 0)
+    c.close()
