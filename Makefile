@@ -45,6 +45,8 @@ fuzz: deps
 	./build/fuzz/test/fuzz/http_request_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus
 	mkdir -p build/fuzz/corpus-h2
 	./build/fuzz/test/fuzz/http2_server_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-h2
+	mkdir -p build/fuzz/corpus-h2c
+	./build/fuzz/test/fuzz/http2_client_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-h2c
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
