@@ -59,7 +59,7 @@ Task<bool> Http1ResponseStream::write(std::string_view data) {
   std::array<asio::const_buffer, 2> buffers{asio::buffer(out_), asio::buffer(data)};
   boost::system::error_code ec;
   io_.armOp(io_.limits().idle_timeout);
-  co_await writeAll(io_.client(), io_.clientTls(), buffers, ec);
+  co_await writeJoined(io_.client(), io_.clientTls(), buffers, joined_, ec);
   io_.disarmOp();
   out_.clear();
   co_return !ec;

@@ -10,8 +10,9 @@ namespace portico::proxy {
 
 class Http1ResponseStream final : public ResponseStream {
  public:
-  Http1ResponseStream(SessionIo& io, const http::RequestHead& req, std::string& out)
-      : io_(io), req_(req), out_(out) {}
+  Http1ResponseStream(SessionIo& io, const http::RequestHead& req, std::string& out,
+                      std::string& joined)
+      : io_(io), req_(req), out_(out), joined_(joined) {}
 
   Task<bool> sendHead(const http::ResponseHead& resp, bool end_stream) override;
   Task<bool> sendData(std::string_view data, bool end_stream) override;
@@ -26,6 +27,7 @@ class Http1ResponseStream final : public ResponseStream {
   SessionIo& io_;
   const http::RequestHead& req_;
   std::string& out_;  // head and chunk framing waiting to be written
+  std::string& joined_;
   bool chunked_ = false;
   bool keep_alive_ = false;
 };

@@ -293,7 +293,7 @@ Task<bool> HttpSession::writeLocalReply(const std::string& body, bool close) {
                                             asio::buffer(body.data(), head ? 0 : body.size())};
   armOp(limits_.idle_timeout);
   error_code ec;
-  std::size_t n = co_await writeAll(client_, clientTls(), buffers, ec);
+  std::size_t n = co_await writeJoined(client_, clientTls(), buffers, scratch_.joined, ec);
   disarmOp();
   ctx_.bytes_sent += n;
   co_return keep && !ec;

@@ -96,6 +96,7 @@ class Exchange {
         out_(scratch.out),
         resp_(scratch.response),
         spans_(scratch.spans),
+        joined_(scratch.joined),
         tried_(scratch.tried) {
     // The worker's table matches the snapshot it serves; after a reload mid-request, look up.
     const auto& table = w_.upstream_stats;
@@ -161,6 +162,7 @@ class Exchange {
   std::string& out_;
   http::ResponseHead& resp_;
   std::vector<asio::const_buffer>& spans_;
+  std::string& joined_;
   upstream::Excluded& tried_;
   std::vector<asio::const_buffer> rest_;  // what writeNow could not send at once
   ForwardInfo info_;
@@ -408,7 +410,7 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       error_code write_ec;
       io_.armOp(cfg_.timeouts.read);
       if (conn->tls) {
-        co_await writeAll(conn->socket, conn->tlsStream(), buffers, write_ec);
+        co_await writeJoined(conn->socket, conn->tlsStream(), buffers, joined_, write_ec);
       } else if (writeNow(conn->socket, buffers, rest_, write_ec); !write_ec && !rest_.empty()) {
         co_await writeAll(conn->socket, nullptr, rest_, write_ec);
       }
@@ -651,7 +653,7 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     if (!spans.empty()) {
       io_.armOp(io_.limits().idle_timeout);
       if (io_.clientTls()) {
-        ctx_.bytes_sent += co_await writeAll(io_.client(), io_.clientTls(), spans, ec);
+        ctx_.bytes_sent += co_await writeJoined(io_.client(), io_.clientTls(), spans, joined_, ec);
       } else {
         ctx_.bytes_sent += writeNow(io_.client(), spans, rest_, ec);
         if (!ec && !rest_.empty())
@@ -987,7 +989,7 @@ Task<ExchangeResult> Exchange::relayH2Response(UpstreamH2Connection& h2, std::in
 
   std::optional<Http1ResponseStream> h1;
   ResponseStream* out = io_.responseStream();
-  if (!out) out = &h1.emplace(io_, req_, out_);
+  if (!out) out = &h1.emplace(io_, req_, out_, joined_);
   auto keep = [&] { return h1 ? h1->keepAlive() : true; };
   ExchangeResult gone{true, false, resp.status, "client closed"};
 

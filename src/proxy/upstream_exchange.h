@@ -88,6 +88,7 @@ struct ExchangeScratch {
   std::string out;              // the response head for the client
   http::ResponseHead response;  // response filters edit it through ctx.response
   std::vector<asio::const_buffer> spans;
+  std::string joined;  // small TLS writes joined into one record
   upstream::Excluded tried;
 };
 

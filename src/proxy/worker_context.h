@@ -65,6 +65,25 @@ Task<std::size_t> writeAll(Socket& socket, TlsStream* tls, const Buffers& buffer
   return asio::async_write(socket, buffers, asio::redirect_error(kUseAwaitable, ec));
 }
 
+// The same, but over TLS several small buffers are first joined in `scratch` (which must live
+// until the write ends): Asio's TLS stream writes one buffer per record, so a head and a body
+// would cost two records and two syscalls.
+template <class Buffers>
+Task<std::size_t> writeJoined(Socket& socket, TlsStream* tls, const Buffers& buffers,
+                              std::string& scratch, boost::system::error_code& ec) {
+  constexpr std::size_t kJoinUpTo = 64 * 1024;
+  if (tls && asio::buffer_size(buffers) <= kJoinUpTo) {
+    scratch.clear();
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it) {
+      asio::const_buffer b(*it);
+      scratch.append(static_cast<const char*>(b.data()), b.size());
+    }
+    return asio::async_write(*tls, asio::buffer(scratch), asio::redirect_error(kUseAwaitable, ec));
+  }
+  return writeAll(socket, tls, buffers, ec);
+}
+
 // Writes what a plain socket accepts right now (it is in non-blocking mode), without going
 // through the event loop: small requests and responses leave in one syscall and no coroutine
 // suspension. Returns the bytes written; `rest` gets the buffers still to send (empty when all
