@@ -27,9 +27,11 @@
 namespace portico::api {
 
 enum class FilterStatus {
-  Continue,  // go on to the next filter
-  Reply,     // stop; answer with ctx.local_reply (request phase only)
-  Async,     // call onRequestHeadersAsync and wait for its result (request headers only)
+  Continue,    // go on to the next filter
+  Reply,       // stop; answer with ctx.local_reply (request phase only)
+  Async,       // call onRequestHeadersAsync and wait for its result (request headers only)
+  AuthFailed,  // an auth filter refused the credentials: ctx.local_reply holds the answer;
+               // the route's auth_mode decides whether another auth filter may still accept
 };
 
 class Filter {
@@ -37,6 +39,10 @@ class Filter {
   using Completion = std::function<void(FilterStatus)>;
 
   virtual ~Filter() = default;
+
+  // Auth filters (key-auth, basic-auth, jwt...) authenticate: with auth_mode `any`, once one
+  // has accepted a request the others are skipped.
+  virtual bool authenticates() const { return false; }
 
   // After routing, before the upstream is chosen. May edit ctx.request.
   virtual FilterStatus onRequestHeaders(RequestContext&) { return FilterStatus::Continue; }
@@ -64,6 +70,11 @@ class FilterFactory {
 };
 
 class Services;  // process-wide services a filter may need (log sinks, ...)
+}  // namespace portico::api
+namespace portico::auth {
+class ConsumerDirectory;
+}  // namespace portico::auth
+namespace portico::api {
 
 // What a filter's builder gets: its config, where it is in the file, and the services.
 struct FilterBuildContext {
@@ -71,6 +82,8 @@ struct FilterBuildContext {
   std::string path;              // e.g. "routes[2].plugins[0].config"
   config::Diagnostics& diag;     // report every problem here, with a path below `path`
   Services& services;
+  // The snapshot's consumers and their credentials (owned by the snapshot, like the factory).
+  std::shared_ptr<const auth::ConsumerDirectory> consumers;
 };
 
 struct FilterType {

@@ -13,6 +13,29 @@ namespace portico::api {
 
 using Clock = std::chrono::steady_clock;
 
+// A known caller (config `consumers`), as filters see it. Owned by the config snapshot.
+struct Consumer {
+  std::string name;
+  std::string custom_id;
+  std::vector<std::string> groups;
+  std::string groups_joined;  // "a,b", as sent upstream
+  bool inGroup(std::string_view group) const {
+    for (const auto& g : groups)
+      if (g == group) return true;
+    return false;
+  }
+};
+
+// Why a request was refused by an auth or access filter (a small fixed set: metric labels).
+enum class AuthFailure : unsigned char {
+  None,
+  MissingCredentials,  // 401: nothing to check
+  InvalidCredentials,  // 401: checked and refused (never says which part was wrong)
+  Forbidden,           // 403: authenticated but not allowed (acl)
+  AddressDenied,       // 403: ip-restriction
+  Count
+};
+
 // A response that Portico answers itself (404, 401, a mock...).
 struct LocalReply {
   int status = 200;
@@ -41,6 +64,11 @@ struct RequestContext {
   std::string_view upstream_target;  // address of the last attempt
   std::vector<std::pair<std::string, std::string>> path_params;
 
+  // Set by an auth filter that accepted the request (or to the route's anonymous consumer).
+  const Consumer* consumer = nullptr;
+  bool anonymous = false;
+  AuthFailure auth_failure = AuthFailure::None;  // set with a refusal (Reply / AuthFailed)
+
   // Set by a filter that answers locally (FilterStatus::Reply).
   LocalReply local_reply;
 
@@ -64,6 +92,9 @@ struct RequestContext {
     request_id.clear();
     route_name = upstream_name = upstream_target = {};
     path_params.clear();
+    consumer = nullptr;
+    anonymous = false;
+    auth_failure = AuthFailure::None;
     local_reply.status = 200;
     local_reply.headers.clear();
     local_reply.body.clear();

@@ -1,6 +1,7 @@
 #pragma once
 // Process-wide services that filters may use. They outlive every config snapshot, so state such
 // as an open log file survives reloads.
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ class Services {
   virtual ~Services() = default;
   // "stdout", "stderr" or a file path (opened for append, reopened on SIGUSR1).
   virtual std::shared_ptr<LogSink> logSink(const std::string& destination) = 0;
+  // Runs `job` off the event loops (CPU-heavy work such as password hashing). The job may
+  // complete a filter's asynchronous phase from there. The default runs it at once.
+  virtual void runBlocking(std::function<void()> job) { job(); }
 };
 
 }  // namespace portico::api

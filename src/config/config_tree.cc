@@ -125,6 +125,135 @@ void redact(json& node, const std::string& path, const std::unordered_set<std::s
   }
 }
 
+// Builds the DOM from nlohmann's SAX events, refusing duplicate keys (the DOM parser keeps the
+// last one silently). Paths are only spelled out for an error.
+class StrictJsonBuilder : public nlohmann::json_sax<json> {
+ public:
+  StrictJsonBuilder(json& root, Diagnostics& diag) : root_(root), diag_(diag) {}
+
+  bool null() override { return put(nullptr); }
+  bool boolean(bool v) override { return put(v); }
+  bool number_integer(number_integer_t v) override { return put(v); }
+  bool number_unsigned(number_unsigned_t v) override { return put(v); }
+  bool number_float(number_float_t v, const string_t&) override { return put(v); }
+  bool string(string_t& v) override { return put(std::move(v)); }
+  bool binary(binary_t&) override { return false; }
+  bool start_object(std::size_t) override { return open(json::object()); }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(json::array()); }
+  bool end_array() override { return close(); }
+  bool key(string_t& k) override {
+    Frame& f = stack_.back();
+    if (f.node->contains(k)) {
+      diag_.add(pathOf(k), "duplicate key \"" + k + "\"", true);
+      f.skip = true;
+    } else {
+      f.skip = false;
+    }
+    f.key = std::move(k);
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception& e) override {
+    diag_.add("", "syntax error at byte " + std::to_string(position) + ": " + e.what());
+    return false;
+  }
+
+ private:
+  struct Frame {
+    json* node;
+    std::string key;
+    bool skip = false;
+  };
+
+  json* slot() {
+    if (stack_.empty()) return &root_;
+    Frame& f = stack_.back();
+    if (f.node->is_array()) {
+      f.node->push_back(nullptr);
+      return &f.node->back();
+    }
+    if (f.skip) {
+      scratch_ = nullptr;
+      return &scratch_;  // a duplicate's value is read and dropped
+    }
+    return &(*f.node)[f.key];
+  }
+  bool put(json v) {
+    *slot() = std::move(v);
+    return true;
+  }
+  bool open(json v) {
+    json* s = slot();
+    *s = std::move(v);
+    if (s == &scratch_) {  // keep nested duplicates out of the tree
+      dropped_.push_back(std::make_unique<json>(std::move(scratch_)));
+      s = dropped_.back().get();
+    }
+    stack_.push_back(Frame{s, {}, false});
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+  std::string pathOf(const std::string& last) const {
+    std::string path;
+    for (const auto& f : stack_) {
+      if (&f == &stack_.back()) break;
+      if (f.node->is_array()) {
+        path += "[" + std::to_string(f.node->size() - 1) + "]";
+      } else {
+        path += path.empty() ? f.key : "." + f.key;
+      }
+    }
+    return path.empty() ? last : path + "." + last;
+  }
+
+  json& root_;
+  Diagnostics& diag_;
+  std::vector<Frame> stack_;
+  json scratch_;
+  std::vector<std::unique_ptr<json>> dropped_;
+};
+
+// ${ENV} in every string of a JSON tree; the path is spelled out only where one occurs.
+void substituteTree(json& node, std::vector<std::string>& path, Converter& conv) {
+  if (node.is_string()) {
+    const std::string& s = node.get_ref<const std::string&>();
+    if (s.find('$') == std::string::npos) return;
+    std::string joined;
+    for (const auto& piece : path) {
+      if (!joined.empty() && piece.front() != '[') joined += '.';
+      joined += piece;
+    }
+    bool substituted = false;
+    std::string out = conv.substitute(s, joined, substituted);
+    if (substituted) conv.tree.secrets.insert(joined);
+    node = std::move(out);
+  } else if (node.is_object()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      path.push_back(it.key());
+      substituteTree(it.value(), path, conv);
+      path.pop_back();
+    }
+  } else if (node.is_array()) {
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      path.push_back("[" + std::to_string(i) + "]");
+      substituteTree(node[i], path, conv);
+      path.pop_back();
+    }
+  }
+}
+
+bool looksLikeJson(const std::string& text) {
+  for (char c : text) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    return c == '{';
+  }
+  return false;
+}
+
 }  // namespace
 
 EnvLookup processEnvironment() {
@@ -137,6 +266,27 @@ EnvLookup processEnvironment() {
 
 void parseConfigText(const std::string& text, const std::string& file, const EnvLookup& env,
                      ConfigTree& tree, Diagnostics& diag) {
+  if (looksLikeJson(text)) {
+    // Positions come from a YAML pass over the same text, run only if an error is reported.
+    tree.json_source = text;
+    diag.setLocator([&tree, file, env]() -> const Diagnostics::LocationMap* {
+      try {
+        Diagnostics ignored;
+        ConfigTree scratch;
+        Converter conv{file, env, ignored, scratch};
+        conv.convert(YAML::Load(tree.json_source), "");
+        tree.locations = std::move(scratch.locations);
+      } catch (const YAML::Exception&) {
+      }
+      return &tree.locations;
+    });
+    StrictJsonBuilder builder(tree.root, diag);
+    json::sax_parse(text, &builder);
+    std::vector<std::string> path;
+    Converter conv{file, env, diag, tree};
+    substituteTree(tree.root, path, conv);
+    return;
+  }
   diag.setLocations(&tree.locations);
   try {
     YAML::Node doc = YAML::Load(text);
@@ -151,6 +301,13 @@ void parseConfigText(const std::string& text, const std::string& file, const Env
 nlohmann::json redacted(const ConfigTree& tree) {
   json copy = tree.root;
   redact(copy, "", tree.secrets);
+  // Consumer credentials are secrets whether or not they came from the environment.
+  if (copy.is_object() && copy.contains("consumers") && copy["consumers"].is_array()) {
+    for (auto& consumer : copy["consumers"]) {
+      if (consumer.is_object() && consumer.contains("credentials"))
+        consumer["credentials"] = "<redacted>";
+    }
+  }
   return copy;
 }
 

@@ -19,6 +19,10 @@ std::string Diagnostics::format() const {
 }
 
 std::string Diagnostics::locate(std::string path, bool at_key) const {
+  if (!locations_ && locator_) {
+    locations_ = locator_();
+    locator_ = nullptr;
+  }
   if (!locations_) return {};
   for (bool key = at_key;; key = false) {
     auto it = locations_->find(key ? path + "#key" : path);

@@ -1,6 +1,7 @@
 #pragma once
 // Collects every configuration error with its key path and source position, so that all
 // problems are reported at once: `routes[3].upstream: unknown upstream "api" (portico.yaml:41:15)`.
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -27,6 +28,8 @@ class Diagnostics {
   Diagnostics() = default;
   explicit Diagnostics(const LocationMap* locations) : locations_(locations) {}
   void setLocations(const LocationMap* locations) { locations_ = locations; }
+  // Locations computed only when the first error needs one (they are costly for big files).
+  void setLocator(std::function<const LocationMap*()> locator) { locator_ = std::move(locator); }
 
   // Records an error at `path`; the location is that of the value at `path` (or of the nearest
   // ancestor the source knows). `at_key`: point at the key itself (unknown or duplicate keys).
@@ -38,7 +41,8 @@ class Diagnostics {
  private:
   std::string locate(std::string path, bool at_key) const;
 
-  const LocationMap* locations_ = nullptr;
+  mutable const LocationMap* locations_ = nullptr;
+  mutable std::function<const LocationMap*()> locator_;
   std::vector<Diagnostic> items_;
 };
 

@@ -169,6 +169,11 @@ struct RouteConfig {
   Duration websocket_max_duration{0};  // 0 = none
   std::string upstream;
   std::vector<PluginConfig> plugins;
+  // Several auth filters on a route: `any` lets a request through when one accepts it, `all`
+  // only when every one does.
+  enum class AuthMode { Any, All };
+  AuthMode auth_mode = AuthMode::Any;
+  std::string anonymous;  // consumer a request becomes when authentication fails; "" = none
   std::string path;
 };
 
@@ -176,7 +181,17 @@ struct ConsumerConfig {
   std::string name;
   std::optional<std::string> custom_id;
   std::vector<std::string> groups;
-  nlohmann::json credentials;  // per auth method; read by the auth filters
+  nlohmann::json credentials;  // per auth method; checked when the snapshot is built
+  std::string path;
+};
+
+// Headers that carry the authenticated consumer upstream ("" = not sent). Whatever a client
+// sends under these names is removed first.
+struct ConsumerHeaders {
+  std::string name = "X-Consumer-Name";
+  std::string groups = "X-Consumer-Groups";
+  std::string custom_id = "X-Consumer-Custom-Id";
+  std::string anonymous = "X-Anonymous-Consumer";
 };
 
 struct Config {
@@ -187,6 +202,7 @@ struct Config {
   std::vector<RouteConfig> routes;
   std::vector<PluginConfig> plugins;  // global, run before route plugins
   std::vector<ConsumerConfig> consumers;
+  ConsumerHeaders consumer_headers;
 };
 
 }  // namespace portico::config

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "config/reader.h"
 
@@ -227,6 +228,17 @@ void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteCon
   forEachItem(r, "plugins", [&](const json& p, const std::string& pp) {
     route.plugins.push_back(parsePlugin(p, pp, d));
   });
+  std::string auth_mode;
+  if (r.string("auth_mode", auth_mode) && !auth_mode.empty()) {
+    if (auth_mode == "any") {
+      route.auth_mode = RouteConfig::AuthMode::Any;
+    } else if (auth_mode == "all") {
+      route.auth_mode = RouteConfig::AuthMode::All;
+    } else {
+      d.add(r.childPath("auth_mode"), "unknown auth_mode \"" + auth_mode + "\" (any, all)");
+    }
+  }
+  r.string("anonymous", route.anonymous);
   r.finish();
   if (route.strip_prefix && !route.match.path_prefix)
     d.add(joinPath(path, "strip_prefix"), "needs match.path_prefix");
@@ -412,6 +424,7 @@ Config parseModel(const json& root, Diagnostics& d) {
   });
   forEachItem(r, "consumers", [&](const json& j, const std::string& p) {
     ConsumerConfig consumer;
+    consumer.path = p;
     ObjectReader cr(j, p, d);
     cr.string("name", consumer.name, true);
     cr.optionalString("custom_id", consumer.custom_id);
@@ -420,6 +433,14 @@ Config parseModel(const json& root, Diagnostics& d) {
     cr.finish();
     c.consumers.push_back(std::move(consumer));
   });
+  if (const json* h = r.get("consumer_headers")) {
+    ObjectReader hr(*h, "consumer_headers", d);
+    hr.string("name", c.consumer_headers.name);
+    hr.string("groups", c.consumer_headers.groups);
+    hr.string("custom_id", c.consumer_headers.custom_id);
+    hr.string("anonymous", c.consumer_headers.anonymous);
+    hr.finish();
+  }
   r.finish();
 
   if (c.listeners.empty() && r.valid()) d.add("listeners", "at least one listener is required");
@@ -443,6 +464,12 @@ Config parseModel(const json& root, Diagnostics& d) {
     } else if (!upstreams.count(route.upstream)) {
       d.add(route.path + ".upstream", "unknown upstream \"" + route.upstream + "\"");
     }
+  }
+  std::unordered_set<std::string_view> consumer_names;
+  for (const auto& consumer : c.consumers) consumer_names.insert(consumer.name);
+  for (const auto& route : c.routes) {
+    if (!route.anonymous.empty() && !consumer_names.count(route.anonymous))
+      d.add(route.path + ".anonymous", "unknown consumer \"" + route.anonymous + "\"");
   }
   return c;
 }

@@ -6,5 +6,7 @@
 namespace portico {
 
 std::string base64Encode(std::string_view data);
+// Strict: padded, standard alphabet, no whitespace. False on anything else.
+bool base64Decode(std::string_view text, std::string& out);
 
 }  // namespace portico

@@ -1,7 +1,12 @@
 #include "filters/builtins.h"
 
 #include "filters/access_log/access_log_filter.h"
+#include "filters/acl/acl_filter.h"
+#include "filters/basic_auth/basic_auth_filter.h"
+#include "filters/cors/cors_filter.h"
 #include "filters/headers/headers_filter.h"
+#include "filters/ip_restriction/ip_restriction_filter.h"
+#include "filters/key_auth/key_auth_filter.h"
 #include "filters/request_id/request_id_filter.h"
 #include "filters/static_response/static_response_filter.h"
 
@@ -9,6 +14,11 @@ namespace portico::filters {
 
 void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(accessLogFilterType());
+  registry.add(aclFilterType());
+  registry.add(basicAuthFilterType());
+  registry.add(corsFilterType());
+  registry.add(ipRestrictionFilterType());
+  registry.add(keyAuthFilterType());
   registry.add(headersFilterType());
   registry.add(requestIdFilterType());
   registry.add(staticResponseFilterType());

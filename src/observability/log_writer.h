@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/services.h"
+#include "core/blocking_pool.h"
 
 namespace portico::observability {
 
@@ -47,6 +48,7 @@ class LogWriter final : public api::Services {
   LogWriter();
   ~LogWriter() override;
   std::shared_ptr<api::LogSink> logSink(const std::string& destination) override;
+  void runBlocking(std::function<void()> job) override { blocking_.post(std::move(job)); }
   // Reopens every file (after logrotate moved it). Called on SIGUSR1.
   void reopenAll();
   // Writes everything buffered now (used at shutdown and in tests).
@@ -61,6 +63,7 @@ class LogWriter final : public api::Services {
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;
+  BlockingPool blocking_{2};
 };
 
 }  // namespace portico::observability

@@ -96,6 +96,7 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
                 handshake_failures = 0, tunnels = 0, h2_connections = 0, h2_streams = 0,
                 h2_closes = 0, h2_stalls = 0;
   std::map<std::string, std::array<std::uint64_t, 6>> routes;
+  std::map<std::string, std::array<std::uint64_t, 5>> refusals;
   struct Up {
     std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
     std::uint64_t count = 0, sum_ns = 0, attempts = 0, failures = 0, retries = 0;
@@ -116,6 +117,8 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
     w->forEachRoute([&](const std::string& name, const RouteStats& s) {
       auto& r = routes[name];
       for (std::size_t i = 0; i < r.size(); ++i) r[i] += s.by_class[i].get();
+      auto& a = refusals[name];
+      for (std::size_t i = 0; i < a.size(); ++i) a[i] += s.auth_failures[i].get();
     });
     w->forEachUpstream([&](const std::string& name, const UpstreamStats& s) {
       auto& u = upstreams[name];
@@ -137,6 +140,18 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
       line(out, "portico_requests_total",
            "route=\"" + escapeLabel(name) + "\",code=\"" + kClasses[i] + "\"",
            static_cast<double>(r[i]));
+    }
+  }
+  family(out, "portico_auth_refusals_total", "counter",
+         "Requests refused by auth and access filters, by route and reason.");
+  static const char* kReasons[] = {"", "missing_credentials", "invalid_credentials", "forbidden",
+                                   "address_denied"};
+  for (const auto& [name, a] : refusals) {
+    for (std::size_t i = 1; i < a.size(); ++i) {
+      if (a[i] == 0) continue;
+      line(out, "portico_auth_refusals_total",
+           "route=\"" + escapeLabel(name) + "\",reason=\"" + kReasons[i] + "\"",
+           static_cast<double>(a[i]));
     }
   }
   scalar(out, "portico_http_requests_total", "counter", "Requests read from clients, all routes.",

@@ -47,6 +47,8 @@ class Histogram {
 
 struct RouteStats {
   std::array<Counter, 6> by_class;  // index = status / 100 (0 for none)
+  // Requests refused by auth and access filters, by api::AuthFailure (0 unused).
+  std::array<Counter, 5> auth_failures;
 };
 
 struct UpstreamStats {

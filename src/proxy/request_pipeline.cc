@@ -70,6 +70,7 @@ void RequestPipeline::beginRequest() {
   ctx_.original_path.assign(req_.target);
   filters_.clear();
   filters_ran_ = 0;
+  pending_failure_ = api::AuthFailure::None;
   route_ = nullptr;
   route_stats_ = nullptr;
 }
@@ -124,9 +125,19 @@ Task<bool> RequestPipeline::handleRequest() {
   ctx_.path_params = std::move(match.params);
   createFilters(route_->filters);
 
-  // Request phase: filters in order; one may answer locally or go asynchronous.
+  // Request phase: filters in order; one may answer locally or go asynchronous. Auth filters
+  // may refuse with AuthFailed: with auth_mode `any` the refusal waits, since a later auth
+  // filter may still accept the request; it is decided before the first non-auth filter.
+  const bool auth_any = route_->cfg->auth_mode == config::RouteConfig::AuthMode::Any;
+  bool refusal_pending = false;
   for (; filters_ran_ < filters_.size();) {
     auto& filter = *filters_[filters_ran_++];
+    const bool authenticates = filter.authenticates();
+    if (refusal_pending && !authenticates) {
+      refusal_pending = false;
+      if (!acceptAnonymous()) co_return co_await refuseRequest(std::move(pending_refusal_));
+    }
+    if (authenticates && auth_any && ctx_.consumer && !ctx_.anonymous) continue;  // accepted
     api::FilterStatus status = filter.onRequestHeaders(ctx_);
     if (status == api::FilterStatus::Async) {
       asio::use_awaitable_t<Executor> token;
@@ -134,7 +145,8 @@ Task<bool> RequestPipeline::handleRequest() {
           co_await asio::async_initiate<asio::use_awaitable_t<Executor>, void(api::FilterStatus)>(
               [&](auto handler) {
                 auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-                // Always resume from the loop, even if the filter completes at once.
+                // Always resume from the loop, even if the filter completes at once (or on
+                // another thread).
                 filter.onRequestHeadersAsync(
                     ctx_, [shared, ex = w_.io.get_executor()](api::FilterStatus s) {
                       asio::post(ex, [shared, s] { (*shared)(s); });
@@ -142,10 +154,36 @@ Task<bool> RequestPipeline::handleRequest() {
               },
               token);
     }
+    if (status == api::FilterStatus::AuthFailed) {
+      if (auth_any) {
+        if (!refusal_pending) {  // the first refusal is the one answered
+          pending_refusal_ = std::move(ctx_.local_reply);
+          pending_failure_ = ctx_.auth_failure;
+        }
+        refusal_pending = true;
+        ctx_.local_reply = api::LocalReply{};
+        continue;
+      }
+      if (acceptAnonymous()) continue;
+      co_return co_await refuseRequest(std::move(ctx_.local_reply));
+    }
+    if (authenticates && status == api::FilterStatus::Continue && ctx_.consumer) {
+      refusal_pending = false;  // accepted: earlier refusals no longer count
+      ctx_.auth_failure = api::AuthFailure::None;
+      ctx_.error.clear();
+    }
     if (status == api::FilterStatus::Reply) {
+      countRefusal();
       bool keep = skipBufferedBody();
       co_return co_await replyLocal(!keep);
     }
+  }
+  if (refusal_pending && !ctx_.consumer && !acceptAnonymous())
+    co_return co_await refuseRequest(std::move(pending_refusal_));
+  if (ctx_.consumer) {
+    applyConsumerHeaders(snap.config.consumer_headers);
+  } else {
+    clearConsumerHeaders(snap.config.consumer_headers);
   }
 
   if (!route_->upstream) {
@@ -193,6 +231,48 @@ Task<bool> RequestPipeline::handleRequest() {
   }
   finish(r.status);
   co_return r.keep_client;
+}
+
+// Authentication failed: the route's anonymous consumer, if it names one, takes the request.
+bool RequestPipeline::acceptAnonymous() {
+  if (!route_->anonymous) return false;
+  ctx_.consumer = route_->anonymous;
+  ctx_.anonymous = true;
+  ctx_.auth_failure = api::AuthFailure::None;
+  ctx_.error.clear();
+  ctx_.local_reply = api::LocalReply{};
+  return true;
+}
+
+Task<bool> RequestPipeline::refuseRequest(api::LocalReply reply) {
+  if (pending_failure_ != api::AuthFailure::None) ctx_.auth_failure = pending_failure_;
+  ctx_.local_reply = std::move(reply);
+  countRefusal();
+  bool keep = skipBufferedBody();
+  co_return co_await replyLocal(!keep);
+}
+
+void RequestPipeline::countRefusal() {
+  const auto why = static_cast<std::size_t>(ctx_.auth_failure);
+  if (why == 0 || !route_stats_ || why >= route_stats_->auth_failures.size()) return;
+  route_stats_->auth_failures[why].add();
+}
+
+// Portico's to set: whatever the client sent under these names never reaches the upstream.
+void RequestPipeline::clearConsumerHeaders(const config::ConsumerHeaders& names) {
+  for (const std::string* n : {&names.name, &names.groups, &names.custom_id, &names.anonymous})
+    if (!n->empty()) req_.headers.remove(*n);
+}
+
+void RequestPipeline::applyConsumerHeaders(const config::ConsumerHeaders& names) {
+  clearConsumerHeaders(names);
+  const api::Consumer& c = *ctx_.consumer;
+  if (!names.name.empty()) req_.headers.add(names.name, c.name);
+  if (!names.groups.empty() && !c.groups_joined.empty())
+    req_.headers.add(names.groups, c.groups_joined);
+  if (!names.custom_id.empty() && !c.custom_id.empty())
+    req_.headers.add(names.custom_id, c.custom_id);
+  if (!names.anonymous.empty() && ctx_.anonymous) req_.headers.add(names.anonymous, "true");
 }
 
 // The identity headers of a TLS listener are Portico's to set: whatever the client sent under

@@ -75,6 +75,11 @@ class RequestPipeline : public SessionIo {
   static constexpr auto kNever = Clock::time_point::max();
 
   Task<bool> replyLocal(bool close);
+  bool acceptAnonymous();
+  Task<bool> refuseRequest(api::LocalReply reply);
+  void countRefusal();
+  void clearConsumerHeaders(const config::ConsumerHeaders& names);
+  void applyConsumerHeaders(const config::ConsumerHeaders& names);
   void runResponseFilters();
   void finish(int status);
   bool applyClientCertificate();
@@ -86,6 +91,8 @@ class RequestPipeline : public SessionIo {
   std::vector<std::unique_ptr<api::Filter>> filters_;
   std::size_t filters_ran_ = 0;
   std::string target_;
+  api::LocalReply pending_refusal_;  // auth_mode any: the first refusal, while others may accept
+  api::AuthFailure pending_failure_ = api::AuthFailure::None;
   bool total_expired_ = false;
   Clock::time_point op_deadline_ = kNever;
   Clock::time_point total_deadline_ = kNever;

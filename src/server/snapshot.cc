@@ -1,5 +1,7 @@
 #include "server/snapshot.h"
 
+#include "auth/consumer_directory.h"
+
 #include <openssl/evp.h>
 
 #include "config/model_parser.h"
@@ -23,6 +25,7 @@ std::string sha256Hex(const std::string& text) {
 
 FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
                              const api::FilterRegistry& registry, api::Services& services,
+                             const std::shared_ptr<const auth::ConsumerDirectory>& consumers,
                              config::Diagnostics& diag) {
   FilterFactories out;
   static const nlohmann::json kNull;
@@ -35,7 +38,7 @@ FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
       continue;
     }
     api::FilterBuildContext ctx{p.config.is_null() ? kNull : p.config, p.path + ".config", diag,
-                                services};
+                                services, consumers};
     if (auto f = type->build(ctx)) out.push_back(std::move(f));
   }
   return out;
@@ -158,14 +161,17 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     }
   }
   snap->matcher = router::RouteMatcher::build(cfg.routes, diag);
-  snap->global_filters = buildFilters(cfg.plugins, *in.registry, *in.services, diag);
+  snap->consumers = auth::ConsumerDirectory::build(cfg.consumers, diag);
+  snap->global_filters =
+      buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers, diag);
   snap->routes.resize(cfg.routes.size());
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
     auto& r = snap->routes[i];
     r.cfg = &cfg.routes[i];
     r.upstream = r.cfg->upstream.empty() ? nullptr : snap->findUpstream(r.cfg->upstream);
     r.filters = snap->global_filters;
-    auto own = buildFilters(r.cfg->plugins, *in.registry, *in.services, diag);
+    auto own = buildFilters(r.cfg->plugins, *in.registry, *in.services, snap->consumers, diag);
+    if (!r.cfg->anonymous.empty()) r.anonymous = snap->consumers->byName(r.cfg->anonymous);
     r.filters.insert(r.filters.end(), own.begin(), own.end());
   }
   if (!diag.empty()) return makeError(diag.format());

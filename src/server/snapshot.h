@@ -50,8 +50,9 @@ struct Listener {
 
 struct Route {
   const config::RouteConfig* cfg = nullptr;
-  const Upstream* upstream = nullptr;  // null when the route only answers locally
-  FilterFactories filters;             // global filters first, then the route's own
+  const Upstream* upstream = nullptr;        // null when the route only answers locally
+  FilterFactories filters;                   // global filters first, then the route's own
+  const api::Consumer* anonymous = nullptr;  // who a request is when authentication fails
 };
 
 struct Snapshot {
@@ -61,6 +62,7 @@ struct Snapshot {
   std::vector<Route> routes;  // by route index
   std::vector<Upstream> upstreams;
   FilterFactories global_filters;  // also run (response and log phases) for unrouted requests
+  std::shared_ptr<const auth::ConsumerDirectory> consumers;
 
   std::uint64_t version = 0;
   std::string hash;  // sha256 of the source text, hex

@@ -164,3 +164,48 @@ TEST(ConfigParse, JsonIsAccepted) {
 
 }  // namespace
 }  // namespace portico::config
+
+namespace portico::config {
+namespace {
+
+// JSON input takes the fast path; errors still carry positions, found lazily.
+TEST(ConfigParseJson, SameModelAndLocatedErrors) {
+  auto ok = parse(R"({"version": 1, "listeners": [{"name": "main", "listen": "127.0.0.1:8080"}],
+    "upstreams": [{"name": "u", "targets": ["${HOST}:80"]}]})",
+                  {{"HOST", "10.0.0.1"}});
+  ASSERT_EQ(ok.errors, "");
+  EXPECT_EQ(ok.config.upstreams[0].targets[0].address, "10.0.0.1:80");
+  auto bad = parse(R"({"version": 1,
+ "listeners": [{"name": "main", "listen": "127.0.0.1:8080", "backlog": 5}]})");
+  EXPECT_NE(bad.errors.find("listeners[0].backlog: unknown key \"backlog\" (t.yaml:2:61)"),
+            std::string::npos)
+      << bad.errors;
+}
+
+TEST(ConfigParseJson, DuplicateKeysAreRefused) {
+  auto p = parse(R"({"version": 1, "listeners": [{"name": "a", "name": "b", "listen": "x:1"}]})");
+  EXPECT_NE(p.errors.find("listeners[0].name: duplicate key \"name\""), std::string::npos)
+      << p.errors;
+}
+
+TEST(ConfigParseJson, SyntaxErrorsAreReported) {
+  auto p = parse("{\"version\": 1, \"listeners\": [");
+  EXPECT_NE(p.errors.find("syntax error"), std::string::npos) << p.errors;
+}
+
+TEST(ConfigParseJson, EnvironmentValuesAreSecrets) {
+  ConfigTree tree;
+  Diagnostics diag;
+  parseConfigText(R"({"a": "${S}", "b": ["x", {"c": "${S}"}]})", "t.json",
+                  [](const std::string&) { return std::optional<std::string>("hidden"); }, tree,
+                  diag);
+  ASSERT_TRUE(diag.empty()) << diag.format();
+  EXPECT_EQ(tree.root["a"], "hidden");
+  auto j = redacted(tree);
+  EXPECT_EQ(j["a"], "<redacted>");
+  EXPECT_EQ(j["b"][1]["c"], "<redacted>");
+  EXPECT_EQ(j["b"][0], "x");
+}
+
+}  // namespace
+}  // namespace portico::config

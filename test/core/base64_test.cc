@@ -18,3 +18,23 @@ TEST(Base64, EncodesRfc4648Vectors) {
 
 }  // namespace
 }  // namespace portico
+
+namespace portico {
+namespace {
+
+TEST(Base64, DecodesAndRefusesMalformedText) {
+  std::string out;
+  EXPECT_TRUE(base64Decode("Zm9vYmFy", out));
+  EXPECT_EQ(out, "foobar");
+  EXPECT_TRUE(base64Decode("Zm9vYg==", out));
+  EXPECT_EQ(out, "foob");
+  EXPECT_TRUE(base64Decode("YWxpY2U6czNjcjN0", out));
+  EXPECT_EQ(out, "alice:s3cr3t");
+  EXPECT_FALSE(base64Decode("Zm9", out));        // not a multiple of 4
+  EXPECT_FALSE(base64Decode("Zm=v", out));       // data after padding
+  EXPECT_FALSE(base64Decode("Zm9v YmFy", out));  // whitespace
+  EXPECT_FALSE(base64Decode("Zg==Zg==", out));   // padding in the middle
+}
+
+}  // namespace
+}  // namespace portico

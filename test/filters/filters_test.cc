@@ -30,7 +30,7 @@ Built build(const std::string& name, const nlohmann::json& config, FakeServices&
   api::FilterRegistry registry;
   registerBuiltins(registry);
   config::Diagnostics diag;
-  api::FilterBuildContext ctx{config, "plugins[0].config", diag, services};
+  api::FilterBuildContext ctx{config, "plugins[0].config", diag, services, nullptr};
   Built b;
   b.factory = registry.find(name)->build(ctx);
   b.errors = diag.format();

@@ -12,7 +12,7 @@ namespace portico::filters {
 const std::vector<std::string> kAccessLogFields = {
     "time",       "request_id",      "client", "method",   "path",      "route",
     "upstream",   "upstream_target", "status", "bytes_in", "bytes_out", "upstream_latency_ms",
-    "latency_ms", "attempts",        "error",  "protocol"};
+    "latency_ms", "attempts",        "error",  "protocol", "consumer"};
 
 namespace {
 
@@ -67,6 +67,8 @@ void appendField(std::string& out, const std::string& f, const api::RequestConte
     appendJsonString(out, c.error);
   } else if (f == "protocol") {
     appendJsonString(out, c.protocol);
+  } else if (f == "consumer") {
+    appendJsonString(out, c.consumer ? std::string_view(c.consumer->name) : std::string_view());
   }
 }
 

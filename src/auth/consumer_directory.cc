@@ -1,0 +1,132 @@
+#include "auth/consumer_directory.h"
+
+#include <crypt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "config/reader.h"
+
+namespace portico::auth {
+
+std::string sha256(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(digest), len);
+}
+
+namespace {
+
+using nlohmann::json;
+
+// Reads `credentials.<method>` as a list of objects.
+template <class F>
+void forEachCredential(const json& creds, const std::string& path, const char* method,
+                       config::Diagnostics& diag, F&& f) {
+  auto it = creds.find(method);
+  if (it == creds.end()) return;
+  const std::string list_path = config::joinPath(path, method);
+  if (!it->is_array()) {
+    diag.add(list_path, "expected a list");
+    return;
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const std::string p = config::indexPath(list_path, i);
+    config::ObjectReader r((*it)[i], p, diag);
+    if (r.valid()) f(r, p);
+  }
+}
+
+bool knownHashScheme(const std::string& hash) {
+  // crypt_checksalt knows every method this libcrypt supports and flags the legacy ones.
+  const int status = crypt_checksalt(hash.c_str());
+  return status == CRYPT_SALT_OK;
+}
+
+}  // namespace
+
+std::shared_ptr<const ConsumerDirectory> ConsumerDirectory::build(
+    const std::vector<config::ConsumerConfig>& consumers, config::Diagnostics& diag) {
+  auto dir = std::make_shared<ConsumerDirectory>();
+  dir->consumers_.reserve(consumers.size());
+  dir->by_name_.reserve(consumers.size());
+  for (const auto& c : consumers) {
+    api::Consumer& out = dir->consumers_.emplace_back();
+    out.name = c.name;
+    out.custom_id = c.custom_id.value_or("");
+    out.groups = c.groups;
+    for (const auto& g : c.groups) {
+      if (!out.groups_joined.empty()) out.groups_joined += ',';
+      out.groups_joined += g;
+    }
+  }
+  for (std::size_t i = 0; i < consumers.size(); ++i) {
+    const auto& c = consumers[i];
+    const api::Consumer* consumer = &dir->consumers_[i];
+    dir->by_name_.emplace(consumer->name, consumer);
+    if (c.credentials.is_null()) continue;
+    const std::string creds_path = config::joinPath(c.path, "credentials");
+    if (!c.credentials.is_object()) {
+      diag.add(creds_path, "expected a map of auth method: [credentials]");
+      continue;
+    }
+    for (auto it = c.credentials.begin(); it != c.credentials.end(); ++it) {
+      if (it.key() != "key-auth" && it.key() != "basic-auth")
+        diag.add(config::joinPath(creds_path, it.key()),
+                 "unknown credential type (key-auth, basic-auth)");
+    }
+    forEachCredential(c.credentials, creds_path, "key-auth", diag,
+                      [&](config::ObjectReader& r, const std::string& p) {
+                        std::string key;
+                        r.string("key", key, true);
+                        r.finish();
+                        if (key.empty()) return;
+                        if (key.size() < 8) {
+                          diag.add(config::joinPath(p, "key"), "must be at least 8 characters");
+                          return;
+                        }
+                        // Never the key itself in a message: it is a secret.
+                        if (!dir->by_key_.emplace(sha256(key), consumer).second)
+                          diag.add(config::joinPath(p, "key"), "is used by another credential");
+                      });
+    forEachCredential(
+        c.credentials, creds_path, "basic-auth", diag,
+        [&](config::ObjectReader& r, const std::string& p) {
+          BasicCredential cred{consumer, {}};
+          std::string username;
+          r.string("username", username, true);
+          r.string("password_hash", cred.password_hash, true);
+          r.finish();
+          if (username.empty() || cred.password_hash.empty()) return;
+          if (username.find(':') != std::string::npos)
+            diag.add(config::joinPath(p, "username"), "must not contain ':'");
+          if (!knownHashScheme(cred.password_hash))
+            diag.add(config::joinPath(p, "password_hash"),
+                     "is not a crypt(3) hash this system supports ($y$, $2b$, $6$, $5$)");
+          if (dir->by_username_.empty()) dir->any_hash_ = cred.password_hash;
+          if (!dir->by_username_.emplace(username, std::move(cred)).second)
+            diag.add(config::joinPath(p, "username"), "is used by another credential");
+        });
+  }
+  return dir;
+}
+
+const api::Consumer* ConsumerDirectory::byName(std::string_view name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+const api::Consumer* ConsumerDirectory::byKey(std::string_view key) const {
+  const std::string digest = sha256(key);
+  auto it = by_key_.find(digest);
+  if (it == by_key_.end()) return nullptr;
+  // The map compared digests; confirm in constant time anyway (no early exit on a prefix).
+  return CRYPTO_memcmp(it->first.data(), digest.data(), digest.size()) == 0 ? it->second : nullptr;
+}
+
+const BasicCredential* ConsumerDirectory::byUsername(std::string_view username) const {
+  auto it = by_username_.find(std::string(username));
+  return it == by_username_.end() ? nullptr : &it->second;
+}
+
+}  // namespace portico::auth

@@ -1,0 +1,52 @@
+#pragma once
+// The consumers of a config snapshot and their credentials, indexed for O(1) lookups on the
+// request path: by name, by API key (SHA-256 of the key: the snapshot never holds keys in
+// clear), and by Basic username. Built once per snapshot, immutable, shared by every worker.
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "api/request_context.h"
+#include "config/diagnostics.h"
+#include "config/model.h"
+
+namespace portico::auth {
+
+struct BasicCredential {
+  const api::Consumer* consumer = nullptr;
+  std::string password_hash;  // crypt(3) string: $y$, $2b$, $6$, $5$...
+};
+
+class ConsumerDirectory {
+ public:
+  // Reports every bad credential with its config path.
+  static std::shared_ptr<const ConsumerDirectory> build(
+      const std::vector<config::ConsumerConfig>& consumers, config::Diagnostics& diag);
+
+  const api::Consumer* byName(std::string_view name) const;
+  // The consumer holding this API key, compared by digest in constant time.
+  const api::Consumer* byKey(std::string_view key) const;
+  const BasicCredential* byUsername(std::string_view username) const;
+  std::size_t size() const { return consumers_.size(); }
+  bool hasKeys() const { return !by_key_.empty(); }
+  bool hasBasic() const { return !by_username_.empty(); }
+  // A real hash of this config (or a fixed one), for checking passwords of unknown users at
+  // the same cost as known ones.
+  const std::string& anyPasswordHash() const { return any_hash_; }
+
+ private:
+  std::vector<api::Consumer> consumers_;  // stable: sized once
+  std::unordered_map<std::string_view, const api::Consumer*> by_name_;
+  std::unordered_map<std::string, const api::Consumer*> by_key_;  // SHA-256 digest -> consumer
+  std::unordered_map<std::string, BasicCredential> by_username_;
+  std::string any_hash_ =
+      "$6$portico$"
+      "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
+};
+
+// SHA-256 of `data`, raw 32 bytes.
+std::string sha256(std::string_view data);
+
+}  // namespace portico::auth

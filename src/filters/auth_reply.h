@@ -1,0 +1,25 @@
+#pragma once
+// Refusals of the auth and access filters: JSON with the request id, the scheme that failed in
+// WWW-Authenticate, and a message that never says which part of a credential was wrong.
+#include <string_view>
+
+#include "api/filter.h"
+
+namespace portico::filters {
+
+// 401 for `why` Missing/InvalidCredentials (returns AuthFailed: another auth filter may still
+// accept the request), 403 otherwise (returns Reply).
+api::FilterStatus refuse(api::RequestContext& ctx, api::AuthFailure why,
+                         std::string_view www_authenticate = {});
+
+// The value of query parameter `name` in `query` (percent-decoded), and where it sits.
+struct QueryParam {
+  bool found = false;
+  std::string value;
+  std::size_t begin = 0, end = 0;  // the whole "name=value" pair in `query`
+};
+QueryParam findQueryParam(std::string_view query, std::string_view name);
+// `query` without the pair found above (and its separator).
+void eraseQueryParam(std::string& query, const QueryParam& p);
+
+}  // namespace portico::filters
