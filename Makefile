@@ -20,12 +20,17 @@ run: build
 unit: build
 	ctest --test-dir build/release --output-on-failure -j$(JOBS)
 
-e2e: build
+e2e: build test/oidc/node_modules
 	PORTICO_BIN=$(CURDIR)/build/release/portico $(PYTHON) -m pytest -q -p no:cacheprovider test/e2e
 
 test: unit e2e
 
-test-asan: deps
+# The OpenID Connect provider the jwt tests run (npm oidc-provider, pinned in package-lock.json).
+test/oidc/node_modules: test/oidc/package-lock.json
+	cd test/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-asan: deps test/oidc/node_modules
 	@test -f build/asan/build.ninja || cmake --preset asan
 	cmake --build build/asan -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure -j$(JOBS)

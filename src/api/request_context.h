@@ -66,6 +66,7 @@ struct RequestContext {
 
   // Set by an auth filter that accepted the request (or to the route's anonymous consumer).
   const Consumer* consumer = nullptr;
+  bool authenticated = false;  // an auth filter accepted the request (maybe without a consumer)
   bool anonymous = false;
   AuthFailure auth_failure = AuthFailure::None;  // set with a refusal (Reply / AuthFailed)
 
@@ -93,6 +94,7 @@ struct RequestContext {
     route_name = upstream_name = upstream_target = {};
     path_params.clear();
     consumer = nullptr;
+    authenticated = false;
     anonymous = false;
     auth_failure = AuthFailure::None;
     local_reply.status = 200;

@@ -6,6 +6,7 @@
 #include "filters/cors/cors_filter.h"
 #include "filters/headers/headers_filter.h"
 #include "filters/ip_restriction/ip_restriction_filter.h"
+#include "filters/jwt/jwt_filter.h"
 #include "filters/key_auth/key_auth_filter.h"
 #include "filters/request_id/request_id_filter.h"
 #include "filters/static_response/static_response_filter.h"
@@ -18,6 +19,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(basicAuthFilterType());
   registry.add(corsFilterType());
   registry.add(ipRestrictionFilterType());
+  registry.add(jwtFilterType());
   registry.add(keyAuthFilterType());
   registry.add(headersFilterType());
   registry.add(requestIdFilterType());

@@ -49,6 +49,16 @@ class LogWriter final : public api::Services {
   ~LogWriter() override;
   std::shared_ptr<api::LogSink> logSink(const std::string& destination) override;
   void runBlocking(std::function<void()> job) override { blocking_.post(std::move(job)); }
+  void fetch(client::HttpRequest request, std::function<void(client::HttpResponse)> done) override {
+    http_.fetch(std::move(request), std::move(done));
+  }
+  std::shared_ptr<void> shared(const std::string& key,
+                               const std::function<std::shared_ptr<void>()>& make) override {
+    std::lock_guard lock(shared_mu_);
+    auto& slot = shared_[key];
+    if (!slot) slot = make();
+    return slot;
+  }
   // Reopens every file (after logrotate moved it). Called on SIGUSR1.
   void reopenAll();
   // Writes everything buffered now (used at shutdown and in tests).
@@ -64,6 +74,9 @@ class LogWriter final : public api::Services {
   bool stop_ = false;
   std::thread thread_;
   BlockingPool blocking_{2};
+  std::mutex shared_mu_;
+  std::map<std::string, std::shared_ptr<void>> shared_;
+  client::HttpClient http_;  // last: its thread stops first
 };
 
 }  // namespace portico::observability

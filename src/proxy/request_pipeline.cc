@@ -137,7 +137,7 @@ Task<bool> RequestPipeline::handleRequest() {
       refusal_pending = false;
       if (!acceptAnonymous()) co_return co_await refuseRequest(std::move(pending_refusal_));
     }
-    if (authenticates && auth_any && ctx_.consumer && !ctx_.anonymous) continue;  // accepted
+    if (authenticates && auth_any && ctx_.authenticated) continue;  // one accepted already
     api::FilterStatus status = filter.onRequestHeaders(ctx_);
     if (status == api::FilterStatus::Async) {
       asio::use_awaitable_t<Executor> token;
@@ -167,7 +167,7 @@ Task<bool> RequestPipeline::handleRequest() {
       if (acceptAnonymous()) continue;
       co_return co_await refuseRequest(std::move(ctx_.local_reply));
     }
-    if (authenticates && status == api::FilterStatus::Continue && ctx_.consumer) {
+    if (authenticates && status == api::FilterStatus::Continue && ctx_.authenticated) {
       refusal_pending = false;  // accepted: earlier refusals no longer count
       ctx_.auth_failure = api::AuthFailure::None;
       ctx_.error.clear();
@@ -178,7 +178,7 @@ Task<bool> RequestPipeline::handleRequest() {
       co_return co_await replyLocal(!keep);
     }
   }
-  if (refusal_pending && !ctx_.consumer && !acceptAnonymous())
+  if (refusal_pending && !ctx_.authenticated && !acceptAnonymous())
     co_return co_await refuseRequest(std::move(pending_refusal_));
   if (ctx_.consumer) {
     applyConsumerHeaders(snap.config.consumer_headers);

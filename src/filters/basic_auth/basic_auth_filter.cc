@@ -133,6 +133,7 @@ class BasicAuthFilter final : public api::Filter {
  private:
   api::FilterStatus accept(api::RequestContext& ctx) {
     ctx.consumer = credential_->consumer;
+    ctx.authenticated = true;
     if (c_.hide_credentials) ctx.request->headers.remove("authorization");
     return api::FilterStatus::Continue;
   }

@@ -32,6 +32,7 @@ class KeyAuthFilter final : public api::Filter {
     if (!consumer)
       return refuse(ctx, api::AuthFailure::InvalidCredentials, "Key realm=\"portico\"");
     ctx.consumer = consumer;
+    ctx.authenticated = true;
     if (c_->hide_credentials) {
       if (!c_->header.empty()) req.headers.remove(c_->header);
       if (!c_->query.empty()) {

@@ -1,0 +1,198 @@
+#include "client/http_client.h"
+
+#include <charconv>
+#include <optional>
+#include <thread>
+
+#include <utility>  // boost/asio/awaitable.hpp uses std::exchange without including it
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "http/codec/chunked_decoder.h"
+#include "http/codec/head_parser.h"
+
+namespace portico::client {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+struct Url {
+  bool tls = false;
+  std::string host;
+  std::string port;
+  std::string target;  // path and query
+};
+
+bool parseUrl(const std::string& url, Url& out) {
+  std::string_view rest = url;
+  if (rest.substr(0, 7) == "http://") {
+    rest.remove_prefix(7);
+  } else if (rest.substr(0, 8) == "https://") {
+    out.tls = true;
+    rest.remove_prefix(8);
+  } else {
+    return false;
+  }
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
+  std::string_view host = authority, port;
+  if (authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return false;
+    host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      port = authority.substr(close + 2);
+  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  out.host = std::string(host);
+  out.port = port.empty() ? (out.tls ? "443" : "80") : std::string(port);
+  return !out.host.empty();
+}
+
+HttpResponse failure(std::string why) {
+  HttpResponse r;
+  r.error = std::move(why);
+  return r;
+}
+
+// Splits what a Connection: close response sent into head and body.
+HttpResponse parseResponse(const std::string& raw) {
+  HttpResponse r;
+  http::ResponseHead head;
+  http::HeadLimits limits;
+  auto pr = http::parseResponseHead(raw, limits, false, head);
+  if (pr.status != http::ParseStatus::Complete) return failure("malformed response");
+  r.status = head.status;
+  r.headers = std::move(head.headers);
+  std::string_view body = std::string_view(raw).substr(pr.consumed);
+  if (head.framing == http::BodyFraming::Chunked) {
+    http::ChunkedDecoder decoder;
+    auto step = decoder.feed(body, [&](std::string_view d) { r.body.append(d); });
+    if (step.status != http::ChunkedDecoder::Status::Done) return failure("truncated response");
+  } else if (head.framing == http::BodyFraming::ContentLength) {
+    if (body.size() < head.content_length) return failure("truncated response");
+    r.body = std::string(body.substr(0, head.content_length));
+  } else {
+    r.body = std::string(body);
+  }
+  return r;
+}
+
+}  // namespace
+
+struct HttpClient::Impl {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::thread thread;
+
+  asio::awaitable<void> call(HttpRequest req, std::function<void(HttpResponse)> done) {
+    Url url;
+    if (!parseUrl(req.url, url)) {
+      done(failure("bad URL"));
+      co_return;
+    }
+    tcp::socket socket(io);
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    std::optional<asio::ssl::stream<tcp::socket&>> tls;
+    bool timed_out = false;
+    asio::steady_timer deadline(io, req.timeout);
+    deadline.async_wait([&](error_code ec) {
+      if (ec) return;
+      timed_out = true;
+      error_code ignored;
+      socket.close(ignored);
+    });
+    auto fail = [&](const char* what, const error_code& ec) {
+      deadline.cancel();
+      done(failure(timed_out ? std::string("timed out") : std::string(what) + ": " + ec.message()));
+    };
+    error_code ec;
+    tcp::resolver resolver(io);
+    auto endpoints = co_await resolver.async_resolve(url.host, url.port,
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return fail("resolve", ec);
+    co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return fail("connect", ec);
+    std::string out = req.method + " " + url.target + " HTTP/1.1\r\nHost: " + url.host +
+                      (url.port == (url.tls ? "443" : "80") ? "" : ":" + url.port) +
+                      "\r\nConnection: close\r\nUser-Agent: portico\r\n";
+    for (const auto& h : req.headers) out += h.name + ": " + h.value + "\r\n";
+    if (!req.body.empty() || req.method == "POST")
+      out += "Content-Length: " + std::to_string(req.body.size()) + "\r\n";
+    out += "\r\n" + req.body;
+    std::string raw;
+    std::array<char, 16384> buf;
+    if (url.tls) {
+      if (req.ca_file.empty()) {
+        ctx.set_default_verify_paths(ec);
+      } else {
+        ctx.load_verify_file(req.ca_file, ec);
+      }
+      if (ec) co_return fail("CA", ec);
+      ctx.set_verify_mode(asio::ssl::verify_peer);
+      tls.emplace(socket, ctx);
+      SSL_set_tlsext_host_name(tls->native_handle(), url.host.c_str());
+      tls->set_verify_callback(asio::ssl::host_name_verification(url.host));
+      co_await tls->async_handshake(asio::ssl::stream_base::client,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return fail("TLS handshake", ec);
+      co_await asio::async_write(*tls, asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return fail("write", ec);
+      for (;;) {
+        std::size_t n = co_await tls->async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        raw.append(buf.data(), n);
+        if (ec || raw.size() > req.max_response_bytes) break;
+      }
+    } else {
+      co_await asio::async_write(socket, asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return fail("write", ec);
+      for (;;) {
+        std::size_t n = co_await socket.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        raw.append(buf.data(), n);
+        if (ec || raw.size() > req.max_response_bytes) break;
+      }
+    }
+    deadline.cancel();
+    if (timed_out) co_return done(failure("timed out"));
+    if (raw.size() > req.max_response_bytes) co_return done(failure("response too large"));
+    done(parseResponse(raw));
+  }
+};
+
+HttpClient::HttpClient() : impl_(std::make_unique<Impl>()) {
+  impl_->thread = std::thread([this] { impl_->io.run(); });
+}
+
+HttpClient::~HttpClient() {
+  impl_->work.reset();
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void HttpClient::fetch(HttpRequest request, std::function<void(HttpResponse)> done) {
+  asio::co_spawn(impl_->io, impl_->call(std::move(request), std::move(done)), asio::detached);
+}
+
+}  // namespace portico::client

@@ -1,0 +1,46 @@
+#pragma once
+// A small HTTP/1.1 client for the control plane of filters (JWKS and OpenID discovery, token
+// introspection, external auth): its own thread and event loop, http and https, one connection
+// per call (Connection: close), bounded in time and size. Callbacks run on the client's thread.
+// No Asio in this header.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "http/header_list.h"
+
+namespace portico::client {
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;  // http://host[:port]/path or https://...
+  http::HeaderList headers;
+  std::string body;
+  std::chrono::milliseconds timeout{5000};  // the whole call
+  std::size_t max_response_bytes = 1024 * 1024;
+  std::string ca_file;  // https: trust anchors ("" = the system's)
+};
+
+struct HttpResponse {
+  int status = 0;  // 0 when the call failed: see error
+  http::HeaderList headers;
+  std::string body;
+  std::string error;
+};
+
+class HttpClient {
+ public:
+  HttpClient();
+  ~HttpClient();  // stops the thread; pending calls are dropped
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  void fetch(HttpRequest request, std::function<void(HttpResponse)> done);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace portico::client

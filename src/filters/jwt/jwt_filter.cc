@@ -1,0 +1,278 @@
+#include "filters/jwt/jwt_filter.h"
+
+#include <array>
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
+
+#include "auth/consumer_directory.h"
+#include "config/reader.h"
+#include "filters/auth_reply.h"
+#include "filters/config_factory.h"
+#include "filters/jwt/key_source.h"
+
+namespace portico::filters {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using SystemClock = std::chrono::system_clock;
+
+struct Verified {
+  const api::Consumer* consumer = nullptr;
+  std::vector<std::pair<std::string, std::string>> headers;  // claims_to_headers
+  std::int64_t expires = 0;                                  // exp, seconds since the epoch
+};
+
+// Verified tokens by digest until their expiry, bounded; sharded locks (workers share it).
+class TokenCache {
+ public:
+  explicit TokenCache(std::size_t capacity) : per_shard_(capacity / kShards + 1) {}
+
+  bool find(const std::string& digest, std::int64_t now, Verified& out) {
+    Shard& s = shards_[static_cast<unsigned char>(digest[0]) % kShards];
+    std::lock_guard lock(s.mu);
+    auto it = s.entries.find(digest);
+    if (it == s.entries.end()) return false;
+    if (now >= it->second.expires) {
+      s.entries.erase(it);
+      return false;
+    }
+    out = it->second;
+    return true;
+  }
+
+  void add(const std::string& digest, Verified v) {
+    if (per_shard_ <= 1) return;
+    Shard& s = shards_[static_cast<unsigned char>(digest[0]) % kShards];
+    std::lock_guard lock(s.mu);
+    if (s.entries.size() >= per_shard_) s.entries.erase(s.entries.begin());
+    s.entries[digest] = std::move(v);
+  }
+
+ private:
+  static constexpr std::size_t kShards = 16;
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Verified> entries;
+  };
+  std::size_t per_shard_;
+  std::array<Shard, kShards> shards_;
+};
+
+struct JwtConfig {
+  std::shared_ptr<KeySource> keys;
+  auth::ClaimRules rules;
+  std::vector<std::string> algorithms;
+  std::string header = "authorization";  // "Bearer <token>"
+  std::string query;                     // also read from this parameter ("" = no)
+  std::size_t max_token_bytes = 8192;
+  std::vector<std::pair<std::string, std::string>> claims_to_headers;  // claim -> header
+  std::string consumer_claim;
+  bool hide_credentials = false;
+  std::shared_ptr<const auth::ConsumerDirectory> consumers;
+  std::unique_ptr<TokenCache> cache;
+};
+
+std::int64_t nowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch())
+      .count();
+}
+
+class JwtFilter final : public api::Filter {
+ public:
+  explicit JwtFilter(const JwtConfig& c) : c_(c) {}
+  bool authenticates() const override { return true; }
+
+  api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
+    const std::string* h = ctx.request->headers.find(c_.header);
+    std::string_view token;
+    constexpr std::string_view kBearer = "bearer ";
+    if (h && h->size() > kBearer.size() &&
+        http::equalsIgnoreCase(std::string_view(*h).substr(0, kBearer.size()), kBearer)) {
+      token = std::string_view(*h).substr(kBearer.size());
+    } else if (!c_.query.empty()) {
+      query_ = findQueryParam(ctx.request->query, c_.query);
+      if (query_.found) token = query_.value;
+    }
+    if (token.empty()) return refuse(ctx, api::AuthFailure::MissingCredentials, "Bearer");
+    if (token.size() > c_.max_token_bytes) return invalid(ctx);
+    token_.assign(token);
+    digest_ = auth::sha256(token_);
+    const std::int64_t now = nowSeconds();
+    Verified v;
+    if (c_.cache->find(digest_, now, v)) return accept(ctx, v);
+    c_.keys->refreshIfStale();
+    auto parsed = auth::parseJwt(token_);
+    if (!parsed) return invalid(ctx);
+    parsed_ = std::move(*parsed);
+    if (std::find(c_.algorithms.begin(), c_.algorithms.end(), parsed_.alg) == c_.algorithms.end())
+      return invalid(ctx);  // alg "none", or one this route does not take
+    auto set = c_.keys->keys();
+    if (!set) return api::FilterStatus::Async;                     // first fetch still running
+    if (!set->find(parsed_.kid)) return api::FilterStatus::Async;  // maybe a rotated key
+    return verify(ctx, *set);
+  }
+
+  void onRequestHeadersAsync(api::RequestContext& ctx, Completion done) override {
+    auto resume = [this, &ctx, done = std::move(done)] {
+      auto set = c_.keys->keys();
+      done(set ? verify(ctx, *set) : invalid(ctx));
+    };
+    if (!c_.keys->keys()) {
+      c_.keys->whenLoaded(std::move(resume));
+    } else {
+      c_.keys->refetch(std::move(resume));  // an unknown kid: the provider may have rotated
+    }
+  }
+
+ private:
+  api::FilterStatus invalid(api::RequestContext& ctx) {
+    return refuse(ctx, api::AuthFailure::InvalidCredentials, "Bearer error=\"invalid_token\"");
+  }
+
+  api::FilterStatus verify(api::RequestContext& ctx, const auth::KeySet& set) {
+    const auth::Jwk* key = set.find(parsed_.kid);
+    if (!key || !key->verify(parsed_.alg, parsed_.signing_input, parsed_.signature))
+      return invalid(ctx);
+    const std::int64_t now = nowSeconds();
+    auth::ClaimRules rules = c_.rules;
+    if (rules.issuer.empty()) rules.issuer = c_.keys->issuer();
+    if (!auth::checkClaims(parsed_.claims, rules, now).empty()) return invalid(ctx);
+    Verified v;
+    if (!c_.consumer_claim.empty()) {
+      auto it = parsed_.claims.find(c_.consumer_claim);
+      if (it == parsed_.claims.end() || !it->is_string()) return invalid(ctx);
+      v.consumer = c_.consumers->byName(it->get<std::string>());
+      if (!v.consumer) return invalid(ctx);
+    }
+    for (const auto& [claim, header] : c_.claims_to_headers) {
+      auto it = parsed_.claims.find(claim);
+      if (it == parsed_.claims.end()) continue;
+      v.headers.emplace_back(header, it->is_string() ? it->get<std::string>() : it->dump());
+    }
+    auto exp = parsed_.claims.find("exp");
+    v.expires =
+        exp != parsed_.claims.end() && exp->is_number() ? exp->get<std::int64_t>() : now + 60;
+    c_.cache->add(digest_, v);
+    return accept(ctx, v);
+  }
+
+  api::FilterStatus accept(api::RequestContext& ctx, const Verified& v) {
+    auto& headers = ctx.request->headers;
+    for (const auto& [claim, header] : c_.claims_to_headers) headers.remove(header);
+    for (const auto& [header, value] : v.headers) headers.add(header, value);
+    ctx.consumer = v.consumer;
+    ctx.authenticated = true;
+    if (c_.hide_credentials) {
+      headers.remove(c_.header);
+      if (query_.found) eraseQueryParam(ctx.request->query, query_);
+    }
+    return api::FilterStatus::Continue;
+  }
+
+  const JwtConfig& c_;
+  std::string token_, digest_;
+  auth::ParsedJwt parsed_;
+  QueryParam query_;
+};
+
+const std::vector<std::string> kAlgorithms = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                                              "ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512"};
+
+}  // namespace
+
+api::FilterType jwtFilterType() {
+  return {"jwt", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+            JwtConfig c;
+            config::ObjectReader r(b.config, b.path, b.diag);
+            KeySource::Options source;
+            std::string jwks_uri, discovery;
+            r.string("jwks_uri", jwks_uri);
+            r.string("discovery", discovery);
+            r.string("ca", source.ca_file);
+            r.string("issuer", c.rules.issuer);
+            r.stringList("audiences", c.rules.audiences);
+            r.stringList("algorithms", c.algorithms);
+            config::Duration leeway{0}, refresh{300000}, timeout{5000}, min_refetch{10000};
+            r.duration("leeway", leeway);
+            r.duration("jwks_refresh", refresh);
+            r.duration("jwks_min_refetch", min_refetch);
+            r.duration("timeout", timeout);
+            r.boolean("require_exp", c.rules.require_exp);
+            r.string("header", c.header);
+            r.string("query", c.query);
+            std::uint64_t max_token = c.max_token_bytes, cache_size = 10000;
+            r.size("max_token_bytes", max_token);
+            r.number("cache_size", 0, 10'000'000, cache_size);
+            r.string("consumer_claim", c.consumer_claim);
+            r.boolean("hide_credentials", c.hide_credentials);
+            if (const nlohmann::json* req = r.get("required_claims")) {
+              if (!req->is_object()) {
+                b.diag.add(r.childPath("required_claims"), "expected a map of claim: [values]");
+              } else {
+                for (auto it = req->begin(); it != req->end(); ++it) {
+                  std::vector<std::string> values;
+                  const std::string p = config::joinPath(r.childPath("required_claims"), it.key());
+                  if (it->is_string()) {
+                    values.push_back(it->get<std::string>());
+                  } else {
+                    config::readStringList(*it, p, b.diag, values);
+                  }
+                  c.rules.required.emplace_back(it.key(), std::move(values));
+                }
+              }
+            }
+            if (const nlohmann::json* ch = r.get("claims_to_headers")) {
+              if (!ch->is_object()) {
+                b.diag.add(r.childPath("claims_to_headers"), "expected a map of claim: header");
+              } else {
+                for (auto it = ch->begin(); it != ch->end(); ++it) {
+                  if (!it->is_string() || it->get<std::string>().empty()) {
+                    b.diag.add(config::joinPath(r.childPath("claims_to_headers"), it.key()),
+                               "expected a header name");
+                    continue;
+                  }
+                  c.claims_to_headers.emplace_back(it.key(), it->get<std::string>());
+                }
+              }
+            }
+            r.finish();
+            if (jwks_uri.empty() == discovery.empty())
+              b.diag.add(b.path, "give exactly one of jwks_uri and discovery");
+            if (c.algorithms.empty()) c.algorithms = {"RS256", "ES256"};
+            for (std::size_t i = 0; i < c.algorithms.size(); ++i) {
+              if (std::find(kAlgorithms.begin(), kAlgorithms.end(), c.algorithms[i]) ==
+                  kAlgorithms.end())
+                b.diag.add(config::indexPath(r.childPath("algorithms"), i),
+                           "unsupported algorithm \"" + c.algorithms[i] + "\"");
+            }
+            for (const auto& a : c.algorithms) {
+              if (a.substr(0, 2) == "HS")
+                b.diag.add(r.childPath("algorithms"),
+                           "HMAC algorithms need shared secrets, which a JWKS URI does not "
+                           "publish: not allowed here");
+            }
+            if (!b.diag.empty()) return nullptr;
+            c.rules.leeway = std::chrono::duration_cast<std::chrono::seconds>(leeway);
+            c.max_token_bytes = max_token;
+            c.consumers = b.consumers;
+            c.cache = std::make_unique<TokenCache>(cache_size);
+            source.url = discovery.empty() ? jwks_uri : discovery;
+            source.discovery = !discovery.empty();
+            source.refresh_interval = refresh;
+            source.min_refetch = min_refetch;
+            source.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+            // One source per URL and settings: routes that agree share fetched keys.
+            const std::string key = "jwt-keys|" + source.url + "|" + source.ca_file + "|" +
+                                    std::to_string(refresh.count()) + "|" +
+                                    std::to_string(min_refetch.count()) + "|" +
+                                    std::to_string(timeout.count());
+            api::Services& services = b.services;
+            c.keys = std::static_pointer_cast<KeySource>(services.shared(key, [&] {
+              return std::static_pointer_cast<void>(std::make_shared<KeySource>(services, source));
+            }));
+            return std::make_shared<ConfigFactory<JwtFilter, JwtConfig>>(std::move(c));
+          }};
+}
+
+}  // namespace portico::filters

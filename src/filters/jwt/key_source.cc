@@ -1,0 +1,111 @@
+#include "filters/jwt/key_source.h"
+
+#include <spdlog/spdlog.h>
+
+namespace portico::filters {
+
+KeySource::KeySource(api::Services& services, Options options)
+    : services_(services), options_(std::move(options)) {
+  std::lock_guard lock(mu_);
+  start();
+}
+
+std::string KeySource::issuer() const {
+  std::lock_guard lock(mu_);
+  return issuer_;
+}
+
+void KeySource::refreshIfStale() {
+  std::lock_guard lock(mu_);
+  const auto now = Clock::now();
+  if (in_flight_ || now - last_attempt_ < options_.min_refetch) return;
+  if (loaded_once_ && now - last_success_ < options_.refresh_interval) return;
+  start();
+}
+
+void KeySource::refetch(std::function<void()> done) {
+  {
+    std::lock_guard lock(mu_);
+    if (in_flight_ || Clock::now() - last_attempt_ >= options_.min_refetch) {
+      waiters_.push_back(std::move(done));
+      if (!in_flight_) start();
+      return;
+    }
+  }
+  done();  // rate-limited: answer with the keys we have
+}
+
+void KeySource::whenLoaded(std::function<void()> done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!loaded_once_ && in_flight_) {
+      waiters_.push_back(std::move(done));
+      return;
+    }
+  }
+  done();
+}
+
+void KeySource::start() {
+  in_flight_ = true;
+  last_attempt_ = Clock::now();
+  if (!options_.discovery) {
+    fetchJwks(options_.url);
+    return;
+  }
+  client::HttpRequest req;
+  req.url = options_.url;
+  req.timeout = options_.timeout;
+  req.ca_file = options_.ca_file;
+  services_.fetch(std::move(req), [this](client::HttpResponse r) {
+    auto doc = r.status == 200 ? nlohmann::json::parse(r.body, nullptr, false) : nlohmann::json();
+    if (!doc.is_object() || !doc.contains("jwks_uri") || !doc["jwks_uri"].is_string()) {
+      spdlog::warn(
+          "jwt: discovery {} failed: {}", options_.url,
+          r.error.empty() ? "no jwks_uri (status " + std::to_string(r.status) + ")" : r.error);
+      finish(nullptr, {});
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (doc.contains("issuer") && doc["issuer"].is_string())
+        issuer_ = doc["issuer"].get<std::string>();
+    }
+    fetchJwks(doc["jwks_uri"].get<std::string>());
+  });
+}
+
+void KeySource::fetchJwks(const std::string& url) {
+  client::HttpRequest req;
+  req.url = url;
+  req.timeout = options_.timeout;
+  req.ca_file = options_.ca_file;
+  services_.fetch(std::move(req), [this, url](client::HttpResponse r) {
+    std::string errors;
+    std::shared_ptr<const auth::KeySet> set;
+    if (r.status == 200) {
+      set = auth::KeySet::fromJwks(nlohmann::json::parse(r.body, nullptr, false), errors);
+    } else {
+      errors = r.error.empty() ? "status " + std::to_string(r.status) : r.error;
+    }
+    if (!set) spdlog::warn("jwt: JWKS {} failed: {}; keeping the last key set", url, errors);
+    finish(set, {});
+  });
+}
+
+void KeySource::finish(std::shared_ptr<const auth::KeySet> set, std::string) {
+  std::vector<std::function<void()>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    in_flight_ = false;
+    if (set) {
+      keys_.store(std::move(set));
+      last_success_ = Clock::now();
+      loaded_once_ = true;
+    }
+    waiters.swap(waiters_);
+  }
+  for (auto& w : waiters) w();
+}
+
+}  // namespace portico::filters

@@ -1,0 +1,250 @@
+"""jwt against a real OpenID Connect provider (npm oidc-provider, test/oidc): discovery, JWKS
+caching, RS256 and ES256 access tokens from the client-credentials grant, key rotation at the
+provider without a reload, the provider down with cached keys. The rejection cases use tokens
+signed here (openssl) with a key served from a local JWKS."""
+import base64
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import base_config, free_port, request, wait_for
+
+OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
+AUDIENCE = "https://api.example.com"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Provider:
+    def __init__(self, port, prefix):
+        self.port = port
+        self.issuer = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(["node", str(OIDC_DIR / "provider.mjs"), str(port), prefix],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for(self.ready, timeout=20, what="oidc-provider")
+
+    def ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("oidc-provider exited: " + self.proc.stdout.read())
+        try:
+            urllib.request.urlopen(self.issuer + "/.well-known/openid-configuration", timeout=1)
+            return True
+        except OSError:
+            return False
+
+    def token(self, client="rs-client", secret="rs-secret", scope="orders.read"):
+        req = urllib.request.Request(
+            self.issuer + "/token", data=f"grant_type=client_credentials&scope={scope}".encode(),
+            headers={"Authorization": "Basic " + base64.b64encode(f"{client}:{secret}".encode()).decode(),
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())["access_token"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def node_modules():
+    if not shutil.which("node"):
+        pytest.fail("node is required (scripts/install-deps.sh)")
+    if not (OIDC_DIR / "node_modules" / "oidc-provider").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, check=True,
+                       capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def provider(node_modules):
+    started = []
+
+    def make(port=None, prefix="k1"):
+        p = Provider(port or free_port(), prefix)
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        if p.proc.poll() is None:
+            p.stop()
+
+
+def jwt_route(name, prefix, config, **extra):
+    return {"name": name, "match": {"path_prefix": prefix}, "upstream": "svc",
+            "plugins": [{"name": "jwt", "config": config}], **extra}
+
+
+def test_provider_tokens_discovery_rotation_and_outage(portico, upstreams, provider):
+    u = upstreams()
+    idp = provider()
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]}, [
+        jwt_route("orders", "/orders", {
+            "discovery": idp.issuer + "/.well-known/openid-configuration",
+            "audiences": [AUDIENCE], "algorithms": ["RS256", "ES256"], "leeway": "30s",
+            "required_claims": {"scope": ["orders.read"]},
+            "claims_to_headers": {"sub": "X-User-Id", "client_id": "X-Client"},
+            "consumer_claim": "client_id", "jwks_min_refetch": "300ms"}),
+        {"name": "after", "match": {"path_prefix": "/gold"}, "upstream": "svc",
+         "plugins": [{"name": "jwt", "config": {
+             "discovery": idp.issuer + "/.well-known/openid-configuration",
+             "algorithms": ["RS256", "ES256"], "consumer_claim": "client_id"}},
+             {"name": "acl", "config": {"allow": ["gold"]}}]}])
+    cfg["consumers"] = [{"name": "rs-client", "groups": ["gold"]}, {"name": "es-client"}]
+    p = portico(config=cfg)
+    rs, es = idp.token(), idp.token("es-client", "es-secret")
+    assert json.loads(base64.urlsafe_b64decode(rs.split(".")[0] + "=="))["alg"] == "RS256"
+    assert json.loads(base64.urlsafe_b64decode(es.split(".")[0] + "=="))["alg"] == "ES256"
+    for token, client in ((rs, "rs-client"), (es, "es-client")):
+        s, _, _ = request(p.port, "GET", "/orders/1", headers={"Authorization": "Bearer " + token,
+                                                               "X-User-Id": "forged"})
+        assert s == 200, client
+        sent = u.requests[-1]
+        assert sent.all("x-user-id") == [client] and sent.header("x-client") == client
+        assert sent.header("x-consumer-name") == client
+    assert request(p.port, "GET", "/gold", headers={"Authorization": "Bearer " + rs})[0] == 200
+    assert request(p.port, "GET", "/gold", headers={"Authorization": "Bearer " + es})[0] == 403
+    # A token without the required scope.
+    s, h, _ = request(p.port, "GET", "/orders/1",
+                      headers={"Authorization": "Bearer " + idp.token(scope="orders.write")})
+    assert s == 401 and h["www-authenticate"].startswith("Bearer")
+    s, h, _ = request(p.port, "GET", "/orders/1")
+    assert s == 401 and h["www-authenticate"] == "Bearer"
+
+    # Rotation: the provider restarts with new keys; the new kid triggers a refetch, no reload.
+    spare = idp.token()  # signed with the old key, not yet seen by Portico
+    port = idp.port
+    idp.stop()
+    idp2 = provider(port=port, prefix="k2")
+    rotated = idp2.token()
+    assert "k2-rsa" in base64.urlsafe_b64decode(rotated.split(".")[0] + "==").decode()
+    time.sleep(0.4)  # unknown kids refetch at most every jwks_min_refetch
+    assert request(p.port, "GET", "/orders/2", headers={"Authorization": "Bearer " + rotated})[0] == 200
+
+    # Provider down: the last good key set keeps serving tokens signed with it.
+    another = idp2.token()
+    idp2.stop()
+    assert request(p.port, "GET", "/orders/3", headers={"Authorization": "Bearer " + another})[0] == 200
+    assert request(p.port, "GET", "/orders/3", headers={"Authorization": "Bearer " + rotated})[0] == 200
+    # The old key is gone from the set: its token is refused.
+    assert request(p.port, "GET", "/orders/4", headers={"Authorization": "Bearer " + spare})[0] == 401
+    assert "Bearer" not in p.logs() and rotated not in p.logs()
+
+
+class LocalJwks:
+    """An RSA key made with openssl, its JWKS served on 127.0.0.1, and tokens signed with it."""
+
+    def __init__(self, tmp):
+        self.key = tmp / "rsa.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                        "-out", str(self.key)], check=True, capture_output=True)
+        modulus = subprocess.run(["openssl", "rsa", "-in", str(self.key), "-noout", "-modulus"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        n = bytes.fromhex(modulus.split("=", 1)[1])
+        self.pub = subprocess.run(["openssl", "rsa", "-in", str(self.key), "-pubout"], check=True,
+                                  capture_output=True).stdout
+        self.jwks = {"keys": [{"kty": "RSA", "kid": "local", "use": "sig", "alg": "RS256",
+                               "n": b64url(n), "e": b64url((65537).to_bytes(3, "big"))}]}
+        jwks_bytes = json.dumps(self.jwks).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(jwks_bytes)))
+                self.end_headers()
+                self.wfile.write(jwks_bytes)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sign(self, claims, kid="local", alg="RS256", header=None):
+        head = b64url(json.dumps(header or {"alg": alg, "typ": "JWT", "kid": kid}).encode())
+        body = b64url(json.dumps(claims).encode())
+        signing_input = f"{head}.{body}".encode()
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+                             input=signing_input, check=True, capture_output=True).stdout
+        return f"{head}.{body}.{b64url(sig)}"
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def test_every_rejection_case(portico, upstreams, tmp_path):
+    import hmac
+    import hashlib
+    local = LocalJwks(tmp_path)
+    try:
+        u = upstreams()
+        p = portico(upstreams={"svc": [u.address]}, routes=[jwt_route("api", "/", {
+            "jwks_uri": local.url, "issuer": "https://issuer.test", "audiences": ["api"],
+            "algorithms": ["RS256"], "leeway": "10s", "max_token_bytes": 4096})])
+        now = int(time.time())
+        good = {"iss": "https://issuer.test", "aud": "api", "sub": "u1", "iat": now,
+                "exp": now + 300}
+
+        def status(token):
+            return request(p.port, "GET", "/", headers={"Authorization": "Bearer " + token})[0]
+
+        assert status(local.sign(good)) == 200
+        assert status(local.sign({**good, "aud": ["other", "api"]})) == 200
+        assert status(local.sign({**good, "exp": now - 5})) == 200  # within the leeway
+        cases = {
+            "expired": local.sign({**good, "exp": now - 60}),
+            "no exp": local.sign({k: v for k, v in good.items() if k != "exp"}),
+            "not yet valid": local.sign({**good, "nbf": now + 120}),
+            "issued in the future": local.sign({**good, "iat": now + 120}),
+            "wrong issuer": local.sign({**good, "iss": "https://evil.test"}),
+            "wrong audience": local.sign({**good, "aud": "other"}),
+            "unknown kid": local.sign(good, kid="nope"),
+            "alg none": b64url(b'{"alg":"none","typ":"JWT"}') + "." +
+                        b64url(json.dumps(good).encode()) + ".",
+            "stripped signature": local.sign(good).rsplit(".", 1)[0] + ".",
+            "garbage": "not.a.jwt",
+            "two parts": "abc.def",
+            "oversized": local.sign({**good, "pad": "x" * 5000}),
+        }
+        # A payload swapped under a valid signature.
+        h, _, s = local.sign(good).split(".")
+        cases["tampered payload"] = f"{h}.{b64url(json.dumps({**good, 'sub': 'admin'}).encode())}.{s}"
+        # HS256 "signed" with the RSA public key as the HMAC secret (algorithm confusion).
+        hs_head = b64url(b'{"alg":"HS256","typ":"JWT","kid":"local"}')
+        hs_body = b64url(json.dumps(good).encode())
+        mac = hmac.new(local.pub, f"{hs_head}.{hs_body}".encode(), hashlib.sha256).digest()
+        cases["HS256 with the public key"] = f"{hs_head}.{hs_body}.{b64url(mac)}"
+        for name, token in cases.items():
+            assert status(token) == 401, name
+        assert len(u.requests) == 3
+        assert p.metric("portico_auth_refusals_total",
+                        'route="api",reason="invalid_credentials"') == len(cases)
+    finally:
+        local.stop()
+
+
+def test_bad_jwt_config_is_refused(tmp_path):
+    from conftest import PORTICO_BIN
+    cfg = base_config(free_port(), free_port(), {"svc": ["127.0.0.1:1"]}, [
+        jwt_route("a", "/a", {"algorithms": ["RS256", "none"]}),
+        jwt_route("b", "/b", {"jwks_uri": "http://x/jwks", "algorithms": ["HS256"]})])
+    path = tmp_path / "bad.yaml"
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run([PORTICO_BIN, "validate", "-c", str(path)], capture_output=True,
+                       text=True, timeout=10)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "routes[0].plugins[0].config: give exactly one of jwks_uri and discovery" in out
+    assert 'algorithms[1]: unsupported algorithm "none"' in out
+    assert "HMAC algorithms need shared secrets" in out

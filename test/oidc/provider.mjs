@@ -1,0 +1,50 @@
+// A real OpenID Connect provider (oidc-provider) for the end-to-end tests: client-credentials
+// grant, JWT access tokens signed RS256 or ES256 (one client each), introspection.
+//   node provider.mjs PORT KEY_PREFIX
+// KEY_PREFIX names the signing keys (kid "<prefix>-rsa", "<prefix>-ec"): restarting with another
+// prefix rotates the keys.
+import { generateKeyPairSync } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const [port, prefix] = process.argv.slice(2);
+const issuer = `http://127.0.0.1:${port}`;
+const audience = 'https://api.example.com';
+
+function jwk(type, options, kid, alg) {
+  const { privateKey } = generateKeyPairSync(type, options);
+  return { ...privateKey.export({ format: 'jwk' }), kid, alg, use: 'sig' };
+}
+const keys = [
+  jwk('rsa', { modulusLength: 2048 }, `${prefix}-rsa`, 'RS256'),
+  jwk('ec', { namedCurve: 'P-256' }, `${prefix}-ec`, 'ES256'),
+];
+
+const clients = [
+  { client_id: 'rs-client', client_secret: 'rs-secret', alg: 'RS256' },
+  { client_id: 'es-client', client_secret: 'es-secret', alg: 'ES256' },
+].map(({ alg, ...c }) => ({ ...c, grant_types: ['client_credentials'], redirect_uris: [],
+  response_types: [], token_endpoint_auth_method: 'client_secret_basic', 'x-alg': alg }));
+
+const provider = new Provider(issuer, {
+  clients: clients.map(({ 'x-alg': _, ...c }) => c),
+  jwks: { keys },
+  scopes: ['orders.read', 'orders.write'],
+  features: {
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    devInteractions: { enabled: false },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => audience,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resource, client) => ({
+        scope: 'orders.read orders.write',
+        audience,
+        accessTokenTTL: 600,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: client.clientId === 'es-client' ? 'ES256' : 'RS256' } },
+      }),
+    },
+  },
+});
+provider.listen(Number(port), '127.0.0.1', () => console.log(`ready ${issuer}`));
