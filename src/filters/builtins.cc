@@ -4,10 +4,12 @@
 #include "filters/acl/acl_filter.h"
 #include "filters/basic_auth/basic_auth_filter.h"
 #include "filters/cors/cors_filter.h"
+#include "filters/ext_auth/ext_auth_filter.h"
 #include "filters/headers/headers_filter.h"
 #include "filters/ip_restriction/ip_restriction_filter.h"
 #include "filters/jwt/jwt_filter.h"
 #include "filters/key_auth/key_auth_filter.h"
+#include "filters/oauth2_introspection/oauth2_introspection_filter.h"
 #include "filters/request_id/request_id_filter.h"
 #include "filters/static_response/static_response_filter.h"
 
@@ -18,9 +20,11 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(aclFilterType());
   registry.add(basicAuthFilterType());
   registry.add(corsFilterType());
+  registry.add(extAuthFilterType());
   registry.add(ipRestrictionFilterType());
   registry.add(jwtFilterType());
   registry.add(keyAuthFilterType());
+  registry.add(oauth2IntrospectionFilterType());
   registry.add(headersFilterType());
   registry.add(requestIdFilterType());
   registry.add(staticResponseFilterType());

@@ -1,5 +1,6 @@
 // A real OpenID Connect provider (oidc-provider) for the end-to-end tests: client-credentials
-// grant, JWT access tokens signed RS256 or ES256 (one client each), introspection.
+// grant, JWT access tokens signed RS256 or ES256 (one client each), opaque access tokens for
+// the resource "urn:opaque", and introspection.
 //   node provider.mjs PORT KEY_PREFIX
 // KEY_PREFIX names the signing keys (kid "<prefix>-rsa", "<prefix>-ec"): restarting with another
 // prefix rotates the keys.
@@ -37,13 +38,17 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: () => audience,
       useGrantedResource: () => true,
-      getResourceServerInfo: (ctx, resource, client) => ({
-        scope: 'orders.read orders.write',
-        audience,
-        accessTokenTTL: 600,
-        accessTokenFormat: 'jwt',
-        jwt: { sign: { alg: client.clientId === 'es-client' ? 'ES256' : 'RS256' } },
-      }),
+      // "urn:opaque" gets opaque tokens (for introspection); anything else JWTs.
+      getResourceServerInfo: (ctx, resource, client) => (resource === 'urn:opaque'
+        ? { scope: 'orders.read orders.write', audience: 'urn:opaque', accessTokenTTL: 600,
+            accessTokenFormat: 'opaque' }
+        : {
+            scope: 'orders.read orders.write',
+            audience,
+            accessTokenTTL: 600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: client.clientId === 'es-client' ? 'ES256' : 'RS256' } },
+          }),
     },
   },
 });

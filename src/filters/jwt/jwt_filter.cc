@@ -8,6 +8,7 @@
 #include "auth/consumer_directory.h"
 #include "config/reader.h"
 #include "filters/auth_reply.h"
+#include "filters/bearer.h"
 #include "filters/config_factory.h"
 #include "filters/jwt/key_source.h"
 
@@ -17,48 +18,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using SystemClock = std::chrono::system_clock;
 
-struct Verified {
-  const api::Consumer* consumer = nullptr;
-  std::vector<std::pair<std::string, std::string>> headers;  // claims_to_headers
-  std::int64_t expires = 0;                                  // exp, seconds since the epoch
-};
-
-// Verified tokens by digest until their expiry, bounded; sharded locks (workers share it).
-class TokenCache {
- public:
-  explicit TokenCache(std::size_t capacity) : per_shard_(capacity / kShards + 1) {}
-
-  bool find(const std::string& digest, std::int64_t now, Verified& out) {
-    Shard& s = shards_[static_cast<unsigned char>(digest[0]) % kShards];
-    std::lock_guard lock(s.mu);
-    auto it = s.entries.find(digest);
-    if (it == s.entries.end()) return false;
-    if (now >= it->second.expires) {
-      s.entries.erase(it);
-      return false;
-    }
-    out = it->second;
-    return true;
-  }
-
-  void add(const std::string& digest, Verified v) {
-    if (per_shard_ <= 1) return;
-    Shard& s = shards_[static_cast<unsigned char>(digest[0]) % kShards];
-    std::lock_guard lock(s.mu);
-    if (s.entries.size() >= per_shard_) s.entries.erase(s.entries.begin());
-    s.entries[digest] = std::move(v);
-  }
-
- private:
-  static constexpr std::size_t kShards = 16;
-  struct Shard {
-    std::mutex mu;
-    std::unordered_map<std::string, Verified> entries;
-  };
-  std::size_t per_shard_;
-  std::array<Shard, kShards> shards_;
-};
-
 struct JwtConfig {
   std::shared_ptr<KeySource> keys;
   auth::ClaimRules rules;
@@ -66,17 +25,12 @@ struct JwtConfig {
   std::string header = "authorization";  // "Bearer <token>"
   std::string query;                     // also read from this parameter ("" = no)
   std::size_t max_token_bytes = 8192;
-  std::vector<std::pair<std::string, std::string>> claims_to_headers;  // claim -> header
+  ClaimHeaders claims_to_headers;
   std::string consumer_claim;
   bool hide_credentials = false;
   std::shared_ptr<const auth::ConsumerDirectory> consumers;
   std::unique_ptr<TokenCache> cache;
 };
-
-std::int64_t nowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch())
-      .count();
-}
 
 class JwtFilter final : public api::Filter {
  public:
@@ -84,13 +38,8 @@ class JwtFilter final : public api::Filter {
   bool authenticates() const override { return true; }
 
   api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
-    const std::string* h = ctx.request->headers.find(c_.header);
-    std::string_view token;
-    constexpr std::string_view kBearer = "bearer ";
-    if (h && h->size() > kBearer.size() &&
-        http::equalsIgnoreCase(std::string_view(*h).substr(0, kBearer.size()), kBearer)) {
-      token = std::string_view(*h).substr(kBearer.size());
-    } else if (!c_.query.empty()) {
+    std::string_view token = bearerToken(ctx.request->headers, c_.header);
+    if (token.empty() && !c_.query.empty()) {
       query_ = findQueryParam(ctx.request->query, c_.query);
       if (query_.found) token = query_.value;
     }
@@ -98,7 +47,7 @@ class JwtFilter final : public api::Filter {
     if (token.size() > c_.max_token_bytes) return invalid(ctx);
     token_.assign(token);
     digest_ = auth::sha256(token_);
-    const std::int64_t now = nowSeconds();
+    const std::int64_t now = unixNow();
     Verified v;
     if (c_.cache->find(digest_, now, v)) return accept(ctx, v);
     c_.keys->refreshIfStale();
@@ -134,22 +83,13 @@ class JwtFilter final : public api::Filter {
     const auth::Jwk* key = set.find(parsed_.kid);
     if (!key || !key->verify(parsed_.alg, parsed_.signing_input, parsed_.signature))
       return invalid(ctx);
-    const std::int64_t now = nowSeconds();
+    const std::int64_t now = unixNow();
     auth::ClaimRules rules = c_.rules;
     if (rules.issuer.empty()) rules.issuer = c_.keys->issuer();
     if (!auth::checkClaims(parsed_.claims, rules, now).empty()) return invalid(ctx);
     Verified v;
-    if (!c_.consumer_claim.empty()) {
-      auto it = parsed_.claims.find(c_.consumer_claim);
-      if (it == parsed_.claims.end() || !it->is_string()) return invalid(ctx);
-      v.consumer = c_.consumers->byName(it->get<std::string>());
-      if (!v.consumer) return invalid(ctx);
-    }
-    for (const auto& [claim, header] : c_.claims_to_headers) {
-      auto it = parsed_.claims.find(claim);
-      if (it == parsed_.claims.end()) continue;
-      v.headers.emplace_back(header, it->is_string() ? it->get<std::string>() : it->dump());
-    }
+    if (!fromClaims(parsed_.claims, c_.consumer_claim, c_.claims_to_headers, c_.consumers.get(), v))
+      return invalid(ctx);
     auto exp = parsed_.claims.find("exp");
     v.expires =
         exp != parsed_.claims.end() && exp->is_number() ? exp->get<std::int64_t>() : now + 60;
@@ -158,13 +98,9 @@ class JwtFilter final : public api::Filter {
   }
 
   api::FilterStatus accept(api::RequestContext& ctx, const Verified& v) {
-    auto& headers = ctx.request->headers;
-    for (const auto& [claim, header] : c_.claims_to_headers) headers.remove(header);
-    for (const auto& [header, value] : v.headers) headers.add(header, value);
-    ctx.consumer = v.consumer;
-    ctx.authenticated = true;
+    applyVerified(ctx, v, c_.claims_to_headers);
     if (c_.hide_credentials) {
-      headers.remove(c_.header);
+      ctx.request->headers.remove(c_.header);
       if (query_.found) eraseQueryParam(ctx.request->query, query_);
     }
     return api::FilterStatus::Continue;
@@ -222,20 +158,8 @@ api::FilterType jwtFilterType() {
                 }
               }
             }
-            if (const nlohmann::json* ch = r.get("claims_to_headers")) {
-              if (!ch->is_object()) {
-                b.diag.add(r.childPath("claims_to_headers"), "expected a map of claim: header");
-              } else {
-                for (auto it = ch->begin(); it != ch->end(); ++it) {
-                  if (!it->is_string() || it->get<std::string>().empty()) {
-                    b.diag.add(config::joinPath(r.childPath("claims_to_headers"), it.key()),
-                               "expected a header name");
-                    continue;
-                  }
-                  c.claims_to_headers.emplace_back(it.key(), it->get<std::string>());
-                }
-              }
-            }
+            readClaimHeaders(r.get("claims_to_headers"), r.childPath("claims_to_headers"), b.diag,
+                             c.claims_to_headers);
             r.finish();
             if (jwks_uri.empty() == discovery.empty())
               b.diag.add(b.path, "give exactly one of jwks_uri and discovery");

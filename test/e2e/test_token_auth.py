@@ -1,4 +1,5 @@
-"""jwt against a real OpenID Connect provider (npm oidc-provider, test/oidc): discovery, JWKS
+"""jwt, oauth2-introspection and ext-auth against real services. jwt and introspection use a
+real OpenID Connect provider (npm oidc-provider, test/oidc): discovery, JWKS
 caching, RS256 and ES256 access tokens from the client-credentials grant, key rotation at the
 provider without a reload, the provider down with cached keys. The rejection cases use tokens
 signed here (openssl) with a key served from a local JWKS."""
@@ -248,3 +249,125 @@ def test_bad_jwt_config_is_refused(tmp_path):
     assert "routes[0].plugins[0].config: give exactly one of jwks_uri and discovery" in out
     assert 'algorithms[1]: unsupported algorithm "none"' in out
     assert "HMAC algorithms need shared secrets" in out
+
+
+def opaque_token(idp, scope="orders.read"):
+    req = urllib.request.Request(
+        idp.issuer + "/token",
+        data=f"grant_type=client_credentials&scope={scope}&resource=urn:opaque".encode(),
+        headers={"Authorization": "Basic " + base64.b64encode(b"rs-client:rs-secret").decode(),
+                 "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())["access_token"]
+
+
+def test_oauth2_introspection_against_the_provider(portico, upstreams, provider):
+    u = upstreams()
+    idp = provider()
+    introspection = {"endpoint": idp.issuer + "/token/introspection", "client_id": "rs-client",
+                     "client_secret": "rs-secret", "required_scopes": ["orders.read"],
+                     "audiences": ["urn:opaque"], "consumer_claim": "client_id",
+                     "claims_to_headers": {"client_id": "X-Client"}, "negative_cache_ttl": "1s"}
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]}, [
+        {"name": "closed", "match": {"path_prefix": "/closed"}, "upstream": "svc",
+         "plugins": [{"name": "oauth2-introspection", "config": introspection}]},
+        {"name": "open", "match": {"path_prefix": "/open"}, "upstream": "svc",
+         "plugins": [{"name": "oauth2-introspection",
+                      "config": {**introspection, "on_failure": "fail_open"}}]}])
+    cfg["consumers"] = [{"name": "rs-client", "groups": ["gold"]}]
+    p = portico(config=cfg)
+    token = opaque_token(idp)
+
+    def get(path, tok):
+        return request(p.port, "GET", path, headers={"Authorization": "Bearer " + tok})
+
+    s, _, _ = get("/closed/1", token)
+    assert s == 200
+    assert u.requests[-1].header("x-client") == "rs-client"
+    assert u.requests[-1].header("x-consumer-name") == "rs-client"
+    assert get("/closed/1", "not-a-real-token")[0] == 401
+    assert get("/closed/1", opaque_token(idp, scope="orders.write"))[0] == 401  # scope missing
+    # The provider goes down: a cached answer still serves; an unknown token is refused
+    # (fail_closed, 503) or let through (fail_open).
+    fresh = opaque_token(idp)
+    idp.stop()
+    assert get("/closed/2", token)[0] == 200
+    s, _, body = get("/closed/2", fresh)
+    assert s == 503 and json.loads(body)["status"] == 503
+    assert get("/open/2", fresh)[0] == 200
+
+
+class AuthService:
+    """A forward-auth service: "Bearer good" passes (with X-User), anything else gets 401."""
+
+    def __init__(self):
+        self.calls = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                outer.calls.append((self.command, self.path, dict(self.headers)))
+                if self.headers.get("Authorization") == "Bearer good":
+                    self.send_response(200)
+                    self.send_header("X-User", "u-42")
+                    self.send_header("X-Secret-Internal", "no")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b'{"error":"go away"}'
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("WWW-Authenticate", 'Bearer realm="ext"')
+                self.send_header("X-Reason", "no-token")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_DELETE = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/auth"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def test_ext_auth_forwards_and_relays_refusals(portico, upstreams):
+    auth = AuthService()
+    try:
+        u = upstreams()
+        dead = f"http://127.0.0.1:{free_port()}/auth"
+        p = portico(upstreams={"svc": [u.address]}, routes=[
+            {"name": "ext", "match": {"path_prefix": "/api"}, "upstream": "svc",
+             "plugins": [{"name": "ext-auth", "config": {
+                 "url": auth.url, "request_headers": ["Authorization"],
+                 "upstream_headers": ["X-User"], "client_headers": ["X-Reason"],
+                 "timeout": "1s"}}]},
+            {"name": "down", "match": {"path_prefix": "/down"}, "upstream": "svc",
+             "plugins": [{"name": "ext-auth", "config": {"url": dead, "timeout": "500ms"}}]},
+            {"name": "down-open", "match": {"path_prefix": "/open"}, "upstream": "svc",
+             "plugins": [{"name": "ext-auth", "config": {"url": dead, "on_failure": "fail_open"}}]}])
+        s, _, _ = request(p.port, "DELETE", "/api/items/7?x=1",
+                          headers={"Authorization": "Bearer good", "X-User": "forged",
+                                   "Cookie": "c=1"})
+        assert s == 200
+        method, path, headers = auth.calls[-1]
+        assert (method, path) == ("DELETE", "/auth/api/items/7?x=1")
+        assert headers.get("Authorization") == "Bearer good" and "Cookie" not in headers
+        assert headers.get("X-Forwarded-Method") == "DELETE"
+        assert u.requests[-1].all("x-user") == ["u-42"]
+        assert u.requests[-1].header("x-secret-internal") is None
+        n = len(u.requests)
+        s, h, body = request(p.port, "GET", "/api/items", headers={"Authorization": "Bearer bad"})
+        assert s == 401 and json.loads(body) == {"error": "go away"}
+        assert h["www-authenticate"] == 'Bearer realm="ext"' and h["x-reason"] == "no-token"
+        assert len(u.requests) == n
+        s, _, body = request(p.port, "GET", "/down/x")
+        assert s == 503 and len(u.requests) == n
+        assert request(p.port, "GET", "/open/x")[0] == 200
+    finally:
+        auth.stop()
