@@ -97,4 +97,22 @@ void eraseQueryParam(std::string& query, const QueryParam& p) {
   query.erase(begin, end - begin);
 }
 
+void maskQueryParam(std::string& target, std::string_view name) {
+  const auto q = target.find('?');
+  if (q == std::string::npos) return;
+  std::size_t pos = q + 1;
+  while (pos <= target.size()) {
+    std::size_t amp = target.find('&', pos);
+    if (amp == std::string::npos) amp = target.size();
+    const std::string_view pair = std::string_view(target).substr(pos, amp - pos);
+    const auto eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
+      target.replace(pos + eq + 1, pair.size() - eq - 1, "***");
+      amp = target.find('&', pos);
+      if (amp == std::string::npos) amp = target.size();
+    }
+    pos = amp + 1;
+  }
+}
+
 }  // namespace portico::filters

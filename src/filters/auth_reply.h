@@ -21,5 +21,8 @@ struct QueryParam {
 QueryParam findQueryParam(std::string_view query, std::string_view name);
 // `query` without the pair found above (and its separator).
 void eraseQueryParam(std::string& query, const QueryParam& p);
+// Replaces the value of parameter `name` in a request target ("/p?a=1&key=s") with "***", so
+// that a credential sent in the query never reaches a log line.
+void maskQueryParam(std::string& target, std::string_view name);
 
 }  // namespace portico::filters

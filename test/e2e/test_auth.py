@@ -264,3 +264,23 @@ def test_100k_consumers_load_quickly(tmp_path):
     elapsed = time.monotonic() - start
     assert r.returncode == 0, r.stdout + r.stderr
     assert elapsed < 2.0, f"100,000 consumers took {elapsed:.2f}s"
+
+
+def test_credentials_never_reach_the_access_log(portico, upstreams, hashes, tmp_path):
+    log = tmp_path / "access.log"
+    u = upstreams()
+    p = gateway(portico, u, hashes, [
+        {"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc",
+         "plugins": [{"name": "key-auth", "config": {}}]}],
+        plugins=[{"name": "access-log", "config": {"path": str(log),
+                                                   "fields": ["path", "status", "consumer"]}}])
+    assert request(p.port, "GET", f"/q?a=1&apikey={ALICE_KEY}")[0] == 200
+    assert request(p.port, "GET", "/q?apikey=wrong-but-secret")[0] == 401
+    assert request(p.port, "GET", "/", headers={"apikey": BOB_KEY})[0] == 200
+    wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 3, what="3 lines")
+    text = log.read_text()
+    assert ALICE_KEY not in text and "wrong-but-secret" not in text and BOB_KEY not in text
+    lines = [json.loads(l) for l in text.splitlines()]
+    assert lines[0] == {"path": "/q?a=1&apikey=***", "status": 200, "consumer": "alice"}
+    assert lines[1]["path"] == "/q?apikey=***" and lines[1]["consumer"] == ""
+    assert lines[2]["consumer"] == "bob"

@@ -41,7 +41,10 @@ class JwtFilter final : public api::Filter {
     std::string_view token = bearerToken(ctx.request->headers, c_.header);
     if (token.empty() && !c_.query.empty()) {
       query_ = findQueryParam(ctx.request->query, c_.query);
-      if (query_.found) token = query_.value;
+      if (query_.found) {
+        token = query_.value;
+        maskQueryParam(ctx.original_path, c_.query);  // never logged
+      }
     }
     if (token.empty()) return refuse(ctx, api::AuthFailure::MissingCredentials, "Bearer");
     if (token.size() > c_.max_token_bytes) return invalid(ctx);

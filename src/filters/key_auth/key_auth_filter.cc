@@ -27,6 +27,7 @@ class KeyAuthFilter final : public api::Filter {
     if (!from_header && !c_->query.empty()) from_query = findQueryParam(req.query, c_->query);
     if (!from_header && !from_query.found)
       return refuse(ctx, api::AuthFailure::MissingCredentials, "Key realm=\"portico\"");
+    if (from_query.found) maskQueryParam(ctx.original_path, c_->query);  // never logged
     const std::string_view key = from_header ? std::string_view(*from_header) : from_query.value;
     const api::Consumer* consumer = c_->consumers->byKey(key);
     if (!consumer)
