@@ -116,9 +116,11 @@ def h2load(port, duration, connections, cpu, scheme, work):
     }
 
 
-def wrk(port, duration, connections, cpu, scheme="http"):
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-           f"{scheme}://127.0.0.1:{port}/"]
+def wrk(port, duration, connections, cpu, scheme="http", path="/", headers=()):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(f"{scheme}://127.0.0.1:{port}{path}")
     if cpu:
         cmd = ["taskset", "-c", cpu] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
@@ -206,11 +208,15 @@ def main():
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
     ap.add_argument("--base-port", type=int, default=18180)
-    ap.add_argument("--protocols", default="http,https,h2c,h2",
+    ap.add_argument("--protocols", default="http,https,h2c,h2,auth",
                     help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
-                         "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3)")
+                         "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
+                         "auth (Portico alone: pass-through vs key-auth vs jwt)")
     args = ap.parse_args()
     for protocol in args.protocols.split(","):
+        if protocol == "auth":
+            run_auth_scenario(args)
+            continue
         if protocol not in ("http", "https", "h2c", "h2"):
             sys.exit(f"unknown protocol {protocol}")
         run_scenario(args, protocol)
@@ -324,6 +330,123 @@ def run_scenario(args, protocol):
     print(f"portico / haproxy req/CPU-s: {p['per_cpu'] / med['haproxy']['per_cpu']:.2f}x   "
           f"(target >= 1.0x)")
     print(f"portico idle RSS: {statistics.median(idle_rss) / 1024:.1f} MiB (target < 15 MiB)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+PORTICO_AUTH = """
+version: 1
+server: {{ workers: 1, admin: {{ listen: "127.0.0.1:{admin}" }}, watch_config: false }}
+listeners: [ {{ name: bench, listen: "127.0.0.1:{port}" }} ]
+upstreams:
+  - name: origin
+    targets: [ "127.0.0.1:{upstream}" ]
+    pool: {{ max_idle: 256 }}
+consumers:
+  - {{ name: bench, credentials: {{ key-auth: [ {{ key: "bench-key-0123456789" }} ] }} }}
+routes:
+  - {{ name: pass, match: {{ path_prefix: /pass }}, upstream: origin }}
+  - name: key
+    match: {{ path_prefix: /key }}
+    upstream: origin
+    plugins: [ {{ name: key-auth }} ]
+  - name: jwt
+    match: {{ path_prefix: /jwt }}
+    upstream: origin
+    plugins: [ {{ name: jwt, config: {{ jwks_uri: "{jwks}", algorithms: [RS256] }} }} ]
+"""
+
+
+def b64url(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def rs256_token_and_jwks(work):
+    """An RSA key (openssl), its JWKS, and an RS256 token valid for an hour."""
+    import json
+    key = work / "jwt.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", str(key)], check=True, capture_output=True)
+    modulus = subprocess.run(["openssl", "rsa", "-in", str(key), "-noout", "-modulus"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    jwks = {"keys": [{"kty": "RSA", "kid": "bench", "alg": "RS256", "use": "sig",
+                      "n": b64url(bytes.fromhex(modulus.split("=", 1)[1])),
+                      "e": b64url((65537).to_bytes(3, "big"))}]}
+    head = b64url(json.dumps({"alg": "RS256", "kid": "bench", "typ": "JWT"}).encode())
+    body = b64url(json.dumps({"sub": "bench", "exp": int(time.time()) + 3600}).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)],
+                         input=f"{head}.{body}".encode(), check=True, capture_output=True).stdout
+    return f"{head}.{body}.{b64url(sig)}", json.dumps(jwks).encode()
+
+
+def run_auth_scenario(args):
+    """Portico alone, one process with three routes: pass-through, key-auth, jwt (RS256, the
+    verified token cached). Interleaved per round; ratios of requests per CPU-second."""
+    import http.server
+    import threading
+    if args.no_pin:
+        args.proxy_cpu = args.load_cpu = ""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    work = Path(tempfile.mkdtemp(prefix="portico-bench-auth-"))
+    up_port, port = args.base_port, args.base_port + 1
+    token, jwks = rs256_token_and_jwks(work)
+
+    class Jwks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(jwks)))
+            self.end_headers()
+            self.wfile.write(jwks)
+
+        def log_message(self, *a):
+            pass
+
+    jwks_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=jwks_server.serve_forever, daemon=True).start()
+    jwks_url = f"http://127.0.0.1:{jwks_server.server_address[1]}/jwks"
+    (work / "upstream.conf").write_text(NGINX_UPSTREAM.format(dir=work, port=up_port))
+    (work / "portico.yaml").write_text(PORTICO_AUTH.format(port=port, upstream=up_port,
+                                                           admin=up_port + 9, jwks=jwks_url))
+    upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
+                      str(work / "upstream.conf")], args.load_cpu, work, "upstream")
+    variants = {"pass-through": ("/pass", []), "key-auth": ("/key", ["apikey: bench-key-0123456789"]),
+                "jwt": ("/jwt", [f"Authorization: Bearer {token}"])}
+    results = {name: [] for name in variants}
+    try:
+        wait_port(up_port)
+        for rnd in range(args.rounds):
+            for name, (path, headers) in variants.items():
+                proc = start([args.portico, "run", "-c", str(work / "portico.yaml")],
+                             args.proxy_cpu, work, "portico")
+                if not wait_port(port):
+                    stop(proc)
+                    sys.exit(f"portico did not start; see {work}/portico.log")
+                wrk(port, args.warmup, args.connections, args.load_cpu, "http", path, headers)
+                cpu0 = group_cpu_seconds(proc.pid)
+                r = wrk(port, args.duration, args.connections, args.load_cpu, "http", path, headers)
+                r["cpu"] = group_cpu_seconds(proc.pid) - cpu0
+                r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+                stop(proc)
+                results[name].append(r)
+                print(f"auth round {rnd + 1} {name:12s} {r['rps']:10.0f} req/s  "
+                      f"{r['per_cpu']:10.0f} req/CPU-s  errors {r['errors']}", file=sys.stderr)
+    finally:
+        stop(upstream)
+        jwks_server.shutdown()
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "per_cpu", "p99")}
+           for n, rs in results.items()}
+    print(f"\nAuth filters, Portico alone (1 worker), {args.rounds} interleaved rounds, "
+          f"wrk -c{args.connections} -d{args.duration}s\n")
+    print("| route | req/s | req/CPU-s | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|")
+    for n in variants:
+        m = med[n]
+        errors = sum(r["errors"] for r in results[n])
+        print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['p99']:.2f} | {errors} |")
+    base = med["pass-through"]["per_cpu"]
+    for n in ("key-auth", "jwt"):
+        cost = 1 - med[n]["per_cpu"] / base
+        print(f"{n} costs {cost * 100:.1f}% of pass-through req/CPU-s (target < 10%)")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -9,9 +9,18 @@
 namespace portico::auth {
 
 std::string sha256(std::string_view data) {
+  // Fetched once (OpenSSL 3 would look the implementation up on every call, under a lock);
+  // one context per thread, reused.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct CtxFree {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  thread_local std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  EVP_DigestInit_ex2(ctx.get(), md, nullptr);
+  EVP_DigestUpdate(ctx.get(), data.data(), data.size());
+  EVP_DigestFinal_ex(ctx.get(), digest, &len);
   return std::string(reinterpret_cast<const char*>(digest), len);
 }
 
@@ -71,9 +80,9 @@ std::shared_ptr<const ConsumerDirectory> ConsumerDirectory::build(
       continue;
     }
     for (auto it = c.credentials.begin(); it != c.credentials.end(); ++it) {
-      if (it.key() != "key-auth" && it.key() != "basic-auth")
+      if (it.key() != "key-auth" && it.key() != "basic-auth" && it.key() != "jwt")
         diag.add(config::joinPath(creds_path, it.key()),
-                 "unknown credential type (key-auth, basic-auth)");
+                 "unknown credential type (key-auth, basic-auth, jwt)");
     }
     forEachCredential(c.credentials, creds_path, "key-auth", diag,
                       [&](config::ObjectReader& r, const std::string& p) {
@@ -107,8 +116,42 @@ std::shared_ptr<const ConsumerDirectory> ConsumerDirectory::build(
           if (!dir->by_username_.emplace(username, std::move(cred)).second)
             diag.add(config::joinPath(p, "username"), "is used by another credential");
         });
+    forEachCredential(
+        c.credentials, creds_path, "jwt", diag, [&](config::ObjectReader& r, const std::string& p) {
+          JwtCredential cred{consumer, nullptr, {}};
+          std::string kid, secret, public_key;
+          r.string("key", kid, true);
+          r.string("algorithm", cred.algorithm, true);
+          r.string("secret", secret);
+          r.string("public_key", public_key);
+          r.finish();
+          if (kid.empty() || cred.algorithm.empty()) return;
+          const bool hmac = cred.algorithm.rfind("HS", 0) == 0;
+          std::string error;
+          if (hmac && !secret.empty() && public_key.empty()) {
+            if (secret.size() < 32) {
+              diag.add(config::joinPath(p, "secret"), "must be at least 32 bytes");
+              return;
+            }
+            cred.key = Jwk::fromSecret(secret);
+          } else if (!hmac && !public_key.empty() && secret.empty()) {
+            cred.key = Jwk::fromPem(public_key, error);
+            if (!cred.key) diag.add(config::joinPath(p, "public_key"), error);
+          } else {
+            diag.add(p, hmac ? "an HS* algorithm takes a secret (and no public_key)"
+                             : "this algorithm takes a public_key (PEM, and no secret)");
+            return;
+          }
+          if (cred.key && !dir->by_jwt_kid_.emplace(kid, std::move(cred)).second)
+            diag.add(config::joinPath(p, "key"), "is used by another credential");
+        });
   }
   return dir;
+}
+
+const JwtCredential* ConsumerDirectory::byJwtKey(std::string_view kid) const {
+  auto it = by_jwt_kid_.find(std::string(kid));
+  return it == by_jwt_kid_.end() ? nullptr : &it->second;
 }
 
 const api::Consumer* ConsumerDirectory::byName(std::string_view name) const {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/request_context.h"
+#include "auth/jwt.h"
 #include "config/diagnostics.h"
 #include "config/model.h"
 
@@ -17,6 +18,13 @@ namespace portico::auth {
 struct BasicCredential {
   const api::Consumer* consumer = nullptr;
   std::string password_hash;  // crypt(3) string: $y$, $2b$, $6$, $5$...
+};
+
+// A consumer's own JWT key, found by the token's `kid`.
+struct JwtCredential {
+  const api::Consumer* consumer = nullptr;
+  std::shared_ptr<const Jwk> key;
+  std::string algorithm;  // the only alg accepted with this key
 };
 
 class ConsumerDirectory {
@@ -29,6 +37,7 @@ class ConsumerDirectory {
   // The consumer holding this API key, compared by digest in constant time.
   const api::Consumer* byKey(std::string_view key) const;
   const BasicCredential* byUsername(std::string_view username) const;
+  const JwtCredential* byJwtKey(std::string_view kid) const;
   std::size_t size() const { return consumers_.size(); }
   bool hasKeys() const { return !by_key_.empty(); }
   bool hasBasic() const { return !by_username_.empty(); }
@@ -41,6 +50,7 @@ class ConsumerDirectory {
   std::unordered_map<std::string_view, const api::Consumer*> by_name_;
   std::unordered_map<std::string, const api::Consumer*> by_key_;  // SHA-256 digest -> consumer
   std::unordered_map<std::string, BasicCredential> by_username_;
+  std::unordered_map<std::string, JwtCredential> by_jwt_kid_;
   std::string any_hash_ =
       "$6$portico$"
       "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
 
 namespace portico::auth {
@@ -101,6 +102,31 @@ std::shared_ptr<const Jwk> Jwk::fromSecret(std::string secret) {
   std::shared_ptr<Jwk> k(new Jwk());
   k->type_ = KeyType::Secret;
   k->secret_ = std::move(secret);
+  return k;
+}
+
+std::shared_ptr<const Jwk> Jwk::fromPem(const std::string& pem, std::string& error) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* pkey = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (!pkey) {
+    error = "not a PEM public key";
+    return nullptr;
+  }
+  std::shared_ptr<Jwk> k(new Jwk());
+  k->pkey_ = pkey;
+  if (EVP_PKEY_is_a(pkey, "RSA") && EVP_PKEY_get_bits(pkey) >= 2048) {
+    k->type_ = KeyType::Rsa;
+  } else if (EVP_PKEY_is_a(pkey, "EC") && EVP_PKEY_get_bits(pkey) == 256) {
+    k->type_ = KeyType::Ec256;
+  } else if (EVP_PKEY_is_a(pkey, "EC") && EVP_PKEY_get_bits(pkey) == 384) {
+    k->type_ = KeyType::Ec384;
+  } else if (EVP_PKEY_is_a(pkey, "ED25519")) {
+    k->type_ = KeyType::Ed25519;
+  } else {
+    error = "unsupported public key (RSA >= 2048 bits, EC P-256/P-384, Ed25519)";
+    return nullptr;
+  }
   return k;
 }
 

@@ -24,6 +24,8 @@ class Jwk {
  public:
   static std::shared_ptr<const Jwk> fromJson(const nlohmann::json& jwk, std::string& error);
   static std::shared_ptr<const Jwk> fromSecret(std::string secret);
+  // A PEM public key (RSA, EC P-256/P-384, Ed25519).
+  static std::shared_ptr<const Jwk> fromPem(const std::string& pem, std::string& error);
   ~Jwk();
   KeyType type() const { return type_; }
   const std::string& kid() const { return kid_; }

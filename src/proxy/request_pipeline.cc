@@ -130,9 +130,11 @@ Task<bool> RequestPipeline::handleRequest() {
   // filter may still accept the request; it is decided before the first non-auth filter.
   const bool auth_any = route_->cfg->auth_mode == config::RouteConfig::AuthMode::Any;
   bool refusal_pending = false;
+  bool route_authenticates = false;  // consumer headers are only Portico's business then
   for (; filters_ran_ < filters_.size();) {
     auto& filter = *filters_[filters_ran_++];
     const bool authenticates = filter.authenticates();
+    route_authenticates |= authenticates;
     if (refusal_pending && !authenticates) {
       refusal_pending = false;
       if (!acceptAnonymous()) co_return co_await refuseRequest(std::move(pending_refusal_));
@@ -182,7 +184,7 @@ Task<bool> RequestPipeline::handleRequest() {
     co_return co_await refuseRequest(std::move(pending_refusal_));
   if (ctx_.consumer) {
     applyConsumerHeaders(snap.config.consumer_headers);
-  } else {
+  } else if (route_authenticates) {
     clearConsumerHeaders(snap.config.consumer_headers);
   }
 

@@ -53,12 +53,18 @@ class JwtFilter final : public api::Filter {
     const std::int64_t now = unixNow();
     Verified v;
     if (c_.cache->find(digest_, now, v)) return accept(ctx, v);
-    c_.keys->refreshIfStale();
+    if (c_.keys) c_.keys->refreshIfStale();
     auto parsed = auth::parseJwt(token_);
     if (!parsed) return invalid(ctx);
     parsed_ = std::move(*parsed);
     if (std::find(c_.algorithms.begin(), c_.algorithms.end(), parsed_.alg) == c_.algorithms.end())
       return invalid(ctx);  // alg "none", or one this route does not take
+    if (const auth::JwtCredential* own = c_.consumers->byJwtKey(parsed_.kid)) {
+      // A consumer's own key: that consumer, and only the algorithm it was given.
+      if (parsed_.alg != own->algorithm) return invalid(ctx);
+      return verifyWith(ctx, *own->key, own->consumer);
+    }
+    if (!c_.keys) return invalid(ctx);
     auto set = c_.keys->keys();
     if (!set) return api::FilterStatus::Async;                     // first fetch still running
     if (!set->find(parsed_.kid)) return api::FilterStatus::Async;  // maybe a rotated key
@@ -84,15 +90,22 @@ class JwtFilter final : public api::Filter {
 
   api::FilterStatus verify(api::RequestContext& ctx, const auth::KeySet& set) {
     const auth::Jwk* key = set.find(parsed_.kid);
-    if (!key || !key->verify(parsed_.alg, parsed_.signing_input, parsed_.signature))
-      return invalid(ctx);
+    if (!key) return invalid(ctx);
+    return verifyWith(ctx, *key, nullptr);
+  }
+
+  api::FilterStatus verifyWith(api::RequestContext& ctx, const auth::Jwk& key,
+                               const api::Consumer* owner) {
+    if (!key.verify(parsed_.alg, parsed_.signing_input, parsed_.signature)) return invalid(ctx);
     const std::int64_t now = unixNow();
     auth::ClaimRules rules = c_.rules;
-    if (rules.issuer.empty()) rules.issuer = c_.keys->issuer();
+    if (rules.issuer.empty() && c_.keys) rules.issuer = c_.keys->issuer();
     if (!auth::checkClaims(parsed_.claims, rules, now).empty()) return invalid(ctx);
     Verified v;
-    if (!fromClaims(parsed_.claims, c_.consumer_claim, c_.claims_to_headers, c_.consumers.get(), v))
+    if (!fromClaims(parsed_.claims, owner ? std::string() : c_.consumer_claim, c_.claims_to_headers,
+                    c_.consumers.get(), v))
       return invalid(ctx);
+    if (owner) v.consumer = owner;
     auto exp = parsed_.claims.find("exp");
     v.expires =
         exp != parsed_.claims.end() && exp->is_number() ? exp->get<std::int64_t>() : now + 60;
@@ -164,8 +177,9 @@ api::FilterType jwtFilterType() {
             readClaimHeaders(r.get("claims_to_headers"), r.childPath("claims_to_headers"), b.diag,
                              c.claims_to_headers);
             r.finish();
-            if (jwks_uri.empty() == discovery.empty())
-              b.diag.add(b.path, "give exactly one of jwks_uri and discovery");
+            if (!jwks_uri.empty() && !discovery.empty())
+              b.diag.add(b.path, "give one of jwks_uri and discovery, not both");
+            const bool inline_only = jwks_uri.empty() && discovery.empty();
             if (c.algorithms.empty()) c.algorithms = {"RS256", "ES256"};
             for (std::size_t i = 0; i < c.algorithms.size(); ++i) {
               if (std::find(kAlgorithms.begin(), kAlgorithms.end(), c.algorithms[i]) ==
@@ -174,16 +188,18 @@ api::FilterType jwtFilterType() {
                            "unsupported algorithm \"" + c.algorithms[i] + "\"");
             }
             for (const auto& a : c.algorithms) {
-              if (a.substr(0, 2) == "HS")
+              if (a.substr(0, 2) == "HS" && !inline_only)
                 b.diag.add(r.childPath("algorithms"),
                            "HMAC algorithms need shared secrets, which a JWKS URI does not "
-                           "publish: not allowed here");
+                           "publish: only with consumers' own keys (no jwks_uri/discovery)");
             }
             if (!b.diag.empty()) return nullptr;
             c.rules.leeway = std::chrono::duration_cast<std::chrono::seconds>(leeway);
             c.max_token_bytes = max_token;
             c.consumers = b.consumers;
             c.cache = std::make_unique<TokenCache>(cache_size);
+            if (inline_only)  // consumers' own keys only (credentials.jwt)
+              return std::make_shared<ConfigFactory<JwtFilter, JwtConfig>>(std::move(c));
             source.url = discovery.empty() ? jwks_uri : discovery;
             source.discovery = !discovery.empty();
             source.refresh_interval = refresh;
