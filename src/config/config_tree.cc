@@ -299,8 +299,15 @@ void parseConfigText(const std::string& text, const std::string& file, const Env
 }
 
 nlohmann::json redacted(const ConfigTree& tree) {
-  json copy = tree.root;
-  redact(copy, "", tree.secrets);
+  ConfigTree copy;
+  copy.root = tree.root;
+  copy.secrets = tree.secrets;
+  return redacted(std::move(copy));
+}
+
+nlohmann::json redacted(ConfigTree&& tree) {
+  json copy = std::move(tree.root);
+  if (!tree.secrets.empty()) redact(copy, "", tree.secrets);
   // Consumer credentials are secrets whether or not they came from the environment.
   if (copy.is_object() && copy.contains("consumers") && copy["consumers"].is_array()) {
     for (auto& consumer : copy["consumers"]) {

@@ -35,5 +35,7 @@ void parseConfigText(const std::string& text, const std::string& file, const Env
 
 // The tree as JSON with every secret value replaced by "<redacted>".
 nlohmann::json redacted(const ConfigTree& tree);
+// The same, taking the tree's root instead of copying it (the tree is done with).
+nlohmann::json redacted(ConfigTree&& tree);
 
 }  // namespace portico::config

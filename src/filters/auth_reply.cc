@@ -39,6 +39,20 @@ api::FilterStatus refuse(api::RequestContext& ctx, api::AuthFailure why,
   return unauthenticated ? api::FilterStatus::AuthFailed : api::FilterStatus::Reply;
 }
 
+api::FilterStatus unavailable(api::RequestContext& ctx, std::string_view message) {
+  ctx.error = std::string(message);
+  auto& reply = ctx.local_reply;
+  reply = api::LocalReply{};
+  reply.status = 503;
+  reply.headers.add("Content-Type", "application/json");
+  reply.body = "{\"error\":";
+  appendJsonString(reply.body, message);
+  reply.body += ",\"status\":503,\"request_id\":";
+  appendJsonString(reply.body, ctx.request_id);
+  reply.body += "}";
+  return api::FilterStatus::Reply;
+}
+
 namespace {
 
 int hexValue(char c) {

@@ -12,6 +12,9 @@ namespace portico::filters {
 api::FilterStatus refuse(api::RequestContext& ctx, api::AuthFailure why,
                          std::string_view www_authenticate = {});
 
+// 503 when the service an auth filter depends on cannot answer (fail_closed policies).
+api::FilterStatus unavailable(api::RequestContext& ctx, std::string_view message);
+
 // The value of query parameter `name` in `query` (percent-decoded), and where it sits.
 struct QueryParam {
   bool found = false;

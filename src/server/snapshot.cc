@@ -179,7 +179,7 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   snap->version = in.version;
   snap->hash = sha256Hex(in.text);
   snap->loaded_at = std::chrono::system_clock::now();
-  snap->redacted = config::redacted(tree);
+  snap->redacted = config::redacted(std::move(tree));
   snap->source = in.file;
   return std::shared_ptr<const Snapshot>(std::move(snap));
 }

@@ -186,6 +186,15 @@ def portico(tmp_path):
             assert marker not in logs, logs[-4000:]
 
 
+def validate(config, directory):
+    """`portico validate` on `config` (a dict, written as JSON): (exit code, all output)."""
+    path = Path(directory) / "validate.yaml"
+    path.write_text(json.dumps(config, indent=1))
+    r = subprocess.run([PORTICO_BIN, "validate", "-c", str(path)], capture_output=True,
+                       text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
 def request(port, method, path, headers=None, body=None, timeout=10):
     """One request on a fresh connection: (status, headers dict (lower-case), body bytes)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

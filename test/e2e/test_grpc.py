@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from certs import Pki
-from conftest import base_config, free_port, wait_for
+from conftest import base_config, free_port, validate, wait_for
 from grpc_service import Client, serve
 from h2client import H2Client
 
@@ -223,15 +223,10 @@ def test_h2c_upstream_for_http1_and_http2_clients(portico, nghttpd):
 
 
 def test_invalid_upstream_protocol_config_is_refused(tmp_path):
-    from conftest import PORTICO_BIN
     cfg = base_config(free_port(), free_port(), {
         "a": {"targets": ["127.0.0.1:1"], "protocol": "h2"},
         "b": {"targets": ["127.0.0.1:1"], "protocol": "spdy"}}, [])
-    path = tmp_path / "bad.yaml"
-    path.write_text(json.dumps(cfg))
-    r = subprocess.run([PORTICO_BIN, "validate", "-c", str(path)], capture_output=True,
-                       text=True, timeout=10)
-    out = r.stdout + r.stderr
-    assert r.returncode != 0
+    code, out = validate(cfg, tmp_path)
+    assert code != 0
     assert "upstreams[0].protocol: h2 needs a tls block" in out
     assert 'upstreams[1].protocol: unknown protocol "spdy"' in out

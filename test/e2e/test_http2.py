@@ -16,7 +16,7 @@ import h2.settings
 import pytest
 
 from certs import Pki
-from conftest import base_config, free_port, wait_for
+from conftest import base_config, free_port, validate, wait_for
 from h2client import H2Client
 
 
@@ -333,13 +333,8 @@ def test_h2c_disabled_listener_treats_preface_as_bad_http1(portico, upstreams):
 
 
 def test_invalid_http2_config_is_refused(tmp_path):
-    from conftest import PORTICO_BIN
     cfg = base_config(free_port(), free_port(), {}, [])
     cfg["listeners"][0]["http2"] = {"max_frame_size": "1KiB", "bogus": 1}
-    path = tmp_path / "bad.yaml"
-    path.write_text(json.dumps(cfg))
-    r = subprocess.run([PORTICO_BIN, "validate", "-c", str(path)], capture_output=True,
-                       text=True, timeout=10)
-    assert r.returncode != 0
-    assert "listeners[0].http2.max_frame_size" in r.stdout + r.stderr
-    assert "bogus" in r.stdout + r.stderr
+    code, out = validate(cfg, tmp_path)
+    assert code != 0
+    assert "listeners[0].http2.max_frame_size" in out and "bogus" in out

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import base_config, free_port, request, wait_for
+from conftest import base_config, free_port, request, validate, wait_for
 
 OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
 AUDIENCE = "https://api.example.com"
@@ -236,16 +236,11 @@ def test_every_rejection_case(portico, upstreams, tmp_path):
 
 
 def test_bad_jwt_config_is_refused(tmp_path):
-    from conftest import PORTICO_BIN
     cfg = base_config(free_port(), free_port(), {"svc": ["127.0.0.1:1"]}, [
         jwt_route("a", "/a", {"algorithms": ["RS256", "none"]}),
         jwt_route("b", "/b", {"jwks_uri": "http://x/jwks", "algorithms": ["HS256"]})])
-    path = tmp_path / "bad.yaml"
-    path.write_text(json.dumps(cfg))
-    r = subprocess.run([PORTICO_BIN, "validate", "-c", str(path)], capture_output=True,
-                       text=True, timeout=10)
-    out = r.stdout + r.stderr
-    assert r.returncode != 0
+    code, out = validate(cfg, tmp_path)
+    assert code != 0
     assert 'algorithms[1]: unsupported algorithm "none"' in out
     assert "HMAC algorithms need shared secrets" in out
 

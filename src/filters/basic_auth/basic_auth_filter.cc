@@ -14,58 +14,11 @@
 #include "config/reader.h"
 #include "core/base64.h"
 #include "filters/auth_reply.h"
+#include "filters/bearer.h"
 #include "filters/config_factory.h"
 
 namespace portico::filters {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Verified (username, password) pairs by digest, with an expiry. Sharded: workers look up
-// concurrently, each shard behind its own short lock.
-class VerifiedCache {
- public:
-  VerifiedCache(Clock::duration ttl, std::size_t capacity)
-      : ttl_(ttl), per_shard_(capacity / kShards + 1) {}
-
-  const api::Consumer* find(const std::string& digest) {
-    Shard& s = shard(digest);
-    std::lock_guard lock(s.mu);
-    auto it = s.entries.find(digest);
-    if (it == s.entries.end()) return nullptr;
-    if (Clock::now() >= it->second.expires) {
-      s.entries.erase(it);
-      return nullptr;
-    }
-    return it->second.consumer;
-  }
-
-  void add(const std::string& digest, const api::Consumer* consumer) {
-    if (ttl_.count() <= 0) return;
-    Shard& s = shard(digest);
-    std::lock_guard lock(s.mu);
-    if (s.entries.size() >= per_shard_) s.entries.erase(s.entries.begin());  // bounded
-    s.entries[digest] = Entry{consumer, Clock::now() + ttl_};
-  }
-
- private:
-  static constexpr std::size_t kShards = 16;
-  struct Entry {
-    const api::Consumer* consumer;
-    Clock::time_point expires;
-  };
-  struct Shard {
-    std::mutex mu;
-    std::unordered_map<std::string, Entry> entries;
-  };
-  Shard& shard(const std::string& digest) {
-    return shards_[static_cast<unsigned char>(digest[0]) % kShards];
-  }
-
-  Clock::duration ttl_;
-  std::size_t per_shard_;
-  std::array<Shard, kShards> shards_;
-};
 
 struct BasicAuthConfig {
   std::string realm = "portico";
@@ -74,7 +27,7 @@ struct BasicAuthConfig {
   bool hide_credentials = false;
   std::shared_ptr<const auth::ConsumerDirectory> consumers;
   api::Services* services = nullptr;
-  std::unique_ptr<VerifiedCache> cache;
+  std::unique_ptr<TokenCache> cache;  // verified (username, password) digests
   std::string www_authenticate;
 };
 
@@ -108,10 +61,10 @@ class BasicAuthFilter final : public api::Filter {
     password_ = decoded.substr(colon + 1);
     credential_ = c_.consumers->byUsername(username_);
     digest_ = auth::sha256(username_ + '\0' + password_);
-    if (credential_) {
-      if (const api::Consumer* known = c_.cache->find(digest_); known == credential_->consumer)
-        return accept(ctx);
-    }
+    Verified known;
+    if (credential_ && c_.cache->find(digest_, unixNow(), known) &&
+        known.consumer == credential_->consumer)
+      return accept(ctx);
     return api::FilterStatus::Async;  // hash off the event loop
   }
 
@@ -122,7 +75,9 @@ class BasicAuthFilter final : public api::Filter {
           credential_ ? credential_->password_hash : c_.consumers->anyPasswordHash();
       const bool ok = verifyPassword(password_, hash) && credential_;
       if (ok) {
-        c_.cache->add(digest_, credential_->consumer);
+        const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(c_.cache_ttl).count();
+        if (ttl > 0)
+          c_.cache->add(digest_, Verified{true, credential_->consumer, {}, unixNow() + ttl});
         done(accept(ctx));
       } else {
         done(refuse(ctx, api::AuthFailure::InvalidCredentials, c_.www_authenticate));
@@ -162,7 +117,7 @@ api::FilterType basicAuthFilterType() {
         c.www_authenticate = "Basic realm=\"" + c.realm + "\", charset=\"UTF-8\"";
         c.consumers = b.consumers;
         c.services = &b.services;
-        c.cache = std::make_unique<VerifiedCache>(c.cache_ttl, c.cache_size);
+        c.cache = std::make_unique<TokenCache>(c.cache_size);
         if (!c.consumers) return nullptr;
         return std::make_shared<ConfigFactory<BasicAuthFilter, BasicAuthConfig>>(std::move(c));
       }};

@@ -2,6 +2,7 @@
 
 #include "api/services.h"
 #include "config/reader.h"
+#include "filters/auth_reply.h"
 #include "filters/config_factory.h"
 
 namespace portico::filters {
@@ -59,15 +60,7 @@ class ExtAuthFilter final : public api::Filter {
   api::FilterStatus decide(api::RequestContext& ctx, client::HttpResponse r) {
     if (r.status == 0) {  // unreachable or timed out
       if (c_.fail_open) return api::FilterStatus::Continue;
-      ctx.error = "external authorization unavailable";
-      ctx.auth_failure = api::AuthFailure::Forbidden;
-      ctx.local_reply = api::LocalReply{};
-      ctx.local_reply.status = 503;
-      ctx.local_reply.headers.add("Content-Type", "application/json");
-      ctx.local_reply.body =
-          R"({"error":"authorization service unavailable","status":503,"request_id":")" +
-          ctx.request_id + "\"}";
-      return api::FilterStatus::Reply;
+      return unavailable(ctx, "authorization service unavailable");
     }
     if (r.status >= 200 && r.status < 300) {
       auto& headers = ctx.request->headers;

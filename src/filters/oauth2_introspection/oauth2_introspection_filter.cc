@@ -101,14 +101,7 @@ class IntrospectionFilter final : public api::Filter {
     if (r.status != 200) {
       // The provider cannot answer: the configured policy decides, nothing is cached.
       if (c_.fail_open) return api::FilterStatus::Continue;
-      ctx.error = "token introspection unavailable";
-      ctx.local_reply = api::LocalReply{};
-      ctx.local_reply.status = 503;
-      ctx.local_reply.headers.add("Content-Type", "application/json");
-      ctx.local_reply.body =
-          R"({"error":"authorization server unavailable","status":503,"request_id":")" +
-          ctx.request_id + "\"}";
-      return api::FilterStatus::Reply;
+      return unavailable(ctx, "authorization server unavailable");
     }
     auto claims = nlohmann::json::parse(r.body, nullptr, false);
     const std::int64_t now = unixNow();
