@@ -240,6 +240,7 @@ def test_bad_auth_config_is_refused(tmp_path, hashes):
     assert "validate.yaml:" in out  # with the position in the (JSON) file
 
 
+@pytest.mark.heavy  # a timing target: meaningless under sanitizers
 def test_100k_consumers_load_quickly(tmp_path):
     cfg = base_config(free_port(), free_port(), {"svc": ["127.0.0.1:1"]}, [
         {"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc",
