@@ -48,8 +48,9 @@ std::int64_t unixNow();
 class TokenCache {
  public:
   explicit TokenCache(std::size_t capacity) : per_shard_(capacity / kShards + 1) {}
-  bool find(const std::string& digest, std::int64_t now, Verified& out);
-  void add(const std::string& digest, Verified v);
+  // `key`: a digest of the credential, or the token itself (exact match).
+  bool find(const std::string& key, std::int64_t now, Verified& out);
+  void add(const std::string& key, Verified v);
 
  private:
   static constexpr std::size_t kShards = 16;
@@ -57,9 +58,7 @@ class TokenCache {
     std::mutex mu;
     std::unordered_map<std::string, Verified> entries;
   };
-  Shard& shard(const std::string& digest) {
-    return shards_[static_cast<unsigned char>(digest[0]) % kShards];
-  }
+  Shard& shard(const std::string& key) { return shards_[std::hash<std::string>{}(key) % kShards]; }
   std::size_t per_shard_;
   std::array<Shard, kShards> shards_;
 };

@@ -401,3 +401,64 @@ def test_consumers_own_jwt_keys(portico, upstreams, tmp_path):
     assert status(hs256("dave-key", b"x" * 40)) == 401  # wrong secret
     assert status(hs256("local", local.pub)) == 401  # HS256 against carol's RSA key
     assert status(local.sign({**claims, "iss": "other"})) == 401
+
+
+def test_every_signature_algorithm(portico, upstreams, tmp_path):
+    """Keys and signatures made with the openssl CLI for each JWS algorithm Portico takes."""
+    def run(*args, data=None):
+        return subprocess.run(list(args), input=data, check=True, capture_output=True).stdout
+
+    rsa = tmp_path / "rsa.pem"
+    run("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(rsa))
+    ec256, ec384, ed = tmp_path / "ec256.pem", tmp_path / "ec384.pem", tmp_path / "ed.pem"
+    run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(ec256))
+    run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", str(ec384))
+    run("openssl", "genpkey", "-algorithm", "ED25519", "-out", str(ed))
+
+    def pub(key):
+        return run("openssl", "pkey", "-in", str(key), "-pubout").decode()
+
+    def der_to_raw(der, size):
+        # ECDSA DER (SEQUENCE of two INTEGERs) to JWS r||s.
+        assert der[0] == 0x30
+        i = 2 if der[1] < 0x80 else 3
+        out = b""
+        for _ in range(2):
+            assert der[i] == 0x02
+            n = der[i + 1]
+            out += der[i + 2:i + 2 + n].lstrip(b"\x00").rjust(size, b"\x00")
+            i += 2 + n
+        return out
+
+    def sign(alg, key, data):
+        if alg.startswith("RS"):
+            return run("openssl", "dgst", f"-sha{alg[2:]}", "-sign", str(key), data=data)
+        if alg.startswith("PS"):
+            return run("openssl", "dgst", f"-sha{alg[2:]}", "-sign", str(key), "-sigopt",
+                       "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest", data=data)
+        if alg.startswith("ES"):
+            der = run("openssl", "dgst", f"-sha{alg[2:]}", "-sign", str(key), data=data)
+            return der_to_raw(der, 32 if alg == "ES256" else 48)
+        msg = tmp_path / "msg"
+        msg.write_bytes(data)
+        return run("openssl", "pkeyutl", "-sign", "-rawin", "-inkey", str(key), "-in", str(msg))
+
+    keys = {"rsa": rsa, "ec256": ec256, "ec384": ec384, "ed": ed}
+    algs = {"RS256": "rsa", "RS384": "rsa", "RS512": "rsa", "PS256": "rsa", "PS384": "rsa",
+            "PS512": "rsa", "ES256": "ec256", "ES384": "ec384", "EdDSA": "ed"}
+    u = upstreams()
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]}, [
+        jwt_route("all", "/", {"algorithms": list(algs)})])
+    cfg["consumers"] = [{"name": alg, "credentials": {"jwt": [{
+        "key": alg, "algorithm": alg, "public_key": pub(keys[k])}]}} for alg, k in algs.items()]
+    p = portico(config=cfg)
+    claims = b64url(json.dumps({"exp": int(time.time()) + 60}).encode())
+    for alg, k in algs.items():
+        head = b64url(json.dumps({"alg": alg, "kid": alg}).encode())
+        sig = sign(alg, keys[k], f"{head}.{claims}".encode())
+        token = f"{head}.{claims}.{b64url(sig)}"
+        s, _, _ = request(p.port, "GET", "/", headers={"Authorization": "Bearer " + token})
+        assert s == 200, alg
+        assert u.requests[-1].header("x-consumer-name") == alg
+        bad = f"{head}.{claims}.{b64url(bytes(len(sig)))}"
+        assert request(p.port, "GET", "/", headers={"Authorization": "Bearer " + bad})[0] == 401, alg

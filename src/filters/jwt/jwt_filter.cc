@@ -49,10 +49,10 @@ class JwtFilter final : public api::Filter {
     if (token.empty()) return refuse(ctx, api::AuthFailure::MissingCredentials, "Bearer");
     if (token.size() > c_.max_token_bytes) return invalid(ctx);
     token_.assign(token);
-    digest_ = auth::sha256(token_);
     const std::int64_t now = unixNow();
     Verified v;
-    if (c_.cache->find(digest_, now, v)) return accept(ctx, v);
+    // Keyed by the token itself: an exact match, and no digest to compute per request.
+    if (c_.cache->find(token_, now, v)) return accept(ctx, v);
     if (c_.keys) c_.keys->refreshIfStale();
     auto parsed = auth::parseJwt(token_);
     if (!parsed) return invalid(ctx);
@@ -109,7 +109,7 @@ class JwtFilter final : public api::Filter {
     auto exp = parsed_.claims.find("exp");
     v.expires =
         exp != parsed_.claims.end() && exp->is_number() ? exp->get<std::int64_t>() : now + 60;
-    c_.cache->add(digest_, v);
+    c_.cache->add(token_, v);
     return accept(ctx, v);
   }
 
@@ -123,7 +123,7 @@ class JwtFilter final : public api::Filter {
   }
 
   const JwtConfig& c_;
-  std::string token_, digest_;
+  std::string token_;
   auth::ParsedJwt parsed_;
   QueryParam query_;
 };

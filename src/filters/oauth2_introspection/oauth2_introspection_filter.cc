@@ -76,9 +76,8 @@ class IntrospectionFilter final : public api::Filter {
     if (token.empty()) return refuse(ctx, api::AuthFailure::MissingCredentials, "Bearer");
     if (token.size() > 8192) return invalid(ctx);
     token_.assign(token);
-    digest_ = auth::sha256(token_);
     Verified v;
-    if (c_.cache->find(digest_, unixNow(), v)) return v.active ? accept(ctx, v) : invalid(ctx);
+    if (c_.cache->find(token_, unixNow(), v)) return v.active ? accept(ctx, v) : invalid(ctx);
     return api::FilterStatus::Async;
   }
 
@@ -116,13 +115,13 @@ class IntrospectionFilter final : public api::Filter {
       ok = false;
     if (ok) ok = fromClaims(claims, c_.consumer_claim, c_.claims_to_headers, c_.consumers.get(), v);
     if (!ok) {
-      c_.cache->add(digest_, Verified{false, nullptr, {}, now + c_.negative_cache_ttl});
+      c_.cache->add(token_, Verified{false, nullptr, {}, now + c_.negative_cache_ttl});
       return invalid(ctx);
     }
     v.expires = now + c_.cache_ttl;
     if (claims.contains("exp") && claims["exp"].is_number())
       v.expires = std::min(v.expires, claims["exp"].get<std::int64_t>());
-    c_.cache->add(digest_, v);
+    c_.cache->add(token_, v);
     return accept(ctx, v);
   }
 
@@ -137,7 +136,7 @@ class IntrospectionFilter final : public api::Filter {
   }
 
   const IntrospectionConfig& c_;
-  std::string token_, digest_;
+  std::string token_;
 };
 
 }  // namespace
