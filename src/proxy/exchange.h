@@ -1,0 +1,150 @@
+#pragma once
+// Internal to the upstream exchange (proxy/upstream_exchange*.cc, split by responsibility):
+// the Exchange class that carries one request to an upstream and its response back.
+//   upstream_exchange.cc     target choice, retries, HTTP/1 upstreams (connect, send, relay)
+//   exchange_to_stream.cc    HTTP/1 upstream responses and WebSocket tunnels to HTTP/2 clients
+//   exchange_h2_upstream.cc  HTTP/2 upstreams (multiplexed streams, body pump, relay)
+//   exchange_tunnel.cc       WebSocket tunnels between HTTP/1 peers
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/codec/chunked_decoder.h"
+#include "proxy/message_writer.h"
+#include "proxy/upstream_exchange.h"
+
+namespace portico::proxy {
+
+class UpstreamH2Connection;
+struct UpstreamH2Stream;
+
+namespace detail {
+
+using boost::system::error_code;
+
+inline bool isIdempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+         method == "DELETE" || method == "TRACE";
+}
+
+enum class Failure {
+  None,
+  Connect,         // could not connect: nothing sent, always retryable
+  ConnectTimeout,  // same, by timeout
+  Reset,           // upstream closed or reset before a response head
+  ReadTimeout,     // no response byte within the read timeout
+  TotalTimeout,
+  BadResponse,   // malformed response head
+  RetryStatus,   // a status listed in retries.on_statuses (response discarded)
+  ClientGone,    // the client closed or failed while we sent it or read its body
+  BodyTooLarge,  // chunked request body over max_body_bytes
+  BadBody,       // invalid chunked framing from the client
+  Done,          // response relayed (maybe cut short): `result` says how
+};
+
+struct AttemptOutcome {
+  Failure failure = Failure::None;
+  ExchangeResult result;
+};
+
+class Exchange {
+ public:
+  Exchange(SessionIo& io, const server::Upstream& up, http::RequestHead& req,
+           std::string_view target, api::RequestContext& ctx, const ExchangeHooks& hooks,
+           ExchangeScratch& scratch)
+      : io_(io),
+        w_(io.worker()),
+        up_(up),
+        cfg_(*up.cfg),
+        req_(req),
+        target_(target),
+        ctx_(ctx),
+        hooks_(hooks),
+        in_(io.clientBuffer()),
+        head_(scratch.head),
+        out_(scratch.out),
+        resp_(scratch.response),
+        spans_(scratch.spans),
+        joined_(scratch.joined),
+        tried_(scratch.tried) {
+    // The worker's table matches the snapshot it serves; after a reload mid-request, look up.
+    const auto& table = w_.upstream_stats;
+    stats_ = up.index < table.size() && w_.snapshot->upstreams.size() > up.index &&
+                     w_.snapshot->upstreams[up.index].cfg->name == cfg_.name
+                 ? table[up.index]
+                 : &w_.stats.upstream(cfg_.name);
+  }
+
+  Task<ExchangeResult> run();
+
+ private:
+  void measureBufferedBody();
+  std::uint64_t hashKey() const;
+  Task<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);
+  Task<Failure> connect(UpstreamConnection& conn, const server::UpstreamTarget& target);
+  std::string poolKey(const server::UpstreamTarget& target) const;
+  // Sends a request whose body streams from the client (the replayable case is inline).
+  Task<Failure> sendRequest(UpstreamConnection& conn);
+  Task<Failure> streamRequestBody(UpstreamConnection& conn);
+  Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
+  // The same for an HTTP/2 client: payload bytes (de-chunked) and trailers go to its stream.
+  Task<ExchangeResult> relayResponseToStream(ResponseStream& h2,
+                                             std::unique_ptr<UpstreamConnection> conn);
+  // After a response body ended well: the connection goes back to the pool if it can.
+  void recycle(std::unique_ptr<UpstreamConnection> conn);
+  // After a 101: bytes both ways until either side closes, idles or runs out of time.
+  Task<ExchangeResult> tunnel(std::unique_ptr<UpstreamConnection> conn);
+  Task<void> pumpUpstreamToClient(UpstreamConnection& conn, bool& done, Timer& finished);
+  // The same for a WebSocket over an HTTP/2 stream (RFC 8441): the 101 becomes a 200 and the
+  // stream's DATA carries the bytes.
+  Task<ExchangeResult> tunnelStream(ResponseStream& out, std::unique_ptr<UpstreamConnection> conn);
+  Task<void> pumpUpstreamToStream(ResponseStream& out, UpstreamConnection& conn, bool& done,
+                                  Timer& finished);
+  void reportRequestBody();
+
+  // HTTP/2 upstreams: the request on a stream of a shared connection; its body is pumped from
+  // the client while the response comes back (gRPC streams go both ways at once).
+  Task<AttemptOutcome> attemptH2(const server::UpstreamTarget& target, bool last);
+  struct H2Pump {
+    explicit H2Pump(asio::io_context& io) : finished(io.get_executor(), Clock::time_point::max()) {}
+    bool done = false;
+    Failure failure = Failure::None;
+    Timer finished;
+  };
+  Task<void> pumpBodyH2(UpstreamH2Connection& h2, std::int32_t id, UpstreamH2Stream& st,
+                        H2Pump& pump);
+  Task<ExchangeResult> relayH2Response(UpstreamH2Connection& h2, std::int32_t id,
+                                       UpstreamH2Stream& st);
+
+  SessionIo& io_;
+  WorkerContext& w_;
+  const server::Upstream& up_;
+  const config::UpstreamConfig& cfg_;
+  http::RequestHead& req_;
+  std::string_view target_;
+  api::RequestContext& ctx_;
+  const ExchangeHooks& hooks_;
+  IoBuffer& in_;
+  observability::UpstreamStats* stats_;
+
+  std::string& head_;  // upstream request head, built once
+  std::string& out_;
+  http::ResponseHead& resp_;
+  std::vector<asio::const_buffer>& spans_;
+  std::string& joined_;
+  upstream::Excluded& tried_;
+  std::vector<asio::const_buffer> rest_;  // what writeNow could not send at once
+  ForwardInfo info_;
+  http::HeaderList h2_fields_;
+  std::string h2_relay_;     // response bytes taken from an HTTP/2 upstream stream
+  bool replayable_ = false;  // the whole body is in the client buffer
+  std::size_t body_in_buffer_ = 0;
+  bool body_consumed_ = false;  // the body left the client buffer (streamed or committed)
+  bool continue_sent_ = false;
+  bool bad_body_ = false;
+  bool too_large_ = false;
+};
+
+}  // namespace detail
+}  // namespace portico::proxy

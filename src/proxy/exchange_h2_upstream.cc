@@ -1,0 +1,257 @@
+#include "proxy/exchange.h"
+
+#include <charconv>
+#include <optional>
+
+#include "proxy/http1_response_stream.h"
+#include "proxy/upstream_h2.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace portico::proxy::detail {
+
+namespace {
+
+// The upstream chose h2 by ALPN (an HTTP/2 upstream over TLS must).
+bool negotiatedH2(UpstreamConnection& conn) {
+  const unsigned char* alpn = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(conn.tls->native_handle(), &alpn, &len);
+  return len == 2 && alpn[0] == 'h' && alpn[1] == '2';
+}
+
+// A request body waits while this much of it is queued for an upstream stream.
+constexpr std::size_t kH2BodyHighWater = 64 * 1024;
+
+}  // namespace
+
+Task<AttemptOutcome> Exchange::attemptH2(const server::UpstreamTarget& target, bool last) {
+  const auto started = Clock::now();
+  stats_->attempts.add();
+  if (!w_.h2_pool) w_.h2_pool = std::make_shared<UpstreamH2Pool>();
+  const std::string key = "h2|" + poolKey(target);
+  std::shared_ptr<UpstreamH2Connection> h2 = w_.h2_pool->find(key);
+  if (!h2) {
+    auto conn = std::make_unique<UpstreamConnection>(w_.io);
+    conn->target = key;
+    Failure f = co_await connect(*conn, target);
+    io_.setUpstreamSocket(nullptr);  // shared from now on: never cancelled for one request
+    if (f != Failure::None) co_return AttemptOutcome{f, {}};
+    if (conn->tls && !negotiatedH2(*conn)) co_return AttemptOutcome{Failure::Connect, {}};
+    h2 = std::make_shared<UpstreamH2Connection>(w_, std::move(conn));
+    UpstreamH2Connection::start(h2);
+    w_.h2_pool->add(key, h2);
+  }
+  writeUpstreamRequestFields(h2_fields_, req_, target_, up_.tls ? "https" : "http", info_);
+  UpstreamH2Stream st(w_.io);
+  const bool has_body = req_.framing != http::BodyFraming::None;
+  const std::int32_t id = h2->open(st, h2_fields_, !has_body);
+  if (id < 0) co_return AttemptOutcome{Failure::Connect, {}};
+  io_.setUpstreamSignal(&st.signal);
+
+  H2Pump pump(w_.io);
+  pump.done = !has_body;
+  if (has_body) asio::co_spawn(w_.io.get_executor(), pumpBodyH2(*h2, id, st, pump), asio::detached);
+
+  // Ends the stream's use: the pump stops, the stream is reset if still open.
+  auto finish = [&]() -> Task<void> {
+    h2->detach(id);
+    st.closed = true;
+    st.wake();
+    if (!pump.done) io_.cancelRead();
+    error_code ec;
+    while (!pump.done) co_await pump.finished.async_wait(asio::redirect_error(kUseAwaitable, ec));
+    io_.setUpstreamSignal(nullptr);
+  };
+
+  Failure got = Failure::None;
+  io_.armOp(cfg_.timeouts.read);
+  while (!st.head) {
+    if (st.closed) {
+      got = Failure::Reset;
+      break;
+    }
+    if (pump.failure != Failure::None) {
+      got = pump.failure;
+      break;
+    }
+    error_code ec;
+    co_await st.signal.async_wait(asio::redirect_error(kUseAwaitable, ec));
+    if (io_.totalExpired()) {
+      got = Failure::TotalTimeout;
+      break;
+    }
+    if (io_.opTimedOut()) {
+      got = Failure::ReadTimeout;
+      break;
+    }
+  }
+  io_.disarmOp();
+  const auto elapsed = Clock::now() - started;
+  stats_->duration.observe(elapsed);
+  if (got != Failure::None) {
+    co_await finish();
+    co_return AttemptOutcome{got, {}};
+  }
+  ctx_.upstream_latency = elapsed;
+  const auto& statuses = cfg_.retries.on_statuses;
+  if (!last && replayable_ && !body_consumed_ && isIdempotent(req_.method) &&
+      std::find(statuses.begin(), statuses.end(), st.status) != statuses.end()) {
+    co_await finish();
+    co_return AttemptOutcome{Failure::RetryStatus, {}};
+  }
+  if (!body_consumed_ && replayable_) {
+    reportRequestBody();
+    in_.consume(body_in_buffer_);
+    body_consumed_ = true;
+  }
+  ExchangeResult r = co_await relayH2Response(*h2, id, st);
+  co_await finish();
+  if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
+  co_return AttemptOutcome{Failure::Done, r};
+}
+
+Task<void> Exchange::pumpBodyH2(UpstreamH2Connection& h2, std::int32_t id, UpstreamH2Stream& st,
+                                H2Pump& pump) {
+  http::ChunkedDecoder decoder;
+  const bool chunked = req_.framing == http::BodyFraming::Chunked;
+  if (replayable_ && !body_consumed_) {
+    // All here: sent from the buffer, which keeps it for a replay until the response comes.
+    std::string_view body = in_.readable().substr(0, body_in_buffer_);
+    if (chunked) {
+      decoder.feed(body, [&](std::string_view data) { h2.codec.sendData(id, data, false); });
+    } else {
+      h2.codec.sendData(id, body, false);
+    }
+    h2.codec.sendData(id, {}, true);
+    h2.flush();
+  } else {
+    body_consumed_ = true;
+    std::uint64_t remaining = req_.content_length;
+    error_code ec;
+    for (;;) {
+      std::string_view avail = in_.readable();
+      std::size_t take = 0;
+      bool done = false;
+      if (chunked) {
+        auto step = decoder.feed(avail, [&](std::string_view data) {
+          ctx_.bytes_received += data.size();
+          if (hooks_.request_body) hooks_.request_body(data);
+          h2.codec.sendData(id, data, false);
+        });
+        if (step.status == http::ChunkedDecoder::Status::Error) {
+          pump.failure = Failure::BadBody;
+          break;
+        }
+        if (decoder.payloadBytes() > io_.limits().max_body_bytes) {
+          pump.failure = Failure::BodyTooLarge;
+          break;
+        }
+        take = step.consumed;
+        done = step.status == http::ChunkedDecoder::Status::Done;
+      } else {
+        take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
+        remaining -= take;
+        done = remaining == 0;
+        ctx_.bytes_received += take;
+        if (hooks_.request_body && take) hooks_.request_body(avail.substr(0, take));
+        h2.codec.sendData(id, avail.substr(0, take), false);
+      }
+      in_.consume(take);
+      if (done) {
+        h2.codec.sendData(id, {}, true);
+        h2.flush();
+        break;
+      }
+      h2.flush();
+      // The upstream's flow-control window is the backpressure on the client.
+      while (h2.codec.pendingBytes(id) > kH2BodyHighWater && !st.closed)
+        co_await st.signal.async_wait(asio::redirect_error(kUseAwaitable, ec));
+      if (st.closed) break;
+      auto space = asio::buffer(in_.writePtr(), in_.writable());
+      std::size_t n = co_await io_.readClient(space, ec);
+      if (ec || n == 0) {
+        if (!st.closed) pump.failure = Failure::ClientGone;
+        break;
+      }
+      in_.commit(n);
+    }
+  }
+  pump.done = true;
+  pump.finished.cancel();
+  st.wake();  // the exchange may be waiting for the response head: let it see a failure
+}
+
+Task<ExchangeResult> Exchange::relayH2Response(UpstreamH2Connection& h2, std::int32_t id,
+                                               UpstreamH2Stream& st) {
+  http::ResponseHead& resp = resp_;
+  resp.clear();
+  resp.status = st.status;
+  resp.headers = std::move(st.fields);
+  resp.framing = http::BodyFraming::Chunked;  // length unknown
+  if (const std::string* cl = resp.headers.find(http::HeaderId::ContentLength)) {
+    std::uint64_t n = 0;
+    auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
+    if (ec == std::errc() && p == cl->data() + cl->size()) {
+      resp.framing = http::BodyFraming::ContentLength;
+      resp.content_length = n;
+    }
+  }
+  if (req_.method == "HEAD" || resp.status == 204 || resp.status == 304 ||
+      (st.ended && st.data.empty() && st.trailers.empty())) {
+    if (resp.framing != http::BodyFraming::ContentLength) resp.content_length = 0;
+    resp.framing = http::BodyFraming::None;
+  }
+  if (!resp.headers.has("x-request-id")) resp.headers.add("x-request-id", ctx_.request_id);
+  if (hooks_.response_head) hooks_.response_head();
+
+  std::optional<Http1ResponseStream> h1;
+  ResponseStream* out = io_.responseStream();
+  if (!out) out = &h1.emplace(io_, req_, out_, joined_);
+  auto keep = [&] { return h1 ? h1->keepAlive() : true; };
+  ExchangeResult gone{true, false, resp.status, "client closed"};
+
+  const bool no_body = resp.framing == http::BodyFraming::None;
+  const bool head_sent = co_await out->sendHead(resp, no_body);
+  if (!head_sent) co_return gone;
+  if (no_body) co_return ExchangeResult{true, keep(), resp.status, ""};
+  error_code ec;
+  for (;;) {
+    if (!st.data.empty()) {
+      h2_relay_.clear();
+      h2_relay_.swap(st.data);  // the reader appends to st.data while this is sent
+      if (hooks_.response_body) hooks_.response_body(h2_relay_);
+      ctx_.bytes_sent += h2_relay_.size();
+      const bool sent = co_await out->sendData(h2_relay_, false);
+      if (!sent) co_return gone;
+      h2.codec.consume(id, h2_relay_.size());  // the upstream may send as much again
+      h2.flush();
+      continue;
+    }
+    if (st.ended) {
+      bool sent = false;
+      if (!st.trailers.empty()) {
+        sent = co_await out->sendTrailers(st.trailers);
+      } else {
+        sent = co_await out->sendData({}, true);
+      }
+      if (!sent) co_return gone;
+      co_return ExchangeResult{true, keep(), resp.status, ""};
+    }
+    if (st.closed) break;  // reset before its end
+    io_.armOp(cfg_.timeouts.read);
+    co_await st.signal.async_wait(asio::redirect_error(kUseAwaitable, ec));
+    const bool expired = io_.opTimedOut() || io_.totalExpired();
+    io_.disarmOp();
+    if (expired) break;
+  }
+  // Cut short: the client must not take it as complete.
+  stats_->failures.add();
+  co_return ExchangeResult{true, false, resp.status, "upstream response cut short"};
+}
+
+}  // namespace portico::proxy::detail
