@@ -133,8 +133,7 @@ Task<bool> HttpSession::handshake() {
   tls_.emplace(client_, conn_info_.tls->context());
   armOp(w_.snapshot->config.server.limits.header_timeout);
   error_code ec;
-  co_await tls_->async_handshake(asio::ssl::stream_base::server,
-                                 asio::redirect_error(kUseAwaitable, ec));
+  co_await tls_->handshake(true, ec);
   disarmOp();
   if (ec) {
     w_.stats.tls_handshake_failures.add();

@@ -243,8 +243,7 @@ Task<Failure> Exchange::connect(UpstreamConnection& conn, const server::Upstream
     if (auto it = w_.tls_sessions.find(conn.target); it != w_.tls_sessions.end())
       SSL_set_session(ssl, it->second.get());
     if (!ec) {
-      co_await conn.tls->async_handshake(asio::ssl::stream_base::client,
-                                         asio::redirect_error(kUseAwaitable, ec));
+      co_await conn.tls->handshake(false, ec);
     }
     timed_out = io_.opTimedOut();
   }

@@ -9,42 +9,15 @@
 #include <unordered_map>
 #include <vector>
 
-#include <utility>  // boost/asio/awaitable.hpp uses std::exchange without including it
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/basic_socket_acceptor.hpp>
-#include <boost/asio/basic_stream_socket.hpp>
-#include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-
 #include "core/io_buffer.h"
 #include "observability/metrics.h"
+#include "proxy/io_types.h"
+#include "proxy/tls_stream.h"
 #include "server/snapshot.h"
 #include "tls/client_context.h"
 #include "upstream/lb/load_balancer.h"
 
 namespace portico::proxy {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-
-// Everything on a worker runs on its io_context: name that executor type instead of the
-// type-erased any_io_executor, which costs a few virtual calls on every operation.
-using Executor = asio::io_context::executor_type;
-using Socket = asio::basic_stream_socket<tcp, Executor>;
-using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
-using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
-// A client connection over TLS: the stream layers on the session's own socket.
-using TlsStream = asio::ssl::stream<Socket&>;
-template <class T>
-using Task = asio::awaitable<T, Executor>;
-inline constexpr asio::use_awaitable_t<Executor> kUseAwaitable{};
 
 // Monotonic time at a few milliseconds' resolution, for deadlines: cheaper than a precise
 // read, and the sweeper that enforces deadlines ticks every 25 ms anyway.
@@ -55,13 +28,13 @@ Clock::time_point coarseNow();
 // if condition (`if (!co_await f())`): always await into a variable first.
 inline Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
                                   boost::system::error_code& ec) {
-  if (tls) return tls->async_read_some(buffer, asio::redirect_error(kUseAwaitable, ec));
+  if (tls) return tls->readSome(buffer, ec);
   return socket.async_read_some(buffer, asio::redirect_error(kUseAwaitable, ec));
 }
 template <class Buffers>
 Task<std::size_t> writeAll(Socket& socket, TlsStream* tls, const Buffers& buffers,
                            boost::system::error_code& ec) {
-  if (tls) return asio::async_write(*tls, buffers, asio::redirect_error(kUseAwaitable, ec));
+  if (tls) return tls->writeAll(buffers, ec);
   return asio::async_write(socket, buffers, asio::redirect_error(kUseAwaitable, ec));
 }
 
@@ -79,7 +52,7 @@ Task<std::size_t> writeJoined(Socket& socket, TlsStream* tls, const Buffers& buf
       asio::const_buffer b(*it);
       scratch.append(static_cast<const char*>(b.data()), b.size());
     }
-    return asio::async_write(*tls, asio::buffer(scratch), asio::redirect_error(kUseAwaitable, ec));
+    return tls->write(asio::buffer(scratch), ec);
   }
   return writeAll(socket, tls, buffers, ec);
 }

@@ -1,0 +1,50 @@
+#pragma once
+// TLS on a worker's socket, driven directly: OpenSSL reads and writes the (non-blocking) socket
+// itself, and the coroutine waits for readiness only when OpenSSL asks for it. Compared with
+// asio::ssl::stream this skips the memory-BIO pair (two copies per record) and the engine's
+// state machine. One read and one write may be pending at once (a tunnel's two directions),
+// as with any socket.
+#include <openssl/ssl.h>
+
+#include "proxy/io_types.h"
+
+namespace portico::proxy {
+
+class TlsStream {
+ public:
+  TlsStream(Socket& socket, asio::ssl::context& context);
+  ~TlsStream();
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  SSL* native_handle() { return ssl_; }
+
+  Task<void> handshake(bool server, boost::system::error_code& ec);
+  // Some bytes, or 0 with `ec` set (eof on a clean close).
+  Task<std::size_t> readSome(asio::mutable_buffer buffer, boost::system::error_code& ec);
+  // All of `buffer`.
+  Task<std::size_t> write(asio::const_buffer buffer, boost::system::error_code& ec);
+
+  template <class Buffers>
+  Task<std::size_t> writeAll(const Buffers& buffers, boost::system::error_code& ec) {
+    std::size_t total = 0;
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it) {
+      asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      total += co_await write(b, ec);
+      if (ec) break;
+    }
+    co_return total;
+  }
+
+ private:
+  // After an SSL call returned `ret`: waits for what OpenSSL wants and returns true to retry,
+  // or sets `ec` and returns false.
+  Task<bool> settle(int ret, boost::system::error_code& ec);
+
+  Socket& socket_;
+  SSL* ssl_;
+};
+
+}  // namespace portico::proxy
