@@ -82,6 +82,21 @@ class HeaderList {
     }
     ++size_;
   }
+  // Becomes a copy of `o`, reusing this list's header objects (no allocation once warm).
+  void copyFrom(const HeaderList& o) {
+    if (this == &o) return;
+    size_ = 0;
+    for (const auto& h : o) {
+      if (size_ < items_.size()) {
+        items_[size_].name.assign(h.name);
+        items_[size_].value.assign(h.value);
+        items_[size_].id = h.id;
+      } else {
+        items_.push_back(h);
+      }
+      ++size_;
+    }
+  }
   // Replaces every field of that name by a single one.
   void set(std::string_view name, std::string_view value);
   // Removes every field of that name; returns how many were removed.

@@ -23,6 +23,13 @@ class Outbound {
     trailers_ = trailers;
   }
   std::size_t pending() const { return pending_.size() - pos_; }
+  // Back to empty for another stream, keeping the buffers' capacity.
+  void reset() {
+    pending_.clear();
+    pos_ = 0;
+    ended_ = has_trailers_ = deferred_ = false;
+    trailers_.clear();
+  }
   // The nghttp2 data source callback.
   static ssize_t read(nghttp2_session* session, std::int32_t stream, std::uint8_t* buf,
                       std::size_t length, std::uint32_t* flags, Outbound& out);

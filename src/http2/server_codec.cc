@@ -34,7 +34,7 @@ struct Callbacks {
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto& c = ServerCodec::self(user);
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-      c.streams_[frame->hd.stream_id] = std::make_unique<ServerCodec::Stream>();
+      c.streams_[frame->hd.stream_id] = c.newStream();
     return 0;
   }
 
@@ -78,7 +78,7 @@ struct Callbacks {
         auto it = c.streams_.find(id);
         if (it == c.streams_.end()) return 0;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-          c.handler_.onRequest(id, std::move(it->second->request), end);
+          c.handler_.onRequest(id, it->second->request, end);
         } else if (end) {
           c.handler_.onRequestEnd(id);  // after trailers
         }
@@ -114,7 +114,11 @@ struct Callbacks {
 
   static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user) {
     auto& c = ServerCodec::self(user);
-    if (c.streams_.erase(stream_id)) c.handler_.onStreamClosed(stream_id, error_code);
+    auto it = c.streams_.find(stream_id);
+    if (it == c.streams_.end()) return 0;
+    if (c.spare_.size() < 64) c.spare_.push_back(std::move(it->second));
+    c.streams_.erase(it);
+    c.handler_.onStreamClosed(stream_id, error_code);
     return 0;
   }
 
@@ -126,6 +130,22 @@ struct Callbacks {
     return detail::Outbound::read(session, stream_id, buf, length, flags, it->second->body);
   }
 };
+
+std::unique_ptr<ServerCodec::Stream> ServerCodec::newStream() {
+  if (spare_.empty()) return std::make_unique<Stream>();
+  auto s = std::move(spare_.back());
+  spare_.pop_back();
+  Request& r = s->request;
+  r.method.clear();
+  r.scheme.clear();
+  r.authority.clear();
+  r.path.clear();
+  r.protocol.clear();
+  r.headers.clear();
+  s->header_bytes = 0;
+  s->body.reset();
+  return s;
+}
 
 ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), limits_(limits) {
   nghttp2_session_callbacks* cbs = nullptr;

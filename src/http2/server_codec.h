@@ -56,7 +56,8 @@ class ServerCodec {
   class Handler {
    public:
     virtual ~Handler() = default;
-    virtual void onRequest(std::int32_t stream, Request request, bool end_stream) = 0;
+    // `request` is the codec's: copy what is needed, it is reused once the stream closes.
+    virtual void onRequest(std::int32_t stream, const Request& request, bool end_stream) = 0;
     // Body bytes; call consume() once they are passed on, to open the flow-control window.
     virtual void onRequestData(std::int32_t stream, std::string_view data) = 0;
     virtual void onRequestEnd(std::int32_t stream) = 0;
@@ -97,11 +98,13 @@ class ServerCodec {
  private:
   struct Stream;
   static ServerCodec& self(void* user_data) { return *static_cast<ServerCodec*>(user_data); }
+  std::unique_ptr<Stream> newStream();
 
   Handler& handler_;
   Limits limits_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::unique_ptr<Stream>> streams_;
+  std::vector<std::unique_ptr<Stream>> spare_;  // closed streams, reused with their buffers
   detail::FrameOutput output_;
   Stats stats_;
   bool failed_ = false;

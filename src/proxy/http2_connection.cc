@@ -73,7 +73,7 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
   void afterOutput();
 
   // ServerCodec::Handler
-  void onRequest(std::int32_t id, http2::Request request, bool end_stream) override;
+  void onRequest(std::int32_t id, const http2::Request& request, bool end_stream) override;
   void onRequestData(std::int32_t id, std::string_view data) override;
   void onRequestEnd(std::int32_t id) override;
   void onStreamClosed(std::int32_t id, std::uint32_t error_code) override;
@@ -108,19 +108,24 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
 // feeds it body bytes and close events, and frames what it answers.
 class Http2Stream final : public RequestPipeline, public ResponseStream {
  public:
-  Http2Stream(Http2Connection::Impl& c, std::int32_t id, http2::Request request, bool ended)
+  Http2Stream(Http2Connection::Impl& c, std::int32_t id, const http2::Request& request, bool ended)
       : RequestPipeline(c.w, c.conn),
         c_(c),
         id_(id),
-        h2req_(std::move(request)),
+        h2req_(request),
         ended_(ended),
         signal_(c.w.io.get_executor(), Clock::time_point::max()),
         body_(0) {}
 
   // A finished stream object serves a new stream: its buffers keep their capacity.
-  void reuse(std::int32_t id, http2::Request request, bool ended) {
+  void reuse(std::int32_t id, const http2::Request& request, bool ended) {
     id_ = id;
-    h2req_ = std::move(request);
+    h2req_.method = request.method;  // assignments reuse the strings' capacity
+    h2req_.scheme = request.scheme;
+    h2req_.authority = request.authority;
+    h2req_.path = request.path;
+    h2req_.protocol = request.protocol;
+    h2req_.headers.copyFrom(request.headers);
     ended_ = ended;
     closed_ = gone_ = end_sent_ = head_sent_ = waiting_drain_ = false;
     final_chunk_sent_ = read_cancelled_ = finished = false;
@@ -222,9 +227,9 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
 
 bool Http2Stream::buildRequest() {
   req_.clear();
-  req_.method = std::move(h2req_.method);
-  req_.target = std::move(h2req_.path);
-  req_.headers = std::move(h2req_.headers);
+  req_.method = h2req_.method;
+  req_.target = h2req_.path;
+  req_.headers.copyFrom(h2req_.headers);
   req_.version_minor = 1;
   req_.keep_alive = true;
   if (req_.target.empty() || req_.target.front() != '/') return false;
@@ -246,10 +251,10 @@ bool Http2Stream::buildRequest() {
     }
   }
   const auto q = req_.target.find('?');
-  req_.path = req_.target.substr(0, q);
-  if (q != std::string::npos) req_.query = req_.target.substr(q + 1);
+  req_.path.assign(req_.target, 0, q);
+  if (q != std::string::npos) req_.query.assign(req_.target, q + 1);
   if (!h2req_.authority.empty()) {
-    req_.host = std::move(h2req_.authority);
+    req_.host = h2req_.authority;
     http::toLower(req_.host);
     if (!req_.headers.has(http::HeaderId::Host)) req_.headers.add("host", req_.host);
   } else if (const std::string* host = req_.headers.find(http::HeaderId::Host)) {
@@ -449,7 +454,8 @@ Task<bool> Http2Stream::writeLocalReply(const std::string& body, bool) {
 
 // ---- connection ----
 
-void Http2Connection::Impl::onRequest(std::int32_t id, http2::Request request, bool end_stream) {
+void Http2Connection::Impl::onRequest(std::int32_t id, const http2::Request& request,
+                                      bool end_stream) {
   if (going_away) {  // after GOAWAY only streams it announced are served
     codec.resetStream(id, NGHTTP2_REFUSED_STREAM);
     return;
@@ -459,9 +465,9 @@ void Http2Connection::Impl::onRequest(std::int32_t id, http2::Request request, b
   if (!spare.empty()) {
     stream = std::move(spare.back());
     spare.pop_back();
-    stream->reuse(id, std::move(request), end_stream);
+    stream->reuse(id, request, end_stream);
   } else {
-    stream = std::make_unique<Http2Stream>(*this, id, std::move(request), end_stream);
+    stream = std::make_unique<Http2Stream>(*this, id, request, end_stream);
   }
   Http2Stream* s = stream.get();
   streams[id] = std::move(stream);
