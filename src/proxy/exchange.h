@@ -102,6 +102,41 @@ class Exchange {
   Task<void> pumpUpstreamToStream(ResponseStream& out, UpstreamConnection& conn, bool& done,
                                   Timer& finished);
   void reportRequestBody();
+  // What the client buffer holds of a streamed request body: how much of it to forward and
+  // whether that ends the body. Payload bytes are counted, shown to the body filters and passed
+  // to `on_payload` (de-chunked). Failure::None, BadBody or BodyTooLarge.
+  struct BodyTake {
+    std::size_t take = 0;  // bytes of the buffer (framing included) that belong to the body
+    bool done = false;
+    Failure failure = Failure::None;
+  };
+  template <class OnPayload>
+  BodyTake takeBufferedBody(http::ChunkedDecoder& decoder, std::uint64_t& remaining,
+                            OnPayload&& on_payload) {
+    BodyTake t;
+    const std::string_view avail = in_.readable();
+    auto payload = [&](std::string_view data) {
+      ctx_.bytes_received += data.size();
+      if (hooks_.request_body && !data.empty()) hooks_.request_body(data);
+      on_payload(data);
+    };
+    if (req_.framing == http::BodyFraming::Chunked) {
+      auto step = decoder.feed(avail, payload);
+      if (step.status == http::ChunkedDecoder::Status::Error) {
+        t.failure = Failure::BadBody;
+      } else if (decoder.payloadBytes() > io_.limits().max_body_bytes) {
+        t.failure = Failure::BodyTooLarge;
+      }
+      t.take = step.consumed;
+      t.done = step.status == http::ChunkedDecoder::Status::Done;
+    } else {
+      t.take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
+      remaining -= t.take;
+      t.done = remaining == 0;
+      payload(avail.substr(0, t.take));
+    }
+    return t;
+  }
 
   // HTTP/2 upstreams: the request on a stream of a shared connection; its body is pumped from
   // the client while the response comes back (gRPC streams go both ways at once).

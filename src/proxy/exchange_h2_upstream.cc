@@ -134,33 +134,15 @@ Task<void> Exchange::pumpBodyH2(UpstreamH2Connection& h2, std::int32_t id, Upstr
     std::uint64_t remaining = req_.content_length;
     error_code ec;
     for (;;) {
-      std::string_view avail = in_.readable();
-      std::size_t take = 0;
-      bool done = false;
-      if (chunked) {
-        auto step = decoder.feed(avail, [&](std::string_view data) {
-          ctx_.bytes_received += data.size();
-          if (hooks_.request_body) hooks_.request_body(data);
-          h2.codec.sendData(id, data, false);
-        });
-        if (step.status == http::ChunkedDecoder::Status::Error) {
-          pump.failure = Failure::BadBody;
-          break;
-        }
-        if (decoder.payloadBytes() > io_.limits().max_body_bytes) {
-          pump.failure = Failure::BodyTooLarge;
-          break;
-        }
-        take = step.consumed;
-        done = step.status == http::ChunkedDecoder::Status::Done;
-      } else {
-        take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
-        remaining -= take;
-        done = remaining == 0;
-        ctx_.bytes_received += take;
-        if (hooks_.request_body && take) hooks_.request_body(avail.substr(0, take));
-        h2.codec.sendData(id, avail.substr(0, take), false);
+      // Payload only (an HTTP/2 upstream gets no chunked framing).
+      const BodyTake t = takeBufferedBody(
+          decoder, remaining, [&](std::string_view data) { h2.codec.sendData(id, data, false); });
+      if (t.failure != Failure::None) {
+        pump.failure = t.failure;
+        break;
       }
+      const std::size_t take = t.take;
+      const bool done = t.done;
       in_.consume(take);
       if (done) {
         h2.codec.sendData(id, {}, true);

@@ -417,28 +417,13 @@ Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
   bool head_sent = false;
   std::uint64_t remaining = req_.content_length;
   http::ChunkedDecoder decoder;
-  const bool chunked = req_.framing == http::BodyFraming::Chunked;
   for (;;) {
-    // Forward what the client buffer holds of the body.
-    std::string_view avail = in_.readable();
-    std::size_t take = 0;
-    bool done = false;
-    if (chunked) {
-      auto step = decoder.feed(avail, [&](std::string_view data) {
-        ctx_.bytes_received += data.size();
-        if (hooks_.request_body) hooks_.request_body(data);
-      });
-      if (step.status == http::ChunkedDecoder::Status::Error) co_return Failure::BadBody;
-      if (decoder.payloadBytes() > io_.limits().max_body_bytes) co_return Failure::BodyTooLarge;
-      take = step.consumed;
-      done = step.status == http::ChunkedDecoder::Status::Done;
-    } else {
-      take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
-      remaining -= take;
-      done = remaining == 0;
-      ctx_.bytes_received += take;
-      if (hooks_.request_body && take) hooks_.request_body(avail.substr(0, take));
-    }
+    // Forward what the client buffer holds of the body, framing as received.
+    const std::string_view avail = in_.readable();
+    const BodyTake t = takeBufferedBody(decoder, remaining, [](std::string_view) {});
+    if (t.failure != Failure::None) co_return t.failure;
+    const std::size_t take = t.take;
+    const bool done = t.done;
     std::array<asio::const_buffer, 2> buffers{
         asio::buffer(head_sent ? std::string_view() : std::string_view(head_)),
         asio::buffer(avail.data(), take)};
