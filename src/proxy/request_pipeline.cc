@@ -54,7 +54,8 @@ void RequestPipeline::loadLimits() {
 
 void RequestPipeline::beginRequest() {
   ctx_.reset();
-  grpc_ = grpc::isGrpcRequest(req_.headers);
+  // gRPC only runs over HTTP/2: HTTP/1 requests skip the header scan.
+  grpc_ = protocol() == "HTTP/2" && grpc::isGrpcRequest(req_.headers);
   ctx_.request = &req_;
   ctx_.start = Clock::now();
   ctx_.wall_start = w_.wallTime(ctx_.start);
