@@ -11,6 +11,7 @@
 
 namespace portico::api {
 
+class WorkerServices;
 using Clock = std::chrono::steady_clock;
 
 // A known caller (config `consumers`), as filters see it. Owned by the config snapshot.
@@ -50,6 +51,8 @@ struct RequestContext {
   http::ResponseHead* response = nullptr;
 
   std::string request_id;
+  // The worker running the request (Redis connections...); null in unit tests.
+  WorkerServices* worker = nullptr;
   std::string client_ip;
   std::uint16_t client_port = 0;
   // TLS: whether the client connection is encrypted, and the client certificate's verified

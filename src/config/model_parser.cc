@@ -337,19 +337,7 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
     rr.duration("backoff_max", u.retries.backoff_max);
     rr.finish();
   }
-  if (const json* t = r.get("tls")) {
-    UpstreamTlsConfig tls;
-    ObjectReader tr(*t, r.childPath("tls"), d);
-    tr.string("ca", tls.ca);
-    tr.string("server_name", tls.server_name);
-    tr.boolean("verify", tls.verify);
-    tr.string("client_cert", tls.client_cert);
-    tr.string("client_key", tls.client_key);
-    tr.finish();
-    if (tls.client_cert.empty() != tls.client_key.empty())
-      d.add(tr.path(), "give both client_cert and client_key, or neither");
-    u.tls = std::move(tls);
-  }
+  if (const json* t = r.get("tls")) u.tls = parseClientTls(*t, r.childPath("tls"), d);
   std::string protocol;
   if (r.string("protocol", protocol) && !protocol.empty()) {
     if (protocol == "http1") {
@@ -388,6 +376,21 @@ void checkUniqueNames(const std::vector<T>& items, const std::string& section, D
 }
 
 }  // namespace
+
+UpstreamTlsConfig parseClientTls(const nlohmann::json& node, const std::string& path,
+                                 Diagnostics& d) {
+  UpstreamTlsConfig tls;
+  ObjectReader tr(node, path, d);
+  tr.string("ca", tls.ca);
+  tr.string("server_name", tls.server_name);
+  tr.boolean("verify", tls.verify);
+  tr.string("client_cert", tls.client_cert);
+  tr.string("client_key", tls.client_key);
+  tr.finish();
+  if (tls.client_cert.empty() != tls.client_key.empty())
+    d.add(tr.path(), "give both client_cert and client_key, or neither");
+  return tls;
+}
 
 Config parseModel(const json& root, Diagnostics& d) {
   Config c;

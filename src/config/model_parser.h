@@ -8,4 +8,9 @@ namespace portico::config {
 
 Config parseModel(const nlohmann::json& root, Diagnostics& diag);
 
+// A `tls` block for a connection Portico opens (upstreams, Redis): ca, server_name, verify,
+// client_cert, client_key.
+UpstreamTlsConfig parseClientTls(const nlohmann::json& node, const std::string& path,
+                                 Diagnostics& d);
+
 }  // namespace portico::config

@@ -24,33 +24,28 @@ api::FilterStatus refuse(api::RequestContext& ctx, api::AuthFailure why,
       message = "you cannot consume this service";
   }
   ctx.auth_failure = why;
+  replyError(ctx, status, message);
+  if (unauthenticated && !www_authenticate.empty())
+    ctx.local_reply.headers.add("WWW-Authenticate", www_authenticate);
+  return unauthenticated ? api::FilterStatus::AuthFailed : api::FilterStatus::Reply;
+}
+
+api::FilterStatus replyError(api::RequestContext& ctx, int status, std::string_view message) {
   ctx.error = std::string(message);
   auto& reply = ctx.local_reply;
   reply = api::LocalReply{};
   reply.status = status;
   reply.headers.add("Content-Type", "application/json");
-  if (unauthenticated && !www_authenticate.empty())
-    reply.headers.add("WWW-Authenticate", www_authenticate);
   reply.body = "{\"error\":";
   appendJsonString(reply.body, message);
   reply.body += ",\"status\":" + std::to_string(status) + ",\"request_id\":";
   appendJsonString(reply.body, ctx.request_id);
   reply.body += "}";
-  return unauthenticated ? api::FilterStatus::AuthFailed : api::FilterStatus::Reply;
+  return api::FilterStatus::Reply;
 }
 
 api::FilterStatus unavailable(api::RequestContext& ctx, std::string_view message) {
-  ctx.error = std::string(message);
-  auto& reply = ctx.local_reply;
-  reply = api::LocalReply{};
-  reply.status = 503;
-  reply.headers.add("Content-Type", "application/json");
-  reply.body = "{\"error\":";
-  appendJsonString(reply.body, message);
-  reply.body += ",\"status\":503,\"request_id\":";
-  appendJsonString(reply.body, ctx.request_id);
-  reply.body += "}";
-  return api::FilterStatus::Reply;
+  return replyError(ctx, 503, message);
 }
 
 namespace {

@@ -12,6 +12,9 @@ namespace portico::filters {
 api::FilterStatus refuse(api::RequestContext& ctx, api::AuthFailure why,
                          std::string_view www_authenticate = {});
 
+// A JSON error answered locally: {"error", "status", "request_id"}; sets ctx.error.
+api::FilterStatus replyError(api::RequestContext& ctx, int status, std::string_view message);
+
 // 503 when the service an auth filter depends on cannot answer (fail_closed policies).
 api::FilterStatus unavailable(api::RequestContext& ctx, std::string_view message);
 

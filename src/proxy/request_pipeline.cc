@@ -59,6 +59,7 @@ void RequestPipeline::beginRequest() {
   ctx_.request = &req_;
   ctx_.start = Clock::now();
   ctx_.wall_start = w_.wallTime(ctx_.start);
+  ctx_.worker = &w_;
   ctx_.client_ip = conn_.client_ip;
   ctx_.client_port = conn_.client_port;
   ctx_.secure = conn_.tls != nullptr;

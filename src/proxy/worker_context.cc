@@ -1,5 +1,7 @@
 #include "proxy/worker_context.h"
 
+#include "proxy/redis_connection.h"
+
 #include <time.h>
 
 #include <algorithm>
@@ -53,6 +55,23 @@ upstream::LoadBalancer& WorkerContext::balancer(const server::Upstream& up) {
     b.fingerprint = up.fingerprint;
   }
   return *b.lb;
+}
+
+WorkerContext::~WorkerContext() {
+  stopClients();
+}
+
+redis::Client& WorkerContext::redis(const redis::Settings& settings) {
+  auto key = settings.key();
+  auto it = redis_clients_.find(key);
+  if (it == redis_clients_.end())
+    it = redis_clients_.emplace(key, makeRedisClient(io, settings)).first;
+  return *it->second;
+}
+
+void WorkerContext::stopClients() {
+  for (auto& [_, c] : redis_clients_) c->stop();
+  redis_clients_.clear();
 }
 
 void WorkerContext::installSnapshot(std::shared_ptr<const server::Snapshot> snap) {

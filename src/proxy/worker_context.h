@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/worker_services.h"
 #include "core/io_buffer.h"
 #include "observability/metrics.h"
 #include "proxy/io_types.h"
@@ -113,6 +114,7 @@ class ConnectionPool {
 };
 
 class UpstreamH2Pool;
+class RedisClient;
 
 // Intrusive list node: sessions register themselves for deadline sweeps and drain.
 class SessionBase {
@@ -126,9 +128,15 @@ class SessionBase {
   SessionBase* next = nullptr;
 };
 
-struct WorkerContext {
+struct WorkerContext final : api::WorkerServices {
   WorkerContext(asio::io_context& io_context, int worker_id, observability::WorkerStats& s)
       : io(io_context), id(worker_id), stats(s) {}
+  ~WorkerContext() override;
+
+  int workerId() const override { return id; }
+  redis::Client& redis(const redis::Settings& settings) override;
+  // Closes Redis connections (the worker is exiting).
+  void stopClients();
 
   asio::io_context& io;
   int id;
@@ -178,6 +186,7 @@ struct WorkerContext {
     std::unique_ptr<upstream::LoadBalancer> lb;
   };
   std::unordered_map<std::string, Balancer> balancers_;
+  std::unordered_map<std::string, std::shared_ptr<RedisClient>> redis_clients_;
   SessionBase* sessions_ = nullptr;
   std::size_t session_count_ = 0;
 };

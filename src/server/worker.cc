@@ -121,6 +121,7 @@ void Worker::start() {
     impl_->sweep();
     auto guard = asio::make_work_guard(impl_->io);
     impl_->io.run();
+    impl_->ctx.stopClients();
   });
 }
 

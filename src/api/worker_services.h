@@ -1,0 +1,18 @@
+#pragma once
+// What a filter may use of the worker it runs on: objects that belong to one event loop and
+// outlive config snapshots (Redis connections). No Boost.Asio here: filters stay I/O-free.
+#include <memory>
+
+#include "redis/client.h"
+
+namespace portico::api {
+
+class WorkerServices {
+ public:
+  virtual ~WorkerServices() = default;
+  virtual int workerId() const = 0;
+  // This worker's connection for `settings` (made on first use, kept across reloads).
+  virtual redis::Client& redis(const redis::Settings& settings) = 0;
+};
+
+}  // namespace portico::api

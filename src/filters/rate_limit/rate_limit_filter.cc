@@ -1,0 +1,225 @@
+#include "filters/rate_limit/rate_limit_filter.h"
+
+#include <cmath>
+
+#include "api/services.h"
+#include "api/worker_services.h"
+#include "config/reader.h"
+#include "filters/auth_reply.h"
+#include "filters/rate_limit/key_spec.h"
+#include "ratelimit/local_store.h"
+#include "ratelimit/redis_scripts.h"
+
+namespace portico::filters {
+namespace {
+
+using ratelimit::Algorithm;
+using ratelimit::Limit;
+using ratelimit::Outcome;
+
+enum class Backend { Local, Redis };
+
+struct RateLimitConfig {
+  std::vector<Limit> limits;
+  Algorithm algorithm = Algorithm::SlidingWindow;
+  std::vector<KeyPart> key;
+  Backend backend = Backend::Local;
+  std::optional<redis::Settings> redis;
+  bool fail_open = true;
+  std::string name;  // counter namespace
+  bool headers = true;
+  std::shared_ptr<ratelimit::LocalStore> local;
+  // Redis down and fail_open: this node's share of the limits.
+  std::shared_ptr<ratelimit::LocalStore> fallback;
+  std::string redis_prefix;
+};
+
+std::int64_t seconds(std::int64_t us) {
+  return (us + 999999) / 1000000;  // rounded up: never tell a client to come back too early
+}
+
+class RateLimitFilter final : public api::Filter {
+ public:
+  explicit RateLimitFilter(const RateLimitConfig& c) : c_(c) {}
+
+  api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
+    buildKey(c_.key, ctx, key_);
+    if (c_.backend == Backend::Local) return decide(ctx, takeLocal(*c_.local, ctx));
+    redis_ = &ctx.worker->redis(*c_.redis);
+    return api::FilterStatus::Async;
+  }
+
+  void onRequestHeadersAsync(api::RequestContext& ctx, Completion done) override {
+    std::vector<std::string> keys;
+    keys.reserve(c_.limits.size());
+    for (std::size_t i = 0; i < c_.limits.size(); ++i)
+      keys.push_back(c_.redis_prefix + key_ + ':' + std::to_string(c_.limits[i].window_us / 1000));
+    redis_->eval(ratelimit::redisScript(c_.algorithm), std::move(keys),
+                 ratelimit::redisArgs(c_.algorithm, c_.limits),
+                 [this, &ctx, done = std::move(done)](redis::Reply reply) {
+                   Outcome o;
+                   std::size_t which = 0;
+                   if (!reply.isError() &&
+                       ratelimit::parseRedisReply(c_.algorithm, c_.limits, reply, o, which)) {
+                     which_ = which;
+                     done(decide(ctx, o));
+                     return;
+                   }
+                   done(backendDown(ctx));
+                 });
+  }
+
+  void onResponseHeaders(api::RequestContext& ctx) override {
+    if (!decided_ || !outcome_.allowed || !c_.headers || !ctx.response) return;
+    addHeaders(ctx.response->headers);
+  }
+
+ private:
+  Outcome takeLocal(ratelimit::LocalStore& store, const api::RequestContext& ctx) {
+    const auto now_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(ctx.start.time_since_epoch()).count();
+    return store.take(key_, ctx.worker ? ctx.worker->workerId() : -1, now_us, which_);
+  }
+
+  api::FilterStatus backendDown(api::RequestContext& ctx) {
+    if (!c_.fail_open) return unavailable(ctx, "rate limit backend unavailable");
+    return decide(ctx, takeLocal(*c_.fallback, ctx));
+  }
+
+  api::FilterStatus decide(api::RequestContext& ctx, const Outcome& o) {
+    decided_ = true;
+    outcome_ = o;
+    if (o.allowed) return api::FilterStatus::Continue;
+    replyError(ctx, 429, "rate limit exceeded");
+    ctx.local_reply.headers.add("Retry-After", std::to_string(seconds(o.retry_after_us)));
+    if (c_.headers) addHeaders(ctx.local_reply.headers);
+    return api::FilterStatus::Reply;
+  }
+
+  void addHeaders(http::HeaderList& h) const {
+    h.add("RateLimit-Limit", std::to_string(c_.limits[which_].requests));
+    h.add("RateLimit-Remaining", std::to_string(outcome_.remaining));
+    h.add("RateLimit-Reset", std::to_string(seconds(outcome_.reset_us)));
+  }
+
+  const RateLimitConfig& c_;
+  std::string key_;
+  redis::Client* redis_ = nullptr;
+  bool decided_ = false;
+  Outcome outcome_;
+  std::size_t which_ = 0;
+};
+
+class RateLimitFactory final : public api::FilterFactory {
+ public:
+  explicit RateLimitFactory(RateLimitConfig c) : c_(std::move(c)) {}
+  std::unique_ptr<api::Filter> create() const override {
+    return std::make_unique<RateLimitFilter>(c_);
+  }
+
+ private:
+  RateLimitConfig c_;
+};
+
+void readLimits(const nlohmann::json* node, const std::string& path, config::Diagnostics& diag,
+                std::vector<Limit>& out) {
+  if (!node || !node->is_array() || node->empty()) {
+    diag.add(path, "give limits: [ { requests: N, per: 1s }, ... ]");
+    return;
+  }
+  for (std::size_t i = 0; i < node->size(); ++i) {
+    config::ObjectReader r((*node)[i], config::indexPath(path, i), diag);
+    std::int64_t requests = -1;
+    config::Duration per{0};
+    r.integer("requests", 0, 1'000'000'000'000LL, requests, true);
+    r.duration("per", per);
+    r.finish();
+    if (!r.has("per"))
+      diag.add(r.path(), "give per: a window such as 1s, 1m, 1h or 1d");
+    else if (per.count() <= 0)
+      diag.add(r.childPath("per"), "must be positive");
+    Limit l;
+    l.requests = requests;
+    l.window_us = per.count() * 1000;
+    out.push_back(l);
+  }
+}
+
+std::string fingerprint(const RateLimitConfig& c) {
+  std::string f = c.name + (c.algorithm == Algorithm::SlidingWindow ? "|sw" : "|tb");
+  for (const auto& l : c.limits)
+    f += "|" + std::to_string(l.requests) + "/" + std::to_string(l.window_us);
+  return f;
+}
+
+std::shared_ptr<ratelimit::LocalStore> sharedStore(api::Services& services, const std::string& key,
+                                                   Algorithm algorithm, std::vector<Limit> limits) {
+  // Counters survive a reload that keeps the filter's name, algorithm and limits.
+  return std::static_pointer_cast<ratelimit::LocalStore>(services.shared(key, [&] {
+    return std::static_pointer_cast<void>(
+        std::make_shared<ratelimit::LocalStore>(algorithm, std::move(limits)));
+  }));
+}
+
+}  // namespace
+
+api::FilterType rateLimitFilterType() {
+  return {
+      "rate-limit", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+        const std::size_t errors = b.diag.items().size();
+        RateLimitConfig c;
+        config::ObjectReader r(b.config, b.path, b.diag);
+        readLimits(r.get("limits"), r.childPath("limits"), b.diag, c.limits);
+        std::string algorithm = "sliding_window";
+        r.string("algorithm", algorithm);
+        if (algorithm == "token_bucket") {
+          c.algorithm = Algorithm::TokenBucket;
+        } else if (algorithm != "sliding_window") {
+          b.diag.add(r.childPath("algorithm"),
+                     "unknown algorithm \"" + algorithm + "\" (sliding_window, token_bucket)");
+        }
+        c.key = readKeySpec(r.get("key"), r.childPath("key"), b.diag, KeyPart::Kind::Consumer);
+        std::string backend = "local";
+        r.string("backend", backend);
+        if (backend == "redis") {
+          c.backend = Backend::Redis;
+          c.redis = redis::parseSettings(r.get("redis"), r.childPath("redis"), b.diag);
+        } else if (backend != "local") {
+          b.diag.add(r.childPath("backend"), "unknown backend \"" + backend + "\" (local, redis)");
+        } else if (r.has("redis")) {
+          b.diag.add(r.childPath("redis"), "only with backend: redis");
+        }
+        std::string policy = "fail_open";
+        r.string("on_backend_failure", policy);
+        if (policy == "fail_closed") {
+          c.fail_open = false;
+        } else if (policy != "fail_open") {
+          b.diag.add(r.childPath("on_backend_failure"),
+                     "unknown policy \"" + policy + "\" (fail_open, fail_closed)");
+        }
+        std::int64_t nodes = 1;
+        r.integer("cluster_size", 1, 10000, nodes);
+        c.name = b.path;
+        r.string("name", c.name);
+        r.boolean("headers", c.headers);
+        r.finish();
+        if (b.diag.items().size() != errors) return nullptr;
+
+        const std::string fp = fingerprint(c);
+        if (c.backend == Backend::Local) {
+          c.local = sharedStore(b.services, "rate-limit|" + fp, c.algorithm, c.limits);
+        } else {
+          auto scaled = c.limits;
+          for (auto& l : scaled)
+            l.requests = std::max<std::int64_t>(
+                1, static_cast<std::int64_t>(std::ceil(double(l.requests) / double(nodes))));
+          c.fallback =
+              sharedStore(b.services, "rate-limit-fallback|" + fp + "|" + std::to_string(nodes),
+                          c.algorithm, std::move(scaled));
+          c.redis_prefix = "portico:rl:" + c.name + ":";
+        }
+        return std::make_shared<RateLimitFactory>(std::move(c));
+      }};
+}
+
+}  // namespace portico::filters
