@@ -10,6 +10,7 @@
 #include "filters/jwt/jwt_filter.h"
 #include "filters/key_auth/key_auth_filter.h"
 #include "filters/oauth2_introspection/oauth2_introspection_filter.h"
+#include "filters/quota/quota_filter.h"
 #include "filters/rate_limit/rate_limit_filter.h"
 #include "filters/request_id/request_id_filter.h"
 #include "filters/static_response/static_response_filter.h"
@@ -26,6 +27,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(jwtFilterType());
   registry.add(keyAuthFilterType());
   registry.add(oauth2IntrospectionFilterType());
+  registry.add(quotaFilterType());
   registry.add(rateLimitFilterType());
   registry.add(headersFilterType());
   registry.add(requestIdFilterType());

@@ -117,7 +117,8 @@ void TokenBucket::giveBack(const Limit& limit) {
 KeyCounters::KeyCounters(Algorithm algorithm, std::size_t limits)
     : algorithm_(algorithm),
       windows_(algorithm == Algorithm::SlidingWindow ? limits : 0),
-      buckets_(algorithm == Algorithm::TokenBucket ? limits : 0) {}
+      buckets_(algorithm == Algorithm::TokenBucket ? limits : 0),
+      counts_(algorithm == Algorithm::Fixed ? limits : 0) {}
 
 bool tighter(const Outcome& a, const Outcome& b) {
   if (a.allowed != b.allowed) return !a.allowed;
@@ -130,20 +131,13 @@ Outcome KeyCounters::take(const std::vector<Limit>& limits, std::int64_t now_us,
   Outcome best;
   which = 0;
   for (std::size_t i = 0; i < limits.size(); ++i) {
-    Outcome o = algorithm_ == Algorithm::SlidingWindow ? windows_[i].take(limits[i], now_us)
-                                                       : buckets_[i].take(limits[i], now_us);
+    Outcome o = takeOne(i, limits[i], now_us);
     if (i == 0 || tighter(o, best)) {
       best = o;
       which = i;
     }
     if (!o.allowed) {
-      for (std::size_t j = 0; j < i; ++j) {
-        if (algorithm_ == Algorithm::SlidingWindow) {
-          windows_[j].giveBack(limits[j], now_us);
-        } else {
-          buckets_[j].giveBack(limits[j]);
-        }
-      }
+      for (std::size_t j = 0; j < i; ++j) giveBackOne(j, limits[j], now_us);
       return best;
     }
   }
@@ -151,12 +145,37 @@ Outcome KeyCounters::take(const std::vector<Limit>& limits, std::int64_t now_us,
 }
 
 void KeyCounters::giveBack(const std::vector<Limit>& limits, std::int64_t now_us) {
-  for (std::size_t i = 0; i < limits.size(); ++i) {
-    if (algorithm_ == Algorithm::SlidingWindow) {
-      windows_[i].giveBack(limits[i], now_us);
-    } else {
-      buckets_[i].giveBack(limits[i]);
-    }
+  for (std::size_t i = 0; i < limits.size(); ++i) giveBackOne(i, limits[i], now_us);
+}
+
+Outcome KeyCounters::takeOne(std::size_t i, const Limit& limit, std::int64_t now_us) {
+  switch (algorithm_) {
+    case Algorithm::SlidingWindow:
+      return windows_[i].take(limit, now_us);
+    case Algorithm::TokenBucket:
+      return buckets_[i].take(limit, now_us);
+    case Algorithm::Fixed:
+      break;
+  }
+  Outcome o;
+  const std::int64_t n = counts_[i].fetch_add(1, std::memory_order_acq_rel) + 1;
+  o.allowed = n <= limit.requests;
+  if (!o.allowed) counts_[i].fetch_sub(1, std::memory_order_acq_rel);
+  o.remaining = std::max<std::int64_t>(0, limit.requests - (o.allowed ? n : n - 1));
+  return o;
+}
+
+void KeyCounters::giveBackOne(std::size_t i, const Limit& limit, std::int64_t now_us) {
+  switch (algorithm_) {
+    case Algorithm::SlidingWindow:
+      windows_[i].giveBack(limit, now_us);
+      break;
+    case Algorithm::TokenBucket:
+      buckets_[i].giveBack(limit);
+      break;
+    case Algorithm::Fixed:
+      counts_[i].fetch_sub(1, std::memory_order_acq_rel);
+      break;
   }
 }
 

@@ -17,7 +17,8 @@
 
 namespace portico::ratelimit {
 
-enum class Algorithm { SlidingWindow, TokenBucket };
+// Fixed: a plain count with no clock (quotas put their calendar period in the key).
+enum class Algorithm { SlidingWindow, TokenBucket, Fixed };
 
 inline constexpr int kBuckets = 20;
 
@@ -83,9 +84,13 @@ class KeyCounters {
   void giveBack(const std::vector<Limit>& limits, std::int64_t now_us);
 
  private:
+  Outcome takeOne(std::size_t i, const Limit& limit, std::int64_t now_us);
+  void giveBackOne(std::size_t i, const Limit& limit, std::int64_t now_us);
+
   Algorithm algorithm_;
   std::vector<SlidingWindow> windows_;
   std::vector<TokenBucket> buckets_;
+  std::vector<std::atomic<std::int64_t>> counts_;
 };
 
 // The limit whose figures go in the RateLimit-* headers: the refusing one, else the one with

@@ -205,3 +205,53 @@ def test_redis_token_bucket_and_headers(portico, upstreams, redis):
     assert c[1]["retry-after"] == "1"
     time.sleep(0.55)
     assert request(p.port, "GET", "/")[0] == 200
+
+
+def quota_config(u, r, limit, **extra):
+    plugin = {"limit": limit, "period": "day", "key": "header:X-Client", **extra}
+    if r:
+        plugin.update({"backend": "redis", "redis": {"address": r.address}, "name": "q"})
+    return base_config(free_port(), free_port(), {"svc": [u.address]},
+                       [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc",
+                         "plugins": [{"name": "quota", "config": plugin}]}])
+
+
+def test_quota_survives_a_restart(tmp_path, upstreams, redis):
+    u = upstreams()
+    r = redis()
+    cfg = quota_config(u, r, 5)
+    (tmp_path / "first").mkdir()
+    p = Portico(tmp_path / "first", cfg)
+    try:
+        got = [request(p.port, "GET", "/", {"X-Client": "acme"}) for _ in range(3)]
+        assert [g[0] for g in got] == [200, 200, 200]
+        assert [g[1]["x-quota-remaining"] for g in got] == ["4", "3", "2"]
+    finally:
+        p.stop()
+    (tmp_path / "second").mkdir()
+    p = Portico(tmp_path / "second", cfg)  # a new process: the count is in Redis
+    try:
+        got = [request(p.port, "GET", "/", {"X-Client": "acme"}) for _ in range(3)]
+        assert [g[0] for g in got] == [200, 200, 429]
+        assert got[1][1]["x-quota-remaining"] == "0"
+        assert got[2][1]["x-quota-remaining"] == "0"
+        assert 0 < int(got[2][1]["retry-after"]) <= 86400
+        assert b"quota exceeded" in got[2][2]
+        assert request(p.port, "GET", "/", {"X-Client": "other"})[0] == 200
+    finally:
+        p.stop()
+    assert len(u.requests) == 6
+
+
+def test_quota_local_and_fail_closed(portico, upstreams, redis):
+    u = upstreams()
+    cfg = quota_config(u, None, 2)
+    p = portico(config=cfg)
+    assert [request(p.port, "GET", "/", {"X-Client": "a"})[0] for _ in range(3)] == [200, 200, 429]
+    r = redis()
+    cfg["routes"][0]["plugins"][0]["config"].update(
+        {"backend": "redis", "redis": {"address": r.address}, "on_backend_failure": "fail_closed"})
+    p.reload(cfg)
+    r.kill()
+    status, _, body = request(p.port, "GET", "/", {"X-Client": "b"})
+    assert status == 503 and b"quota backend unavailable" in body

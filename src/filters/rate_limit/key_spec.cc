@@ -79,6 +79,31 @@ std::vector<KeyPart> readKeySpec(const nlohmann::json* node, const std::string& 
   return parts;
 }
 
+void readCounterBackend(config::ObjectReader& r, const std::string& default_name,
+                        CounterBackend& out) {
+  auto& diag = r.diagnostics();
+  std::string backend = "local";
+  r.string("backend", backend);
+  if (backend == "redis") {
+    out.redis = true;
+    out.settings = redis::parseSettings(r.get("redis"), r.childPath("redis"), diag);
+  } else if (backend != "local") {
+    diag.add(r.childPath("backend"), "unknown backend \"" + backend + "\" (local, redis)");
+  } else if (r.has("redis")) {
+    diag.add(r.childPath("redis"), "only with backend: redis");
+  }
+  std::string policy = "fail_open";
+  r.string("on_backend_failure", policy);
+  if (policy == "fail_closed") {
+    out.fail_open = false;
+  } else if (policy != "fail_open") {
+    diag.add(r.childPath("on_backend_failure"),
+             "unknown policy \"" + policy + "\" (fail_open, fail_closed)");
+  }
+  out.name = default_name;
+  r.string("name", out.name);
+}
+
 void buildKey(const std::vector<KeyPart>& parts, const api::RequestContext& ctx, std::string& out) {
   using K = KeyPart::Kind;
   out.clear();

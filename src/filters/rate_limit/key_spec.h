@@ -4,7 +4,14 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "api/filter.h"
+#include "redis/client.h"
+
+namespace portico::config {
+class ObjectReader;
+}
 
 namespace portico::filters {
 
@@ -18,6 +25,17 @@ struct KeyPart {
 // header:NAME | claim:NAME). Absent: `fallback`.
 std::vector<KeyPart> readKeySpec(const nlohmann::json* node, const std::string& path,
                                  config::Diagnostics& diag, KeyPart::Kind fallback);
+
+// Where a traffic filter counts: `backend` (local | redis), `redis`, `on_backend_failure`
+// (fail_open | fail_closed) and `name` (the counters' namespace; default: the config path).
+struct CounterBackend {
+  bool redis = false;
+  std::optional<redis::Settings> settings;
+  bool fail_open = true;
+  std::string name;
+};
+void readCounterBackend(config::ObjectReader& r, const std::string& default_name,
+                        CounterBackend& out);
 
 // The request's key: the parts' values joined by '|'. A request without a consumer is keyed
 // by its client address instead (as an anonymous caller); a missing header or claim is "-".

@@ -17,16 +17,11 @@ using ratelimit::Algorithm;
 using ratelimit::Limit;
 using ratelimit::Outcome;
 
-enum class Backend { Local, Redis };
-
 struct RateLimitConfig {
   std::vector<Limit> limits;
   Algorithm algorithm = Algorithm::SlidingWindow;
   std::vector<KeyPart> key;
-  Backend backend = Backend::Local;
-  std::optional<redis::Settings> redis;
-  bool fail_open = true;
-  std::string name;  // counter namespace
+  CounterBackend backend;
   bool headers = true;
   std::shared_ptr<ratelimit::LocalStore> local;
   // Redis down and fail_open: this node's share of the limits.
@@ -44,8 +39,8 @@ class RateLimitFilter final : public api::Filter {
 
   api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
     buildKey(c_.key, ctx, key_);
-    if (c_.backend == Backend::Local) return decide(ctx, takeLocal(*c_.local, ctx));
-    redis_ = &ctx.worker->redis(*c_.redis);
+    if (!c_.backend.redis) return decide(ctx, takeLocal(*c_.local, ctx));
+    redis_ = &ctx.worker->redis(*c_.backend.settings);
     return api::FilterStatus::Async;
   }
 
@@ -82,7 +77,7 @@ class RateLimitFilter final : public api::Filter {
   }
 
   api::FilterStatus backendDown(api::RequestContext& ctx) {
-    if (!c_.fail_open) return unavailable(ctx, "rate limit backend unavailable");
+    if (!c_.backend.fail_open) return unavailable(ctx, "rate limit backend unavailable");
     return decide(ctx, takeLocal(*c_.fallback, ctx));
   }
 
@@ -146,7 +141,7 @@ void readLimits(const nlohmann::json* node, const std::string& path, config::Dia
 }
 
 std::string fingerprint(const RateLimitConfig& c) {
-  std::string f = c.name + (c.algorithm == Algorithm::SlidingWindow ? "|sw" : "|tb");
+  std::string f = c.backend.name + (c.algorithm == Algorithm::SlidingWindow ? "|sw" : "|tb");
   for (const auto& l : c.limits)
     f += "|" + std::to_string(l.requests) + "/" + std::to_string(l.window_us);
   return f;
@@ -164,62 +159,43 @@ std::shared_ptr<ratelimit::LocalStore> sharedStore(api::Services& services, cons
 }  // namespace
 
 api::FilterType rateLimitFilterType() {
-  return {
-      "rate-limit", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
-        const std::size_t errors = b.diag.items().size();
-        RateLimitConfig c;
-        config::ObjectReader r(b.config, b.path, b.diag);
-        readLimits(r.get("limits"), r.childPath("limits"), b.diag, c.limits);
-        std::string algorithm = "sliding_window";
-        r.string("algorithm", algorithm);
-        if (algorithm == "token_bucket") {
-          c.algorithm = Algorithm::TokenBucket;
-        } else if (algorithm != "sliding_window") {
-          b.diag.add(r.childPath("algorithm"),
-                     "unknown algorithm \"" + algorithm + "\" (sliding_window, token_bucket)");
-        }
-        c.key = readKeySpec(r.get("key"), r.childPath("key"), b.diag, KeyPart::Kind::Consumer);
-        std::string backend = "local";
-        r.string("backend", backend);
-        if (backend == "redis") {
-          c.backend = Backend::Redis;
-          c.redis = redis::parseSettings(r.get("redis"), r.childPath("redis"), b.diag);
-        } else if (backend != "local") {
-          b.diag.add(r.childPath("backend"), "unknown backend \"" + backend + "\" (local, redis)");
-        } else if (r.has("redis")) {
-          b.diag.add(r.childPath("redis"), "only with backend: redis");
-        }
-        std::string policy = "fail_open";
-        r.string("on_backend_failure", policy);
-        if (policy == "fail_closed") {
-          c.fail_open = false;
-        } else if (policy != "fail_open") {
-          b.diag.add(r.childPath("on_backend_failure"),
-                     "unknown policy \"" + policy + "\" (fail_open, fail_closed)");
-        }
-        std::int64_t nodes = 1;
-        r.integer("cluster_size", 1, 10000, nodes);
-        c.name = b.path;
-        r.string("name", c.name);
-        r.boolean("headers", c.headers);
-        r.finish();
-        if (b.diag.items().size() != errors) return nullptr;
+  return {"rate-limit",
+          [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+            const std::size_t errors = b.diag.items().size();
+            RateLimitConfig c;
+            config::ObjectReader r(b.config, b.path, b.diag);
+            readLimits(r.get("limits"), r.childPath("limits"), b.diag, c.limits);
+            std::string algorithm = "sliding_window";
+            r.string("algorithm", algorithm);
+            if (algorithm == "token_bucket") {
+              c.algorithm = Algorithm::TokenBucket;
+            } else if (algorithm != "sliding_window") {
+              b.diag.add(r.childPath("algorithm"),
+                         "unknown algorithm \"" + algorithm + "\" (sliding_window, token_bucket)");
+            }
+            c.key = readKeySpec(r.get("key"), r.childPath("key"), b.diag, KeyPart::Kind::Consumer);
+            readCounterBackend(r, b.path, c.backend);
+            std::int64_t nodes = 1;
+            r.integer("cluster_size", 1, 10000, nodes);
+            r.boolean("headers", c.headers);
+            r.finish();
+            if (b.diag.items().size() != errors) return nullptr;
 
-        const std::string fp = fingerprint(c);
-        if (c.backend == Backend::Local) {
-          c.local = sharedStore(b.services, "rate-limit|" + fp, c.algorithm, c.limits);
-        } else {
-          auto scaled = c.limits;
-          for (auto& l : scaled)
-            l.requests = std::max<std::int64_t>(
-                1, static_cast<std::int64_t>(std::ceil(double(l.requests) / double(nodes))));
-          c.fallback =
-              sharedStore(b.services, "rate-limit-fallback|" + fp + "|" + std::to_string(nodes),
-                          c.algorithm, std::move(scaled));
-          c.redis_prefix = "portico:rl:" + c.name + ":";
-        }
-        return std::make_shared<RateLimitFactory>(std::move(c));
-      }};
+            const std::string fp = fingerprint(c);
+            if (!c.backend.redis) {
+              c.local = sharedStore(b.services, "rate-limit|" + fp, c.algorithm, c.limits);
+            } else {
+              auto scaled = c.limits;
+              for (auto& l : scaled)
+                l.requests = std::max<std::int64_t>(
+                    1, static_cast<std::int64_t>(std::ceil(double(l.requests) / double(nodes))));
+              c.fallback =
+                  sharedStore(b.services, "rate-limit-fallback|" + fp + "|" + std::to_string(nodes),
+                              c.algorithm, std::move(scaled));
+              c.redis_prefix = "portico:rl:" + c.backend.name + ":";
+            }
+            return std::make_shared<RateLimitFactory>(std::move(c));
+          }};
 }
 
 }  // namespace portico::filters
