@@ -73,6 +73,9 @@ struct RequestContext {
   bool anonymous = false;
   AuthFailure auth_failure = AuthFailure::None;  // set with a refusal (Reply / AuthFailed)
 
+  // A filter's lower request-body limit for this request (0: the listener's).
+  std::uint64_t max_body_bytes = 0;
+
   // Set by a filter that answers locally (FilterStatus::Reply).
   LocalReply local_reply;
 
@@ -100,6 +103,7 @@ struct RequestContext {
     authenticated = false;
     anonymous = false;
     auth_failure = AuthFailure::None;
+    max_body_bytes = 0;
     local_reply.status = 200;
     local_reply.headers.clear();
     local_reply.body.clear();

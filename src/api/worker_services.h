@@ -1,6 +1,8 @@
 #pragma once
 // What a filter may use of the worker it runs on: objects that belong to one event loop and
 // outlive config snapshots (Redis connections). No Boost.Asio here: filters stay I/O-free.
+#include <chrono>
+#include <functional>
 #include <memory>
 
 #include "redis/client.h"
@@ -13,6 +15,8 @@ class WorkerServices {
   virtual int workerId() const = 0;
   // This worker's connection for `settings` (made on first use, kept across reloads).
   virtual redis::Client& redis(const redis::Settings& settings) = 0;
+  // Runs `fn` on this worker after `delay` (a queue timeout, a retry).
+  virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
 };
 
 }  // namespace portico::api

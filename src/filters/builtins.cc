@@ -3,6 +3,7 @@
 #include "filters/access_log/access_log_filter.h"
 #include "filters/acl/acl_filter.h"
 #include "filters/basic_auth/basic_auth_filter.h"
+#include "filters/concurrency_limit/concurrency_limit_filter.h"
 #include "filters/cors/cors_filter.h"
 #include "filters/ext_auth/ext_auth_filter.h"
 #include "filters/headers/headers_filter.h"
@@ -13,6 +14,7 @@
 #include "filters/quota/quota_filter.h"
 #include "filters/rate_limit/rate_limit_filter.h"
 #include "filters/request_id/request_id_filter.h"
+#include "filters/request_size_limit/request_size_limit_filter.h"
 #include "filters/static_response/static_response_filter.h"
 
 namespace portico::filters {
@@ -21,6 +23,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(accessLogFilterType());
   registry.add(aclFilterType());
   registry.add(basicAuthFilterType());
+  registry.add(concurrencyLimitFilterType());
   registry.add(corsFilterType());
   registry.add(extAuthFilterType());
   registry.add(ipRestrictionFilterType());
@@ -31,6 +34,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(rateLimitFilterType());
   registry.add(headersFilterType());
   registry.add(requestIdFilterType());
+  registry.add(requestSizeLimitFilterType());
   registry.add(staticResponseFilterType());
 }
 

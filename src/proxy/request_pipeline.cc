@@ -184,6 +184,14 @@ Task<bool> RequestPipeline::handleRequest() {
   }
   if (refusal_pending && !ctx_.authenticated && !acceptAnonymous())
     co_return co_await refuseRequest(std::move(pending_refusal_));
+  if (ctx_.max_body_bytes && ctx_.max_body_bytes < limits_.max_body_bytes) {
+    // A route's own body limit (request-size-limit): chunked bodies are held to it as they
+    // stream, like the listener's.
+    limits_.max_body_bytes = ctx_.max_body_bytes;
+    if (req_.framing == http::BodyFraming::ContentLength &&
+        req_.content_length > limits_.max_body_bytes)
+      co_return co_await replyError(413, "request body too large", true);
+  }
   if (ctx_.consumer) {
     applyConsumerHeaders(snap.config.consumer_headers);
   } else if (route_authenticates) {

@@ -69,6 +69,11 @@ redis::Client& WorkerContext::redis(const redis::Settings& settings) {
   return *it->second;
 }
 
+void WorkerContext::after(std::chrono::milliseconds delay, std::function<void()> fn) {
+  auto timer = std::make_shared<Timer>(io, delay);
+  timer->async_wait([timer, fn = std::move(fn)](boost::system::error_code) { fn(); });
+}
+
 void WorkerContext::stopClients() {
   for (auto& [_, c] : redis_clients_) c->stop();
   redis_clients_.clear();

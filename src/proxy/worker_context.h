@@ -135,6 +135,7 @@ struct WorkerContext final : api::WorkerServices {
 
   int workerId() const override { return id; }
   redis::Client& redis(const redis::Settings& settings) override;
+  void after(std::chrono::milliseconds delay, std::function<void()> fn) override;
   // Closes Redis connections (the worker is exiting).
   void stopClients();
 
