@@ -96,6 +96,28 @@ HttpResponse parseResponse(const std::string& raw) {
   return r;
 }
 
+// Whether `raw` holds a whole response: callers stop reading there, even when a server keeps
+// the connection open despite `Connection: close`.
+bool complete(const std::string& raw, bool head_request) {
+  http::ResponseHead head;
+  http::HeadLimits limits;
+  auto pr = http::parseResponseHead(raw, limits, head_request, head);
+  if (pr.status != http::ParseStatus::Complete) return false;
+  std::string_view body = std::string_view(raw).substr(pr.consumed);
+  switch (head.framing) {
+    case http::BodyFraming::ContentLength:
+      return body.size() >= head.content_length;
+    case http::BodyFraming::Chunked: {
+      http::ChunkedDecoder decoder;
+      return decoder.feed(body, [](std::string_view) {}).status ==
+             http::ChunkedDecoder::Status::Done;
+    }
+    default:
+      return head_request || head.status == 204 || head.status == 304 ||
+             (head.status >= 100 && head.status < 200);
+  }
+}
+
 }  // namespace
 
 struct HttpClient::Impl {
@@ -131,9 +153,11 @@ struct HttpClient::Impl {
     if (ec) co_return fail("resolve", ec);
     co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return fail("connect", ec);
-    std::string out = req.method + " " + url.target + " HTTP/1.1\r\nHost: " + url.host +
-                      (url.port == (url.tls ? "443" : "80") ? "" : ":" + url.port) +
-                      "\r\nConnection: close\r\nUser-Agent: portico\r\n";
+    std::string out = req.method + " " + url.target + " HTTP/1.1\r\n";
+    if (!req.headers.has("Host"))  // a caller's own Host (health probes) wins
+      out += "Host: " + url.host + (url.port == (url.tls ? "443" : "80") ? "" : ":" + url.port) +
+             "\r\n";
+    out += "Connection: close\r\nUser-Agent: portico\r\n";
     for (const auto& h : req.headers) out += h.name + ": " + h.value + "\r\n";
     if (!req.body.empty() || req.method == "POST")
       out += "Content-Length: " + std::to_string(req.body.size()) + "\r\n";
@@ -161,7 +185,7 @@ struct HttpClient::Impl {
         std::size_t n = co_await tls->async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         raw.append(buf.data(), n);
-        if (ec || raw.size() > req.max_response_bytes) break;
+        if (ec || raw.size() > req.max_response_bytes || complete(raw, req.method == "HEAD")) break;
       }
     } else {
       co_await asio::async_write(socket, asio::buffer(out),
@@ -171,7 +195,7 @@ struct HttpClient::Impl {
         std::size_t n = co_await socket.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         raw.append(buf.data(), n);
-        if (ec || raw.size() > req.max_response_bytes) break;
+        if (ec || raw.size() > req.max_response_bytes || complete(raw, req.method == "HEAD")) break;
       }
     }
     deadline.cancel();

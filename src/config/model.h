@@ -119,6 +119,41 @@ struct UpstreamTlsConfig {
   bool alpn_h2 = false;  // offer only h2 by ALPN (from the upstream's protocol, not a key here)
 };
 
+// Active health checks: a probe per target, off the request path.
+struct HealthCheckConfig {
+  std::string path = "/";
+  std::string host;  // Host header of the probe; empty = the target as configured
+  Duration interval = 5s;
+  Duration timeout = 1s;
+  std::uint32_t healthy_threshold = 2;    // successes in a row to come back
+  std::uint32_t unhealthy_threshold = 3;  // failures in a row to stop traffic
+  std::vector<int> expected_statuses;     // empty = any 2xx or 3xx
+};
+
+// Passive checks: consecutive failures of real requests eject a target for a while.
+struct OutlierConfig {
+  std::uint32_t consecutive_failures = 5;  // 5xx answers, connect failures, timeouts
+  Duration base_ejection = 30s;            // doubled on each ejection in a row
+  Duration max_ejection = 300s;
+};
+
+// Thresholds (0 = unlimited) and a closed/open/half-open state machine.
+struct CircuitBreakerConfig {
+  std::uint32_t max_connections = 0;     // open connections to the upstream, all workers
+  std::uint32_t max_pending = 0;         // requests waiting for a new connection
+  std::uint32_t max_requests = 0;        // requests in flight
+  std::uint32_t max_retries = 0;         // retries in flight
+  std::uint32_t failure_threshold = 0;   // failed requests in a row that open it (0 = never)
+  Duration open_duration = 10s;          // then half-open
+  std::uint32_t half_open_requests = 1;  // probes let through while half-open
+};
+
+// Retries may add at most `percent` of the requests in flight (at least `min_concurrent`).
+struct RetryBudgetConfig {
+  double percent = 20.0;
+  std::uint32_t min_concurrent = 3;
+};
+
 // How Portico talks to an upstream's targets.
 enum class UpstreamProtocol { Http1, H2, H2c };
 
@@ -132,6 +167,10 @@ struct UpstreamConfig {
   PoolConfig pool;
   std::optional<UpstreamTlsConfig> tls;
   UpstreamProtocol protocol = UpstreamProtocol::Http1;
+  std::optional<HealthCheckConfig> health_check;
+  std::optional<OutlierConfig> outlier_detection;
+  std::optional<CircuitBreakerConfig> circuit_breaker;
+  std::optional<RetryBudgetConfig> retry_budget;
   std::string path;  // config path for messages, e.g. "upstreams[0]"
 };
 

@@ -353,6 +353,66 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
     }
   }
   if (u.tls) u.tls->alpn_h2 = u.protocol == UpstreamProtocol::H2;
+  if (const json* h = r.get("health_check")) {
+    HealthCheckConfig hc;
+    ObjectReader hr(*h, r.childPath("health_check"), d);
+    hr.string("path", hc.path);
+    hr.string("host", hc.host);
+    hr.duration("interval", hc.interval);
+    hr.duration("timeout", hc.timeout);
+    hr.number("healthy_threshold", 1, 1000, hc.healthy_threshold);
+    hr.number("unhealthy_threshold", 1, 1000, hc.unhealthy_threshold);
+    if (const json* s = hr.get("expected_statuses")) {
+      const std::string sp = hr.childPath("expected_statuses");
+      if (!s->is_array()) d.add(sp, "must be a list of status codes");
+      for (size_t i = 0; s->is_array() && i < s->size(); ++i) {
+        std::int64_t code = 0;
+        if (readInt((*s)[i], indexPath(sp, i), d, 100, 599, code))
+          hc.expected_statuses.push_back(static_cast<int>(code));
+      }
+    }
+    hr.finish();
+    if (hc.path.empty() || hc.path[0] != '/') d.add(hr.childPath("path"), "must start with /");
+    if (hc.interval.count() <= 0) d.add(hr.childPath("interval"), "must be positive");
+    if (hc.timeout.count() <= 0) d.add(hr.childPath("timeout"), "must be positive");
+    u.health_check = std::move(hc);
+  }
+  if (const json* o = r.get("outlier_detection")) {
+    OutlierConfig oc;
+    ObjectReader orr(*o, r.childPath("outlier_detection"), d);
+    orr.number("consecutive_failures", 1, 100000, oc.consecutive_failures);
+    orr.duration("base_ejection", oc.base_ejection);
+    orr.duration("max_ejection", oc.max_ejection);
+    orr.finish();
+    if (oc.base_ejection.count() <= 0) d.add(orr.childPath("base_ejection"), "must be positive");
+    if (oc.max_ejection < oc.base_ejection)
+      d.add(orr.childPath("max_ejection"), "must be at least base_ejection");
+    u.outlier_detection = oc;
+  }
+  if (const json* c = r.get("circuit_breaker")) {
+    CircuitBreakerConfig cb;
+    ObjectReader cr(*c, r.childPath("circuit_breaker"), d);
+    cr.number("max_connections", 0, 10000000, cb.max_connections);
+    cr.number("max_pending", 0, 10000000, cb.max_pending);
+    cr.number("max_requests", 0, 10000000, cb.max_requests);
+    cr.number("max_retries", 0, 10000000, cb.max_retries);
+    cr.number("failure_threshold", 0, 100000, cb.failure_threshold);
+    cr.duration("open_duration", cb.open_duration);
+    cr.number("half_open_requests", 1, 100000, cb.half_open_requests);
+    cr.finish();
+    if (cb.open_duration.count() <= 0) d.add(cr.childPath("open_duration"), "must be positive");
+    u.circuit_breaker = cb;
+  }
+  if (const json* b = r.get("retry_budget")) {
+    RetryBudgetConfig rb;
+    ObjectReader br(*b, r.childPath("retry_budget"), d);
+    std::int64_t percent = 20;
+    br.integer("percent", 0, 100, percent);
+    rb.percent = static_cast<double>(percent);
+    br.number("min_concurrent", 0, 100000, rb.min_concurrent);
+    br.finish();
+    u.retry_budget = rb;
+  }
   if (const json* p = r.get("pool")) {
     ObjectReader pr(*p, r.childPath("pool"), d);
     pr.number("max_idle", 0, 100000, u.pool.max_idle);

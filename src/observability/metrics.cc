@@ -36,8 +36,6 @@ UpstreamStats& WorkerStats::upstream(const std::string& name) {
   return *p;
 }
 
-namespace {
-
 std::string escapeLabel(const std::string& v) {
   std::string out;
   for (char c : v) {
@@ -73,6 +71,8 @@ void family(std::string& out, const char* name, const char* type, const char* he
   out += '\n';
 }
 
+namespace {
+
 // A metric family with one unlabelled sample.
 void scalar(std::string& out, const char* name, const char* type, const char* help, double value) {
   family(out, name, type, help);
@@ -99,7 +99,7 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   std::map<std::string, std::array<std::uint64_t, 5>> refusals;
   struct Up {
     std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
-    std::uint64_t count = 0, sum_ns = 0, attempts = 0, failures = 0, retries = 0;
+    std::uint64_t count = 0, sum_ns = 0, attempts = 0, failures = 0, retries = 0, ejections = 0;
   };
   std::map<std::string, Up> upstreams;
   for (const auto* w : workers) {
@@ -129,6 +129,7 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
       u.attempts += s.attempts.get();
       u.failures += s.failures.get();
       u.retries += s.retries.get();
+      u.ejections += s.ejections.get();
     });
   }
 
@@ -188,6 +189,8 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   perUpstream("portico_upstream_failures_total",
               "Upstream attempts that failed (connect, reset, timeout).", &Up::failures);
   perUpstream("portico_upstream_retries_total", "Retries made.", &Up::retries);
+  perUpstream("portico_upstream_ejections_total",
+              "Targets ejected by outlier detection (passive health checks).", &Up::ejections);
 
   scalar(out, "portico_connections_active", "gauge", "Client connections open now.",
          static_cast<double>(active));

@@ -56,6 +56,7 @@ struct UpstreamStats {
   Counter attempts;
   Counter failures;  // connect errors, resets, timeouts
   Counter retries;
+  Counter ejections;  // targets ejected by outlier detection
 };
 
 class WorkerStats {
@@ -98,6 +99,11 @@ struct ProcessStats {
   std::atomic<std::uint64_t> config_version{0};
   std::atomic<std::uint64_t> log_lines_dropped{0};
 };
+
+// Prometheus text-format pieces, for other parts that add their own series.
+std::string escapeLabel(const std::string& v);
+void line(std::string& out, const char* name, const std::string& labels, double value);
+void family(std::string& out, const char* name, const char* type, const char* help);
 
 // Renders every worker's counters, summed, in the Prometheus text format (0.0.4).
 std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,

@@ -41,6 +41,7 @@ enum class Failure {
   BodyTooLarge,  // chunked request body over max_body_bytes
   BadBody,       // invalid chunked framing from the client
   Done,          // response relayed (maybe cut short): `result` says how
+  Overloaded,    // circuit breaker: no new connection allowed (max_connections, max_pending)
 };
 
 struct AttemptOutcome {
@@ -79,10 +80,15 @@ class Exchange {
   Task<ExchangeResult> run();
 
  private:
+  // Whether requests may go to target `i` now (active checks, passive ejection).
+  bool targetAvailable(std::size_t i) const;
+  // Passive checks: the attempt's outcome counts for or against its target.
+  void reportAttempt(std::size_t target, const AttemptOutcome& a);
   void measureBufferedBody();
   std::uint64_t hashKey() const;
   Task<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);
   Task<Failure> connect(UpstreamConnection& conn, const server::UpstreamTarget& target);
+  const char* overload_reason_ = "";
   std::string poolKey(const server::UpstreamTarget& target) const;
   // Sends a request whose body streams from the client (the replayable case is inline).
   Task<Failure> sendRequest(UpstreamConnection& conn);
@@ -159,6 +165,9 @@ class Exchange {
   http::RequestHead& req_;
   std::string_view target_;
   api::RequestContext& ctx_;
+  // The request's start in steady milliseconds: "now" for health decisions without a clock read.
+  std::int64_t now_ms_ =
+      std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.start.time_since_epoch()).count();
   const ExchangeHooks& hooks_;
   IoBuffer& in_;
   observability::UpstreamStats* stats_;

@@ -114,13 +114,55 @@ Task<ExchangeResult> Exchange::run() {
   upstream::LoadBalancer& lb = w_.balancer(up_);
   const std::uint64_t key = hashKey();
   upstream::Excluded& tried = tried_;
-  tried.assign(up_.targets.size(), 0);
+  // Targets out of service (health checks, ejection) count as tried already.
+  auto excludeUnavailable = [&] {
+    tried.assign(up_.targets.size(), 0);
+    bool any = false;
+    for (std::size_t i = 0; i < tried.size(); ++i) {
+      tried[i] = !targetAvailable(i);
+      any |= !tried[i];
+    }
+    return any;
+  };
+  const bool any_available = excludeUnavailable();
+  // The circuit breaker decides before anything touches the upstream; it learns how the
+  // request went when this function returns, whichever way.
+  const config::CircuitBreakerConfig* breaker =
+      cfg_.circuit_breaker ? &*cfg_.circuit_breaker : nullptr;
+  struct CircuitOutcome {
+    upstream::UpstreamState* state = nullptr;
+    const config::CircuitBreakerConfig* cb = nullptr;
+    bool failed = true;
+    ~CircuitOutcome() {
+      if (state) state->finish(cb, failed, upstream::steadyMs());
+    }
+  } circuit;
+  const char* refused = nullptr;
+  if (up_.state->admit(breaker, now_ms_, refused)) {
+    circuit.state = up_.state.get();
+    circuit.cb = breaker;
+  }
   // No targets: no attempt; the answer goes through the same body handling as any failure.
-  const int attempts = up_.targets.empty() ? 0 : static_cast<int>(cfg_.retries.attempts);
+  int attempts = up_.targets.empty() ? 0 : static_cast<int>(cfg_.retries.attempts);
   ExchangeResult failure{false, true, 503, "no upstream targets"};
+  if (!circuit.state) {
+    attempts = 0;
+    failure.error = refused;
+  } else if (attempts > 0 && !any_available) {
+    attempts = 0;
+    failure.error = "no healthy upstream target";
+  }
 
+  bool retrying = false;
   for (int n = 0; n < attempts; ++n) {
+    if (retrying) {
+      up_.state->endRetry();
+      retrying = false;
+    }
     if (n > 0) {
+      if (!up_.state->beginRetry(breaker, cfg_.retry_budget ? &*cfg_.retry_budget : nullptr))
+        break;  // over max_retries or the retry budget: the last failure stands
+      retrying = true;
       stats_->retries.add();
       // Jittered exponential backoff: base * 2^(n-1), capped, times a factor in [0.5, 1).
       auto base = cfg_.retries.backoff_base * (1 << std::min(n - 1, 10));
@@ -139,12 +181,9 @@ Task<ExchangeResult> Exchange::run() {
       }
     }
     int idx = lb.pick(key, tried);
-    if (idx < 0) {  // every target tried: go round again
-      std::fill(tried.begin(), tried.end(), 0);
-      idx = lb.pick(key, tried);
-    }
+    if (idx < 0 && excludeUnavailable()) idx = lb.pick(key, tried);  // go round again
     if (idx < 0) {
-      failure = {false, true, 503, "no upstream target available"};
+      failure = {false, true, 503, "no healthy upstream target"};
       break;
     }
     tried[static_cast<std::size_t>(idx)] = 1;
@@ -166,15 +205,26 @@ Task<ExchangeResult> Exchange::run() {
     lb.onFinish(idx);
     io_.setUpstreamSocket(nullptr);
     io_.setUpstreamSignal(nullptr);
+    reportAttempt(static_cast<std::size_t>(idx), a);
+    if (retrying) {
+      up_.state->endRetry();
+      retrying = false;
+    }
 
     const bool can_replay = replayable_ && !body_consumed_;
     switch (a.failure) {
       case Failure::Done:
         io_.setTotalDeadline({});
+        circuit.failed = a.result.status >= 500;
         co_return a.result;
       case Failure::ClientGone:
         io_.setTotalDeadline({});
+        circuit.failed = false;
         co_return ExchangeResult{false, false, 0, "client closed"};
+      case Failure::Overloaded:
+        circuit.failed = false;  // refused by our own limits: says nothing of the upstream
+        failure = {false, true, 503, overload_reason_};
+        break;
       case Failure::BodyTooLarge:
         io_.setTotalDeadline({});
         co_return ExchangeResult{false, false, 413, "request body too large"};
@@ -227,7 +277,44 @@ std::string Exchange::poolKey(const server::UpstreamTarget& target) const {
   return "tls|" + cfg_.name + "|" + target.address.text;
 }
 
+bool Exchange::targetAvailable(std::size_t i) const {
+  return i >= up_.health.size() || up_.health[i]->available(now_ms_);
+}
+
+void Exchange::reportAttempt(std::size_t target, const AttemptOutcome& a) {
+  if (!cfg_.outlier_detection || target >= up_.health.size()) return;
+  bool failed = false;
+  switch (a.failure) {
+    case Failure::Connect:
+    case Failure::ConnectTimeout:
+    case Failure::Reset:
+    case Failure::ReadTimeout:
+    case Failure::BadResponse:
+    case Failure::RetryStatus:
+      failed = true;
+      break;
+    case Failure::Done:
+      failed = a.result.status >= 500;
+      break;
+    default:
+      return;  // the client's doing, or our own limits: no verdict on the target
+  }
+  auto& health = *up_.health[target];
+  if (!failed) {
+    health.requestSucceeded(now_ms_, *cfg_.outlier_detection);
+  } else if (health.requestFailed(upstream::steadyMs(), *cfg_.outlier_detection)) {
+    stats_->ejections.add();
+  }
+}
+
 Task<Failure> Exchange::connect(UpstreamConnection& conn, const server::UpstreamTarget& target) {
+  const config::CircuitBreakerConfig* breaker =
+      cfg_.circuit_breaker ? &*cfg_.circuit_breaker : nullptr;
+  if (!up_.state->beginConnect(breaker, overload_reason_)) co_return Failure::Overloaded;
+  struct PendingDone {
+    upstream::UpstreamState& s;
+    ~PendingDone() { s.connectDone(); }
+  } pending{*up_.state};
   io_.setUpstreamSocket(&conn.socket);
   io_.armOp(cfg_.timeouts.connect);
   error_code ec;
@@ -252,6 +339,8 @@ Task<Failure> Exchange::connect(UpstreamConnection& conn, const server::Upstream
   if (ec) co_return timed_out ? Failure::ConnectTimeout : Failure::Connect;
   conn.socket.set_option(tcp::no_delay(true), ec);
   conn.socket.non_blocking(true, ec);  // for writeNow
+  conn.counted = up_.state;
+  conn.counted->connections().fetch_add(1, std::memory_order_relaxed);
   co_return Failure::None;
 }
 

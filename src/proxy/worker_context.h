@@ -86,9 +86,13 @@ std::size_t writeNow(Socket& socket, const Buffers& buffers, std::vector<asio::c
 // One upstream connection, idle in the pool or in use by one request.
 struct UpstreamConnection {
   explicit UpstreamConnection(asio::io_context& io) : socket(io) {}
+  ~UpstreamConnection() {
+    if (counted) counted->connections().fetch_sub(1, std::memory_order_relaxed);
+  }
   TlsStream* tlsStream() { return tls ? &*tls : nullptr; }
   Socket socket;
   std::shared_ptr<const tls::ClientContext> tls_context;  // keeps the stream's context alive
+  std::shared_ptr<upstream::UpstreamState> counted;       // its upstream's open connections
   std::optional<TlsStream> tls;
   IoBuffer buffer{16 * 1024};
   std::string target;  // resolved address text, the pool key

@@ -22,7 +22,9 @@
 #include "filters/builtins.h"
 #include "observability/log_writer.h"
 #include "observability/metrics.h"
+#include "server/health_checker.h"
 #include "server/listener.h"
+#include "server/upstream_report.h"
 #include "server/worker.h"
 
 namespace portico::server {
@@ -86,6 +88,7 @@ class Server {
     in.registry = &registry_;
     in.services = &logs_;
     in.ticket_keys = &ticket_keys_;
+    in.health = &health_;
     in.version = version_ + 1;
     return in;
   }
@@ -111,7 +114,9 @@ class Server {
   asio::steady_timer drain_timer_;
   api::FilterRegistry registry_;
   observability::LogWriter logs_;
-  tls::TicketKeys ticket_keys_;  // outlives every snapshot, so tickets survive reloads
+  tls::TicketKeys ticket_keys_;      // outlives every snapshot, so tickets survive reloads
+  upstream::HealthRegistry health_;  // likewise target health and circuit breakers
+  HealthChecker health_checks_{io_, logs_};
   observability::ProcessStats process_;
   std::vector<std::unique_ptr<observability::WorkerStats>> stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -175,6 +180,7 @@ bool Server::publish(std::shared_ptr<const Snapshot> snap, std::string* error) {
   }
   open_addresses_ = std::move(wanted);
   current_ = std::move(snap);
+  health_checks_.update(*current_);
   watched_ = stampWatched();
   version_ = current_->version;
   process_.config_version = version_;
@@ -316,6 +322,9 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
     for (const auto& s : stats_) ws.push_back(s.get());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = observability::renderPrometheus(ws, process_);
+    appendUpstreamMetrics(*current_, r.body);
+  } else if (path == "/upstreams") {
+    r.body = upstreamsReport(*current_).dump(2);
   } else {
     r.status = 404;
     r.body = R"({"error":"not found","status":404})";

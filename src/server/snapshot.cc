@@ -70,6 +70,15 @@ bool resolveTargets(const config::UpstreamConfig& cfg, const Resolver& resolver,
   return ok;
 }
 
+void attachHealth(Upstream& up, upstream::HealthRegistry* registry) {
+  up.health.clear();
+  for (const auto& t : up.targets)
+    up.health.push_back(registry ? registry->target(up.cfg->name, t.address.text)
+                                 : std::make_shared<upstream::TargetHealth>());
+  up.state =
+      registry ? registry->upstream(up.cfg->name) : std::make_shared<upstream::UpstreamState>();
+}
+
 void finishUpstream(Upstream& up) {
   const auto& cfg = *up.cfg;
   up.fingerprint = std::to_string(static_cast<int>(cfg.balance)) + "|";
@@ -151,6 +160,7 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     up.index = i;
     resolveTargets(cfg.upstreams[i], in.resolver, up, &diag);
     finishUpstream(up);
+    attachHealth(up, in.health);
     if (cfg.upstreams[i].tls) {
       auto tls = tls::ClientContext::build(*cfg.upstreams[i].tls);
       if (!tls) {

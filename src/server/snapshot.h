@@ -20,6 +20,7 @@
 #include "tls/client_context.h"
 #include "tls/server_context.h"
 #include "tls/ticket_keys.h"
+#include "upstream/health.h"
 #include "upstream/lb/consistent_hash.h"
 
 namespace portico::server {
@@ -41,6 +42,9 @@ struct Upstream {
   std::shared_ptr<const tls::ClientContext> tls;  // null for plain HTTP
   // Changes when targets, weights or balance change: workers then rebuild their balancer.
   std::string fingerprint;
+  // Shared with every snapshot that has the same upstream (and target): health survives reloads.
+  std::vector<std::shared_ptr<upstream::TargetHealth>> health;  // by target index
+  std::shared_ptr<upstream::UpstreamState> state;
 };
 
 struct Listener {
@@ -85,7 +89,8 @@ struct SnapshotInputs {
   Resolver resolver = resolve;  // injectable, so tests can change what a name resolves to
   const api::FilterRegistry* registry = nullptr;
   api::Services* services = nullptr;
-  tls::TicketKeys* ticket_keys = nullptr;  // process-wide; null = per-context keys
+  tls::TicketKeys* ticket_keys = nullptr;      // process-wide; null = per-context keys
+  upstream::HealthRegistry* health = nullptr;  // process-wide; null = fresh state per snapshot
   std::uint64_t version = 0;
 };
 

@@ -11,7 +11,10 @@ and every connection it accepts, and behaves according to the request path:
   /chunked             a small chunked body in three chunks
   /nolength            a body delimited by closing the connection
   /stream/N/MS         N chunked events, one every MS milliseconds
+  /health              answer `health_status` (200 unless a test changes it)
   anything else        200 with a JSON description of the request (body length, not the body)
+
+`forced_status`, when a test sets it, answers every request but /health with that status.
 """
 import json
 import socket
@@ -78,6 +81,8 @@ class Upstream:
         self.name = name
         self.requests = []
         self.connections = 0
+        self.health_status = 200
+        self.forced_status = None
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -178,6 +183,10 @@ class Upstream:
         head_only = req.method == "HEAD"
         if parts[0] == "close":
             return False
+        if parts[0] == "health":
+            parts = ["status", str(self.health_status)]
+        elif self.forced_status:
+            parts = ["status", str(self.forced_status)]
         if parts[0] == "sleep":
             time.sleep(int(parts[1]) / 1000.0)
         if parts[0] == "status":
