@@ -10,6 +10,7 @@
 #include "filters/ip_restriction/ip_restriction_filter.h"
 #include "filters/jwt/jwt_filter.h"
 #include "filters/key_auth/key_auth_filter.h"
+#include "filters/load_shed/load_shed_filter.h"
 #include "filters/oauth2_introspection/oauth2_introspection_filter.h"
 #include "filters/quota/quota_filter.h"
 #include "filters/rate_limit/rate_limit_filter.h"
@@ -29,6 +30,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(ipRestrictionFilterType());
   registry.add(jwtFilterType());
   registry.add(keyAuthFilterType());
+  registry.add(loadShedFilterType());
   registry.add(oauth2IntrospectionFilterType());
   registry.add(quotaFilterType());
   registry.add(rateLimitFilterType());

@@ -78,3 +78,79 @@ def test_traffic_filter_config_errors(tmp_path, upstreams):
     ]:
         code, out = validate(route_with(u, [plugin]), tmp_path)
         assert code != 0 and message in out, (plugin, out)
+
+
+class LimitedUpstream:
+    """An upstream with a fixed capacity: `slots` requests at a time, `work` seconds each;
+    more wait. Overload shows as latency, as with a real saturated service."""
+
+    def __init__(self, slots=6, work=0.05):
+        import http.server
+        sem = threading.Semaphore(slots)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with sem:
+                    time.sleep(work)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_load_shed_keeps_high_priority_traffic(portico):
+    up = LimitedUpstream(slots=6, work=0.05)
+    try:
+        cfg = base_config(free_port(), free_port(), {"svc": [up.address]},
+                          [{"name": "high", "match": {"path_prefix": "/high"}, "upstream": "svc"},
+                           {"name": "low", "match": {"path_prefix": "/low"}, "upstream": "svc"}],
+                          plugins=[{"name": "load-shed", "config": {
+                              "max_in_flight": 8, "target_latency": "100ms",
+                              "route_priorities": {"high": 10, "low": 0}}}])
+        p = portico(config=cfg)
+        results = {"high": [], "low": []}
+        stop = time.monotonic() + 4
+
+        def client(route):
+            import http.client
+            conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5)
+            while time.monotonic() < stop:
+                t0 = time.monotonic()
+                conn.request("GET", "/" + route)
+                r = conn.getresponse()
+                r.read()
+                results[route].append((r.status, time.monotonic() - t0))
+
+        threads = [threading.Thread(target=client, args=("high",)) for _ in range(4)] + \
+                  [threading.Thread(target=client, args=("low",)) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        high = [s for s, _ in results["high"]]
+        low = [s for s, _ in results["low"]]
+        assert high and all(s == 200 for s in high), set(high)
+        shed = low.count(503)
+        assert shed > 0.3 * len(low), (shed, len(low))
+        assert set(low) <= {200, 503}
+        high_latency = sorted(t for _, t in results["high"])
+        # Capacity 6 x 50 ms: without shedding 20 callers would wait ~170 ms each.
+        assert high_latency[len(high_latency) // 2] < 0.15, high_latency[len(high_latency) // 2]
+        print(f"load-shed: high {len(high)} all 200, p50 "
+              f"{high_latency[len(high_latency) // 2] * 1000:.0f} ms; low {len(low)}, {shed} shed")
+    finally:
+        up.stop()
