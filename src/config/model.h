@@ -154,6 +154,20 @@ struct RetryBudgetConfig {
   std::uint32_t min_concurrent = 3;
 };
 
+// Scaling signals: a recommended replica count from what the gateway sees of the upstream.
+struct ScalingConfig {
+  std::uint32_t target_in_flight = 0;  // per replica (0 = not used)
+  std::uint32_t target_rps = 0;        // requests per second per replica (0 = not used)
+  std::uint32_t min_replicas = 1;
+  std::uint32_t max_replicas = 100;
+  Duration interval = 10s;  // evaluation period (in-flight is sampled every 100 ms within it)
+  Duration cooldown = 60s;  // least time between two changes of the recommendation
+  std::uint32_t tolerance_percent = 10;  // changes smaller than this are ignored
+  std::string webhook;                   // URL that gets a POST per change; empty = none
+  Duration webhook_timeout = 2s;
+  std::uint32_t webhook_retries = 3;
+};
+
 // How Portico talks to an upstream's targets.
 enum class UpstreamProtocol { Http1, H2, H2c };
 
@@ -171,6 +185,7 @@ struct UpstreamConfig {
   std::optional<OutlierConfig> outlier_detection;
   std::optional<CircuitBreakerConfig> circuit_breaker;
   std::optional<RetryBudgetConfig> retry_budget;
+  std::optional<ScalingConfig> scaling;
   std::string path;  // config path for messages, e.g. "upstreams[0]"
 };
 

@@ -413,6 +413,30 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
     br.finish();
     u.retry_budget = rb;
   }
+  if (const json* sc = r.get("scaling")) {
+    ScalingConfig cfg;
+    ObjectReader sr(*sc, r.childPath("scaling"), d);
+    sr.number("target_in_flight", 0, 1000000, cfg.target_in_flight);
+    sr.number("target_rps", 0, 100000000, cfg.target_rps);
+    sr.number("min_replicas", 0, 100000, cfg.min_replicas);
+    sr.number("max_replicas", 1, 100000, cfg.max_replicas);
+    sr.duration("interval", cfg.interval);
+    sr.duration("cooldown", cfg.cooldown);
+    sr.number("tolerance_percent", 0, 100, cfg.tolerance_percent);
+    sr.string("webhook", cfg.webhook);
+    sr.duration("webhook_timeout", cfg.webhook_timeout);
+    sr.number("webhook_retries", 0, 20, cfg.webhook_retries);
+    sr.finish();
+    if (cfg.target_in_flight == 0 && cfg.target_rps == 0)
+      d.add(sr.path(), "give target_in_flight or target_rps (per replica)");
+    if (cfg.max_replicas < cfg.min_replicas)
+      d.add(sr.childPath("max_replicas"), "must be at least min_replicas");
+    if (cfg.interval.count() < 200) d.add(sr.childPath("interval"), "must be at least 200ms");
+    if (!cfg.webhook.empty() && cfg.webhook.rfind("http://", 0) != 0 &&
+        cfg.webhook.rfind("https://", 0) != 0)
+      d.add(sr.childPath("webhook"), "must be an http:// or https:// URL");
+    u.scaling = std::move(cfg);
+  }
   if (const json* p = r.get("pool")) {
     ObjectReader pr(*p, r.childPath("pool"), d);
     pr.number("max_idle", 0, 100000, u.pool.max_idle);

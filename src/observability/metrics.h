@@ -56,7 +56,8 @@ struct UpstreamStats {
   Counter attempts;
   Counter failures;  // connect errors, resets, timeouts
   Counter retries;
-  Counter ejections;  // targets ejected by outlier detection
+  Counter ejections;      // targets ejected by outlier detection
+  Counter server_errors;  // attempts answered with a 5xx
 };
 
 class WorkerStats {

@@ -216,6 +216,7 @@ Task<ExchangeResult> Exchange::run() {
       case Failure::Done:
         io_.setTotalDeadline({});
         circuit.failed = a.result.status >= 500;
+        if (circuit.failed) stats_->server_errors.add();
         co_return a.result;
       case Failure::ClientGone:
         io_.setTotalDeadline({});

@@ -24,6 +24,7 @@
 #include "observability/metrics.h"
 #include "server/health_checker.h"
 #include "server/listener.h"
+#include "server/scaling_advisor.h"
 #include "server/upstream_report.h"
 #include "server/worker.h"
 
@@ -116,7 +117,6 @@ class Server {
   observability::LogWriter logs_;
   tls::TicketKeys ticket_keys_;      // outlives every snapshot, so tickets survive reloads
   upstream::HealthRegistry health_;  // likewise target health and circuit breakers
-  HealthChecker health_checks_{io_, logs_};
   observability::ProcessStats process_;
   std::vector<std::unique_ptr<observability::WorkerStats>> stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -135,6 +135,9 @@ class Server {
     std::string detail;
   };
   std::deque<ReloadEvent> history_;
+  // Last: they read the members above from their timers.
+  HealthChecker health_checks_{io_, logs_};
+  ScalingAdvisor scaling_{io_, logs_, stats_, [this] { return current_; }};
 };
 
 std::map<std::string, FileStamp> Server::stampWatched() const {
@@ -323,6 +326,7 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = observability::renderPrometheus(ws, process_);
     appendUpstreamMetrics(*current_, r.body);
+    scaling_.appendMetrics(r.body);
   } else if (path == "/upstreams") {
     r.body = upstreamsReport(*current_).dump(2);
   } else {
