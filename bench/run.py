@@ -208,14 +208,18 @@ def main():
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
     ap.add_argument("--base-port", type=int, default=18180)
-    ap.add_argument("--protocols", default="http,https,h2c,h2,auth",
+    ap.add_argument("--protocols", default="http,https,h2c,h2,auth,ratelimit",
                     help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
                          "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
-                         "auth (Portico alone: pass-through vs key-auth vs jwt)")
+                         "auth (Portico alone: pass-through vs key-auth vs jwt), ratelimit "
+                         "(Portico alone: pass-through vs rate-limit local vs redis)")
     args = ap.parse_args()
     for protocol in args.protocols.split(","):
         if protocol == "auth":
             run_auth_scenario(args)
+            continue
+        if protocol == "ratelimit":
+            run_ratelimit_scenario(args)
             continue
         if protocol not in ("http", "https", "h2c", "h2"):
             sys.exit(f"unknown protocol {protocol}")
@@ -379,38 +383,47 @@ def rs256_token_and_jwks(work):
     return f"{head}.{body}.{b64url(sig)}", json.dumps(jwks).encode()
 
 
-def run_auth_scenario(args):
-    """Portico alone, one process with three routes: pass-through, key-auth, jwt (RS256, the
-    verified token cached). Interleaved per round; ratios of requests per CPU-second."""
-    import http.server
-    import threading
+PORTICO_RATELIMIT = """
+version: 1
+server: {{ workers: 1, admin: {{ listen: "127.0.0.1:{admin}" }}, watch_config: false }}
+listeners: [ {{ name: bench, listen: "127.0.0.1:{port}" }} ]
+upstreams:
+  - name: origin
+    targets: [ "127.0.0.1:{upstream}" ]
+    pool: {{ max_idle: 256 }}
+routes:
+  - {{ name: pass, match: {{ path_prefix: /pass }}, upstream: origin }}
+  - name: local
+    match: {{ path_prefix: /local }}
+    upstream: origin
+    plugins: [ {{ name: rate-limit, config: {{ limits: [ {{ requests: 1000000000, per: 10s }} ], key: ip }} }} ]
+  - name: redis
+    match: {{ path_prefix: /redis }}
+    upstream: origin
+    plugins:
+      - name: rate-limit
+        config:
+          limits: [ {{ requests: 1000000000, per: 10s }} ]
+          key: ip
+          backend: redis
+          redis: {{ address: "127.0.0.1:{redis}" }}
+          on_backend_failure: fail_closed
+"""
+
+
+def run_filter_scenario(args, label, config, variants, costs, fmt=None):
+    """Portico alone, one process with a route per variant; interleaved per round. Prints each
+    variant's cost in requests per CPU-second against `pass-through` (Portico's CPU only)."""
     if args.no_pin:
         args.proxy_cpu = args.load_cpu = ""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    work = Path(tempfile.mkdtemp(prefix="portico-bench-auth-"))
+    work = Path(tempfile.mkdtemp(prefix="portico-bench-filters-"))
     up_port, port = args.base_port, args.base_port + 1
-    token, jwks = rs256_token_and_jwks(work)
-
-    class Jwks(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(jwks)))
-            self.end_headers()
-            self.wfile.write(jwks)
-
-        def log_message(self, *a):
-            pass
-
-    jwks_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=jwks_server.serve_forever, daemon=True).start()
-    jwks_url = f"http://127.0.0.1:{jwks_server.server_address[1]}/jwks"
     (work / "upstream.conf").write_text(NGINX_UPSTREAM.format(dir=work, port=up_port))
-    (work / "portico.yaml").write_text(PORTICO_AUTH.format(port=port, upstream=up_port,
-                                                           admin=up_port + 9, jwks=jwks_url))
+    (work / "portico.yaml").write_text(config.format(port=port, upstream=up_port,
+                                                     admin=up_port + 9, **(fmt or {})))
     upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
                       str(work / "upstream.conf")], args.load_cpu, work, "upstream")
-    variants = {"pass-through": ("/pass", []), "key-auth": ("/key", ["apikey: bench-key-0123456789"]),
-                "jwt": ("/jwt", [f"Authorization: Bearer {token}"])}
     results = {name: [] for name in variants}
     try:
         wait_port(up_port)
@@ -428,14 +441,13 @@ def run_auth_scenario(args):
                 r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
                 stop(proc)
                 results[name].append(r)
-                print(f"auth round {rnd + 1} {name:12s} {r['rps']:10.0f} req/s  "
+                print(f"{label} round {rnd + 1} {name:16s} {r['rps']:10.0f} req/s  "
                       f"{r['per_cpu']:10.0f} req/CPU-s  errors {r['errors']}", file=sys.stderr)
     finally:
         stop(upstream)
-        jwks_server.shutdown()
     med = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "per_cpu", "p99")}
            for n, rs in results.items()}
-    print(f"\nAuth filters, Portico alone (1 worker), {args.rounds} interleaved rounds, "
+    print(f"\n{label}, Portico alone (1 worker), {args.rounds} interleaved rounds, "
           f"wrk -c{args.connections} -d{args.duration}s\n")
     print("| route | req/s | req/CPU-s | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|")
@@ -444,10 +456,60 @@ def run_auth_scenario(args):
         errors = sum(r["errors"] for r in results[n])
         print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['p99']:.2f} | {errors} |")
     base = med["pass-through"]["per_cpu"]
-    for n in ("key-auth", "jwt"):
+    for n, target in costs.items():
         cost = 1 - med[n]["per_cpu"] / base
-        print(f"{n} costs {cost * 100:.1f}% of pass-through req/CPU-s (target < 10%)")
+        print(f"{n} costs {cost * 100:.1f}% of pass-through req/CPU-s (target < {target}%)")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def run_auth_scenario(args):
+    """Pass-through, key-auth, jwt (RS256, the verified token cached)."""
+    import http.server
+    import threading
+    keys = Path(tempfile.mkdtemp(prefix="portico-bench-keys-"))
+    token, jwks = rs256_token_and_jwks(keys)
+
+    class Jwks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(jwks)))
+            self.end_headers()
+            self.wfile.write(jwks)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    variants = {"pass-through": ("/pass", []),
+                "key-auth": ("/key", ["apikey: bench-key-0123456789"]),
+                "jwt": ("/jwt", [f"Authorization: Bearer {token}"])}
+    try:
+        run_filter_scenario(args, "Auth filters", PORTICO_AUTH, variants,
+                            {"key-auth": 10, "jwt": 10},
+                            {"jwks": f"http://127.0.0.1:{server.server_address[1]}/jwks"})
+    finally:
+        server.shutdown()
+        shutil.rmtree(keys, ignore_errors=True)
+
+
+def run_ratelimit_scenario(args):
+    """Pass-through, rate-limit (local) and rate-limit (redis): limits never reached, so every
+    request is counted and forwarded. Redis's own CPU is not counted (another process, on the
+    load CPU)."""
+    redis_port = args.base_port + 7
+    work = Path(tempfile.mkdtemp(prefix="portico-bench-redis-"))
+    redis = start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(work)], args.load_cpu, work, "redis")
+    variants = {"pass-through": ("/pass", []), "rate-limit local": ("/local", []),
+                "rate-limit redis": ("/redis", [])}
+    try:
+        wait_port(redis_port)
+        run_filter_scenario(args, "Rate limits", PORTICO_RATELIMIT, variants,
+                            {"rate-limit local": 5, "rate-limit redis": 25}, {"redis": redis_port})
+    finally:
+        stop(redis)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 #include "proxy/redis_connection.h"
 
-#include <openssl/sha.h>
-
 #include <charconv>
 #include <deque>
 #include <optional>
-#include <unordered_map>
+#include <unordered_set>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
@@ -63,29 +61,19 @@ void appendNumber(std::string& out, std::size_t n) {
 }
 
 // RESP: *<count>\r\n then $<len>\r\n<bytes>\r\n per argument.
+void appendBulk(std::string& out, std::string_view arg) {
+  out += '$';
+  appendNumber(out, arg.size());
+  out += "\r\n";
+  out += arg;
+  out += "\r\n";
+}
+
 void appendCommand(std::string& out, const std::vector<std::string>& args) {
   out += '*';
   appendNumber(out, args.size());
   out += "\r\n";
-  for (const auto& a : args) {
-    out += '$';
-    appendNumber(out, a.size());
-    out += "\r\n";
-    out += a;
-    out += "\r\n";
-  }
-}
-
-std::string sha1Hex(const std::string& text) {
-  unsigned char md[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), md);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : md) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
-  return hex;
+  for (const auto& a : args) appendBulk(out, a);
 }
 
 class Connection final : public RedisClient, public std::enable_shared_from_this<Connection> {
@@ -129,30 +117,41 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
     scheduleFlush();
   }
 
-  void eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> args,
-            Callback done) override {
-    auto it = shas_.find(script);
-    if (it == shas_.end()) it = shas_.emplace(script, sha1Hex(script)).first;
-    std::vector<std::string> cmd;
-    cmd.reserve(3 + keys.size() + args.size());
-    cmd.push_back("EVALSHA");
-    cmd.push_back(it->second);
-    cmd.push_back(std::to_string(keys.size()));
-    for (auto& k : keys) cmd.push_back(k);
-    for (auto& a : args) cmd.push_back(a);
-    // A Redis that restarted (or never saw the script) answers NOSCRIPT: send it once in full.
-    command(std::move(cmd),
-            [self = shared_from_this(), &script = it->first, keys = std::move(keys),
-             args = std::move(args), done = std::move(done)](redis::Reply r) mutable {
-              if (!r.isError() || r.str.rfind("NOSCRIPT", 0) != 0) {
-                done(std::move(r));
-                return;
-              }
-              std::vector<std::string> full{"EVAL", script, std::to_string(keys.size())};
-              for (auto& k : keys) full.push_back(std::move(k));
-              for (auto& a : args) full.push_back(std::move(a));
-              self->command(std::move(full), std::move(done));
-            });
+  void eval(const redis::Script& script, const std::vector<std::string>& keys,
+            const std::vector<std::string>& args, Callback done) override {
+    if (state_ == State::Down) {
+      done(redis::Reply::error(down_reason_));
+      return;
+    }
+    const auto deadline = coarseNow() + s_.timeout;
+    if (!loaded_.count(&script)) {
+      // Pipelined ahead of the call: loaded by the time EVALSHA runs.
+      loaded_.insert(&script);
+      appendCommand(out_, {"SCRIPT", "LOAD", script.text});
+      pending_.push_back({[self = shared_from_this(), &script](redis::Reply r) {
+                            if (r.isError()) self->loaded_.erase(&script);
+                          },
+                          deadline});
+    }
+    // EVALSHA sha numkeys keys... args..., formatted in place.
+    out_ += '*';
+    appendNumber(out_, 3 + keys.size() + args.size());
+    out_ += "\r\n";
+    appendBulk(out_, "EVALSHA");
+    appendBulk(out_, script.sha1);
+    char n[24];
+    auto [end, ec] = std::to_chars(n, n + sizeof n, keys.size());
+    appendBulk(out_, std::string_view(n, static_cast<std::size_t>(end - n)));
+    for (const auto& k : keys) appendBulk(out_, k);
+    for (const auto& a : args) appendBulk(out_, a);
+    // A script flushed from Redis (SCRIPT FLUSH) is loaded again by the next call.
+    pending_.push_back(
+        {[self = shared_from_this(), &script, done = std::move(done)](redis::Reply r) {
+           if (r.isError() && r.str.rfind("NOSCRIPT", 0) == 0) self->loaded_.erase(&script);
+           done(std::move(r));
+         },
+         deadline});
+    scheduleFlush();
   }
 
  private:
@@ -323,6 +322,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
 
   Task<bool> connectTo(const std::string& address, std::string& error) {
     closeSocket();
+    loaded_.clear();  // a new connection may be to a Redis that never saw our scripts
     tls_.reset();
     if (reader_) redisReaderFree(reader_);
     reader_ = redisReaderCreate();
@@ -454,7 +454,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
   bool writing_ = false;
   bool flush_scheduled_ = false;
   std::deque<Pending> pending_;
-  std::unordered_map<std::string, std::string> shas_;  // script text -> SHA-1 hex
+  std::unordered_set<const redis::Script*> loaded_;  // on this connection
 };
 
 }  // namespace

@@ -19,18 +19,23 @@ constexpr std::uint64_t countOf(std::uint64_t v) {
 
 Outcome slidingOutcome(const Limit& limit, std::int64_t now_us, std::span<BucketCount> live,
                        bool allowed) {
-  std::sort(live.begin(), live.end(),
-            [](const BucketCount& a, const BucketCount& b) { return a.bucket < b.bucket; });
   const std::int64_t d = limit.bucketUs();
   std::int64_t sum = 0;
-  for (const auto& b : live) sum += b.count;
+  std::int64_t newest = 0;
+  for (const auto& b : live) {
+    sum += b.count;
+    newest = std::max(newest, b.bucket);
+  }
   Outcome o;
   o.allowed = allowed;
   o.remaining = std::max<std::int64_t>(0, limit.requests - sum);
   // A bucket stops counting once the window has moved kBuckets + 1 buckets past it.
   auto leaves = [&](std::int64_t bucket) { return (bucket + kBuckets + 1) * d - now_us; };
-  o.reset_us = live.empty() ? 0 : std::max<std::int64_t>(0, leaves(live.back().bucket));
+  o.reset_us = live.empty() ? 0 : std::max<std::int64_t>(0, leaves(newest));
   if (!allowed) {
+    // Oldest first: when enough of them have left, one more request fits.
+    std::sort(live.begin(), live.end(),
+              [](const BucketCount& a, const BucketCount& b) { return a.bucket < b.bucket; });
     std::int64_t excess = sum + 1 - limit.requests;
     for (const auto& b : live) {
       excess -= b.count;

@@ -14,13 +14,13 @@ std::size_t LocalStore::size() const {
   return entries_.size();
 }
 
-std::shared_ptr<LocalStore::Entry> LocalStore::find(std::string_view key, std::int64_t now_us) {
+std::shared_ptr<LocalStore::Entry> LocalStore::find(const std::string& key, std::int64_t now_us) {
   std::lock_guard lock(mu_);
-  auto it = entries_.find(std::string(key));
+  auto it = entries_.find(key);
   if (it != entries_.end()) return it->second;
   if (entries_.size() >= kEvictAbove) evictIdle(now_us);
   auto e = std::make_shared<Entry>(algorithm_, limits_.size());
-  entries_.emplace(std::string(key), e);
+  entries_.emplace(key, e);
   return e;
 }
 
@@ -41,27 +41,27 @@ void LocalStore::evictIdle(std::int64_t now_us) {
   }
 }
 
-Outcome LocalStore::take(std::string_view key, int worker, std::int64_t now_us,
+Outcome LocalStore::take(const std::string& key, int worker, std::int64_t now_us,
                          std::size_t& which) {
   Map* cache = worker >= 0 && worker < kCachedWorkers ? &caches_[worker].map : nullptr;
   for (;;) {
     std::shared_ptr<Entry> entry;
     if (cache) {
-      auto it = cache->find(std::string(key));
+      auto it = cache->find(key);
       if (it != cache->end()) entry = it->second;
     }
     if (!entry) {
       entry = find(key, now_us);
       if (cache) {
         if (cache->size() >= kCacheSize) cache->clear();
-        cache->emplace(std::string(key), entry);
+        cache->emplace(key, entry);
       }
     }
     entry->last_used.store(now_us);
     Outcome o = entry->counters.take(limits_, now_us, which);
     if (!entry->evicted.load()) return o;
     if (o.allowed) entry->counters.giveBack(limits_, now_us);
-    if (cache) cache->erase(std::string(key));
+    if (cache) cache->erase(key);
   }
 }
 

@@ -21,7 +21,7 @@ class LocalStore {
 
   // Takes one request for `key` from every limit at `now_us`. `worker` selects the cache
   // (-1: none). `which` gets the index of the limit the outcome is about.
-  Outcome take(std::string_view key, int worker, std::int64_t now_us, std::size_t& which);
+  Outcome take(const std::string& key, int worker, std::int64_t now_us, std::size_t& which);
 
   const std::vector<Limit>& limits() const { return limits_; }
   std::size_t size() const;
@@ -35,7 +35,7 @@ class LocalStore {
   };
   using Map = std::unordered_map<std::string, std::shared_ptr<Entry>>;
 
-  std::shared_ptr<Entry> find(std::string_view key, std::int64_t now_us);
+  std::shared_ptr<Entry> find(const std::string& key, std::int64_t now_us);
   void evictIdle(std::int64_t now_us);  // with mu_ held
 
   static constexpr int kCachedWorkers = 64;

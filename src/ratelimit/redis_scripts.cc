@@ -5,9 +5,10 @@ namespace {
 
 // KEYS: one hash per limit (field: bucket number, value: count).
 // ARGV: buckets per window, then requests, window_us, bucket_us per limit.
-// Returns {refused limit (0: admitted), now_us, then per limit: n, bucket1, count1, ...}
-// with the counts as they were before this request.
-const std::string kSlidingWindow = R"lua(
+// Returns {refused limit (0: admitted), now_us, then per limit: count, newest bucket, n, and
+// for the refusing limit only n (bucket, count) pairs}, counts as they were before this
+// request. Small replies on the common path: the full list is only needed for Retry-After.
+const redis::Script kSlidingWindow(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local P = tonumber(ARGV[1])
@@ -22,8 +23,8 @@ for i = 1, #KEYS do
   buckets[i] = {b, math.ceil((window + 2 * d) / 1000)}
   local h = redis.call('HGETALL', KEYS[i])
   local sum = 0
-  local n_at = #out + 1
-  out[n_at] = 0
+  local newest = 0
+  local live = {}
   for j = 1, #h, 2 do
     local bucket = tonumber(h[j])
     local c = tonumber(h[j + 1])
@@ -31,12 +32,20 @@ for i = 1, #KEYS do
       redis.call('HDEL', KEYS[i], h[j])
     else
       sum = sum + c
-      out[#out + 1] = bucket
-      out[#out + 1] = c
-      out[n_at] = out[n_at] + 1
+      if bucket > newest then newest = bucket end
+      live[#live + 1] = bucket
+      live[#live + 1] = c
     end
   end
-  if refused == 0 and sum + 1 > limit then refused = i end
+  out[#out + 1] = sum
+  out[#out + 1] = newest
+  if refused == 0 and sum + 1 > limit then
+    refused = i
+    out[#out + 1] = #live / 2
+    for j = 1, #live do out[#out + 1] = live[j] end
+  else
+    out[#out + 1] = 0
+  end
 end
 if refused == 0 then
   for i = 1, #KEYS do
@@ -46,12 +55,12 @@ if refused == 0 then
 end
 out[1] = refused
 return out
-)lua";
+)lua");
 
 // KEYS: one string per limit (the theoretical arrival time, in microseconds).
 // ARGV: window_us, emission_us per limit.
 // Returns {refused limit (0: admitted), now_us, tat per limit (before this request)}.
-const std::string kTokenBucket = R"lua(
+const redis::Script kTokenBucket(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local refused = 0
@@ -75,11 +84,11 @@ if refused == 0 then
 end
 out[1] = refused
 return out
-)lua";
+)lua");
 
 }  // namespace
 
-const std::string& redisScript(Algorithm algorithm) {
+const redis::Script& redisScript(Algorithm algorithm) {
   return algorithm == Algorithm::SlidingWindow ? kSlidingWindow : kTokenBucket;
 }
 
@@ -117,24 +126,26 @@ bool parseRedisReply(Algorithm algorithm, const std::vector<Limit>& limits,
     const bool allowed = refused == 0 || refused != static_cast<std::int64_t>(i) + 1;
     Outcome o;
     if (algorithm == Algorithm::SlidingWindow) {
-      if (pos >= e.size()) return false;
-      const auto n = static_cast<std::size_t>(e[pos++].integer);
+      if (pos + 3 > e.size()) return false;
+      std::int64_t sum = e[pos].integer;
+      std::int64_t newest = e[pos + 1].integer;
+      const auto n = static_cast<std::size_t>(e[pos + 2].integer);
+      pos += 3;
       if (n > kBuckets + 1 || pos + 2 * n > e.size()) return false;
-      std::array<BucketCount, kBuckets + 2> live;
+      std::array<BucketCount, kBuckets + 1> live;
       std::size_t count = 0;
-      const std::int64_t bucket = now / limits[i].bucketUs();
-      bool current_seen = false;
-      for (std::size_t j = 0; j < n; ++j, pos += 2) {
-        live[count] = {e[pos].integer, e[pos + 1].integer};
-        // The request itself, in its bucket, when it was admitted.
-        if (refused == 0 && live[count].bucket == bucket) {
-          ++live[count].count;
-          current_seen = true;
+      if (!allowed) {
+        for (std::size_t j = 0; j < n; ++j, pos += 2)
+          live[count++] = {e[pos].integer, e[pos + 1].integer};
+      } else {
+        pos += 2 * n;
+        if (refused == 0) {  // counted: the request itself is in the current bucket
+          ++sum;
+          newest = std::max(newest, now / limits[i].bucketUs());
         }
-        ++count;
+        // The total and the newest bucket are all the figures of an admitting limit need.
+        if (sum > 0) live[count++] = {newest, sum};
       }
-      if (refused == 0 && !current_seen) live[count++] = {bucket, 1};
-      // A limit that did not refuse reports as allowed, counted or not.
       o = slidingOutcome(limits[i], now, std::span<BucketCount>(live.data(), count), allowed);
     } else {
       if (pos >= e.size()) return false;

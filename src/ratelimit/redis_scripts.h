@@ -11,7 +11,7 @@
 
 namespace portico::ratelimit {
 
-const std::string& redisScript(Algorithm algorithm);
+const redis::Script& redisScript(Algorithm algorithm);
 
 // ARGV for the script of `algorithm` over `limits`.
 std::vector<std::string> redisArgs(Algorithm algorithm, const std::vector<Limit>& limits);

@@ -53,6 +53,14 @@ struct Settings {
 std::optional<Settings> parseSettings(const nlohmann::json* node, const std::string& path,
                                       config::Diagnostics& diag);
 
+// A Lua script, identified by its SHA-1 (computed once). Connections load it (SCRIPT LOAD,
+// pipelined) the first time they run it, so calls send only the hash.
+struct Script {
+  explicit Script(std::string source);
+  std::string text;
+  std::string sha1;  // hex
+};
+
 class Client {
  public:
   using Callback = std::function<void(Reply)>;
@@ -61,9 +69,10 @@ class Client {
   // with the reply, or with an error reply when Redis is unreachable, too slow or refuses. It
   // may run before command() returns (when the connection is known to be down).
   virtual void command(std::vector<std::string> args, Callback done) = 0;
-  // Runs `script` by its SHA-1 (EVALSHA), loading it on first use or after a Redis restart.
-  virtual void eval(const std::string& script, std::vector<std::string> keys,
-                    std::vector<std::string> args, Callback done) = 0;
+  // Runs `script` by its SHA-1 (EVALSHA). The connection loads it first when it has not yet
+  // (a new connection after a Redis restart loads it again).
+  virtual void eval(const Script& script, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& args, Callback done) = 0;
   // Whether the connection is up right now.
   virtual bool connected() const = 0;
 };

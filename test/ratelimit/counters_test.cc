@@ -117,14 +117,15 @@ TEST(RedisScripts, SlidingWindowReplyBecomesTheSameFigures) {
   const std::int64_t now = 3 * kSecond;  // bucket 6
   Outcome o;
   std::size_t which = 0;
-  // Admitted; before it, 2 requests in bucket 0.
+  // Admitted; before it, 2 requests, the newest in bucket 0.
   ASSERT_TRUE(
-      parseRedisReply(Algorithm::SlidingWindow, limits, integers({0, now, 1, 0, 2}), o, which));
+      parseRedisReply(Algorithm::SlidingWindow, limits, integers({0, now, 2, 0, 0}), o, which));
   EXPECT_TRUE(o.allowed);
   EXPECT_EQ(o.remaining, 0);
+  EXPECT_EQ(o.reset_us, (6 + 21) * 500'000 - now);  // the request itself is in bucket 6
   // Refused by limit 1; bucket 0 holds 2, bucket 4 holds 1.
-  ASSERT_TRUE(parseRedisReply(Algorithm::SlidingWindow, limits, integers({1, now, 2, 0, 2, 4, 1}),
-                              o, which));
+  ASSERT_TRUE(parseRedisReply(Algorithm::SlidingWindow, limits,
+                              integers({1, now, 3, 4, 2, 0, 2, 4, 1}), o, which));
   EXPECT_FALSE(o.allowed);
   EXPECT_EQ(o.retry_after_us, 21 * 500'000 - now);
   EXPECT_FALSE(parseRedisReply(Algorithm::SlidingWindow, limits, integers({0, now, 5}), o, which));

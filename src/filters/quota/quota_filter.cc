@@ -46,7 +46,7 @@ namespace {
 
 // KEYS[1]: the period's counter. ARGV: limit, expiry (unix ms).
 // Returns {admitted (0/1), count after this request}.
-const std::string kQuotaScript = R"lua(
+const redis::Script kQuotaScript(R"lua(
 local c = redis.call('INCR', KEYS[1])
 if c == 1 then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
 if c > tonumber(ARGV[1]) then
@@ -54,7 +54,7 @@ if c > tonumber(ARGV[1]) then
   return {0, c - 1}
 end
 return {1, c}
-)lua";
+)lua");
 
 struct QuotaConfig {
   std::int64_t limit = 0;
@@ -91,19 +91,18 @@ class QuotaFilter final : public api::Filter {
     // Kept a day past the period's end (clock skew between nodes).
     std::vector<std::string> args{std::to_string(c_.limit),
                                   std::to_string((window_.ends + 86400) * 1000)};
-    redis_->eval(kQuotaScript, std::move(keys), std::move(args),
-                 [this, &ctx, done = std::move(done)](redis::Reply r) {
-                   if (r.type == redis::Reply::Type::Array && r.elements.size() == 2) {
-                     done(decide(ctx, r.elements[0].integer == 1, r.elements[1].integer));
-                     return;
-                   }
-                   if (!c_.backend.fail_open) {
-                     done(unavailable(ctx, "quota backend unavailable"));
-                     return;
-                   }
-                   unknown_ = true;  // admitted without counting: no figure to report
-                   done(api::FilterStatus::Continue);
-                 });
+    redis_->eval(kQuotaScript, keys, args, [this, &ctx, done = std::move(done)](redis::Reply r) {
+      if (r.type == redis::Reply::Type::Array && r.elements.size() == 2) {
+        done(decide(ctx, r.elements[0].integer == 1, r.elements[1].integer));
+        return;
+      }
+      if (!c_.backend.fail_open) {
+        done(unavailable(ctx, "quota backend unavailable"));
+        return;
+      }
+      unknown_ = true;  // admitted without counting: no figure to report
+      done(api::FilterStatus::Continue);
+    });
   }
 
   void onResponseHeaders(api::RequestContext& ctx) override {

@@ -27,6 +27,8 @@ struct RateLimitConfig {
   // Redis down and fail_open: this node's share of the limits.
   std::shared_ptr<ratelimit::LocalStore> fallback;
   std::string redis_prefix;
+  std::vector<std::string> redis_args;    // the script's ARGV: the same for every request
+  std::vector<std::string> key_suffixes;  // ":<window ms>" per limit
 };
 
 std::int64_t seconds(std::int64_t us) {
@@ -45,12 +47,14 @@ class RateLimitFilter final : public api::Filter {
   }
 
   void onRequestHeadersAsync(api::RequestContext& ctx, Completion done) override {
-    std::vector<std::string> keys;
-    keys.reserve(c_.limits.size());
-    for (std::size_t i = 0; i < c_.limits.size(); ++i)
-      keys.push_back(c_.redis_prefix + key_ + ':' + std::to_string(c_.limits[i].window_us / 1000));
-    redis_->eval(ratelimit::redisScript(c_.algorithm), std::move(keys),
-                 ratelimit::redisArgs(c_.algorithm, c_.limits),
+    std::vector<std::string> keys(c_.limits.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      keys[i].reserve(c_.redis_prefix.size() + key_.size() + c_.key_suffixes[i].size());
+      keys[i] += c_.redis_prefix;
+      keys[i] += key_;
+      keys[i] += c_.key_suffixes[i];
+    }
+    redis_->eval(ratelimit::redisScript(c_.algorithm), keys, c_.redis_args,
                  [this, &ctx, done = std::move(done)](redis::Reply reply) {
                    Outcome o;
                    std::size_t which = 0;
@@ -193,6 +197,9 @@ api::FilterType rateLimitFilterType() {
                   sharedStore(b.services, "rate-limit-fallback|" + fp + "|" + std::to_string(nodes),
                               c.algorithm, std::move(scaled));
               c.redis_prefix = "portico:rl:" + c.backend.name + ":";
+              c.redis_args = ratelimit::redisArgs(c.algorithm, c.limits);
+              for (const auto& l : c.limits)
+                c.key_suffixes.push_back(":" + std::to_string(l.window_us / 1000));
             }
             return std::make_shared<RateLimitFactory>(std::move(c));
           }};
