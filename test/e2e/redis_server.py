@@ -30,7 +30,8 @@ class RedisServer:
 
     def ping(self):
         try:
-            return self.command("PING") == b"+PONG"
+            reply = self.command("PING")
+            return reply == b"+PONG" or reply.startswith(b"-NOAUTH")  # up, with a password
         except OSError:
             return False
 

@@ -255,3 +255,92 @@ def test_quota_local_and_fail_closed(portico, upstreams, redis):
     r.kill()
     status, _, body = request(p.port, "GET", "/", {"X-Client": "b"})
     assert status == 503 and b"quota backend unavailable" in body
+
+
+def wait_port(port, timeout=10):
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError(f"port {port} did not open")
+
+
+def test_redis_password_and_wrong_password(portico, upstreams, tmp_path):
+    u = upstreams()
+    r = RedisServer(tmp_path / "redis-auth", free_port(), ["--requirepass", "s3cret"])
+    try:
+        good = redis_limited(u, r, 2, "10s", policy="fail_closed")
+        good["routes"][0]["plugins"][0]["config"]["redis"]["password"] = "s3cret"
+        p = portico(config=good)
+        assert [request(p.port, "GET", "/")[0] for _ in range(3)] == [200, 200, 429]
+        bad = json.loads(json.dumps(good))
+        bad["routes"][0]["plugins"][0]["config"]["redis"]["password"] = "wrong"
+        bad["routes"][0]["plugins"][0]["config"]["name"] = "other"
+        p.reload(bad)
+        status, _, body = request(p.port, "GET", "/")
+        assert status == 503
+        assert b"rate limit backend unavailable" in body
+    finally:
+        r.stop()
+
+
+def test_redis_over_tls(portico, upstreams, tmp_path):
+    from certs import Pki
+    pki = Pki(tmp_path / "pki")
+    cert, key = pki.issue("redis", "redis.test", dns=["redis.test"])
+    port = free_port()
+    log = open(tmp_path / "redis-tls.log", "wb")
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(port), "--bind",
+                             "127.0.0.1", "--tls-cert-file", cert, "--tls-key-file", key,
+                             "--tls-ca-cert-file", pki.ca_file, "--tls-auth-clients", "no",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port)
+        u = upstreams()
+        cfg = limited(u, {"limits": [{"requests": 2, "per": "10s"}], "key": "route",
+                          "backend": "redis", "on_backend_failure": "fail_closed",
+                          "redis": {"address": f"127.0.0.1:{port}",
+                                    "tls": {"ca": pki.ca_file, "server_name": "redis.test"}}})
+        p = portico(config=cfg)
+        assert [request(p.port, "GET", "/")[0] for _ in range(3)] == [200, 200, 429]
+        # A certificate for another name is refused: fail_closed answers 503.
+        cfg["routes"][0]["plugins"][0]["config"]["redis"]["tls"]["server_name"] = "other.test"
+        cfg["routes"][0]["plugins"][0]["config"]["name"] = "wrong-name"
+        p.reload(cfg)
+        assert request(p.port, "GET", "/")[0] == 503
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_redis_through_sentinel(portico, upstreams, tmp_path, redis):
+    master = redis()
+    sentinel_port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+                    f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n")
+    log = open(tmp_path / "sentinel.log", "wb")
+    proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_port(sentinel_port)
+        u = upstreams()
+        cfg = limited(u, {"limits": [{"requests": 2, "per": "10s"}], "key": "route",
+                          "backend": "redis", "on_backend_failure": "fail_closed",
+                          "name": "via-sentinel",
+                          "redis": {"sentinel": {"addresses": [f"127.0.0.1:{sentinel_port}"],
+                                                 "master": "mymaster"}}})
+        p = portico(config=cfg)
+        assert [request(p.port, "GET", "/")[0] for _ in range(3)] == [200, 200, 429]
+        # The counts are in the master the sentinel named.
+        assert master.command("EXISTS", "portico:rl:via-sentinel:r:10000") == b":1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
