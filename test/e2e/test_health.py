@@ -138,3 +138,29 @@ def test_health_config_errors(tmp_path, upstreams):
                           [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc"}])
         code, out = validate(cfg, tmp_path)
         assert code != 0 and message in out, (extra, out)
+
+
+def test_retry_budget_caps_retries(portico, upstreams):
+    u = upstreams()
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens: connect refused
+
+    def run(budget):
+        cfg = base_config(free_port(), free_port(), {"svc": {
+            "targets": [dead, u.address], "retries": {"attempts": 2, "backoff_base": "1ms"},
+            **({"retry_budget": budget} if budget else {})}},
+            [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc"}],
+            server={"workers": 1})
+        p = portico(config=cfg)
+        codes = [request(p.port, "GET", "/")[0] for _ in range(10)]
+        rejected = p.metric("portico_upstream_overload_rejections_total", 'upstream="svc"')
+        p.stop()
+        return codes, rejected
+
+    codes, rejected = run(None)
+    assert codes == [200] * 10 and rejected == 0  # every failed first try retried
+    codes, rejected = run({"percent": 0, "min_concurrent": 0})
+    # No retry allowed: the requests whose first try went to the dead target fail.
+    assert codes.count(502) == 5 and codes.count(200) == 5
+    assert rejected == 5
+    codes, rejected = run({"percent": 0, "min_concurrent": 1})
+    assert codes == [200] * 10  # one retry at a time is within the budget

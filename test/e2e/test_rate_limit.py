@@ -344,3 +344,22 @@ def test_redis_through_sentinel(portico, upstreams, tmp_path, redis):
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@pytest.mark.heavy
+def test_redis_killed_under_load(portico, upstreams, redis):
+    """Redis dies in the middle of a wrk run and comes back: no connection errors or timeouts,
+    and limits count in Redis again afterwards."""
+    u = upstreams()
+    r = redis()
+    p = portico(config=redis_limited(u, r, 1_000_000, "10s", policy="fail_open"))
+    load = wrk(p.port, 4, connections=16)
+    time.sleep(1)
+    r.kill()
+    time.sleep(1.5)
+    r.start()
+    out = load.communicate(timeout=30)[0]
+    assert "Socket errors" not in out, out
+    assert "Non-2xx" not in out, out  # fail_open: everything admitted
+    wait_for(lambda: r.command("EXISTS", "portico:rl:shared:r:10000") == b":1", timeout=10,
+             interval=0.1, what="counting in Redis again")
