@@ -26,6 +26,9 @@ Portico is starting on http://127.0.0.1:8080 (admin on http://127.0.0.1:9901). T
   curl -i http://127.0.0.1:8080/status               # answered by Portico itself
   curl -i -X DELETE http://127.0.0.1:8080/users/7    # 405 with Allow, as JSON
   curl -i --http2-prior-knowledge http://127.0.0.1:8080/users/7   # the same over HTTP/2 (h2c)
+  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' \
+    http://127.0.0.1:8080/api/orders; done; echo     # rate-limited: 5 per 10 s, then 429
+  curl -s http://127.0.0.1:9901/upstreams            # target health, circuit breakers
   curl -s http://127.0.0.1:9901/metrics | head -20   # Prometheus metrics
 
 Edit examples/quickstart.yaml and save: Portico reloads it. Ctrl-C drains and stops.
