@@ -138,14 +138,21 @@ Task<ExchangeResult> Exchange::run() {
     }
   } circuit;
   const char* refused = nullptr;
-  if (up_.state->admit(breaker, now_ms_, refused)) {
-    circuit.state = up_.state.get();
-    circuit.cb = breaker;
+  // In-flight counts are shared by the workers: kept only for the upstreams that need them
+  // (breaker, retry budget, scaling signals), so the others pay no shared write per request.
+  const bool tracked = breaker || cfg_.retry_budget || cfg_.scaling;
+  bool admitted = true;
+  if (tracked) {
+    admitted = up_.state->admit(breaker, now_ms_, refused);
+    if (admitted) {
+      circuit.state = up_.state.get();
+      circuit.cb = breaker;
+    }
   }
   // No targets: no attempt; the answer goes through the same body handling as any failure.
   int attempts = up_.targets.empty() ? 0 : static_cast<int>(cfg_.retries.attempts);
   ExchangeResult failure{false, true, 503, "no upstream targets"};
-  if (!circuit.state) {
+  if (!admitted) {
     attempts = 0;
     failure.error = refused;
   } else if (attempts > 0 && !any_available) {
@@ -160,9 +167,10 @@ Task<ExchangeResult> Exchange::run() {
       retrying = false;
     }
     if (n > 0) {
-      if (!up_.state->beginRetry(breaker, cfg_.retry_budget ? &*cfg_.retry_budget : nullptr))
+      if (tracked &&
+          !up_.state->beginRetry(breaker, cfg_.retry_budget ? &*cfg_.retry_budget : nullptr))
         break;  // over max_retries or the retry budget: the last failure stands
-      retrying = true;
+      retrying = tracked;
       stats_->retries.add();
       // Jittered exponential backoff: base * 2^(n-1), capped, times a factor in [0.5, 1).
       auto base = cfg_.retries.backoff_base * (1 << std::min(n - 1, 10));
