@@ -337,7 +337,8 @@ def run_scenario(args, protocol):
     shutil.rmtree(work, ignore_errors=True)
 
 
-PORTICO_AUTH = """
+# Portico alone, one worker, in front of the nginx upstream: the scenarios' routes follow.
+PORTICO_ALONE = """
 version: 1
 server: {{ workers: 1, admin: {{ listen: "127.0.0.1:{admin}" }}, watch_config: false }}
 listeners: [ {{ name: bench, listen: "127.0.0.1:{port}" }} ]
@@ -345,7 +346,9 @@ upstreams:
   - name: origin
     targets: [ "127.0.0.1:{upstream}" ]
     pool: {{ max_idle: 256 }}
-consumers:
+"""
+
+PORTICO_AUTH = PORTICO_ALONE + """consumers:
   - {{ name: bench, credentials: {{ key-auth: [ {{ key: "bench-key-0123456789" }} ] }} }}
 routes:
   - {{ name: pass, match: {{ path_prefix: /pass }}, upstream: origin }}
@@ -383,15 +386,7 @@ def rs256_token_and_jwks(work):
     return f"{head}.{body}.{b64url(sig)}", json.dumps(jwks).encode()
 
 
-PORTICO_RATELIMIT = """
-version: 1
-server: {{ workers: 1, admin: {{ listen: "127.0.0.1:{admin}" }}, watch_config: false }}
-listeners: [ {{ name: bench, listen: "127.0.0.1:{port}" }} ]
-upstreams:
-  - name: origin
-    targets: [ "127.0.0.1:{upstream}" ]
-    pool: {{ max_idle: 256 }}
-routes:
+PORTICO_RATELIMIT = PORTICO_ALONE + """routes:
   - {{ name: pass, match: {{ path_prefix: /pass }}, upstream: origin }}
   - name: local
     match: {{ path_prefix: /local }}

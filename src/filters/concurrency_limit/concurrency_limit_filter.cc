@@ -4,6 +4,7 @@
 #include "api/worker_services.h"
 #include "config/reader.h"
 #include "filters/auth_reply.h"
+#include "filters/config_factory.h"
 #include "filters/rate_limit/key_spec.h"
 #include "ratelimit/concurrency.h"
 
@@ -69,17 +70,6 @@ class ConcurrencyLimitFilter final : public api::Filter {
   bool acquired_ = false;
 };
 
-class ConcurrencyFactory final : public api::FilterFactory {
- public:
-  explicit ConcurrencyFactory(ConcurrencyConfig c) : c_(std::move(c)) {}
-  std::unique_ptr<api::Filter> create() const override {
-    return std::make_unique<ConcurrencyLimitFilter>(c_);
-  }
-
- private:
-  ConcurrencyConfig c_;
-};
-
 }  // namespace
 
 api::FilterType concurrencyLimitFilterType() {
@@ -103,7 +93,8 @@ api::FilterType concurrencyLimitFilterType() {
         c.table = std::static_pointer_cast<ratelimit::InFlightTable>(b.services.shared(key, [&] {
           return std::static_pointer_cast<void>(std::make_shared<ratelimit::InFlightTable>(c.max));
         }));
-        return std::make_shared<ConcurrencyFactory>(std::move(c));
+        return std::make_shared<ConfigFactory<ConcurrencyLimitFilter, ConcurrencyConfig>>(
+            std::move(c));
       }};
 }
 

@@ -8,6 +8,7 @@
 #include "api/services.h"
 #include "config/reader.h"
 #include "filters/auth_reply.h"
+#include "filters/config_factory.h"
 
 namespace portico::filters {
 namespace {
@@ -119,17 +120,6 @@ class LoadShedFilter final : public api::Filter {
   bool admitted_ = false;
 };
 
-class LoadShedFactory final : public api::FilterFactory {
- public:
-  explicit LoadShedFactory(LoadShedConfig c) : c_(std::move(c)) {}
-  std::unique_ptr<api::Filter> create() const override {
-    return std::make_unique<LoadShedFilter>(c_);
-  }
-
- private:
-  LoadShedConfig c_;
-};
-
 void readPriorities(config::ObjectReader& r, std::string_view key,
                     std::map<std::string, int>& out) {
   const nlohmann::json* node = r.get(key);
@@ -178,7 +168,7 @@ api::FilterType loadShedFilterType() {
             c.pressure = std::static_pointer_cast<Pressure>(b.services.shared(key, [&] {
               return std::static_pointer_cast<void>(std::make_shared<Pressure>(levels));
             }));
-            return std::make_shared<LoadShedFactory>(std::move(c));
+            return std::make_shared<ConfigFactory<LoadShedFilter, LoadShedConfig>>(std::move(c));
           }};
 }
 

@@ -9,6 +9,7 @@
 #include "api/worker_services.h"
 #include "config/reader.h"
 #include "filters/auth_reply.h"
+#include "filters/config_factory.h"
 #include "filters/rate_limit/key_spec.h"
 #include "ratelimit/local_store.h"
 
@@ -136,15 +137,6 @@ class QuotaFilter final : public api::Filter {
   redis::Client* redis_ = nullptr;
 };
 
-class QuotaFactory final : public api::FilterFactory {
- public:
-  explicit QuotaFactory(QuotaConfig c) : c_(std::move(c)) {}
-  std::unique_ptr<api::Filter> create() const override { return std::make_unique<QuotaFilter>(c_); }
-
- private:
-  QuotaConfig c_;
-};
-
 }  // namespace
 
 api::FilterType quotaFilterType() {
@@ -173,12 +165,9 @@ api::FilterType quotaFilterType() {
               const std::int64_t period_us = 31LL * 86400 * 1'000'000;
               std::vector<ratelimit::Limit> limits{{c.limit, period_us}};
               const std::string key = "quota|" + c.backend.name + "|" + std::to_string(c.limit);
-              c.local = std::static_pointer_cast<ratelimit::LocalStore>(b.services.shared(key, [&] {
-                return std::static_pointer_cast<void>(
-                    std::make_shared<ratelimit::LocalStore>(ratelimit::Algorithm::Fixed, limits));
-              }));
+              c.local = sharedLocalStore(b.services, key, ratelimit::Algorithm::Fixed, limits);
             }
-            return std::make_shared<QuotaFactory>(std::move(c));
+            return std::make_shared<ConfigFactory<QuotaFilter, QuotaConfig>>(std::move(c));
           }};
 }
 

@@ -1,5 +1,6 @@
 #include "filters/rate_limit/key_spec.h"
 
+#include "api/services.h"
 #include "auth/jwt.h"
 #include "config/reader.h"
 #include "filters/bearer.h"
@@ -102,6 +103,16 @@ void readCounterBackend(config::ObjectReader& r, const std::string& default_name
   }
   out.name = default_name;
   r.string("name", out.name);
+}
+
+std::shared_ptr<ratelimit::LocalStore> sharedLocalStore(api::Services& services,
+                                                        const std::string& key,
+                                                        ratelimit::Algorithm algorithm,
+                                                        std::vector<ratelimit::Limit> limits) {
+  return std::static_pointer_cast<ratelimit::LocalStore>(services.shared(key, [&] {
+    return std::static_pointer_cast<void>(
+        std::make_shared<ratelimit::LocalStore>(algorithm, std::move(limits)));
+  }));
 }
 
 void buildKey(const std::vector<KeyPart>& parts, const api::RequestContext& ctx, std::string& out) {

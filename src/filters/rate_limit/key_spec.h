@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "api/filter.h"
+#include "ratelimit/local_store.h"
 #include "redis/client.h"
 
 namespace portico::config {
@@ -36,6 +37,13 @@ struct CounterBackend {
 };
 void readCounterBackend(config::ObjectReader& r, const std::string& default_name,
                         CounterBackend& out);
+
+// A process-wide local store under `key` (see api::Services::shared): counters survive a
+// reload that keeps the key.
+std::shared_ptr<ratelimit::LocalStore> sharedLocalStore(api::Services& services,
+                                                        const std::string& key,
+                                                        ratelimit::Algorithm algorithm,
+                                                        std::vector<ratelimit::Limit> limits);
 
 // The request's key: the parts' values joined by '|'. A request without a consumer is keyed
 // by its client address instead (as an anonymous caller); a missing header or claim is "-".

@@ -6,6 +6,7 @@
 #include "api/worker_services.h"
 #include "config/reader.h"
 #include "filters/auth_reply.h"
+#include "filters/config_factory.h"
 #include "filters/rate_limit/key_spec.h"
 #include "ratelimit/local_store.h"
 #include "ratelimit/redis_scripts.h"
@@ -109,17 +110,6 @@ class RateLimitFilter final : public api::Filter {
   std::size_t which_ = 0;
 };
 
-class RateLimitFactory final : public api::FilterFactory {
- public:
-  explicit RateLimitFactory(RateLimitConfig c) : c_(std::move(c)) {}
-  std::unique_ptr<api::Filter> create() const override {
-    return std::make_unique<RateLimitFilter>(c_);
-  }
-
- private:
-  RateLimitConfig c_;
-};
-
 void readLimits(const nlohmann::json* node, const std::string& path, config::Diagnostics& diag,
                 std::vector<Limit>& out) {
   if (!node || !node->is_array() || node->empty()) {
@@ -151,58 +141,49 @@ std::string fingerprint(const RateLimitConfig& c) {
   return f;
 }
 
-std::shared_ptr<ratelimit::LocalStore> sharedStore(api::Services& services, const std::string& key,
-                                                   Algorithm algorithm, std::vector<Limit> limits) {
-  // Counters survive a reload that keeps the filter's name, algorithm and limits.
-  return std::static_pointer_cast<ratelimit::LocalStore>(services.shared(key, [&] {
-    return std::static_pointer_cast<void>(
-        std::make_shared<ratelimit::LocalStore>(algorithm, std::move(limits)));
-  }));
-}
-
 }  // namespace
 
 api::FilterType rateLimitFilterType() {
-  return {"rate-limit",
-          [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
-            const std::size_t errors = b.diag.items().size();
-            RateLimitConfig c;
-            config::ObjectReader r(b.config, b.path, b.diag);
-            readLimits(r.get("limits"), r.childPath("limits"), b.diag, c.limits);
-            std::string algorithm = "sliding_window";
-            r.string("algorithm", algorithm);
-            if (algorithm == "token_bucket") {
-              c.algorithm = Algorithm::TokenBucket;
-            } else if (algorithm != "sliding_window") {
-              b.diag.add(r.childPath("algorithm"),
-                         "unknown algorithm \"" + algorithm + "\" (sliding_window, token_bucket)");
-            }
-            c.key = readKeySpec(r.get("key"), r.childPath("key"), b.diag, KeyPart::Kind::Consumer);
-            readCounterBackend(r, b.path, c.backend);
-            std::int64_t nodes = 1;
-            r.integer("cluster_size", 1, 10000, nodes);
-            r.boolean("headers", c.headers);
-            r.finish();
-            if (b.diag.items().size() != errors) return nullptr;
+  return {
+      "rate-limit", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+        const std::size_t errors = b.diag.items().size();
+        RateLimitConfig c;
+        config::ObjectReader r(b.config, b.path, b.diag);
+        readLimits(r.get("limits"), r.childPath("limits"), b.diag, c.limits);
+        std::string algorithm = "sliding_window";
+        r.string("algorithm", algorithm);
+        if (algorithm == "token_bucket") {
+          c.algorithm = Algorithm::TokenBucket;
+        } else if (algorithm != "sliding_window") {
+          b.diag.add(r.childPath("algorithm"),
+                     "unknown algorithm \"" + algorithm + "\" (sliding_window, token_bucket)");
+        }
+        c.key = readKeySpec(r.get("key"), r.childPath("key"), b.diag, KeyPart::Kind::Consumer);
+        readCounterBackend(r, b.path, c.backend);
+        std::int64_t nodes = 1;
+        r.integer("cluster_size", 1, 10000, nodes);
+        r.boolean("headers", c.headers);
+        r.finish();
+        if (b.diag.items().size() != errors) return nullptr;
 
-            const std::string fp = fingerprint(c);
-            if (!c.backend.redis) {
-              c.local = sharedStore(b.services, "rate-limit|" + fp, c.algorithm, c.limits);
-            } else {
-              auto scaled = c.limits;
-              for (auto& l : scaled)
-                l.requests = std::max<std::int64_t>(
-                    1, static_cast<std::int64_t>(std::ceil(double(l.requests) / double(nodes))));
-              c.fallback =
-                  sharedStore(b.services, "rate-limit-fallback|" + fp + "|" + std::to_string(nodes),
-                              c.algorithm, std::move(scaled));
-              c.redis_prefix = "portico:rl:" + c.backend.name + ":";
-              c.redis_args = ratelimit::redisArgs(c.algorithm, c.limits);
-              for (const auto& l : c.limits)
-                c.key_suffixes.push_back(":" + std::to_string(l.window_us / 1000));
-            }
-            return std::make_shared<RateLimitFactory>(std::move(c));
-          }};
+        const std::string fp = fingerprint(c);
+        if (!c.backend.redis) {
+          c.local = sharedLocalStore(b.services, "rate-limit|" + fp, c.algorithm, c.limits);
+        } else {
+          auto scaled = c.limits;
+          for (auto& l : scaled)
+            l.requests = std::max<std::int64_t>(
+                1, static_cast<std::int64_t>(std::ceil(double(l.requests) / double(nodes))));
+          c.fallback = sharedLocalStore(b.services,
+                                        "rate-limit-fallback|" + fp + "|" + std::to_string(nodes),
+                                        c.algorithm, std::move(scaled));
+          c.redis_prefix = "portico:rl:" + c.backend.name + ":";
+          c.redis_args = ratelimit::redisArgs(c.algorithm, c.limits);
+          for (const auto& l : c.limits)
+            c.key_suffixes.push_back(":" + std::to_string(l.window_us / 1000));
+        }
+        return std::make_shared<ConfigFactory<RateLimitFilter, RateLimitConfig>>(std::move(c));
+      }};
 }
 
 }  // namespace portico::filters
