@@ -203,10 +203,15 @@ void ServerCodec::consume(std::int32_t stream, std::size_t bytes) {
 bool ServerCodec::respond(std::int32_t stream, int status, const http::HeaderList& headers,
                           bool end_stream) {
   const std::string code = std::to_string(status);
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(headers.size() + 1);
+  auto& nva = nva_;  // reused: no allocation per response once warm
+  nva.clear();
   nva.push_back(makeNv(":status", code));
-  for (const auto& h : headers) nva.push_back(makeNv(h.name, h.value));
+  for (const auto& h : headers) {
+    nva.push_back(makeNv(h.name, h.value));
+    // A value unique to each response (the request id) would only churn the HPACK dynamic
+    // table: send it as a literal that is never indexed.
+    if (h.id == http::HeaderId::XRequestId) nva.back().flags = NGHTTP2_NV_FLAG_NO_INDEX;
+  }
   nghttp2_data_provider provider{};
   provider.read_callback = Callbacks::readBody;
   return nghttp2_submit_response(session_, stream, nva.data(), nva.size(),

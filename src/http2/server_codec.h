@@ -105,6 +105,7 @@ class ServerCodec {
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::unique_ptr<Stream>> streams_;
   std::vector<std::unique_ptr<Stream>> spare_;  // closed streams, reused with their buffers
+  std::vector<nghttp2_nv> nva_;                 // scratch for the fields of one response
   detail::FrameOutput output_;
   Stats stats_;
   bool failed_ = false;
