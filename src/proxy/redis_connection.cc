@@ -128,10 +128,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
       // Pipelined ahead of the call: loaded by the time EVALSHA runs.
       loaded_.insert(&script);
       appendCommand(out_, {"SCRIPT", "LOAD", script.text});
-      pending_.push_back({[self = shared_from_this(), &script](redis::Reply r) {
-                            if (r.isError()) self->loaded_.erase(&script);
-                          },
-                          deadline});
+      pending_.push_back({{}, deadline, &script});
     }
     // EVALSHA sha numkeys keys... args..., formatted in place.
     out_ += '*';
@@ -144,13 +141,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
     appendBulk(out_, std::string_view(n, static_cast<std::size_t>(end - n)));
     for (const auto& k : keys) appendBulk(out_, k);
     for (const auto& a : args) appendBulk(out_, a);
-    // A script flushed from Redis (SCRIPT FLUSH) is loaded again by the next call.
-    pending_.push_back(
-        {[self = shared_from_this(), &script, done = std::move(done)](redis::Reply r) {
-           if (r.isError() && r.str.rfind("NOSCRIPT", 0) == 0) self->loaded_.erase(&script);
-           done(std::move(r));
-         },
-         deadline});
+    pending_.push_back({std::move(done), deadline, &script});
     scheduleFlush();
   }
 
@@ -159,6 +150,8 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
   struct Pending {
     Callback done;
     Clock::time_point deadline;
+    // EVALSHA and SCRIPT LOAD: an error means the script is not (or no longer) loaded here.
+    const redis::Script* script = nullptr;
   };
 
   void scheduleFlush() {
@@ -230,8 +223,11 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
           co_return;
         }
         Callback done = std::move(pending_.front().done);
+        const redis::Script* script = pending_.front().script;
         pending_.pop_front();
-        done(std::move(reply));
+        // A script refused (or flushed from Redis: NOSCRIPT) is loaded again by the next call.
+        if (script && reply.isError()) loaded_.erase(script);
+        if (done) done(std::move(reply));
         if (gen != generation_) co_return;
       }
     }
@@ -410,7 +406,8 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
         auto pending = std::move(pending_);
         pending_.clear();
         out_.clear();
-        for (auto& p : pending) p.done(redis::Reply::error("redis timed out (connecting)"));
+        for (auto& p : pending)
+          if (p.done) p.done(redis::Reply::error("redis timed out (connecting)"));
       }
     }
   }
@@ -431,7 +428,8 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
     auto pending = std::move(pending_);
     pending_.clear();
     wake_.cancel();
-    for (auto& p : pending) p.done(redis::Reply::error(why));
+    for (auto& p : pending)
+      if (p.done) p.done(redis::Reply::error(why));
   }
 
   asio::io_context& io_;

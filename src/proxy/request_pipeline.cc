@@ -148,13 +148,16 @@ Task<bool> RequestPipeline::handleRequest() {
       status =
           co_await asio::async_initiate<asio::use_awaitable_t<Executor>, void(api::FilterStatus)>(
               [&](auto handler) {
-                auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+                // The filter calls the completion exactly once (its contract): the handler is
+                // owned by that call. Two pointers fit in std::function without an allocation.
+                using Handler = decltype(handler);
+                auto* owned = new Handler(std::move(handler));
                 // Always resume from the loop, even if the filter completes at once (or on
                 // another thread).
-                filter.onRequestHeadersAsync(
-                    ctx_, [shared, ex = w_.io.get_executor()](api::FilterStatus s) {
-                      asio::post(ex, [shared, s] { (*shared)(s); });
-                    });
+                filter.onRequestHeadersAsync(ctx_, [owned, io = &w_.io](api::FilterStatus s) {
+                  // Owned by the posted function from here: freed even if the loop stops first.
+                  asio::post(*io, [h = std::unique_ptr<Handler>(owned), s]() mutable { (*h)(s); });
+                });
               },
               token);
     }

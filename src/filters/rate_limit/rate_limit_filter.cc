@@ -48,24 +48,27 @@ class RateLimitFilter final : public api::Filter {
   }
 
   void onRequestHeadersAsync(api::RequestContext& ctx, Completion done) override {
-    std::vector<std::string> keys(c_.limits.size());
+    // Per-thread scratch: eval() formats the keys at once, so they need not outlive the call.
+    thread_local std::vector<std::string> keys;
+    keys.resize(c_.limits.size());
     for (std::size_t i = 0; i < keys.size(); ++i) {
-      keys[i].reserve(c_.redis_prefix.size() + key_.size() + c_.key_suffixes[i].size());
-      keys[i] += c_.redis_prefix;
+      keys[i].assign(c_.redis_prefix);
       keys[i] += key_;
       keys[i] += c_.key_suffixes[i];
     }
+    done_ = std::move(done);
+    // Two pointers: small enough for std::function to hold without an allocation.
     redis_->eval(ratelimit::redisScript(c_.algorithm), keys, c_.redis_args,
-                 [this, &ctx, done = std::move(done)](redis::Reply reply) {
+                 [this, &ctx](redis::Reply reply) {
                    Outcome o;
                    std::size_t which = 0;
                    if (!reply.isError() &&
                        ratelimit::parseRedisReply(c_.algorithm, c_.limits, reply, o, which)) {
                      which_ = which;
-                     done(decide(ctx, o));
+                     done_(decide(ctx, o));
                      return;
                    }
-                   done(backendDown(ctx));
+                   done_(backendDown(ctx));
                  });
   }
 
@@ -105,6 +108,7 @@ class RateLimitFilter final : public api::Filter {
   const RateLimitConfig& c_;
   std::string key_;
   redis::Client* redis_ = nullptr;
+  Completion done_;
   bool decided_ = false;
   Outcome outcome_;
   std::size_t which_ = 0;
