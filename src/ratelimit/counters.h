@@ -21,6 +21,7 @@ namespace portico::ratelimit {
 enum class Algorithm { SlidingWindow, TokenBucket, Fixed };
 
 inline constexpr int kBuckets = 20;
+inline constexpr std::size_t kMaxLimits = 8;  // per filter
 
 struct Limit {
   std::int64_t requests = 0;

@@ -1,13 +1,18 @@
 #include "ratelimit/redis_scripts.h"
 
+#include <array>
+#include <charconv>
+#include <span>
+
 namespace portico::ratelimit {
 namespace {
 
 // KEYS: one hash per limit (field: bucket number, value: count).
 // ARGV: buckets per window, then requests, window_us, bucket_us per limit.
-// Returns {refused limit (0: admitted), now_us, then per limit: count, newest bucket, n, and
-// for the refusing limit only n (bucket, count) pairs}, counts as they were before this
-// request. Small replies on the common path: the full list is only needed for Retry-After.
+// Returns "refused now_us" (refused: the refusing limit, 0 when admitted), then per limit
+// "count newest_bucket n" and, for the refusing limit only, n "bucket count" pairs; counts as
+// they were before this request. One string of integers: one reply object to parse, and the
+// full bucket list only when Retry-After needs it.
 const redis::Script kSlidingWindow(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -54,12 +59,13 @@ if refused == 0 then
   end
 end
 out[1] = refused
-return out
+for i = 1, #out do out[i] = string.format('%.0f', out[i]) end
+return table.concat(out, ' ')
 )lua");
 
 // KEYS: one string per limit (the theoretical arrival time, in microseconds).
 // ARGV: window_us, emission_us per limit.
-// Returns {refused limit (0: admitted), now_us, tat per limit (before this request)}.
+// Returns "refused now_us tat..." (tat per limit, before this request), as one string.
 const redis::Script kTokenBucket(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -83,7 +89,8 @@ if refused == 0 then
   end
 end
 out[1] = refused
-return out
+for i = 1, #out do out[i] = string.format('%.0f', out[i]) end
+return table.concat(out, ' ')
 )lua");
 
 }  // namespace
@@ -112,13 +119,24 @@ std::vector<std::string> redisArgs(Algorithm algorithm, const std::vector<Limit>
 
 bool parseRedisReply(Algorithm algorithm, const std::vector<Limit>& limits,
                      const redis::Reply& reply, Outcome& out, std::size_t& which) {
-  using Type = redis::Reply::Type;
-  const auto& e = reply.elements;
-  if (reply.type != Type::Array || e.size() < 2) return false;
-  for (const auto& x : e)
-    if (x.type != Type::Integer) return false;
-  const std::int64_t refused = e[0].integer;
-  const std::int64_t now = e[1].integer;
+  if (reply.type != redis::Reply::Type::String) return false;
+  // Two, three per limit (kMaxLimits), and one bucket list.
+  std::array<std::int64_t, 2 + 3 * kMaxLimits + 2 * (kBuckets + 1)> numbers;
+  std::size_t parsed = 0;
+  const char* p = reply.str.data();
+  const char* end = p + reply.str.size();
+  while (p < end) {
+    if (parsed == numbers.size()) return false;
+    auto [next, ec] = std::from_chars(p, end, numbers[parsed]);
+    if (ec != std::errc()) return false;
+    ++parsed;
+    p = next;
+    if (p < end && *p++ != ' ') return false;
+  }
+  const std::span<const std::int64_t> e(numbers.data(), parsed);
+  if (e.size() < 2) return false;
+  const std::int64_t refused = e[0];
+  const std::int64_t now = e[1];
   if (refused < 0 || refused > static_cast<std::int64_t>(limits.size())) return false;
   std::size_t pos = 2;
   bool first = true;
@@ -127,16 +145,15 @@ bool parseRedisReply(Algorithm algorithm, const std::vector<Limit>& limits,
     Outcome o;
     if (algorithm == Algorithm::SlidingWindow) {
       if (pos + 3 > e.size()) return false;
-      std::int64_t sum = e[pos].integer;
-      std::int64_t newest = e[pos + 1].integer;
-      const auto n = static_cast<std::size_t>(e[pos + 2].integer);
+      std::int64_t sum = e[pos];
+      std::int64_t newest = e[pos + 1];
+      const auto n = static_cast<std::size_t>(e[pos + 2]);
       pos += 3;
       if (n > kBuckets + 1 || pos + 2 * n > e.size()) return false;
       std::array<BucketCount, kBuckets + 1> live;
       std::size_t count = 0;
       if (!allowed) {
-        for (std::size_t j = 0; j < n; ++j, pos += 2)
-          live[count++] = {e[pos].integer, e[pos + 1].integer};
+        for (std::size_t j = 0; j < n; ++j, pos += 2) live[count++] = {e[pos], e[pos + 1]};
       } else {
         pos += 2 * n;
         if (refused == 0) {  // counted: the request itself is in the current bucket
@@ -150,7 +167,7 @@ bool parseRedisReply(Algorithm algorithm, const std::vector<Limit>& limits,
     } else {
       if (pos >= e.size()) return false;
       std::int64_t next = 0;
-      o = gcraOutcome(limits[i], e[pos++].integer, now, next);
+      o = gcraOutcome(limits[i], e[pos++], now, next);
     }
     if (first || tighter(o, out)) {
       out = o;

@@ -100,15 +100,12 @@ TEST(LocalStore, KeysAreIndependentAndCachesAgree) {
   EXPECT_EQ(store.size(), 2u);
 }
 
+// The scripts answer one string of integers.
 redis::Reply integers(std::vector<std::int64_t> values) {
   redis::Reply r;
-  r.type = redis::Reply::Type::Array;
-  for (auto v : values) {
-    redis::Reply e;
-    e.type = redis::Reply::Type::Integer;
-    e.integer = v;
-    r.elements.push_back(e);
-  }
+  r.type = redis::Reply::Type::String;
+  for (std::size_t i = 0; i < values.size(); ++i)
+    r.str += (i ? " " : "") + std::to_string(values[i]);
   return r;
 }
 

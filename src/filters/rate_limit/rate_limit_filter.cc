@@ -120,6 +120,10 @@ void readLimits(const nlohmann::json* node, const std::string& path, config::Dia
     diag.add(path, "give limits: [ { requests: N, per: 1s }, ... ]");
     return;
   }
+  if (node->size() > ratelimit::kMaxLimits) {
+    diag.add(path, "at most " + std::to_string(ratelimit::kMaxLimits) + " limits per filter");
+    return;
+  }
   for (std::size_t i = 0; i < node->size(); ++i) {
     config::ObjectReader r((*node)[i], config::indexPath(path, i), diag);
     std::int64_t requests = -1;
