@@ -48,7 +48,8 @@ struct AdminServer::Impl {
         r.status = 400;
         r.body = R"({"error":"bad request","status":400})";
       } else {
-        r = handler(req.method, req.path);
+        const std::string* accept = req.headers.find("accept");
+        r = handler(req.method, req.path, accept ? *accept : std::string());
       }
       std::string out =
           "HTTP/1.1 " + std::to_string(r.status) + " " +

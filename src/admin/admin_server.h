@@ -19,9 +19,10 @@ struct AdminResponse {
   std::string body;
 };
 
-// Maps a GET path to a response. Given the path without the query.
-using AdminHandler =
-    std::function<AdminResponse(const std::string& method, const std::string& path)>;
+// Maps a GET path to a response. Given the path without the query, and the Accept header
+// (content negotiation: OpenMetrics for /metrics).
+using AdminHandler = std::function<AdminResponse(const std::string& method, const std::string& path,
+                                                 const std::string& accept)>;
 
 class AdminServer {
  public:

@@ -3,7 +3,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 namespace portico::observability {
 
@@ -73,6 +76,29 @@ void family(std::string& out, const char* name, const char* type, const char* he
 
 namespace {
 
+// One histogram family from per-label bucket counts (non-cumulative, +Inf last).
+template <class Map>
+void histogramFamily(std::string& out, const char* name, const char* help, const char* label,
+                     const Map& series) {
+  family(out, name, "histogram", help);
+  const std::string base = name;
+  for (const auto& [key, h] : series) {
+    const std::string l = std::string(label) + "=\"" + escapeLabel(key) + "\"";
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+      cumulative += h.buckets[i];
+      char le[32];
+      std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
+      line(out, (base + "_bucket").c_str(), l + ",le=\"" + le + "\"",
+           static_cast<double>(cumulative));
+    }
+    cumulative += h.buckets.back();
+    line(out, (base + "_bucket").c_str(), l + ",le=\"+Inf\"", static_cast<double>(cumulative));
+    line(out, (base + "_sum").c_str(), l, static_cast<double>(h.sum_ns) / 1e9);
+    line(out, (base + "_count").c_str(), l, static_cast<double>(h.count));
+  }
+}
+
 // A metric family with one unlabelled sample.
 void scalar(std::string& out, const char* name, const char* type, const char* help, double value) {
   family(out, name, type, help);
@@ -86,7 +112,70 @@ double residentBytes() {
   return static_cast<double>(rss) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
+struct ProcessUsage {
+  double cpu_seconds = 0;
+  double open_fds = 0;
+};
+
+ProcessUsage processUsage() {
+  ProcessUsage u;
+  std::ifstream f("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto close = stat.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream fields(stat.substr(close + 2));
+    std::string skip;
+    for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt: fields 3-13
+    double utime = 0, stime = 0;
+    fields >> utime >> stime;
+    u.cpu_seconds = (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    u.open_fds += 1;
+  return u;
+}
+
 }  // namespace
+
+std::string toOpenMetrics(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  std::size_t pos = 0;
+  std::string pending_help;  // HELP comes before TYPE: held until the type is known
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    if (line.rfind("# HELP ", 0) == 0) {
+      pending_help = std::string(line);
+      continue;
+    }
+    if (line.rfind("# TYPE ", 0) == 0 && line.size() > 15 &&
+        line.substr(line.size() - 8) == " counter") {
+      std::string name(line.substr(7, line.size() - 15));
+      if (name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0) {
+        const std::string base = name.substr(0, name.size() - 6);
+        if (!pending_help.empty())
+          out += "# HELP " + base + pending_help.substr(7 + name.size()) + "\n";
+        out += "# TYPE " + base + " counter\n";
+        pending_help.clear();
+        continue;
+      }
+    }
+    if (!pending_help.empty()) {
+      out += pending_help;
+      out += '\n';
+      pending_help.clear();
+    }
+    out += line;
+    out += '\n';
+  }
+  out += "# EOF\n";
+  return out;
+}
 
 std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
                              const ProcessStats& process) {
@@ -96,6 +185,11 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
                 handshake_failures = 0, tunnels = 0, h2_connections = 0, h2_streams = 0,
                 h2_closes = 0, h2_stalls = 0;
   std::map<std::string, std::array<std::uint64_t, 6>> routes;
+  struct RouteExtra {
+    std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
+    std::uint64_t count = 0, sum_ns = 0, bytes_in = 0, bytes_out = 0, started = 0;
+  };
+  std::map<std::string, RouteExtra> route_extra;
   std::map<std::string, std::array<std::uint64_t, 5>> refusals;
   struct Up {
     std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
@@ -117,6 +211,14 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
     w->forEachRoute([&](const std::string& name, const RouteStats& s) {
       auto& r = routes[name];
       for (std::size_t i = 0; i < r.size(); ++i) r[i] += s.by_class[i].get();
+      auto& x = route_extra[name];
+      auto b = s.duration.buckets();
+      for (std::size_t i = 0; i < b.size(); ++i) x.buckets[i] += b[i];
+      x.count += s.duration.count();
+      x.sum_ns += s.duration.sumNanos();
+      x.bytes_in += s.bytes_in.get();
+      x.bytes_out += s.bytes_out.get();
+      x.started += s.started.get();
       auto& a = refusals[name];
       for (std::size_t i = 0; i < a.size(); ++i) a[i] += s.auth_failures[i].get();
     });
@@ -143,6 +245,24 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
            static_cast<double>(r[i]));
     }
   }
+  histogramFamily(out, "portico_request_duration_seconds",
+                  "Request duration, from the head read to the end of the response.", "route",
+                  route_extra);
+  const auto perRoute = [&](const char* name, const char* type, const char* help, auto value) {
+    family(out, name, type, help);
+    for (const auto& [route, x] : route_extra)
+      line(out, name, "route=\"" + escapeLabel(route) + "\"", static_cast<double>(value(route, x)));
+  };
+  perRoute("portico_request_bytes_total", "counter", "Request body bytes received, by route.",
+           [](const std::string&, const RouteExtra& x) { return x.bytes_in; });
+  perRoute("portico_response_bytes_total", "counter", "Response bytes sent, by route.",
+           [](const std::string&, const RouteExtra& x) { return x.bytes_out; });
+  perRoute("portico_requests_in_flight", "gauge", "Requests being served, by route.",
+           [&](const std::string& route, const RouteExtra& x) {
+             std::uint64_t done = 0;
+             for (auto c : routes[route]) done += c;
+             return x.started > done ? x.started - done : 0;
+           });
   family(out, "portico_auth_refusals_total", "counter",
          "Requests refused by auth and access filters, by route and reason.");
   static const char* kReasons[] = {"", "missing_credentials", "invalid_credentials", "forbidden",
@@ -160,25 +280,8 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   scalar(out, "portico_bad_requests_total", "counter",
          "Requests refused as malformed or over a limit.", static_cast<double>(bad));
 
-  family(out, "portico_upstream_request_duration_seconds", "histogram",
-         "Upstream attempt duration until the response head.");
-  for (const auto& [name, u] : upstreams) {
-    const std::string l = "upstream=\"" + escapeLabel(name) + "\"";
-    std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
-      cumulative += u.buckets[i];
-      char le[32];
-      std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
-      line(out, "portico_upstream_request_duration_seconds_bucket", l + ",le=\"" + le + "\"",
-           static_cast<double>(cumulative));
-    }
-    cumulative += u.buckets.back();
-    line(out, "portico_upstream_request_duration_seconds_bucket", l + ",le=\"+Inf\"",
-         static_cast<double>(cumulative));
-    line(out, "portico_upstream_request_duration_seconds_sum", l,
-         static_cast<double>(u.sum_ns) / 1e9);
-    line(out, "portico_upstream_request_duration_seconds_count", l, static_cast<double>(u.count));
-  }
+  histogramFamily(out, "portico_upstream_request_duration_seconds",
+                  "Upstream attempt duration until the response head.", "upstream", upstreams);
   const auto perUpstream = [&](const char* name, const char* help, std::uint64_t Up::*field) {
     family(out, name, "counter", help);
     for (const auto& [upstream, u] : upstreams)
@@ -224,6 +327,14 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
          static_cast<double>(process.log_lines_dropped.load()));
   scalar(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
          residentBytes());
+  const ProcessUsage usage = processUsage();
+  scalar(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent.",
+         usage.cpu_seconds);
+  scalar(out, "process_open_fds", "gauge", "Open file descriptors.", usage.open_fds);
+  const double start = std::chrono::duration<double>(process.started.time_since_epoch()).count();
+  scalar(out, "process_start_time_seconds", "gauge", "Start time, seconds since the epoch.", start);
+  scalar(out, "portico_uptime_seconds", "gauge", "Seconds since the process started.",
+         std::chrono::duration<double>(std::chrono::system_clock::now() - process.started).count());
   return out;
 }
 

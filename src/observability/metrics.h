@@ -49,6 +49,10 @@ struct RouteStats {
   std::array<Counter, 6> by_class;  // index = status / 100 (0 for none)
   // Requests refused by auth and access filters, by api::AuthFailure (0 unused).
   std::array<Counter, 5> auth_failures;
+  Histogram duration;  // whole request: head read to response end
+  Counter bytes_in;    // request body bytes
+  Counter bytes_out;   // response bytes, heads included
+  Counter started;     // started - answered (by_class summed) = in flight
 };
 
 struct UpstreamStats {
@@ -95,6 +99,7 @@ class WorkerStats {
 };
 
 struct ProcessStats {
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   std::atomic<std::uint64_t> config_reloads{0};
   std::atomic<std::uint64_t> config_reload_failures{0};
   std::atomic<std::uint64_t> config_version{0};
@@ -105,6 +110,10 @@ struct ProcessStats {
 std::string escapeLabel(const std::string& v);
 void line(std::string& out, const char* name, const std::string& labels, double value);
 void family(std::string& out, const char* name, const char* type, const char* help);
+
+// The same exposition in OpenMetrics 1.0: counter families named without `_total` in their
+// HELP/TYPE lines, and the closing `# EOF`.
+std::string toOpenMetrics(const std::string& prometheus_text);
 
 // Renders every worker's counters, summed, in the Prometheus text format (0.0.4).
 std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,

@@ -123,6 +123,7 @@ Task<bool> RequestPipeline::handleRequest() {
   // The worker's table belongs to the snapshot just taken; a reload later in the request must
   // not shift the count to another route.
   route_stats_ = w_.route_stats[match.route->index];
+  if (route_stats_) route_stats_->started.add();
   ctx_.route_name = route_->cfg->name;
   ctx_.path_params = std::move(match.params);
   createFilters(route_->filters);
@@ -353,6 +354,9 @@ void RequestPipeline::finish(int status) {
   if (route_ && route_stats_) {
     auto cls = static_cast<std::size_t>(status / 100);
     route_stats_->by_class[cls < 6 ? cls : 0].add();
+    route_stats_->duration.observe(ctx_.total_latency);
+    route_stats_->bytes_in.add(ctx_.bytes_received);
+    route_stats_->bytes_out.add(ctx_.bytes_sent);
   }
   for (auto& f : filters_) f->onLog(ctx_);
 }

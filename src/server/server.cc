@@ -103,7 +103,8 @@ class Server {
   void refreshDns();
   void beginDrain();
   void checkDrained(std::chrono::steady_clock::time_point deadline);
-  admin::AdminResponse handleAdmin(const std::string& method, const std::string& path);
+  admin::AdminResponse handleAdmin(const std::string& method, const std::string& path,
+                                   const std::string& accept);
   void record(bool ok, const std::string& why, const std::string& detail);
 
   std::string path_;
@@ -296,7 +297,8 @@ void Server::checkDrained(std::chrono::steady_clock::time_point deadline) {
   });
 }
 
-admin::AdminResponse Server::handleAdmin(const std::string& method, const std::string& path) {
+admin::AdminResponse Server::handleAdmin(const std::string& method, const std::string& path,
+                                         const std::string& accept) {
   admin::AdminResponse r;
   if (method != "GET" && method != "HEAD") {
     return {405, "application/json", R"({"error":"method not allowed","status":405})"};
@@ -327,6 +329,10 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
     r.body = observability::renderPrometheus(ws, process_);
     appendUpstreamMetrics(*current_, r.body);
     scaling_.appendMetrics(r.body);
+    if (accept.find("application/openmetrics-text") != std::string::npos) {
+      r.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+      r.body = observability::toOpenMetrics(r.body);
+    }
   } else if (path == "/upstreams") {
     r.body = upstreamsReport(*current_).dump(2);
   } else {
@@ -349,7 +355,9 @@ int Server::run() {
     workers_.push_back(std::make_unique<Worker>(i, *stats_.back()));
   }
   admin_ = std::make_unique<admin::AdminServer>(
-      io_, [this](const std::string& m, const std::string& p) { return handleAdmin(m, p); });
+      io_, [this](const std::string& m, const std::string& p, const std::string& a) {
+        return handleAdmin(m, p, a);
+      });
   const std::string& admin_listen = (*snap)->config.server.admin.listen;
   if (auto ok = admin_listen.empty() ? Result<bool>(true) : admin_->listen(admin_listen); !ok) {
     std::cerr << "portico: " << ok.error().message << "\n";

@@ -1,0 +1,103 @@
+"""Metrics as a real Prometheus server sees them: it scrapes the admin listener, and a PromQL
+query through its HTTP API returns the request count of a route. Plus the exposition itself:
+per-route histograms and bytes, process figures, OpenMetrics by content negotiation."""
+import json
+import re
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+from conftest import base_config, free_port, request, wait_for
+
+
+def test_prometheus_scrapes_and_counts_a_route(portico, upstreams, tmp_path):
+    u = upstreams()
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [{"name": "orders", "match": {"path_prefix": "/orders"}, "upstream": "svc"},
+                       {"name": "other", "match": {"path_prefix": "/"}, "upstream": "svc"}])
+    p = portico(config=cfg)
+    prom_port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: { scrape_interval: 1s, evaluation_interval: 1s }\n"
+        "scrape_configs:\n"
+        "  - job_name: portico\n"
+        f"    static_configs: [ {{ targets: ['127.0.0.1:{p.admin_port}'] }} ]\n")
+    log = open(tmp_path / "prometheus.log", "wb")
+    prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{prom_port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def query(promql):
+        url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode(
+            {"query": promql})
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                doc = json.loads(r.read())
+        except OSError:
+            return None
+        result = doc["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    try:
+        wait_for(lambda: query('up{job="portico"}') == 1, timeout=30, interval=0.25,
+                 what="prometheus scraping portico")
+        for _ in range(37):
+            assert request(p.port, "GET", "/orders/1")[0] == 200
+        for _ in range(5):
+            assert request(p.port, "GET", "/elsewhere")[0] == 200
+        wait_for(lambda: query('sum(portico_requests_total{route="orders"})') == 37,
+                 timeout=30, interval=0.25, what="37 requests of route orders in Prometheus")
+        assert query('sum(portico_requests_total{route="other",code="2xx"})') == 5
+        assert query('portico_request_duration_seconds_count{route="orders"}') == 37
+    finally:
+        prom.terminate()
+        prom.wait(timeout=15)
+        log.close()
+
+
+def test_exposition_has_route_process_and_openmetrics(portico, upstreams):
+    u = upstreams()
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc"}])
+    p = portico(config=cfg)
+    for _ in range(3):
+        assert request(p.port, "POST", "/x", body=b"0123456789")[0] == 200
+    text = p.metrics()
+    assert 'portico_request_duration_seconds_bucket{route="r",le="+Inf"} 3' in text
+    assert 'portico_request_bytes_total{route="r"} 30' in text
+    assert re.search(r'portico_response_bytes_total\{route="r"\} [1-9]\d+', text)
+    assert 'portico_requests_in_flight{route="r"} 0' in text
+    assert re.search(r"process_open_fds [1-9]", text)
+    assert "process_cpu_seconds_total" in text and "process_start_time_seconds" in text
+
+    req = urllib.request.Request(f"http://127.0.0.1:{p.admin_port}/metrics",
+                                 headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    with urllib.request.urlopen(req, timeout=2) as r:
+        assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+        om = r.read().decode()
+    assert om.endswith("# EOF\n")
+    assert "# TYPE portico_requests counter" in om
+    assert 'portico_requests_total{route="r",code="2xx"} 3' in om
+    assert "# TYPE portico_requests_total" not in om
+
+
+def test_series_count_for_1000_routes(portico, upstreams):
+    """The figure docs/observability.md states: 1,000 routes, one request each."""
+    u = upstreams()
+    routes = [{"name": f"route-{i}", "match": {"path": f"/r/{i}"}, "upstream": "svc"}
+              for i in range(1000)]
+    p = portico(config=base_config(free_port(), free_port(), {"svc": [u.address]}, routes,
+                                   server={"workers": 1}))
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
+    for i in range(1000):
+        conn.request("GET", f"/r/{i}")
+        conn.getresponse().read()
+    conn.close()
+    series = [line for line in p.metrics().splitlines() if line and not line.startswith("#")]
+    per_route = [s for s in series if 'route="route-' in s]
+    print(f"1,000 routes: {len(series)} series in all, {len(per_route)} per-route")
+    assert len(per_route) == 1000 * (1 + 17 + 3)  # 2xx, histogram, bytes x2, in flight
+    assert len(series) < 22_000
