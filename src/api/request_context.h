@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/trace.h"
 #include "http/codec/message_head.h"
 
 namespace portico::api {
@@ -73,6 +74,9 @@ struct RequestContext {
   bool anonymous = false;
   AuthFailure auth_failure = AuthFailure::None;  // set with a refusal (Reply / AuthFailed)
 
+  // Distributed tracing: ids and the child spans recorded (filters may add their own).
+  TraceContext trace;
+
   // A filter's lower request-body limit for this request (0: the listener's).
   std::uint64_t max_body_bytes = 0;
 
@@ -104,6 +108,7 @@ struct RequestContext {
     anonymous = false;
     auth_failure = AuthFailure::None;
     max_body_bytes = 0;
+    trace.reset();
     local_reply.status = 200;
     local_reply.headers.clear();
     local_reply.body.clear();

@@ -2,6 +2,7 @@
 // What a filter may use of the worker it runs on: objects that belong to one event loop and
 // outlive config snapshots (Redis connections). No Boost.Asio here: filters stay I/O-free.
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -15,6 +16,8 @@ class WorkerServices {
   virtual int workerId() const = 0;
   // This worker's connection for `settings` (made on first use, kept across reloads).
   virtual redis::Client& redis(const redis::Settings& settings) = 0;
+  // A fresh, non-zero span id (tracing).
+  virtual std::uint64_t newSpanId() = 0;
   // Runs `fn` on this worker after `delay` (a queue timeout, a retry).
   virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
 };

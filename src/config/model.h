@@ -28,8 +28,19 @@ struct AdminConfig {
   std::string listen = "127.0.0.1:9901";
 };
 
+// OpenTelemetry tracing: spans exported as OTLP/HTTP JSON to `endpoint`.
+struct TracingConfig {
+  std::string endpoint;    // e.g. http://collector:4318/v1/traces
+  double sampling = 0.01;  // ratio of new traces kept; a sampled parent is always followed
+  std::string service_name = "portico";
+  std::uint32_t batch_size = 512;
+  std::uint32_t queue_size = 4096;  // spans waiting for export; past it they are dropped
+  Duration flush_interval = 1s;
+};
+
 struct ServerConfig {
   int workers = 0;  // 0 = auto: one per core
+  std::optional<TracingConfig> tracing;
   AdminConfig admin;
   Limits limits;
   Duration drain_timeout = 30s;

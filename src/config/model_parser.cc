@@ -69,6 +69,27 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
   r.duration("drain_timeout", s.drain_timeout);
   r.duration("dns_refresh", s.dns_refresh);
   r.boolean("watch_config", s.watch_config);
+  if (const json* t = r.get("tracing")) {
+    TracingConfig tc;
+    ObjectReader tr(*t, r.childPath("tracing"), d);
+    tr.string("endpoint", tc.endpoint, true);
+    if (const json* ratio = tr.get("sampling")) {
+      if (!ratio->is_number() || ratio->get<double>() < 0 || ratio->get<double>() > 1)
+        d.add(tr.childPath("sampling"), "must be a number from 0 to 1");
+      else
+        tc.sampling = ratio->get<double>();
+    }
+    tr.string("service_name", tc.service_name);
+    tr.number("batch_size", 1, 100000, tc.batch_size);
+    tr.number("queue_size", 1, 10000000, tc.queue_size);
+    tr.duration("flush_interval", tc.flush_interval);
+    tr.finish();
+    if (!tc.endpoint.empty() && tc.endpoint.rfind("http://", 0) != 0 &&
+        tc.endpoint.rfind("https://", 0) != 0)
+      d.add(tr.childPath("endpoint"), "must be an http:// or https:// URL");
+    if (tc.flush_interval.count() <= 0) d.add(tr.childPath("flush_interval"), "must be positive");
+    s.tracing = std::move(tc);
+  }
   r.finish();
 }
 

@@ -82,6 +82,9 @@ class Exchange {
  private:
   // Whether requests may go to target `i` now (active checks, passive ejection).
   bool targetAvailable(std::size_t i) const;
+  void recordAttemptSpan(std::uint64_t id, Clock::time_point start,
+                         const server::UpstreamTarget& target, int attempt,
+                         const AttemptOutcome& a);
   // Passive checks: the attempt's outcome counts for or against its target.
   void reportAttempt(std::size_t target, const AttemptOutcome& a);
   void measureBufferedBody();

@@ -98,6 +98,7 @@ Task<bool> RequestPipeline::handleRequest() {
     if (incoming_id) req_.headers.remove("x-request-id");
   }
   snapshot_ = w_.snapshot;
+  if (snapshot_->tracer) startTrace();
   const server::Snapshot& snap = *snapshot_;
   if (!applyClientCertificate()) {
     createFilters(snap.global_filters);
@@ -348,6 +349,61 @@ Task<bool> RequestPipeline::replyLocal(bool close) {
   co_return keep;
 }
 
+void RequestPipeline::startTrace() {
+  // Parent-based sampling: a caller's decision is followed; a new trace is kept with the
+  // configured ratio. An unsampled request is forwarded with its traceparent untouched.
+  auto& t = ctx_.trace;
+  const std::string* incoming = req_.headers.find("traceparent");
+  if (incoming && observability::parseTraceparent(*incoming, t)) {
+    if (!t.sampled) return;
+  } else {
+    t.reset();
+    const double ratio = snapshot_->tracer->config().sampling;
+    if (ratio <= 0 || static_cast<double>(w_.trace_rng.next() >> 11) * 0x1.0p-53 >= ratio) {
+      if (incoming) req_.headers.remove("traceparent");  // malformed: not forwarded
+      return;
+    }
+    t.trace_hi = w_.spanId();
+    t.trace_lo = w_.spanId();
+    t.sampled = true;
+  }
+  t.span = w_.spanId();
+  // Until an upstream attempt names its own span, the upstream's parent is the server span.
+  req_.headers.set("traceparent", observability::formatTraceparent(t, t.span, true));
+}
+
+void RequestPipeline::finishTrace() {
+  auto& t = ctx_.trace;
+  observability::FinishedTrace done;
+  done.trace_hi = t.trace_hi;
+  done.trace_lo = t.trace_lo;
+  api::Span server;
+  server.id = t.span;
+  server.parent = t.parent;
+  server.kind = 2;
+  server.name = ctx_.route_name.empty() ? ctx_.original_method
+                                        : ctx_.original_method + " " + std::string(ctx_.route_name);
+  server.start_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(ctx_.wall_start.time_since_epoch())
+          .count();
+  server.end_ns = server.start_ns +
+                  std::chrono::duration_cast<std::chrono::nanoseconds>(ctx_.total_latency).count();
+  server.error = ctx_.status >= 500 || ctx_.status == 0;
+  server.attr("http.request.method", ctx_.original_method);
+  server.attr("url.path", ctx_.original_path);
+  server.attr("http.response.status_code", static_cast<std::int64_t>(ctx_.status));
+  if (!ctx_.route_name.empty()) server.attr("http.route", std::string(ctx_.route_name));
+  server.attr("client.address", ctx_.client_ip);
+  server.attr("portico.request_id", ctx_.request_id);
+  if (ctx_.consumer) server.attr("portico.consumer", ctx_.consumer->name);
+  if (!ctx_.error.empty()) server.attr("portico.error", ctx_.error);
+  done.spans.reserve(1 + t.children.size());
+  done.spans.push_back(std::move(server));
+  for (auto& c : t.children) done.spans.push_back(std::move(c));
+  t.children.clear();
+  snapshot_->tracer->submit(std::move(done));
+}
+
 void RequestPipeline::finish(int status) {
   ctx_.status = status;
   ctx_.total_latency = Clock::now() - ctx_.start;
@@ -359,6 +415,7 @@ void RequestPipeline::finish(int status) {
     route_stats_->bytes_out.add(ctx_.bytes_sent);
   }
   for (auto& f : filters_) f->onLog(ctx_);
+  if (ctx_.trace.sampled && snapshot_ && snapshot_->tracer) finishTrace();
 }
 
 }  // namespace portico::proxy

@@ -82,6 +82,10 @@ class RequestPipeline : public SessionIo {
   void applyConsumerHeaders(const config::ConsumerHeaders& names);
   void runResponseFilters();
   void finish(int status);
+  // Tracing (only when the snapshot has a tracer): ids and sampling at the start, the spans
+  // handed to the exporter at the end.
+  void startTrace();
+  void finishTrace();
   bool applyClientCertificate();
   void cancelAll();
 

@@ -1,5 +1,7 @@
 #include "proxy/upstream_exchange.h"
 
+#include "observability/tracing.h"
+
 #include <sys/socket.h>
 
 #include <array>
@@ -16,6 +18,35 @@
 
 namespace portico::proxy {
 namespace detail {
+namespace {
+
+const char* failureName(Failure f) {
+  switch (f) {
+    case Failure::Connect:
+      return "connect_failed";
+    case Failure::ConnectTimeout:
+      return "connect_timeout";
+    case Failure::Reset:
+      return "reset";
+    case Failure::ReadTimeout:
+      return "read_timeout";
+    case Failure::TotalTimeout:
+      return "total_timeout";
+    case Failure::BadResponse:
+      return "bad_response";
+    case Failure::RetryStatus:
+      return "retry_status";
+    case Failure::ClientGone:
+      return "client_gone";
+    case Failure::Overloaded:
+      return "overloaded";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace
+
 namespace {
 
 // A pooled connection the upstream has closed reads as EOF at once. Checked before sending a
@@ -196,8 +227,18 @@ Task<ExchangeResult> Exchange::run() {
     }
     tried[static_cast<std::size_t>(idx)] = 1;
     const auto& target = up_.targets[static_cast<std::size_t>(idx)];
-    if (!hooks_.preserve_host) {  // the head names the target: written per attempt
-      info.host = target.configured;
+    // Traced: each attempt is a client span, and the upstream's parent is that span.
+    const bool traced = ctx_.trace.sampled;
+    std::uint64_t attempt_span = 0;
+    Clock::time_point attempt_start{};
+    if (traced) {
+      attempt_span = w_.spanId();
+      attempt_start = Clock::now();
+      req_.headers.set("traceparent",
+                       observability::formatTraceparent(ctx_.trace, attempt_span, true));
+    }
+    if (!hooks_.preserve_host || traced) {  // the head changes per attempt: written per attempt
+      if (!hooks_.preserve_host) info.host = target.configured;
       head_.clear();
       if (!http2) writeUpstreamRequestHead(head_, req_, target_, info);
     }
@@ -214,6 +255,7 @@ Task<ExchangeResult> Exchange::run() {
     io_.setUpstreamSocket(nullptr);
     io_.setUpstreamSignal(nullptr);
     reportAttempt(static_cast<std::size_t>(idx), a);
+    if (traced) recordAttemptSpan(attempt_span, attempt_start, target, n + 1, a);
     if (retrying) {
       up_.state->endRetry();
       retrying = false;
@@ -284,6 +326,33 @@ std::string Exchange::poolKey(const server::UpstreamTarget& target) const {
   // for; plain ones by address.
   if (!up_.tls) return target.address.text;
   return "tls|" + cfg_.name + "|" + target.address.text;
+}
+
+void Exchange::recordAttemptSpan(std::uint64_t id, Clock::time_point start,
+                                 const server::UpstreamTarget& target, int attempt,
+                                 const AttemptOutcome& a) {
+  api::Span span;
+  span.id = id;
+  span.parent = ctx_.trace.span;
+  span.kind = 3;
+  span.name = "upstream " + cfg_.name;
+  auto ns = [&](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(w_.wallTime(t).time_since_epoch())
+        .count();
+  };
+  span.start_ns = ns(start);
+  span.end_ns = ns(Clock::now());
+  span.attr("portico.upstream", cfg_.name);
+  span.attr("server.address", target.address.text);
+  span.attr("portico.attempt", static_cast<std::int64_t>(attempt));
+  if (a.failure == Failure::Done) {
+    span.attr("http.response.status_code", static_cast<std::int64_t>(a.result.status));
+    span.error = a.result.status >= 500;
+  } else {
+    span.error = true;
+    span.attr("error.type", failureName(a.failure));
+  }
+  ctx_.trace.children.push_back(std::move(span));
 }
 
 bool Exchange::targetAvailable(std::size_t i) const {

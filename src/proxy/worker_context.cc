@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <random>
 
 namespace portico::proxy {
 
@@ -55,6 +56,11 @@ upstream::LoadBalancer& WorkerContext::balancer(const server::Upstream& up) {
     b.fingerprint = up.fingerprint;
   }
   return *b.lb;
+}
+
+std::uint64_t randomSeed() {
+  std::random_device device;
+  return (static_cast<std::uint64_t>(device()) << 32) ^ device();
 }
 
 WorkerContext::~WorkerContext() {

@@ -20,6 +20,8 @@
 
 namespace portico::proxy {
 
+std::uint64_t randomSeed();
+
 // Monotonic time at a few milliseconds' resolution, for deadlines: cheaper than a precise
 // read, and the sweeper that enforces deadlines ticks every 25 ms anyway.
 Clock::time_point coarseNow();
@@ -140,6 +142,7 @@ struct WorkerContext final : api::WorkerServices {
   int workerId() const override { return id; }
   redis::Client& redis(const redis::Settings& settings) override;
   void after(std::chrono::milliseconds delay, std::function<void()> fn) override;
+  std::uint64_t newSpanId() override { return spanId(); }
   // Closes Redis connections (the worker is exiting).
   void stopClients();
 
@@ -158,6 +161,12 @@ struct WorkerContext final : api::WorkerServices {
   };
   std::unordered_map<std::string, std::unique_ptr<SSL_SESSION, SessionFree>> tls_sessions;
   Rng rng{static_cast<std::uint64_t>(id) * 0x9e3779b97f4a7c15ULL + 1};  // retry jitter
+  Rng trace_rng{randomSeed()};  // trace and span ids: must differ between processes
+  std::uint64_t spanId() {
+    std::uint64_t v = 0;
+    while (v == 0) v = trace_rng.next();
+    return v;
+  }
   // Wall clock minus steady clock, refreshed by the sweeper: a request's wall-clock start
   // (for logs) without a second clock read per request.
   std::chrono::system_clock::duration wall_offset{};

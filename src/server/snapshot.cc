@@ -170,6 +170,14 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
       }
     }
   }
+  if (const auto& t = cfg.server.tracing; t && in.services) {
+    const std::string key = "tracer|" + t->endpoint + "|" + std::to_string(t->sampling) + "|" +
+                            t->service_name + "|" + std::to_string(t->batch_size) + "|" +
+                            std::to_string(t->queue_size) + "|" +
+                            std::to_string(t->flush_interval.count());
+    snap->tracer = std::static_pointer_cast<observability::Tracer>(in.services->shared(
+        key, [&] { return std::make_shared<observability::Tracer>(*t, *in.services); }));
+  }
   snap->matcher = router::RouteMatcher::build(cfg.routes, diag);
   snap->consumers = auth::ConsumerDirectory::build(cfg.consumers, diag);
   snap->global_filters =

@@ -16,6 +16,7 @@
 #include "config/config_tree.h"
 #include "config/model.h"
 #include "core/address.h"
+#include "observability/tracing.h"
 #include "router/route_matcher.h"
 #include "tls/client_context.h"
 #include "tls/server_context.h"
@@ -67,6 +68,8 @@ struct Snapshot {
   std::vector<Upstream> upstreams;
   FilterFactories global_filters;  // also run (response and log phases) for unrouted requests
   std::shared_ptr<const auth::ConsumerDirectory> consumers;
+  // Null when tracing is off. Process-wide: a reload with the same settings keeps it.
+  std::shared_ptr<observability::Tracer> tracer;
 
   std::uint64_t version = 0;
   std::string hash;  // sha256 of the source text, hex
