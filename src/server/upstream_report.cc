@@ -55,6 +55,16 @@ void appendUpstreamMetrics(const Snapshot& snapshot, std::string& out) {
   using observability::escapeLabel;
   using observability::family;
   using observability::line;
+  if (const auto& t = snapshot.tracer) {
+    family(out, "portico_tracing_spans_exported_total", "counter", "Spans the collector accepted.");
+    line(out, "portico_tracing_spans_exported_total", "", double(t->exported()));
+    family(out, "portico_tracing_spans_dropped_total", "counter",
+           "Spans dropped because the export queue was full.");
+    line(out, "portico_tracing_spans_dropped_total", "", double(t->dropped()));
+    family(out, "portico_tracing_export_failures_total", "counter",
+           "Spans in exports the collector refused or did not answer.");
+    line(out, "portico_tracing_export_failures_total", "", double(t->failed()));
+  }
   const std::int64_t now = upstream::steadyMs();
   family(out, "portico_upstream_target_healthy", "gauge",
          "1 when the target takes traffic (active and passive checks), else 0.");

@@ -1,6 +1,6 @@
 #pragma once
-// What the admin listener shows of upstream health: `/upstreams` (JSON) and the health and
-// circuit-breaker series of `/metrics`, read from the shared health state of the live snapshot.
+// What the admin listener shows of the live snapshot's shared state: `/upstreams` (JSON), and
+// the health, circuit-breaker and tracing-export series of `/metrics`.
 #include <string>
 
 #include <nlohmann/json.hpp>

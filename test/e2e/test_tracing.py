@@ -141,3 +141,6 @@ def test_new_traces_at_ratio_one(portico, upstreams, otlp):
     assert all("parentSpanId" not in s for s in servers)  # roots
     sent = u.requests[-1].header("traceparent")
     assert sent.startswith("00-") and sent.endswith("-01")
+    wait_for(lambda: p.metric("portico_tracing_spans_exported_total") >= 6, timeout=5,
+             what="exports counted")
+    assert p.metric("portico_tracing_spans_dropped_total") == 0
