@@ -406,6 +406,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
         auto pending = std::move(pending_);
         pending_.clear();
         out_.clear();
+        loaded_.clear();  // queued SCRIPT LOADs went with them
         for (auto& p : pending)
           if (p.done) p.done(redis::Reply::error("redis timed out (connecting)"));
       }

@@ -101,3 +101,29 @@ def test_series_count_for_1000_routes(portico, upstreams):
     print(f"1,000 routes: {len(series)} series in all, {len(per_route)} per-route")
     assert len(per_route) == 1000 * (1 + 17 + 3)  # 2xx, histogram, bytes x2, in flight
     assert len(series) < 22_000
+
+
+def test_access_log_sampling_errors_only_and_trace_id(portico, upstreams, tmp_path):
+    u = upstreams()
+    sampled_log, errors_log = tmp_path / "sampled.log", tmp_path / "errors.log"
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc",
+                        "plugins": [
+                            {"name": "access-log", "config": {"path": str(sampled_log),
+                                                              "sample": 0.0}},
+                            {"name": "access-log", "config": {"path": str(errors_log),
+                                                              "errors_only": True,
+                                                              "fields": ["status", "trace_id"]}}]}])
+    p = portico(config=cfg)
+    for _ in range(10):
+        assert request(p.port, "GET", "/ok")[0] == 200
+    assert request(p.port, "GET", "/status/503")[0] == 503
+    assert request(p.port, "GET", "/status/404")[0] == 404
+    wait_for(lambda: errors_log.exists() and len(errors_log.read_text().splitlines()) == 2,
+             what="two error lines")
+    time.sleep(0.2)
+    # sample 0: only the errors (never sampled away) are in the sampled log.
+    assert sorted(json.loads(l)["status"] for l in sampled_log.read_text().splitlines()) == \
+        [404, 503]
+    lines = [json.loads(l) for l in errors_log.read_text().splitlines()]
+    assert lines == [{"status": 503, "trace_id": None}, {"status": 404, "trace_id": None}]

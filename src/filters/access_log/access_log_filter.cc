@@ -1,5 +1,8 @@
 #include "filters/access_log/access_log_filter.h"
 
+#include <cstdio>
+#include <functional>
+
 #include <chrono>
 #include <ctime>
 
@@ -12,7 +15,7 @@ namespace portico::filters {
 const std::vector<std::string> kAccessLogFields = {
     "time",       "request_id",      "client", "method",   "path",      "route",
     "upstream",   "upstream_target", "status", "bytes_in", "bytes_out", "upstream_latency_ms",
-    "latency_ms", "attempts",        "error",  "protocol", "consumer"};
+    "latency_ms", "attempts",        "error",  "protocol", "consumer",  "trace_id"};
 
 namespace {
 
@@ -69,6 +72,16 @@ void appendField(std::string& out, const std::string& f, const api::RequestConte
     appendJsonString(out, c.protocol);
   } else if (f == "consumer") {
     appendJsonString(out, c.consumer ? std::string_view(c.consumer->name) : std::string_view());
+  } else if (f == "trace_id") {
+    if (c.trace.sampled) {
+      char id[33];
+      std::snprintf(id, sizeof id, "%016llx%016llx",
+                    static_cast<unsigned long long>(c.trace.trace_hi),
+                    static_cast<unsigned long long>(c.trace.trace_lo));
+      appendJsonString(out, id);
+    } else {
+      out += "null";
+    }
   }
 }
 
@@ -76,6 +89,10 @@ class AccessLogFilter final : public api::Filter {
  public:
   AccessLogFilter(const AccessLogConfig& c, api::LogSink& sink) : c_(c), sink_(sink) {}
   void onLog(const api::RequestContext& ctx) noexcept override {
+    const bool error = ctx.status >= 400 || ctx.status == 0 || !ctx.error.empty();
+    if (c_.errors_only && !error) return;
+    // Sampling keeps every error: they are the lines one looks for.
+    if (!error && c_.sample < 1.0 && !sampled(ctx)) return;
     try {
       sink_.write(formatAccessLogLine(ctx, c_.fields));
     } catch (...) {  // allocation failure: losing one line beats losing the worker
@@ -83,6 +100,13 @@ class AccessLogFilter final : public api::Filter {
   }
 
  private:
+  // Decided by the request id (random): no shared state, and the same request is logged or
+  // not by every access-log filter with the same ratio.
+  bool sampled(const api::RequestContext& ctx) const {
+    const std::uint64_t h = std::hash<std::string>{}(ctx.request_id);
+    return static_cast<double>(h >> 11) * 0x1.0p-53 < c_.sample;
+  }
+
   const AccessLogConfig& c_;
   api::LogSink& sink_;
 };
@@ -126,6 +150,13 @@ api::FilterType accessLogFilterType() {
             config::ObjectReader r(b.config, b.path, b.diag);
             r.string("path", c.path);
             r.stringList("fields", c.fields);
+            if (const auto* sample = r.get("sample")) {
+              if (!sample->is_number() || sample->get<double>() < 0 || sample->get<double>() > 1)
+                b.diag.add(r.childPath("sample"), "must be a number from 0 to 1");
+              else
+                c.sample = sample->get<double>();
+            }
+            r.boolean("errors_only", c.errors_only);
             r.finish();
             for (size_t i = 0; i < c.fields.size(); ++i) {
               bool known = false;

@@ -11,6 +11,8 @@ namespace portico::filters {
 struct AccessLogConfig {
   std::string path = "stdout";
   std::vector<std::string> fields;  // empty = all of kAccessLogFields
+  double sample = 1.0;              // ratio of requests logged (errors always, see below)
+  bool errors_only = false;         // only status >= 400, and requests Portico failed
 };
 
 // Every field the access log knows, in output order.
