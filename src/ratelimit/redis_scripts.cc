@@ -7,13 +7,20 @@
 namespace portico::ratelimit {
 namespace {
 
+// How both scripts end: `out` (refused limit first) as one string of integers.
+const std::string kAnswer = R"lua(
+out[1] = refused
+for i = 1, #out do out[i] = string.format('%.0f', out[i]) end
+return table.concat(out, ' ')
+)lua";
+
 // KEYS: one hash per limit (field: bucket number, value: count).
 // ARGV: buckets per window, then requests, window_us, bucket_us per limit.
 // Returns "refused now_us" (refused: the refusing limit, 0 when admitted), then per limit
 // "count newest_bucket n" and, for the refusing limit only, n "bucket count" pairs; counts as
 // they were before this request. One string of integers: one reply object to parse, and the
 // full bucket list only when Retry-After needs it.
-const redis::Script kSlidingWindow(R"lua(
+const redis::Script kSlidingWindow(std::string(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local P = tonumber(ARGV[1])
@@ -58,15 +65,12 @@ if refused == 0 then
     redis.call('PEXPIRE', KEYS[i], buckets[i][2])
   end
 end
-out[1] = refused
-for i = 1, #out do out[i] = string.format('%.0f', out[i]) end
-return table.concat(out, ' ')
-)lua");
+)lua") + kAnswer);
 
 // KEYS: one string per limit (the theoretical arrival time, in microseconds).
 // ARGV: window_us, emission_us per limit.
 // Returns "refused now_us tat..." (tat per limit, before this request), as one string.
-const redis::Script kTokenBucket(R"lua(
+const redis::Script kTokenBucket(std::string(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local refused = 0
@@ -88,10 +92,7 @@ if refused == 0 then
     redis.call('SET', KEYS[i], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1)
   end
 end
-out[1] = refused
-for i = 1, #out do out[i] = string.format('%.0f', out[i]) end
-return table.concat(out, ' ')
-)lua");
+)lua") + kAnswer);
 
 }  // namespace
 
