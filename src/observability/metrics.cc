@@ -32,6 +32,13 @@ RouteStats& WorkerStats::route(const std::string& name) {
   return *p;
 }
 
+ListenerStats& WorkerStats::listener(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto& p = listeners_[name];
+  if (!p) p = std::make_unique<ListenerStats>();
+  return *p;
+}
+
 UpstreamStats& WorkerStats::upstream(const std::string& name) {
   std::lock_guard lock(mu_);
   auto& p = upstreams_[name];
@@ -295,6 +302,22 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   perUpstream("portico_upstream_ejections_total",
               "Targets ejected by outlier detection (passive health checks).", &Up::ejections);
 
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> listeners;
+  for (const auto* w : workers)
+    w->forEachListener([&](const std::string& name, const ListenerStats& l) {
+      listeners[name].first += l.accepted.get();
+      listeners[name].second += l.active.get();
+    });
+  family(out, "portico_listener_connections_accepted_total", "counter",
+         "Client connections accepted, by listener.");
+  for (const auto& [name, l] : listeners)
+    line(out, "portico_listener_connections_accepted_total",
+         "listener=\"" + escapeLabel(name) + "\"", static_cast<double>(l.first));
+  family(out, "portico_listener_connections_active", "gauge",
+         "Client connections open now, by listener.");
+  for (const auto& [name, l] : listeners)
+    line(out, "portico_listener_connections_active", "listener=\"" + escapeLabel(name) + "\"",
+         static_cast<double>(l.second));
   scalar(out, "portico_connections_active", "gauge", "Client connections open now.",
          static_cast<double>(active));
   scalar(out, "portico_connections_accepted_total", "counter", "Client connections accepted.",

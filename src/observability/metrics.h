@@ -64,6 +64,11 @@ struct UpstreamStats {
   Counter server_errors;  // attempts answered with a 5xx
 };
 
+struct ListenerStats {
+  Counter accepted;
+  Counter active;
+};
+
 class WorkerStats {
  public:
   Counter connections_accepted;
@@ -80,11 +85,18 @@ class WorkerStats {
 
   RouteStats& route(const std::string& name);
   UpstreamStats& upstream(const std::string& name);
+  // Looked up once per connection (not per request).
+  ListenerStats& listener(const std::string& name);
 
   template <class F>
   void forEachRoute(F&& f) const {
     std::lock_guard lock(mu_);
     for (const auto& [name, s] : routes_) f(name, *s);
+  }
+  template <class F>
+  void forEachListener(F&& f) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, s] : listeners_) f(name, *s);
   }
   template <class F>
   void forEachUpstream(F&& f) const {
@@ -96,6 +108,7 @@ class WorkerStats {
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<RouteStats>> routes_;
   std::map<std::string, std::unique_ptr<UpstreamStats>> upstreams_;
+  std::map<std::string, std::unique_ptr<ListenerStats>> listeners_;
 };
 
 struct ProcessStats {

@@ -41,6 +41,7 @@ struct ListenerSettings {
   std::shared_ptr<const tls::ServerContext> tls;
   config::Http2Config http2;
   std::string address;
+  observability::ListenerStats* stats = nullptr;  // per worker; lives as long as the worker
 };
 
 class HttpSession final : public SessionBase, public RequestPipeline {
@@ -55,6 +56,11 @@ class HttpSession final : public SessionBase, public RequestPipeline {
     w_.add(this);
     w_.stats.connections_accepted.add();
     w_.stats.connections_active.add();
+    listener_stats_ = listener.stats;
+    if (listener_stats_) {
+      listener_stats_->accepted.add();
+      listener_stats_->active.add();
+    }
     error_code ec;
     auto ep = client_.remote_endpoint(ec);
     if (!ec) {
@@ -68,6 +74,7 @@ class HttpSession final : public SessionBase, public RequestPipeline {
   ~HttpSession() override {
     w_.remove(this);
     w_.stats.connections_active.sub();
+    if (listener_stats_) listener_stats_->active.sub();
   }
 
   Task<void> run();
@@ -120,6 +127,7 @@ class HttpSession final : public SessionBase, public RequestPipeline {
   ConnectionInfo conn_info_;  // RequestPipeline keeps a reference: set up before any request
   config::Http2Config http2_;
   std::string listener_address_;
+  observability::ListenerStats* listener_stats_ = nullptr;
   std::unique_ptr<Http2Connection> h2_;
   bool first_request_ = true;
   Socket client_;
@@ -325,6 +333,7 @@ void startHttpSession(WorkerContext& worker, Socket socket, const server::Listen
     settings.tls = listener->tls;
     settings.http2 = listener->cfg->http2;
     settings.address = listener->cfg->listen;
+    settings.stats = &worker.stats.listener(listener->cfg->name);
   } else {
     settings.http2.enabled = false;
   }

@@ -70,6 +70,9 @@ def test_exposition_has_route_process_and_openmetrics(portico, upstreams):
     assert re.search(r'portico_response_bytes_total\{route="r"\} [1-9]\d+', text)
     assert 'portico_requests_in_flight{route="r"} 0' in text
     assert re.search(r"process_open_fds [1-9]", text)
+    assert 'portico_listener_connections_accepted_total{listener="main"} 3' in text
+    wait_for(lambda: p.metric("portico_listener_connections_active", 'listener="main"') == 0,
+             what="closed connections no longer active")
     assert "process_cpu_seconds_total" in text and "process_start_time_seconds" in text
 
     req = urllib.request.Request(f"http://127.0.0.1:{p.admin_port}/metrics",
