@@ -21,6 +21,7 @@ struct Consumer {
   std::string custom_id;
   std::vector<std::string> groups;
   std::string groups_joined;  // "a,b", as sent upstream
+  std::uint32_t index = 0;    // position in its snapshot's directory (per-consumer metrics)
   bool inGroup(std::string_view group) const {
     for (const auto& g : groups)
       if (g == group) return true;

@@ -61,6 +61,7 @@ std::shared_ptr<const ConsumerDirectory> ConsumerDirectory::build(
   dir->by_name_.reserve(consumers.size());
   for (const auto& c : consumers) {
     api::Consumer& out = dir->consumers_.emplace_back();
+    out.index = static_cast<std::uint32_t>(dir->consumers_.size() - 1);
     out.name = c.name;
     out.custom_id = c.custom_id.value_or("");
     out.groups = c.groups;

@@ -39,6 +39,7 @@ class ConsumerDirectory {
   const BasicCredential* byUsername(std::string_view username) const;
   const JwtCredential* byJwtKey(std::string_view kid) const;
   std::size_t size() const { return consumers_.size(); }
+  const std::vector<api::Consumer>& all() const { return consumers_; }
   bool hasKeys() const { return !by_key_.empty(); }
   bool hasBasic() const { return !by_username_.empty(); }
   // A real hash of this config (or a fixed one), for checking passwords of unknown users at

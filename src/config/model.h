@@ -41,6 +41,9 @@ struct TracingConfig {
 struct ServerConfig {
   int workers = 0;  // 0 = auto: one per core
   std::optional<TracingConfig> tracing;
+  // Per-consumer series on /metrics: the N consumers with most requests, the rest as "other"
+  // (0 = off).
+  std::uint32_t metrics_consumers_top = 0;
   AdminConfig admin;
   Limits limits;
   Duration drain_timeout = 30s;

@@ -69,6 +69,11 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
   r.duration("drain_timeout", s.drain_timeout);
   r.duration("dns_refresh", s.dns_refresh);
   r.boolean("watch_config", s.watch_config);
+  if (const json* m = r.get("metrics")) {
+    ObjectReader mr(*m, r.childPath("metrics"), d);
+    mr.number("consumers_top", 0, 1000, s.metrics_consumers_top);
+    mr.finish();
+  }
   if (const json* t = r.get("tracing")) {
     TracingConfig tc;
     ObjectReader tr(*t, r.childPath("tracing"), d);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,13 @@ RouteStats& WorkerStats::route(const std::string& name) {
   std::lock_guard lock(mu_);
   auto& p = routes_[name];
   if (!p) p = std::make_unique<RouteStats>();
+  return *p;
+}
+
+ConsumerStats& WorkerStats::consumer(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto& p = consumers_[name];
+  if (!p) p = std::make_unique<ConsumerStats>();
   return *p;
 }
 
@@ -302,6 +310,35 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
   perUpstream("portico_upstream_ejections_total",
               "Targets ejected by outlier detection (passive health checks).", &Up::ejections);
 
+  if (const std::uint32_t top = process.consumers_top.load(); top > 0) {
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_name;
+    for (const auto* w : workers)
+      w->forEachConsumer([&](const std::string& name, const ConsumerStats& c) {
+        by_name[name].first += c.requests.get();
+        by_name[name].second += c.rejections.get();
+      });
+    std::vector<std::pair<std::string, std::pair<std::uint64_t, std::uint64_t>>> ranked(
+        by_name.begin(), by_name.end());
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+    std::pair<std::uint64_t, std::uint64_t> other{0, 0};
+    for (std::size_t i = top; i < ranked.size(); ++i) {
+      other.first += ranked[i].second.first;
+      other.second += ranked[i].second.second;
+    }
+    if (ranked.size() > top) ranked.resize(top);
+    if (other.first || other.second) ranked.push_back({"other", other});
+    family(out, "portico_consumer_requests_total", "counter",
+           "Requests by consumer: the top N by requests, the rest as \"other\".");
+    for (const auto& [name, c] : ranked)
+      line(out, "portico_consumer_requests_total", "consumer=\"" + escapeLabel(name) + "\"",
+           static_cast<double>(c.first));
+    family(out, "portico_consumer_rejections_total", "counter",
+           "Requests of the consumer that Portico refused itself (rate limit, quota, acl...).");
+    for (const auto& [name, c] : ranked)
+      line(out, "portico_consumer_rejections_total", "consumer=\"" + escapeLabel(name) + "\"",
+           static_cast<double>(c.second));
+  }
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> listeners;
   for (const auto* w : workers)
     w->forEachListener([&](const std::string& name, const ListenerStats& l) {

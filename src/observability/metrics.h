@@ -64,6 +64,11 @@ struct UpstreamStats {
   Counter server_errors;  // attempts answered with a 5xx
 };
 
+struct ConsumerStats {
+  Counter requests;
+  Counter rejections;  // answered 4xx/5xx by Portico itself (rate limit, quota, acl...)
+};
+
 struct ListenerStats {
   Counter accepted;
   Counter active;
@@ -87,11 +92,18 @@ class WorkerStats {
   UpstreamStats& upstream(const std::string& name);
   // Looked up once per connection (not per request).
   ListenerStats& listener(const std::string& name);
+  // Looked up when a snapshot is installed (not per request).
+  ConsumerStats& consumer(const std::string& name);
 
   template <class F>
   void forEachRoute(F&& f) const {
     std::lock_guard lock(mu_);
     for (const auto& [name, s] : routes_) f(name, *s);
+  }
+  template <class F>
+  void forEachConsumer(F&& f) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, s] : consumers_) f(name, *s);
   }
   template <class F>
   void forEachListener(F&& f) const {
@@ -109,6 +121,7 @@ class WorkerStats {
   std::map<std::string, std::unique_ptr<RouteStats>> routes_;
   std::map<std::string, std::unique_ptr<UpstreamStats>> upstreams_;
   std::map<std::string, std::unique_ptr<ListenerStats>> listeners_;
+  std::map<std::string, std::unique_ptr<ConsumerStats>> consumers_;
 };
 
 struct ProcessStats {
@@ -116,6 +129,7 @@ struct ProcessStats {
   std::atomic<std::uint64_t> config_reloads{0};
   std::atomic<std::uint64_t> config_reload_failures{0};
   std::atomic<std::uint64_t> config_version{0};
+  std::atomic<std::uint32_t> consumers_top{0};  // from the live config
   std::atomic<std::uint64_t> log_lines_dropped{0};
 };
 

@@ -414,6 +414,11 @@ void RequestPipeline::finish(int status) {
     route_stats_->bytes_in.add(ctx_.bytes_received);
     route_stats_->bytes_out.add(ctx_.bytes_sent);
   }
+  if (ctx_.consumer && ctx_.consumer->index < w_.consumer_stats.size()) {
+    auto& c = *w_.consumer_stats[ctx_.consumer->index];
+    c.requests.add();
+    if (status >= 400 && ctx_.upstream_attempts == 0) c.rejections.add();
+  }
   for (auto& f : filters_) f->onLog(ctx_);
   if (ctx_.trace.sampled && snapshot_ && snapshot_->tracer) finishTrace();
 }

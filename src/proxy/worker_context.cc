@@ -1,5 +1,6 @@
 #include "proxy/worker_context.h"
 
+#include "auth/consumer_directory.h"
 #include "proxy/redis_connection.h"
 
 #include <time.h>
@@ -86,6 +87,9 @@ void WorkerContext::stopClients() {
 }
 
 void WorkerContext::installSnapshot(std::shared_ptr<const server::Snapshot> snap) {
+  consumer_stats.clear();
+  if (snap->config.server.metrics_consumers_top > 0 && snap->consumers)
+    for (const auto& c : snap->consumers->all()) consumer_stats.push_back(&stats.consumer(c.name));
   route_stats.clear();
   for (const auto& r : snap->routes) route_stats.push_back(&stats.route(r.cfg->name));
   upstream_stats.clear();

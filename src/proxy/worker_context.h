@@ -152,6 +152,8 @@ struct WorkerContext final : api::WorkerServices {
   std::shared_ptr<const server::Snapshot> snapshot;
   std::vector<observability::RouteStats*> route_stats;        // by route index
   std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index
+  // By consumer index, when the config asks for per-consumer series; else empty.
+  std::vector<observability::ConsumerStats*> consumer_stats;
   ConnectionPool pool;
   std::shared_ptr<UpstreamH2Pool> h2_pool;  // HTTP/2 upstream connections, made on first use
   // TLS sessions to resume, by pool key: a new connection to a TLS upstream skips the full

@@ -188,6 +188,7 @@ bool Server::publish(std::shared_ptr<const Snapshot> snap, std::string* error) {
   watched_ = stampWatched();
   version_ = current_->version;
   process_.config_version = version_;
+  process_.consumers_top = current_->config.server.metrics_consumers_top;
   return true;
 }
 

@@ -130,3 +130,27 @@ def test_access_log_sampling_errors_only_and_trace_id(portico, upstreams, tmp_pa
         [404, 503]
     lines = [json.loads(l) for l in errors_log.read_text().splitlines()]
     assert lines == [{"status": 503, "trace_id": None}, {"status": 404, "trace_id": None}]
+
+
+def test_per_consumer_series_top_n_and_other(portico, upstreams):
+    u = upstreams()
+    consumers = [{"name": f"c{i}", "credentials": {"key-auth": [{"key": f"key-{i}-0123456789"}]}}
+                 for i in range(4)]
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc",
+                        "plugins": [{"name": "key-auth"},
+                                    {"name": "rate-limit", "config": {
+                                        "limits": [{"requests": 5, "per": "1m"}],
+                                        "key": "consumer"}}]}],
+                      server={"metrics": {"consumers_top": 2}})
+    cfg["consumers"] = consumers
+    p = portico(config=cfg)
+    for i, n in enumerate([7, 3, 2, 1]):  # c0 goes over its limit of 5
+        for _ in range(n):
+            request(p.port, "GET", "/", {"apikey": f"key-{i}-0123456789"})
+    text = p.metrics()
+    assert 'portico_consumer_requests_total{consumer="c0"} 7' in text
+    assert 'portico_consumer_rejections_total{consumer="c0"} 2' in text
+    assert 'portico_consumer_requests_total{consumer="c1"} 3' in text
+    assert 'portico_consumer_requests_total{consumer="other"} 3' in text  # c2 + c3
+    assert 'consumer="c2"' not in text and 'consumer="c3"' not in text
