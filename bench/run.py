@@ -208,11 +208,12 @@ def main():
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
     ap.add_argument("--base-port", type=int, default=18180)
-    ap.add_argument("--protocols", default="http,https,h2c,h2,auth,ratelimit",
+    ap.add_argument("--protocols", default="http,https,h2c,h2,auth,ratelimit,observability",
                     help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
                          "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
                          "auth (Portico alone: pass-through vs key-auth vs jwt), ratelimit "
-                         "(Portico alone: pass-through vs rate-limit local vs redis)")
+                         "(Portico alone: pass-through vs rate-limit local vs redis), "
+                         "observability (metrics + access log + 1% tracing vs none)")
     args = ap.parse_args()
     for protocol in args.protocols.split(","):
         if protocol == "auth":
@@ -220,6 +221,9 @@ def main():
             continue
         if protocol == "ratelimit":
             run_ratelimit_scenario(args)
+            continue
+        if protocol == "observability":
+            run_observability_scenario(args)
             continue
         if protocol not in ("http", "https", "h2c", "h2"):
             sys.exit(f"unknown protocol {protocol}")
@@ -406,17 +410,24 @@ PORTICO_RATELIMIT = PORTICO_ALONE + """routes:
 """
 
 
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "-", name.lower())
+
+
 def run_filter_scenario(args, label, config, variants, costs, fmt=None):
     """Portico alone, one process with a route per variant; interleaved per round. Prints each
-    variant's cost in requests per CPU-second against `pass-through` (Portico's CPU only)."""
+    variant's cost in requests per CPU-second against `pass-through` (Portico's CPU only).
+    `config` is one config text, or a dict giving each variant its own."""
     if args.no_pin:
         args.proxy_cpu = args.load_cpu = ""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     work = Path(tempfile.mkdtemp(prefix="portico-bench-filters-"))
     up_port, port = args.base_port, args.base_port + 1
     (work / "upstream.conf").write_text(NGINX_UPSTREAM.format(dir=work, port=up_port))
-    (work / "portico.yaml").write_text(config.format(port=port, upstream=up_port,
-                                                     admin=up_port + 9, **(fmt or {})))
+    configs = config if isinstance(config, dict) else {name: config for name in variants}
+    for name, text in configs.items():
+        (work / f"portico-{slug(name)}.yaml").write_text(
+            text.format(port=port, upstream=up_port, admin=up_port + 9, work=work, **(fmt or {})))
     upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
                       str(work / "upstream.conf")], args.load_cpu, work, "upstream")
     results = {name: [] for name in variants}
@@ -424,7 +435,7 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
         wait_port(up_port)
         for rnd in range(args.rounds):
             for name, (path, headers) in variants.items():
-                proc = start([args.portico, "run", "-c", str(work / "portico.yaml")],
+                proc = start([args.portico, "run", "-c", str(work / f"portico-{slug(name)}.yaml")],
                              args.proxy_cpu, work, "portico")
                 if not wait_port(port):
                     stop(proc)
@@ -505,6 +516,48 @@ def run_ratelimit_scenario(args):
     finally:
         stop(redis)
         shutil.rmtree(work, ignore_errors=True)
+
+
+PORTICO_OBSERVED = PORTICO_ALONE.replace(
+    "server: {{ workers: 1,",
+    "server: {{ tracing: {{ endpoint: \"http://127.0.0.1:{otlp}/v1/traces\", sampling: 0.01 }},"
+    " workers: 1,") + """routes:
+  - name: pass
+    match: {{ path_prefix: /pass }}
+    upstream: origin
+    plugins: [ {{ name: access-log, config: {{ path: "{work}/access.log" }} }} ]
+"""
+
+PORTICO_PLAIN = PORTICO_ALONE + """routes:
+  - {{ name: pass, match: {{ path_prefix: /pass }}, upstream: origin }}
+"""
+
+
+def run_observability_scenario(args):
+    """Pass-through against the same with everything observability turned on: metrics (always
+    on), an access log to a file and tracing at 1% sampling to a local OTLP receiver."""
+    import http.server
+    import threading
+
+    class Otlp(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Otlp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    variants = {"pass-through": ("/pass", []), "observed": ("/pass", [])}
+    try:
+        run_filter_scenario(args, "Observability (metrics + access log + tracing 1%)",
+                            {"pass-through": PORTICO_PLAIN, "observed": PORTICO_OBSERVED},
+                            variants, {"observed": 5}, {"otlp": server.server_address[1]})
+    finally:
+        server.shutdown()
 
 
 if __name__ == "__main__":
