@@ -1,5 +1,6 @@
 #include "filters/access_log/access_log_filter.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 
@@ -21,80 +22,148 @@ namespace {
 
 void appendTime(std::string& out, std::chrono::system_clock::time_point t) {
   auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count();
+  const int ms =
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count());
+  // The date and time change once a second: formatted once per second and thread.
+  thread_local std::time_t cached_second = -1;
+  thread_local char cached[96];  // ample: snprintf cannot prove the fields are 2 digits
   std::time_t tt = std::chrono::system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  out += buf;
+  if (tt != cached_second) {
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    std::snprintf(cached, sizeof cached, "\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_second = tt;
+  }
+  out += cached;
+  const char tail[5] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                        static_cast<char>('0' + ms % 10), 'Z', '"'};
+  out.append(tail, 5);
 }
 
 void appendMs(std::string& out, api::Clock::duration d) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", std::chrono::duration<double, std::milli>(d).count());
-  out += buf;
+  // Milliseconds with three decimals, without printf.
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  out += std::to_string(us / 1000);
+  const auto frac = static_cast<int>(us % 1000);
+  const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
+                          static_cast<char>('0' + frac / 10 % 10),
+                          static_cast<char>('0' + frac % 10)};
+  out.append(digits, 4);
 }
 
-void appendField(std::string& out, const std::string& f, const api::RequestContext& c) {
-  if (f == "time") {
-    appendTime(out, c.wall_start);
-  } else if (f == "request_id") {
-    appendJsonString(out, c.request_id);
-  } else if (f == "client") {
-    appendJsonString(out, c.client_ip);
-  } else if (f == "method") {
-    appendJsonString(out, c.original_method);
-  } else if (f == "path") {
-    appendJsonString(out, c.original_path);
-  } else if (f == "route") {
-    appendJsonString(out, c.route_name);
-  } else if (f == "upstream") {
-    appendJsonString(out, c.upstream_name);
-  } else if (f == "upstream_target") {
-    appendJsonString(out, c.upstream_target);
-  } else if (f == "status") {
-    out += std::to_string(c.status);
-  } else if (f == "bytes_in") {
-    out += std::to_string(c.bytes_received);
-  } else if (f == "bytes_out") {
-    out += std::to_string(c.bytes_sent);
-  } else if (f == "upstream_latency_ms") {
-    appendMs(out, c.upstream_latency);
-  } else if (f == "latency_ms") {
-    appendMs(out, c.total_latency);
-  } else if (f == "attempts") {
-    out += std::to_string(c.upstream_attempts);
-  } else if (f == "error") {
-    appendJsonString(out, c.error);
-  } else if (f == "protocol") {
-    appendJsonString(out, c.protocol);
-  } else if (f == "consumer") {
-    appendJsonString(out, c.consumer ? std::string_view(c.consumer->name) : std::string_view());
-  } else if (f == "trace_id") {
-    if (c.trace.sampled) {
-      char id[33];
-      std::snprintf(id, sizeof id, "%016llx%016llx",
-                    static_cast<unsigned long long>(c.trace.trace_hi),
-                    static_cast<unsigned long long>(c.trace.trace_lo));
-      appendJsonString(out, id);
-    } else {
+void appendField(std::string& out, std::size_t field, const api::RequestContext& c) {
+  // `field` indexes kAccessLogFields.
+  switch (field) {
+    case 0:  // time
+      appendTime(out, c.wall_start);
+      break;
+    case 1:  // request_id
+      appendJsonString(out, c.request_id);
+      break;
+    case 2:  // client
+      appendJsonString(out, c.client_ip);
+      break;
+    case 3:  // method
+      appendJsonString(out, c.original_method);
+      break;
+    case 4:  // path
+      appendJsonString(out, c.original_path);
+      break;
+    case 5:  // route
+      appendJsonString(out, c.route_name);
+      break;
+    case 6:  // upstream
+      appendJsonString(out, c.upstream_name);
+      break;
+    case 7:  // upstream_target
+      appendJsonString(out, c.upstream_target);
+      break;
+    case 8:  // status
+      out += std::to_string(c.status);
+      break;
+    case 9:  // bytes_in
+      out += std::to_string(c.bytes_received);
+      break;
+    case 10:  // bytes_out
+      out += std::to_string(c.bytes_sent);
+      break;
+    case 11:  // upstream_latency_ms
+      appendMs(out, c.upstream_latency);
+      break;
+    case 12:  // latency_ms
+      appendMs(out, c.total_latency);
+      break;
+    case 13:  // attempts
+      out += std::to_string(c.upstream_attempts);
+      break;
+    case 14:  // error
+      appendJsonString(out, c.error);
+      break;
+    case 15:  // protocol
+      appendJsonString(out, c.protocol);
+      break;
+    case 16:  // consumer
+      appendJsonString(out, c.consumer ? std::string_view(c.consumer->name) : std::string_view());
+      break;
+    case 17:  // trace_id
+      if (c.trace.sampled) {
+        char id[33];
+        std::snprintf(id, sizeof id, "%016llx%016llx",
+                      static_cast<unsigned long long>(c.trace.trace_hi),
+                      static_cast<unsigned long long>(c.trace.trace_lo));
+        appendJsonString(out, id);
+      } else {
+        out += "null";
+      }
+      break;
+    default:
       out += "null";
-    }
   }
+}
+
+// The fast form of a field list: indexes into kAccessLogFields and each field's `,"name":`.
+struct CompiledFields {
+  std::vector<std::size_t> ids;
+  std::vector<std::string> prefixes;
+};
+
+CompiledFields compile(const std::vector<std::string>& fields) {
+  CompiledFields c;
+  for (const auto& f : fields) {
+    auto it = std::find(kAccessLogFields.begin(), kAccessLogFields.end(), f);
+    c.ids.push_back(static_cast<std::size_t>(it - kAccessLogFields.begin()));
+    std::string prefix = c.prefixes.empty() ? "" : ",";
+    appendJsonString(prefix, f);
+    prefix += ':';
+    c.prefixes.push_back(std::move(prefix));
+  }
+  return c;
+}
+
+std::string formatLine(const api::RequestContext& ctx, const CompiledFields& fields) {
+  std::string line;
+  line.reserve(384);
+  line += '{';
+  for (std::size_t i = 0; i < fields.ids.size(); ++i) {
+    line += fields.prefixes[i];
+    appendField(line, fields.ids[i], ctx);
+  }
+  line += '}';
+  return line;
 }
 
 class AccessLogFilter final : public api::Filter {
  public:
-  AccessLogFilter(const AccessLogConfig& c, api::LogSink& sink) : c_(c), sink_(sink) {}
+  AccessLogFilter(const AccessLogConfig& c, const CompiledFields& compiled, api::LogSink& sink)
+      : c_(c), compiled_(compiled), sink_(sink) {}
   void onLog(const api::RequestContext& ctx) noexcept override {
     const bool error = ctx.status >= 400 || ctx.status == 0 || !ctx.error.empty();
     if (c_.errors_only && !error) return;
     // Sampling keeps every error: they are the lines one looks for.
     if (!error && c_.sample < 1.0 && !sampled(ctx)) return;
     try {
-      sink_.write(formatAccessLogLine(ctx, c_.fields));
+      sink_.write(formatLine(ctx, compiled_));
     } catch (...) {  // allocation failure: losing one line beats losing the worker
     }
   }
@@ -108,19 +177,21 @@ class AccessLogFilter final : public api::Filter {
   }
 
   const AccessLogConfig& c_;
+  const CompiledFields& compiled_;
   api::LogSink& sink_;
 };
 
 class AccessLogFactory final : public api::FilterFactory {
  public:
   AccessLogFactory(AccessLogConfig c, std::shared_ptr<api::LogSink> sink)
-      : c_(std::move(c)), sink_(std::move(sink)) {}
+      : c_(std::move(c)), compiled_(compile(c_.fields)), sink_(std::move(sink)) {}
   std::unique_ptr<api::Filter> create() const override {
-    return std::make_unique<AccessLogFilter>(c_, *sink_);
+    return std::make_unique<AccessLogFilter>(c_, compiled_, *sink_);
   }
 
  private:
   AccessLogConfig c_;
+  CompiledFields compiled_;
   std::shared_ptr<api::LogSink> sink_;
 };
 
@@ -128,19 +199,7 @@ class AccessLogFactory final : public api::FilterFactory {
 
 std::string formatAccessLogLine(const api::RequestContext& ctx,
                                 const std::vector<std::string>& fields) {
-  std::string line;
-  line.reserve(320);
-  line += '{';
-  bool first = true;
-  for (const auto& f : fields) {
-    if (!first) line += ',';
-    first = false;
-    appendJsonString(line, f);
-    line += ':';
-    appendField(line, f, ctx);
-  }
-  line += '}';
-  return line;
+  return formatLine(ctx, compile(fields));
 }
 
 api::FilterType accessLogFilterType() {
