@@ -1,13 +1,48 @@
 #include "observability/log_writer.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
+
+#include "core/address.h"
 
 namespace portico::observability {
 namespace {
+
+// "udp:HOST:PORT" (numeric address) or "unix:PATH" (a datagram socket such as /dev/log):
+// a connected datagram socket, or -1.
+int openSyslog(const std::string& where) {
+  if (where.rfind("unix:", 0) == 0) {
+    const std::string path = where.substr(5);
+    sockaddr_un addr{};
+    if (path.empty() || path.size() >= sizeof addr.sun_path) return -1;
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  if (where.rfind("udp:", 0) != 0) return -1;
+  auto hp = parseHostPort(where.substr(4));
+  if (!hp) return -1;
+  auto addrs = resolve(*hp);
+  if (!addrs || addrs->empty()) return -1;
+  const auto& a = addrs->front();
+  int fd = ::socket(a.storage.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a.storage), a.length) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 int openForAppend(const std::string& path) {
   return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -51,13 +86,27 @@ bool LogFile::flush() {
     if (buffer_.empty()) return false;
     writing_.swap(buffer_);
   }
+  if (datagram_) {
+    std::string packet;
+    for (std::size_t pos = 0; pos < writing_.size();) {
+      std::size_t end = writing_.find('\n', pos);
+      if (end == std::string::npos) end = writing_.size();
+      packet.assign(datagram_header_);
+      packet.append(writing_, pos, end - pos);
+      // A lost datagram is a lost log line (counted by the receiver, not here): never block.
+      (void)::send(fd_, packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      pos = end + 1;
+    }
+    writing_.clear();
+    return true;
+  }
   writeAll(fd_, writing_);
   writing_.clear();
   return true;
 }
 
 bool LogFile::reopen() {
-  if (!owns_fd_) return true;
+  if (!owns_fd_ || datagram_) return true;  // sockets need no reopening after a rotation
   int fd = openForAppend(destination_);
   if (fd < 0) return false;
   flush();
@@ -87,6 +136,11 @@ std::shared_ptr<api::LogSink> LogWriter::logSink(const std::string& destination)
     file = std::make_shared<LogFile>(destination, STDOUT_FILENO, false, kMaxBuffer);
   } else if (destination == "stderr") {
     file = std::make_shared<LogFile>(destination, STDERR_FILENO, false, kMaxBuffer);
+  } else if (destination.rfind("syslog:", 0) == 0) {
+    int fd = openSyslog(destination.substr(7));
+    if (fd < 0) return nullptr;
+    file = std::make_shared<LogFile>(destination, fd, true, kMaxBuffer);
+    file->useDatagrams("<134>1 - - portico - - - ");
   } else {
     int fd = openForAppend(destination);
     if (fd < 0) return nullptr;

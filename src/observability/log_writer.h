@@ -21,6 +21,11 @@ class LogWriter;
 class LogFile final : public api::LogSink {
  public:
   LogFile(std::string destination, int fd, bool owns_fd, std::size_t max_buffer);
+  // Sends each line as a syslog datagram (RFC 5424, facility local0, severity info).
+  void useDatagrams(std::string header) {
+    datagram_ = true;
+    datagram_header_ = std::move(header);
+  }
   ~LogFile() override;
   void write(std::string_view line) override;
 
@@ -36,6 +41,9 @@ class LogFile final : public api::LogSink {
   std::string destination_;
   int fd_;
   bool owns_fd_;
+  // Syslog: each line is one datagram on a connected socket, after this header.
+  bool datagram_ = false;
+  std::string datagram_header_;
   std::size_t max_buffer_;
   std::mutex mu_;
   std::string buffer_;

@@ -154,3 +154,34 @@ def test_per_consumer_series_top_n_and_other(portico, upstreams):
     assert 'portico_consumer_requests_total{consumer="c1"} 3' in text
     assert 'portico_consumer_requests_total{consumer="other"} 3' in text  # c2 + c3
     assert 'consumer="c2"' not in text and 'consumer="c3"' not in text
+
+
+def test_access_log_to_syslog_udp_and_unix(portico, upstreams, tmp_path):
+    import socket
+    u = upstreams()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(5)
+    unix_path = str(tmp_path / "log.sock")
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    unix.bind(unix_path)
+    unix.settimeout(5)
+    try:
+        cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                          [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc",
+                            "plugins": [
+                                {"name": "access-log", "config": {
+                                    "path": f"syslog:udp:127.0.0.1:{udp.getsockname()[1]}",
+                                    "fields": ["status", "path"]}},
+                                {"name": "access-log", "config": {
+                                    "path": f"syslog:unix:{unix_path}", "fields": ["status"]}}]}])
+        p = portico(config=cfg)
+        for path in ("/a", "/b"):
+            assert request(p.port, "GET", path)[0] == 200
+        got = sorted(udp.recv(65536).decode() for _ in range(2))
+        assert got == ['<134>1 - - portico - - - {"status":200,"path":"/a"}',
+                       '<134>1 - - portico - - - {"status":200,"path":"/b"}']
+        assert unix.recv(65536).decode() == '<134>1 - - portico - - - {"status":200}'
+    finally:
+        udp.close()
+        unix.close()

@@ -361,5 +361,7 @@ def test_redis_killed_under_load(portico, upstreams, redis):
     out = load.communicate(timeout=30)[0]
     assert "Socket errors" not in out, out
     assert "Non-2xx" not in out, out  # fail_open: everything admitted
-    wait_for(lambda: r.command("EXISTS", "portico:rl:shared:r:10000") == b":1", timeout=10,
+    # The reconnect back-off may outlast the load: keep sending until a request counts in Redis.
+    wait_for(lambda: request(p.port, "GET", "/")[0] == 200 and
+             r.command("EXISTS", "portico:rl:shared:r:10000") == b":1", timeout=10,
              interval=0.1, what="counting in Redis again")

@@ -203,39 +203,42 @@ std::string formatAccessLogLine(const api::RequestContext& ctx,
 }
 
 api::FilterType accessLogFilterType() {
-  return {"access-log",
-          [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
-            AccessLogConfig c;
-            config::ObjectReader r(b.config, b.path, b.diag);
-            r.string("path", c.path);
-            r.stringList("fields", c.fields);
-            if (const auto* sample = r.get("sample")) {
-              if (!sample->is_number() || sample->get<double>() < 0 || sample->get<double>() > 1)
-                b.diag.add(r.childPath("sample"), "must be a number from 0 to 1");
-              else
-                c.sample = sample->get<double>();
-            }
-            r.boolean("errors_only", c.errors_only);
-            r.finish();
-            for (size_t i = 0; i < c.fields.size(); ++i) {
-              bool known = false;
-              for (const auto& k : kAccessLogFields) known |= k == c.fields[i];
-              if (!known)
-                b.diag.add(config::indexPath(r.childPath("fields"), i),
-                           "unknown field \"" + c.fields[i] + "\"");
-            }
-            if (c.fields.empty()) c.fields = kAccessLogFields;
-            if (c.path.empty()) {
-              b.diag.add(r.childPath("path"), "must be stdout, stderr or a file path");
-              return nullptr;
-            }
-            auto sink = b.services.logSink(c.path);
-            if (!sink) {
-              b.diag.add(r.childPath("path"), "cannot open \"" + c.path + "\" for appending");
-              return nullptr;
-            }
-            return std::make_shared<AccessLogFactory>(std::move(c), std::move(sink));
-          }};
+  return {
+      "access-log", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+        AccessLogConfig c;
+        config::ObjectReader r(b.config, b.path, b.diag);
+        r.string("path", c.path);
+        r.stringList("fields", c.fields);
+        if (const auto* sample = r.get("sample")) {
+          if (!sample->is_number() || sample->get<double>() < 0 || sample->get<double>() > 1)
+            b.diag.add(r.childPath("sample"), "must be a number from 0 to 1");
+          else
+            c.sample = sample->get<double>();
+        }
+        r.boolean("errors_only", c.errors_only);
+        r.finish();
+        for (size_t i = 0; i < c.fields.size(); ++i) {
+          bool known = false;
+          for (const auto& k : kAccessLogFields) known |= k == c.fields[i];
+          if (!known)
+            b.diag.add(config::indexPath(r.childPath("fields"), i),
+                       "unknown field \"" + c.fields[i] + "\"");
+        }
+        if (c.fields.empty()) c.fields = kAccessLogFields;
+        if (c.path.empty()) {
+          b.diag.add(
+              r.childPath("path"),
+              "must be stdout, stderr, a file path, syslog:udp:HOST:PORT or syslog:unix:PATH");
+          return nullptr;
+        }
+        auto sink = b.services.logSink(c.path);
+        if (!sink) {
+          b.diag.add(r.childPath("path"),
+                     "cannot open \"" + c.path + "\" (a file for appending, or a syslog socket)");
+          return nullptr;
+        }
+        return std::make_shared<AccessLogFactory>(std::move(c), std::move(sink));
+      }};
 }
 
 }  // namespace portico::filters
