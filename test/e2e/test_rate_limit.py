@@ -122,10 +122,10 @@ def test_config_errors(tmp_path, upstreams):
         assert code != 0 and message in out, (config, out)
 
 
-def redis_limited(u, r, limit, per, policy="fail_open", key="route", **extra):
+def redis_limited(u, r, limit, per, policy="fail_open", key="route", workers=2, **extra):
     return limited(u, {"limits": [{"requests": limit, "per": per}], "key": key, "backend": "redis",
                        "redis": {"address": r.address, "timeout": "200ms"},
-                       "on_backend_failure": policy, "name": "shared", **extra})
+                       "on_backend_failure": policy, "name": "shared", **extra}, workers=workers)
 
 
 def wrk(port, seconds, connections=16):
@@ -163,7 +163,8 @@ def test_redis_two_nodes_share_one_exact_limit(tmp_path, upstreams, redis):
 def test_redis_outage_fail_closed_then_recovers(portico, upstreams, redis):
     u = upstreams()
     r = redis()
-    p = portico(config=redis_limited(u, r, 3, "10s", policy="fail_closed"))
+    # One worker: each worker's connection comes back on its own back-off schedule.
+    p = portico(config=redis_limited(u, r, 3, "10s", policy="fail_closed", workers=1))
     assert [request(p.port, "GET", "/")[0] for _ in range(4)] == [200, 200, 200, 429]
     r.kill()
     t0 = time.monotonic()
@@ -179,7 +180,8 @@ def test_redis_outage_fail_closed_then_recovers(portico, upstreams, redis):
 def test_redis_outage_fail_open_uses_local_share(portico, upstreams, redis):
     u = upstreams()
     r = redis()
-    p = portico(config=redis_limited(u, r, 6, "10s", policy="fail_open", cluster_size=2))
+    p = portico(config=redis_limited(u, r, 6, "10s", policy="fail_open", cluster_size=2,
+                                     workers=1))
     assert [request(p.port, "GET", "/")[0] for _ in range(7)] == [200] * 6 + [429]
     r.kill()
     # Redis down: this node allows its share, 6 / 2 nodes = 3 in the window.
