@@ -172,7 +172,16 @@ def portico(tmp_path):
         if config is None:
             config = base_config(free_port(), free_port(), upstreams or {}, routes or [],
                                  server, plugins)
-        p = Portico(tmp_path, config, env)
+        try:
+            p = Portico(tmp_path, config, env)
+        except AssertionError as e:
+            # Another process took a port between free_port()'s check and Portico's bind:
+            # once, with fresh ports for the listener and the admin listener.
+            if "Address already in use" not in str(e) or isinstance(config, str):
+                raise
+            config["listeners"][0]["listen"] = f"127.0.0.1:{free_port()}"
+            config["server"]["admin"]["listen"] = f"127.0.0.1:{free_port()}"
+            p = Portico(tmp_path, config, env)
         started.append(p)
         return p
 
