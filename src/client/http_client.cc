@@ -96,27 +96,49 @@ HttpResponse parseResponse(const std::string& raw) {
   return r;
 }
 
-// Whether `raw` holds a whole response: callers stop reading there, even when a server keeps
-// the connection open despite `Connection: close`.
-bool complete(const std::string& raw, bool head_request) {
-  http::ResponseHead head;
-  http::HeadLimits limits;
-  auto pr = http::parseResponseHead(raw, limits, head_request, head);
-  if (pr.status != http::ParseStatus::Complete) return false;
-  std::string_view body = std::string_view(raw).substr(pr.consumed);
-  switch (head.framing) {
-    case http::BodyFraming::ContentLength:
-      return body.size() >= head.content_length;
-    case http::BodyFraming::Chunked: {
-      http::ChunkedDecoder decoder;
-      return decoder.feed(body, [](std::string_view) {}).status ==
-             http::ChunkedDecoder::Status::Done;
+// Tells whether the bytes read so far hold a whole response, so callers stop reading there even
+// when a server keeps the connection open despite `Connection: close`. Each byte is looked at
+// once: the head is parsed once, and a chunked body goes through one decoder as it arrives.
+class ResponseEnd {
+ public:
+  explicit ResponseEnd(bool head_request) : head_request_(head_request) {}
+
+  bool complete(const std::string& raw) {
+    if (!head_parsed_) {
+      http::ResponseHead head;
+      http::HeadLimits limits;
+      auto pr = http::parseResponseHead(raw, limits, head_request_, head);
+      if (pr.status != http::ParseStatus::Complete) return false;
+      head_parsed_ = true;
+      framing_ = head.framing;
+      length_ = head.content_length;
+      body_start_ = fed_ = pr.consumed;
+      bodiless_ = head_request_ || head.status == 204 || head.status == 304 ||
+                  (head.status >= 100 && head.status < 200);
     }
-    default:
-      return head_request || head.status == 204 || head.status == 304 ||
-             (head.status >= 100 && head.status < 200);
+    switch (framing_) {
+      case http::BodyFraming::ContentLength:
+        return raw.size() - body_start_ >= length_;
+      case http::BodyFraming::Chunked: {
+        auto step = decoder_.feed(std::string_view(raw).substr(fed_), [](std::string_view) {});
+        fed_ += step.consumed;
+        return step.status == http::ChunkedDecoder::Status::Done;
+      }
+      default:
+        return bodiless_;
+    }
   }
-}
+
+ private:
+  bool head_request_;
+  bool head_parsed_ = false;
+  bool bodiless_ = false;
+  http::BodyFraming framing_ = http::BodyFraming::None;
+  std::uint64_t length_ = 0;
+  std::size_t body_start_ = 0;
+  std::size_t fed_ = 0;
+  http::ChunkedDecoder decoder_;
+};
 
 }  // namespace
 
@@ -163,6 +185,7 @@ struct HttpClient::Impl {
       out += "Content-Length: " + std::to_string(req.body.size()) + "\r\n";
     out += "\r\n" + req.body;
     std::string raw;
+    ResponseEnd end(req.method == "HEAD");
     std::array<char, 16384> buf;
     if (url.tls) {
       if (req.ca_file.empty()) {
@@ -185,7 +208,7 @@ struct HttpClient::Impl {
         std::size_t n = co_await tls->async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         raw.append(buf.data(), n);
-        if (ec || raw.size() > req.max_response_bytes || complete(raw, req.method == "HEAD")) break;
+        if (ec || raw.size() > req.max_response_bytes || end.complete(raw)) break;
       }
     } else {
       co_await asio::async_write(socket, asio::buffer(out),
@@ -195,7 +218,7 @@ struct HttpClient::Impl {
         std::size_t n = co_await socket.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         raw.append(buf.data(), n);
-        if (ec || raw.size() > req.max_response_bytes || complete(raw, req.method == "HEAD")) break;
+        if (ec || raw.size() > req.max_response_bytes || end.complete(raw)) break;
       }
     }
     deadline.cancel();

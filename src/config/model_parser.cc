@@ -78,12 +78,7 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
     TracingConfig tc;
     ObjectReader tr(*t, r.childPath("tracing"), d);
     tr.string("endpoint", tc.endpoint, true);
-    if (const json* ratio = tr.get("sampling")) {
-      if (!ratio->is_number() || ratio->get<double>() < 0 || ratio->get<double>() > 1)
-        d.add(tr.childPath("sampling"), "must be a number from 0 to 1");
-      else
-        tc.sampling = ratio->get<double>();
-    }
+    tr.ratio("sampling", tc.sampling);
     tr.string("service_name", tc.service_name);
     tr.number("batch_size", 1, 100000, tc.batch_size);
     tr.number("queue_size", 1, 10000000, tc.queue_size);

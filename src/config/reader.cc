@@ -78,6 +78,17 @@ bool readInt(const json& j, const std::string& path, Diagnostics& d, std::int64_
   return true;
 }
 
+bool ObjectReader::ratio(std::string_view key, double& out) {
+  const json* j = get(key);
+  if (!j) return true;
+  if (!j->is_number() || j->get<double>() < 0 || j->get<double>() > 1) {
+    diag_.add(childPath(key), "must be a number from 0 to 1");
+    return false;
+  }
+  out = j->get<double>();
+  return true;
+}
+
 bool readBool(const json& j, const std::string& path, Diagnostics& d, bool& out) {
   if (!j.is_boolean()) {
     d.add(path, std::string("expected true or false, got ") + typeName(j));

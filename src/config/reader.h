@@ -59,6 +59,8 @@ class ObjectReader {
     return ok;
   }
   bool boolean(std::string_view key, bool& out);
+  // A number from 0 to 1 (sampling ratios).
+  bool ratio(std::string_view key, double& out);
   bool duration(std::string_view key, Duration& out);
   bool size(std::string_view key, std::uint64_t& out);
   bool stringList(std::string_view key, std::vector<std::string>& out);

@@ -209,12 +209,7 @@ api::FilterType accessLogFilterType() {
         config::ObjectReader r(b.config, b.path, b.diag);
         r.string("path", c.path);
         r.stringList("fields", c.fields);
-        if (const auto* sample = r.get("sample")) {
-          if (!sample->is_number() || sample->get<double>() < 0 || sample->get<double>() > 1)
-            b.diag.add(r.childPath("sample"), "must be a number from 0 to 1");
-          else
-            c.sample = sample->get<double>();
-        }
+        r.ratio("sample", c.sample);
         r.boolean("errors_only", c.errors_only);
         r.finish();
         for (size_t i = 0; i < c.fields.size(); ++i) {
