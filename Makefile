@@ -20,7 +20,7 @@ run: build
 unit: build
 	ctest --test-dir build/release --output-on-failure -j$(JOBS)
 
-e2e: build test/oidc/node_modules
+e2e: build test/oidc/node_modules test/dashboard/node_modules
 	PORTICO_BIN=$(CURDIR)/build/release/portico $(PYTHON) -m pytest -q -p no:cacheprovider test/e2e
 
 test: unit e2e
@@ -30,7 +30,12 @@ test/oidc/node_modules: test/oidc/package-lock.json
 	cd test/oidc && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test-asan: deps test/oidc/node_modules
+# Drives the dashboard in Debian's chromium (npm playwright-core, no browser download).
+test/dashboard/node_modules: test/dashboard/package-lock.json
+	cd test/dashboard && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-asan: deps test/oidc/node_modules test/dashboard/node_modules
 	@test -f build/asan/build.ninja || cmake --preset asan
 	cmake --build build/asan -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure -j$(JOBS)

@@ -9,7 +9,7 @@ PACKAGES=(
   libfmt-dev libcli11-dev libssl-dev libnghttp2-dev libgtest-dev libgmock-dev libbenchmark-dev
   curl wrk nginx-light haproxy python3 python3-pytest python3-websockets procps openssl
   nghttp2-client nghttp2-server python3-h2 python3-grpcio whois libcrypt-dev nodejs
-  redis-server redis-sentinel libhiredis-dev prometheus
+  redis-server redis-sentinel libhiredis-dev prometheus chromium
 )
 
 missing=()

@@ -30,6 +30,7 @@ Portico is starting on http://127.0.0.1:8080 (admin on http://127.0.0.1:9901). T
     http://127.0.0.1:8080/api/orders; done; echo     # rate-limited: 5 per 10 s, then 429
   curl -s http://127.0.0.1:9901/upstreams            # target health, circuit breakers
   curl -s http://127.0.0.1:9901/metrics | head -20   # Prometheus metrics
+  open http://127.0.0.1:9901/dashboard/ in a browser  # live dashboard
 
 Edit examples/quickstart.yaml and save: Portico reloads it. Ctrl-C drains and stops.
 

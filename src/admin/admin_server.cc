@@ -51,10 +51,12 @@ struct AdminServer::Impl {
         const std::string* accept = req.headers.find("accept");
         r = handler(req.method, req.path, accept ? *accept : std::string());
       }
-      std::string out =
-          "HTTP/1.1 " + std::to_string(r.status) + " " +
-          std::string(proxy::reasonPhrase(r.status)) + "\r\nContent-Type: " + r.content_type +
-          "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n";
+      std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " +
+                        std::string(proxy::reasonPhrase(r.status)) +
+                        "\r\nContent-Type: " + r.content_type +
+                        "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\n";
+      for (const auto& [name, value] : r.headers) out += name + ": " + value + "\r\n";
+      out += "Connection: close\r\n\r\n";
       if (req.method != "HEAD") out += r.body;
       co_await asio::async_write(socket, asio::buffer(out),
                                  asio::redirect_error(asio::use_awaitable, ec));

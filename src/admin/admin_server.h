@@ -1,9 +1,12 @@
 #pragma once
-// The admin listener (127.0.0.1 by default): /healthz, /readyz, /config, /metrics. Runs on the
+// The admin listener (127.0.0.1 by default): /healthz, /readyz, /config, /metrics, /upstreams,
+// /api/stats and the dashboard. Runs on the
 // control thread's loop, never on a worker.
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/result.h"
 
@@ -17,6 +20,7 @@ struct AdminResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // beyond type and length
 };
 
 // Maps a GET path to a response. Given the path without the query, and the Accept header

@@ -26,6 +26,7 @@ struct Limits {
 
 struct AdminConfig {
   std::string listen = "127.0.0.1:9901";
+  bool dashboard = true;  // /dashboard/ and /api/stats
 };
 
 // OpenTelemetry tracing: spans exported as OTLP/HTTP JSON to `endpoint`.

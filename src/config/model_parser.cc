@@ -63,6 +63,7 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
   if (const json* a = r.get("admin")) {
     ObjectReader ar(*a, r.childPath("admin"), d);
     ar.string("listen", s.admin.listen);
+    ar.boolean("dashboard", s.admin.dashboard);
     ar.finish();
   }
   if (const json* l = r.get("limits")) parseLimits(*l, r.childPath("limits"), d, s.limits);

@@ -1,5 +1,7 @@
 #include "observability/metrics.h"
 
+#include "observability/stats_totals.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +25,32 @@ void Histogram::observe(std::chrono::nanoseconds d) {
 std::array<std::uint64_t, Histogram::kBounds.size() + 1> Histogram::buckets() const {
   std::array<std::uint64_t, kBounds.size() + 1> out{};
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = buckets_[i].get();
+  return out;
+}
+
+void RecentErrors::record(std::int64_t unix_ms, int status, std::string_view method,
+                          std::string_view path, std::string_view route,
+                          std::string_view request_id, std::string_view detail) {
+  constexpr std::size_t kMaxPath = 256;
+  std::lock_guard lock(mu_);
+  ErrorEvent& e = ring_[next_];
+  e.unix_ms = unix_ms;
+  e.status = status;
+  e.method.assign(method);
+  e.path.assign(path.substr(0, kMaxPath));
+  e.route.assign(route);
+  e.request_id.assign(request_id);
+  e.detail.assign(detail.substr(0, kMaxPath));
+  next_ = (next_ + 1) % kCapacity;
+  size_ = std::min(size_ + 1, kCapacity);
+}
+
+std::vector<ErrorEvent> RecentErrors::list() const {
+  std::lock_guard lock(mu_);
+  std::vector<ErrorEvent> out;
+  out.reserve(size_);
+  for (std::size_t i = 0; i < size_; ++i)
+    out.push_back(ring_[(next_ + kCapacity - size_ + i) % kCapacity]);
   return out;
 }
 
@@ -91,13 +119,14 @@ void family(std::string& out, const char* name, const char* type, const char* he
 
 namespace {
 
-// One histogram family from per-label bucket counts (non-cumulative, +Inf last).
-template <class Map>
+// One histogram family, a series per map entry.
+template <class Map, class Member>
 void histogramFamily(std::string& out, const char* name, const char* help, const char* label,
-                     const Map& series) {
+                     const Map& series, Member member) {
   family(out, name, "histogram", help);
   const std::string base = name;
-  for (const auto& [key, h] : series) {
+  for (const auto& [key, entry] : series) {
+    const HistogramTotals& h = entry.*member;
     const std::string l = std::string(label) + "=\"" + escapeLabel(key) + "\"";
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
@@ -120,17 +149,14 @@ void scalar(std::string& out, const char* name, const char* type, const char* he
   line(out, name, "", value);
 }
 
+}  // namespace
+
 double residentBytes() {
   std::ifstream f("/proc/self/statm");
   long pages = 0, rss = 0;
   f >> pages >> rss;
   return static_cast<double>(rss) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
-
-struct ProcessUsage {
-  double cpu_seconds = 0;
-  double open_fds = 0;
-};
 
 ProcessUsage processUsage() {
   ProcessUsage u;
@@ -151,8 +177,6 @@ ProcessUsage processUsage() {
     u.open_fds += 1;
   return u;
 }
-
-}  // namespace
 
 std::string toOpenMetrics(const std::string& text) {
   std::string out;
@@ -192,97 +216,39 @@ std::string toOpenMetrics(const std::string& text) {
   return out;
 }
 
-std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
-                             const ProcessStats& process) {
+std::string renderPrometheus(const Totals& t, const ProcessStats& process) {
   std::string out;
   out.reserve(4096);
-  std::uint64_t accepted = 0, active = 0, requests = 0, bad = 0, handshakes = 0,
-                handshake_failures = 0, tunnels = 0, h2_connections = 0, h2_streams = 0,
-                h2_closes = 0, h2_stalls = 0;
-  std::map<std::string, std::array<std::uint64_t, 6>> routes;
-  struct RouteExtra {
-    std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
-    std::uint64_t count = 0, sum_ns = 0, bytes_in = 0, bytes_out = 0, started = 0;
-  };
-  std::map<std::string, RouteExtra> route_extra;
-  std::map<std::string, std::array<std::uint64_t, 5>> refusals;
-  struct Up {
-    std::array<std::uint64_t, Histogram::kBounds.size() + 1> buckets{};
-    std::uint64_t count = 0, sum_ns = 0, attempts = 0, failures = 0, retries = 0, ejections = 0;
-  };
-  std::map<std::string, Up> upstreams;
-  for (const auto* w : workers) {
-    accepted += w->connections_accepted.get();
-    active += w->connections_active.get();
-    requests += w->requests.get();
-    bad += w->bad_requests.get();
-    handshakes += w->tls_handshakes.get();
-    handshake_failures += w->tls_handshake_failures.get();
-    tunnels += w->tunnels_active.get();
-    h2_connections += w->http2_connections.get();
-    h2_streams += w->http2_streams.get();
-    h2_closes += w->http2_protocol_closes.get();
-    h2_stalls += w->http2_stream_stalls.get();
-    w->forEachRoute([&](const std::string& name, const RouteStats& s) {
-      auto& r = routes[name];
-      for (std::size_t i = 0; i < r.size(); ++i) r[i] += s.by_class[i].get();
-      auto& x = route_extra[name];
-      auto b = s.duration.buckets();
-      for (std::size_t i = 0; i < b.size(); ++i) x.buckets[i] += b[i];
-      x.count += s.duration.count();
-      x.sum_ns += s.duration.sumNanos();
-      x.bytes_in += s.bytes_in.get();
-      x.bytes_out += s.bytes_out.get();
-      x.started += s.started.get();
-      auto& a = refusals[name];
-      for (std::size_t i = 0; i < a.size(); ++i) a[i] += s.auth_failures[i].get();
-    });
-    w->forEachUpstream([&](const std::string& name, const UpstreamStats& s) {
-      auto& u = upstreams[name];
-      auto b = s.duration.buckets();
-      for (std::size_t i = 0; i < b.size(); ++i) u.buckets[i] += b[i];
-      u.count += s.duration.count();
-      u.sum_ns += s.duration.sumNanos();
-      u.attempts += s.attempts.get();
-      u.failures += s.failures.get();
-      u.retries += s.retries.get();
-      u.ejections += s.ejections.get();
-    });
-  }
-
   family(out, "portico_requests_total", "counter", "Requests answered, by route and status class.");
   static const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-  for (const auto& [name, r] : routes) {
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      if (r[i] == 0 && i != 2) continue;
+  for (const auto& [name, r] : t.routes) {
+    for (std::size_t i = 0; i < r.by_class.size(); ++i) {
+      if (r.by_class[i] == 0 && i != 2) continue;
       line(out, "portico_requests_total",
            "route=\"" + escapeLabel(name) + "\",code=\"" + kClasses[i] + "\"",
-           static_cast<double>(r[i]));
+           static_cast<double>(r.by_class[i]));
     }
   }
   histogramFamily(out, "portico_request_duration_seconds",
                   "Request duration, from the head read to the end of the response.", "route",
-                  route_extra);
+                  t.routes, &RouteTotals::duration);
   const auto perRoute = [&](const char* name, const char* type, const char* help, auto value) {
     family(out, name, type, help);
-    for (const auto& [route, x] : route_extra)
-      line(out, name, "route=\"" + escapeLabel(route) + "\"", static_cast<double>(value(route, x)));
+    for (const auto& [route, x] : t.routes)
+      line(out, name, "route=\"" + escapeLabel(route) + "\"", static_cast<double>(value(x)));
   };
   perRoute("portico_request_bytes_total", "counter", "Request body bytes received, by route.",
-           [](const std::string&, const RouteExtra& x) { return x.bytes_in; });
+           [](const RouteTotals& x) { return x.bytes_in; });
   perRoute("portico_response_bytes_total", "counter", "Response bytes sent, by route.",
-           [](const std::string&, const RouteExtra& x) { return x.bytes_out; });
+           [](const RouteTotals& x) { return x.bytes_out; });
   perRoute("portico_requests_in_flight", "gauge", "Requests being served, by route.",
-           [&](const std::string& route, const RouteExtra& x) {
-             std::uint64_t done = 0;
-             for (auto c : routes[route]) done += c;
-             return x.started > done ? x.started - done : 0;
-           });
+           [](const RouteTotals& x) { return x.inFlight(); });
   family(out, "portico_auth_refusals_total", "counter",
          "Requests refused by auth and access filters, by route and reason.");
   static const char* kReasons[] = {"", "missing_credentials", "invalid_credentials", "forbidden",
                                    "address_denied"};
-  for (const auto& [name, a] : refusals) {
+  for (const auto& [name, r] : t.routes) {
+    const auto& a = r.auth_failures;
     for (std::size_t i = 1; i < a.size(); ++i) {
       if (a[i] == 0) continue;
       line(out, "portico_auth_refusals_total",
@@ -291,91 +257,73 @@ std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
     }
   }
   scalar(out, "portico_http_requests_total", "counter", "Requests read from clients, all routes.",
-         static_cast<double>(requests));
+         static_cast<double>(t.requests));
   scalar(out, "portico_bad_requests_total", "counter",
-         "Requests refused as malformed or over a limit.", static_cast<double>(bad));
+         "Requests refused as malformed or over a limit.", static_cast<double>(t.bad_requests));
 
   histogramFamily(out, "portico_upstream_request_duration_seconds",
-                  "Upstream attempt duration until the response head.", "upstream", upstreams);
-  const auto perUpstream = [&](const char* name, const char* help, std::uint64_t Up::*field) {
+                  "Upstream attempt duration until the response head.", "upstream", t.upstreams,
+                  &UpstreamTotals::duration);
+  const auto perUpstream = [&](const char* name, const char* help,
+                               std::uint64_t UpstreamTotals::*field) {
     family(out, name, "counter", help);
-    for (const auto& [upstream, u] : upstreams)
+    for (const auto& [upstream, u] : t.upstreams)
       line(out, name, "upstream=\"" + escapeLabel(upstream) + "\"", static_cast<double>(u.*field));
   };
   perUpstream("portico_upstream_attempts_total", "Upstream attempts, retries included.",
-              &Up::attempts);
+              &UpstreamTotals::attempts);
   perUpstream("portico_upstream_failures_total",
-              "Upstream attempts that failed (connect, reset, timeout).", &Up::failures);
-  perUpstream("portico_upstream_retries_total", "Retries made.", &Up::retries);
+              "Upstream attempts that failed (connect, reset, timeout).",
+              &UpstreamTotals::failures);
+  perUpstream("portico_upstream_retries_total", "Retries made.", &UpstreamTotals::retries);
   perUpstream("portico_upstream_ejections_total",
-              "Targets ejected by outlier detection (passive health checks).", &Up::ejections);
+              "Targets ejected by outlier detection (passive health checks).",
+              &UpstreamTotals::ejections);
 
   if (const std::uint32_t top = process.consumers_top.load(); top > 0) {
-    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_name;
-    for (const auto* w : workers)
-      w->forEachConsumer([&](const std::string& name, const ConsumerStats& c) {
-        by_name[name].first += c.requests.get();
-        by_name[name].second += c.rejections.get();
-      });
-    std::vector<std::pair<std::string, std::pair<std::uint64_t, std::uint64_t>>> ranked(
-        by_name.begin(), by_name.end());
-    std::stable_sort(ranked.begin(), ranked.end(),
-                     [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-    std::pair<std::uint64_t, std::uint64_t> other{0, 0};
-    for (std::size_t i = top; i < ranked.size(); ++i) {
-      other.first += ranked[i].second.first;
-      other.second += ranked[i].second.second;
-    }
-    if (ranked.size() > top) ranked.resize(top);
-    if (other.first || other.second) ranked.push_back({"other", other});
+    const auto ranked = topConsumers(t, top);
     family(out, "portico_consumer_requests_total", "counter",
            "Requests by consumer: the top N by requests, the rest as \"other\".");
     for (const auto& [name, c] : ranked)
       line(out, "portico_consumer_requests_total", "consumer=\"" + escapeLabel(name) + "\"",
-           static_cast<double>(c.first));
+           static_cast<double>(c.requests));
     family(out, "portico_consumer_rejections_total", "counter",
            "Requests of the consumer that Portico refused itself (rate limit, quota, acl...).");
     for (const auto& [name, c] : ranked)
       line(out, "portico_consumer_rejections_total", "consumer=\"" + escapeLabel(name) + "\"",
-           static_cast<double>(c.second));
+           static_cast<double>(c.rejections));
   }
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> listeners;
-  for (const auto* w : workers)
-    w->forEachListener([&](const std::string& name, const ListenerStats& l) {
-      listeners[name].first += l.accepted.get();
-      listeners[name].second += l.active.get();
-    });
   family(out, "portico_listener_connections_accepted_total", "counter",
          "Client connections accepted, by listener.");
-  for (const auto& [name, l] : listeners)
+  for (const auto& [name, l] : t.listeners)
     line(out, "portico_listener_connections_accepted_total",
-         "listener=\"" + escapeLabel(name) + "\"", static_cast<double>(l.first));
+         "listener=\"" + escapeLabel(name) + "\"", static_cast<double>(l.accepted));
   family(out, "portico_listener_connections_active", "gauge",
          "Client connections open now, by listener.");
-  for (const auto& [name, l] : listeners)
+  for (const auto& [name, l] : t.listeners)
     line(out, "portico_listener_connections_active", "listener=\"" + escapeLabel(name) + "\"",
-         static_cast<double>(l.second));
+         static_cast<double>(l.active));
   scalar(out, "portico_connections_active", "gauge", "Client connections open now.",
-         static_cast<double>(active));
+         static_cast<double>(t.connections_active));
   scalar(out, "portico_connections_accepted_total", "counter", "Client connections accepted.",
-         static_cast<double>(accepted));
+         static_cast<double>(t.connections_accepted));
   scalar(out, "portico_tls_handshakes_total", "counter", "TLS handshakes completed with clients.",
-         static_cast<double>(handshakes));
+         static_cast<double>(t.tls_handshakes));
   scalar(out, "portico_tls_handshake_failures_total", "counter",
-         "TLS handshakes with clients that failed.", static_cast<double>(handshake_failures));
+         "TLS handshakes with clients that failed.", static_cast<double>(t.tls_handshake_failures));
   scalar(out, "portico_tunnels_active", "gauge", "Upgraded (WebSocket) connections open now.",
-         static_cast<double>(tunnels));
+         static_cast<double>(t.tunnels_active));
   scalar(out, "portico_http2_connections_total", "counter", "Client connections over HTTP/2.",
-         static_cast<double>(h2_connections));
+         static_cast<double>(t.http2_connections));
   scalar(out, "portico_http2_streams_total", "counter", "HTTP/2 requests (streams) started.",
-         static_cast<double>(h2_streams));
+         static_cast<double>(t.http2_streams));
   scalar(out, "portico_http2_protocol_closes_total", "counter",
          "HTTP/2 connections closed with GOAWAY for a protocol error or abuse (rapid reset, "
          "floods, oversized header lists).",
-         static_cast<double>(h2_closes));
+         static_cast<double>(t.http2_protocol_closes));
   scalar(out, "portico_http2_stream_stalls_total", "counter",
          "HTTP/2 streams reset because the client kept its flow-control window shut.",
-         static_cast<double>(h2_stalls));
+         static_cast<double>(t.http2_stream_stalls));
   scalar(out, "portico_config_reloads_total", "counter", "Configurations loaded and swapped in.",
          static_cast<double>(process.config_reloads.load()));
   scalar(out, "portico_config_reload_failures_total", "counter", "Configurations refused.",

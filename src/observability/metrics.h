@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace portico::observability {
@@ -74,6 +75,29 @@ struct ListenerStats {
   Counter active;
 };
 
+// A response that was an error (4xx, 5xx, or none sent), as the dashboard lists them.
+struct ErrorEvent {
+  std::int64_t unix_ms = 0;
+  int status = 0;
+  std::string method, path, route, request_id, detail;
+};
+
+// The last errors a worker answered: a small ring written by that worker only. The lock is
+// uncontended but for the moment the admin listener copies it out; slots reuse their strings.
+class RecentErrors {
+ public:
+  static constexpr std::size_t kCapacity = 32;
+  void record(std::int64_t unix_ms, int status, std::string_view method, std::string_view path,
+              std::string_view route, std::string_view request_id, std::string_view detail);
+  std::vector<ErrorEvent> list() const;  // oldest first
+
+ private:
+  mutable std::mutex mu_;
+  std::array<ErrorEvent, kCapacity> ring_;
+  std::size_t next_ = 0;
+  std::size_t size_ = 0;
+};
+
 class WorkerStats {
  public:
   Counter connections_accepted;
@@ -87,6 +111,7 @@ class WorkerStats {
   Counter http2_streams;
   Counter http2_protocol_closes;  // connections ended for abuse or protocol errors (GOAWAY)
   Counter http2_stream_stalls;    // streams reset: the client kept the flow-control window shut
+  RecentErrors recent_errors;
 
   RouteStats& route(const std::string& name);
   UpstreamStats& upstream(const std::string& name);
@@ -142,8 +167,16 @@ void family(std::string& out, const char* name, const char* type, const char* he
 // HELP/TYPE lines, and the closing `# EOF`.
 std::string toOpenMetrics(const std::string& prometheus_text);
 
+// Process figures read from /proc.
+double residentBytes();
+struct ProcessUsage {
+  double cpu_seconds = 0;
+  double open_fds = 0;
+};
+ProcessUsage processUsage();
+
+struct Totals;
 // Renders every worker's counters, summed, in the Prometheus text format (0.0.4).
-std::string renderPrometheus(const std::vector<const WorkerStats*>& workers,
-                             const ProcessStats& process);
+std::string renderPrometheus(const Totals& totals, const ProcessStats& process);
 
 }  // namespace portico::observability

@@ -419,6 +419,12 @@ void RequestPipeline::finish(int status) {
     c.requests.add();
     if (status >= 400 && ctx_.upstream_attempts == 0) c.rejections.add();
   }
+  if (status >= 400 || status == 0) {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.wall_start.time_since_epoch());
+    w_.stats.recent_errors.record(ms.count(), status, ctx_.original_method, ctx_.original_path,
+                                  ctx_.route_name, ctx_.request_id, ctx_.error);
+  }
   for (auto& f : filters_) f->onLog(ctx_);
   if (ctx_.trace.sampled && snapshot_ && snapshot_->tracer) finishTrace();
 }

@@ -19,12 +19,16 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "admin/admin_server.h"
+#include "admin/static_assets.h"
 #include "filters/builtins.h"
 #include "observability/log_writer.h"
 #include "observability/metrics.h"
+#include "observability/stats_history.h"
+#include "observability/stats_totals.h"
 #include "server/health_checker.h"
 #include "server/listener.h"
 #include "server/scaling_advisor.h"
+#include "server/stats_report.h"
 #include "server/upstream_report.h"
 #include "server/worker.h"
 
@@ -74,7 +78,8 @@ class Server {
         usr1_(io_, SIGUSR1),
         watch_timer_(io_),
         dns_timer_(io_),
-        drain_timer_(io_) {
+        drain_timer_(io_),
+        stats_timer_(io_) {
     filters::registerBuiltins(registry_);
   }
 
@@ -101,6 +106,10 @@ class Server {
   void watchFile();
   std::map<std::string, FileStamp> stampWatched() const;
   void refreshDns();
+  void sampleStats();
+  std::vector<const observability::WorkerStats*> workerStats() const;
+  admin::AdminResponse dashboardAsset(const std::string& path) const;
+  nlohmann::json reloadHistory() const;
   void beginDrain();
   void checkDrained(std::chrono::steady_clock::time_point deadline);
   admin::AdminResponse handleAdmin(const std::string& method, const std::string& path,
@@ -114,6 +123,7 @@ class Server {
   asio::steady_timer watch_timer_;
   asio::steady_timer dns_timer_;
   asio::steady_timer drain_timer_;
+  asio::steady_timer stats_timer_;
   api::FilterRegistry registry_;
   observability::LogWriter logs_;
   tls::TicketKeys ticket_keys_;      // outlives every snapshot, so tickets survive reloads
@@ -136,6 +146,9 @@ class Server {
     std::string detail;
   };
   std::deque<ReloadEvent> history_;
+  // The dashboard's charts: a point every 2 s, the last 5 minutes.
+  static constexpr std::chrono::milliseconds kStatsInterval{2000};
+  observability::StatsHistory traffic_{150};
   // Last: they read the members above from their timers.
   HealthChecker health_checks_{io_, logs_};
   ScalingAdvisor scaling_{io_, logs_, stats_, [this] { return current_; }};
@@ -302,7 +315,7 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
                                          const std::string& accept) {
   admin::AdminResponse r;
   if (method != "GET" && method != "HEAD") {
-    return {405, "application/json", R"({"error":"method not allowed","status":405})"};
+    return {405, "application/json", R"({"error":"method not allowed","status":405})", {}};
   }
   if (path == "/healthz") {
     r.body = R"({"status":"ok"})";
@@ -318,16 +331,11 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
     j["loaded_at"] = isoTime(current_->loaded_at);
     j["source"] = current_->source;
     j["config"] = current_->redacted;
-    nlohmann::json h = nlohmann::json::array();
-    for (const auto& e : history_)
-      h.push_back({{"time", e.time}, {"ok", e.ok}, {"reason", e.reason}, {"error", e.detail}});
-    j["reloads"] = h;
+    j["reloads"] = reloadHistory();
     r.body = j.dump(2);
   } else if (path == "/metrics") {
-    std::vector<const observability::WorkerStats*> ws;
-    for (const auto& s : stats_) ws.push_back(s.get());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = observability::renderPrometheus(ws, process_);
+    r.body = observability::renderPrometheus(observability::sumWorkers(workerStats()), process_);
     appendUpstreamMetrics(*current_, r.body);
     scaling_.appendMetrics(r.body);
     if (accept.find("application/openmetrics-text") != std::string::npos) {
@@ -336,11 +344,76 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
     }
   } else if (path == "/upstreams") {
     r.body = upstreamsReport(*current_).dump(2);
+  } else if (!current_->config.server.admin.dashboard) {
+    r.status = 404;
+    r.body = R"({"error":"not found","status":404})";
+  } else if (path == "/api/stats") {
+    StatsReportInputs in;
+    in.snapshot = current_.get();
+    const auto totals = liveTotals(observability::sumWorkers(workerStats()), *current_);
+    in.totals = &totals;
+    in.history = &traffic_;
+    in.process = &process_;
+    for (const auto& s : stats_) {
+      auto errors = s->recent_errors.list();
+      in.errors.insert(in.errors.end(), errors.begin(), errors.end());
+    }
+    in.reloads = reloadHistory();
+    in.workers = workers_.size();
+    in.interval_ms = kStatsInterval.count();
+    // Request paths are client bytes: invalid UTF-8 is replaced, not thrown on.
+    r.body = statsReport(in).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    r.headers.emplace_back("Cache-Control", "no-store");
+  } else if (path == "/dashboard" || path.rfind("/dashboard/", 0) == 0) {
+    return dashboardAsset(path);
   } else {
     r.status = 404;
     r.body = R"({"error":"not found","status":404})";
   }
   return r;
+}
+
+std::vector<const observability::WorkerStats*> Server::workerStats() const {
+  std::vector<const observability::WorkerStats*> ws;
+  for (const auto& s : stats_) ws.push_back(s.get());
+  return ws;
+}
+
+nlohmann::json Server::reloadHistory() const {
+  nlohmann::json h = nlohmann::json::array();
+  for (const auto& e : history_)
+    h.push_back({{"time", e.time}, {"ok", e.ok}, {"reason", e.reason}, {"error", e.detail}});
+  return h;
+}
+
+admin::AdminResponse Server::dashboardAsset(const std::string& path) const {
+  if (path == "/dashboard") return {301, "text/plain", "", {{"Location", "/dashboard/"}}};
+  std::string name = path.substr(std::string("/dashboard/").size());
+  if (name.empty()) name = "index.html";
+  for (const auto& asset : admin::dashboardAssets()) {
+    if (asset.path != name) continue;
+    admin::AdminResponse r{200, std::string(asset.content_type), std::string(asset.body), {}};
+    // Everything the page loads comes from this listener.
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    return r;
+  }
+  return {404, "application/json", R"({"error":"not found","status":404})", {}};
+}
+
+void Server::sampleStats() {
+  // The first sample (at startup) is the baseline the first interval's traffic is counted from.
+  if (current_->config.server.admin.dashboard) {
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    traffic_.sample(liveTotals(observability::sumWorkers(workerStats()), *current_), now.count());
+  }
+  stats_timer_.expires_after(kStatsInterval);
+  stats_timer_.async_wait([this](error_code ec) {
+    if (!ec) sampleStats();
+  });
 }
 
 int Server::run() {
@@ -377,6 +450,7 @@ int Server::run() {
   waitSignals();
   watchFile();
   refreshDns();
+  sampleStats();
   io_.run();
   admin_->stop();
   for (auto& w : workers_) w->stop();

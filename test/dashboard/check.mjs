@@ -1,0 +1,51 @@
+// Loads Portico's dashboard in Debian's headless Chromium, sends traffic through the proxy and
+// waits for the page's request counter of one route to move. Prints one JSON line for the
+// e2e test (test/e2e/test_dashboard.py) to assert on; takes a screenshot.
+//   node check.mjs '{"admin": URL, "proxy": URL, "route": NAME, "path": "/x", "requests": N,
+//                    "screenshot": FILE}'
+import { chromium } from 'playwright-core';
+
+const opts = JSON.parse(process.argv[2]);
+const problems = [];
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()}`));
+  page.on('response', (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`); });
+
+  await page.goto(`${opts.admin}/dashboard/`);
+  const row = `tr[data-route="${opts.route}"]`;
+  await page.waitForSelector(row, { timeout: 10000 });
+  const routes = await page.$$eval('tr[data-route]', (rows) => rows.map((r) => r.dataset.route));
+  const counter = async () => Number((await page.textContent(`${row} .requests`)).replace(/,/g, ''));
+  const before = await counter();
+
+  for (let i = 0; i < opts.requests; i++) {
+    const res = await fetch(`${opts.proxy}${opts.path}`);
+    await res.arrayBuffer();
+  }
+  let after = before;
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline && after < before + opts.requests) {
+    await page.waitForTimeout(250);
+    after = await counter();
+  }
+  // The charts are drawn from the same poll: let one more land so they show the traffic.
+  await page.waitForTimeout(2500);
+  await page.screenshot({ path: opts.screenshot, fullPage: true });
+  const cards = {
+    requests: await page.textContent('#card-requests'),
+    configVersion: await page.textContent('#config-version'),
+  };
+  const upstreams = await page.$$eval('tr[data-upstream]', (rows) => rows.map((r) => r.dataset.upstream));
+  const errorRows = await page.$$eval('#errors tbody tr', (rows) => rows.map((r) => r.textContent));
+  console.log(JSON.stringify({ routes, upstreams, before, after, cards, errorRows, problems }));
+} finally {
+  await browser.close();
+}
