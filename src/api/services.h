@@ -1,10 +1,13 @@
 #pragma once
 // Process-wide services that filters may use. They outlive every config snapshot, so state such
 // as an open log file survives reloads.
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "client/http_client.h"
 
@@ -18,11 +21,26 @@ class LogSink {
   virtual void write(std::string_view line) = 0;  // one line, without the trailing newline
 };
 
+// How an HTTP log sink batches (other sinks ignore these).
+struct LogSinkOptions {
+  std::size_t batch_size = 500;                    // lines per POST at most
+  std::chrono::milliseconds flush_interval{1000};  // a partial batch waits no longer
+  std::chrono::milliseconds timeout{5000};
+  std::vector<std::pair<std::string, std::string>> headers;  // e.g. Authorization
+  bool json_lines = true;  // lines are JSON values; else each is sent as a JSON string
+  std::size_t max_buffer_bytes = 8 * 1024 * 1024;  // past it, lines are dropped and counted
+
+  bool operator==(const LogSinkOptions&) const = default;
+};
+
 class Services {
  public:
   virtual ~Services() = default;
-  // "stdout", "stderr" or a file path (opened for append, reopened on SIGUSR1).
-  virtual std::shared_ptr<LogSink> logSink(const std::string& destination) = 0;
+  // "stdout", "stderr", a file path (opened for append, reopened on SIGUSR1),
+  // "syslog:udp:HOST:PORT" / "syslog:unix:PATH", or an http:// or https:// URL (batched JSON
+  // POSTs). Null when it cannot be opened.
+  virtual std::shared_ptr<LogSink> logSink(const std::string& destination,
+                                           const LogSinkOptions& options) = 0;
   // Runs `job` off the event loops (CPU-heavy work such as password hashing). The job may
   // complete a filter's asynchronous phase from there. The default runs it at once.
   virtual void runBlocking(std::function<void()> job) { job(); }

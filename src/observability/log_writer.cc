@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/address.h"
+#include "observability/http_log_sink.h"
 
 namespace portico::observability {
 namespace {
@@ -127,26 +128,40 @@ LogWriter::~LogWriter() {
   flushAll();
 }
 
-std::shared_ptr<api::LogSink> LogWriter::logSink(const std::string& destination) {
+std::shared_ptr<api::LogSink> LogWriter::logSink(const std::string& destination,
+                                                 const api::LogSinkOptions& options) {
+  const bool http = destination.rfind("http://", 0) == 0 || destination.rfind("https://", 0) == 0;
+  // HTTP sinks differ by their batching too: a reload that changes it gets a new sink.
+  std::string key = destination;
+  if (http) {
+    key += "\n" + std::to_string(options.batch_size) + "," +
+           std::to_string(options.flush_interval.count()) + "," +
+           std::to_string(options.timeout.count()) + "," + (options.json_lines ? "j" : "t") + "," +
+           std::to_string(options.max_buffer_bytes);
+    for (const auto& [name, value] : options.headers) key += "\n" + name + ":" + value;
+  }
   std::lock_guard lock(mu_);
-  if (auto it = files_.find(destination); it != files_.end()) return it->second;
+  if (auto it = files_.find(key); it != files_.end()) return it->second;
   constexpr std::size_t kMaxBuffer = 8 * 1024 * 1024;
-  std::shared_ptr<LogFile> file;
-  if (destination == "stdout") {
+  std::shared_ptr<FlushableSink> file;
+  if (http) {
+    file = std::make_shared<HttpLogSink>(destination, options, http_);
+  } else if (destination == "stdout") {
     file = std::make_shared<LogFile>(destination, STDOUT_FILENO, false, kMaxBuffer);
   } else if (destination == "stderr") {
     file = std::make_shared<LogFile>(destination, STDERR_FILENO, false, kMaxBuffer);
   } else if (destination.rfind("syslog:", 0) == 0) {
     int fd = openSyslog(destination.substr(7));
     if (fd < 0) return nullptr;
-    file = std::make_shared<LogFile>(destination, fd, true, kMaxBuffer);
-    file->useDatagrams("<134>1 - - portico - - - ");
+    auto syslog = std::make_shared<LogFile>(destination, fd, true, kMaxBuffer);
+    syslog->useDatagrams("<134>1 - - portico - - - ");
+    file = std::move(syslog);
   } else {
     int fd = openForAppend(destination);
     if (fd < 0) return nullptr;
     file = std::make_shared<LogFile>(destination, fd, true, kMaxBuffer);
   }
-  files_[destination] = file;
+  files_[key] = file;
   return file;
 }
 
@@ -157,7 +172,7 @@ void LogWriter::reopenAll() {
 
 void LogWriter::flushAll() {
   std::lock_guard lock(mu_);
-  for (auto& [_, f] : files_) f->flush();
+  for (auto& [_, f] : files_) f->flushFinal(std::chrono::seconds(2));
 }
 
 std::uint64_t LogWriter::droppedLines() const {

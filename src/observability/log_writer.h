@@ -13,12 +13,13 @@
 
 #include "api/services.h"
 #include "core/blocking_pool.h"
+#include "observability/log_sink.h"
 
 namespace portico::observability {
 
 class LogWriter;
 
-class LogFile final : public api::LogSink {
+class LogFile final : public FlushableSink {
  public:
   LogFile(std::string destination, int fd, bool owns_fd, std::size_t max_buffer);
   // Sends each line as a syslog datagram (RFC 5424, facility local0, severity info).
@@ -28,16 +29,14 @@ class LogFile final : public api::LogSink {
   }
   ~LogFile() override;
   void write(std::string_view line) override;
+  // Writes what is buffered; returns false when there was nothing.
+  bool flush() override;
+  bool reopen() override;
 
   const std::string& destination() const { return destination_; }
-  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  std::uint64_t dropped() const override { return dropped_.load(std::memory_order_relaxed); }
 
  private:
-  friend class LogWriter;
-  // Writes what is buffered; returns false when there was nothing.
-  bool flush();
-  bool reopen();
-
   std::string destination_;
   int fd_;
   bool owns_fd_;
@@ -55,7 +54,8 @@ class LogWriter final : public api::Services {
  public:
   LogWriter();
   ~LogWriter() override;
-  std::shared_ptr<api::LogSink> logSink(const std::string& destination) override;
+  std::shared_ptr<api::LogSink> logSink(const std::string& destination,
+                                        const api::LogSinkOptions& options) override;
   void runBlocking(std::function<void()> job) override { blocking_.post(std::move(job)); }
   void fetch(client::HttpRequest request, std::function<void(client::HttpResponse)> done) override {
     http_.fetch(std::move(request), std::move(done));
@@ -69,7 +69,7 @@ class LogWriter final : public api::Services {
   }
   // Reopens every file (after logrotate moved it). Called on SIGUSR1.
   void reopenAll();
-  // Writes everything buffered now (used at shutdown and in tests).
+  // Writes everything buffered now (used at shutdown and in tests); HTTP sinks get up to 2 s.
   void flushAll();
   std::uint64_t droppedLines() const;
 
@@ -77,7 +77,7 @@ class LogWriter final : public api::Services {
   void run();
 
   mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<LogFile>> files_;
+  std::map<std::string, std::shared_ptr<FlushableSink>> files_;  // by destination (and options)
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;

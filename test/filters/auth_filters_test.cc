@@ -14,7 +14,9 @@ namespace {
 // No log sinks and no HTTP client; blocking work runs inline (the Services defaults).
 class InlineServices : public api::Services {
  public:
-  std::shared_ptr<api::LogSink> logSink(const std::string&) override { return nullptr; }
+  std::shared_ptr<api::LogSink> logSink(const std::string&, const api::LogSinkOptions&) override {
+    return nullptr;
+  }
 };
 
 struct Setup {

@@ -17,7 +17,9 @@ class FakeSink : public api::LogSink {
 
 class FakeServices : public api::Services {
  public:
-  std::shared_ptr<api::LogSink> logSink(const std::string&) override { return sink; }
+  std::shared_ptr<api::LogSink> logSink(const std::string&, const api::LogSinkOptions&) override {
+    return sink;
+  }
   std::shared_ptr<FakeSink> sink = std::make_shared<FakeSink>();
 };
 
@@ -81,6 +83,42 @@ TEST(AccessLog, WritesOneJsonLinePerRequest) {
   EXPECT_EQ(s.sink->lines[0], R"({"status":201,"path":"/a\"b","client":"::1"})");
   auto bad = build("access-log", {{"fields", {"nope"}}}, s);
   EXPECT_NE(bad.errors.find("fields[0]: unknown field \"nope\""), std::string::npos);
+}
+
+TEST(AccessLog, TemplateLinesEscapeWhatCouldForgeALine) {
+  FakeServices s;
+  auto b = build(
+      "access-log",
+      {{"path", "stdout"}, {"template", "$client \"$method $path\" $status $$$consumer."}}, s);
+  ASSERT_EQ(b.errors, "");
+  auto filter = b.factory->create();
+  api::RequestContext ctx;
+  ctx.status = 404;
+  ctx.original_method = "GET";
+  ctx.original_path = "/a\"b\n\\c";
+  ctx.client_ip = "10.0.0.1";
+  filter->onLog(ctx);
+  ASSERT_EQ(s.sink->lines.size(), 1u);
+  // Quote, newline and backslash as \xHH; an empty field as "-"; "$$" a dollar sign.
+  EXPECT_EQ(s.sink->lines[0], R"(10.0.0.1 "GET /a\x22b\x0A\x5Cc" 404 $-.)");
+}
+
+TEST(AccessLog, TemplateParsing) {
+  auto t = parseAccessLogTemplate("[$time] $status_x");
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message.find("unknown field \"$status_x\" at offset 8"), std::string::npos);
+  auto ok = parseAccessLogTemplate("$status-$latency_ms ms");
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->parts.size(), 3u);
+  EXPECT_EQ(ok->parts[1].literal, "-");
+  EXPECT_EQ(ok->parts[1].field, "latency_ms");
+  EXPECT_EQ(ok->parts[2].literal, " ms");
+  EXPECT_EQ(ok->parts[2].field, "");
+  FakeServices s;
+  auto both = build("access-log", {{"fields", {"status"}}, {"template", "$status"}}, s);
+  EXPECT_NE(both.errors.find("template: use either fields"), std::string::npos);
+  auto http_only = build("access-log", {{"path", "stdout"}, {"http", {{"batch_size", 5}}}}, s);
+  EXPECT_NE(http_only.errors.find("http: only for an http:// or https:// path"), std::string::npos);
 }
 
 }  // namespace

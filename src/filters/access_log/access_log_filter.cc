@@ -1,6 +1,7 @@
 #include "filters/access_log/access_log_filter.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <functional>
 
@@ -20,7 +21,32 @@ const std::vector<std::string> kAccessLogFields = {
 
 namespace {
 
-void appendTime(std::string& out, std::chrono::system_clock::time_point t) {
+// How a value is written: as a JSON value, or as text in a template line (strings bare, with
+// control characters, quotes and backslashes as \xHH so a line cannot be forged; empty as -).
+enum class Style { Json, Text };
+
+void appendString(std::string& out, std::string_view v, Style style) {
+  if (style == Style::Json) {
+    appendJsonString(out, v);
+    return;
+  }
+  if (v.empty()) {
+    out += '-';
+    return;
+  }
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+      const char escaped[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+      out.append(escaped, 4);
+    } else {
+      out += ch;
+    }
+  }
+}
+
+void appendTime(std::string& out, std::chrono::system_clock::time_point t, Style style) {
   auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
   const int ms =
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count());
@@ -31,14 +57,15 @@ void appendTime(std::string& out, std::chrono::system_clock::time_point t) {
   if (tt != cached_second) {
     std::tm tm{};
     gmtime_r(&tt, &tm);
-    std::snprintf(cached, sizeof cached, "\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     cached_second = tt;
   }
+  if (style == Style::Json) out += '"';
   out += cached;
   const char tail[5] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
                         static_cast<char>('0' + ms % 10), 'Z', '"'};
-  out.append(tail, 5);
+  out.append(tail, style == Style::Json ? 5 : 4);
 }
 
 void appendMs(std::string& out, api::Clock::duration d) {
@@ -52,32 +79,32 @@ void appendMs(std::string& out, api::Clock::duration d) {
   out.append(digits, 4);
 }
 
-void appendField(std::string& out, std::size_t field, const api::RequestContext& c) {
+void appendField(std::string& out, std::size_t field, const api::RequestContext& c, Style style) {
   // `field` indexes kAccessLogFields.
   switch (field) {
     case 0:  // time
-      appendTime(out, c.wall_start);
+      appendTime(out, c.wall_start, style);
       break;
     case 1:  // request_id
-      appendJsonString(out, c.request_id);
+      appendString(out, c.request_id, style);
       break;
     case 2:  // client
-      appendJsonString(out, c.client_ip);
+      appendString(out, c.client_ip, style);
       break;
     case 3:  // method
-      appendJsonString(out, c.original_method);
+      appendString(out, c.original_method, style);
       break;
     case 4:  // path
-      appendJsonString(out, c.original_path);
+      appendString(out, c.original_path, style);
       break;
     case 5:  // route
-      appendJsonString(out, c.route_name);
+      appendString(out, c.route_name, style);
       break;
     case 6:  // upstream
-      appendJsonString(out, c.upstream_name);
+      appendString(out, c.upstream_name, style);
       break;
     case 7:  // upstream_target
-      appendJsonString(out, c.upstream_target);
+      appendString(out, c.upstream_target, style);
       break;
     case 8:  // status
       out += std::to_string(c.status);
@@ -98,13 +125,14 @@ void appendField(std::string& out, std::size_t field, const api::RequestContext&
       out += std::to_string(c.upstream_attempts);
       break;
     case 14:  // error
-      appendJsonString(out, c.error);
+      appendString(out, c.error, style);
       break;
     case 15:  // protocol
-      appendJsonString(out, c.protocol);
+      appendString(out, c.protocol, style);
       break;
     case 16:  // consumer
-      appendJsonString(out, c.consumer ? std::string_view(c.consumer->name) : std::string_view());
+      appendString(out, c.consumer ? std::string_view(c.consumer->name) : std::string_view(),
+                   style);
       break;
     case 17:  // trace_id
       if (c.trace.sampled) {
@@ -112,50 +140,106 @@ void appendField(std::string& out, std::size_t field, const api::RequestContext&
         std::snprintf(id, sizeof id, "%016llx%016llx",
                       static_cast<unsigned long long>(c.trace.trace_hi),
                       static_cast<unsigned long long>(c.trace.trace_lo));
-        appendJsonString(out, id);
+        appendString(out, id, style);
       } else {
-        out += "null";
+        out += style == Style::Json ? "null" : "-";
       }
       break;
     default:
-      out += "null";
+      out += style == Style::Json ? "null" : "-";
   }
 }
 
-// The fast form of a field list: indexes into kAccessLogFields and each field's `,"name":`.
-struct CompiledFields {
-  std::vector<std::size_t> ids;
-  std::vector<std::string> prefixes;
+std::size_t fieldId(std::string_view name) {
+  auto it = std::find(kAccessLogFields.begin(), kAccessLogFields.end(), name);
+  return static_cast<std::size_t>(it - kAccessLogFields.begin());
+}
+
+// A line format compiled once: literal text, each followed by a field (an index into
+// kAccessLogFields, or none). JSON: the literals are `{"name":`, `,"name":` and the closing `}`.
+struct CompiledFormat {
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  struct Segment {
+    std::string literal;
+    std::size_t field = kNone;
+  };
+  std::vector<Segment> segments;
+  Style style = Style::Json;
 };
 
-CompiledFields compile(const std::vector<std::string>& fields) {
-  CompiledFields c;
+CompiledFormat compileFields(const std::vector<std::string>& fields) {
+  CompiledFormat c;
   for (const auto& f : fields) {
-    auto it = std::find(kAccessLogFields.begin(), kAccessLogFields.end(), f);
-    c.ids.push_back(static_cast<std::size_t>(it - kAccessLogFields.begin()));
-    std::string prefix = c.prefixes.empty() ? "" : ",";
+    std::string prefix = c.segments.empty() ? "{" : ",";
     appendJsonString(prefix, f);
     prefix += ':';
-    c.prefixes.push_back(std::move(prefix));
+    c.segments.push_back({std::move(prefix), fieldId(f)});
   }
+  c.segments.push_back({c.segments.empty() ? "{}" : "}", CompiledFormat::kNone});
   return c;
 }
 
-std::string formatLine(const api::RequestContext& ctx, const CompiledFields& fields) {
+}  // namespace
+
+Result<CompiledTemplate> parseAccessLogTemplate(std::string_view text) {
+  CompiledTemplate out;
+  std::string literal;
+  for (std::size_t i = 0; i < text.size();) {
+    if (text[i] != '$') {
+      literal += text[i++];
+      continue;
+    }
+    if (i + 1 < text.size() && text[i + 1] == '$') {  // $$ is a dollar sign
+      literal += '$';
+      i += 2;
+      continue;
+    }
+    // A name runs to the first character that is not a letter, digit or underscore. (No
+    // ${name}: the config reader substitutes environment variables written that way.)
+    const std::size_t start = i + 1;
+    std::size_t end = start;
+    while (end < text.size() &&
+           (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_'))
+      ++end;
+    const std::string_view name = text.substr(start, end - start);
+    if (fieldId(name) == kAccessLogFields.size())
+      return makeError("unknown field \"$" + std::string(name) + "\" at offset " +
+                       std::to_string(i) +
+                       " (known: time, request_id, client, method, path, "
+                       "route, upstream, upstream_target, status, bytes_in, bytes_out, "
+                       "upstream_latency_ms, latency_ms, attempts, error, protocol, consumer, "
+                       "trace_id)");
+    out.parts.push_back({std::move(literal), std::string(name)});
+    literal.clear();
+    i = end;
+  }
+  if (!literal.empty()) out.parts.push_back({std::move(literal), ""});
+  return out;
+}
+
+namespace {
+
+CompiledFormat compileTemplate(const CompiledTemplate& t) {
+  CompiledFormat c;
+  c.style = Style::Text;
+  for (const auto& p : t.parts)
+    c.segments.push_back({p.literal, p.field.empty() ? CompiledFormat::kNone : fieldId(p.field)});
+  return c;
+}
+
+std::string formatLine(const api::RequestContext& ctx, const CompiledFormat& format) {
   std::string line;
   line.reserve(384);
-  line += '{';
-  for (std::size_t i = 0; i < fields.ids.size(); ++i) {
-    line += fields.prefixes[i];
-    appendField(line, fields.ids[i], ctx);
+  for (const auto& segment : format.segments) {
+    line += segment.literal;
+    if (segment.field != CompiledFormat::kNone) appendField(line, segment.field, ctx, format.style);
   }
-  line += '}';
   return line;
 }
 
 class AccessLogFilter final : public api::Filter {
  public:
-  AccessLogFilter(const AccessLogConfig& c, const CompiledFields& compiled, api::LogSink& sink)
+  AccessLogFilter(const AccessLogConfig& c, const CompiledFormat& compiled, api::LogSink& sink)
       : c_(c), compiled_(compiled), sink_(sink) {}
   void onLog(const api::RequestContext& ctx) noexcept override {
     const bool error = ctx.status >= 400 || ctx.status == 0 || !ctx.error.empty();
@@ -177,21 +261,23 @@ class AccessLogFilter final : public api::Filter {
   }
 
   const AccessLogConfig& c_;
-  const CompiledFields& compiled_;
+  const CompiledFormat& compiled_;
   api::LogSink& sink_;
 };
 
 class AccessLogFactory final : public api::FilterFactory {
  public:
   AccessLogFactory(AccessLogConfig c, std::shared_ptr<api::LogSink> sink)
-      : c_(std::move(c)), compiled_(compile(c_.fields)), sink_(std::move(sink)) {}
+      : c_(std::move(c)),
+        compiled_(c_.line_template ? compileTemplate(*c_.line_template) : compileFields(c_.fields)),
+        sink_(std::move(sink)) {}
   std::unique_ptr<api::Filter> create() const override {
     return std::make_unique<AccessLogFilter>(c_, compiled_, *sink_);
   }
 
  private:
   AccessLogConfig c_;
-  CompiledFields compiled_;
+  CompiledFormat compiled_;
   std::shared_ptr<api::LogSink> sink_;
 };
 
@@ -199,7 +285,11 @@ class AccessLogFactory final : public api::FilterFactory {
 
 std::string formatAccessLogLine(const api::RequestContext& ctx,
                                 const std::vector<std::string>& fields) {
-  return formatLine(ctx, compile(fields));
+  return formatLine(ctx, compileFields(fields));
+}
+
+std::string formatAccessLogLine(const api::RequestContext& ctx, const CompiledTemplate& t) {
+  return formatLine(ctx, compileTemplate(t));
 }
 
 api::FilterType accessLogFilterType() {
@@ -209,8 +299,31 @@ api::FilterType accessLogFilterType() {
         config::ObjectReader r(b.config, b.path, b.diag);
         r.string("path", c.path);
         r.stringList("fields", c.fields);
+        std::string line_template;
+        const bool has_template = r.has("template");
+        r.string("template", line_template);
         r.ratio("sample", c.sample);
         r.boolean("errors_only", c.errors_only);
+        api::LogSinkOptions sink_options;
+        const bool http = c.path.rfind("http://", 0) == 0 || c.path.rfind("https://", 0) == 0;
+        if (const auto* h = r.get("http")) {
+          config::ObjectReader hr(*h, r.childPath("http"), b.diag);
+          hr.number("batch_size", 1, 100000, sink_options.batch_size);
+          hr.duration("flush_interval", sink_options.flush_interval);
+          hr.duration("timeout", sink_options.timeout);
+          hr.size("max_buffer", sink_options.max_buffer_bytes);
+          if (const auto* hs = hr.get("headers")) {
+            if (!hs->is_object()) b.diag.add(hr.childPath("headers"), "must be a map of strings");
+            for (auto it = hs->begin(); hs->is_object() && it != hs->end(); ++it) {
+              if (it.value().is_string())
+                sink_options.headers.emplace_back(it.key(), it.value().get<std::string>());
+              else
+                b.diag.add(config::joinPath(hr.childPath("headers"), it.key()), "must be a string");
+            }
+          }
+          hr.finish();
+          if (!http) b.diag.add(r.childPath("http"), "only for an http:// or https:// path");
+        }
         r.finish();
         for (size_t i = 0; i < c.fields.size(); ++i) {
           bool known = false;
@@ -219,14 +332,25 @@ api::FilterType accessLogFilterType() {
             b.diag.add(config::indexPath(r.childPath("fields"), i),
                        "unknown field \"" + c.fields[i] + "\"");
         }
+        if (has_template) {
+          if (!c.fields.empty())
+            b.diag.add(r.childPath("template"), "use either fields (JSON lines) or a template");
+          auto compiled = parseAccessLogTemplate(line_template);
+          if (!compiled) {
+            b.diag.add(r.childPath("template"), compiled.error().message);
+            return nullptr;
+          }
+          c.line_template = std::move(*compiled);
+          sink_options.json_lines = false;
+        }
         if (c.fields.empty()) c.fields = kAccessLogFields;
         if (c.path.empty()) {
-          b.diag.add(
-              r.childPath("path"),
-              "must be stdout, stderr, a file path, syslog:udp:HOST:PORT or syslog:unix:PATH");
+          b.diag.add(r.childPath("path"),
+                     "must be stdout, stderr, a file path, syslog:udp:HOST:PORT, "
+                     "syslog:unix:PATH or an http(s):// URL");
           return nullptr;
         }
-        auto sink = b.services.logSink(c.path);
+        auto sink = b.services.logSink(c.path, sink_options);
         if (!sink) {
           b.diag.add(r.childPath("path"),
                      "cannot open \"" + c.path + "\" (a file for appending, or a syslog socket)");
