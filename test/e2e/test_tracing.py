@@ -144,3 +144,88 @@ def test_new_traces_at_ratio_one(portico, upstreams, otlp):
     wait_for(lambda: p.metric("portico_tracing_spans_exported_total") >= 6, timeout=5,
              what="exports counted")
     assert p.metric("portico_tracing_spans_dropped_total") == 0
+
+
+class Introspector:
+    """An OAuth2 introspection endpoint: every token is active; records the traceparent."""
+
+    def __init__(self):
+        self.traceparents = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.traceparents.append(self.headers.get("traceparent"))
+                body = json.dumps({"active": True, "sub": "svc-account"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
+    from test_token_auth import AuthService, LocalJwks
+    u = upstreams()
+    auth, idp, jwks = AuthService(), Introspector(), LocalJwks(tmp_path)
+    try:
+        cfg = base_config(
+            free_port(), free_port(), {"svc": [u.address]},
+            [{"name": "ext", "match": {"path_prefix": "/ext"}, "upstream": "svc",
+              "plugins": [{"name": "ext-auth", "config": {
+                  "url": auth.url, "request_headers": ["authorization"]}}]},
+             {"name": "opaque", "match": {"path_prefix": "/opaque"}, "upstream": "svc",
+              "plugins": [{"name": "oauth2-introspection", "config": {"endpoint": idp.url}}]},
+             {"name": "jwt", "match": {"path_prefix": "/jwt"}, "upstream": "svc",
+              "plugins": [{"name": "jwt", "config": {"jwks_uri": jwks.url,
+                                                     "jwks_min_refetch": "0s"}}]}],
+            server={"workers": 1, "tracing": {"endpoint": otlp.url, "sampling": 1.0,
+                                              "flush_interval": "100ms"}})
+        p = portico(config=cfg)
+        assert request(p.port, "GET", "/ext/1", {"authorization": "Bearer good"})[0] == 200
+        assert request(p.port, "GET", "/opaque/1", {"authorization": "Bearer opaque-1"})[0] == 200
+        # A kid the key set does not have: the request waits for a fresh JWKS fetch.
+        rotated = jwks.sign({"sub": "x", "exp": int(time.time()) + 60}, kid="rotated")
+        assert request(p.port, "GET", "/jwt/1", {"authorization": f"Bearer {rotated}"})[0] == 401
+
+        wait_for(lambda: {"ext-auth", "oauth2-introspection", "jwt keys: unknown kid"} <=
+                 {s["name"] for s in otlp.spans}, timeout=5, what="the call-out spans")
+        servers = {s["attrs"]["http.route"]: s for s in otlp.spans if s["kind"] == 2}
+        spans = {s["name"]: s for s in otlp.spans}
+
+        ext = spans["ext-auth"]
+        assert ext["kind"] == 3 and ext["parentSpanId"] == servers["ext"]["spanId"]
+        assert ext["traceId"] == servers["ext"]["traceId"]
+        assert ext["attrs"]["url.full"] == auth.url + "/ext/1"
+        assert ext["attrs"]["http.response.status_code"] == "200"
+        # The authorization service got the trace, with the ext-auth span as its parent.
+        sent = auth.calls[-1][2]["traceparent"]
+        assert sent == f"00-{ext['traceId']}-{ext['spanId']}-01"
+
+        intro = spans["oauth2-introspection"]
+        assert intro["parentSpanId"] == servers["opaque"]["spanId"]
+        assert intro["attrs"]["url.full"] == idp.url
+        assert idp.traceparents[-1] == f"00-{intro['traceId']}-{intro['spanId']}-01"
+
+        keys = spans["jwt keys: unknown kid"]
+        assert keys["parentSpanId"] == servers["jwt"]["spanId"]
+        assert keys["attrs"]["url.full"] == jwks.url and keys["attrs"]["portico.jwt.kid"] == "rotated"
+        assert keys["status"]["code"] == 2  # the kid was still not there
+    finally:
+        auth.stop()
+        idp.stop()
+        jwks.stop()

@@ -3,6 +3,7 @@
 #include "api/services.h"
 #include "config/reader.h"
 #include "filters/auth_reply.h"
+#include "filters/call_span.h"
 #include "filters/config_factory.h"
 
 namespace portico::filters {
@@ -50,10 +51,17 @@ class ExtAuthFilter final : public api::Filter {
     call.headers.add("X-Forwarded-Host", req.host);
     call.headers.add("X-Forwarded-For", ctx.client_ip);
     call.headers.add("X-Request-Id", ctx.request_id);
-    c_.services->fetch(std::move(call),
-                       [this, &ctx, done = std::move(done)](client::HttpResponse r) {
-                         done(decide(ctx, std::move(r)));
-                       });
+    call_span_.begin(ctx, "ext-auth");
+    call_span_.propagate(ctx, call.headers);
+    std::string url = call.url;
+    c_.services->fetch(std::move(call), [this, &ctx, url = std::move(url),
+                                         done = std::move(done)](client::HttpResponse r) {
+      if (call_span_.active()) {
+        traceHttpCall(call_span_, url, r);
+        call_span_.end(ctx, r.status == 0 || r.status >= 500);
+      }
+      done(decide(ctx, std::move(r)));
+    });
   }
 
  private:
@@ -86,6 +94,7 @@ class ExtAuthFilter final : public api::Filter {
   }
 
   const ExtAuthConfig& c_;
+  CallSpan call_span_;
 };
 
 }  // namespace

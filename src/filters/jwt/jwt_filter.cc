@@ -9,6 +9,7 @@
 #include "config/reader.h"
 #include "filters/auth_reply.h"
 #include "filters/bearer.h"
+#include "filters/call_span.h"
 #include "filters/config_factory.h"
 #include "filters/jwt/key_source.h"
 
@@ -72,11 +73,20 @@ class JwtFilter final : public api::Filter {
   }
 
   void onRequestHeadersAsync(api::RequestContext& ctx, Completion done) override {
+    // The request waits for the key source's fetch (shared with other requests): its span is
+    // that wait.
+    const bool first = !c_.keys->keys();
+    call_span_.begin(ctx, first ? "jwt keys: first fetch" : "jwt keys: unknown kid");
     auto resume = [this, &ctx, done = std::move(done)] {
       auto set = c_.keys->keys();
+      if (call_span_.active()) {
+        call_span_.span().attr("url.full", c_.keys->url());
+        call_span_.span().attr("portico.jwt.kid", parsed_.kid);
+        call_span_.end(ctx, !set || !set->find(parsed_.kid));
+      }
       done(set ? verify(ctx, *set) : invalid(ctx));
     };
-    if (!c_.keys->keys()) {
+    if (first) {
       c_.keys->whenLoaded(std::move(resume));
     } else {
       c_.keys->refetch(std::move(resume));  // an unknown kid: the provider may have rotated
@@ -125,6 +135,7 @@ class JwtFilter final : public api::Filter {
   const JwtConfig& c_;
   std::string token_;
   auth::ParsedJwt parsed_;
+  CallSpan call_span_;
   QueryParam query_;
 };
 

@@ -32,6 +32,7 @@ class KeySource {
 
   std::shared_ptr<const auth::KeySet> keys() const { return keys_.load(); }
   std::string issuer() const;  // from discovery, "" otherwise
+  const std::string& url() const { return options_.url; }
 
   // Starts a refresh when the set is stale; never waits.
   void refreshIfStale();

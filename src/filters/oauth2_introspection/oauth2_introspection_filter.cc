@@ -6,6 +6,7 @@
 #include "core/base64.h"
 #include "filters/auth_reply.h"
 #include "filters/bearer.h"
+#include "filters/call_span.h"
 #include "filters/config_factory.h"
 
 namespace portico::filters {
@@ -91,8 +92,13 @@ class IntrospectionFilter final : public api::Filter {
     req.headers.add("Accept", "application/json");
     if (!c_.authorization.empty()) req.headers.add("Authorization", c_.authorization);
     req.body = "token=" + formEncode(token_) + "&token_type_hint=access_token";
-    c_.services->fetch(std::move(req), [this, &ctx, done = std::move(done)](
-                                           client::HttpResponse r) { done(decide(ctx, r)); });
+    call_span_.begin(ctx, "oauth2-introspection");
+    call_span_.propagate(ctx, req.headers);
+    c_.services->fetch(std::move(req),
+                       [this, &ctx, done = std::move(done)](client::HttpResponse r) {
+                         if (call_span_.active()) traceCall(ctx, r);
+                         done(decide(ctx, r));
+                       });
   }
 
  private:
@@ -135,8 +141,14 @@ class IntrospectionFilter final : public api::Filter {
     return api::FilterStatus::Continue;
   }
 
+  void traceCall(api::RequestContext& ctx, const client::HttpResponse& r) {
+    traceHttpCall(call_span_, c_.endpoint, r);
+    call_span_.end(ctx, r.status != 200);
+  }
+
   const IntrospectionConfig& c_;
   std::string token_;
+  CallSpan call_span_;
 };
 
 }  // namespace

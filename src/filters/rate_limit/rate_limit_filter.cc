@@ -6,6 +6,7 @@
 #include "api/worker_services.h"
 #include "config/reader.h"
 #include "filters/auth_reply.h"
+#include "filters/call_span.h"
 #include "filters/config_factory.h"
 #include "filters/rate_limit/key_spec.h"
 #include "ratelimit/local_store.h"
@@ -57,11 +58,11 @@ class RateLimitFilter final : public api::Filter {
       keys[i] += c_.key_suffixes[i];
     }
     done_ = std::move(done);
-    if (ctx.trace.sampled) call_start_ns_ = api::unixNanos();
+    call_span_.begin(ctx, "rate-limit redis");
     // Two pointers: small enough for std::function to hold without an allocation.
     redis_->eval(ratelimit::redisScript(c_.algorithm), keys, c_.redis_args,
                  [this, &ctx](redis::Reply reply) {
-                   if (ctx.trace.sampled) traceCall(ctx, reply);
+                   if (call_span_.active()) traceCall(ctx, reply);
                    Outcome o;
                    std::size_t which = 0;
                    if (!reply.isError() &&
@@ -76,18 +77,11 @@ class RateLimitFilter final : public api::Filter {
 
   // A client span for the Redis call, child of the request's server span.
   void traceCall(api::RequestContext& ctx, const redis::Reply& reply) {
-    api::Span span;
-    span.id = ctx.worker->newSpanId();
-    span.parent = ctx.trace.span;
-    span.kind = 3;
-    span.name = "rate-limit redis";
-    span.start_ns = call_start_ns_;
-    span.end_ns = api::unixNanos();
+    api::Span& span = call_span_.span();
     span.attr("db.system", "redis");
     span.attr("db.operation", "EVALSHA");
-    span.error = reply.isError();
-    if (span.error) span.attr("error.message", reply.str);
-    ctx.trace.children.push_back(std::move(span));
+    if (reply.isError()) span.attr("error.message", reply.str);
+    call_span_.end(ctx, reply.isError());
   }
 
   void onResponseHeaders(api::RequestContext& ctx) override {
@@ -127,7 +121,7 @@ class RateLimitFilter final : public api::Filter {
   std::string key_;
   redis::Client* redis_ = nullptr;
   Completion done_;
-  std::int64_t call_start_ns_ = 0;
+  CallSpan call_span_;
   bool decided_ = false;
   Outcome outcome_;
   std::size_t which_ = 0;
