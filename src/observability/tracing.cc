@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_escape.h"
+
 namespace portico::observability {
 namespace {
 
@@ -59,37 +61,61 @@ std::string formatTraceparent(const api::TraceContext& t, std::uint64_t span, bo
 }
 
 std::string otlpJson(const std::vector<FinishedTrace>& traces, const std::string& service_name) {
-  using nlohmann::json;
-  json spans = json::array();
+  // Written directly (no JSON document built): this runs for every export batch.
+  std::string out;
+  std::size_t spans = 0;
+  for (const auto& t : traces) spans += t.spans.size();
+  out.reserve(256 + spans * 512);
+  out +=
+      R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":)";
+  appendJsonString(out, service_name);
+  out += R"(}}]},"scopeSpans":[{"scope":{"name":"portico"},"spans":[)";
+  bool first = true;
   for (const auto& t : traces) {
     const std::string trace_id = hex64(t.trace_hi) + hex64(t.trace_lo);
     for (const auto& s : t.spans) {
-      json attrs = json::array();
-      for (const auto& a : s.attributes)
-        attrs.push_back({{"key", a.key},
-                         {"value", a.is_number ? json{{"intValue", std::to_string(a.number)}}
-                                               : json{{"stringValue", a.text}}}});
-      json span = {{"traceId", trace_id},
-                   {"spanId", hex64(s.id)},
-                   {"name", s.name},
-                   {"kind", s.kind},
-                   {"startTimeUnixNano", std::to_string(s.start_ns)},
-                   {"endTimeUnixNano", std::to_string(s.end_ns)},
-                   {"attributes", attrs},
-                   {"status", {{"code", s.error ? 2 : 0}}}};
-      if (s.parent) span["parentSpanId"] = hex64(s.parent);
-      spans.push_back(std::move(span));
+      out += first ? "{" : ",{";
+      first = false;
+      out += R"("traceId":")";
+      out += trace_id;
+      out += R"(","spanId":")";
+      appendHex64(out, s.id);
+      out += '"';
+      if (s.parent) {
+        out += R"(,"parentSpanId":")";
+        appendHex64(out, s.parent);
+        out += '"';
+      }
+      out += R"(,"name":)";
+      appendJsonString(out, s.name);
+      out += R"(,"kind":)";
+      out += std::to_string(s.kind);
+      out += R"(,"startTimeUnixNano":")";
+      out += std::to_string(s.start_ns);
+      out += R"(","endTimeUnixNano":")";
+      out += std::to_string(s.end_ns);
+      out += R"(","attributes":[)";
+      for (std::size_t i = 0; i < s.attributes.size(); ++i) {
+        const auto& a = s.attributes[i];
+        out += i ? R"(,{"key":)" : R"({"key":)";
+        appendJsonString(out, a.key);
+        if (a.is_number) {
+          out += R"(,"value":{"intValue":")";
+          out += std::to_string(a.number);
+          out += R"("}})";
+        } else {
+          out += R"(,"value":{"stringValue":)";
+          appendJsonString(out, a.text);
+          out += "}}";
+        }
+      }
+      out += R"(],"status":{"code":)";
+      out += s.error ? '2' : '0';
+      out += "}}";
     }
   }
-  json doc = {
-      {"resourceSpans",
-       json::array(
-           {{{"resource",
-              {{"attributes", json::array({{{"key", "service.name"},
-                                            {"value", {{"stringValue", service_name}}}}})}}},
-             {"scopeSpans",
-              json::array({{{"scope", {{"name", "portico"}}}, {"spans", spans}}})}}})}};
-  return doc.dump();
+  out += "]}]}]}";
+  return out;
 }
 
 Tracer::Tracer(config::TracingConfig cfg, api::Services& services)
