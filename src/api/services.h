@@ -28,7 +28,7 @@ struct LogSinkOptions {
   std::chrono::milliseconds timeout{5000};
   std::vector<std::pair<std::string, std::string>> headers;  // e.g. Authorization
   bool json_lines = true;  // lines are JSON values; else each is sent as a JSON string
-  std::size_t max_buffer_bytes = 8 * 1024 * 1024;  // past it, lines are dropped and counted
+  std::size_t max_buffer_bytes = 1024 * 1024;  // per writing thread; past it, lines are dropped
 
   bool operator==(const LogSinkOptions&) const = default;
 };

@@ -5,67 +5,36 @@
 namespace portico::observability {
 
 HttpLogSink::HttpLogSink(std::string url, api::LogSinkOptions options, client::HttpClient& http)
-    : url_(std::move(url)), options_(std::move(options)), http_(http) {}
+    : url_(std::move(url)),
+      options_(std::move(options)),
+      http_(http),
+      rings_(options_.max_buffer_bytes) {}
 
 HttpLogSink::~HttpLogSink() = default;
 
 void HttpLogSink::write(std::string_view line) {
-  std::lock_guard lock(mu_);
-  const std::size_t grows = line.size() + 1 + (options_.json_lines ? 0 : line.size() / 4 + 2);
-  if (buffer_.size() + batch_.size() + grows > options_.max_buffer_bytes) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  if (buffered_lines_) buffer_ += ',';
-  if (options_.json_lines) {
-    buffer_.append(line);
-  } else {
-    appendJsonString(buffer_, line);
-  }
-  ++buffered_lines_;
+  if (!rings_.push(line)) dropped_.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool HttpLogSink::takeBatchLocked(Clock::time_point now, bool force) {
-  if (batch_lines_) return now >= retry_at_ || force;  // a failed batch, due for its retry
-  if (buffered_lines_ == 0) return false;
-  if (!force && buffered_lines_ < options_.batch_size && now - last_send_ < options_.flush_interval)
-    return false;
-  // Up to batch_size lines: cut the buffer after that many top-level commas.
-  std::size_t lines = buffered_lines_;
-  std::size_t cut = buffer_.size();
-  if (lines > options_.batch_size) {
-    // Lines are JSON values: commas between them are the ones outside strings and brackets.
-    std::size_t seen = 0;
-    int depth = 0;
-    bool in_string = false;
-    for (std::size_t i = 0; i < buffer_.size(); ++i) {
-      const char c = buffer_[i];
-      if (in_string) {
-        if (c == '\\')
-          ++i;
-        else if (c == '"')
-          in_string = false;
-      } else if (c == '"') {
-        in_string = true;
-      } else if (c == '{' || c == '[') {
-        ++depth;
-      } else if (c == '}' || c == ']') {
-        --depth;
-      } else if (c == ',' && depth == 0 && ++seen == options_.batch_size) {
-        cut = i;
-        break;
-      }
-    }
-    lines = options_.batch_size;
-  }
+void HttpLogSink::makeBatchLocked() {
   batch_.assign("[");
-  batch_.append(buffer_, 0, cut);
+  std::size_t pos = 0;
+  while (pos < staged_.size()) {
+    const std::size_t end = staged_.find('\n', pos);
+    const std::string_view line(staged_.data() + pos, end - pos);
+    if (pos) batch_ += ',';
+    if (options_.json_lines) {
+      batch_.append(line);
+    } else {
+      appendJsonString(batch_, line);
+    }
+    pos = end + 1;
+  }
   batch_ += ']';
-  buffer_.erase(0, cut == buffer_.size() ? cut : cut + 1);
-  buffered_lines_ -= lines;
-  batch_lines_ = lines;
+  batch_lines_ = staged_lines_;
+  staged_.clear();
+  staged_lines_ = 0;
   attempts_ = 0;
-  return true;
 }
 
 void HttpLogSink::sendLocked() {
@@ -104,7 +73,19 @@ void HttpLogSink::finished(bool ok) {
 
 bool HttpLogSink::flush() {
   std::lock_guard lock(mu_);
-  if (in_flight_ || !takeBatchLocked(Clock::now(), false)) return false;
+  if (in_flight_) return false;  // lines wait in the rings meanwhile (bounded)
+  const auto now = Clock::now();
+  if (batch_lines_) {  // a failed batch, waiting for its retry
+    if (now < retry_at_) return false;
+    sendLocked();
+    return true;
+  }
+  if (staged_lines_ < options_.batch_size)
+    staged_lines_ += rings_.drain(staged_, options_.batch_size - staged_lines_);
+  if (staged_lines_ == 0) return false;
+  if (staged_lines_ < options_.batch_size && now - last_send_ < options_.flush_interval)
+    return false;
+  makeBatchLocked();
   sendLocked();
   return true;
 }
@@ -112,10 +93,13 @@ bool HttpLogSink::flush() {
 void HttpLogSink::flushFinal(std::chrono::milliseconds wait) {
   const auto deadline = Clock::now() + wait;
   std::unique_lock lock(mu_);
-  while (Clock::now() < deadline) {
+  for (;;) {
     idle_.wait_until(lock, deadline, [this] { return !in_flight_; });
-    if (in_flight_ || !takeBatchLocked(Clock::now(), true)) break;
-    if (attempts_ >= 1 && batch_lines_ && retry_at_ > Clock::now()) break;  // failing: give up
+    if (in_flight_ || batch_lines_) break;  // still sending, or failing: give up
+    if (staged_lines_ < options_.batch_size)
+      staged_lines_ += rings_.drain(staged_, options_.batch_size - staged_lines_);
+    if (staged_lines_ == 0) break;
+    makeBatchLocked();
     sendLocked();
   }
 }

@@ -1,9 +1,9 @@
 #pragma once
 // Log lines POSTed to an HTTP collector in batches: a JSON array of up to `batch_size` lines,
-// at least every `flush_interval`, one request in flight at a time. Workers only append to a
-// bounded buffer under a short lock; the log writer's thread decides when to send, the HTTP
-// client's thread sends. A failed batch is retried twice (1 s, 2 s later), then dropped and
-// counted, as are lines that find the buffer full.
+// at least every `flush_interval`, one request in flight at a time. Workers only push to their
+// bounded ring (line_rings.h, no lock); the log writer's thread stages lines and builds the
+// batch, the HTTP client's thread sends it. A failed batch is retried twice (1 s, 2 s later),
+// then dropped and counted, as are lines that find a ring full.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -14,6 +14,7 @@
 
 #include "api/services.h"
 #include "client/http_client.h"
+#include "observability/line_rings.h"
 #include "observability/log_sink.h"
 
 namespace portico::observability {
@@ -31,18 +32,19 @@ class HttpLogSink final : public FlushableSink, public std::enable_shared_from_t
 
  private:
   using Clock = std::chrono::steady_clock;
-  // Takes the buffered lines as the next batch when it is due (or `force`); under mu_.
-  bool takeBatchLocked(Clock::time_point now, bool force);
+  // Under mu_: moves staged lines into the batch, as a JSON array.
+  void makeBatchLocked();
   void sendLocked();
   void finished(bool ok);
 
   std::string url_;
   api::LogSinkOptions options_;
   client::HttpClient& http_;
-  std::mutex mu_;
+  LineRings rings_;
+  std::mutex mu_;  // the writer thread, HTTP callbacks and shutdown; never a worker
   std::condition_variable idle_;
-  std::string buffer_;  // lines, each already a JSON value, joined by ','
-  std::size_t buffered_lines_ = 0;
+  std::string staged_;  // lines drained from the rings, each ending in '\n'
+  std::size_t staged_lines_ = 0;
   std::string batch_;  // the batch being sent or waiting for its retry
   std::size_t batch_lines_ = 0;
   int attempts_ = 0;

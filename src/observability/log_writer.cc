@@ -63,8 +63,8 @@ void writeAll(int fd, const std::string& data) {
 
 }  // namespace
 
-LogFile::LogFile(std::string destination, int fd, bool owns_fd, std::size_t max_buffer)
-    : destination_(std::move(destination)), fd_(fd), owns_fd_(owns_fd), max_buffer_(max_buffer) {}
+LogFile::LogFile(std::string destination, int fd, bool owns_fd, std::size_t ring_bytes)
+    : destination_(std::move(destination)), fd_(fd), owns_fd_(owns_fd), rings_(ring_bytes) {}
 
 LogFile::~LogFile() {
   flush();
@@ -72,21 +72,14 @@ LogFile::~LogFile() {
 }
 
 void LogFile::write(std::string_view line) {
-  std::lock_guard lock(mu_);
-  if (buffer_.size() + line.size() + 1 > max_buffer_) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  buffer_.append(line);
-  buffer_ += '\n';
+  if (!rings_.push(line)) dropped_.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool LogFile::flush() {
-  {
-    std::lock_guard lock(mu_);
-    if (buffer_.empty()) return false;
-    writing_.swap(buffer_);
-  }
+  std::lock_guard lock(flush_mu_);
+  writing_.clear();
+  rings_.drain(writing_);
+  if (writing_.empty()) return false;
   if (datagram_) {
     std::string packet;
     for (std::size_t pos = 0; pos < writing_.size();) {
@@ -111,6 +104,7 @@ bool LogFile::reopen() {
   int fd = openForAppend(destination_);
   if (fd < 0) return false;
   flush();
+  std::lock_guard lock(flush_mu_);
   ::close(fd_);
   fd_ = fd;
   return true;
@@ -142,24 +136,24 @@ std::shared_ptr<api::LogSink> LogWriter::logSink(const std::string& destination,
   }
   std::lock_guard lock(mu_);
   if (auto it = files_.find(key); it != files_.end()) return it->second;
-  constexpr std::size_t kMaxBuffer = 8 * 1024 * 1024;
+  constexpr std::size_t kRingBytes = 2 * 1024 * 1024;  // per writing thread
   std::shared_ptr<FlushableSink> file;
   if (http) {
     file = std::make_shared<HttpLogSink>(destination, options, http_);
   } else if (destination == "stdout") {
-    file = std::make_shared<LogFile>(destination, STDOUT_FILENO, false, kMaxBuffer);
+    file = std::make_shared<LogFile>(destination, STDOUT_FILENO, false, kRingBytes);
   } else if (destination == "stderr") {
-    file = std::make_shared<LogFile>(destination, STDERR_FILENO, false, kMaxBuffer);
+    file = std::make_shared<LogFile>(destination, STDERR_FILENO, false, kRingBytes);
   } else if (destination.rfind("syslog:", 0) == 0) {
     int fd = openSyslog(destination.substr(7));
     if (fd < 0) return nullptr;
-    auto syslog = std::make_shared<LogFile>(destination, fd, true, kMaxBuffer);
+    auto syslog = std::make_shared<LogFile>(destination, fd, true, kRingBytes);
     syslog->useDatagrams("<134>1 - - portico - - - ");
     file = std::move(syslog);
   } else {
     int fd = openForAppend(destination);
     if (fd < 0) return nullptr;
-    file = std::make_shared<LogFile>(destination, fd, true, kMaxBuffer);
+    file = std::make_shared<LogFile>(destination, fd, true, kRingBytes);
   }
   files_[key] = file;
   return file;

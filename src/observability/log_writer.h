@@ -1,7 +1,7 @@
 #pragma once
-// Log sinks written by one background thread. Workers append under a short lock into a bounded
-// buffer; the writer thread swaps it out and writes it. A full buffer drops lines (counted), so a
-// slow disk never stalls a worker.
+// Log sinks written by one background thread. Workers append to their own bounded ring per sink
+// (no lock, see line_rings.h); the writer thread drains the rings every 50 ms and writes. A full
+// ring drops lines (counted), so a slow disk never stalls a worker.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -13,6 +13,7 @@
 
 #include "api/services.h"
 #include "core/blocking_pool.h"
+#include "observability/line_rings.h"
 #include "observability/log_sink.h"
 
 namespace portico::observability {
@@ -21,7 +22,7 @@ class LogWriter;
 
 class LogFile final : public FlushableSink {
  public:
-  LogFile(std::string destination, int fd, bool owns_fd, std::size_t max_buffer);
+  LogFile(std::string destination, int fd, bool owns_fd, std::size_t ring_bytes);
   // Sends each line as a syslog datagram (RFC 5424, facility local0, severity info).
   void useDatagrams(std::string header) {
     datagram_ = true;
@@ -43,10 +44,9 @@ class LogFile final : public FlushableSink {
   // Syslog: each line is one datagram on a connected socket, after this header.
   bool datagram_ = false;
   std::string datagram_header_;
-  std::size_t max_buffer_;
-  std::mutex mu_;
-  std::string buffer_;
-  std::string writing_;
+  LineRings rings_;
+  std::mutex flush_mu_;  // the writer thread and a reopen or shutdown may flush at once
+  std::string writing_;  // what the flushing thread drained
   std::atomic<std::uint64_t> dropped_{0};
 };
 
