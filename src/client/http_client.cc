@@ -1,6 +1,9 @@
 #include "client/http_client.h"
 
+#include <sys/stat.h>
+
 #include <charconv>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -146,6 +149,34 @@ struct HttpClient::Impl {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread thread;
+  // TLS client contexts by CA file ("" = the system's), made again when the file changes:
+  // making one per call cost more than the rest of a plain call. Used by this thread only.
+  struct CachedContext {
+    std::shared_ptr<asio::ssl::context> ctx;
+    std::int64_t mtime_ns = -1;
+  };
+  std::map<std::string, CachedContext> tls_contexts;
+
+  std::shared_ptr<asio::ssl::context> tlsContext(const std::string& ca_file, error_code& ec) {
+    std::int64_t mtime = 0;
+    if (!ca_file.empty()) {
+      struct stat st {};
+      if (::stat(ca_file.c_str(), &st) == 0)
+        mtime = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    }
+    auto& cached = tls_contexts[ca_file];
+    if (cached.ctx && cached.mtime_ns == mtime) return cached.ctx;
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    if (ca_file.empty()) {
+      ctx->set_default_verify_paths(ec);
+    } else {
+      ctx->load_verify_file(ca_file, ec);
+    }
+    if (ec) return nullptr;
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+    cached = {ctx, mtime};
+    return ctx;
+  }
 
   asio::awaitable<void> call(HttpRequest req, std::function<void(HttpResponse)> done) {
     Url url;
@@ -154,7 +185,7 @@ struct HttpClient::Impl {
       co_return;
     }
     tcp::socket socket(io);
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    std::shared_ptr<asio::ssl::context> tls_ctx;  // outlives the stream below
     std::optional<asio::ssl::stream<tcp::socket&>> tls;
     bool timed_out = false;
     asio::steady_timer deadline(io, req.timeout);
@@ -188,14 +219,9 @@ struct HttpClient::Impl {
     ResponseEnd end(req.method == "HEAD");
     std::array<char, 16384> buf;
     if (url.tls) {
-      if (req.ca_file.empty()) {
-        ctx.set_default_verify_paths(ec);
-      } else {
-        ctx.load_verify_file(req.ca_file, ec);
-      }
-      if (ec) co_return fail("CA", ec);
-      ctx.set_verify_mode(asio::ssl::verify_peer);
-      tls.emplace(socket, ctx);
+      tls_ctx = tlsContext(req.ca_file, ec);
+      if (!tls_ctx) co_return fail("CA", ec);
+      tls.emplace(socket, *tls_ctx);
       SSL_set_tlsext_host_name(tls->native_handle(), url.host.c_str());
       tls->set_verify_callback(asio::ssl::host_name_verification(url.host));
       co_await tls->async_handshake(asio::ssl::stream_base::client,

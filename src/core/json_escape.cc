@@ -1,49 +1,104 @@
 #include "core/json_escape.h"
 
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace portico {
 
 namespace {
 
 // Bytes that need no escaping: printable ASCII but the quote and the backslash.
-constexpr bool plain(unsigned char c) {
+[[maybe_unused]] constexpr bool plain(unsigned char c) {
   return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// The escape of one byte that is not plain; returns its length.
+std::size_t escape(unsigned char c, char* out) {
+  switch (c) {
+    case '"':
+      std::memcpy(out, "\\\"", 2);
+      return 2;
+    case '\\':
+      std::memcpy(out, "\\\\", 2);
+      return 2;
+    case '\n':
+      std::memcpy(out, "\\n", 2);
+      return 2;
+    case '\r':
+      std::memcpy(out, "\\r", 2);
+      return 2;
+    case '\t':
+      std::memcpy(out, "\\t", 2);
+      return 2;
+    default: {
+      const char escaped[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+      std::memcpy(out, escaped, 6);
+      return 6;
+    }
+  }
 }
 
 }  // namespace
 
+std::size_t findJsonEscape(std::string_view s) {
+#if defined(__SSE2__)
+  // Signed bytes: "less than 0x20" also catches 0x80..0xff (negative).
+  const auto escapes = [](__m128i v) {
+    const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))),
+                                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    return static_cast<unsigned>(_mm_movemask_epi8(bad));
+  };
+  std::size_t i = 0;
+  for (; i + 16 <= s.size(); i += 16) {
+    const unsigned mask = escapes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i)));
+    if (mask) return i + static_cast<std::size_t>(__builtin_ctz(mask));
+  }
+  const std::size_t rest = s.size() - i;
+  if (rest == 0) return i;
+  // The last bytes (most values are shorter than 16): copied out, so nothing past the end is read.
+  alignas(16) char tail[16] = {};
+  std::memcpy(tail, s.data() + i, rest);
+  const unsigned mask =
+      escapes(_mm_load_si128(reinterpret_cast<const __m128i*>(tail))) & ((1u << rest) - 1);
+  return mask ? i + static_cast<std::size_t>(__builtin_ctz(mask)) : s.size();
+#else
+  std::size_t i = 0;
+  while (i < s.size() && plain(static_cast<unsigned char>(s[i]))) ++i;
+  return i;
+#endif
+}
+
+char* writeJsonString(char* out, std::string_view s) {
+  *out++ = '"';
+  while (!s.empty()) {
+    const std::size_t run = findJsonEscape(s);
+    std::memcpy(out, s.data(), run);
+    out += run;
+    if (run == s.size()) break;
+    out += escape(static_cast<unsigned char>(s[run]), out);
+    s.remove_prefix(run + 1);
+  }
+  *out++ = '"';
+  return out;
+}
+
 void appendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   // Runs of plain bytes are appended at once: most values (paths, ids, names) are one run.
-  std::size_t i = 0;
-  while (i < s.size()) {
-    std::size_t run = i;
-    while (run < s.size() && plain(static_cast<unsigned char>(s[run]))) ++run;
-    out.append(s.data() + i, run - i);
+  while (!s.empty()) {
+    const std::size_t run = findJsonEscape(s);
+    out.append(s.data(), run);
     if (run == s.size()) break;
-    const auto c = static_cast<unsigned char>(s[run]);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default: {
-        const char escaped[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
-        out.append(escaped, 6);
-      }
-    }
-    i = run + 1;
+    char escaped[6];
+    out.append(escaped, escape(static_cast<unsigned char>(s[run]), escaped));
+    s.remove_prefix(run + 1);
   }
   out += '"';
 }

@@ -1,11 +1,23 @@
 #pragma once
-// Appends a JSON string literal (with quotes) for `s`. Invalid UTF-8 bytes are escaped as \u00XX
-// so a log line is always valid JSON whatever the client sent.
+// JSON string literals (with quotes) for arbitrary bytes. Bytes outside printable ASCII are
+// escaped as \u00XX, so a log line is always valid JSON whatever the client sent.
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace portico {
 
 void appendJsonString(std::string& out, std::string_view s);
+
+// Writes the literal at `out`, which must have room for jsonStringBound(s.size()) bytes;
+// returns the end of what was written. For writers that size their buffer once.
+char* writeJsonString(char* out, std::string_view s);
+constexpr std::size_t jsonStringBound(std::size_t n) {
+  return 6 * n + 2;
+}
+
+// The index of the first byte of `s` that a JSON string must escape (s.size() when none).
+// Scans 16 bytes at a time.
+std::size_t findJsonEscape(std::string_view s);
 
 }  // namespace portico

@@ -58,7 +58,7 @@ bool LineRings::push(std::string_view line) {
     if (head + need - r.cached_tail > r.capacity()) return false;
   }
   r.copyIn(head, line.data(), line.size());
-  r.copyIn(head + line.size(), "\n", 1);
+  r.data[(head + line.size()) & r.mask] = '\n';
   r.head.store(head + need, std::memory_order_release);
   return true;
 }

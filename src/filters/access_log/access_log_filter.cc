@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 
 #include <chrono>
@@ -25,114 +27,164 @@ namespace {
 // control characters, quotes and backslashes as \xHH so a line cannot be forged; empty as -).
 enum class Style { Json, Text };
 
-void appendString(std::string& out, std::string_view v, Style style) {
-  if (style == Style::Json) {
-    appendJsonString(out, v);
-    return;
+// The line being formatted: a buffer sized before each piece is written, so the writers below
+// copy bytes without a capacity check per byte (and without std::string's per-append cost). It
+// only grows; one per thread.
+class LineBuffer {
+ public:
+  void clear() { used_ = 0; }
+  // Room for `n` more bytes; commit(end) keeps what was written up to `end`.
+  char* room(std::size_t n) {
+    if (used_ + n > buf_.size()) buf_.resize(std::max(buf_.size() * 2, used_ + n + 512));
+    return buf_.data() + used_;
   }
+  void commit(char* end) { used_ = static_cast<std::size_t>(end - buf_.data()); }
+  void put(std::string_view v) {
+    std::memcpy(room(v.size()), v.data(), v.size());
+    used_ += v.size();
+  }
+  std::string_view view() const { return {buf_.data(), used_}; }
+
+ private:
+  std::string buf_;
+  std::size_t used_ = 0;
+};
+
+// Text style: bare, with control characters, quotes and backslashes as \xHH; empty as "-".
+char* writeText(char* out, std::string_view v) {
   if (v.empty()) {
-    out += '-';
-    return;
+    *out++ = '-';
+    return out;
   }
   static constexpr char kHex[] = "0123456789ABCDEF";
-  for (const char ch : v) {
-    const auto c = static_cast<unsigned char>(ch);
+  while (!v.empty()) {
+    // findJsonEscape also stops at bytes >= 0x80, which text lines keep as they are.
+    const std::size_t run = findJsonEscape(v);
+    std::memcpy(out, v.data(), run);
+    out += run;
+    if (run == v.size()) break;
+    const auto c = static_cast<unsigned char>(v[run]);
     if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
       const char escaped[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
-      out.append(escaped, 4);
+      std::memcpy(out, escaped, 4);
+      out += 4;
     } else {
-      out += ch;
+      *out++ = static_cast<char>(c);
     }
+    v.remove_prefix(run + 1);
+  }
+  return out;
+}
+
+void putString(LineBuffer& line, std::string_view v, Style style) {
+  if (style == Style::Json) {
+    line.commit(writeJsonString(line.room(jsonStringBound(v.size())), v));
+  } else {
+    line.commit(writeText(line.room(4 * v.size() + 1), v));
   }
 }
 
-void appendTime(std::string& out, std::chrono::system_clock::time_point t, Style style) {
+void putNumber(LineBuffer& line, std::uint64_t v) {
+  char* p = line.room(24);
+  line.commit(std::to_chars(p, p + 24, v).ptr);
+}
+
+void putTime(LineBuffer& line, std::chrono::system_clock::time_point t, Style style) {
   auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
   const int ms =
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count());
   // The date and time change once a second: formatted once per second and thread.
   thread_local std::time_t cached_second = -1;
   thread_local char cached[96];  // ample: snprintf cannot prove the fields are 2 digits
+  thread_local std::size_t cached_size = 0;
   std::time_t tt = std::chrono::system_clock::to_time_t(secs);
   if (tt != cached_second) {
     std::tm tm{};
     gmtime_r(&tt, &tm);
-    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_size = static_cast<std::size_t>(
+        std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec));
     cached_second = tt;
   }
-  if (style == Style::Json) out += '"';
-  out += cached;
-  const char tail[5] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
-                        static_cast<char>('0' + ms % 10), 'Z', '"'};
-  out.append(tail, style == Style::Json ? 5 : 4);
+  char* p = line.room(cached_size + 6);
+  if (style == Style::Json) *p++ = '"';
+  std::memcpy(p, cached, cached_size);
+  p += cached_size;
+  *p++ = static_cast<char>('0' + ms / 100);
+  *p++ = static_cast<char>('0' + ms / 10 % 10);
+  *p++ = static_cast<char>('0' + ms % 10);
+  *p++ = 'Z';
+  if (style == Style::Json) *p++ = '"';
+  line.commit(p);
 }
 
-void appendMs(std::string& out, api::Clock::duration d) {
+void putMs(LineBuffer& line, api::Clock::duration d) {
   // Milliseconds with three decimals, without printf.
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-  out += std::to_string(us / 1000);
-  const auto frac = static_cast<int>(us % 1000);
-  const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
-                          static_cast<char>('0' + frac / 10 % 10),
-                          static_cast<char>('0' + frac % 10)};
-  out.append(digits, 4);
+  const auto whole = static_cast<std::uint64_t>(us < 0 ? 0 : us);
+  char* p = line.room(32);
+  p = std::to_chars(p, p + 24, whole / 1000).ptr;
+  const auto frac = static_cast<int>(whole % 1000);
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + frac / 100);
+  *p++ = static_cast<char>('0' + frac / 10 % 10);
+  *p++ = static_cast<char>('0' + frac % 10);
+  line.commit(p);
 }
 
-void appendField(std::string& out, std::size_t field, const api::RequestContext& c, Style style) {
+void putField(LineBuffer& line, std::size_t field, const api::RequestContext& c, Style style) {
   // `field` indexes kAccessLogFields.
   switch (field) {
     case 0:  // time
-      appendTime(out, c.wall_start, style);
+      putTime(line, c.wall_start, style);
       break;
     case 1:  // request_id
-      appendString(out, c.request_id, style);
+      putString(line, c.request_id, style);
       break;
     case 2:  // client
-      appendString(out, c.client_ip, style);
+      putString(line, c.client_ip, style);
       break;
     case 3:  // method
-      appendString(out, c.original_method, style);
+      putString(line, c.original_method, style);
       break;
     case 4:  // path
-      appendString(out, c.original_path, style);
+      putString(line, c.original_path, style);
       break;
     case 5:  // route
-      appendString(out, c.route_name, style);
+      putString(line, c.route_name, style);
       break;
     case 6:  // upstream
-      appendString(out, c.upstream_name, style);
+      putString(line, c.upstream_name, style);
       break;
     case 7:  // upstream_target
-      appendString(out, c.upstream_target, style);
+      putString(line, c.upstream_target, style);
       break;
     case 8:  // status
-      out += std::to_string(c.status);
+      putNumber(line, static_cast<std::uint64_t>(c.status < 0 ? 0 : c.status));
       break;
     case 9:  // bytes_in
-      out += std::to_string(c.bytes_received);
+      putNumber(line, c.bytes_received);
       break;
     case 10:  // bytes_out
-      out += std::to_string(c.bytes_sent);
+      putNumber(line, c.bytes_sent);
       break;
     case 11:  // upstream_latency_ms
-      appendMs(out, c.upstream_latency);
+      putMs(line, c.upstream_latency);
       break;
     case 12:  // latency_ms
-      appendMs(out, c.total_latency);
+      putMs(line, c.total_latency);
       break;
     case 13:  // attempts
-      out += std::to_string(c.upstream_attempts);
+      putNumber(line, static_cast<std::uint64_t>(c.upstream_attempts));
       break;
     case 14:  // error
-      appendString(out, c.error, style);
+      putString(line, c.error, style);
       break;
     case 15:  // protocol
-      appendString(out, c.protocol, style);
+      putString(line, c.protocol, style);
       break;
     case 16:  // consumer
-      appendString(out, c.consumer ? std::string_view(c.consumer->name) : std::string_view(),
-                   style);
+      putString(line, c.consumer ? std::string_view(c.consumer->name) : std::string_view(), style);
       break;
     case 17:  // trace_id
       if (c.trace.sampled) {
@@ -140,13 +192,13 @@ void appendField(std::string& out, std::size_t field, const api::RequestContext&
         std::snprintf(id, sizeof id, "%016llx%016llx",
                       static_cast<unsigned long long>(c.trace.trace_hi),
                       static_cast<unsigned long long>(c.trace.trace_lo));
-        appendString(out, id, style);
+        putString(line, std::string_view(id, 32), style);
       } else {
-        out += style == Style::Json ? "null" : "-";
+        line.put(style == Style::Json ? "null" : "-");
       }
       break;
     default:
-      out += style == Style::Json ? "null" : "-";
+      line.put(style == Style::Json ? "null" : "-");
   }
 }
 
@@ -227,18 +279,18 @@ CompiledFormat compileTemplate(const CompiledTemplate& t) {
   return c;
 }
 
-void formatInto(std::string& line, const api::RequestContext& ctx, const CompiledFormat& format) {
+void formatInto(LineBuffer& line, const api::RequestContext& ctx, const CompiledFormat& format) {
   line.clear();
   for (const auto& segment : format.segments) {
-    line += segment.literal;
-    if (segment.field != CompiledFormat::kNone) appendField(line, segment.field, ctx, format.style);
+    line.put(segment.literal);
+    if (segment.field != CompiledFormat::kNone) putField(line, segment.field, ctx, format.style);
   }
 }
 
 std::string formatLine(const api::RequestContext& ctx, const CompiledFormat& format) {
-  std::string line;
+  LineBuffer line;
   formatInto(line, ctx, format);
-  return line;
+  return std::string(line.view());
 }
 
 class AccessLogFilter final : public api::Filter {
@@ -252,9 +304,9 @@ class AccessLogFilter final : public api::Filter {
     if (!error && c_.sample < 1.0 && !sampled(ctx)) return;
     try {
       // Formatted in a per-thread buffer that keeps its capacity: no allocation per line.
-      thread_local std::string line;
+      thread_local LineBuffer line;
       formatInto(line, ctx, compiled_);
-      sink_.write(line);
+      sink_.write(line.view());
     } catch (...) {  // allocation failure: losing one line beats losing the worker
     }
   }
