@@ -39,8 +39,9 @@ def wait_port(port, timeout=15):
     return False
 
 
-def group_cpu_seconds(pgid):
-    total = 0
+def group_cpu_split(pgid):
+    """User and system CPU seconds of every process in the group."""
+    user = system = 0
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -49,8 +50,13 @@ def group_cpu_seconds(pgid):
         except OSError:
             continue
         if int(fields[2]) == pgid:  # field 5 (pgrp) is index 2 after the comm
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def group_cpu_seconds(pgid):
+    return sum(group_cpu_split(pgid))
 
 
 def rss_kib(pid):
@@ -441,30 +447,40 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
                     stop(proc)
                     sys.exit(f"portico did not start; see {work}/portico.log")
                 wrk(port, args.warmup, args.connections, args.load_cpu, "http", path, headers)
-                cpu0 = group_cpu_seconds(proc.pid)
+                user0, sys0 = group_cpu_split(proc.pid)
                 r = wrk(port, args.duration, args.connections, args.load_cpu, "http", path, headers)
-                r["cpu"] = group_cpu_seconds(proc.pid) - cpu0
+                user1, sys1 = group_cpu_split(proc.pid)
+                r["cpu"] = (user1 - user0) + (sys1 - sys0)
                 r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+                # Microseconds of CPU per request, user and kernel apart: the kernel's share
+                # (sockets) moves most from round to round on a shared machine.
+                r["user_us"] = (user1 - user0) * 1e6 / max(r["requests"], 1)
+                r["sys_us"] = (sys1 - sys0) * 1e6 / max(r["requests"], 1)
                 stop(proc)
                 results[name].append(r)
                 print(f"{label} round {rnd + 1} {name:16s} {r['rps']:10.0f} req/s  "
                       f"{r['per_cpu']:10.0f} req/CPU-s  errors {r['errors']}", file=sys.stderr)
     finally:
         stop(upstream)
-    med = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "per_cpu", "p99")}
+    med = {n: {k: statistics.median(r[k] for r in rs)
+               for k in ("rps", "per_cpu", "p99", "user_us", "sys_us")}
            for n, rs in results.items()}
     print(f"\n{label}, Portico alone (1 worker), {args.rounds} interleaved rounds, "
           f"wrk -c{args.connections} -d{args.duration}s\n")
-    print("| route | req/s | req/CPU-s | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|")
+    print("| route | req/s | req/CPU-s | user µs/req | kernel µs/req | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for n in variants:
         m = med[n]
         errors = sum(r["errors"] for r in results[n])
-        print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['p99']:.2f} | {errors} |")
-    base = med["pass-through"]["per_cpu"]
+        print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['user_us']:.2f} | "
+              f"{m['sys_us']:.2f} | {m['p99']:.2f} | {errors} |")
+    base = med["pass-through"]
     for n, target in costs.items():
-        cost = 1 - med[n]["per_cpu"] / base
-        print(f"{n} costs {cost * 100:.1f}% of pass-through req/CPU-s (target < {target}%)")
+        cost = 1 - med[n]["per_cpu"] / base["per_cpu"]
+        user_cost = (med[n]["user_us"] - base["user_us"]) / (base["user_us"] + base["sys_us"])
+        print(f"{n} costs {cost * 100:.1f}% of pass-through req/CPU-s (target < {target}%); "
+              f"its extra user-space CPU alone is {user_cost * 100:.1f}% of pass-through's CPU "
+              f"per request")
     shutil.rmtree(work, ignore_errors=True)
 
 

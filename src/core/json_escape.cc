@@ -77,6 +77,38 @@ std::size_t findJsonEscape(std::string_view s) {
 
 char* writeJsonString(char* out, std::string_view s) {
   *out++ = '"';
+#if defined(__SSE2__)
+  // Each block of 16 source bytes is checked and stored whole; the output then advances only
+  // past the plain bytes before the first escape. The last, partial block is copied out of
+  // the source first, so nothing past its end is read.
+  while (!s.empty()) {
+    __m128i v;
+    std::size_t n = 16;
+    if (s.size() >= 16) {
+      v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
+    } else {
+      alignas(16) char tail[16] = {};
+      std::memcpy(tail, s.data(), s.size());
+      v = _mm_load_si128(reinterpret_cast<const __m128i*>(tail));
+      n = s.size();
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), v);
+    const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))),
+                                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(bad)) & ((1u << n) - 1);
+    if (!mask) {
+      out += n;
+      s.remove_prefix(n);
+      continue;
+    }
+    const auto run = static_cast<std::size_t>(__builtin_ctz(mask));
+    out += run;
+    out += escape(static_cast<unsigned char>(s[run]), out);
+    s.remove_prefix(run + 1);
+  }
+#else
   while (!s.empty()) {
     const std::size_t run = findJsonEscape(s);
     std::memcpy(out, s.data(), run);
@@ -85,6 +117,7 @@ char* writeJsonString(char* out, std::string_view s) {
     out += escape(static_cast<unsigned char>(s[run]), out);
     s.remove_prefix(run + 1);
   }
+#endif
   *out++ = '"';
   return out;
 }

@@ -9,11 +9,12 @@ namespace portico {
 
 void appendJsonString(std::string& out, std::string_view s);
 
-// Writes the literal at `out`, which must have room for jsonStringBound(s.size()) bytes;
-// returns the end of what was written. For writers that size their buffer once.
+// Writes the literal at `out`, which must have room for jsonStringBound(s.size()) bytes (it
+// stores whole 16-byte blocks, so it may write past the end of the literal inside that room);
+// returns the end of the literal. For writers that size their buffer once.
 char* writeJsonString(char* out, std::string_view s);
 constexpr std::size_t jsonStringBound(std::size_t n) {
-  return 6 * n + 2;
+  return 6 * n + 2 + 16;
 }
 
 // The index of the first byte of `s` that a JSON string must escape (s.size() when none).

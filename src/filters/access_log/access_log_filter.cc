@@ -27,22 +27,15 @@ namespace {
 // control characters, quotes and backslashes as \xHH so a line cannot be forged; empty as -).
 enum class Style { Json, Text };
 
-// The line being formatted: a buffer sized before each piece is written, so the writers below
-// copy bytes without a capacity check per byte (and without std::string's per-append cost). It
-// only grows; one per thread.
+// The line being formatted: one per thread, only ever grown. A line is sized once (its worst
+// case), then written through a plain pointer: no capacity check per piece.
 class LineBuffer {
  public:
-  void clear() { used_ = 0; }
-  // Room for `n` more bytes; commit(end) keeps what was written up to `end`.
-  char* room(std::size_t n) {
-    if (used_ + n > buf_.size()) buf_.resize(std::max(buf_.size() * 2, used_ + n + 512));
-    return buf_.data() + used_;
+  char* begin(std::size_t worst_case) {
+    if (worst_case > buf_.size()) buf_.resize(std::max(buf_.size() * 2, worst_case + 512));
+    return buf_.data();
   }
-  void commit(char* end) { used_ = static_cast<std::size_t>(end - buf_.data()); }
-  void put(std::string_view v) {
-    std::memcpy(room(v.size()), v.data(), v.size());
-    used_ += v.size();
-  }
+  void end(const char* p) { used_ = static_cast<std::size_t>(p - buf_.data()); }
   std::string_view view() const { return {buf_.data(), used_}; }
 
  private:
@@ -76,20 +69,7 @@ char* writeText(char* out, std::string_view v) {
   return out;
 }
 
-void putString(LineBuffer& line, std::string_view v, Style style) {
-  if (style == Style::Json) {
-    line.commit(writeJsonString(line.room(jsonStringBound(v.size())), v));
-  } else {
-    line.commit(writeText(line.room(4 * v.size() + 1), v));
-  }
-}
-
-void putNumber(LineBuffer& line, std::uint64_t v) {
-  char* p = line.room(24);
-  line.commit(std::to_chars(p, p + 24, v).ptr);
-}
-
-void putTime(LineBuffer& line, std::chrono::system_clock::time_point t, Style style) {
+char* writeTime(char* p, std::chrono::system_clock::time_point t, Style style) {
   auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
   const int ms =
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count());
@@ -101,12 +81,12 @@ void putTime(LineBuffer& line, std::chrono::system_clock::time_point t, Style st
   if (tt != cached_second) {
     std::tm tm{};
     gmtime_r(&tt, &tm);
-    cached_size = static_cast<std::size_t>(
-        std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec));
+    cached_size = std::min<std::size_t>(
+        40, static_cast<std::size_t>(std::snprintf(
+                cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)));
     cached_second = tt;
   }
-  char* p = line.room(cached_size + 6);
   if (style == Style::Json) *p++ = '"';
   std::memcpy(p, cached, cached_size);
   p += cached_size;
@@ -115,90 +95,99 @@ void putTime(LineBuffer& line, std::chrono::system_clock::time_point t, Style st
   *p++ = static_cast<char>('0' + ms % 10);
   *p++ = 'Z';
   if (style == Style::Json) *p++ = '"';
-  line.commit(p);
+  return p;
 }
 
-void putMs(LineBuffer& line, api::Clock::duration d) {
+char* writeMs(char* p, api::Clock::duration d) {
   // Milliseconds with three decimals, without printf.
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   const auto whole = static_cast<std::uint64_t>(us < 0 ? 0 : us);
-  char* p = line.room(32);
   p = std::to_chars(p, p + 24, whole / 1000).ptr;
   const auto frac = static_cast<int>(whole % 1000);
   *p++ = '.';
   *p++ = static_cast<char>('0' + frac / 100);
   *p++ = static_cast<char>('0' + frac / 10 % 10);
   *p++ = static_cast<char>('0' + frac % 10);
-  line.commit(p);
+  return p;
 }
 
-void putField(LineBuffer& line, std::size_t field, const api::RequestContext& c, Style style) {
-  // `field` indexes kAccessLogFields.
+char* writeNumber(char* p, std::uint64_t v) {
+  return std::to_chars(p, p + 24, v).ptr;
+}
+
+// The string a field shows, for the string fields (`is_string` false for the others).
+std::string_view stringField(std::size_t field, const api::RequestContext& c, bool& is_string) {
+  is_string = true;
   switch (field) {
-    case 0:  // time
-      putTime(line, c.wall_start, style);
-      break;
-    case 1:  // request_id
-      putString(line, c.request_id, style);
-      break;
-    case 2:  // client
-      putString(line, c.client_ip, style);
-      break;
-    case 3:  // method
-      putString(line, c.original_method, style);
-      break;
-    case 4:  // path
-      putString(line, c.original_path, style);
-      break;
-    case 5:  // route
-      putString(line, c.route_name, style);
-      break;
-    case 6:  // upstream
-      putString(line, c.upstream_name, style);
-      break;
-    case 7:  // upstream_target
-      putString(line, c.upstream_target, style);
-      break;
-    case 8:  // status
-      putNumber(line, static_cast<std::uint64_t>(c.status < 0 ? 0 : c.status));
-      break;
-    case 9:  // bytes_in
-      putNumber(line, c.bytes_received);
-      break;
-    case 10:  // bytes_out
-      putNumber(line, c.bytes_sent);
-      break;
-    case 11:  // upstream_latency_ms
-      putMs(line, c.upstream_latency);
-      break;
-    case 12:  // latency_ms
-      putMs(line, c.total_latency);
-      break;
-    case 13:  // attempts
-      putNumber(line, static_cast<std::uint64_t>(c.upstream_attempts));
-      break;
-    case 14:  // error
-      putString(line, c.error, style);
-      break;
-    case 15:  // protocol
-      putString(line, c.protocol, style);
-      break;
-    case 16:  // consumer
-      putString(line, c.consumer ? std::string_view(c.consumer->name) : std::string_view(), style);
-      break;
-    case 17:  // trace_id
-      if (c.trace.sampled) {
-        char id[33];
-        std::snprintf(id, sizeof id, "%016llx%016llx",
-                      static_cast<unsigned long long>(c.trace.trace_hi),
-                      static_cast<unsigned long long>(c.trace.trace_lo));
-        putString(line, std::string_view(id, 32), style);
-      } else {
-        line.put(style == Style::Json ? "null" : "-");
-      }
-      break;
+    case 1:
+      return c.request_id;
+    case 2:
+      return c.client_ip;
+    case 3:
+      return c.original_method;
+    case 4:
+      return c.original_path;
+    case 5:
+      return c.route_name;
+    case 6:
+      return c.upstream_name;
+    case 7:
+      return c.upstream_target;
+    case 14:
+      return c.error;
+    case 15:
+      return c.protocol;
+    case 16:
+      return c.consumer ? std::string_view(c.consumer->name) : std::string_view();
     default:
-      line.put(style == Style::Json ? "null" : "-");
+      is_string = false;
+      return {};
+  }
+}
+
+// Most bytes a field can take (a string: every byte escaped, and 16 for block stores).
+std::size_t fieldBound(std::size_t field, const api::RequestContext& c) {
+  bool is_string = false;
+  const std::string_view v = stringField(field, c, is_string);
+  return is_string ? jsonStringBound(v.size()) : 64;
+}
+
+char* writeField(char* p, std::size_t field, const api::RequestContext& c, Style style) {
+  // `field` indexes kAccessLogFields.
+  bool is_string = false;
+  const std::string_view v = stringField(field, c, is_string);
+  if (is_string) return style == Style::Json ? writeJsonString(p, v) : writeText(p, v);
+  const auto none = [&] {
+    const std::string_view text = style == Style::Json ? "null" : "-";
+    std::memcpy(p, text.data(), text.size());
+    return p + text.size();
+  };
+  switch (field) {
+    case 0:
+      return writeTime(p, c.wall_start, style);
+    case 8:
+      return writeNumber(p, static_cast<std::uint64_t>(c.status < 0 ? 0 : c.status));
+    case 9:
+      return writeNumber(p, c.bytes_received);
+    case 10:
+      return writeNumber(p, c.bytes_sent);
+    case 11:
+      return writeMs(p, c.upstream_latency);
+    case 12:
+      return writeMs(p, c.total_latency);
+    case 13:
+      return writeNumber(p, static_cast<std::uint64_t>(c.upstream_attempts));
+    case 17: {  // trace_id
+      if (!c.trace.sampled) return none();
+      char id[33];
+      std::snprintf(id, sizeof id, "%016llx%016llx",
+                    static_cast<unsigned long long>(c.trace.trace_hi),
+                    static_cast<unsigned long long>(c.trace.trace_lo));
+      return style == Style::Json ? writeJsonString(p, std::string_view(id, 32))
+                                  : writeText(p, std::string_view(id, 32));
+    }
+    default:
+      return none();
   }
 }
 
@@ -212,11 +201,20 @@ std::size_t fieldId(std::string_view name) {
 struct CompiledFormat {
   static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
   struct Segment {
-    std::string literal;
-    std::size_t field = kNone;
+    Segment(std::string text, std::size_t f)
+        : size(text.size()), padded(std::move(text) + std::string(16, '\0')), field(f) {}
+    std::size_t size;
+    std::string padded;  // the literal and 16 NULs: copied in whole 16-byte blocks
+    std::size_t field;
   };
   std::vector<Segment> segments;
   Style style = Style::Json;
+  std::size_t literal_bytes = 0;  // the literals rounded up to 16-byte blocks, plus one block
+
+  void finish() {
+    literal_bytes = 16;
+    for (const auto& seg : segments) literal_bytes += (seg.size + 15) / 16 * 16;
+  }
 };
 
 CompiledFormat compileFields(const std::vector<std::string>& fields) {
@@ -228,6 +226,7 @@ CompiledFormat compileFields(const std::vector<std::string>& fields) {
     c.segments.push_back({std::move(prefix), fieldId(f)});
   }
   c.segments.push_back({c.segments.empty() ? "{}" : "}", CompiledFormat::kNone});
+  c.finish();
   return c;
 }
 
@@ -276,15 +275,23 @@ CompiledFormat compileTemplate(const CompiledTemplate& t) {
   c.style = Style::Text;
   for (const auto& p : t.parts)
     c.segments.push_back({p.literal, p.field.empty() ? CompiledFormat::kNone : fieldId(p.field)});
+  c.finish();
   return c;
 }
 
 void formatInto(LineBuffer& line, const api::RequestContext& ctx, const CompiledFormat& format) {
-  line.clear();
+  std::size_t bound = format.literal_bytes;
+  for (const auto& segment : format.segments)
+    if (segment.field != CompiledFormat::kNone) bound += fieldBound(segment.field, ctx);
+  char* p = line.begin(bound);
   for (const auto& segment : format.segments) {
-    line.put(segment.literal);
-    if (segment.field != CompiledFormat::kNone) putField(line, segment.field, ctx, format.style);
+    // Literals are padded: copied in whole 16-byte blocks (literal_bytes counts the blocks).
+    for (std::size_t i = 0; i < segment.size; i += 16)
+      std::memcpy(p + i, segment.padded.data() + i, 16);
+    p += segment.size;
+    if (segment.field != CompiledFormat::kNone) p = writeField(p, segment.field, ctx, format.style);
   }
+  line.end(p);
 }
 
 std::string formatLine(const api::RequestContext& ctx, const CompiledFormat& format) {
