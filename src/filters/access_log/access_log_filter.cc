@@ -31,15 +31,21 @@ enum class Style { Json, Text };
 // case), then written through a plain pointer: no capacity check per piece.
 class LineBuffer {
  public:
-  char* begin(std::size_t worst_case) {
-    if (worst_case > buf_.size()) buf_.resize(std::max(buf_.size() * 2, worst_case + 512));
-    return buf_.data();
+  char* start() { return buf_.data(); }
+  // Room for `n` more bytes after `p`; returns `p`, moved if the buffer had to grow.
+  char* ensure(char* p, std::size_t n) {
+    const auto used = static_cast<std::size_t>(p - buf_.data());
+    if (used + n > buf_.size()) {
+      buf_.resize(std::max(buf_.size() * 2, used + n + 512));
+      p = buf_.data() + used;
+    }
+    return p;
   }
   void end(const char* p) { used_ = static_cast<std::size_t>(p - buf_.data()); }
   std::string_view view() const { return {buf_.data(), used_}; }
 
  private:
-  std::string buf_;
+  std::string buf_ = std::string(1024, '\0');
   std::size_t used_ = 0;
 };
 
@@ -116,7 +122,8 @@ char* writeNumber(char* p, std::uint64_t v) {
 }
 
 // The string a field shows, for the string fields (`is_string` false for the others).
-std::string_view stringField(std::size_t field, const api::RequestContext& c, bool& is_string) {
+inline std::string_view stringField(std::size_t field, const api::RequestContext& c,
+                                    bool& is_string) {
   is_string = true;
   switch (field) {
     case 1:
@@ -145,18 +152,16 @@ std::string_view stringField(std::size_t field, const api::RequestContext& c, bo
   }
 }
 
-// Most bytes a field can take (a string: every byte escaped, and 16 for block stores).
-std::size_t fieldBound(std::size_t field, const api::RequestContext& c) {
+// Writes a field (an index into kAccessLogFields) at `p`, which has room for 64 bytes; a
+// string makes room for itself.
+char* writeField(LineBuffer& line, char* p, std::size_t field, const api::RequestContext& c,
+                 Style style) {
   bool is_string = false;
   const std::string_view v = stringField(field, c, is_string);
-  return is_string ? jsonStringBound(v.size()) : 64;
-}
-
-char* writeField(char* p, std::size_t field, const api::RequestContext& c, Style style) {
-  // `field` indexes kAccessLogFields.
-  bool is_string = false;
-  const std::string_view v = stringField(field, c, is_string);
-  if (is_string) return style == Style::Json ? writeJsonString(p, v) : writeText(p, v);
+  if (is_string) {
+    p = line.ensure(p, jsonStringBound(v.size()));
+    return style == Style::Json ? writeJsonString(p, v) : writeText(p, v);
+  }
   const auto none = [&] {
     const std::string_view text = style == Style::Json ? "null" : "-";
     std::memcpy(p, text.data(), text.size());
@@ -209,12 +214,6 @@ struct CompiledFormat {
   };
   std::vector<Segment> segments;
   Style style = Style::Json;
-  std::size_t literal_bytes = 0;  // the literals rounded up to 16-byte blocks, plus one block
-
-  void finish() {
-    literal_bytes = 16;
-    for (const auto& seg : segments) literal_bytes += (seg.size + 15) / 16 * 16;
-  }
 };
 
 CompiledFormat compileFields(const std::vector<std::string>& fields) {
@@ -226,7 +225,6 @@ CompiledFormat compileFields(const std::vector<std::string>& fields) {
     c.segments.push_back({std::move(prefix), fieldId(f)});
   }
   c.segments.push_back({c.segments.empty() ? "{}" : "}", CompiledFormat::kNone});
-  c.finish();
   return c;
 }
 
@@ -275,21 +273,19 @@ CompiledFormat compileTemplate(const CompiledTemplate& t) {
   c.style = Style::Text;
   for (const auto& p : t.parts)
     c.segments.push_back({p.literal, p.field.empty() ? CompiledFormat::kNone : fieldId(p.field)});
-  c.finish();
   return c;
 }
 
 void formatInto(LineBuffer& line, const api::RequestContext& ctx, const CompiledFormat& format) {
-  std::size_t bound = format.literal_bytes;
-  for (const auto& segment : format.segments)
-    if (segment.field != CompiledFormat::kNone) bound += fieldBound(segment.field, ctx);
-  char* p = line.begin(bound);
+  char* p = line.start();
   for (const auto& segment : format.segments) {
-    // Literals are padded: copied in whole 16-byte blocks (literal_bytes counts the blocks).
+    // The literal (padded: copied in whole 16-byte blocks), then room for a non-string field.
+    p = line.ensure(p, segment.padded.size() + 64);
     for (std::size_t i = 0; i < segment.size; i += 16)
       std::memcpy(p + i, segment.padded.data() + i, 16);
     p += segment.size;
-    if (segment.field != CompiledFormat::kNone) p = writeField(p, segment.field, ctx, format.style);
+    if (segment.field != CompiledFormat::kNone)
+      p = writeField(line, p, segment.field, ctx, format.style);
   }
   line.end(p);
 }
