@@ -62,11 +62,30 @@ class Filter {
   virtual void onLog(const RequestContext&) noexcept {}
 };
 
+// A request's filter: owned (made for this request), or borrowed from its factory, which shares
+// one instance of a filter that keeps no per-request state (no allocation per request; that
+// instance is used by every worker at once, so its hooks must be thread-safe).
+struct FilterDeleter {
+  bool owned = true;
+  FilterDeleter() = default;
+  explicit FilterDeleter(bool owns) : owned(owns) {}
+  template <class U>
+  FilterDeleter(std::default_delete<U>) {}  // from std::make_unique
+  void operator()(Filter* f) const {
+    if (owned) delete f;
+  }
+};
+using FilterPtr = std::unique_ptr<Filter, FilterDeleter>;
+
+inline FilterPtr borrowFilter(Filter& shared) {
+  return FilterPtr(&shared, FilterDeleter(false));
+}
+
 class FilterFactory {
  public:
   virtual ~FilterFactory() = default;
   // Called once per request that runs this filter. Cheap; thread-safe (const).
-  virtual std::unique_ptr<Filter> create() const = 0;
+  virtual FilterPtr create() const = 0;
 };
 
 class Services;  // process-wide services a filter may need (log sinks, ...)

@@ -92,7 +92,7 @@ class RequestPipeline : public SessionIo {
   std::shared_ptr<const server::Snapshot> snapshot_;
   const server::Route* route_ = nullptr;
   observability::RouteStats* route_stats_ = nullptr;
-  std::vector<std::unique_ptr<api::Filter>> filters_;
+  std::vector<api::FilterPtr> filters_;
   std::size_t filters_ran_ = 0;
   std::string target_;
   api::LocalReply pending_refusal_;  // auth_mode any: the first refusal, while others may accept

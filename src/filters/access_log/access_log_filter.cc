@@ -332,15 +332,17 @@ class AccessLogFactory final : public api::FilterFactory {
   AccessLogFactory(AccessLogConfig c, std::shared_ptr<api::LogSink> sink)
       : c_(std::move(c)),
         compiled_(c_.line_template ? compileTemplate(*c_.line_template) : compileFields(c_.fields)),
-        sink_(std::move(sink)) {}
-  std::unique_ptr<api::Filter> create() const override {
-    return std::make_unique<AccessLogFilter>(c_, compiled_, *sink_);
-  }
+        sink_(std::move(sink)),
+        shared_(std::make_unique<AccessLogFilter>(c_, compiled_, *sink_)) {}
+  // Keeps no per-request state: one instance serves every request (thread-safe: the line is
+  // formatted in a per-thread buffer, the sink takes lines from any thread).
+  api::FilterPtr create() const override { return api::borrowFilter(*shared_); }
 
  private:
   AccessLogConfig c_;
   CompiledFormat compiled_;
   std::shared_ptr<api::LogSink> sink_;
+  std::unique_ptr<AccessLogFilter> shared_;
 };
 
 }  // namespace

@@ -14,6 +14,7 @@ struct AclConfig {
 
 class AclFilter final : public api::Filter {
  public:
+  static constexpr bool kStateless = true;  // config only: one instance serves all
   explicit AclFilter(const AclConfig& c) : c_(c) {}
 
   api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {

@@ -59,6 +59,7 @@ void readEdits(config::ObjectReader& parent, std::string_view key, HeaderEdits& 
 
 class HeadersFilter final : public api::Filter {
  public:
+  static constexpr bool kStateless = true;  // config only: one instance serves all
   explicit HeadersFilter(const HeadersConfig& c) : c_(c) {}
   api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
     c_.request.apply(ctx.request->headers);

@@ -9,6 +9,7 @@ namespace {
 
 class RequestIdFilter final : public api::Filter {
  public:
+  static constexpr bool kStateless = true;  // config only: one instance serves all
   explicit RequestIdFilter(const RequestIdConfig& c) : c_(c) {}
 
   api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {

@@ -12,6 +12,7 @@ struct SizeLimitConfig {
 
 class RequestSizeLimitFilter final : public api::Filter {
  public:
+  static constexpr bool kStateless = true;  // config only: one instance serves all
   explicit RequestSizeLimitFilter(const SizeLimitConfig& c) : c_(c) {}
   api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
     if (ctx.max_body_bytes == 0 || c_.max_body < ctx.max_body_bytes)

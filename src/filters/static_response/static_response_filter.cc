@@ -8,6 +8,7 @@ namespace {
 
 class StaticResponseFilter final : public api::Filter {
  public:
+  static constexpr bool kStateless = true;  // config only: one instance serves all
   explicit StaticResponseFilter(const StaticResponseConfig& c) : c_(c) {}
   api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
     ctx.local_reply.status = c_.status;
