@@ -103,6 +103,19 @@ std::size_t LineRings::drain(std::string& out, std::size_t max_lines) {
   return lines;
 }
 
+LineRings::Pieces LineRings::piecesOf(Ring& r) {
+  const std::uint64_t tail = r.tail.load(std::memory_order_relaxed);
+  const std::uint64_t head = r.head.load(std::memory_order_acquire);
+  const std::size_t offset = tail & r.mask;
+  const std::size_t n = head - tail;
+  const std::size_t first = std::min(n, r.capacity() - offset);
+  return {{r.data.get() + offset, first}, {r.data.get(), n - first}};
+}
+
+void LineRings::release(Ring& r, std::size_t n) {
+  r.tail.store(r.tail.load(std::memory_order_relaxed) + n, std::memory_order_release);
+}
+
 bool LineRings::empty() const {
   std::lock_guard lock(mu_);
   for (const auto& r : rings_)

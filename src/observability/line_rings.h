@@ -28,11 +28,29 @@ class LineRings {
   // at most `max_lines`, and returns how many (0 when not counting: max_lines == kAll).
   static constexpr std::size_t kAll = static_cast<std::size_t>(-1);
   std::size_t drain(std::string& out, std::size_t max_lines = kAll);
+  // Consumer side: hands every buffered byte to `write` in contiguous pieces (whole lines
+  // taken together), then frees them. No copy: for writers that can take the pieces as they are.
+  template <class Write>
+  void drainPieces(Write&& write) {
+    std::lock_guard lock(mu_);
+    for (auto& ring : rings_) {
+      const Pieces p = piecesOf(*ring);
+      if (p.first.empty()) continue;
+      write(p.first);
+      if (!p.second.empty()) write(p.second);
+      release(*ring, p.first.size() + p.second.size());
+    }
+  }
   bool empty() const;
 
  private:
   struct Ring;
+  struct Pieces {
+    std::string_view first, second;
+  };
   Ring& mine();
+  static Pieces piecesOf(Ring& r);
+  static void release(Ring& r, std::size_t n);
 
   const std::uint64_t
       id_;  // never reused: a thread's cache entry of a destroyed object never matches

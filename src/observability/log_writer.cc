@@ -49,7 +49,7 @@ int openForAppend(const std::string& path) {
   return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 }
 
-void writeAll(int fd, const std::string& data) {
+void writeAll(int fd, std::string_view data) {
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
@@ -77,24 +77,29 @@ void LogFile::write(std::string_view line) {
 
 bool LogFile::flush() {
   std::lock_guard lock(flush_mu_);
+  if (!datagram_) {
+    // Straight from the rings to the file: no copy.
+    bool wrote = false;
+    rings_.drainPieces([&](std::string_view piece) {
+      writeAll(fd_, piece);
+      wrote = true;
+    });
+    return wrote;
+  }
+  // Syslog: one datagram per line, each after the header.
   writing_.clear();
   rings_.drain(writing_);
   if (writing_.empty()) return false;
-  if (datagram_) {
-    std::string packet;
-    for (std::size_t pos = 0; pos < writing_.size();) {
-      std::size_t end = writing_.find('\n', pos);
-      if (end == std::string::npos) end = writing_.size();
-      packet.assign(datagram_header_);
-      packet.append(writing_, pos, end - pos);
-      // A lost datagram is a lost log line (counted by the receiver, not here): never block.
-      (void)::send(fd_, packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-      pos = end + 1;
-    }
-    writing_.clear();
-    return true;
+  std::string packet;
+  for (std::size_t pos = 0; pos < writing_.size();) {
+    std::size_t end = writing_.find('\n', pos);
+    if (end == std::string::npos) end = writing_.size();
+    packet.assign(datagram_header_);
+    packet.append(writing_, pos, end - pos);
+    // A lost datagram is a lost log line (counted by the receiver, not here): never block.
+    (void)::send(fd_, packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    pos = end + 1;
   }
-  writeAll(fd_, writing_);
   writing_.clear();
   return true;
 }

@@ -34,6 +34,27 @@ TEST(LineRingsTest, LinesComeOutWholeAndInOrderAcrossTheWrap) {
   }
 }
 
+TEST(LineRingsTest, DrainPiecesHandsOverEveryByteWithoutCopying) {
+  LineRings rings(4096);
+  std::string expected, got;
+  for (int round = 0; round < 20; ++round) {  // 20 x 700 bytes through a 4096-byte ring: wraps
+    for (int i = 0; i < 5; ++i) {
+      const std::string line =
+          std::to_string(round) + "/" + std::to_string(i) + std::string(130, 'z');
+      ASSERT_TRUE(rings.push(line));
+      expected += line + "\n";
+    }
+    int pieces = 0;
+    rings.drainPieces([&](std::string_view piece) {
+      got.append(piece);
+      ++pieces;
+    });
+    EXPECT_LE(pieces, 2);
+    EXPECT_TRUE(rings.empty());
+  }
+  EXPECT_EQ(got, expected);
+}
+
 TEST(LineRingsTest, AFullRingRefusesUntilDrained) {
   LineRings rings(4096);
   const std::string line(1000, 'y');
