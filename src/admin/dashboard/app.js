@@ -181,11 +181,18 @@ function cell(tr, value, className) {
   return td;
 }
 
+// A table row that charts its route or upstream when clicked.
+function selectableRow(kind, name) {
+  const tr = el('tr', undefined, 'selectable');
+  tr.dataset[kind] = name;
+  if (selection.kind === kind && selection.name === name) tr.classList.add('selected');
+  tr.addEventListener('click', () => { selection = { kind, name }; render(); });
+  return tr;
+}
+
 function renderRoutes(stats) {
   fillTable('routes', stats.routes, 12, 'no routes', (r) => {
-    const tr = el('tr', undefined, 'selectable');
-    tr.dataset.route = r.name;
-    if (selection.kind === 'route' && selection.name === r.name) tr.classList.add('selected');
+    const tr = selectableRow('route', r.name);
     cell(tr, r.name, 'name');
     cell(tr, r.match, 'mono');
     cell(tr, r.upstream || '(local)');
@@ -198,16 +205,13 @@ function renderRoutes(stats) {
     cell(tr, fmtMs(r.p99_ms), 'num');
     cell(tr, fmtNumber(r.in_flight), 'num');
     cell(tr, '').append(sparkline(r.history.per_second));
-    tr.addEventListener('click', () => { selection = { kind: 'route', name: r.name }; render(); });
     return tr;
   });
 }
 
 function renderUpstreams(stats) {
   fillTable('upstreams', stats.upstreams, 9, 'no upstreams', (u) => {
-    const tr = el('tr', undefined, 'selectable');
-    tr.dataset.upstream = u.name;
-    if (selection.kind === 'upstream' && selection.name === u.name) tr.classList.add('selected');
+    const tr = selectableRow('upstream', u.name);
     cell(tr, u.name, 'name');
     const targets = cell(tr, '');
     for (const t of u.targets) {
@@ -223,7 +227,6 @@ function renderUpstreams(stats) {
     cell(tr, fmtMs(u.p99_ms), 'num');
     cell(tr, fmtNumber(u.retries), 'num');
     cell(tr, fmtNumber(u.connections), 'num');
-    tr.addEventListener('click', () => { selection = { kind: 'upstream', name: u.name }; render(); });
     return tr;
   });
 }
