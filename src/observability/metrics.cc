@@ -272,6 +272,21 @@ std::string renderPrometheus(const Totals& t, const ProcessStats& process) {
   };
   perUpstream("portico_upstream_attempts_total", "Upstream attempts, retries included.",
               &UpstreamTotals::attempts);
+  family(out, "portico_upstream_responses_total", "counter",
+         "Response heads received from the upstream, by status class (retried ones included).");
+  for (const auto& [name, u] : t.upstreams) {
+    for (std::size_t i = 1; i < u.by_class.size(); ++i) {
+      if (u.by_class[i] == 0 && i != 2) continue;
+      line(out, "portico_upstream_responses_total",
+           "upstream=\"" + escapeLabel(name) + "\",code=\"" + kClasses[i] + "\"",
+           static_cast<double>(u.by_class[i]));
+    }
+  }
+  perUpstream("portico_upstream_request_bytes_total",
+              "Request body bytes sent to the upstream (each request's last attempt).",
+              &UpstreamTotals::bytes_in);
+  perUpstream("portico_upstream_response_bytes_total",
+              "Response bytes relayed from the upstream to clients.", &UpstreamTotals::bytes_out);
   perUpstream("portico_upstream_failures_total",
               "Upstream attempts that failed (connect, reset, timeout).",
               &UpstreamTotals::failures);

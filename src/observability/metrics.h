@@ -57,7 +57,10 @@ struct RouteStats {
 };
 
 struct UpstreamStats {
-  Histogram duration;  // per attempt: connect to the end of the response head
+  Histogram duration;               // per attempt: connect to the end of the response head
+  std::array<Counter, 6> by_class;  // response heads received, by status / 100 (retried ones too)
+  Counter bytes_in;                 // request body bytes sent (a request's last attempt)
+  Counter bytes_out;                // response bytes relayed from the upstream to clients
   Counter attempts;
   Counter failures;  // connect errors, resets, timeouts
   Counter retries;

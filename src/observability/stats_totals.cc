@@ -77,6 +77,9 @@ Totals sumWorkers(const std::vector<const WorkerStats*>& workers) {
     w->forEachUpstream([&](const std::string& name, const UpstreamStats& s) {
       auto& u = t.upstreams[name];
       u.duration.add(s.duration);
+      for (std::size_t i = 0; i < u.by_class.size(); ++i) u.by_class[i] += s.by_class[i].get();
+      u.bytes_in += s.bytes_in.get();
+      u.bytes_out += s.bytes_out.get();
       u.attempts += s.attempts.get();
       u.failures += s.failures.get();
       u.retries += s.retries.get();

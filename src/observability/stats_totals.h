@@ -36,6 +36,8 @@ struct RouteTotals {
 
 struct UpstreamTotals {
   HistogramTotals duration;
+  std::array<std::uint64_t, 6> by_class{};
+  std::uint64_t bytes_in = 0, bytes_out = 0;
   std::uint64_t attempts = 0, failures = 0, retries = 0, ejections = 0, server_errors = 0;
 };
 

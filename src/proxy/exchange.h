@@ -87,6 +87,11 @@ class Exchange {
                          const AttemptOutcome& a);
   // Passive checks: the attempt's outcome counts for or against its target.
   void reportAttempt(std::size_t target, const AttemptOutcome& a);
+  // A response head arrived from the upstream (counted by status class).
+  void countResponse(int status) {
+    const auto cls = static_cast<std::size_t>(status / 100);
+    stats_->by_class[cls < stats_->by_class.size() ? cls : 0].add();
+  }
   void measureBufferedBody();
   std::uint64_t hashKey() const;
   Task<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);

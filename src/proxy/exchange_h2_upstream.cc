@@ -98,6 +98,7 @@ Task<AttemptOutcome> Exchange::attemptH2(const server::UpstreamTarget& target, b
     co_return AttemptOutcome{got, {}};
   }
   ctx_.upstream_latency = elapsed;
+  countResponse(st.status);
   const auto& statuses = cfg_.retries.on_statuses;
   if (!last && replayable_ && !body_consumed_ && isIdempotent(req_.method) &&
       std::find(statuses.begin(), statuses.end(), st.status) != statuses.end()) {

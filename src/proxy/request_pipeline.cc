@@ -413,6 +413,12 @@ void RequestPipeline::finish(int status) {
     route_stats_->duration.observe(ctx_.total_latency);
     route_stats_->bytes_in.add(ctx_.bytes_received);
     route_stats_->bytes_out.add(ctx_.bytes_sent);
+    if (ctx_.upstream_attempts > 0 && route_->upstream &&
+        route_->upstream->index < w_.upstream_stats.size()) {
+      auto& up = *w_.upstream_stats[route_->upstream->index];
+      up.bytes_in.add(ctx_.bytes_received);
+      up.bytes_out.add(ctx_.bytes_sent);
+    }
   }
   if (ctx_.consumer && ctx_.consumer->index < w_.consumer_stats.size()) {
     auto& c = *w_.consumer_stats[ctx_.consumer->index];

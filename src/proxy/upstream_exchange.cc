@@ -527,6 +527,7 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
     stats_->duration.observe(elapsed);
     if (got != Failure::None) co_return AttemptOutcome{got, {}};
     ctx_.upstream_latency = elapsed;
+    countResponse(resp.status);
 
     const auto& statuses = cfg_.retries.on_statuses;
     if (!last && replayable_ && !body_consumed_ && isIdempotent(req_.method) &&

@@ -166,6 +166,13 @@ nlohmann::json statsReport(const StatsReportInputs& in) {
     const observability::UpstreamTotals t =
         it == totals.upstreams.end() ? observability::UpstreamTotals{} : it->second;
     u["attempts"] = t.attempts;
+    u["status"] = {{"1xx", t.by_class[1]},
+                   {"2xx", t.by_class[2]},
+                   {"3xx", t.by_class[3]},
+                   {"4xx", t.by_class[4]},
+                   {"5xx", t.by_class[5]}};
+    u["bytes_in"] = t.bytes_in;
+    u["bytes_out"] = t.bytes_out;
     u["failures"] = t.failures;
     u["server_errors"] = t.server_errors;
     u["retries"] = t.retries;

@@ -86,6 +86,26 @@ def test_exposition_has_route_process_and_openmetrics(portico, upstreams):
     assert "# TYPE portico_requests_total" not in om
 
 
+def test_upstream_responses_by_class_and_bytes(portico, upstreams):
+    u = upstreams()
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc"}])
+    p = portico(config=cfg)
+    for path, n in (("/status/200", 3), ("/status/404", 2), ("/status/500", 1)):
+        for _ in range(n):
+            request(p.port, "POST", path, body=b"0123456789")
+    text = p.metrics()
+    assert 'portico_upstream_responses_total{upstream="svc",code="2xx"} 3' in text
+    assert 'portico_upstream_responses_total{upstream="svc",code="4xx"} 2' in text
+    assert 'portico_upstream_responses_total{upstream="svc",code="5xx"} 1' in text
+    assert 'portico_upstream_request_bytes_total{upstream="svc"} 60' in text
+    route_out = p.metric("portico_response_bytes_total", 'route="r"')
+    assert route_out > 0
+    assert p.metric("portico_upstream_response_bytes_total", 'upstream="svc"') == route_out
+    stats = json.loads(p.admin("/api/stats")[1])
+    assert stats["upstreams"][0]["status"] == {"1xx": 0, "2xx": 3, "3xx": 0, "4xx": 2, "5xx": 1}
+
+
 def test_series_count_for_1000_routes(portico, upstreams):
     """The figure docs/observability.md states: 1,000 routes, one request each."""
     u = upstreams()
