@@ -148,8 +148,9 @@ def test_access_log_sampling_errors_only_and_trace_id(portico, upstreams, tmp_pa
     # sample 0: only the errors (never sampled away) are in the sampled log.
     assert sorted(json.loads(l)["status"] for l in sampled_log.read_text().splitlines()) == \
         [404, 503]
-    lines = [json.loads(l) for l in errors_log.read_text().splitlines()]
-    assert lines == [{"status": 503, "trace_id": None}, {"status": 404, "trace_id": None}]
+    lines = sorted((json.loads(l) for l in errors_log.read_text().splitlines()),
+                   key=lambda line: line["status"])
+    assert lines == [{"status": 404, "trace_id": None}, {"status": 503, "trace_id": None}]
 
 
 def test_per_consumer_series_top_n_and_other(portico, upstreams):
