@@ -123,6 +123,20 @@ class Portico:
     def metrics(self):
         return self.admin("/metrics")[1]
 
+    def settled_metrics(self):
+        """/metrics once no request is in flight: a request is counted when it ends, just
+        after its last byte went out, so a client can be a moment ahead of the counters."""
+        def in_flight():
+            text = self.metrics()
+            return sum(float(line.split()[-1]) for line in text.splitlines()
+                       if line.startswith("portico_requests_in_flight{")), text
+        deadline = time.monotonic() + (8 if SLOW else 2)
+        busy, text = in_flight()
+        while busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+            busy, text = in_flight()
+        return text
+
     def metric(self, name, labels=""):
         key = name + ("{" + labels + "}" if labels else "")
         for line in self.metrics().splitlines():

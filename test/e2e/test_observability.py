@@ -64,7 +64,7 @@ def test_exposition_has_route_process_and_openmetrics(portico, upstreams):
     p = portico(config=cfg)
     for _ in range(3):
         assert request(p.port, "POST", "/x", body=b"0123456789")[0] == 200
-    text = p.metrics()
+    text = p.settled_metrics()
     assert 'portico_request_duration_seconds_bucket{route="r",le="+Inf"} 3' in text
     assert 'portico_request_bytes_total{route="r"} 30' in text
     assert re.search(r'portico_response_bytes_total\{route="r"\} [1-9]\d+', text)
@@ -94,7 +94,7 @@ def test_upstream_responses_by_class_and_bytes(portico, upstreams):
     for path, n in (("/status/200", 3), ("/status/404", 2), ("/status/500", 1)):
         for _ in range(n):
             request(p.port, "POST", path, body=b"0123456789")
-    text = p.metrics()
+    text = p.settled_metrics()
     assert 'portico_upstream_responses_total{upstream="svc",code="2xx"} 3' in text
     assert 'portico_upstream_responses_total{upstream="svc",code="4xx"} 2' in text
     assert 'portico_upstream_responses_total{upstream="svc",code="5xx"} 1' in text
@@ -169,7 +169,7 @@ def test_per_consumer_series_top_n_and_other(portico, upstreams):
     for i, n in enumerate([7, 3, 2, 1]):  # c0 goes over its limit of 5
         for _ in range(n):
             request(p.port, "GET", "/", {"apikey": f"key-{i}-0123456789"})
-    text = p.metrics()
+    text = p.settled_metrics()
     assert 'portico_consumer_requests_total{consumer="c0"} 7' in text
     assert 'portico_consumer_rejections_total{consumer="c0"} 2' in text
     assert 'portico_consumer_requests_total{consumer="c1"} 3' in text
