@@ -110,6 +110,7 @@ class Server {
   std::vector<const observability::WorkerStats*> workerStats() const;
   admin::AdminResponse dashboardAsset(const std::string& path) const;
   nlohmann::json reloadHistory() const;
+  std::string statsJson() const;  // /api/stats
   void beginDrain();
   void checkDrained(std::chrono::steady_clock::time_point deadline);
   admin::AdminResponse handleAdmin(const std::string& method, const std::string& path,
@@ -348,21 +349,7 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
     r.status = 404;
     r.body = R"({"error":"not found","status":404})";
   } else if (path == "/api/stats") {
-    StatsReportInputs in;
-    in.snapshot = current_.get();
-    const auto totals = liveTotals(observability::sumWorkers(workerStats()), *current_);
-    in.totals = &totals;
-    in.history = &traffic_;
-    in.process = &process_;
-    for (const auto& s : stats_) {
-      auto errors = s->recent_errors.list();
-      in.errors.insert(in.errors.end(), errors.begin(), errors.end());
-    }
-    in.reloads = reloadHistory();
-    in.workers = workers_.size();
-    in.interval_ms = kStatsInterval.count();
-    // Request paths are client bytes: invalid UTF-8 is replaced, not thrown on.
-    r.body = statsReport(in).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    r.body = statsJson();
     r.headers.emplace_back("Cache-Control", "no-store");
   } else if (path == "/dashboard" || path.rfind("/dashboard/", 0) == 0) {
     return dashboardAsset(path);
@@ -377,6 +364,24 @@ std::vector<const observability::WorkerStats*> Server::workerStats() const {
   std::vector<const observability::WorkerStats*> ws;
   for (const auto& s : stats_) ws.push_back(s.get());
   return ws;
+}
+
+std::string Server::statsJson() const {
+  StatsReportInputs in;
+  in.snapshot = current_.get();
+  const auto totals = liveTotals(observability::sumWorkers(workerStats()), *current_);
+  in.totals = &totals;
+  in.history = &traffic_;
+  in.process = &process_;
+  for (const auto& s : stats_) {
+    auto errors = s->recent_errors.list();
+    in.errors.insert(in.errors.end(), errors.begin(), errors.end());
+  }
+  in.reloads = reloadHistory();
+  in.workers = workers_.size();
+  in.interval_ms = kStatsInterval.count();
+  // Request paths are client bytes: invalid UTF-8 is replaced, not thrown on.
+  return statsReport(in).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 nlohmann::json Server::reloadHistory() const {
