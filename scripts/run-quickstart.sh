@@ -15,7 +15,9 @@ done
 
 /usr/bin/python3 examples/demo_services.py users:9001 orders:9002 &
 DEMO_PID=$!
+# Also on SIGTERM or SIGINT (an untrapped signal would skip the EXIT trap).
 trap 'kill $DEMO_PID 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
 
 cat <<'MSG'
 
