@@ -222,8 +222,13 @@ struct HttpClient::Impl {
       tls_ctx = tlsContext(req.ca_file, ec);
       if (!tls_ctx) co_return fail("CA", ec);
       tls.emplace(socket, *tls_ctx);
-      SSL_set_tlsext_host_name(tls->native_handle(), url.host.c_str());
-      tls->set_verify_callback(asio::ssl::host_name_verification(url.host));
+      const std::string& name = req.tls_name.empty() ? url.host : req.tls_name;
+      SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());
+      if (req.tls_verify) {
+        tls->set_verify_callback(asio::ssl::host_name_verification(name));
+      } else {
+        tls->set_verify_mode(asio::ssl::verify_none);
+      }
       co_await tls->async_handshake(asio::ssl::stream_base::client,
                                     asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return fail("TLS handshake", ec);

@@ -20,6 +20,10 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{5000};  // the whole call
   std::size_t max_response_bytes = 1024 * 1024;
   std::string ca_file;  // https: trust anchors ("" = the system's)
+  // https: the name sent as SNI and checked in the certificate ("" = the URL's host), for a
+  // URL that names an address (health probes of a target resolved from a host name).
+  std::string tls_name;
+  bool tls_verify = true;  // false: the certificate is not checked (an upstream's `verify: false`)
 };
 
 struct HttpResponse {

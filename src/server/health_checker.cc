@@ -18,6 +18,8 @@ struct Probe {
   std::string url;
   std::string host;
   std::string ca_file;
+  std::string tls_name;
+  bool tls_verify = true;
   config::HealthCheckConfig cfg;
   std::shared_ptr<upstream::TargetHealth> health;
   std::chrono::steady_clock::time_point next_due{};
@@ -67,6 +69,8 @@ struct HealthChecker::Impl : std::enable_shared_from_this<Impl> {
     req.timeout = p->cfg.timeout;
     req.max_response_bytes = 64 * 1024;
     req.ca_file = p->ca_file;
+    req.tls_name = p->tls_name;
+    req.tls_verify = p->tls_verify;
     if (!p->host.empty()) req.headers.add("Host", p->host);
     services.fetch(std::move(req), [self = shared_from_this(), p](client::HttpResponse r) {
       config::HealthCheckConfig cfg;
@@ -120,6 +124,12 @@ void HealthChecker::update(const Snapshot& snapshot) {
       p->url = url;
       p->host = cfg.host.empty() ? t.configured : cfg.host;
       p->ca_file = up.cfg->tls ? up.cfg->tls->ca : std::string();
+      // The probe connects to the address, but checks the certificate as traffic does: for
+      // the configured server_name, else the target's host name.
+      p->tls_name = !up.cfg->tls                       ? std::string()
+                    : up.cfg->tls->server_name.empty() ? t.host
+                                                       : up.cfg->tls->server_name;
+      p->tls_verify = !up.cfg->tls || up.cfg->tls->verify;
       p->cfg = cfg;
       p->health = up.health[i];
       next.push_back(std::move(p));

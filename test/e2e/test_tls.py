@@ -306,3 +306,40 @@ def test_sessions_resume_across_a_config_reload(portico, upstreams, pki, tmp_pat
     p.reload(cfg)
     assert p.version() == 2
     assert get(session)[1]  # the ticket key outlived the reload
+
+
+def test_health_probes_check_the_upstream_certificate_like_traffic(portico, pki):
+    """Probes connect to the target's address but verify the certificate for the upstream's
+    server_name (or the target's host name), as requests do: a certificate naming only a DNS
+    name keeps the target healthy; one that names something else makes it unhealthy."""
+    import time
+    from conftest import wait_for
+    up = HttpsUpstream(pki.issue("probed", "probed.internal", dns=["probed.internal"]))
+
+    def gateway(server_name):
+        return portico(upstreams={"secure": {
+                           "targets": [f"127.0.0.1:{up.port}"],
+                           "tls": {"ca": pki.ca_file, "server_name": server_name},
+                           "health_check": {"path": "/health", "interval": "100ms",
+                                            "timeout": "1s", "unhealthy_threshold": 1,
+                                            "healthy_threshold": 1}}},
+                       routes=[{"name": "all", "match": {"path_prefix": "/"},
+                                "upstream": "secure"}],
+                       server={"workers": 1})
+
+    def state(p):
+        return json.loads(p.admin("/upstreams")[1])["upstreams"][0]["targets"][0]
+
+    try:
+        good = gateway("probed.internal")
+        before = up.connections
+        wait_for(lambda: up.connections >= before + 3, timeout=5, what="three probes")
+        assert state(good)["active_check"] == "healthy" and state(good)["healthy"] is True
+        good.stop()
+        bad = gateway("other.internal")
+        wait_for(lambda: state(bad)["active_check"] == "unhealthy", timeout=5,
+                 what="the probe refusing a certificate for another name")
+        time.sleep(0.3)
+        assert state(bad)["healthy"] is False
+    finally:
+        up.stop()
