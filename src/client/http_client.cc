@@ -149,32 +149,39 @@ struct HttpClient::Impl {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread thread;
-  // TLS client contexts by CA file ("" = the system's), made again when the file changes:
-  // making one per call cost more than the rest of a plain call. Used by this thread only.
+  // TLS client contexts by CA file ("" = the system's) and client certificate, made again
+  // when one of the files changes: making one per call cost more than the rest of a plain
+  // call. Used by this thread only.
   struct CachedContext {
     std::shared_ptr<asio::ssl::context> ctx;
-    std::int64_t mtime_ns = -1;
+    std::int64_t stamp = -1;
   };
   std::map<std::string, CachedContext> tls_contexts;
 
-  std::shared_ptr<asio::ssl::context> tlsContext(const std::string& ca_file, error_code& ec) {
-    std::int64_t mtime = 0;
-    if (!ca_file.empty()) {
-      struct stat st {};
-      if (::stat(ca_file.c_str(), &st) == 0)
-        mtime = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-    }
-    auto& cached = tls_contexts[ca_file];
-    if (cached.ctx && cached.mtime_ns == mtime) return cached.ctx;
+  static std::int64_t mtimeNs(const std::string& path) {
+    struct stat st {};
+    if (path.empty() || ::stat(path.c_str(), &st) != 0) return 0;
+    return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  }
+
+  std::shared_ptr<asio::ssl::context> tlsContext(const HttpRequest& req, error_code& ec) {
+    const std::int64_t stamp =
+        mtimeNs(req.ca_file) ^ (mtimeNs(req.client_cert) * 31) ^ (mtimeNs(req.client_key) * 17);
+    auto& cached = tls_contexts[req.ca_file + '\n' + req.client_cert + '\n' + req.client_key];
+    if (cached.ctx && cached.stamp == stamp) return cached.ctx;
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    if (ca_file.empty()) {
+    if (req.ca_file.empty()) {
       ctx->set_default_verify_paths(ec);
     } else {
-      ctx->load_verify_file(ca_file, ec);
+      ctx->load_verify_file(req.ca_file, ec);
+    }
+    if (!ec && !req.client_cert.empty()) {
+      ctx->use_certificate_chain_file(req.client_cert, ec);
+      if (!ec) ctx->use_private_key_file(req.client_key, asio::ssl::context::pem, ec);
     }
     if (ec) return nullptr;
     ctx->set_verify_mode(asio::ssl::verify_peer);
-    cached = {ctx, mtime};
+    cached = {ctx, stamp};
     return ctx;
   }
 
@@ -219,8 +226,8 @@ struct HttpClient::Impl {
     ResponseEnd end(req.method == "HEAD");
     std::array<char, 16384> buf;
     if (url.tls) {
-      tls_ctx = tlsContext(req.ca_file, ec);
-      if (!tls_ctx) co_return fail("CA", ec);
+      tls_ctx = tlsContext(req, ec);
+      if (!tls_ctx) co_return fail("TLS files", ec);
       tls.emplace(socket, *tls_ctx);
       const std::string& name = req.tls_name.empty() ? url.host : req.tls_name;
       SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());

@@ -24,6 +24,7 @@ struct HttpRequest {
   // URL that names an address (health probes of a target resolved from a host name).
   std::string tls_name;
   bool tls_verify = true;  // false: the certificate is not checked (an upstream's `verify: false`)
+  std::string client_cert, client_key;  // https: PEM files of a client certificate (mTLS)
 };
 
 struct HttpResponse {

@@ -20,6 +20,7 @@ struct Probe {
   std::string ca_file;
   std::string tls_name;
   bool tls_verify = true;
+  std::string client_cert, client_key;
   config::HealthCheckConfig cfg;
   std::shared_ptr<upstream::TargetHealth> health;
   std::chrono::steady_clock::time_point next_due{};
@@ -71,6 +72,8 @@ struct HealthChecker::Impl : std::enable_shared_from_this<Impl> {
     req.ca_file = p->ca_file;
     req.tls_name = p->tls_name;
     req.tls_verify = p->tls_verify;
+    req.client_cert = p->client_cert;
+    req.client_key = p->client_key;
     if (!p->host.empty()) req.headers.add("Host", p->host);
     services.fetch(std::move(req), [self = shared_from_this(), p](client::HttpResponse r) {
       config::HealthCheckConfig cfg;
@@ -130,6 +133,10 @@ void HealthChecker::update(const Snapshot& snapshot) {
                     : up.cfg->tls->server_name.empty() ? t.host
                                                        : up.cfg->tls->server_name;
       p->tls_verify = !up.cfg->tls || up.cfg->tls->verify;
+      if (up.cfg->tls) {
+        p->client_cert = up.cfg->tls->client_cert;
+        p->client_key = up.cfg->tls->client_key;
+      }
       p->cfg = cfg;
       p->health = up.health[i];
       next.push_back(std::move(p));

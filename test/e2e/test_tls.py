@@ -343,3 +343,25 @@ def test_health_probes_check_the_upstream_certificate_like_traffic(portico, pki)
         assert state(bad)["healthy"] is False
     finally:
         up.stop()
+
+
+def test_health_probes_present_the_client_certificate(portico, pki):
+    from conftest import wait_for
+    client = pki.issue("probe-client", "portico-prober", client=True)
+    up = HttpsUpstream(pki.issue("mtls-probed", "mp.internal", dns=["mp.internal"]),
+                       ca_for_clients=pki.ca_file)
+    try:
+        p = portico(upstreams={"secure": {
+                        "targets": [f"127.0.0.1:{up.port}"],
+                        "tls": {"ca": pki.ca_file, "server_name": "mp.internal",
+                                "client_cert": client[0], "client_key": client[1]},
+                        "health_check": {"path": "/health", "interval": "100ms",
+                                         "unhealthy_threshold": 1, "healthy_threshold": 1}}},
+                    routes=[{"name": "all", "match": {"path_prefix": "/"}, "upstream": "secure"}],
+                    server={"workers": 1})
+        wait_for(lambda: len(up.peers) >= 3, timeout=5, what="three probes")
+        assert all(peer == {"commonName": "portico-prober"} for peer in up.peers)
+        target = json.loads(p.admin("/upstreams")[1])["upstreams"][0]["targets"][0]
+        assert target["active_check"] == "healthy"
+    finally:
+        up.stop()
