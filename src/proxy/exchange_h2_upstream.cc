@@ -43,6 +43,7 @@ Task<AttemptOutcome> Exchange::attemptH2(const server::UpstreamTarget& target, b
     if (f != Failure::None) co_return AttemptOutcome{f, {}};
     if (conn->tls && !negotiatedH2(*conn)) co_return AttemptOutcome{Failure::Connect, {}};
     h2 = std::make_shared<UpstreamH2Connection>(w_, std::move(conn));
+    h2->setIdleTimeout(cfg_.pool.idle_timeout);
     UpstreamH2Connection::start(h2);
     w_.h2_pool->add(key, h2);
   }

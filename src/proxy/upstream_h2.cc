@@ -39,6 +39,7 @@ void UpstreamH2Connection::detach(std::int32_t id) {
   if (it == streams_.end()) return;
   if (!it->second->closed && !closing_) codec.resetStream(id, NGHTTP2_CANCEL);
   streams_.erase(it);
+  if (streams_.empty()) idle_since_ = coarseNow();
   flush();
 }
 
@@ -163,6 +164,17 @@ std::shared_ptr<UpstreamH2Connection> UpstreamH2Pool::find(const std::string& ke
 
 void UpstreamH2Pool::add(const std::string& key, std::shared_ptr<UpstreamH2Connection> conn) {
   conns_[key].push_back(std::move(conn));
+}
+
+void UpstreamH2Pool::sweep(Clock::time_point now) {
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    auto& list = it->second;
+    std::erase_if(list, [&](const std::shared_ptr<UpstreamH2Connection>& c) {
+      if (c->idleSince(now)) c->close();
+      return c->closing() && c->codec.openStreams() == 0;
+    });
+    it = list.empty() ? conns_.erase(it) : std::next(it);
+  }
 }
 
 void UpstreamH2Pool::closeAll() {

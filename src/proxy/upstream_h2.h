@@ -46,6 +46,12 @@ class UpstreamH2Connection final : public http2::ClientCodec::Handler {
   void flush() { write_wake_.cancel(); }
   bool usable() const { return !closing_ && codec.canOpenStream(); }
   void close();  // stops reading; streams still open fail
+  bool closing() const { return closing_; }
+  // No request has used it for `idle_timeout` (the upstream pool's setting).
+  bool idleSince(Clock::time_point now) const {
+    return streams_.empty() && now - idle_since_ >= idle_timeout_;
+  }
+  void setIdleTimeout(Clock::duration d) { idle_timeout_ = d; }
 
   http2::ClientCodec codec;
 
@@ -67,6 +73,8 @@ class UpstreamH2Connection final : public http2::ClientCodec::Handler {
   Timer write_wake_;
   std::vector<asio::const_buffer> rest_;
   bool closing_ = false;
+  Clock::time_point idle_since_ = coarseNow();
+  Clock::duration idle_timeout_ = std::chrono::seconds(60);
 };
 
 // The worker's HTTP/2 upstream connections, by pool key.
@@ -74,6 +82,8 @@ class UpstreamH2Pool {
  public:
   std::shared_ptr<UpstreamH2Connection> find(const std::string& key);
   void add(const std::string& key, std::shared_ptr<UpstreamH2Connection> conn);
+  // Closes connections idle past their timeout and forgets closed ones (the worker's sweeper).
+  void sweep(Clock::time_point now);
   void closeAll();
 
  private:

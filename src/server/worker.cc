@@ -62,6 +62,7 @@ struct Worker::Impl {
                           proxy::Clock::now().time_since_epoch());
     ctx.forEachSession([&](proxy::SessionBase& s) { s.checkDeadline(now); });
     ctx.pool.sweep(now);
+    if (ctx.h2_pool) ctx.h2_pool->sweep(now);
     sweep_timer.expires_after(std::chrono::milliseconds(25));
     sweep_timer.async_wait([this](error_code ec) {
       if (!ec) sweep();

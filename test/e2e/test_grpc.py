@@ -230,3 +230,28 @@ def test_invalid_upstream_protocol_config_is_refused(tmp_path):
     assert code != 0
     assert "upstreams[0].protocol: h2 needs a tls block" in out
     assert 'upstreams[1].protocol: unknown protocol "spdy"' in out
+
+
+def established_to(port):
+    """Established TCP connections whose remote end is 127.0.0.1:port (from /proc/net/tcp)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].split(":")[1], 16) == port:
+                count += 1
+    return count
+
+
+def test_idle_http2_upstream_connections_close(portico, grpc_server):
+    port = grpc_server()
+    ups = {"grpc": {"targets": [{"address": f"127.0.0.1:{port}"}], "protocol": "h2c",
+                    "pool": {"idle_timeout": "300ms"}}}
+    p = portico(upstreams=ups, routes=[
+        {"name": "echo", "match": {"path_prefix": "/test.Echo/"}, "upstream": "grpc"}])
+    c = Client(f"127.0.0.1:{p.port}")
+    assert c.unary(b"one", timeout=5) == b"echo:one|"
+    assert established_to(port) >= 1
+    wait_for(lambda: established_to(port) == 0, timeout=5, what="the idle connection closed")
+    assert c.unary(b"two", timeout=5) == b"echo:two|"  # a new one is made
+    c.close()
