@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <csignal>
 #include <ctime>
 #include <deque>
@@ -59,6 +60,22 @@ FileStamp stampOf(const std::string& path) {
   return FileStamp{
       static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
       static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+// %XX escapes of a path segment decoded (a route name in /api/stats/routes/NAME).
+std::string percentDecode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
 }
 
 std::string isoTime(std::chrono::system_clock::time_point t) {
@@ -350,6 +367,12 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
     r.body = R"({"error":"not found","status":404})";
   } else if (path == "/api/stats") {
     r.body = statsJson();
+    r.headers.emplace_back("Cache-Control", "no-store");
+  } else if (path.rfind("/api/stats/routes/", 0) == 0) {
+    auto j = routeHistory(*current_, traffic_, percentDecode(path.substr(18)));
+    if (j.is_null())
+      return {404, "application/json", R"({"error":"no such route","status":404})", {}};
+    r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     r.headers.emplace_back("Cache-Control", "no-store");
   } else if (path == "/dashboard" || path.rfind("/dashboard/", 0) == 0) {
     return dashboardAsset(path);

@@ -20,8 +20,14 @@ nlohmann::json number(float v) {
   return std::round(static_cast<double>(v) * 1000.0) / 1000.0;
 }
 
-// A series as one array per field (what chart code wants), and its latest point.
-void addSeries(nlohmann::json& out, const Series* series) {
+// How much of a route's history /api/stats carries for its sparkline (a minute); the whole of
+// it comes from /api/stats/routes/NAME, for the route being charted. Keeps /api/stats small
+// with a thousand routes.
+constexpr std::size_t kSparklinePoints = 30;
+
+// A series as one array per field (what chart code wants), and its latest point. `rates_only`:
+// only the last kSparklinePoints of the rate.
+void addSeries(nlohmann::json& out, const Series* series, bool rates_only = false) {
   static const SeriesPoint kEmpty{};
   const SeriesPoint& last = series && !series->empty() ? series->back() : kEmpty;
   out["per_second"] = number(last.per_second);
@@ -36,6 +42,14 @@ void addSeries(nlohmann::json& out, const Series* series) {
                       {"p50_ms", nlohmann::json::array()},
                       {"p95_ms", nlohmann::json::array()},
                       {"p99_ms", nlohmann::json::array()}};
+  if (series && rates_only) {
+    const std::size_t skip =
+        series->size() > kSparklinePoints ? series->size() - kSparklinePoints : 0;
+    for (auto it = series->begin() + static_cast<std::ptrdiff_t>(skip); it != series->end(); ++it)
+      h["per_second"].push_back(number(it->per_second));
+    out["history"] = nlohmann::json{{"per_second", std::move(h["per_second"])}};
+    return;
+  }
   if (series) {
     for (const auto& p : *series) {
       h["per_second"].push_back(number(p.per_second));
@@ -71,6 +85,17 @@ std::string isoTime(std::int64_t unix_ms) {
 }
 
 }  // namespace
+
+nlohmann::json routeHistory(const Snapshot& snapshot, const observability::StatsHistory& history,
+                            const std::string& name) {
+  for (const auto& r : snapshot.routes) {
+    if (r.cfg->name != name) continue;
+    nlohmann::json j = {{"name", name}, {"times", history.times()}};
+    addSeries(j, history.route(name));
+    return j;
+  }
+  return nullptr;
+}
 
 observability::Totals liveTotals(observability::Totals all, const Snapshot& snapshot) {
   observability::Totals live;
@@ -154,7 +179,7 @@ nlohmann::json statsReport(const StatsReportInputs& in) {
                           {"none", t.by_class[0]}}},
                         {"bytes_in", t.bytes_in},
                         {"bytes_out", t.bytes_out}};
-    addSeries(x, history.route(r.cfg->name));
+    addSeries(x, history.route(r.cfg->name), true);
     routes.push_back(std::move(x));
   }
   j["routes"] = std::move(routes);

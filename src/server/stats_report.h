@@ -24,7 +24,14 @@ struct StatsReportInputs {
   std::int64_t interval_ms = 0;
 };
 
+// Routes carry the last minute of their rate only (a sparkline); upstreams and all routes
+// together carry the whole history.
 nlohmann::json statsReport(const StatsReportInputs& in);
+
+// `/api/stats/routes/NAME`: one route's whole history; null when the live config has no such
+// route.
+nlohmann::json routeHistory(const Snapshot& snapshot, const observability::StatsHistory& history,
+                            const std::string& name);
 
 // The routes and upstreams of `snapshot` only: the totals a history samples (names a reload
 // removed drop out of the charts).

@@ -36,6 +36,11 @@ try {
     await page.waitForTimeout(250);
     after = await counter();
   }
+  // Chart the route: its whole history is fetched, the title names it.
+  await page.click(`${row} td.name`);
+  await page.waitForFunction((name) =>
+    document.getElementById('selection').textContent === `route ${name}`, opts.route);
+  const selectedRow = await page.getAttribute(row, 'class');
   // The charts are drawn from the same poll: let one more land so they show the traffic.
   await page.waitForTimeout(2500);
   await page.screenshot({ path: opts.screenshot, fullPage: true });
@@ -45,7 +50,8 @@ try {
   };
   const upstreams = await page.$$eval('tr[data-upstream]', (rows) => rows.map((r) => r.dataset.upstream));
   const errorRows = await page.$$eval('#errors tbody tr', (rows) => rows.map((r) => r.textContent));
-  console.log(JSON.stringify({ routes, upstreams, before, after, cards, errorRows, problems }));
+  console.log(JSON.stringify({ routes, upstreams, before, after, cards, errorRows, selectedRow,
+    problems }));
 } finally {
   await browser.close();
 }

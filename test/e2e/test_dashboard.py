@@ -50,14 +50,22 @@ def test_api_stats_reports_traffic_errors_history_and_reloads(portico, upstreams
     # Every series is as long as the sample times; rates and ratios match what was sent.
     n = len(s["times"])
     assert n >= 1
-    for r in s["routes"] + s["upstreams"] + [s["overall"]]:
+    for r in s["upstreams"] + [s["overall"]]:
         assert all(len(v) == n for v in r["history"].values()), r["name"]
-    assert abs(sum(routes["orders"]["history"]["per_second"]) * s["interval_ms"] / 1000 - 30) < 0.5
-    point = max(range(n), key=lambda i: routes["down"]["history"]["per_second"][i])
-    assert routes["down"]["history"]["error_ratio"][point] == 1
-    busiest = max(range(n), key=lambda i: routes["orders"]["history"]["per_second"][i])
-    h = routes["orders"]["history"]
+    # Routes carry their last minute of rate (a sparkline); the whole history is per route.
+    for r in s["routes"]:
+        assert list(r["history"]) == ["per_second"] and len(r["history"]["per_second"]) <= 30
+    detail = {name: json.loads(p.admin(f"/api/stats/routes/{name}")[1]) for name in routes}
+    assert detail["orders"]["times"] == s["times"][:len(detail["orders"]["times"])]
+    h = detail["orders"]["history"]
+    assert abs(sum(h["per_second"]) * s["interval_ms"] / 1000 - 30) < 0.5
+    down = detail["down"]["history"]
+    point = max(range(len(down["per_second"])), key=lambda i: down["per_second"][i])
+    assert down["error_ratio"][point] == 1
+    busiest = max(range(len(h["per_second"])), key=lambda i: h["per_second"][i])
     assert 0 < h["p50_ms"][busiest] <= h["p95_ms"][busiest] <= h["p99_ms"][busiest]
+    assert p.admin("/api/stats/routes/nope")[0] == 404
+    assert p.admin("/api/stats/routes/%6Frders")[0] == 200  # percent-decoded
 
     ups = {u["name"]: u for u in s["upstreams"]}
     assert ups["svc"]["attempts"] == 30 and ups["svc"]["targets"][0]["healthy"] is True
@@ -121,4 +129,5 @@ def test_dashboard_page_in_headless_chromium(portico, upstreams):
     assert result["before"] == 0 and result["after"] == 25
     assert result["cards"]["configVersion"] == "1"
     assert any("502" in row and "/down/1" in row for row in result["errorRows"])
+    assert "selected" in result["selectedRow"]  # clicked: its whole history charted
     assert SCREENSHOT.stat().st_size > 20_000

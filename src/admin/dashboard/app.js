@@ -10,6 +10,7 @@ const COLORS = {
 
 let selection = { kind: 'overall', name: '' };
 let latest = null;
+let routeDetail = null;  // the charted route's whole history (/api/stats carries a minute)
 
 const $ = (id) => document.getElementById(id);
 
@@ -115,6 +116,13 @@ function drawChart(canvas, times, lines, scale = 1) {
       drawing = true;
     });
     ctx.stroke();
+    // A point with no neighbour (one busy interval between quiet ones) shows as a dot.
+    ctx.fillStyle = l.color;
+    l.values.forEach((v, i) => {
+      const alone = v !== null && (i === 0 || l.values[i - 1] === null) &&
+        (i === n - 1 || l.values[i + 1] === null);
+      if (alone) { ctx.beginPath(); ctx.arc(x(i), y(v), 2.5, 0, 2 * Math.PI); ctx.fill(); }
+    });
   }
 }
 
@@ -138,7 +146,10 @@ function sparkline(values) {
 }
 
 function selected(stats) {
-  if (selection.kind === 'route') return stats.routes.find((r) => r.name === selection.name);
+  if (selection.kind === 'route') {
+    if (!stats.routes.some((r) => r.name === selection.name)) return null;
+    return routeDetail && routeDetail.name === selection.name ? routeDetail : { loading: true };
+  }
   if (selection.kind === 'upstream') return stats.upstreams.find((u) => u.name === selection.name);
   return stats.overall;
 }
@@ -148,14 +159,16 @@ function renderCharts(stats) {
   if (!item) { selection = { kind: 'overall', name: '' }; item = stats.overall; }
   $('selection').textContent =
     selection.kind === 'overall' ? 'all routes' : `${selection.kind} ${selection.name}`;
+  if (item.loading) return;  // the route's history is on its way
   const h = item.history;
-  drawChart($('chart-rps'), stats.times, [{ values: h.per_second, color: COLORS.blue }]);
-  drawChart($('chart-latency'), stats.times, [
+  const times = item.times || stats.times;
+  drawChart($('chart-rps'), times, [{ values: h.per_second, color: COLORS.blue }]);
+  drawChart($('chart-latency'), times, [
     { values: h.p50_ms, color: COLORS.green },
     { values: h.p95_ms, color: COLORS.amber },
     { values: h.p99_ms, color: COLORS.red },
   ]);
-  drawChart($('chart-errors'), stats.times, [
+  drawChart($('chart-errors'), times, [
     { values: h.error_ratio, color: COLORS.red },
     { values: h.client_error_ratio, color: COLORS.violet },
   ], 100);
@@ -186,7 +199,12 @@ function selectableRow(kind, name) {
   const tr = el('tr', undefined, 'selectable');
   tr.dataset[kind] = name;
   if (selection.kind === kind && selection.name === name) tr.classList.add('selected');
-  tr.addEventListener('click', () => { selection = { kind, name }; render(); });
+  tr.addEventListener('click', async () => {
+    selection = { kind, name };
+    render();
+    await loadRouteDetail();
+    render();
+  });
   return tr;
 }
 
@@ -287,12 +305,25 @@ function render() {
   renderSide(latest);
 }
 
+// The charted route's whole history, when a route is charted.
+async function loadRouteDetail() {
+  if (selection.kind !== 'route') return;
+  if (!latest || !latest.routes.some((r) => r.name === selection.name)) {
+    routeDetail = null;  // removed by a reload: render() goes back to all routes
+    return;
+  }
+  const res = await fetch(`../api/stats/routes/${encodeURIComponent(selection.name)}`,
+    { cache: 'no-store' });
+  routeDetail = res.ok ? await res.json() : null;
+}
+
 async function poll() {
   const status = $('status');
   try {
     const res = await fetch('../api/stats', { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     latest = await res.json();
+    await loadRouteDetail();
     render();
     status.textContent = `updated ${new Date(latest.time).toLocaleTimeString()}`;
     status.classList.remove('down');
