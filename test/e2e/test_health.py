@@ -98,8 +98,10 @@ def test_circuit_breaker_opens_half_opens_and_closes(portico, upstreams):
     p = gateway(portico, [u], retries={"attempts": 1},
                 circuit_breaker={"failure_threshold": 3, "open_duration": "700ms"})
     assert [request(p.port, "GET", "/")[0] for _ in range(3)] == [502, 502, 502]
-    doc = json.loads(p.admin("/upstreams")[1])["upstreams"][0]
-    assert doc["circuit"] == "open"
+    # The attempt's outcome is recorded as its exchange ends, a moment after the client has
+    # the response.
+    wait_for(lambda: json.loads(p.admin("/upstreams")[1])["upstreams"][0]["circuit"] == "open",
+             timeout=2, what="the circuit open")
     t0 = time.monotonic()
     status, _, body = request(p.port, "GET", "/")
     assert status == 503 and b"upstream circuit open" in body
@@ -109,11 +111,13 @@ def test_circuit_breaker_opens_half_opens_and_closes(portico, upstreams):
     time.sleep(0.8)
     # Half-open: one probe; it fails, so the circuit opens again.
     assert request(p.port, "GET", "/")[0] == 502
-    assert json.loads(p.admin("/upstreams")[1])["upstreams"][0]["circuit"] == "open"
+    wait_for(lambda: json.loads(p.admin("/upstreams")[1])["upstreams"][0]["circuit"] == "open",
+             timeout=0.5, what="the circuit open again")
     time.sleep(0.8)
     u.forced_status = None
     assert request(p.port, "GET", "/")[0] == 200  # the probe succeeds: closed
-    assert json.loads(p.admin("/upstreams")[1])["upstreams"][0]["circuit"] == "closed"
+    wait_for(lambda: json.loads(p.admin("/upstreams")[1])["upstreams"][0]["circuit"] == "closed",
+             timeout=2, what="the circuit closed")
     assert all(request(p.port, "GET", "/")[0] == 200 for _ in range(5))
     assert p.metric("portico_upstream_circuit_opened_total", 'upstream="svc"') == 2
 
