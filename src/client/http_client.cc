@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <charconv>
 #include <map>
 #include <optional>
@@ -154,7 +155,7 @@ struct HttpClient::Impl {
   // call. Used by this thread only.
   struct CachedContext {
     std::shared_ptr<asio::ssl::context> ctx;
-    std::int64_t stamp = -1;
+    std::array<std::int64_t, 3> stamp{-1, -1, -1};  // modification times of the three files
   };
   std::map<std::string, CachedContext> tls_contexts;
 
@@ -165,8 +166,8 @@ struct HttpClient::Impl {
   }
 
   std::shared_ptr<asio::ssl::context> tlsContext(const HttpRequest& req, error_code& ec) {
-    const std::int64_t stamp =
-        mtimeNs(req.ca_file) ^ (mtimeNs(req.client_cert) * 31) ^ (mtimeNs(req.client_key) * 17);
+    const std::array<std::int64_t, 3> stamp = {mtimeNs(req.ca_file), mtimeNs(req.client_cert),
+                                               mtimeNs(req.client_key)};
     auto& cached = tls_contexts[req.ca_file + '\n' + req.client_cert + '\n' + req.client_key];
     if (cached.ctx && cached.stamp == stamp) return cached.ctx;
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
