@@ -60,12 +60,20 @@ class LogWriter final : public api::Services {
   void fetch(client::HttpRequest request, std::function<void(client::HttpResponse)> done) override {
     http_.fetch(std::move(request), std::move(done));
   }
+  // Held weakly: an object lives while a snapshot uses it. A reload builds the new snapshot
+  // while the old one still holds what they share, so shared state carries over; what the new
+  // config no longer uses goes with the last snapshot (and request) that did.
   std::shared_ptr<void> shared(const std::string& key,
                                const std::function<std::shared_ptr<void>()>& make) override {
     std::lock_guard lock(shared_mu_);
+    std::erase_if(shared_, [](const auto& entry) { return entry.second.expired(); });
     auto& slot = shared_[key];
-    if (!slot) slot = make();
-    return slot;
+    auto object = slot.lock();
+    if (!object) {
+      object = make();
+      slot = object;
+    }
+    return object;
   }
   // Reopens every file (after logrotate moved it). Called on SIGUSR1.
   void reopenAll();
@@ -83,7 +91,7 @@ class LogWriter final : public api::Services {
   std::thread thread_;
   BlockingPool blocking_{2};
   std::mutex shared_mu_;
-  std::map<std::string, std::shared_ptr<void>> shared_;
+  std::map<std::string, std::weak_ptr<void>> shared_;
   client::HttpClient http_;  // last: its thread stops first
 };
 

@@ -470,6 +470,9 @@ int Server::run() {
     std::cerr << "portico: " << error << "\n";
     return 1;
   }
+  // From here only current_ and the workers hold the first snapshot: a reload frees it (and
+  // whatever it alone used).
+  snap->reset();
   for (auto& w : workers_) w->start();
   record(true, "startup", "");
   ready_ = true;

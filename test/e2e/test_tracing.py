@@ -229,3 +229,33 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
         auth.stop()
         idp.stop()
         jwks.stop()
+
+
+def test_a_reload_without_tracing_stops_the_old_exporter(portico, upstreams, otlp):
+    """Process-wide objects live while a config uses them: the tracer (and its thread) of a
+    config goes when a reload drops tracing; a reload with the same settings keeps it."""
+    from pathlib import Path
+    import copy
+    u = upstreams()
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [{"name": "r", "match": {"path_prefix": "/"}, "upstream": "svc"}],
+                      server={"workers": 1, "tracing": {"endpoint": otlp.url, "sampling": 1.0,
+                                                        "flush_interval": "100ms"}})
+    p = portico(config=cfg)
+
+    def threads():
+        return len(list(Path(f"/proc/{p.proc.pid}/task").iterdir()))
+
+    assert request(p.port, "GET", "/a")[0] == 200
+    wait_for(lambda: len(otlp.spans) >= 2, timeout=5, what="spans exported")
+    traced = threads()
+    same = copy.deepcopy(cfg)
+    same["routes"][0]["name"] = "r2"  # another config, the same tracing settings
+    p.reload(same)
+    assert request(p.port, "GET", "/b")[0] == 200
+    assert threads() == traced  # the exporter was kept, not started again
+    untraced = copy.deepcopy(same)
+    del untraced["server"]["tracing"]
+    p.reload(untraced)
+    wait_for(lambda: threads() == traced - 1, timeout=5, what="the exporter's thread gone")
+    assert request(p.port, "GET", "/c")[0] == 200

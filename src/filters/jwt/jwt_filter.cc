@@ -223,7 +223,7 @@ api::FilterType jwtFilterType() {
                                     std::to_string(timeout.count());
             api::Services& services = b.services;
             c.keys = std::static_pointer_cast<KeySource>(services.shared(key, [&] {
-              return std::static_pointer_cast<void>(std::make_shared<KeySource>(services, source));
+              return std::static_pointer_cast<void>(KeySource::create(services, source));
             }));
             return std::make_shared<ConfigFactory<JwtFilter, JwtConfig>>(std::move(c));
           }};

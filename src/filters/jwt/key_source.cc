@@ -5,9 +5,13 @@
 namespace portico::filters {
 
 KeySource::KeySource(api::Services& services, Options options)
-    : services_(services), options_(std::move(options)) {
-  std::lock_guard lock(mu_);
-  start();
+    : services_(services), options_(std::move(options)) {}
+
+std::shared_ptr<KeySource> KeySource::create(api::Services& services, Options options) {
+  auto source = std::make_shared<KeySource>(services, std::move(options));
+  std::lock_guard lock(source->mu_);
+  source->start();
+  return source;
 }
 
 std::string KeySource::issuer() const {
@@ -57,22 +61,26 @@ void KeySource::start() {
   req.url = options_.url;
   req.timeout = options_.timeout;
   req.ca_file = options_.ca_file;
-  services_.fetch(std::move(req), [this](client::HttpResponse r) {
-    auto doc = r.status == 200 ? nlohmann::json::parse(r.body, nullptr, false) : nlohmann::json();
-    if (!doc.is_object() || !doc.contains("jwks_uri") || !doc["jwks_uri"].is_string()) {
-      spdlog::warn(
-          "jwt: discovery {} failed: {}", options_.url,
-          r.error.empty() ? "no jwks_uri (status " + std::to_string(r.status) + ")" : r.error);
-      finish(nullptr, {});
-      return;
-    }
-    {
-      std::lock_guard lock(mu_);
-      if (doc.contains("issuer") && doc["issuer"].is_string())
-        issuer_ = doc["issuer"].get<std::string>();
-    }
-    fetchJwks(doc["jwks_uri"].get<std::string>());
+  services_.fetch(std::move(req), [weak = weak_from_this()](client::HttpResponse r) {
+    if (auto self = weak.lock()) self->discovered(r);
   });
+}
+
+void KeySource::discovered(const client::HttpResponse& r) {
+  auto doc = r.status == 200 ? nlohmann::json::parse(r.body, nullptr, false) : nlohmann::json();
+  if (!doc.is_object() || !doc.contains("jwks_uri") || !doc["jwks_uri"].is_string()) {
+    spdlog::warn(
+        "jwt: discovery {} failed: {}", options_.url,
+        r.error.empty() ? "no jwks_uri (status " + std::to_string(r.status) + ")" : r.error);
+    finish(nullptr, {});
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (doc.contains("issuer") && doc["issuer"].is_string())
+      issuer_ = doc["issuer"].get<std::string>();
+  }
+  fetchJwks(doc["jwks_uri"].get<std::string>());
 }
 
 void KeySource::fetchJwks(const std::string& url) {
@@ -80,7 +88,9 @@ void KeySource::fetchJwks(const std::string& url) {
   req.url = url;
   req.timeout = options_.timeout;
   req.ca_file = options_.ca_file;
-  services_.fetch(std::move(req), [this, url](client::HttpResponse r) {
+  services_.fetch(std::move(req), [weak = weak_from_this(), url](client::HttpResponse r) {
+    auto self = weak.lock();
+    if (!self) return;  // no config uses this key set any more
     std::string errors;
     std::shared_ptr<const auth::KeySet> set;
     if (r.status == 200) {
@@ -89,7 +99,7 @@ void KeySource::fetchJwks(const std::string& url) {
       errors = r.error.empty() ? "status " + std::to_string(r.status) : r.error;
     }
     if (!set) spdlog::warn("jwt: JWKS {} failed: {}; keeping the last key set", url, errors);
-    finish(set, {});
+    self->finish(set, {});
   });
 }
 

@@ -16,7 +16,7 @@
 
 namespace portico::filters {
 
-class KeySource {
+class KeySource : public std::enable_shared_from_this<KeySource> {
  public:
   using Clock = std::chrono::steady_clock;
   struct Options {
@@ -28,7 +28,10 @@ class KeySource {
     Clock::duration min_refetch = std::chrono::seconds(10);  // unknown kid: at most this often
   };
 
-  KeySource(api::Services& services, Options options);
+  // Starts the first fetch. Fetch callbacks hold the source weakly: one that no config uses
+  // any more may go while a fetch is in flight.
+  static std::shared_ptr<KeySource> create(api::Services& services, Options options);
+  KeySource(api::Services& services, Options options);  // create() starts it
 
   std::shared_ptr<const auth::KeySet> keys() const { return keys_.load(); }
   std::string issuer() const;  // from discovery, "" otherwise
@@ -46,6 +49,7 @@ class KeySource {
   void start();  // under mu_
   void finish(std::shared_ptr<const auth::KeySet> set, std::string issuer);
   void fetchJwks(const std::string& url);
+  void discovered(const client::HttpResponse& r);
 
   api::Services& services_;
   Options options_;
