@@ -150,16 +150,26 @@ bool UpstreamState::beginConnect(const config::CircuitBreakerConfig* cb, const c
 std::shared_ptr<TargetHealth> HealthRegistry::target(const std::string& upstream,
                                                      const std::string& address) {
   std::lock_guard lock(mu_);
+  std::erase_if(targets_, [](const auto& entry) { return entry.second.expired(); });
   auto& slot = targets_[upstream + "|" + address];
-  if (!slot) slot = std::make_shared<TargetHealth>();
-  return slot;
+  auto health = slot.lock();
+  if (!health) {
+    health = std::make_shared<TargetHealth>();
+    slot = health;
+  }
+  return health;
 }
 
 std::shared_ptr<UpstreamState> HealthRegistry::upstream(const std::string& name) {
   std::lock_guard lock(mu_);
+  std::erase_if(upstreams_, [](const auto& entry) { return entry.second.expired(); });
   auto& slot = upstreams_[name];
-  if (!slot) slot = std::make_shared<UpstreamState>();
-  return slot;
+  auto state = slot.lock();
+  if (!state) {
+    state = std::make_shared<UpstreamState>();
+    slot = state;
+  }
+  return state;
 }
 
 }  // namespace portico::upstream

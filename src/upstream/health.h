@@ -92,6 +92,8 @@ class UpstreamState {
 };
 
 // Process-wide: the health of every target and upstream, found again by name after a reload.
+// Held weakly: a reload (built while the old snapshot lives) keeps them; a target or upstream
+// no config uses any more is forgotten.
 class HealthRegistry {
  public:
   std::shared_ptr<TargetHealth> target(const std::string& upstream, const std::string& address);
@@ -99,8 +101,8 @@ class HealthRegistry {
 
  private:
   std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<TargetHealth>> targets_;
-  std::unordered_map<std::string, std::shared_ptr<UpstreamState>> upstreams_;
+  std::unordered_map<std::string, std::weak_ptr<TargetHealth>> targets_;
+  std::unordered_map<std::string, std::weak_ptr<UpstreamState>> upstreams_;
 };
 
 }  // namespace portico::upstream
