@@ -143,6 +143,23 @@ void histogramFamily(std::string& out, const char* name, const char* help, const
   }
 }
 
+// A counter family by status class, a series per map entry and class (classes still at zero
+// other than 2xx are left out; `first` 1 also leaves out "none").
+template <class Map>
+void classFamily(std::string& out, const char* name, const char* help, const char* label,
+                 const Map& series, std::size_t first) {
+  static const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  family(out, name, "counter", help);
+  for (const auto& [key, entry] : series) {
+    for (std::size_t i = first; i < entry.by_class.size(); ++i) {
+      if (entry.by_class[i] == 0 && i != 2) continue;
+      line(out, name,
+           std::string(label) + "=\"" + escapeLabel(key) + "\",code=\"" + kClasses[i] + "\"",
+           static_cast<double>(entry.by_class[i]));
+    }
+  }
+}
+
 // A metric family with one unlabelled sample.
 void scalar(std::string& out, const char* name, const char* type, const char* help, double value) {
   family(out, name, type, help);
@@ -219,16 +236,8 @@ std::string toOpenMetrics(const std::string& text) {
 std::string renderPrometheus(const Totals& t, const ProcessStats& process) {
   std::string out;
   out.reserve(4096);
-  family(out, "portico_requests_total", "counter", "Requests answered, by route and status class.");
-  static const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-  for (const auto& [name, r] : t.routes) {
-    for (std::size_t i = 0; i < r.by_class.size(); ++i) {
-      if (r.by_class[i] == 0 && i != 2) continue;
-      line(out, "portico_requests_total",
-           "route=\"" + escapeLabel(name) + "\",code=\"" + kClasses[i] + "\"",
-           static_cast<double>(r.by_class[i]));
-    }
-  }
+  classFamily(out, "portico_requests_total", "Requests answered, by route and status class.",
+              "route", t.routes, 0);
   histogramFamily(out, "portico_request_duration_seconds",
                   "Request duration, from the head read to the end of the response.", "route",
                   t.routes, &RouteTotals::duration);
@@ -272,16 +281,9 @@ std::string renderPrometheus(const Totals& t, const ProcessStats& process) {
   };
   perUpstream("portico_upstream_attempts_total", "Upstream attempts, retries included.",
               &UpstreamTotals::attempts);
-  family(out, "portico_upstream_responses_total", "counter",
-         "Response heads received from the upstream, by status class (retried ones included).");
-  for (const auto& [name, u] : t.upstreams) {
-    for (std::size_t i = 1; i < u.by_class.size(); ++i) {
-      if (u.by_class[i] == 0 && i != 2) continue;
-      line(out, "portico_upstream_responses_total",
-           "upstream=\"" + escapeLabel(name) + "\",code=\"" + kClasses[i] + "\"",
-           static_cast<double>(u.by_class[i]));
-    }
-  }
+  classFamily(out, "portico_upstream_responses_total",
+              "Response heads received from the upstream, by status class (retried ones included).",
+              "upstream", t.upstreams, 1);
   perUpstream("portico_upstream_request_bytes_total",
               "Request body bytes sent to the upstream (each request's last attempt).",
               &UpstreamTotals::bytes_in);

@@ -63,6 +63,17 @@ void addSeries(nlohmann::json& out, const Series* series, bool rates_only = fals
   out["history"] = std::move(h);
 }
 
+// Counts by status class ("none": answered without a status, for routes).
+nlohmann::json statusClasses(const std::array<std::uint64_t, 6>& by_class, bool with_none) {
+  nlohmann::json j = {{"1xx", by_class[1]},
+                      {"2xx", by_class[2]},
+                      {"3xx", by_class[3]},
+                      {"4xx", by_class[4]},
+                      {"5xx", by_class[5]}};
+  if (with_none) j["none"] = by_class[0];
+  return j;
+}
+
 std::string describeMatch(const config::RouteMatch& m) {
   std::string out;
   for (const auto& method : m.methods) out += (out.empty() ? "" : ",") + method;
@@ -165,20 +176,10 @@ nlohmann::json statsReport(const StatsReportInputs& in) {
     const auto it = totals.routes.find(r.cfg->name);
     const observability::RouteTotals t =
         it == totals.routes.end() ? observability::RouteTotals{} : it->second;
-    nlohmann::json x = {{"name", r.cfg->name},
-                        {"match", describeMatch(r.cfg->match)},
-                        {"upstream", r.cfg->upstream},
-                        {"requests", t.answered()},
-                        {"in_flight", t.inFlight()},
-                        {"status",
-                         {{"1xx", t.by_class[1]},
-                          {"2xx", t.by_class[2]},
-                          {"3xx", t.by_class[3]},
-                          {"4xx", t.by_class[4]},
-                          {"5xx", t.by_class[5]},
-                          {"none", t.by_class[0]}}},
-                        {"bytes_in", t.bytes_in},
-                        {"bytes_out", t.bytes_out}};
+    nlohmann::json x = {{"name", r.cfg->name},         {"match", describeMatch(r.cfg->match)},
+                        {"upstream", r.cfg->upstream}, {"requests", t.answered()},
+                        {"in_flight", t.inFlight()},   {"status", statusClasses(t.by_class, true)},
+                        {"bytes_in", t.bytes_in},      {"bytes_out", t.bytes_out}};
     addSeries(x, history.route(r.cfg->name), true);
     routes.push_back(std::move(x));
   }
@@ -191,11 +192,7 @@ nlohmann::json statsReport(const StatsReportInputs& in) {
     const observability::UpstreamTotals t =
         it == totals.upstreams.end() ? observability::UpstreamTotals{} : it->second;
     u["attempts"] = t.attempts;
-    u["status"] = {{"1xx", t.by_class[1]},
-                   {"2xx", t.by_class[2]},
-                   {"3xx", t.by_class[3]},
-                   {"4xx", t.by_class[4]},
-                   {"5xx", t.by_class[5]}};
+    u["status"] = statusClasses(t.by_class, false);
     u["bytes_in"] = t.bytes_in;
     u["bytes_out"] = t.bytes_out;
     u["failures"] = t.failures;

@@ -27,8 +27,8 @@ namespace {
 // control characters, quotes and backslashes as \xHH so a line cannot be forged; empty as -).
 enum class Style { Json, Text };
 
-// The line being formatted: one per thread, only ever grown. A line is sized once (its worst
-// case), then written through a plain pointer: no capacity check per piece.
+// The line being formatted: one per thread, only ever grown. Room is made once per piece (its
+// worst case), then the piece is written through a plain pointer: no check per byte.
 class LineBuffer {
  public:
   char* start() { return buf_.data(); }
