@@ -219,7 +219,7 @@ def main():
                          "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
                          "auth (Portico alone: pass-through vs key-auth vs jwt), ratelimit "
                          "(Portico alone: pass-through vs rate-limit local vs redis), "
-                         "observability (metrics + access log + 1% tracing vs none)")
+                         "observability (metrics + access log + 1%% tracing vs none)")
     args = ap.parse_args()
     for protocol in args.protocols.split(","):
         if protocol == "auth":

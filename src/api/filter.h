@@ -5,12 +5,18 @@
 // once per config snapshot, is immutable and shared by all workers; it makes one cheap Filter per
 // request. Phases run in this order on the worker thread that owns the connection:
 //
-//   onRequestHeaders   global filters then route filters, in config order; may answer locally
-//                      or go asynchronous (auth calls, rate-limit lookups)
-//   onRequestBody      each chunk of the request body, as it streams (synchronous)
-//   onResponseHeaders  reverse order; may change the response head
-//   onResponseBody     reverse order, each chunk as it streams (synchronous)
+//   onRequestHeaders   global filters then route filters, in config order; may answer locally,
+//                      go asynchronous (auth calls, rate-limit lookups), start upstream calls
+//                      (ctx.calls) and install a request body transform
+//   onRequestBody      each chunk of the request body as it streams, then once with end=true
+//                      (observing; a filter that changes the body installs a transform)
+//   onResponseHeaders  reverse order; may change status and headers, go asynchronous (await an
+//                      upstream call), and install a response body transform
 //   onLog              exactly once per request, whatever happened (noexcept)
+//
+// Per-request state a filter keeps across phases lives in the filter object (made per request)
+// or in ctx.state (typed slots shared between filters). Every callback — the completion of an
+// asynchronous phase, a call's response — runs on the request's worker thread.
 //
 // No Boost.Asio here on purpose: async work completes through a callback, which the session
 // turns into a co_await.
@@ -18,18 +24,20 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "api/request_context.h"
 #include "config/diagnostics.h"
+#include "config/model.h"
 
 namespace portico::api {
 
 enum class FilterStatus {
   Continue,    // go on to the next filter
   Reply,       // stop; answer with ctx.local_reply (request phase only)
-  Async,       // call onRequestHeadersAsync and wait for its result (request headers only)
+  Async,       // call the phase's ...Async method and wait for its result
   AuthFailed,  // an auth filter refused the credentials: ctx.local_reply holds the answer;
                // the route's auth_mode decides whether another auth filter may still accept
 };
@@ -51,13 +59,20 @@ class Filter {
   virtual void onRequestHeadersAsync(RequestContext&, Completion done) {
     done(FilterStatus::Continue);
   }
-  // Each chunk of request body payload, in order. Observing only.
-  virtual void onRequestBody(RequestContext&, std::string_view) {}
-  // After the response head is known (from the upstream or a local reply). May edit
-  // ctx.response headers. Reply is not allowed here.
-  virtual void onResponseHeaders(RequestContext&) {}
-  // Each chunk of response body payload, in order. Observing only.
-  virtual void onResponseBody(RequestContext&, std::string_view) {}
+  // Each chunk of request body payload, in order, as forwarded; then once with `end` (and an
+  // empty chunk). A request without a body gets only the `end` call, just before its upstream
+  // exchange starts (ctx.forward_target is set by then). Observing only. Not called for
+  // requests answered before the upstream exchange.
+  virtual void onRequestBody(RequestContext&, std::string_view, bool /*end*/) {}
+  // After the response head is known (from the upstream or a local reply), before any of it
+  // leaves. May edit ctx.response (status and headers) and install a response body transform.
+  // Returns Continue, or Async to be called at onResponseHeadersAsync (Reply is not allowed).
+  virtual FilterStatus onResponseHeaders(RequestContext&) { return FilterStatus::Continue; }
+  // Only called when onResponseHeaders returned Async. Must call `done` exactly once, on the
+  // worker thread, with Continue.
+  virtual void onResponseHeadersAsync(RequestContext&, Completion done) {
+    done(FilterStatus::Continue);
+  }
   // Once per request, at the very end.
   virtual void onLog(const RequestContext&) noexcept {}
 };
@@ -103,6 +118,14 @@ struct FilterBuildContext {
   Services& services;
   // The snapshot's consumers and their credentials (owned by the snapshot, like the factory).
   std::shared_ptr<const auth::ConsumerDirectory> consumers;
+  // The config's upstreams, for filters that call one by name (null in some unit tests).
+  const std::vector<config::UpstreamConfig>* upstreams = nullptr;
+  bool hasUpstream(std::string_view name) const {
+    if (!upstreams) return true;
+    for (const auto& u : *upstreams)
+      if (u.name == name) return true;
+    return false;
+  }
 };
 
 struct FilterType {

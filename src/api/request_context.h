@@ -3,11 +3,15 @@
 // until onLog returns. Filters run on the worker thread that owns the connection.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "api/body_transform.h"
+#include "api/filter_state.h"
 #include "api/trace.h"
+#include "api/upstream_calls.h"
 #include "http/codec/message_head.h"
 
 namespace portico::api {
@@ -55,6 +59,11 @@ struct RequestContext {
   std::string request_id;
   // The worker running the request (Redis connections...); null in unit tests.
   WorkerServices* worker = nullptr;
+  // Upstream calls on behalf of this request (see api/upstream_calls.h); null in unit tests
+  // that run a filter alone.
+  UpstreamCalls* calls = nullptr;
+  // Typed per-request state of filters.
+  FilterState state;
   std::string client_ip;
   std::uint16_t client_port = 0;
   // TLS: whether the client connection is encrypted, and the client certificate's verified
@@ -67,6 +76,8 @@ struct RequestContext {
   std::string_view route_name;       // empty when no route matched
   std::string_view upstream_name;    // empty for local replies
   std::string_view upstream_target;  // address of the last attempt
+  // Path and query sent upstream (after rewrites); set just before the upstream exchange.
+  std::string_view forward_target;
   std::vector<std::pair<std::string, std::string>> path_params;
 
   // Set by an auth filter that accepted the request (or to the route's anonymous consumer).
@@ -97,12 +108,23 @@ struct RequestContext {
   std::string error;                   // short reason when Portico answered an error
   std::chrono::system_clock::time_point wall_start;
 
+  // Body transforms, in the order installed (see api/body_transform.h). A request transform is
+  // installed from onRequestHeaders, a response one from onResponseHeaders.
+  void transformRequestBody(std::unique_ptr<BodyTransform> t) {
+    request_transforms.push_back(std::move(t));
+  }
+  void transformResponseBody(std::unique_ptr<BodyTransform> t) {
+    response_transforms.push_back(std::move(t));
+  }
+  std::vector<std::unique_ptr<BodyTransform>> request_transforms;
+  std::vector<std::unique_ptr<BodyTransform>> response_transforms;
+
   // Back to a fresh request, keeping string capacity for the next one on the connection.
   void reset() {
     request = nullptr;
     response = nullptr;
     request_id.clear();
-    route_name = upstream_name = upstream_target = {};
+    route_name = upstream_name = upstream_target = forward_target = {};
     path_params.clear();
     consumer = nullptr;
     authenticated = false;
@@ -120,6 +142,9 @@ struct RequestContext {
     upstream_attempts = 0;
     upstream_latency = total_latency = {};
     error.clear();
+    if (!state.empty()) state.clear();
+    request_transforms.clear();
+    response_transforms.clear();
   }
 };
 

@@ -18,6 +18,8 @@ class WorkerServices {
   virtual redis::Client& redis(const redis::Settings& settings) = 0;
   // A fresh, non-zero span id (tracing).
   virtual std::uint64_t newSpanId() = 0;
+  // A uniformly random number from this worker's generator (sampling decisions).
+  virtual std::uint64_t random() = 0;
   // Runs `fn` on this worker after `delay` (a queue timeout, a retry).
   virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
 };

@@ -21,7 +21,8 @@ struct Limits {
   std::uint64_t max_uri_bytes = 8 * 1024;
   Duration header_timeout = 10s;
   Duration idle_timeout = 60s;
-  std::uint32_t max_connections = 10000;  // per worker
+  std::uint32_t max_connections = 10000;     // per worker
+  std::uint32_t max_calls_per_request = 64;  // upstream calls of one request running at once
 };
 
 struct AdminConfig {
@@ -108,7 +109,7 @@ struct HashConfig {
 };
 
 struct UpstreamTimeouts {
-  Duration connect = 1s;
+  Duration connect = 5s;
   Duration read = 30s;   // longest gap between two bytes from the upstream
   Duration total = 0ms;  // whole request including retries; 0 = none
 };

@@ -45,6 +45,7 @@ void parseLimits(const json& j, const std::string& path, Diagnostics& d, Limits&
   r.duration("header_timeout", l.header_timeout);
   r.duration("idle_timeout", l.idle_timeout);
   r.number("max_connections", 1, 10'000'000, l.max_connections);
+  r.number("max_calls_per_request", 1, 10'000, l.max_calls_per_request);
   r.finish();
   if (l.max_header_bytes < 1024) d.add(joinPath(path, "max_header_bytes"), "must be at least 1KiB");
   if (l.max_uri_bytes < 64) d.add(joinPath(path, "max_uri_bytes"), "must be at least 64");

@@ -3,6 +3,7 @@
 #include "filters/access_log/access_log_filter.h"
 #include "filters/acl/acl_filter.h"
 #include "filters/basic_auth/basic_auth_filter.h"
+#include "filters/body_rewrite/body_rewrite_filter.h"
 #include "filters/concurrency_limit/concurrency_limit_filter.h"
 #include "filters/cors/cors_filter.h"
 #include "filters/ext_auth/ext_auth_filter.h"
@@ -17,6 +18,7 @@
 #include "filters/request_id/request_id_filter.h"
 #include "filters/request_size_limit/request_size_limit_filter.h"
 #include "filters/static_response/static_response_filter.h"
+#include "filters/traffic_mirror/traffic_mirror_filter.h"
 
 namespace portico::filters {
 
@@ -24,6 +26,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(accessLogFilterType());
   registry.add(aclFilterType());
   registry.add(basicAuthFilterType());
+  registry.add(bodyRewriteFilterType());
   registry.add(concurrencyLimitFilterType());
   registry.add(corsFilterType());
   registry.add(extAuthFilterType());
@@ -38,6 +41,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(requestIdFilterType());
   registry.add(requestSizeLimitFilterType());
   registry.add(staticResponseFilterType());
+  registry.add(trafficMirrorFilterType());
 }
 
 }  // namespace portico::filters

@@ -296,6 +296,15 @@ std::string renderPrometheus(const Totals& t, const ProcessStats& process) {
   perUpstream("portico_upstream_ejections_total",
               "Targets ejected by outlier detection (passive health checks).",
               &UpstreamTotals::ejections);
+  perUpstream("portico_upstream_calls_total",
+              "Calls made to the upstream by filters (ext-auth, traffic-mirror...).",
+              &UpstreamTotals::calls);
+  perUpstream("portico_upstream_mirror_requests_total",
+              "Mirrored copies of requests sent to the upstream (traffic-mirror).",
+              &UpstreamTotals::mirrored);
+  perUpstream("portico_upstream_mirror_dropped_total",
+              "Mirrored copies not sent: max_in_flight reached or the body over the limit.",
+              &UpstreamTotals::mirror_dropped);
 
   if (const std::uint32_t top = process.consumers_top.load(); top > 0) {
     const auto ranked = topConsumers(t, top);

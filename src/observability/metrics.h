@@ -64,8 +64,11 @@ struct UpstreamStats {
   Counter attempts;
   Counter failures;  // connect errors, resets, timeouts
   Counter retries;
-  Counter ejections;      // targets ejected by outlier detection
-  Counter server_errors;  // attempts answered with a 5xx
+  Counter ejections;       // targets ejected by outlier detection
+  Counter server_errors;   // attempts answered with a 5xx
+  Counter calls;           // upstream calls made by filters (not the routes' own requests)
+  Counter mirrored;        // mirrored copies sent (traffic-mirror)
+  Counter mirror_dropped;  // copies not sent: max_in_flight reached, or the body too large
 };
 
 struct ConsumerStats {

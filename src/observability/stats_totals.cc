@@ -84,6 +84,9 @@ Totals sumWorkers(const std::vector<const WorkerStats*>& workers) {
       u.failures += s.failures.get();
       u.retries += s.retries.get();
       u.ejections += s.ejections.get();
+      u.calls += s.calls.get();
+      u.mirrored += s.mirrored.get();
+      u.mirror_dropped += s.mirror_dropped.get();
       u.server_errors += s.server_errors.get();
     });
     w->forEachConsumer([&](const std::string& name, const ConsumerStats& c) {

@@ -39,6 +39,7 @@ struct UpstreamTotals {
   std::array<std::uint64_t, 6> by_class{};
   std::uint64_t bytes_in = 0, bytes_out = 0;
   std::uint64_t attempts = 0, failures = 0, retries = 0, ejections = 0, server_errors = 0;
+  std::uint64_t calls = 0, mirrored = 0, mirror_dropped = 0;
 };
 
 struct ConsumerTotals {

@@ -10,7 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include <optional>
+
 #include "http/codec/chunked_decoder.h"
+#include "proxy/body_transforms.h"
+#include "proxy/http1_response_stream.h"
 #include "proxy/message_writer.h"
 #include "proxy/upstream_exchange.h"
 
@@ -68,7 +72,8 @@ class Exchange {
         resp_(scratch.response),
         spans_(scratch.spans),
         joined_(scratch.joined),
-        tried_(scratch.tried) {
+        tried_(scratch.tried),
+        scratch_transform_error_(scratch.transform_error) {
     // The worker's table matches the snapshot it serves; after a reload mid-request, look up.
     const auto& table = w_.upstream_stats;
     stats_ = up.index < table.size() && w_.snapshot->upstreams.size() > up.index &&
@@ -102,6 +107,18 @@ class Exchange {
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
   Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
+  // Where a response goes when it is not relayed as raw HTTP/1 bytes: the client's HTTP/2
+  // stream or an HTTP/1 writer, through the body transforms when filters installed some.
+  struct ClientSink {
+    std::optional<Http1ResponseStream> h1;
+    std::optional<TransformStream> transform;
+  };
+  bool transforming() const {
+    return hooks_.response_transforms && !hooks_.response_transforms->empty();
+  }
+  ResponseStream& clientSink(ClientSink& sink);
+  // The result of a relay through `sink`: HTTP/1 keep-alive, transform failures.
+  ExchangeResult settle(const ClientSink& sink, ExchangeResult r);
   // The same for an HTTP/2 client: payload bytes (de-chunked) and trailers go to its stream.
   Task<ExchangeResult> relayResponseToStream(ResponseStream& h2,
                                              std::unique_ptr<UpstreamConnection> conn);
@@ -131,7 +148,7 @@ class Exchange {
     const std::string_view avail = in_.readable();
     auto payload = [&](std::string_view data) {
       ctx_.bytes_received += data.size();
-      if (hooks_.request_body && !data.empty()) hooks_.request_body(data);
+      if (hooks_.request_body && !data.empty()) hooks_.request_body(data, false);
       on_payload(data);
     };
     if (req_.framing == http::BodyFraming::Chunked) {
@@ -149,6 +166,7 @@ class Exchange {
       t.done = remaining == 0;
       payload(avail.substr(0, t.take));
     }
+    if (t.done && t.failure == Failure::None && hooks_.request_body) hooks_.request_body({}, true);
     return t;
   }
 
@@ -186,6 +204,7 @@ class Exchange {
   std::vector<asio::const_buffer>& spans_;
   std::string& joined_;
   upstream::Excluded& tried_;
+  std::string& scratch_transform_error_;
   std::vector<asio::const_buffer> rest_;  // what writeNow could not send at once
   ForwardInfo info_;
   http::HeaderList h2_fields_;

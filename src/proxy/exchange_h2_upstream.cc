@@ -191,27 +191,23 @@ Task<ExchangeResult> Exchange::relayH2Response(UpstreamH2Connection& h2, std::in
     resp.framing = http::BodyFraming::None;
   }
   if (!resp.headers.has("x-request-id")) resp.headers.add("x-request-id", ctx_.request_id);
-  if (hooks_.response_head) hooks_.response_head();
+  if (hooks_.response_head && hooks_.response_head()) co_await hooks_.response_head_async();
 
-  std::optional<Http1ResponseStream> h1;
-  ResponseStream* out = io_.responseStream();
-  if (!out) out = &h1.emplace(io_, req_, out_, joined_);
-  auto keep = [&] { return h1 ? h1->keepAlive() : true; };
-  ExchangeResult gone{true, false, resp.status, "client closed"};
+  ClientSink sink;
+  ResponseStream* out = &clientSink(sink);
 
   const bool no_body = resp.framing == http::BodyFraming::None;
   const bool head_sent = co_await out->sendHead(resp, no_body);
-  if (!head_sent) co_return gone;
-  if (no_body) co_return ExchangeResult{true, keep(), resp.status, ""};
+  if (!head_sent) co_return settle(sink, {true, false, resp.status, "client closed"});
+  if (no_body) co_return settle(sink, {true, true, resp.status, ""});
   error_code ec;
   for (;;) {
     if (!st.data.empty()) {
       h2_relay_.clear();
       h2_relay_.swap(st.data);  // the reader appends to st.data while this is sent
-      if (hooks_.response_body) hooks_.response_body(h2_relay_);
       ctx_.bytes_sent += h2_relay_.size();
       const bool sent = co_await out->sendData(h2_relay_, false);
-      if (!sent) co_return gone;
+      if (!sent) co_return settle(sink, {true, false, resp.status, "client closed"});
       h2.codec.consume(id, h2_relay_.size());  // the upstream may send as much again
       h2.flush();
       continue;
@@ -223,8 +219,8 @@ Task<ExchangeResult> Exchange::relayH2Response(UpstreamH2Connection& h2, std::in
       } else {
         sent = co_await out->sendData({}, true);
       }
-      if (!sent) co_return gone;
-      co_return ExchangeResult{true, keep(), resp.status, ""};
+      if (!sent) co_return settle(sink, {true, false, resp.status, "client closed"});
+      co_return settle(sink, {true, true, resp.status, ""});
     }
     if (st.closed) break;  // reset before its end
     io_.armOp(cfg_.timeouts.read);

@@ -11,8 +11,6 @@ namespace portico::proxy::detail {
 Task<ExchangeResult> Exchange::relayResponseToStream(ResponseStream& h2,
                                                      std::unique_ptr<UpstreamConnection> conn) {
   http::ResponseHead& resp = resp_;
-  if (!resp.headers.has("x-request-id")) resp.headers.add("X-Request-Id", ctx_.request_id);
-  if (hooks_.response_head) hooks_.response_head();
   ExchangeResult result{true, true, resp.status, ""};
   const bool no_body = resp.framing == http::BodyFraming::None;
   const bool head_sent = co_await h2.sendHead(resp, no_body);
@@ -64,7 +62,6 @@ Task<ExchangeResult> Exchange::relayResponseToStream(ResponseStream& h2,
     if (done && !trailers && spans.empty()) spans.push_back(asio::const_buffer());
     for (std::size_t i = 0; i < spans.size(); ++i) {
       std::string_view data(static_cast<const char*>(spans[i].data()), spans[i].size());
-      if (hooks_.response_body && !data.empty()) hooks_.response_body(data);
       ctx_.bytes_sent += data.size();
       io_.armOp(io_.limits().idle_timeout);
       const bool sent = co_await h2.sendData(data, done && !trailers && i + 1 == spans.size());
@@ -128,7 +125,7 @@ Task<void> Exchange::pumpUpstreamToStream(ResponseStream& out, UpstreamConnectio
 Task<ExchangeResult> Exchange::tunnelStream(ResponseStream& out,
                                             std::unique_ptr<UpstreamConnection> conn) {
   http::ResponseHead& resp = resp_;
-  if (hooks_.response_head) hooks_.response_head();
+  if (hooks_.response_head && hooks_.response_head()) co_await hooks_.response_head_async();
   resp.status = 200;
   resp.reason.clear();
   resp.headers.remove("sec-websocket-accept");  // belongs to the HTTP/1.1 handshake

@@ -28,7 +28,7 @@ Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done, 
 
 Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) {
   http::ResponseHead& resp = resp_;
-  if (hooks_.response_head) hooks_.response_head();
+  if (hooks_.response_head && hooks_.response_head()) co_await hooks_.response_head_async();
   ResponseFraming framing;
   framing.keep_alive = false;
   out_.clear();

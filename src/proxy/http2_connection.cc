@@ -153,12 +153,14 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   void onClosed() {
     closed_ = true;
     wake();
+    if (awaitingPhase()) clientGone();  // reset by the client while a filter awaits a call
   }
   // The connection is gone: whatever the pipeline waits for fails now.
   void abandon() {
     gone_ = true;
     wake();
     checkDeadline(Clock::time_point::max());  // cancels the upstream socket too
+    if (awaitingPhase()) clientGone();
   }
   void wake() { signal_.cancel(); }
   bool waitingForDrain() const { return waiting_drain_; }

@@ -1,5 +1,8 @@
 #include "proxy/http_session.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <optional>
 
 #include <boost/asio/co_spawn.hpp>
@@ -84,6 +87,8 @@ class HttpSession final : public SessionBase, public RequestPipeline {
       h2_->checkDeadline(now);
     } else {
       RequestPipeline::checkDeadline(now);
+      // Nobody reads the socket while a filter awaits a call: look whether the client closed.
+      if (awaitingPhase() && peerClosed()) clientGone();
     }
   }
 
@@ -94,6 +99,14 @@ class HttpSession final : public SessionBase, public RequestPipeline {
       error_code ec;
       client_.cancel(ec);
     }
+  }
+
+  // The client closed its side (EOF or an error; pipelined bytes do not count). TLS peers send
+  // close_notify first, which reads as data: those are found when the phase ends.
+  bool peerClosed() {
+    char c;
+    const ssize_t n = ::recv(client_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
 
   Socket& client() override { return client_; }
@@ -185,13 +198,16 @@ Task<void> HttpSession::run() {
       } else if (!in_.empty()) {
         // Parse when the head may be complete, or once to refuse an over-long first line
         // early (414/431). Never on every read: a dribbled head must not cost quadratic time.
+        // Also once when the request line completes: a line without an HTTP version
+        // (HTTP/0.9 style) or otherwise malformed is refused at once, not at the header timeout.
         const bool long_first_line = !first_line_seen && in_.size() > limits_.head.max_uri_bytes;
-        if (mayHoldHead(in_.readable(), scanned) || long_first_line) {
+        const bool line_complete =
+            !first_line_seen && in_.readable().find('\n') != std::string_view::npos;
+        if (mayHoldHead(in_.readable(), scanned) || long_first_line || line_complete) {
           pr = http::parseRequestHead(in_.readable(), limits_.head, req_);
           if (pr.status != http::ParseStatus::Incomplete) break;
         }
-        if (!first_line_seen && in_.readable().find('\n') != std::string_view::npos)
-          first_line_seen = true;
+        first_line_seen |= line_complete;
       }
       scanned = in_.size();
       if (in_.writable() == 0) {

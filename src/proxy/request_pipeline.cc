@@ -4,44 +4,10 @@
 
 #include "core/request_id.h"
 #include "grpc/grpc_status.h"
+#include "proxy/body_transforms.h"
 #include "proxy/message_writer.h"
 
 namespace portico::proxy {
-
-void RequestPipeline::armOp(Clock::duration d) {
-  timed_out_ = false;
-  op_deadline_ = d.count() > 0 ? coarseNow() + d : kNever;
-}
-
-void RequestPipeline::disarmOp() {
-  op_deadline_ = kNever;
-  timed_out_ = false;
-}
-
-void RequestPipeline::setTotalDeadline(Clock::duration d) {
-  total_deadline_ = d.count() > 0 ? coarseNow() + d : kNever;
-  total_expired_ = false;
-}
-
-void RequestPipeline::checkDeadline(Clock::time_point now) {
-  if (now >= op_deadline_) {
-    op_deadline_ = kNever;
-    timed_out_ = true;
-    cancelAll();
-  }
-  if (now >= total_deadline_) {
-    total_deadline_ = kNever;
-    total_expired_ = true;
-    cancelAll();
-  }
-}
-
-void RequestPipeline::cancelAll() {
-  cancelClientIo();
-  boost::system::error_code ec;
-  if (upstream_socket_) upstream_socket_->cancel(ec);
-  if (upstream_signal_) upstream_signal_->cancel();
-}
 
 void RequestPipeline::loadLimits() {
   const auto& lim = w_.snapshot->config.server.limits;
@@ -60,6 +26,10 @@ void RequestPipeline::beginRequest() {
   ctx_.start = Clock::now();
   ctx_.wall_start = w_.wallTime(ctx_.start);
   ctx_.worker = &w_;
+  ctx_.calls = &calls_;
+  client_gone_ = false;
+  skip_transforms_ = false;
+  async_response_ = nullptr;
   ctx_.client_ip = conn_.client_ip;
   ctx_.client_port = conn_.client_port;
   ctx_.secure = conn_.tls != nullptr;
@@ -78,6 +48,7 @@ void RequestPipeline::beginRequest() {
 }
 
 void RequestPipeline::endRequest() {
+  calls_.end();
   snapshot_.reset();
   filters_.clear();
   route_ = nullptr;
@@ -98,6 +69,7 @@ Task<bool> RequestPipeline::handleRequest() {
     if (incoming_id) req_.headers.remove("x-request-id");
   }
   snapshot_ = w_.snapshot;
+  calls_.begin(snapshot_, &ctx_);
   if (snapshot_->tracer) startTrace();
   const server::Snapshot& snap = *snapshot_;
   if (!applyClientCertificate()) {
@@ -146,22 +118,13 @@ Task<bool> RequestPipeline::handleRequest() {
     if (authenticates && auth_any && ctx_.authenticated) continue;  // one accepted already
     api::FilterStatus status = filter.onRequestHeaders(ctx_);
     if (status == api::FilterStatus::Async) {
-      asio::use_awaitable_t<Executor> token;
-      status =
-          co_await asio::async_initiate<asio::use_awaitable_t<Executor>, void(api::FilterStatus)>(
-              [&](auto handler) {
-                // The filter calls the completion exactly once (its contract): the handler is
-                // owned by that call. Two pointers fit in std::function without an allocation.
-                using Handler = decltype(handler);
-                auto* owned = new Handler(std::move(handler));
-                // Always resume from the loop, even if the filter completes at once (or on
-                // another thread).
-                filter.onRequestHeadersAsync(ctx_, [owned, io = &w_.io](api::FilterStatus s) {
-                  // Owned by the posted function from here: freed even if the loop stops first.
-                  asio::post(*io, [h = std::unique_ptr<Handler>(owned), s]() mutable { (*h)(s); });
-                });
-              },
-              token);
+      status = co_await awaitPhase([&](api::Filter::Completion done) {
+        filter.onRequestHeadersAsync(ctx_, std::move(done));
+      });
+      if (client_gone_) {
+        finish(499);
+        co_return false;
+      }
     }
     if (status == api::FilterStatus::AuthFailed) {
       if (auth_any) {
@@ -228,15 +191,19 @@ Task<bool> RequestPipeline::handleRequest() {
     }
   }
   if (!filters_.empty()) {
-    hooks.response_head = [this] { runResponseFilters(); };
-    hooks.request_body = [this](std::string_view chunk) {
-      for (auto& f : filters_) f->onRequestBody(ctx_, chunk);
+    hooks.response_head = [this] {
+      resp_next_ = filters_ran_;
+      return runResponseFilters();
     };
-    hooks.response_body = [this](std::string_view chunk) {
-      for (auto it = filters_.rbegin(); it != filters_.rend(); ++it)
-        (*it)->onResponseBody(ctx_, chunk);
+    hooks.response_head_async = [this] { return finishResponseFilters(); };
+    hooks.request_body = [this](std::string_view chunk, bool end) {
+      for (auto& f : filters_) f->onRequestBody(ctx_, chunk, end);
     };
+    hooks.response_transforms = &ctx_.response_transforms;
   }
+  ctx_.forward_target = target;
+  if (req_.framing == http::BodyFraming::None)  // the body is "complete" before it starts
+    for (auto& f : filters_) f->onRequestBody(ctx_, {}, true);
   ExchangeResult r =
       co_await exchangeWithUpstream(*this, *route_->upstream, req_, target, ctx_, hooks, scratch_);
   if (!r.responded) {
@@ -244,6 +211,8 @@ Task<bool> RequestPipeline::handleRequest() {
       finish(499);
       co_return false;
     }
+    // A body transform that failed before anything left: its error answer is not transformed.
+    if (r.upstream_ok) skip_transforms_ = true;
     co_return co_await replyError(r.status, r.error, !r.keep_client);
   }
   finish(r.status);
@@ -309,9 +278,61 @@ bool RequestPipeline::applyClientCertificate() {
   return true;
 }
 
-void RequestPipeline::runResponseFilters() {
+bool RequestPipeline::runResponseFilters() {
   ctx_.response = &resp_;
-  for (std::size_t i = filters_ran_; i-- > 0;) filters_[i]->onResponseHeaders(ctx_);
+  while (resp_next_ > 0) {
+    api::Filter& f = *filters_[--resp_next_];
+    if (f.onResponseHeaders(ctx_) == api::FilterStatus::Async) {
+      async_response_ = &f;
+      return true;
+    }
+  }
+  return false;
+}
+
+Task<void> RequestPipeline::finishResponseFilters() {
+  while (api::Filter* f = std::exchange(async_response_, nullptr)) {
+    co_await awaitPhase(
+        [&](api::Filter::Completion done) { f->onResponseHeadersAsync(ctx_, std::move(done)); });
+    runResponseFilters();
+  }
+}
+
+Task<api::FilterStatus> RequestPipeline::awaitPhase(
+    const std::function<void(api::Filter::Completion)>& start) {
+  awaiting_phase_ = true;
+  asio::use_awaitable_t<Executor> token;
+  const api::FilterStatus status =
+      co_await asio::async_initiate<asio::use_awaitable_t<Executor>, void(api::FilterStatus)>(
+          [&](auto handler) {
+            // The filter calls the completion exactly once (its contract), maybe at once, maybe
+            // on another thread: the request always resumes from its loop. The handler is
+            // owned by the completion, then by the posted function (freed even if the loop
+            // stops first).
+            using Handler = decltype(handler);
+            auto owned = std::make_shared<std::optional<Handler>>(std::move(handler));
+            start([owned, io = &w_.io](api::FilterStatus s) {
+              asio::post(*io, [owned, s]() { std::move (**owned)(s); });
+            });
+          },
+          token);
+  awaiting_phase_ = false;
+  co_return status;
+}
+
+void RequestPipeline::clientGone() {
+  if (client_gone_) return;
+  client_gone_ = true;
+  calls_.abortAll();
+}
+
+bool RequestPipeline::transformLocalBody(std::string& body) {
+  std::string out;
+  if (!runTransforms(ctx_.response_transforms, body, true, out, scratch_.transform_error,
+                     ctx_.request_id))
+    return false;
+  body = std::move(out);
+  return true;
 }
 
 Task<bool> RequestPipeline::replyError(int status, std::string_view reason, bool close,
@@ -343,7 +364,19 @@ Task<bool> RequestPipeline::replyLocal(bool close) {
   std::string body = std::move(ctx_.local_reply.body);
   resp_.framing = http::BodyFraming::ContentLength;
   resp_.content_length = body.size();
-  runResponseFilters();
+  resp_next_ = filters_ran_;
+  if (runResponseFilters()) co_await finishResponseFilters();
+  if (!skip_transforms_ && !ctx_.response_transforms.empty() && resp_.status >= 200 &&
+      resp_.status != 204 && resp_.status != 304) {
+    // The same transforms as a proxied body; the reply's whole body is known, so its length is.
+    prepareTransformedHead(resp_);
+    if (!transformLocalBody(body)) {
+      skip_transforms_ = true;  // the error answer itself is not transformed
+      co_return co_await replyError(502, scratch_.transform_error, close);
+    }
+    resp_.framing = http::BodyFraming::ContentLength;
+    resp_.content_length = body.size();
+  }
   const bool keep = co_await writeLocalReply(body, close);
   finish(resp_.status);
   co_return keep;
@@ -405,6 +438,7 @@ void RequestPipeline::finishTrace() {
 }
 
 void RequestPipeline::finish(int status) {
+  calls_.end();  // a call still running is no longer wanted
   ctx_.status = status;
   ctx_.total_latency = Clock::now() - ctx_.start;
   if (route_ && route_stats_) {

@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "api/filter.h"
-#include "proxy/upstream_exchange.h"
+#include "proxy/deadline_io.h"
+#include "proxy/upstream_calls.h"
 #include "tls/server_context.h"
 
 namespace portico::proxy {
@@ -22,28 +23,20 @@ struct ConnectionInfo {
   tls::PeerIdentity peer;                         // client certificate, after the handshake
 };
 
-class RequestPipeline : public SessionIo {
+class RequestPipeline : public DeadlineIo {
  public:
   WorkerContext& worker() override { return w_; }
-  void armOp(Clock::duration d) override;
-  void disarmOp() override;
-  bool opTimedOut() const override { return timed_out_; }
-  bool totalExpired() const override { return total_expired_; }
-  void setTotalDeadline(Clock::duration d) override;
-  void setUpstreamSocket(Socket* s) override { upstream_socket_ = s; }
-  void setUpstreamSignal(Timer* t) override { upstream_signal_ = t; }
   const RequestLimits& limits() const override { return limits_; }
 
-  // Called by the worker's sweeper (through the connection): a passed deadline cancels the
-  // pending I/O of this request.
-  void checkDeadline(Clock::time_point now);
+  // The client went away while the request waits for an asynchronous filter phase: its
+  // upstream calls end at once (their filters complete), and the request ends with 499.
+  void clientGone();
+  bool awaitingPhase() const { return awaiting_phase_; }
 
  protected:
-  RequestPipeline(WorkerContext& w, const ConnectionInfo& conn) : w_(w), conn_(conn) {}
+  RequestPipeline(WorkerContext& w, const ConnectionInfo& conn) : w_(w), conn_(conn), calls_(w) {}
   ~RequestPipeline() = default;
 
-  // A deadline passed: cancel whatever the request waits for on the client side.
-  virtual void cancelClientIo() = 0;
   // Drops the request body if it is already buffered; false if it is not (all there).
   virtual bool skipBufferedBody() = 0;
   // Sends resp_ with `body`; returns whether the connection can serve another request.
@@ -68,40 +61,44 @@ class RequestPipeline : public SessionIo {
   ExchangeScratch scratch_;
   http::ResponseHead& resp_ = scratch_.response;
   api::RequestContext ctx_;
-  bool timed_out_ = false;
   bool grpc_ = false;  // the request is a gRPC call: errors are answered as gRPC statuses
 
  private:
-  static constexpr auto kNever = Clock::time_point::max();
-
   Task<bool> replyLocal(bool close);
   bool acceptAnonymous();
   Task<bool> refuseRequest(api::LocalReply reply);
   void countRefusal();
   void clearConsumerHeaders(const config::ConsumerHeaders& names);
   void applyConsumerHeaders(const config::ConsumerHeaders& names);
-  void runResponseFilters();
+  // Response filters in reverse order from resp_next_; true when one went asynchronous (the
+  // rest of the phase then runs in finishResponseFilters).
+  bool runResponseFilters();
+  Task<void> finishResponseFilters();
+  // Awaits an asynchronous filter phase: `start` gets the completion the filter calls.
+  Task<api::FilterStatus> awaitPhase(const std::function<void(api::Filter::Completion)>& start);
+  // Applies the response body transforms to a local reply's body; false when one failed.
+  bool transformLocalBody(std::string& body);
   void finish(int status);
   // Tracing (only when the snapshot has a tracer): ids and sampling at the start, the spans
   // handed to the exporter at the end.
   void startTrace();
   void finishTrace();
   bool applyClientCertificate();
-  void cancelAll();
 
   std::shared_ptr<const server::Snapshot> snapshot_;
   const server::Route* route_ = nullptr;
   observability::RouteStats* route_stats_ = nullptr;
   std::vector<api::FilterPtr> filters_;
   std::size_t filters_ran_ = 0;
+  std::size_t resp_next_ = 0;              // next response filter (counting down)
+  api::Filter* async_response_ = nullptr;  // the response filter that went asynchronous
+  bool awaiting_phase_ = false;
+  bool client_gone_ = false;
+  bool skip_transforms_ = false;
+  RequestCalls calls_;
   std::string target_;
   api::LocalReply pending_refusal_;  // auth_mode any: the first refusal, while others may accept
   api::AuthFailure pending_failure_ = api::AuthFailure::None;
-  bool total_expired_ = false;
-  Clock::time_point op_deadline_ = kNever;
-  Clock::time_point total_deadline_ = kNever;
-  Socket* upstream_socket_ = nullptr;
-  Timer* upstream_signal_ = nullptr;
 };
 
 }  // namespace portico::proxy

@@ -265,7 +265,7 @@ Task<ExchangeResult> Exchange::run() {
     switch (a.failure) {
       case Failure::Done:
         io_.setTotalDeadline({});
-        circuit.failed = a.result.status >= 500;
+        circuit.failed = a.result.status >= 500 && !a.result.upstream_ok;
         if (circuit.failed) stats_->server_errors.add();
         co_return a.result;
       case Failure::ClientGone:
@@ -372,7 +372,7 @@ void Exchange::reportAttempt(std::size_t target, const AttemptOutcome& a) {
       failed = true;
       break;
     case Failure::Done:
-      failed = a.result.status >= 500;
+      failed = a.result.status >= 500 && !a.result.upstream_ok;
       break;
     default:
       return;  // the client's doing, or our own limits: no verdict on the target
@@ -544,10 +544,17 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       r = co_await tunnelStream(*io_.responseStream(), std::move(conn));
     } else if (resp.status == 101) {
       r = co_await tunnel(std::move(conn));
-    } else if (ResponseStream* h2 = io_.responseStream()) {
-      r = co_await relayResponseToStream(*h2, std::move(conn));
     } else {
-      r = co_await relayResponse(std::move(conn));
+      if (!resp.headers.has("x-request-id")) resp.headers.add("X-Request-Id", ctx_.request_id);
+      if (hooks_.response_head && hooks_.response_head()) co_await hooks_.response_head_async();
+      if (io_.responseStream() || transforming()) {
+        // Payload through a stream writer (HTTP/2 client, transforms); else raw HTTP/1 bytes.
+        ClientSink sink;
+        ResponseStream& out = clientSink(sink);
+        r = settle(sink, co_await relayResponseToStream(out, std::move(conn)));
+      } else {
+        r = co_await relayResponse(std::move(conn));
+      }
     }
     if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
     co_return AttemptOutcome{Failure::Done, r};
@@ -561,12 +568,13 @@ void Exchange::reportRequestBody() {
     http::ChunkedDecoder decoder;
     decoder.feed(body, [&](std::string_view data) {
       ctx_.bytes_received += data.size();
-      if (hooks_.request_body) hooks_.request_body(data);
+      if (hooks_.request_body && !data.empty()) hooks_.request_body(data, false);
     });
   } else {
     ctx_.bytes_received += body.size();
-    if (hooks_.request_body) hooks_.request_body(body);
+    if (hooks_.request_body) hooks_.request_body(body, false);
   }
+  if (hooks_.request_body) hooks_.request_body({}, true);
 }
 
 Task<Failure> Exchange::sendRequest(UpstreamConnection& conn) {
@@ -615,8 +623,6 @@ Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
 
 Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn) {
   http::ResponseHead& resp = resp_;
-  if (!resp.headers.has("x-request-id")) resp.headers.add("X-Request-Id", ctx_.request_id);
-  if (hooks_.response_head) hooks_.response_head();
   const bool to_http10 = req_.version_minor == 0;
   ResponseFraming framing;
   framing.client_version_minor = req_.version_minor;
@@ -650,13 +656,11 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
         remaining -= take;
         done = remaining == 0;
         if (take) spans.push_back(asio::buffer(avail.data(), take));
-        if (hooks_.response_body && take) hooks_.response_body(avail.substr(0, take));
         break;
       case http::BodyFraming::Chunked: {
         const std::size_t first_span = spans.size();
         auto step = decoder.feed(avail, [&](std::string_view data) {
           if (to_http10) spans.push_back(asio::buffer(data.data(), data.size()));
-          if (hooks_.response_body) hooks_.response_body(data);
         });
         if (step.status == http::ChunkedDecoder::Status::Error) {
           upstream_ok = false;
@@ -672,7 +676,6 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
       case http::BodyFraming::UntilClose:
         take = avail.size();
         if (take) spans.push_back(asio::buffer(avail.data(), take));
-        if (hooks_.response_body && take) hooks_.response_body(avail);
         break;
     }
     if (!spans.empty()) {
@@ -710,6 +713,28 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
   }
   recycle(std::move(conn));
   co_return result;
+}
+
+ResponseStream& Exchange::clientSink(ClientSink& sink) {
+  ResponseStream* out = io_.responseStream();
+  if (!out) out = &sink.h1.emplace(io_, req_, out_, joined_);
+  if (transforming())
+    out = &sink.transform.emplace(*out, *hooks_.response_transforms, scratch_transform_error_,
+                                  ctx_.request_id);
+  return *out;
+}
+
+ExchangeResult Exchange::settle(const ClientSink& sink, ExchangeResult r) {
+  if (sink.h1) r.keep_client = r.keep_client && sink.h1->keepAlive();
+  if (!sink.transform || !sink.transform->failed()) return r;
+  if (sink.transform->failedBeforeHead()) {
+    // Nothing left yet: the client gets a whole error answer instead.
+    return ExchangeResult{false, false, 502, scratch_transform_error_.c_str(), true};
+  }
+  r.keep_client = false;  // the head is out: the client must see the body cut
+  r.error = "response body transform failed";
+  r.upstream_ok = true;
+  return r;
 }
 
 void Exchange::recycle(std::unique_ptr<UpstreamConnection> conn) {

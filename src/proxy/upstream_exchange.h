@@ -3,6 +3,7 @@
 // request head and body out, response head in, response streamed to the client. Retries,
 // stale-connection replays and timeouts live here.
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,10 +74,17 @@ struct TunnelLimits {
 };
 
 struct ExchangeHooks {
-  std::function<void()> response_head;                  // response filters, on scratch.response
-  std::function<void(std::string_view)> request_body;   // may be empty
-  std::function<void(std::string_view)> response_body;  // may be empty
-  TunnelLimits tunnel;                                  // for requests that upgrade (WebSocket)
+  // Response filters, on scratch.response, before any of the response leaves. Returns true when
+  // a filter went asynchronous: the exchange then awaits response_head_async() (the rest of
+  // the response phase) before it relays anything.
+  std::function<bool()> response_head;
+  std::function<Task<void>()> response_head_async;
+  // Request body payload as it is forwarded, then once with end = true. May be empty.
+  std::function<void(std::string_view, bool)> request_body;
+  // Response body transforms installed by the response filters (null or empty: none): the
+  // body goes through them on its way to the client, whatever the protocols.
+  std::vector<std::unique_ptr<api::BodyTransform>>* response_transforms = nullptr;
+  TunnelLimits tunnel;         // for requests that upgrade (WebSocket)
   bool preserve_host = true;   // false: Host is the chosen target's configured host:port
   Clock::duration deadline{};  // the client's own deadline (grpc-timeout), 0 = none
 };
@@ -90,6 +98,7 @@ struct ExchangeScratch {
   std::vector<asio::const_buffer> spans;
   std::string joined;  // small TLS writes joined into one record
   upstream::Excluded tried;
+  std::string transform_error;  // why a response body transform failed
 };
 
 struct ExchangeResult {
@@ -97,6 +106,9 @@ struct ExchangeResult {
   bool keep_client = false;  // the client connection can serve another request
   int status = 0;            // status sent, or the error status to answer when !responded
   const char* error = "";    // reason when Portico has to answer the error itself
+  // The upstream answered well but Portico cannot relay it (a body transform failed): the
+  // failure counts against neither the upstream nor its target.
+  bool upstream_ok = false;
 };
 
 Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const server::Upstream& upstream,

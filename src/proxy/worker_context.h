@@ -121,6 +121,7 @@ class ConnectionPool {
 
 class UpstreamH2Pool;
 class RedisClient;
+struct OriginUpstreams;
 
 // Intrusive list node: sessions register themselves for deadline sweeps and drain.
 class SessionBase {
@@ -143,6 +144,7 @@ struct WorkerContext final : api::WorkerServices {
   redis::Client& redis(const redis::Settings& settings) override;
   void after(std::chrono::milliseconds delay, std::function<void()> fn) override;
   std::uint64_t newSpanId() override { return spanId(); }
+  std::uint64_t random() override { return rng.next(); }
   // Closes Redis connections (the worker is exiting).
   void stopClients();
 
@@ -155,7 +157,8 @@ struct WorkerContext final : api::WorkerServices {
   // By consumer index, when the config asks for per-consumer series; else empty.
   std::vector<observability::ConsumerStats*> consumer_stats;
   ConnectionPool pool;
-  std::shared_ptr<UpstreamH2Pool> h2_pool;  // HTTP/2 upstream connections, made on first use
+  std::shared_ptr<UpstreamH2Pool> h2_pool;   // HTTP/2 upstream connections, made on first use
+  std::shared_ptr<OriginUpstreams> origins;  // upstreams of URL calls, made on first use
   // TLS sessions to resume, by pool key: a new connection to a TLS upstream skips the full
   // handshake when the upstream accepts the session.
   struct SessionFree {

@@ -26,6 +26,7 @@ std::string sha256Hex(const std::string& text) {
 FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
                              const api::FilterRegistry& registry, api::Services& services,
                              const std::shared_ptr<const auth::ConsumerDirectory>& consumers,
+                             const std::vector<config::UpstreamConfig>& upstreams,
                              config::Diagnostics& diag) {
   FilterFactories out;
   static const nlohmann::json kNull;
@@ -37,8 +38,12 @@ FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
                  "unknown plugin \"" + p.name + "\" (known: " + registry.names() + ")");
       continue;
     }
-    api::FilterBuildContext ctx{p.config.is_null() ? kNull : p.config, p.path + ".config", diag,
-                                services, consumers};
+    api::FilterBuildContext ctx{p.config.is_null() ? kNull : p.config,
+                                p.path + ".config",
+                                diag,
+                                services,
+                                consumers,
+                                &upstreams};
     if (auto f = type->build(ctx)) out.push_back(std::move(f));
   }
   return out;
@@ -181,14 +186,15 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   snap->matcher = router::RouteMatcher::build(cfg.routes, diag);
   snap->consumers = auth::ConsumerDirectory::build(cfg.consumers, diag);
   snap->global_filters =
-      buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers, diag);
+      buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers, cfg.upstreams, diag);
   snap->routes.resize(cfg.routes.size());
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
     auto& r = snap->routes[i];
     r.cfg = &cfg.routes[i];
     r.upstream = r.cfg->upstream.empty() ? nullptr : snap->findUpstream(r.cfg->upstream);
     r.filters = snap->global_filters;
-    auto own = buildFilters(r.cfg->plugins, *in.registry, *in.services, snap->consumers, diag);
+    auto own = buildFilters(r.cfg->plugins, *in.registry, *in.services, snap->consumers,
+                            cfg.upstreams, diag);
     if (!r.cfg->anonymous.empty()) r.anonymous = snap->consumers->byName(r.cfg->anonymous);
     r.filters.insert(r.filters.end(), own.begin(), own.end());
   }

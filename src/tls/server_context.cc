@@ -15,6 +15,13 @@
 namespace portico::tls {
 namespace {
 
+// Mozilla's "intermediate" TLS 1.2 suites without DHE: forward secrecy and AEAD only (no CBC,
+// so nothing for LUCKY13-style padding oracles). TLS 1.3 suites are all AEAD already.
+const std::string kDefaultTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -96,8 +103,9 @@ struct ServerContext::Impl {
     SSL_CTX_set_min_proto_version(ctx, cfg.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(
         ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
-    if (!cfg.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, cfg.ciphers.c_str()) != 1)
-      return makeError("ciphers \"" + cfg.ciphers + "\": " + opensslError());
+    const std::string& ciphers = cfg.ciphers.empty() ? kDefaultTls12Ciphers : cfg.ciphers;
+    if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1)
+      return makeError("ciphers \"" + ciphers + "\": " + opensslError());
     if (!cfg.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, cfg.ciphersuites.c_str()) != 1)
       return makeError("ciphersuites \"" + cfg.ciphersuites + "\": " + opensslError());
     if (auto ok = useCertificate(ctx, cert.cert, cert.key); !ok) return ok.error();

@@ -89,6 +89,25 @@ def test_header_timeout_gets_408(gateway):
     assert time.monotonic() - start < 2.5
 
 
+def test_request_line_without_version_is_refused_at_once(gateway):
+    """HTTP/0.9 style: `GET /path` and one CRLF, then nothing. Refused before the header
+    timeout (500 ms here), the connection closed, nothing forwarded."""
+    p, u = gateway
+    with socket.create_connection(("127.0.0.1", p.port), timeout=3) as s:
+        start = time.monotonic()
+        s.sendall(b"GET /path\r\n")
+        out = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+        elapsed = time.monotonic() - start
+    assert statuses(out) == [400], out[:200]
+    assert elapsed < 0.3, elapsed
+    assert u.requests == []
+
+
 def test_slowloris_dribble_is_cut_at_header_timeout(gateway):
     p, _ = gateway
     with socket.create_connection(("127.0.0.1", p.port), timeout=3) as s:

@@ -84,6 +84,26 @@ def test_alpn_and_minimum_version(portico, upstreams, pki, tmp_path):
             old.wrap_socket(raw, server_hostname="v13.test")
 
 
+def test_tls12_offers_only_aead_ecdhe_suites_by_default(portico, upstreams, pki, tmp_path):
+    """No CBC suite by default (LUCKY13): a TLS 1.2 client offering only CBC suites is refused;
+    one offering GCM gets an ECDHE AEAD suite."""
+    cert = pki.issue("ciphers", "ciphers.test", dns=["ciphers.test"])
+    port = free_port()
+    gateway(portico, upstreams, tls_listener(port, [cert]), tmp_path)
+    cbc = ssl.create_default_context(cafile=pki.ca_file)
+    cbc.maximum_version = ssl.TLSVersion.TLSv1_2
+    cbc.set_ciphers("ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:AES128-SHA256:AES256-SHA")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLError):
+            cbc.wrap_socket(raw, server_hostname="ciphers.test")
+    gcm = ssl.create_default_context(cafile=pki.ca_file)
+    gcm.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with gcm.wrap_socket(raw, server_hostname="ciphers.test") as s:
+            name = s.cipher()[0]
+            assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name), name
+
+
 def test_plain_http_on_a_tls_listener_is_refused(portico, upstreams, pki, tmp_path):
     cert = pki.issue("plain", "plain.test", dns=["plain.test"])
     port = free_port()

@@ -212,9 +212,12 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
         assert ext["traceId"] == servers["ext"]["traceId"]
         assert ext["attrs"]["url.full"] == auth.url + "/ext/1"
         assert ext["attrs"]["http.response.status_code"] == "200"
-        # The authorization service got the trace, with the ext-auth span as its parent.
+        # The call ran on the upstream-call engine: its attempt is a child of the ext-auth
+        # span, and the authorization service got the trace with that attempt as its parent.
+        attempt = next(s for s in otlp.spans if s.get("parentSpanId") == ext["spanId"])
+        assert attempt["kind"] == 3 and attempt["attrs"]["portico.attempt"] == "1"
         sent = auth.calls[-1][2]["traceparent"]
-        assert sent == f"00-{ext['traceId']}-{ext['spanId']}-01"
+        assert sent == f"00-{ext['traceId']}-{attempt['spanId']}-01"
 
         intro = spans["oauth2-introspection"]
         assert intro["parentSpanId"] == servers["opaque"]["spanId"]

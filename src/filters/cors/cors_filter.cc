@@ -77,15 +77,16 @@ class CorsFilter final : public api::Filter {
     return api::FilterStatus::Reply;
   }
 
-  void onResponseHeaders(api::RequestContext& ctx) override {
+  api::FilterStatus onResponseHeaders(api::RequestContext& ctx) override {
     if (preflight_ || origin_.empty()) {
       if (origin_.empty() && !c_.any_origin) addVary(ctx.response->headers);
-      return;
+      return api::FilterStatus::Continue;
     }
     auto& h = ctx.response->headers;
     addOriginHeaders(h);
     if (allowed_ && !c_.exposed_headers.empty())
       h.set("Access-Control-Expose-Headers", c_.exposed_headers);
+    return api::FilterStatus::Continue;
   }
 
  private:

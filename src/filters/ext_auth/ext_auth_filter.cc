@@ -1,29 +1,37 @@
 #include "filters/ext_auth/ext_auth_filter.h"
 
-#include "api/services.h"
 #include "config/reader.h"
 #include "filters/auth_reply.h"
-#include "filters/call_span.h"
 #include "filters/config_factory.h"
 
 namespace portico::filters {
 namespace {
 
 struct ExtAuthConfig {
-  std::string url;  // the original path and query are appended (path_prefix style)
+  // Where the check goes: a URL, or a configured upstream and a path. The original path and
+  // query are appended to either (path_prefix style).
+  std::string url;
+  std::string upstream;
+  std::string path = "/";
   std::string ca_file;
   std::vector<std::string> request_headers;   // copied from the request to the call
   std::vector<std::string> upstream_headers;  // copied from a 2xx answer to the upstream request
   std::vector<std::string> client_headers;    // copied from a refusal to the client
   std::chrono::milliseconds timeout{1000};
   bool fail_open = false;
-  api::Services* services = nullptr;
 };
 
 bool listed(const std::vector<std::string>& names, std::string_view name) {
   for (const auto& n : names)
     if (http::equalsIgnoreCase(n, name)) return true;
   return false;
+}
+
+// base + target, with one slash between them.
+std::string appendTarget(const std::string& base, const std::string& target) {
+  if (target.empty()) return base + "/";
+  if (!base.empty() && base.back() == '/' && target.front() == '/') return base + target.substr(1);
+  return base + target;
 }
 
 class ExtAuthFilter final : public api::Filter {
@@ -36,36 +44,35 @@ class ExtAuthFilter final : public api::Filter {
   }
 
   void onRequestHeadersAsync(api::RequestContext& ctx, Completion done) override {
+    if (!ctx.calls) {  // a filter run alone (unit tests): the service cannot be reached
+      done(decide(ctx, api::CallResponse{}));
+      return;
+    }
     const auto& req = *ctx.request;
-    client::HttpRequest call;
+    api::CallRequest call;
     call.method = req.method;
-    call.url = c_.url + (req.target.empty() ? "/" : req.target);
-    if (c_.url.back() == '/' && !req.target.empty() && req.target.front() == '/')
-      call.url = c_.url + req.target.substr(1);
+    if (c_.upstream.empty()) {
+      call.url = appendTarget(c_.url, req.target);
+      call.ca_file = c_.ca_file;
+    } else {
+      call.upstream = c_.upstream;
+      call.target = appendTarget(c_.path, req.target);
+    }
     call.timeout = c_.timeout;
-    call.ca_file = c_.ca_file;
+    call.max_response_bytes = 1024 * 1024;
+    call.span_name = "ext-auth";
     for (const auto& h : req.headers)
       if (listed(c_.request_headers, h.name)) call.headers.add(h.name, h.value);
+    // X-Forwarded-For, -Proto and -Host and X-Request-Id are the call engine's.
     call.headers.add("X-Forwarded-Method", req.method);
     call.headers.add("X-Forwarded-Uri", req.target);
-    call.headers.add("X-Forwarded-Host", req.host);
-    call.headers.add("X-Forwarded-For", ctx.client_ip);
-    call.headers.add("X-Request-Id", ctx.request_id);
-    call_span_.begin(ctx, "ext-auth");
-    call_span_.propagate(ctx, call.headers);
-    std::string url = call.url;
-    c_.services->fetch(std::move(call), [this, &ctx, url = std::move(url),
-                                         done = std::move(done)](client::HttpResponse r) {
-      if (call_span_.active()) {
-        traceHttpCall(call_span_, url, r);
-        call_span_.end(ctx, r.status == 0 || r.status >= 500);
-      }
+    ctx.calls->start(std::move(call), [this, &ctx, done = std::move(done)](api::CallResponse r) {
       done(decide(ctx, std::move(r)));
     });
   }
 
  private:
-  api::FilterStatus decide(api::RequestContext& ctx, client::HttpResponse r) {
+  api::FilterStatus decide(api::RequestContext& ctx, api::CallResponse r) {
     if (r.status == 0) {  // unreachable or timed out
       if (c_.fail_open) return api::FilterStatus::Continue;
       return unavailable(ctx, "authorization service unavailable");
@@ -94,7 +101,6 @@ class ExtAuthFilter final : public api::Filter {
   }
 
   const ExtAuthConfig& c_;
-  CallSpan call_span_;
 };
 
 }  // namespace
@@ -104,7 +110,9 @@ api::FilterType extAuthFilterType() {
             ExtAuthConfig c;
             config::ObjectReader r(b.config, b.path, b.diag);
             std::string on_failure;
-            r.string("url", c.url, true);
+            r.string("url", c.url);
+            r.string("upstream", c.upstream);
+            r.string("path", c.path);
             r.string("ca", c.ca_file);
             r.stringList("request_headers", c.request_headers);
             r.stringList("upstream_headers", c.upstream_headers);
@@ -113,8 +121,16 @@ api::FilterType extAuthFilterType() {
             r.duration("timeout", timeout);
             r.string("on_failure", on_failure);
             r.finish();
-            if (!c.url.empty() && c.url.rfind("http://", 0) != 0 && c.url.rfind("https://", 0) != 0)
+            if (c.url.empty() == c.upstream.empty()) {
+              b.diag.add(b.path, "needs one of url or upstream");
+            } else if (!c.url.empty() && c.url.rfind("http://", 0) != 0 &&
+                       c.url.rfind("https://", 0) != 0) {
               b.diag.add(r.childPath("url"), "must be an http:// or https:// URL");
+            } else if (!c.upstream.empty() && !b.hasUpstream(c.upstream)) {
+              b.diag.add(r.childPath("upstream"), "unknown upstream \"" + c.upstream + "\"");
+            }
+            if (c.path.empty() || c.path.front() != '/')
+              b.diag.add(r.childPath("path"), "must start with /");
             if (on_failure == "fail_open") {
               c.fail_open = true;
             } else if (!on_failure.empty() && on_failure != "fail_closed") {
@@ -122,8 +138,7 @@ api::FilterType extAuthFilterType() {
             }
             if (c.request_headers.empty()) c.request_headers = {"Authorization", "Cookie"};
             c.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
-            c.services = &b.services;
-            if (c.url.empty()) return nullptr;
+            if (c.url.empty() == c.upstream.empty()) return nullptr;
             return std::make_shared<ConfigFactory<ExtAuthFilter, ExtAuthConfig>>(std::move(c));
           }};
 }

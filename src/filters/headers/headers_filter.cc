@@ -65,8 +65,9 @@ class HeadersFilter final : public api::Filter {
     c_.request.apply(ctx.request->headers);
     return api::FilterStatus::Continue;
   }
-  void onResponseHeaders(api::RequestContext& ctx) override {
+  api::FilterStatus onResponseHeaders(api::RequestContext& ctx) override {
     c_.response.apply(ctx.response->headers);
+    return api::FilterStatus::Continue;
   }
 
  private:

@@ -106,9 +106,10 @@ class QuotaFilter final : public api::Filter {
     });
   }
 
-  void onResponseHeaders(api::RequestContext& ctx) override {
-    if (used_ < 0 || unknown_ || !ctx.response) return;
+  api::FilterStatus onResponseHeaders(api::RequestContext& ctx) override {
+    if (used_ < 0 || unknown_ || !ctx.response) return api::FilterStatus::Continue;
     addHeaders(ctx.response->headers);
+    return api::FilterStatus::Continue;
   }
 
  private:

@@ -84,9 +84,11 @@ class RateLimitFilter final : public api::Filter {
     call_span_.end(ctx, reply.isError());
   }
 
-  void onResponseHeaders(api::RequestContext& ctx) override {
-    if (!decided_ || !outcome_.allowed || !c_.headers || !ctx.response) return;
+  api::FilterStatus onResponseHeaders(api::RequestContext& ctx) override {
+    if (!decided_ || !outcome_.allowed || !c_.headers || !ctx.response)
+      return api::FilterStatus::Continue;
     addHeaders(ctx.response->headers);
+    return api::FilterStatus::Continue;
   }
 
  private:

@@ -26,7 +26,7 @@ class RequestIdFilter final : public api::Filter {
     return api::FilterStatus::Continue;
   }
 
-  void onResponseHeaders(api::RequestContext& ctx) override {
+  api::FilterStatus onResponseHeaders(api::RequestContext& ctx) override {
     auto& headers = ctx.response->headers;
     if (c_.echo) {
       headers.set(c_.header, ctx.request_id);
@@ -34,6 +34,7 @@ class RequestIdFilter final : public api::Filter {
       headers.remove(c_.header);
       headers.remove("X-Request-Id");
     }
+    return api::FilterStatus::Continue;
   }
 
  private:

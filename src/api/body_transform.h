@@ -1,0 +1,63 @@
+#pragma once
+// Body transforms: how a filter changes a request or response body as it passes. A filter
+// installs one from a request phase (ctx.transformRequestBody) or from onResponseHeaders
+// (ctx.transformResponseBody); the core runs every installed transform on the body, in the
+// order installed, whatever the protocols on either side, and recomputes the framing
+// (Content-Length when the whole body is known before the head leaves, else chunked / HTTP/2
+// DATA). A body that a transform changed gets a weak ETag.
+//
+// Failure: a transform that fails before the response head has left gives the client a 502
+// JSON error (413 for request bodies over a buffered transform's limit); after the head has
+// left, the HTTP/1 connection is closed / the HTTP/2 stream reset, so a client never takes a
+// cut body for a whole one. Called on the request's worker thread only.
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace portico::api {
+
+class BodyTransform {
+ public:
+  virtual ~BodyTransform() = default;
+  // The filter's name, for logs and errors.
+  virtual std::string_view name() const = 0;
+  // The next piece of the body in `in`; `end` on the last call (`in` may then be empty).
+  // Appends what is ready to `out`. Returns false with `error` set on failure.
+  virtual bool transform(std::string_view in, bool end, std::string& out, std::string& error) = 0;
+};
+
+// A transform that needs the whole body: gathers it up to `max_buffer` bytes, then calls
+// transformWhole once. A body over the limit is never truncated: the transform fails with
+// kBodyTooLarge.
+class BufferedBodyTransform : public BodyTransform {
+ public:
+  static constexpr std::string_view kBodyTooLarge = "body too large for transformation";
+  static constexpr std::size_t kDefaultMaxBuffer = 8 * 1024 * 1024;
+
+  explicit BufferedBodyTransform(std::size_t max_buffer) : max_buffer_(max_buffer) {}
+
+  bool transform(std::string_view in, bool end, std::string& out, std::string& error) final {
+    if (body_.size() + in.size() > max_buffer_) {
+      error = kBodyTooLarge;
+      tooLarge_ = true;
+      return false;
+    }
+    body_.append(in);
+    if (!end) return true;
+    if (!transformWhole(body_, error)) return false;
+    out.append(body_);
+    return true;
+  }
+  bool tooLarge() const { return tooLarge_; }
+
+ protected:
+  // The whole body, to change in place. Returns false with `error` set on failure.
+  virtual bool transformWhole(std::string& body, std::string& error) = 0;
+
+ private:
+  std::size_t max_buffer_;
+  std::string body_;
+  bool tooLarge_ = false;
+};
+
+}  // namespace portico::api

@@ -1,0 +1,57 @@
+#pragma once
+// The upstream calls of one request (api::UpstreamCalls), run on the request's worker by the
+// same exchange engine as the route's proxied request (proxy/upstream_exchange): each call gets
+// its own CallIo, a SessionIo whose "client" side is the call's buffered request body and a
+// response collector, registered with the worker's sweeper for its deadlines.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "api/request_context.h"
+#include "api/upstream_calls.h"
+#include "proxy/worker_context.h"
+
+namespace portico::proxy {
+
+struct CallState;
+
+class RequestCalls final : public api::UpstreamCalls {
+ public:
+  explicit RequestCalls(WorkerContext& w) : w_(w) {}
+  ~RequestCalls() override { cancelAll(); }
+
+  // The request the calls belong to: its snapshot (upstream names), its context (trace, ids).
+  void begin(std::shared_ptr<const server::Snapshot> snapshot, api::RequestContext* parent);
+  // The request ended: running calls are cancelled (detached ones go on, on their own).
+  void end() {
+    cancelAll();
+    snapshot_.reset();
+    parent_ = nullptr;
+  }
+
+  // The client went away: running calls end now, each `done` runs with error_status 499.
+  void abortAll();
+
+  api::CallId start(api::CallRequest request, Done done) override;
+  void cancel(api::CallId id) override;
+  void mirrorDropped(const std::string& upstream) override;
+  std::size_t running() const { return running_.size(); }
+
+  // Called by a call as it finishes (not for cancelled or detached ones).
+  void finished(CallState& call);
+
+ private:
+  void cancelAll();
+
+  WorkerContext& w_;
+  std::shared_ptr<const server::Snapshot> snapshot_;
+  api::RequestContext* parent_ = nullptr;
+  std::vector<std::shared_ptr<CallState>> running_;
+  api::CallId next_id_ = 1;
+};
+
+// Per worker: upstreams made on first use for the origins of URL calls (scheme, host, port),
+// each with its own pool key, balancer and TLS context, resolved again after a minute.
+class OriginUpstreams;
+
+}  // namespace portico::proxy
