@@ -17,6 +17,9 @@ void Replacer::feed(std::string_view in, bool end, std::string& out) {
     buf = joined;
   }
   carry_.clear();
+  // Unless this is the end, a match starting in the last (longest - 1) bytes may be the start
+  // of a longer one that the next piece completes: those wait, and so does what follows them.
+  const std::size_t hold_start = end ? buf.size() : buf.size() - std::min(buf.size(), longest_ - 1);
   std::size_t pos = 0;
   for (;;) {
     // The earliest match of any rule; at the same place, the longest.
@@ -31,14 +34,12 @@ void Replacer::feed(std::string_view in, bool end, std::string& out) {
         rule = &r;
       }
     }
-    if (best == std::string_view::npos) break;
+    if (best == std::string_view::npos || best >= hold_start) break;
     out.append(buf.substr(pos, best - pos));
     out.append(rule->second);
     pos = best + rule->first.size();
   }
-  // A match cannot start before `safe` and end in a later piece.
-  const std::size_t hold = end ? 0 : std::min(buf.size() - pos, longest_ - 1);
-  const std::size_t safe = buf.size() - hold;
+  const std::size_t safe = std::max(pos, hold_start);
   out.append(buf.substr(pos, safe - pos));
   if (!end) carry_.assign(buf.substr(safe));
 }

@@ -1,0 +1,306 @@
+// The upstream-call engine on a real worker loop, against fake upstreams on the same loop.
+#include "proxy/upstream_calls.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+
+#include "api/filter_registry.h"
+#include "filters/builtins.h"
+#include "observability/log_writer.h"
+
+namespace portico::proxy {
+namespace {
+
+using boost::system::error_code;
+
+// An HTTP/1.1 upstream on the test's loop: records each request head (and body) and answers
+// with `answer`, or never answers when `hang` is set. Notes connections closed by the peer.
+class FakeUpstream {
+ public:
+  explicit FakeUpstream(asio::io_context& io) : io_(io), acceptor_(io) {
+    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol());
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port = acceptor_.local_endpoint().port();
+    asio::co_spawn(io, accept(), asio::detached);
+  }
+  ~FakeUpstream() {
+    error_code ec;
+    acceptor_.close(ec);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+
+  std::uint16_t port = 0;
+  std::vector<std::string> requests;
+  std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Fake: 1\r\n\r\nhello";
+  bool hang = false;
+  int closed_by_peer = 0;
+
+ private:
+  Task<void> accept() {
+    for (;;) {
+      error_code ec;
+      Socket s(io_);
+      co_await acceptor_.async_accept(s, asio::redirect_error(kUseAwaitable, ec));
+      if (ec) co_return;
+      asio::co_spawn(io_, serve(std::move(s)), asio::detached);
+    }
+  }
+  Task<void> serve(Socket s) {
+    std::string buf;
+    char chunk[65536];
+    for (;;) {
+      error_code ec;
+      std::size_t n =
+          co_await s.async_read_some(asio::buffer(chunk), asio::redirect_error(kUseAwaitable, ec));
+      if (ec || n == 0) {
+        ++closed_by_peer;
+        co_return;
+      }
+      buf.append(chunk, n);
+      const auto end = buf.find("\r\n\r\n");
+      if (end == std::string::npos) continue;
+      std::size_t length = 0;
+      if (auto cl = buf.find("Content-Length: "); cl != std::string::npos && cl < end)
+        length = std::stoul(buf.substr(cl + 16));
+      if (buf.size() < end + 4 + length) continue;
+      requests.push_back(buf.substr(0, end + 4 + length));
+      buf.erase(0, end + 4 + length);
+      if (hang) continue;
+      co_await asio::async_write(s, asio::buffer(answer), asio::redirect_error(kUseAwaitable, ec));
+    }
+  }
+
+  asio::io_context& io_;
+  Acceptor acceptor_;
+};
+
+class CallsTest : public ::testing::Test {
+ protected:
+  CallsTest() : w_(io_, 0, stats_), up_(io_), other_(io_) {
+    filters::registerBuiltins(registry_);
+    sweep();
+  }
+
+  // The worker's deadline sweeper, as a worker runs it.
+  void sweep() {
+    sweeper_.expires_after(std::chrono::milliseconds(10));
+    sweeper_.async_wait([this](error_code ec) {
+      if (ec) return;
+      const auto now = coarseNow();
+      w_.forEachSession([&](SessionBase& s) { s.checkDeadline(now); });
+      sweep();
+    });
+  }
+
+  void load(const std::string& upstreams, const std::string& server = "") {
+    server::SnapshotInputs in;
+    in.text = "version: 1\nserver: { workers: 1" + server +
+              " }\nlisteners: [ { name: m, listen: \"127.0.0.1:1\" } ]\nupstreams:\n" + upstreams +
+              "routes: [ { name: r, match: { path_prefix: / }, upstream: u } ]\n";
+    in.file = "t.yaml";
+    in.env = [](const std::string&) { return std::optional<std::string>(); };
+    in.registry = &registry_;
+    in.services = &logs_;
+    auto snap = server::buildSnapshot(in);
+    ASSERT_TRUE(snap) << snap.error().message;
+    w_.installSnapshot(*snap);
+    calls_.begin(w_.snapshot, nullptr);
+  }
+
+  template <class Pred>
+  bool runUntil(Pred done, std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < end)
+      io_.run_one_for(std::chrono::milliseconds(5));
+    return done();
+  }
+
+  api::UpstreamCalls::Done keep(std::optional<api::CallResponse>& out) {
+    return [&out](api::CallResponse r) { out = std::move(r); };
+  }
+
+  asio::io_context io_;
+  observability::WorkerStats stats_;
+  WorkerContext w_;
+  asio::steady_timer sweeper_{io_};
+  api::FilterRegistry registry_;
+  observability::LogWriter logs_;
+  FakeUpstream up_, other_;
+  RequestCalls calls_{w_};
+};
+
+TEST_F(CallsTest, CallsAnUpstreamByNameWithItsBody) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  api::CallRequest req;
+  req.upstream = "u";
+  req.method = "POST";
+  req.target = "/check?x=1";
+  req.headers.add("X-Token", "abc");
+  req.body = "payload";
+  std::optional<api::CallResponse> got;
+  calls_.start(std::move(req), keep(got));
+  ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->body, "hello");
+  EXPECT_EQ(*got->headers.find("x-fake"), "1");
+  ASSERT_EQ(up_.requests.size(), 1u);
+  const std::string& sent = up_.requests[0];
+  EXPECT_EQ(sent.rfind("POST /check?x=1 HTTP/1.1\r\n", 0), 0u) << sent;
+  EXPECT_NE(sent.find("Host: " + up_.address() + "\r\n"), std::string::npos) << sent;
+  EXPECT_NE(sent.find("X-Token: abc\r\n"), std::string::npos);
+  EXPECT_NE(sent.find("Content-Length: 7\r\n"), std::string::npos);
+  EXPECT_EQ(sent.substr(sent.size() - 7), "payload");
+  EXPECT_EQ(stats_.upstream("u").calls.get(), 1u);
+  EXPECT_EQ(stats_.upstream("u").attempts.get(), 1u);
+  EXPECT_EQ(calls_.running(), 0u);
+}
+
+TEST_F(CallsTest, RetriesOnTheNextTargetWhenOneIsDown) {
+  // A port nothing listens on: connect refused, retried on the live target.
+  Acceptor probe(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto dead = "127.0.0.1:" + std::to_string(probe.local_endpoint().port());
+  probe.close();
+  load("  - { name: u, targets: [ \"" + dead + "\", \"" + up_.address() +
+       "\" ], retries: { attempts: 2 } }\n");
+  int ok = 0;
+  for (int i = 0; i < 4; ++i) {
+    api::CallRequest req;
+    req.upstream = "u";
+    calls_.start(std::move(req), [&](api::CallResponse r) { ok += r.status == 200; });
+  }
+  ASSERT_TRUE(runUntil([&] { return ok == 4; }));
+  EXPECT_EQ(up_.requests.size(), 4u);
+  EXPECT_GE(stats_.upstream("u").retries.get(), 2u);
+}
+
+TEST_F(CallsTest, CancelledCallNeverCompletesAndClosesItsConnection) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  up_.hang = true;
+  api::CallRequest req;
+  req.upstream = "u";
+  bool called = false;
+  const auto id = calls_.start(std::move(req), [&](api::CallResponse) { called = true; });
+  ASSERT_TRUE(runUntil([&] { return up_.requests.size() == 1; }));
+  calls_.cancel(id);
+  ASSERT_TRUE(runUntil([&] { return up_.closed_by_peer == 1; }));
+  runUntil([] { return false; }, std::chrono::milliseconds(50));
+  EXPECT_FALSE(called);
+  EXPECT_EQ(calls_.running(), 0u);
+  EXPECT_EQ(w_.pool.idleCount(), 0u);  // the half-used connection is not pooled
+}
+
+TEST_F(CallsTest, ClientGoneEndsCallsWith499) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  up_.hang = true;
+  std::optional<api::CallResponse> got;
+  api::CallRequest req;
+  req.upstream = "u";
+  calls_.start(std::move(req), keep(got));
+  ASSERT_TRUE(runUntil([&] { return up_.requests.size() == 1; }));
+  calls_.abortAll();
+  ASSERT_TRUE(runUntil([&] { return got.has_value() && up_.closed_by_peer == 1; }));
+  EXPECT_EQ(got->status, 0);
+  EXPECT_EQ(got->error_status, 499);
+}
+
+TEST_F(CallsTest, EndedRequestCancelsAllButDetachedCalls) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  up_.hang = true;
+  int completed = 0;
+  api::CallRequest tied;
+  tied.upstream = "u";
+  calls_.start(std::move(tied), [&](api::CallResponse) { ++completed; });
+  api::CallRequest detached;
+  detached.upstream = "u";
+  detached.detached = true;
+  detached.timeout = std::chrono::milliseconds(200);
+  std::optional<api::CallResponse> detached_got;
+  calls_.start(std::move(detached), keep(detached_got));
+  ASSERT_TRUE(runUntil([&] { return up_.requests.size() == 2; }));
+  calls_.end();
+  // The detached call goes on to its own deadline.
+  ASSERT_TRUE(runUntil([&] { return detached_got.has_value() && up_.closed_by_peer == 2; }));
+  EXPECT_EQ(detached_got->error_status, 504);
+  EXPECT_EQ(completed, 0);
+}
+
+TEST_F(CallsTest, DeadlineGives504) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  up_.hang = true;
+  api::CallRequest req;
+  req.upstream = "u";
+  req.timeout = std::chrono::milliseconds(100);
+  std::optional<api::CallResponse> got;
+  const auto start = std::chrono::steady_clock::now();
+  calls_.start(std::move(req), keep(got));
+  ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
+  EXPECT_EQ(got->error_status, 504);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+}
+
+TEST_F(CallsTest, AtMostMaxCallsPerRequestRunAtOnce) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n",
+       ", limits: { max_calls_per_request: 2 }");
+  up_.hang = true;
+  std::optional<api::CallResponse> third;
+  for (int i = 0; i < 2; ++i) {
+    api::CallRequest req;
+    req.upstream = "u";
+    calls_.start(std::move(req), [](api::CallResponse) {});
+  }
+  api::CallRequest req;
+  req.upstream = "u";
+  calls_.start(std::move(req), keep(third));
+  ASSERT_TRUE(runUntil([&] { return third.has_value(); }));
+  EXPECT_EQ(third->error_status, 503);
+  EXPECT_EQ(calls_.running(), 2u);
+}
+
+TEST_F(CallsTest, ResponseOverTheLimitFails) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  api::CallRequest req;
+  req.upstream = "u";
+  req.max_response_bytes = 3;
+  std::optional<api::CallResponse> got;
+  calls_.start(std::move(req), keep(got));
+  ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
+  EXPECT_EQ(got->status, 0);
+  EXPECT_EQ(got->error_status, 502);
+  EXPECT_EQ(got->error, "call response too large");
+}
+
+TEST_F(CallsTest, UnknownUpstreamAndUrlCalls) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  std::optional<api::CallResponse> unknown, by_url;
+  api::CallRequest a;
+  a.upstream = "nope";
+  calls_.start(std::move(a), keep(unknown));
+  api::CallRequest b;
+  b.url = "http://" + other_.address() + "/v1/x?y=1";
+  calls_.start(std::move(b), keep(by_url));
+  ASSERT_TRUE(runUntil([&] { return unknown && by_url; }));
+  EXPECT_EQ(unknown->error_status, 503);
+  EXPECT_EQ(by_url->status, 200);
+  ASSERT_EQ(other_.requests.size(), 1u);
+  EXPECT_EQ(other_.requests[0].rfind("GET /v1/x?y=1 HTTP/1.1\r\n", 0), 0u);
+  EXPECT_NE(other_.requests[0].find("Host: " + other_.address() + "\r\n"), std::string::npos);
+  // The origin's connection is pooled on the worker: a second call reuses it.
+  std::optional<api::CallResponse> again;
+  api::CallRequest c;
+  c.url = "http://" + other_.address() + "/again";
+  calls_.start(std::move(c), keep(again));
+  ASSERT_TRUE(runUntil([&] { return again.has_value(); }));
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(other_.closed_by_peer, 0);
+  EXPECT_EQ(other_.requests.size(), 2u);
+}
+
+}  // namespace
+}  // namespace portico::proxy
