@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "client/http_client.h"
+#include "api/http_fetch.h"
 
 namespace portico::api {
 
@@ -46,8 +46,8 @@ class Services {
   virtual void runBlocking(std::function<void()> job) { job(); }
   // Outgoing HTTP calls (JWKS, discovery, introspection...). Callbacks run on the client's
   // thread. Without a client (some tests), calls fail at once.
-  virtual void fetch(client::HttpRequest, std::function<void(client::HttpResponse)> done) {
-    client::HttpResponse r;
+  virtual void fetch(HttpRequest, std::function<void(HttpResponse)> done) {
+    HttpResponse r;
     r.error = "no HTTP client";
     done(std::move(r));
   }

@@ -6,7 +6,10 @@
 #include <functional>
 #include <memory>
 
-#include "redis/client.h"
+namespace portico::redis {
+class Client;
+struct Settings;
+}  // namespace portico::redis
 
 namespace portico::api {
 

@@ -8,31 +8,13 @@
 #include <memory>
 #include <string>
 
-#include "http/header_list.h"
+#include "api/http_fetch.h"
 
 namespace portico::client {
 
-struct HttpRequest {
-  std::string method = "GET";
-  std::string url;  // http://host[:port]/path or https://...
-  http::HeaderList headers;
-  std::string body;
-  std::chrono::milliseconds timeout{5000};  // the whole call
-  std::size_t max_response_bytes = 1024 * 1024;
-  std::string ca_file;  // https: trust anchors ("" = the system's)
-  // https: the name sent as SNI and checked in the certificate ("" = the URL's host), for a
-  // URL that names an address (health probes of a target resolved from a host name).
-  std::string tls_name;
-  bool tls_verify = true;  // false: the certificate is not checked (an upstream's `verify: false`)
-  std::string client_cert, client_key;  // https: PEM files of a client certificate (mTLS)
-};
-
-struct HttpResponse {
-  int status = 0;  // 0 when the call failed: see error
-  http::HeaderList headers;
-  std::string body;
-  std::string error;
-};
+// The request and answer types are part of the filter contract (api/http_fetch.h).
+using HttpRequest = api::HttpRequest;
+using HttpResponse = api::HttpResponse;
 
 class HttpClient {
  public:

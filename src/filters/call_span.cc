@@ -29,7 +29,7 @@ void CallSpan::end(api::RequestContext& ctx, bool error) {
   ctx.trace.children.push_back(std::move(span_));
 }
 
-void traceHttpCall(CallSpan& call, const std::string& url, const client::HttpResponse& r) {
+void traceHttpCall(CallSpan& call, const std::string& url, const api::HttpResponse& r) {
   api::Span& span = call.span();
   span.attr("url.full", url);
   if (r.status) span.attr("http.response.status_code", static_cast<std::int64_t>(r.status));

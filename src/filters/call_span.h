@@ -5,8 +5,8 @@
 // Does nothing when the request is not sampled.
 #include <string>
 
+#include "api/http_fetch.h"
 #include "api/request_context.h"
-#include "client/http_client.h"
 #include "http/header_list.h"
 
 namespace portico::filters {
@@ -27,6 +27,6 @@ class CallSpan {
 };
 
 // The attributes of an HTTP call's span: its URL, and the status or the error.
-void traceHttpCall(CallSpan& span, const std::string& url, const client::HttpResponse& r);
+void traceHttpCall(CallSpan& span, const std::string& url, const api::HttpResponse& r);
 
 }  // namespace portico::filters

@@ -1,5 +1,6 @@
 #include "observability/http_log_sink.h"
 
+#include "client/http_client.h"
 #include "core/json_escape.h"
 
 namespace portico::observability {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/services.h"
+#include "client/http_client.h"
 #include "core/blocking_pool.h"
 #include "observability/line_rings.h"
 #include "observability/log_sink.h"

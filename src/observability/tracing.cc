@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client/http_client.h"
 #include "core/json_escape.h"
 
 namespace portico::observability {

@@ -4,7 +4,7 @@ namespace portico::proxy {
 
 void DeadlineIo::armOp(Clock::duration d) {
   timed_out_ = false;
-  op_deadline_ = d.count() > 0 ? coarseNow() + d : kNever;
+  op_deadline_ = d.count() > 0 ? worker().time.coarseSteady() + d : kNever;
 }
 
 void DeadlineIo::disarmOp() {
@@ -13,7 +13,7 @@ void DeadlineIo::disarmOp() {
 }
 
 void DeadlineIo::setTotalDeadline(Clock::duration d) {
-  total_deadline_ = d.count() > 0 ? coarseNow() + d : kNever;
+  total_deadline_ = d.count() > 0 ? worker().time.coarseSteady() + d : kNever;
   total_expired_ = false;
 }
 

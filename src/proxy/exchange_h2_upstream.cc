@@ -30,7 +30,7 @@ constexpr std::size_t kH2BodyHighWater = 64 * 1024;
 }  // namespace
 
 Task<AttemptOutcome> Exchange::attemptH2(const server::UpstreamTarget& target, bool last) {
-  const auto started = Clock::now();
+  const auto started = w_.time.steady();
   stats_->attempts.add();
   if (!w_.h2_pool) w_.h2_pool = std::make_shared<UpstreamH2Pool>();
   const std::string key = "h2|" + poolKey(target);
@@ -92,7 +92,7 @@ Task<AttemptOutcome> Exchange::attemptH2(const server::UpstreamTarget& target, b
     }
   }
   io_.disarmOp();
-  const auto elapsed = Clock::now() - started;
+  const auto elapsed = w_.time.steady() - started;
   stats_->duration.observe(elapsed);
   if (got != Failure::None) {
     co_await finish();

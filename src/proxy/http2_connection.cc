@@ -519,7 +519,7 @@ void Http2Connection::Impl::streamFinished(std::int32_t id) {
     streams.erase(it);
   }
   if (--running == 0) {
-    idle_deadline = coarseNow() + w.snapshot->config.server.limits.idle_timeout;
+    idle_deadline = w.time.coarseSteady() + w.snapshot->config.server.limits.idle_timeout;
     done_wake.cancel();
   }
   flush();
@@ -595,15 +595,15 @@ void Http2Connection::Impl::checkDeadline(Clock::time_point now) {
 
 Task<void> Http2Connection::Impl::run(std::string_view received) {
   w.stats.http2_connections.add();
-  idle_deadline = coarseNow() + w.snapshot->config.server.limits.idle_timeout;
+  idle_deadline = w.time.coarseSteady() + w.snapshot->config.server.limits.idle_timeout;
   asio::co_spawn(w.io.get_executor(), writer(), asio::detached);
-  bool ok = codec.receive(received, coarseNow());
+  bool ok = codec.receive(received, w.time.coarseSteady());
   flush();
   error_code ec;
   while (ok && !closing) {
     std::size_t n = co_await readSome(socket, tls, asio::buffer(in.writePtr(), in.writable()), ec);
     if (ec || n == 0) break;
-    ok = codec.receive(std::string_view(in.writePtr(), n), coarseNow());
+    ok = codec.receive(std::string_view(in.writePtr(), n), w.time.coarseSteady());
     flush();
   }
   if (!ok) w.stats.http2_protocol_closes.add();

@@ -79,7 +79,7 @@ Task<Result<std::shared_ptr<const OriginUpstream>>> originUpstream(WorkerContext
   const std::string key = (parts->https ? "https://" : "http://") + hp->host + ":" +
                           std::to_string(hp->port) + (ca_file.empty() ? "" : "|" + ca_file);
   if (!w.origins) w.origins = std::make_shared<OriginUpstreams>();
-  const auto now = Clock::now();
+  const auto now = w.time.steady();
   if (auto it = w.origins->by_key.find(key);
       it != w.origins->by_key.end() && now - it->second->resolved_at < kResolveAgainAfter)
     co_return it->second;

@@ -78,8 +78,8 @@ void appendCommand(std::string& out, const std::vector<std::string>& args) {
 
 class Connection final : public RedisClient, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(asio::io_context& io, redis::Settings s)
-      : io_(io), s_(std::move(s)), socket_(io), wake_(io), tick_(io) {
+  Connection(asio::io_context& io, redis::Settings s, const TimeSource& time)
+      : io_(io), time_(time), s_(std::move(s)), socket_(io), wake_(io), tick_(io) {
     if (s_.tls) {
       auto built = tls::ClientContext::build(*s_.tls);
       if (built) {
@@ -113,7 +113,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
       return;
     }
     appendCommand(out_, args);
-    pending_.push_back({std::move(done), coarseNow() + s_.timeout});
+    pending_.push_back({std::move(done), time_.coarseSteady() + s_.timeout});
     scheduleFlush();
   }
 
@@ -123,7 +123,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
       done(redis::Reply::error(down_reason_));
       return;
     }
-    const auto deadline = coarseNow() + s_.timeout;
+    const auto deadline = time_.coarseSteady() + s_.timeout;
     if (!loaded_.count(&script)) {
       // Pipelined ahead of the call: loaded by the time EVALSHA runs.
       loaded_.insert(&script);
@@ -327,7 +327,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
       error = hp.error().message;
       co_return false;
     }
-    connect_deadline_ = coarseNow() + s_.connect_timeout;
+    connect_deadline_ = time_.coarseSteady() + s_.connect_timeout;
     connecting_ = true;
     asio::ip::basic_resolver<tcp, Executor> resolver(io_.get_executor());
     boost::system::error_code ec;
@@ -338,7 +338,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
       for (const auto& entry : results) {
         socket_.close(ec);
         co_await socket_.async_connect(entry.endpoint(), asio::redirect_error(kUseAwaitable, ec));
-        if (!ec || coarseNow() >= connect_deadline_) break;
+        if (!ec || time_.coarseSteady() >= connect_deadline_) break;
       }
     }
     if (!ec && tls_context_) {
@@ -349,8 +349,8 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
     }
     connecting_ = false;
     if (ec) {
-      error =
-          address + ": " + (coarseNow() >= connect_deadline_ ? "connect timed out" : ec.message());
+      error = address + ": " +
+              (time_.coarseSteady() >= connect_deadline_ ? "connect timed out" : ec.message());
       closeSocket();
       co_return false;
     }
@@ -363,7 +363,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
   Task<redis::Reply> roundTrip(std::vector<std::string> args, std::string& error) {
     std::string out;
     appendCommand(out, args);
-    connect_deadline_ = coarseNow() + s_.timeout;
+    connect_deadline_ = time_.coarseSteady() + s_.timeout;
     connecting_ = true;
     boost::system::error_code ec;
     co_await writeAll(socket_, tls_ ? &*tls_ : nullptr, asio::buffer(out), ec);
@@ -395,7 +395,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
       tick_.expires_after(period);
       boost::system::error_code ec;
       co_await tick_.async_wait(asio::redirect_error(kUseAwaitable, ec));
-      const auto now = coarseNow();
+      const auto now = time_.coarseSteady();
       if (connecting_ && now >= connect_deadline_) {
         closeSocket();  // the pending connect or handshake fails
       } else if (state_ == State::Ready && !pending_.empty() && now >= pending_.front().deadline) {
@@ -434,6 +434,7 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
   }
 
   asio::io_context& io_;
+  const TimeSource& time_;
   redis::Settings s_;
   Socket socket_;
   std::shared_ptr<const tls::ClientContext> tls_context_;
@@ -458,8 +459,9 @@ class Connection final : public RedisClient, public std::enable_shared_from_this
 
 }  // namespace
 
-std::shared_ptr<RedisClient> makeRedisClient(asio::io_context& io, redis::Settings settings) {
-  auto c = std::make_shared<Connection>(io, std::move(settings));
+std::shared_ptr<RedisClient> makeRedisClient(asio::io_context& io, redis::Settings settings,
+                                             const TimeSource& time) {
+  auto c = std::make_shared<Connection>(io, std::move(settings), time);
   c->start();
   return c;
 }

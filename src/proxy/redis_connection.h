@@ -4,6 +4,7 @@
 // with a growing back-off; while Redis is down, commands fail at once.
 #include <memory>
 
+#include "core/time_source.h"
 #include "proxy/io_types.h"
 #include "redis/client.h"
 
@@ -15,6 +16,7 @@ class RedisClient : public redis::Client {
   virtual void stop() = 0;
 };
 
-std::shared_ptr<RedisClient> makeRedisClient(asio::io_context& io, redis::Settings settings);
+std::shared_ptr<RedisClient> makeRedisClient(asio::io_context& io, redis::Settings settings,
+                                             const TimeSource& time);
 
 }  // namespace portico::proxy

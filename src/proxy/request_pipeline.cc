@@ -23,7 +23,7 @@ void RequestPipeline::beginRequest() {
   // gRPC only runs over HTTP/2: HTTP/1 requests skip the header scan.
   grpc_ = protocol() == "HTTP/2" && grpc::isGrpcRequest(req_.headers);
   ctx_.request = &req_;
-  ctx_.start = Clock::now();
+  ctx_.start = w_.time.steady();
   ctx_.wall_start = w_.wallTime(ctx_.start);
   ctx_.worker = &w_;
   ctx_.calls = &calls_;
@@ -440,7 +440,7 @@ void RequestPipeline::finishTrace() {
 void RequestPipeline::finish(int status) {
   calls_.end();  // a call still running is no longer wanted
   ctx_.status = status;
-  ctx_.total_latency = Clock::now() - ctx_.start;
+  ctx_.total_latency = w_.time.steady() - ctx_.start;
   if (route_ && route_stats_) {
     auto cls = static_cast<std::size_t>(status / 100);
     route_stats_->by_class[cls < 6 ? cls : 0].add();

@@ -153,7 +153,7 @@ Task<void> runCall(std::shared_ptr<CallState> call) {
           .count();
     };
     span.start_ns = ns(c.ctx.start);
-    span.end_ns = ns(Clock::now());
+    span.end_ns = ns(c.w_.time.steady());
     if (c.request.url.empty()) {
       span.attr("portico.upstream", c.request.upstream);
     } else {
@@ -230,7 +230,7 @@ api::CallId RequestCalls::start(api::CallRequest request, Done done) {
     c.request.body.clear();
   }
 
-  c.ctx.start = Clock::now();
+  c.ctx.start = w_.time.steady();
   if (parent_) {
     c.ctx.request_id = parent_->request_id;
     c.ctx.client_ip = parent_->client_ip;

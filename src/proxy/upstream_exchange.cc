@@ -163,9 +163,10 @@ Task<ExchangeResult> Exchange::run() {
   struct CircuitOutcome {
     upstream::UpstreamState* state = nullptr;
     const config::CircuitBreakerConfig* cb = nullptr;
+    const TimeSource* time = nullptr;
     bool failed = true;
     ~CircuitOutcome() {
-      if (state) state->finish(cb, failed, upstream::steadyMs());
+      if (state) state->finish(cb, failed, time->steadyMs());
     }
   } circuit;
   const char* refused = nullptr;
@@ -178,6 +179,7 @@ Task<ExchangeResult> Exchange::run() {
     if (admitted) {
       circuit.state = up_.state.get();
       circuit.cb = breaker;
+      circuit.time = &w_.time;
     }
   }
   // No targets: no attempt; the answer goes through the same body handling as any failure.
@@ -233,7 +235,7 @@ Task<ExchangeResult> Exchange::run() {
     Clock::time_point attempt_start{};
     if (traced) {
       attempt_span = w_.spanId();
-      attempt_start = Clock::now();
+      attempt_start = w_.time.steady();
       req_.headers.set("traceparent",
                        observability::formatTraceparent(ctx_.trace, attempt_span, true));
     }
@@ -341,7 +343,7 @@ void Exchange::recordAttemptSpan(std::uint64_t id, Clock::time_point start,
         .count();
   };
   span.start_ns = ns(start);
-  span.end_ns = ns(Clock::now());
+  span.end_ns = ns(w_.time.steady());
   span.attr("portico.upstream", cfg_.name);
   span.attr("server.address", target.address.text);
   span.attr("portico.attempt", static_cast<std::int64_t>(attempt));
@@ -380,7 +382,7 @@ void Exchange::reportAttempt(std::size_t target, const AttemptOutcome& a) {
   auto& health = *up_.health[target];
   if (!failed) {
     health.requestSucceeded(now_ms_, *cfg_.outlier_detection);
-  } else if (health.requestFailed(upstream::steadyMs(), *cfg_.outlier_detection)) {
+  } else if (health.requestFailed(w_.time.steadyMs(), *cfg_.outlier_detection)) {
     stats_->ejections.add();
   }
 }
@@ -423,7 +425,7 @@ Task<Failure> Exchange::connect(UpstreamConnection& conn, const server::Upstream
 }
 
 Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, bool last) {
-  const auto started = Clock::now();
+  const auto started = w_.time.steady();
   stats_->attempts.add();
   const std::string key = poolKey(target);
   std::unique_ptr<UpstreamConnection> conn = w_.pool.acquire(key);
@@ -523,7 +525,7 @@ Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, boo
       continue;  // stale pooled connection: replay on a fresh one
     }
     if (got == Failure::None && sent == Failure::Reset) got = Failure::None;  // it answered early
-    const auto elapsed = Clock::now() - started;
+    const auto elapsed = w_.time.steady() - started;
     stats_->duration.observe(elapsed);
     if (got != Failure::None) co_return AttemptOutcome{got, {}};
     ctx_.upstream_latency = elapsed;
@@ -745,7 +747,7 @@ void Exchange::recycle(std::unique_ptr<UpstreamConnection> conn) {
   const http::ResponseHead& resp = resp_;
   if (resp.keep_alive && resp.framing != http::BodyFraming::UntilClose && conn->buffer.empty() &&
       !w_.draining) {
-    w_.pool.release(std::move(conn), cfg_.pool, Clock::now());
+    w_.pool.release(std::move(conn), cfg_.pool, w_.time.steady());
   }
 }
 

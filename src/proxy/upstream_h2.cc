@@ -14,7 +14,8 @@ UpstreamH2Connection::UpstreamH2Connection(WorkerContext& w,
     : codec(*this, http2::ClientLimits{}),
       w_(w),
       conn_(std::move(conn)),
-      write_wake_(w.io.get_executor(), Clock::time_point::max()) {}
+      write_wake_(w.io.get_executor(), Clock::time_point::max()),
+      idle_since_(w.time.coarseSteady()) {}
 
 UpstreamH2Connection::~UpstreamH2Connection() = default;
 
@@ -39,7 +40,7 @@ void UpstreamH2Connection::detach(std::int32_t id) {
   if (it == streams_.end()) return;
   if (!it->second->closed && !closing_) codec.resetStream(id, NGHTTP2_CANCEL);
   streams_.erase(it);
-  if (streams_.empty()) idle_since_ = coarseNow();
+  if (streams_.empty()) idle_since_ = w_.time.coarseSteady();
   flush();
 }
 

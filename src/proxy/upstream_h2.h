@@ -73,7 +73,7 @@ class UpstreamH2Connection final : public http2::ClientCodec::Handler {
   Timer write_wake_;
   std::vector<asio::const_buffer> rest_;
   bool closing_ = false;
-  Clock::time_point idle_since_ = coarseNow();
+  Clock::time_point idle_since_;
   Clock::duration idle_timeout_ = std::chrono::seconds(60);
 };
 

@@ -10,12 +10,6 @@
 
 namespace portico::proxy {
 
-Clock::time_point coarseNow() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return Clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
-}
-
 std::unique_ptr<UpstreamConnection> ConnectionPool::acquire(const std::string& target) {
   auto it = idle_.find(target);
   if (it == idle_.end() || it->second.empty()) return nullptr;
@@ -72,7 +66,7 @@ redis::Client& WorkerContext::redis(const redis::Settings& settings) {
   auto key = settings.key();
   auto it = redis_clients_.find(key);
   if (it == redis_clients_.end())
-    it = redis_clients_.emplace(key, makeRedisClient(io, settings)).first;
+    it = redis_clients_.emplace(key, makeRedisClient(io, settings, time)).first;
   return *it->second;
 }
 

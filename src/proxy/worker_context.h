@@ -11,6 +11,7 @@
 
 #include "api/worker_services.h"
 #include "core/io_buffer.h"
+#include "core/time_source.h"
 #include "observability/metrics.h"
 #include "proxy/io_types.h"
 #include "proxy/tls_stream.h"
@@ -21,10 +22,6 @@
 namespace portico::proxy {
 
 std::uint64_t randomSeed();
-
-// Monotonic time at a few milliseconds' resolution, for deadlines: cheaper than a precise
-// read, and the sweeper that enforces deadlines ticks every 25 ms anyway.
-Clock::time_point coarseNow();
 
 // Reads or writes on a connection that may be TLS. Plain functions returning the operation's
 // awaitable (no extra coroutine frame). GCC 12 miscompiles co_await inside ?: and inside an
@@ -136,8 +133,9 @@ class SessionBase {
 };
 
 struct WorkerContext final : api::WorkerServices {
-  WorkerContext(asio::io_context& io_context, int worker_id, observability::WorkerStats& s)
-      : io(io_context), id(worker_id), stats(s) {}
+  WorkerContext(asio::io_context& io_context, int worker_id, observability::WorkerStats& s,
+                const TimeSource& clock = realTime())
+      : io(io_context), id(worker_id), stats(s), time(clock) {}
   ~WorkerContext() override;
 
   int workerId() const override { return id; }
@@ -151,6 +149,7 @@ struct WorkerContext final : api::WorkerServices {
   asio::io_context& io;
   int id;
   observability::WorkerStats& stats;
+  const TimeSource& time;  // every time read on this worker's request path
   std::shared_ptr<const server::Snapshot> snapshot;
   std::vector<observability::RouteStats*> route_stats;        // by route index
   std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index

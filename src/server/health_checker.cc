@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "api/services.h"
+#include "client/http_client.h"
 
 namespace portico::server {
 

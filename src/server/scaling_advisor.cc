@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/services.h"
+#include "client/http_client.h"
 
 namespace portico::server {
 namespace {

@@ -56,10 +56,10 @@ struct Worker::Impl {
   }
 
   void sweep() {
-    auto now = proxy::coarseNow();
-    ctx.wall_offset = std::chrono::system_clock::now().time_since_epoch() -
+    auto now = ctx.time.coarseSteady();
+    ctx.wall_offset = ctx.time.system().time_since_epoch() -
                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                          proxy::Clock::now().time_since_epoch());
+                          ctx.time.steady().time_since_epoch());
     ctx.forEachSession([&](proxy::SessionBase& s) { s.checkDeadline(now); });
     ctx.pool.sweep(now);
     if (ctx.h2_pool) ctx.h2_pool->sweep(now);

@@ -108,18 +108,15 @@ def test_circuit_breaker_opens_half_opens_and_closes(portico, upstreams):
     assert time.monotonic() - t0 < 0.2
     assert len(u.requests) == 3  # open: the upstream was not touched
     assert 'portico_upstream_circuit_state{upstream="svc"} 1' in p.metrics()
-    time.sleep(0.8)
-    # Half-open: one probe; it fails, so the circuit opens again.
-    assert request(p.port, "GET", "/")[0] == 502
-    wait_for(lambda: json.loads(p.admin("/upstreams")[1])["upstreams"][0]["circuit"] == "open",
-             timeout=0.5, what="the circuit open again")
+    # A failed half-open probe opening it again is a unit test on the injected clock
+    # (test/proxy/upstream_calls_test.cc); here the real binary closes it after its time.
     time.sleep(0.8)
     u.forced_status = None
-    assert request(p.port, "GET", "/")[0] == 200  # the probe succeeds: closed
+    assert request(p.port, "GET", "/")[0] == 200  # half-open: the probe succeeds: closed
     wait_for(lambda: json.loads(p.admin("/upstreams")[1])["upstreams"][0]["circuit"] == "closed",
              timeout=2, what="the circuit closed")
     assert all(request(p.port, "GET", "/")[0] == 200 for _ in range(5))
-    assert p.metric("portico_upstream_circuit_opened_total", 'upstream="svc"') == 2
+    assert p.metric("portico_upstream_circuit_opened_total", 'upstream="svc"') == 1
 
 
 def test_circuit_breaker_max_requests(portico, upstreams):

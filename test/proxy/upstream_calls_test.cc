@@ -83,17 +83,17 @@ class FakeUpstream {
 
 class CallsTest : public ::testing::Test {
  protected:
-  CallsTest() : w_(io_, 0, stats_), up_(io_), other_(io_) {
+  CallsTest() : w_(io_, 0, stats_, time_), up_(io_), other_(io_) {
     filters::registerBuiltins(registry_);
     sweep();
   }
 
-  // The worker's deadline sweeper, as a worker runs it.
+  // The worker's deadline sweeper, as a worker runs it, on the test's clock.
   void sweep() {
-    sweeper_.expires_after(std::chrono::milliseconds(10));
+    sweeper_.expires_after(std::chrono::milliseconds(5));
     sweeper_.async_wait([this](error_code ec) {
       if (ec) return;
-      const auto now = coarseNow();
+      const auto now = time_.coarseSteady();
       w_.forEachSession([&](SessionBase& s) { s.checkDeadline(now); });
       sweep();
     });
@@ -128,6 +128,7 @@ class CallsTest : public ::testing::Test {
 
   asio::io_context io_;
   observability::WorkerStats stats_;
+  ManualTime time_;  // deadlines, ejections and breakers move only when a test advances it
   WorkerContext w_;
   asio::steady_timer sweeper_{io_};
   api::FilterRegistry registry_;
@@ -226,6 +227,9 @@ TEST_F(CallsTest, EndedRequestCancelsAllButDetachedCalls) {
   ASSERT_TRUE(runUntil([&] { return up_.requests.size() == 2; }));
   calls_.end();
   // The detached call goes on to its own deadline.
+  runUntil([] { return false; }, std::chrono::milliseconds(30));
+  EXPECT_FALSE(detached_got.has_value());
+  time_.advance(std::chrono::milliseconds(250));
   ASSERT_TRUE(runUntil([&] { return detached_got.has_value() && up_.closed_by_peer == 2; }));
   EXPECT_EQ(detached_got->error_status, 504);
   EXPECT_EQ(completed, 0);
@@ -238,11 +242,69 @@ TEST_F(CallsTest, DeadlineGives504) {
   req.upstream = "u";
   req.timeout = std::chrono::milliseconds(100);
   std::optional<api::CallResponse> got;
-  const auto start = std::chrono::steady_clock::now();
   calls_.start(std::move(req), keep(got));
+  ASSERT_TRUE(runUntil([&] { return up_.requests.size() == 1; }));
+  time_.advance(std::chrono::milliseconds(99));
+  runUntil([] { return false; }, std::chrono::milliseconds(30));
+  EXPECT_FALSE(got.has_value());
+  time_.advance(std::chrono::milliseconds(2));
   ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
   EXPECT_EQ(got->error_status, 504);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  EXPECT_EQ(got->error, "upstream request timeout");
+}
+
+TEST_F(CallsTest, FailingTargetIsEjectedUntilItsTimeIsUp) {
+  up_.answer = "HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n";
+  load("  - { name: u, targets: [ \"" + up_.address() + "\", \"" + other_.address() +
+       "\" ], retries: { attempts: 1 },\n      outlier_detection: { consecutive_failures: 2, "
+       "base_ejection: 30s } }\n");
+  auto callOnce = [&] {
+    std::optional<api::CallResponse> got;
+    api::CallRequest req;
+    req.upstream = "u";
+    calls_.start(std::move(req), keep(got));
+    EXPECT_TRUE(runUntil([&] { return got.has_value(); }));
+    return got ? got->status : 0;
+  };
+  for (int i = 0; i < 4; ++i) callOnce();  // round robin: two failures on the bad target
+  EXPECT_EQ(stats_.upstream("u").ejections.get(), 1u);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(callOnce(), 200);  // only the good target now
+  EXPECT_EQ(up_.requests.size(), 2u);
+  time_.advance(std::chrono::seconds(29));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(callOnce(), 200);
+  EXPECT_EQ(up_.requests.size(), 2u);
+  time_.advance(std::chrono::seconds(2));  // the ejection is over: back in the rotation
+  int failed = 0;
+  for (int i = 0; i < 2; ++i) failed += callOnce() == 500;
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(up_.requests.size(), 3u);
+}
+
+TEST_F(CallsTest, CircuitOpensThenHalfOpensAfterItsTime) {
+  up_.answer = "HTTP/1.1 502 X\r\nContent-Length: 0\r\n\r\n";
+  load("  - { name: u, targets: [ \"" + up_.address() +
+       "\" ], retries: { attempts: 1 },\n      circuit_breaker: { failure_threshold: 2, "
+       "open_duration: 10s } }\n");
+  auto callOnce = [&] {
+    std::optional<api::CallResponse> got;
+    api::CallRequest req;
+    req.upstream = "u";
+    calls_.start(std::move(req), keep(got));
+    EXPECT_TRUE(runUntil([&] { return got.has_value(); }));
+    return got ? (got->status ? got->status : got->error_status) : 0;
+  };
+  EXPECT_EQ(callOnce(), 502);
+  EXPECT_EQ(callOnce(), 502);
+  EXPECT_EQ(callOnce(), 503);  // open: the upstream is not touched
+  EXPECT_EQ(up_.requests.size(), 2u);
+  time_.advance(std::chrono::seconds(10));
+  EXPECT_EQ(callOnce(), 502);  // half-open: one probe, which fails: open again
+  EXPECT_EQ(callOnce(), 503);
+  up_.answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  time_.advance(std::chrono::seconds(10));
+  EXPECT_EQ(callOnce(), 200);  // the probe succeeds: closed
+  EXPECT_EQ(callOnce(), 200);
+  EXPECT_EQ(up_.requests.size(), 5u);
 }
 
 TEST_F(CallsTest, AtMostMaxCallsPerRequestRunAtOnce) {

@@ -57,16 +57,16 @@ void KeySource::start() {
     fetchJwks(options_.url);
     return;
   }
-  client::HttpRequest req;
+  api::HttpRequest req;
   req.url = options_.url;
   req.timeout = options_.timeout;
   req.ca_file = options_.ca_file;
-  services_.fetch(std::move(req), [weak = weak_from_this()](client::HttpResponse r) {
+  services_.fetch(std::move(req), [weak = weak_from_this()](api::HttpResponse r) {
     if (auto self = weak.lock()) self->discovered(r);
   });
 }
 
-void KeySource::discovered(const client::HttpResponse& r) {
+void KeySource::discovered(const api::HttpResponse& r) {
   auto doc = r.status == 200 ? nlohmann::json::parse(r.body, nullptr, false) : nlohmann::json();
   if (!doc.is_object() || !doc.contains("jwks_uri") || !doc["jwks_uri"].is_string()) {
     spdlog::warn(
@@ -84,11 +84,11 @@ void KeySource::discovered(const client::HttpResponse& r) {
 }
 
 void KeySource::fetchJwks(const std::string& url) {
-  client::HttpRequest req;
+  api::HttpRequest req;
   req.url = url;
   req.timeout = options_.timeout;
   req.ca_file = options_.ca_file;
-  services_.fetch(std::move(req), [weak = weak_from_this(), url](client::HttpResponse r) {
+  services_.fetch(std::move(req), [weak = weak_from_this(), url](api::HttpResponse r) {
     auto self = weak.lock();
     if (!self) return;  // no config uses this key set any more
     std::string errors;

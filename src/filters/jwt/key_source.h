@@ -49,7 +49,7 @@ class KeySource : public std::enable_shared_from_this<KeySource> {
   void start();  // under mu_
   void finish(std::shared_ptr<const auth::KeySet> set, std::string issuer);
   void fetchJwks(const std::string& url);
-  void discovered(const client::HttpResponse& r);
+  void discovered(const api::HttpResponse& r);
 
   api::Services& services_;
   Options options_;

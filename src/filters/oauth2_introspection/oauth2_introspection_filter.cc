@@ -83,7 +83,7 @@ class IntrospectionFilter final : public api::Filter {
   }
 
   void onRequestHeadersAsync(api::RequestContext& ctx, Completion done) override {
-    client::HttpRequest req;
+    api::HttpRequest req;
     req.method = "POST";
     req.url = c_.endpoint;
     req.timeout = c_.timeout;
@@ -94,15 +94,14 @@ class IntrospectionFilter final : public api::Filter {
     req.body = "token=" + formEncode(token_) + "&token_type_hint=access_token";
     call_span_.begin(ctx, "oauth2-introspection");
     call_span_.propagate(ctx, req.headers);
-    c_.services->fetch(std::move(req),
-                       [this, &ctx, done = std::move(done)](client::HttpResponse r) {
-                         if (call_span_.active()) traceCall(ctx, r);
-                         done(decide(ctx, r));
-                       });
+    c_.services->fetch(std::move(req), [this, &ctx, done = std::move(done)](api::HttpResponse r) {
+      if (call_span_.active()) traceCall(ctx, r);
+      done(decide(ctx, r));
+    });
   }
 
  private:
-  api::FilterStatus decide(api::RequestContext& ctx, const client::HttpResponse& r) {
+  api::FilterStatus decide(api::RequestContext& ctx, const api::HttpResponse& r) {
     if (r.status != 200) {
       // The provider cannot answer: the configured policy decides, nothing is cached.
       if (c_.fail_open) return api::FilterStatus::Continue;
@@ -141,7 +140,7 @@ class IntrospectionFilter final : public api::Filter {
     return api::FilterStatus::Continue;
   }
 
-  void traceCall(api::RequestContext& ctx, const client::HttpResponse& r) {
+  void traceCall(api::RequestContext& ctx, const api::HttpResponse& r) {
     traceHttpCall(call_span_, c_.endpoint, r);
     call_span_.end(ctx, r.status != 200);
   }
