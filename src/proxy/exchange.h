@@ -55,7 +55,7 @@ struct AttemptOutcome {
 
 class Exchange {
  public:
-  Exchange(SessionIo& io, const server::Upstream& up, http::RequestHead& req,
+  Exchange(SessionIo& io, const snapshot::Upstream& up, http::RequestHead& req,
            std::string_view target, api::RequestContext& ctx, const ExchangeHooks& hooks,
            ExchangeScratch& scratch)
       : io_(io),
@@ -88,7 +88,7 @@ class Exchange {
   // Whether requests may go to target `i` now (active checks, passive ejection).
   bool targetAvailable(std::size_t i) const;
   void recordAttemptSpan(std::uint64_t id, Clock::time_point start,
-                         const server::UpstreamTarget& target, int attempt,
+                         const snapshot::UpstreamTarget& target, int attempt,
                          const AttemptOutcome& a);
   // Passive checks: the attempt's outcome counts for or against its target.
   void reportAttempt(std::size_t target, const AttemptOutcome& a);
@@ -99,10 +99,10 @@ class Exchange {
   }
   void measureBufferedBody();
   std::uint64_t hashKey() const;
-  Task<AttemptOutcome> attempt(const server::UpstreamTarget& target, bool last);
-  Task<Failure> connect(UpstreamConnection& conn, const server::UpstreamTarget& target);
+  Task<AttemptOutcome> attempt(const snapshot::UpstreamTarget& target, bool last);
+  Task<Failure> connect(UpstreamConnection& conn, const snapshot::UpstreamTarget& target);
   const char* overload_reason_ = "";
-  std::string poolKey(const server::UpstreamTarget& target) const;
+  std::string poolKey(const snapshot::UpstreamTarget& target) const;
   // Sends a request whose body streams from the client (the replayable case is inline).
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
@@ -172,7 +172,7 @@ class Exchange {
 
   // HTTP/2 upstreams: the request on a stream of a shared connection; its body is pumped from
   // the client while the response comes back (gRPC streams go both ways at once).
-  Task<AttemptOutcome> attemptH2(const server::UpstreamTarget& target, bool last);
+  Task<AttemptOutcome> attemptH2(const snapshot::UpstreamTarget& target, bool last);
   struct H2Pump {
     explicit H2Pump(asio::io_context& io) : finished(io.get_executor(), Clock::time_point::max()) {}
     bool done = false;
@@ -186,7 +186,7 @@ class Exchange {
 
   SessionIo& io_;
   WorkerContext& w_;
-  const server::Upstream& up_;
+  const snapshot::Upstream& up_;
   const config::UpstreamConfig& cfg_;
   http::RequestHead& req_;
   std::string_view target_;

@@ -29,7 +29,7 @@ constexpr std::size_t kH2BodyHighWater = 64 * 1024;
 
 }  // namespace
 
-Task<AttemptOutcome> Exchange::attemptH2(const server::UpstreamTarget& target, bool last) {
+Task<AttemptOutcome> Exchange::attemptH2(const snapshot::UpstreamTarget& target, bool last) {
   const auto started = w_.time.steady();
   stats_->attempts.add();
   if (!w_.h2_pool) w_.h2_pool = std::make_shared<UpstreamH2Pool>();

@@ -99,7 +99,7 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
   bool writer_done = false;
   bool going_away = false;
   Clock::time_point idle_deadline = Clock::time_point::max();
-  const server::Snapshot* snapshot;  // the one last checked for listener changes
+  const snapshot::Snapshot* snapshot;  // the one last checked for listener changes
   IoBuffer in{16 * 1024};
   std::vector<asio::const_buffer> rest;
 };
@@ -588,7 +588,7 @@ void Http2Connection::Impl::checkDeadline(Clock::time_point now) {
   // get the new ones, after the streams in flight.
   if (w.snapshot.get() != snapshot) {
     snapshot = w.snapshot.get();
-    const server::Listener* l = snapshot->findListener(listener_address);
+    const snapshot::Listener* l = snapshot->findListener(listener_address);
     if (!l || !sameHttp2Settings(l->cfg->http2, cfg)) goAway();
   }
 }

@@ -343,7 +343,7 @@ Task<void> runSession(WorkerContext& worker, Socket socket, ListenerSettings lis
 
 }  // namespace
 
-void startHttpSession(WorkerContext& worker, Socket socket, const server::Listener* listener) {
+void startHttpSession(WorkerContext& worker, Socket socket, const snapshot::Listener* listener) {
   ListenerSettings settings;
   if (listener) {
     settings.tls = listener->tls;

@@ -112,7 +112,7 @@ Task<Result<std::shared_ptr<const OriginUpstream>>> originUpstream(WorkerContext
     for (const auto& t : up.targets) seen |= t.address == a;
     if (seen) continue;
     up.fingerprint += a.text + ",";
-    up.targets.push_back(server::UpstreamTarget{parts->authority, hp->host, std::move(a), 1});
+    up.targets.push_back(snapshot::UpstreamTarget{parts->authority, hp->host, std::move(a), 1});
   }
   up.state = std::make_shared<upstream::UpstreamState>();
   w.origins->by_key[key] = origin;

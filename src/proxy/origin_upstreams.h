@@ -15,7 +15,7 @@ namespace portico::proxy {
 
 struct OriginUpstream {
   config::UpstreamConfig cfg;
-  server::Upstream upstream;
+  snapshot::Upstream upstream;
   Clock::time_point resolved_at{};
 };
 

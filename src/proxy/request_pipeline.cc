@@ -54,7 +54,7 @@ void RequestPipeline::endRequest() {
   route_ = nullptr;
 }
 
-void RequestPipeline::createFilters(const server::FilterFactories& factories) {
+void RequestPipeline::createFilters(const snapshot::FilterFactories& factories) {
   for (const auto& f : factories) filters_.push_back(f->create());
 }
 
@@ -71,7 +71,7 @@ Task<bool> RequestPipeline::handleRequest() {
   snapshot_ = w_.snapshot;
   calls_.begin(snapshot_, &ctx_);
   if (snapshot_->tracer) startTrace();
-  const server::Snapshot& snap = *snapshot_;
+  const snapshot::Snapshot& snap = *snapshot_;
   if (!applyClientCertificate()) {
     createFilters(snap.global_filters);
     co_return co_await replyError(401, "client certificate not trusted", !skipBufferedBody());

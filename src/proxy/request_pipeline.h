@@ -47,7 +47,7 @@ class RequestPipeline : public DeadlineIo {
   void beginRequest();
   // Instances of these filters for this request (global ones for requests answered before
   // routing, so that their response and log phases still run).
-  void createFilters(const server::FilterFactories& factories);
+  void createFilters(const snapshot::FilterFactories& factories);
   // Runs the request in req_ to its end; returns whether the connection may continue.
   Task<bool> handleRequest();
   Task<bool> replyError(int status, std::string_view reason, bool close,
@@ -85,8 +85,8 @@ class RequestPipeline : public DeadlineIo {
   void finishTrace();
   bool applyClientCertificate();
 
-  std::shared_ptr<const server::Snapshot> snapshot_;
-  const server::Route* route_ = nullptr;
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;
+  const snapshot::Route* route_ = nullptr;
   observability::RouteStats* route_stats_ = nullptr;
   std::vector<api::FilterPtr> filters_;
   std::size_t filters_ran_ = 0;

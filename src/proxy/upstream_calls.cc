@@ -95,8 +95,8 @@ struct CallState final : DeadlineIo, SessionBase {
   RequestCalls* owner = nullptr;  // null once cancelled or detached
   api::UpstreamCalls::Done done;
   bool cancelled = false;
-  std::shared_ptr<const server::Snapshot> snapshot;  // keeps the upstream alive
-  std::shared_ptr<const OriginUpstream> origin;      // URL calls
+  std::shared_ptr<const snapshot::Snapshot> snapshot;  // keeps the upstream alive
+  std::shared_ptr<const OriginUpstream> origin;        // URL calls
   http::RequestHead head;
   ExchangeScratch scratch;
   api::RequestContext ctx;
@@ -113,7 +113,7 @@ void fail(api::CallResponse& r, int status, std::string error) {
 
 Task<void> runCall(std::shared_ptr<CallState> call) {
   CallState& c = *call;
-  const server::Upstream* up = nullptr;
+  const snapshot::Upstream* up = nullptr;
   if (!c.request.url.empty()) {
     auto origin = co_await originUpstream(c.w_, c.request.url, c.request.ca_file);
     if (!origin) {
@@ -177,7 +177,7 @@ Task<void> runCall(std::shared_ptr<CallState> call) {
 
 }  // namespace
 
-void RequestCalls::begin(std::shared_ptr<const server::Snapshot> snapshot,
+void RequestCalls::begin(std::shared_ptr<const snapshot::Snapshot> snapshot,
                          api::RequestContext* parent) {
   snapshot_ = std::move(snapshot);
   parent_ = parent;

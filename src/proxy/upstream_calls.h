@@ -21,7 +21,7 @@ class RequestCalls final : public api::UpstreamCalls {
   ~RequestCalls() override { cancelAll(); }
 
   // The request the calls belong to: its snapshot (upstream names), its context (trace, ids).
-  void begin(std::shared_ptr<const server::Snapshot> snapshot, api::RequestContext* parent);
+  void begin(std::shared_ptr<const snapshot::Snapshot> snapshot, api::RequestContext* parent);
   // The request ended: running calls are cancelled (detached ones go on, on their own).
   void end() {
     cancelAll();
@@ -44,7 +44,7 @@ class RequestCalls final : public api::UpstreamCalls {
   void cancelAll();
 
   WorkerContext& w_;
-  std::shared_ptr<const server::Snapshot> snapshot_;
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;
   api::RequestContext* parent_ = nullptr;
   std::vector<std::shared_ptr<CallState>> running_;
   api::CallId next_id_ = 1;

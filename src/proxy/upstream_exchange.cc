@@ -323,7 +323,7 @@ Task<ExchangeResult> Exchange::run() {
   co_return failure;
 }
 
-std::string Exchange::poolKey(const server::UpstreamTarget& target) const {
+std::string Exchange::poolKey(const snapshot::UpstreamTarget& target) const {
   // TLS connections are only reused for the upstream (and so the TLS settings) they were made
   // for; plain ones by address.
   if (!up_.tls) return target.address.text;
@@ -331,7 +331,7 @@ std::string Exchange::poolKey(const server::UpstreamTarget& target) const {
 }
 
 void Exchange::recordAttemptSpan(std::uint64_t id, Clock::time_point start,
-                                 const server::UpstreamTarget& target, int attempt,
+                                 const snapshot::UpstreamTarget& target, int attempt,
                                  const AttemptOutcome& a) {
   api::Span span;
   span.id = id;
@@ -387,7 +387,7 @@ void Exchange::reportAttempt(std::size_t target, const AttemptOutcome& a) {
   }
 }
 
-Task<Failure> Exchange::connect(UpstreamConnection& conn, const server::UpstreamTarget& target) {
+Task<Failure> Exchange::connect(UpstreamConnection& conn, const snapshot::UpstreamTarget& target) {
   const config::CircuitBreakerConfig* breaker =
       cfg_.circuit_breaker ? &*cfg_.circuit_breaker : nullptr;
   if (!up_.state->beginConnect(breaker, overload_reason_)) co_return Failure::Overloaded;
@@ -424,7 +424,7 @@ Task<Failure> Exchange::connect(UpstreamConnection& conn, const server::Upstream
   co_return Failure::None;
 }
 
-Task<AttemptOutcome> Exchange::attempt(const server::UpstreamTarget& target, bool last) {
+Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, bool last) {
   const auto started = w_.time.steady();
   stats_->attempts.add();
   const std::string key = poolKey(target);
@@ -753,7 +753,7 @@ void Exchange::recycle(std::unique_ptr<UpstreamConnection> conn) {
 
 }  // namespace detail
 
-Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const server::Upstream& upstream,
+Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const snapshot::Upstream& upstream,
                                           http::RequestHead& req, std::string_view target,
                                           api::RequestContext& ctx, const ExchangeHooks& hooks,
                                           ExchangeScratch& scratch) {

@@ -41,7 +41,7 @@ std::size_t ConnectionPool::idleCount() const {
   return n;
 }
 
-upstream::LoadBalancer& WorkerContext::balancer(const server::Upstream& up) {
+upstream::LoadBalancer& WorkerContext::balancer(const snapshot::Upstream& up) {
   auto& b = balancers_[up.cfg->name];
   if (!b.lb || b.fingerprint != up.fingerprint) {
     std::vector<std::uint32_t> weights;
@@ -80,7 +80,7 @@ void WorkerContext::stopClients() {
   redis_clients_.clear();
 }
 
-void WorkerContext::installSnapshot(std::shared_ptr<const server::Snapshot> snap) {
+void WorkerContext::installSnapshot(std::shared_ptr<const snapshot::Snapshot> snap) {
   consumer_stats.clear();
   if (snap->config.server.metrics_consumers_top > 0 && snap->consumers)
     for (const auto& c : snap->consumers->all()) consumer_stats.push_back(&stats.consumer(c.name));

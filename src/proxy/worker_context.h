@@ -15,7 +15,7 @@
 #include "observability/metrics.h"
 #include "proxy/io_types.h"
 #include "proxy/tls_stream.h"
-#include "server/snapshot.h"
+#include "snapshot/snapshot.h"
 #include "tls/client_context.h"
 #include "upstream/lb/load_balancer.h"
 
@@ -150,7 +150,7 @@ struct WorkerContext final : api::WorkerServices {
   int id;
   observability::WorkerStats& stats;
   const TimeSource& time;  // every time read on this worker's request path
-  std::shared_ptr<const server::Snapshot> snapshot;
+  std::shared_ptr<const snapshot::Snapshot> snapshot;
   std::vector<observability::RouteStats*> route_stats;        // by route index
   std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index
   // By consumer index, when the config asks for per-consumer series; else empty.
@@ -182,9 +182,9 @@ struct WorkerContext final : api::WorkerServices {
   bool draining = false;
 
   // Balancer for `up`, rebuilt when its targets changed since last use.
-  upstream::LoadBalancer& balancer(const server::Upstream& up);
+  upstream::LoadBalancer& balancer(const snapshot::Upstream& up);
 
-  void installSnapshot(std::shared_ptr<const server::Snapshot> snap);
+  void installSnapshot(std::shared_ptr<const snapshot::Snapshot> snap);
 
   void add(SessionBase* s);
   void remove(SessionBase* s);

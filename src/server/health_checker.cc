@@ -108,7 +108,7 @@ HealthChecker::~HealthChecker() {
   impl_->timer.cancel();
 }
 
-void HealthChecker::update(const Snapshot& snapshot) {
+void HealthChecker::update(const snapshot::Snapshot& snapshot) {
   std::vector<std::shared_ptr<Probe>> next;
   std::lock_guard lock(impl_->mu);
   for (const auto& up : snapshot.upstreams) {

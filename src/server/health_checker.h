@@ -4,7 +4,7 @@
 // results move the target's shared health state, which the workers read on each request.
 #include <memory>
 
-#include "server/snapshot.h"
+#include "snapshot/snapshot.h"
 
 namespace boost::asio {
 class io_context;
@@ -18,7 +18,7 @@ class HealthChecker {
   ~HealthChecker();
   // The targets to probe are those of `snapshot`; probes of targets still there keep their
   // schedule and counts.
-  void update(const Snapshot& snapshot);
+  void update(const snapshot::Snapshot& snapshot);
 
  private:
   struct Impl;

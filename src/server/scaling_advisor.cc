@@ -125,7 +125,7 @@ struct ScalingAdvisor::Impl : std::enable_shared_from_this<Impl> {
     arm();
   }
 
-  void evaluate(const Upstream& up, UpstreamScaling& s, Clock::time_point now) {
+  void evaluate(const snapshot::Upstream& up, UpstreamScaling& s, Clock::time_point now) {
     const auto& cfg = *up.cfg->scaling;
     const double seconds = std::chrono::duration<double>(now - s.window_start).count();
     Totals t = totals(up.cfg->name);

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "observability/metrics.h"
-#include "server/snapshot.h"
+#include "snapshot/snapshot.h"
 
 namespace boost::asio {
 class io_context;
@@ -20,7 +20,7 @@ namespace portico::server {
 
 class ScalingAdvisor {
  public:
-  using SnapshotSource = std::function<std::shared_ptr<const Snapshot>()>;
+  using SnapshotSource = std::function<std::shared_ptr<const snapshot::Snapshot>()>;
   ScalingAdvisor(boost::asio::io_context& io, api::Services& services,
                  const std::vector<std::unique_ptr<observability::WorkerStats>>& stats,
                  SnapshotSource snapshot);

@@ -102,8 +102,8 @@ class Server {
   int run();
 
  private:
-  SnapshotInputs inputs(std::string text) {
-    SnapshotInputs in;
+  snapshot::SnapshotInputs inputs(std::string text) {
+    snapshot::SnapshotInputs in;
     in.text = std::move(text);
     in.file = path_;
     in.env = config::processEnvironment();
@@ -114,8 +114,8 @@ class Server {
     in.version = version_ + 1;
     return in;
   }
-  Result<std::shared_ptr<const Snapshot>> load();
-  bool publish(std::shared_ptr<const Snapshot> snap, std::string* error);
+  Result<std::shared_ptr<const snapshot::Snapshot>> load();
+  bool publish(std::shared_ptr<const snapshot::Snapshot> snap, std::string* error);
   void reload(const std::string& why);
   void waitSignals();
   void waitReopenSignal();
@@ -149,7 +149,7 @@ class Server {
   std::vector<std::unique_ptr<observability::WorkerStats>> stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;
-  std::shared_ptr<const Snapshot> current_;
+  std::shared_ptr<const snapshot::Snapshot> current_;
   std::set<std::string> open_addresses_;
   FileStamp stamp_;
   std::map<std::string, FileStamp> watched_;  // certificates, keys, CAs of the live config
@@ -179,14 +179,14 @@ std::map<std::string, FileStamp> Server::stampWatched() const {
   return out;
 }
 
-Result<std::shared_ptr<const Snapshot>> Server::load() {
+Result<std::shared_ptr<const snapshot::Snapshot>> Server::load() {
   stamp_ = stampOf(path_);
   auto text = readFile(path_);
   if (!text) return text.error();
-  return buildSnapshot(inputs(std::move(*text)));
+  return snapshot::buildSnapshot(inputs(std::move(*text)));
 }
 
-bool Server::publish(std::shared_ptr<const Snapshot> snap, std::string* error) {
+bool Server::publish(std::shared_ptr<const snapshot::Snapshot> snap, std::string* error) {
   // Open sockets for new listen addresses first: a bind error refuses the whole config.
   std::set<std::string> wanted;
   for (const auto& l : snap->config.listeners) wanted.insert(l.listen);
@@ -293,7 +293,7 @@ void Server::refreshDns() {
     auto text = readFile(path_);
     if (text) {
       auto in = inputs(std::move(*text));
-      if (auto fresh = refreshAddresses(*current_, in)) {
+      if (auto fresh = snapshot::refreshAddresses(*current_, in)) {
         std::string error;
         if (publish(fresh, &error)) {
           ++process_.config_reloads;
@@ -504,14 +504,14 @@ Result<std::string> validate(const std::string& config_path) {
   api::FilterRegistry registry;
   filters::registerBuiltins(registry);
   observability::LogWriter logs;
-  SnapshotInputs in;
+  snapshot::SnapshotInputs in;
   in.text = std::move(*text);
   in.file = config_path;
   in.env = config::processEnvironment();
   in.registry = &registry;
   in.services = &logs;
   in.version = 1;
-  auto snap = buildSnapshot(in);
+  auto snap = snapshot::buildSnapshot(in);
   if (!snap) return snap.error();
   return "config ok: " + std::to_string((*snap)->config.routes.size()) + " routes, " +
          std::to_string((*snap)->config.upstreams.size()) + " upstreams, " +

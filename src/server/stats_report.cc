@@ -97,8 +97,8 @@ std::string isoTime(std::int64_t unix_ms) {
 
 }  // namespace
 
-nlohmann::json routeHistory(const Snapshot& snapshot, const observability::StatsHistory& history,
-                            const std::string& name) {
+nlohmann::json routeHistory(const snapshot::Snapshot& snapshot,
+                            const observability::StatsHistory& history, const std::string& name) {
   for (const auto& r : snapshot.routes) {
     if (r.cfg->name != name) continue;
     nlohmann::json j = {{"name", name}, {"times", history.times()}};
@@ -108,7 +108,7 @@ nlohmann::json routeHistory(const Snapshot& snapshot, const observability::Stats
   return nullptr;
 }
 
-observability::Totals liveTotals(observability::Totals all, const Snapshot& snapshot) {
+observability::Totals liveTotals(observability::Totals all, const snapshot::Snapshot& snapshot) {
   observability::Totals live;
   for (const auto& r : snapshot.routes) {
     auto it = all.routes.find(r.cfg->name);
@@ -129,7 +129,7 @@ observability::Totals liveTotals(observability::Totals all, const Snapshot& snap
 }
 
 nlohmann::json statsReport(const StatsReportInputs& in) {
-  const Snapshot& snap = *in.snapshot;
+  const snapshot::Snapshot& snap = *in.snapshot;
   const auto& totals = *in.totals;
   const auto& history = *in.history;
   nlohmann::json j;

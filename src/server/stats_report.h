@@ -9,12 +9,12 @@
 #include "observability/metrics.h"
 #include "observability/stats_history.h"
 #include "observability/stats_totals.h"
-#include "server/snapshot.h"
+#include "snapshot/snapshot.h"
 
 namespace portico::server {
 
 struct StatsReportInputs {
-  const Snapshot* snapshot = nullptr;
+  const snapshot::Snapshot* snapshot = nullptr;
   const observability::Totals* totals = nullptr;
   const observability::StatsHistory* history = nullptr;
   const observability::ProcessStats* process = nullptr;
@@ -30,11 +30,11 @@ nlohmann::json statsReport(const StatsReportInputs& in);
 
 // `/api/stats/routes/NAME`: one route's whole history; null when the live config has no such
 // route.
-nlohmann::json routeHistory(const Snapshot& snapshot, const observability::StatsHistory& history,
-                            const std::string& name);
+nlohmann::json routeHistory(const snapshot::Snapshot& snapshot,
+                            const observability::StatsHistory& history, const std::string& name);
 
 // The routes and upstreams of `snapshot` only: the totals a history samples (names a reload
 // removed drop out of the charts).
-observability::Totals liveTotals(observability::Totals all, const Snapshot& snapshot);
+observability::Totals liveTotals(observability::Totals all, const snapshot::Snapshot& snapshot);
 
 }  // namespace portico::server

@@ -18,7 +18,7 @@ const char* circuitName(upstream::UpstreamState::Circuit c) {
 
 }  // namespace
 
-nlohmann::json upstreamsReport(const Snapshot& snapshot) {
+nlohmann::json upstreamsReport(const snapshot::Snapshot& snapshot) {
   const std::int64_t now = upstream::steadyMs();
   nlohmann::json list = nlohmann::json::array();
   for (const auto& up : snapshot.upstreams) {
@@ -51,7 +51,7 @@ nlohmann::json upstreamsReport(const Snapshot& snapshot) {
   return {{"upstreams", list}};
 }
 
-void appendUpstreamMetrics(const Snapshot& snapshot, std::string& out) {
+void appendUpstreamMetrics(const snapshot::Snapshot& snapshot, std::string& out) {
   using observability::escapeLabel;
   using observability::family;
   using observability::line;

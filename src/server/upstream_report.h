@@ -5,11 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "server/snapshot.h"
+#include "snapshot/snapshot.h"
 
 namespace portico::server {
 
-nlohmann::json upstreamsReport(const Snapshot& snapshot);
-void appendUpstreamMetrics(const Snapshot& snapshot, std::string& out);
+nlohmann::json upstreamsReport(const snapshot::Snapshot& snapshot);
+void appendUpstreamMetrics(const snapshot::Snapshot& snapshot, std::string& out);
 
 }  // namespace portico::server

@@ -50,7 +50,7 @@ struct Worker::Impl {
       if (ctx.sessionCount() >= max || ctx.draining) continue;  // closes the socket
       // The listener's TLS context from the snapshot current now: a replaced certificate is
       // used by new connections while established ones keep theirs.
-      const server::Listener* listener = ctx.snapshot->findListener(address);
+      const snapshot::Listener* listener = ctx.snapshot->findListener(address);
       proxy::startHttpSession(ctx, std::move(socket), listener);
     }
   }
@@ -69,7 +69,8 @@ struct Worker::Impl {
     });
   }
 
-  void install(std::shared_ptr<const Snapshot> snapshot, std::map<std::string, int> listeners) {
+  void install(std::shared_ptr<const snapshot::Snapshot> snapshot,
+               std::map<std::string, int> listeners) {
     ctx.installSnapshot(std::move(snapshot));
     for (auto it = acceptors.begin(); it != acceptors.end();) {
       if (!listeners.count(it->first)) {
@@ -126,7 +127,7 @@ void Worker::start() {
   });
 }
 
-void Worker::install(std::shared_ptr<const Snapshot> snapshot,
+void Worker::install(std::shared_ptr<const snapshot::Snapshot> snapshot,
                      std::map<std::string, int> listeners) {
   asio::post(impl_->io, [this, s = std::move(snapshot), l = std::move(listeners)]() mutable {
     impl_->install(std::move(s), std::move(l));

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "observability/metrics.h"
-#include "server/snapshot.h"
+#include "snapshot/snapshot.h"
 
 namespace portico::server {
 
@@ -21,7 +21,8 @@ class Worker {
   // Swaps in `snapshot` for new requests. `listeners` maps each listen address to this
   // worker's socket for it: new addresses start accepting (the worker owns the fd), addresses
   // that are gone stop. Fds for addresses already open are ignored.
-  void install(std::shared_ptr<const Snapshot> snapshot, std::map<std::string, int> listeners);
+  void install(std::shared_ptr<const snapshot::Snapshot> snapshot,
+               std::map<std::string, int> listeners);
   // Stops accepting, closes idle connections; in-flight requests finish, then their
   // connections close.
   void drain();

@@ -100,7 +100,7 @@ class CallsTest : public ::testing::Test {
   }
 
   void load(const std::string& upstreams, const std::string& server = "") {
-    server::SnapshotInputs in;
+    snapshot::SnapshotInputs in;
     in.text = "version: 1\nserver: { workers: 1" + server +
               " }\nlisteners: [ { name: m, listen: \"127.0.0.1:1\" } ]\nupstreams:\n" + upstreams +
               "routes: [ { name: r, match: { path_prefix: / }, upstream: u } ]\n";
@@ -108,7 +108,7 @@ class CallsTest : public ::testing::Test {
     in.env = [](const std::string&) { return std::optional<std::string>(); };
     in.registry = &registry_;
     in.services = &logs_;
-    auto snap = server::buildSnapshot(in);
+    auto snap = snapshot::buildSnapshot(in);
     ASSERT_TRUE(snap) << snap.error().message;
     w_.installSnapshot(*snap);
     calls_.begin(w_.snapshot, nullptr);

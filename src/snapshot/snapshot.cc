@@ -1,4 +1,4 @@
-#include "server/snapshot.h"
+#include "snapshot/snapshot.h"
 
 #include "auth/consumer_directory.h"
 
@@ -7,7 +7,7 @@
 #include "config/model_parser.h"
 #include "config/reader.h"
 
-namespace portico::server {
+namespace portico::snapshot {
 namespace {
 
 std::string sha256Hex(const std::string& text) {
@@ -226,4 +226,4 @@ std::shared_ptr<const Snapshot> refreshAddresses(const Snapshot& current,
   return *rebuilt;
 }
 
-}  // namespace portico::server
+}  // namespace portico::snapshot

@@ -24,7 +24,7 @@
 #include "upstream/health.h"
 #include "upstream/lb/consistent_hash.h"
 
-namespace portico::server {
+namespace portico::snapshot {
 
 using FilterFactories = std::vector<std::shared_ptr<const api::FilterFactory>>;
 
@@ -105,4 +105,4 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in);
 // changed, or nullptr when nothing changed (or resolution failed: the old addresses stay).
 std::shared_ptr<const Snapshot> refreshAddresses(const Snapshot& current, const SnapshotInputs& in);
 
-}  // namespace portico::server
+}  // namespace portico::snapshot

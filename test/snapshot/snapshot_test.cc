@@ -1,4 +1,4 @@
-#include "server/snapshot.h"
+#include "snapshot/snapshot.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include "filters/builtins.h"
 #include "observability/log_writer.h"
 
-namespace portico::server {
+namespace portico::snapshot {
 namespace {
 
 SocketAddress v4(const std::string& ip, std::uint16_t port) {
@@ -104,4 +104,4 @@ TEST_F(SnapshotTest, UnknownPluginAndBadPluginConfigAreReportedTogether) {
 }
 
 }  // namespace
-}  // namespace portico::server
+}  // namespace portico::snapshot
