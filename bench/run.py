@@ -152,10 +152,33 @@ http {{
   server {{
     listen 127.0.0.1:{port} reuseport backlog=4096;
     location / {{ default_type application/json;
-      return 200 '{{"service":"bench","status":"ok","padding":"0123456789012345678901234567890123456789012"}}'; }}
+      {answer} }}
   }}
 }}
 """
+
+# The upstream's answer: the 100-byte JSON body, or (--body SIZE) a file of that size.
+BODY_SIZE = 100
+
+
+def upstream_conf(work, port):
+    if BODY_SIZE == 100:
+        answer = ("return 200 '{\"service\":\"bench\",\"status\":\"ok\",\"padding\":"
+                  "\"0123456789012345678901234567890123456789012\"}';")
+    else:
+        (work / "www").mkdir(exist_ok=True)
+        (work / "www" / "body.json").write_bytes(b"x" * BODY_SIZE)
+        answer = f"root {work}/www; try_files /body.json =404;"
+    return NGINX_UPSTREAM.format(dir=work, port=port, answer=answer)
+
+
+def parse_size(text):
+    units = {"k": 1024, "kib": 1024, "m": 1024 * 1024, "mib": 1024 * 1024}
+    t = text.lower()
+    for suffix, mult in sorted(units.items(), key=lambda x: -len(x[0])):
+        if t.endswith(suffix):
+            return int(t[: -len(suffix)]) * mult
+    return int(t)
 
 NGINX_PROXY = """
 worker_processes 1; daemon off; pid {dir}/nginx.pid; error_log {dir}/nginx-error.log;
@@ -214,13 +237,20 @@ def main():
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
     ap.add_argument("--base-port", type=int, default=18180)
-    ap.add_argument("--protocols", default="http,https,h2c,h2,auth,ratelimit,observability",
+    ap.add_argument("--body", default="100",
+                    help="size of the upstream's answers (100, 16k, 1m...); default 100 bytes")
+    ap.add_argument("--protocols",
+                    default="http,https,h2c,h2,auth,ratelimit,observability,transform",
                     help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
                          "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
                          "auth (Portico alone: pass-through vs key-auth vs jwt), ratelimit "
                          "(Portico alone: pass-through vs rate-limit local vs redis), "
-                         "observability (metrics + access log + 1%% tracing vs none)")
+                         "observability (metrics + access log + 1%% tracing vs none), "
+                         "transform (Portico alone: pass-through vs a streaming pass-through "
+                         "body transform)")
     args = ap.parse_args()
+    global BODY_SIZE
+    BODY_SIZE = parse_size(args.body)
     for protocol in args.protocols.split(","):
         if protocol == "auth":
             run_auth_scenario(args)
@@ -230,6 +260,9 @@ def main():
             continue
         if protocol == "observability":
             run_observability_scenario(args)
+            continue
+        if protocol == "transform":
+            run_transform_scenario(args)
             continue
         if protocol not in ("http", "https", "h2c", "h2"):
             sys.exit(f"unknown protocol {protocol}")
@@ -273,7 +306,7 @@ def run_scenario(args, protocol):
             "portico_tls": f', tls: {{ certificates: [ {{ cert: "{work}/cert.pem", '
                            f'key: "{work}/key.pem" }} ], min_version: "1.3" }}',
         }
-    (work / "upstream.conf").write_text(NGINX_UPSTREAM.format(dir=work, port=up_port))
+    (work / "upstream.conf").write_text(upstream_conf(work, up_port))
     (work / "nginx.conf").write_text(NGINX_PROXY.format(dir=work, port=ports["nginx"],
                                                         upstream=up_port, **tls_vars))
     (work / "haproxy.cfg").write_text(HAPROXY.format(port=ports["haproxy"], upstream=up_port,
@@ -329,7 +362,8 @@ def run_scenario(args, protocol):
             "h2": "HTTP/2 over TLS 1.3 (same certificate)"}[protocol]
     tool = (f"h2load -c{max(1, args.connections // 4)} -m8 -D{args.duration}" if http2
             else f"wrk -c{args.connections} -d{args.duration}s")
-    print(f"\n{what} pass-through to an HTTP/1.1 upstream, 1 worker each, {args.rounds} "
+    print(f"\n{what} pass-through to an HTTP/1.1 upstream ({BODY_SIZE}-byte answers), "
+          f"1 worker each, {args.rounds} "
           f"interleaved rounds, {tool}, pinned: {'no' if args.no_pin else 'yes'}\n")
     print("| proxy | req/s | req/CPU-s | p50 ms | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -429,7 +463,7 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     work = Path(tempfile.mkdtemp(prefix="portico-bench-filters-"))
     up_port, port = args.base_port, args.base_port + 1
-    (work / "upstream.conf").write_text(NGINX_UPSTREAM.format(dir=work, port=up_port))
+    (work / "upstream.conf").write_text(upstream_conf(work, up_port))
     configs = config if isinstance(config, dict) else {name: config for name in variants}
     for name, text in configs.items():
         (work / f"portico-{slug(name)}.yaml").write_text(
@@ -574,6 +608,24 @@ def run_observability_scenario(args):
                             variants, {"observed": 5}, {"otlp": server.server_address[1]})
     finally:
         server.shutdown()
+
+
+PORTICO_TRANSFORM = PORTICO_ALONE + """routes:
+  - {{ name: pass, match: {{ path_prefix: /pass }}, upstream: origin }}
+  - name: transform
+    match: {{ path_prefix: /transform }}
+    upstream: origin
+    plugins: [ {{ name: body-rewrite, config: {{ response: {{ replace: [] }} }} }} ]
+"""
+
+
+def run_transform_scenario(args):
+    """Pass-through against a route whose answers go through a streaming pass-through body
+    transform (body-rewrite with no rules): the cost of the transform path itself (the stream
+    writer, re-framing as chunked, the transform call), not of any rewriting."""
+    variants = {"pass-through": ("/pass", []), "streaming transform": ("/transform", [])}
+    run_filter_scenario(args, "Response body transform", PORTICO_TRANSFORM, variants,
+                        {"streaming transform": 5})
 
 
 if __name__ == "__main__":

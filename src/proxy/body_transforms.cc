@@ -5,7 +5,7 @@
 namespace portico::proxy {
 
 bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::string& out,
-                   std::string& error, std::string_view request_id) {
+                   std::string& error, std::string_view request_id, std::string_view what) {
   // Each transform's output is the next one's input; two buffers alternate.
   std::string a, b;
   std::string_view piece = in;
@@ -22,11 +22,11 @@ bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::st
     }
     if (!ok) {
       if (reason.empty()) reason = "failed";
-      spdlog::warn("request {}: response body transform of filter {} failed: {}", request_id,
+      spdlog::warn("request {}: {} body transform of filter {} failed: {}", request_id, what,
                    chain[i]->name(), reason);
-      error = reason == api::BufferedBodyTransform::kBodyTooLarge
-                  ? "response body too large for transformation"
-                  : "response body transform failed: " + reason;
+      error = std::string(what) + (reason == api::BufferedBodyTransform::kBodyTooLarge
+                                       ? " body too large for transformation"
+                                       : " body transform failed: " + reason);
       return false;
     }
     piece = dest;

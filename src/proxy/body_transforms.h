@@ -13,11 +13,12 @@ namespace portico::proxy {
 using TransformChain = std::vector<std::unique_ptr<api::BodyTransform>>;
 
 // Feeds `in` through every transform of `chain` in order; the last one's output is appended to
-// `out`. On failure returns false with `error` set to the client's error text ("response body
-// too large for transformation", or "response body transform failed: <reason>"); the failing
-// filter and its reason are logged for request `request_id`.
+// `out`. On failure returns false with `error` set to the client's error text ("<what> body
+// too large for transformation", or "<what> body transform failed: <reason>", `what` being
+// "request" or "response"); the failing filter and its reason are logged for `request_id`.
 bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::string& out,
-                   std::string& error, std::string_view request_id);
+                   std::string& error, std::string_view request_id,
+                   std::string_view what = "response");
 
 // Marks a head whose body a transform may change: no length known yet (chunked / DATA frames),
 // and a weak ETag (the representation is no longer byte-identical).

@@ -98,6 +98,12 @@ class Exchange {
     stats_->by_class[cls < stats_->by_class.size() ? cls : 0].add();
   }
   void measureBufferedBody();
+  // A fully buffered request body as it goes upstream: from the client buffer (framing as
+  // received), or the transformed one.
+  std::string_view bufferedBody() const {
+    if (hooks_.request_body_replaced) return *hooks_.request_body_replaced;
+    return in_.readable().substr(0, body_in_buffer_);
+  }
   std::uint64_t hashKey() const;
   Task<AttemptOutcome> attempt(const snapshot::UpstreamTarget& target, bool last);
   Task<Failure> connect(UpstreamConnection& conn, const snapshot::UpstreamTarget& target);

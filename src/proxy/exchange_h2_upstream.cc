@@ -123,7 +123,7 @@ Task<void> Exchange::pumpBodyH2(UpstreamH2Connection& h2, std::int32_t id, Upstr
   const bool chunked = req_.framing == http::BodyFraming::Chunked;
   if (replayable_ && !body_consumed_) {
     // All here: sent from the buffer, which keeps it for a replay until the response comes.
-    std::string_view body = in_.readable().substr(0, body_in_buffer_);
+    const std::string_view body = bufferedBody();
     if (chunked) {
       decoder.feed(body, [&](std::string_view data) { h2.codec.sendData(id, data, false); });
     } else {

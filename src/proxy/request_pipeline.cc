@@ -4,6 +4,7 @@
 
 #include "core/request_id.h"
 #include "grpc/grpc_status.h"
+#include "http/codec/chunked_decoder.h"
 #include "proxy/body_transforms.h"
 #include "proxy/message_writer.h"
 
@@ -201,6 +202,15 @@ Task<bool> RequestPipeline::handleRequest() {
     };
     hooks.response_transforms = &ctx_.response_transforms;
   }
+  if (!ctx_.request_transforms.empty() && req_.framing != http::BodyFraming::None) {
+    const int refused = co_await transformRequestBody();
+    if (refused == 499) {
+      finish(499);
+      co_return false;
+    }
+    if (refused) co_return co_await replyError(refused, ctx_.error, true);
+    hooks.request_body_replaced = &request_body_;
+  }
   ctx_.forward_target = target;
   if (req_.framing == http::BodyFraming::None)  // the body is "complete" before it starts
     for (auto& f : filters_) f->onRequestBody(ctx_, {}, true);
@@ -326,10 +336,73 @@ void RequestPipeline::clientGone() {
   calls_.abortAll();
 }
 
+Task<int> RequestPipeline::transformRequestBody() {
+  request_body_.clear();
+  IoBuffer& in = clientBuffer();
+  if (req_.expect_continue) {
+    const bool sent = co_await sendContinue();
+    if (!sent) co_return 499;
+  }
+  http::ChunkedDecoder decoder;
+  std::uint64_t remaining = req_.content_length;
+  std::uint64_t total = 0;
+  std::string error;
+  bool transformed = true;
+  for (;;) {
+    std::size_t take = 0;
+    bool done = false;
+    auto payload = [&](std::string_view data) {
+      total += data.size();
+      if (transformed && total <= limits_.max_body_bytes)
+        transformed = runTransforms(ctx_.request_transforms, data, false, request_body_, error,
+                                    ctx_.request_id, "request");
+    };
+    const std::string_view avail = in.readable();
+    if (req_.framing == http::BodyFraming::Chunked) {
+      const auto step = decoder.feed(avail, payload);
+      if (step.status == http::ChunkedDecoder::Status::Error) {
+        ctx_.error = "invalid chunked body";
+        co_return 400;
+      }
+      take = step.consumed;
+      done = step.status == http::ChunkedDecoder::Status::Done;
+    } else {
+      take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
+      remaining -= take;
+      done = remaining == 0;
+      payload(avail.substr(0, take));
+    }
+    in.consume(take);
+    ctx_.bytes_received = total;
+    if (total > limits_.max_body_bytes) {
+      ctx_.error = "request body too large";
+      co_return 413;
+    }
+    if (done) break;
+    boost::system::error_code ec;
+    armOp(limits_.idle_timeout);
+    const std::size_t n = co_await readClient(asio::buffer(in.writePtr(), in.writable()), ec);
+    disarmOp();
+    if (ec || n == 0) co_return 499;
+    in.commit(n);
+  }
+  if (transformed)
+    transformed = runTransforms(ctx_.request_transforms, {}, true, request_body_, error,
+                                ctx_.request_id, "request");
+  if (!transformed) {
+    ctx_.error = error;
+    co_return error == "request body too large for transformation" ? 413 : 400;
+  }
+  req_.framing = http::BodyFraming::ContentLength;
+  req_.content_length = request_body_.size();
+  req_.expect_continue = false;
+  co_return 0;
+}
+
 bool RequestPipeline::transformLocalBody(std::string& body) {
   std::string out;
   if (!runTransforms(ctx_.response_transforms, body, true, out, scratch_.transform_error,
-                     ctx_.request_id))
+                     ctx_.request_id, "response"))
     return false;
   body = std::move(out);
   return true;
@@ -338,6 +411,7 @@ bool RequestPipeline::transformLocalBody(std::string& body) {
 Task<bool> RequestPipeline::replyError(int status, std::string_view reason, bool close,
                                        std::string_view allow) {
   ctx_.error = std::string(reason);
+  reason = ctx_.error;  // `reason` may have pointed into the old ctx_.error
   ctx_.local_reply = api::LocalReply{};
   if (grpc_) {
     // A gRPC client reads errors from grpc-status, not from the HTTP status: a trailers-only

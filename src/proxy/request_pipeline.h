@@ -76,6 +76,10 @@ class RequestPipeline : public DeadlineIo {
   Task<void> finishResponseFilters();
   // Awaits an asynchronous filter phase: `start` gets the completion the filter calls.
   Task<api::FilterStatus> awaitPhase(const std::function<void(api::Filter::Completion)>& start);
+  // Request body transforms: reads the whole body (within max_body_bytes), feeding it through
+  // the transforms as it arrives, into request_body_. Returns 0, or the status to answer
+  // (ctx_.error says why; 499 when the client went away).
+  Task<int> transformRequestBody();
   // Applies the response body transforms to a local reply's body; false when one failed.
   bool transformLocalBody(std::string& body);
   void finish(int status);
@@ -96,6 +100,7 @@ class RequestPipeline : public DeadlineIo {
   bool client_gone_ = false;
   bool skip_transforms_ = false;
   RequestCalls calls_;
+  std::string request_body_;  // a transformed request body, while it is forwarded
   std::string target_;
   api::LocalReply pending_refusal_;  // auth_mode any: the first refusal, while others may accept
   api::AuthFailure pending_failure_ = api::AuthFailure::None;

@@ -81,6 +81,11 @@ std::string_view cookieValue(const std::string& cookies, std::string_view name) 
 }  // namespace
 
 void Exchange::measureBufferedBody() {
+  if (hooks_.request_body_replaced) {  // read and transformed already: nothing in the buffer
+    replayable_ = true;
+    body_in_buffer_ = 0;
+    return;
+  }
   switch (req_.framing) {
     case http::BodyFraming::None:
       replayable_ = true;
@@ -446,8 +451,7 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
 
     Failure sent = Failure::None;
     if (replayable_ && !body_consumed_) {  // the common case, without another coroutine frame
-      std::array<asio::const_buffer, 2> buffers{
-          asio::buffer(head_), asio::buffer(in_.readable().data(), body_in_buffer_)};
+      std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(bufferedBody())};
       error_code write_ec;
       io_.armOp(cfg_.timeouts.read);
       if (conn->tls) {
@@ -564,8 +568,8 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
 }
 
 void Exchange::reportRequestBody() {
-  if (body_in_buffer_ == 0) return;
-  std::string_view body = in_.readable().substr(0, body_in_buffer_);
+  const std::string_view body = bufferedBody();
+  if (body.empty()) return;
   if (req_.framing == http::BodyFraming::Chunked) {
     http::ChunkedDecoder decoder;
     decoder.feed(body, [&](std::string_view data) {

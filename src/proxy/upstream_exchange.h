@@ -81,6 +81,9 @@ struct ExchangeHooks {
   std::function<Task<void>()> response_head_async;
   // Request body payload as it is forwarded, then once with end = true. May be empty.
   std::function<void(std::string_view, bool)> request_body;
+  // The request body as transformed by the request filters' body transforms (null: the body
+  // as received). Sent with Content-Length; req.framing says so.
+  const std::string* request_body_replaced = nullptr;
   // Response body transforms installed by the response filters (null or empty: none): the
   // body goes through them on its way to the client, whatever the protocols.
   std::vector<std::unique_ptr<api::BodyTransform>>* response_transforms = nullptr;

@@ -14,11 +14,12 @@ import pytest
 from conftest import free_port, raw, request, statuses, wait_for
 
 
-def curl(port, path, *args, http2=False, max_time=10):
+def curl(port, path, *args, http2=False, max_time=10, input_bytes=None):
     """(status, headers dict, body bytes) through curl, HTTP/1.1 or h2c prior knowledge."""
     flag = "--http2-prior-knowledge" if http2 else "--http1.1"
     r = subprocess.run(["curl", "-sS", "--max-time", str(max_time), flag, *args, "-D", "-",
-                        f"http://127.0.0.1:{port}{path}"], capture_output=True, timeout=max_time + 10)
+                        f"http://127.0.0.1:{port}{path}"], capture_output=True, input=input_bytes,
+                       timeout=max_time + 10)
     assert r.returncode == 0, r.stderr
     head, _, body = r.stdout.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
@@ -214,12 +215,13 @@ def test_body_rewrite_on_every_protocol_pair(portico, upstreams, client_h2, upst
         up = [u.address]
     p = portico(upstreams={"svc": up}, routes=[
         {"name": "stream", "match": {"path_prefix": "/s"}, "upstream": "svc", "strip_prefix": True,
-         "plugins": [{"name": "body-rewrite", "config": {"replace": [{"from": "xx", "to": "y"}]}}]},
+         "plugins": [{"name": "body-rewrite",
+                      "config": {"response": {"replace": [{"from": "xx", "to": "y"}]}}}]},
         {"name": "buffered", "match": {"path_prefix": "/b"}, "upstream": "svc",
          "strip_prefix": True,
-         "plugins": [{"name": "body-rewrite", "config": {
+         "plugins": [{"name": "body-rewrite", "config": {"response": {
              "mode": "buffered", "max_buffer": "64KiB",
-             "replace": [{"from": "\"method\"", "to": "\"verb\""}]}}]}])
+             "replace": [{"from": "\"method\"", "to": "\"verb\""}]}}}]}])
     # 3 MiB of "x" in 1 MiB writes: every pair "xx" becomes "y", across chunk boundaries.
     s, h, body = curl(p.port, "/s/bytes/3145728", http2=client_h2)
     assert s == 200 and body == b"y" * (3145728 // 2)
@@ -243,7 +245,7 @@ def test_body_rewrite_on_local_replies_and_etags(portico, upstreams):
     p = portico(upstreams={"svc": [u.address]}, routes=[
         {"name": "mock", "match": {"path": "/mock"},
          "plugins": [{"name": "body-rewrite", "config": {
-                         "replace": [{"from": "world", "to": "there"}]}},
+                         "response": {"replace": [{"from": "world", "to": "there"}]}}},
                      {"name": "static-response", "config": {
                          "status": 200, "body": "hello world", "headers": {"ETag": "\"v1\""}}}]}])
     s, h, body = request(p.port, "GET", "/mock")
@@ -251,12 +253,39 @@ def test_body_rewrite_on_local_replies_and_etags(portico, upstreams):
     assert h["content-length"] == str(len(body)) and h["etag"] == 'W/"v1"'
 
 
+@pytest.mark.parametrize("client_h2", [False, True], ids=["h1-client", "h2-client"])
+def test_request_body_transform(portico, upstreams, client_h2):
+    u = upstreams()
+    p = portico(upstreams={"svc": [u.address]}, routes=[
+        {"name": "in", "match": {"path_prefix": "/"}, "upstream": "svc",
+         "plugins": [{"name": "body-rewrite", "config": {"request": {
+             "mode": "buffered", "max_buffer": "64KiB",
+             "replace": [{"from": "secret", "to": "[redacted]"}]}}}]}])
+    body = b"a secret, and another secret " * 100
+    expected = body.replace(b"secret", b"[redacted]")
+    # With a length, and chunked (HTTP/1.1) or in DATA frames without one (HTTP/2).
+    for extra in ([], ["-H", "Transfer-Encoding: chunked"] if not client_h2 else []):
+        s, _, out = curl(p.port, "/post", "--data-binary", "@-", *extra, http2=client_h2,
+                         input_bytes=body)
+        assert s == 200
+        seen = u.requests[-1]
+        assert seen.header("content-length") == str(len(expected))
+        assert seen.header("transfer-encoding") is None
+        assert seen.body_len == len(expected) and seen.body_prefix == expected[:len(seen.body_prefix)]
+    # Over the transform's limit: refused, nothing forwarded.
+    n = len(u.requests)
+    s, _, out = curl(p.port, "/post", "--data-binary", "@-", http2=client_h2,
+                     input_bytes=b"x" * 70000)
+    assert s == 413 and json.loads(out)["error"] == "request body too large for transformation"
+    assert len(u.requests) == n
+
+
 @pytest.mark.heavy
 def test_one_gib_through_a_streaming_transform_in_bounded_memory(portico, upstreams):
     u = upstreams()
     p = portico(upstreams={"svc": [u.address]}, routes=[
         {"name": "pass", "match": {"path_prefix": "/"}, "upstream": "svc",
-         "plugins": [{"name": "body-rewrite", "config": {"replace": []}}]}])
+         "plugins": [{"name": "body-rewrite", "config": {"response": {"replace": []}}}]}])
     size = 1 << 30
     r = subprocess.run(["curl", "-sS", "--max-time", "120", "-o", "/dev/null", "-w",
                         "%{http_code} %{size_download}", f"http://127.0.0.1:{p.port}/bytes/{size}"],

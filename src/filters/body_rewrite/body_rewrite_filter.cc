@@ -7,11 +7,29 @@
 namespace portico::filters {
 namespace {
 
-struct BodyRewriteConfig {
+// One direction's rewrite.
+struct RewriteRules {
+  bool enabled = false;
   Replacements replace;
   bool buffered = false;
   std::uint64_t max_buffer = api::BufferedBodyTransform::kDefaultMaxBuffer;
-  std::vector<std::string> content_types;  // prefixes; empty = every response
+  std::vector<std::string> content_types;  // prefixes; empty = every body
+
+  bool typeListed(const http::HeaderList& headers) const {
+    if (content_types.empty()) return true;
+    const std::string* type = headers.find("content-type");
+    if (!type) return false;
+    for (const auto& prefix : content_types)
+      if (type->size() >= prefix.size() &&
+          http::equalsIgnoreCase(std::string_view(*type).substr(0, prefix.size()), prefix))
+        return true;
+    return false;
+  }
+};
+
+struct BodyRewriteConfig {
+  RewriteRules request;
+  RewriteRules response;
 };
 
 class StreamingRewrite final : public api::BodyTransform {
@@ -45,35 +63,64 @@ class BufferedRewrite final : public api::BufferedBodyTransform {
   const Replacements& rules_;
 };
 
+std::unique_ptr<api::BodyTransform> makeTransform(const RewriteRules& rules) {
+  if (rules.buffered) return std::make_unique<BufferedRewrite>(rules.replace, rules.max_buffer);
+  return std::make_unique<StreamingRewrite>(rules.replace);
+}
+
 class BodyRewriteFilter final : public api::Filter {
  public:
   static constexpr bool kStateless = true;
   explicit BodyRewriteFilter(const BodyRewriteConfig& c) : c_(c) {}
 
+  api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
+    if (c_.request.enabled && c_.request.typeListed(ctx.request->headers))
+      ctx.transformRequestBody(makeTransform(c_.request));
+    return api::FilterStatus::Continue;
+  }
+
   api::FilterStatus onResponseHeaders(api::RequestContext& ctx) override {
-    if (!ctx.response || !typeListed(*ctx.response)) return api::FilterStatus::Continue;
-    if (c_.buffered) {
-      ctx.transformResponseBody(std::make_unique<BufferedRewrite>(c_.replace, c_.max_buffer));
-    } else {
-      ctx.transformResponseBody(std::make_unique<StreamingRewrite>(c_.replace));
-    }
+    if (c_.response.enabled && ctx.response && c_.response.typeListed(ctx.response->headers))
+      ctx.transformResponseBody(makeTransform(c_.response));
     return api::FilterStatus::Continue;
   }
 
  private:
-  bool typeListed(const http::ResponseHead& resp) const {
-    if (c_.content_types.empty()) return true;
-    const std::string* type = resp.headers.find("content-type");
-    if (!type) return false;
-    for (const auto& prefix : c_.content_types)
-      if (type->size() >= prefix.size() &&
-          http::equalsIgnoreCase(std::string_view(*type).substr(0, prefix.size()), prefix))
-        return true;
-    return false;
-  }
-
   const BodyRewriteConfig& c_;
 };
+
+void readRules(config::ObjectReader& parent, std::string_view key, config::Diagnostics& diag,
+               RewriteRules& rules) {
+  const nlohmann::json* node = parent.get(key);
+  if (!node) return;
+  rules.enabled = true;
+  config::ObjectReader r(*node, parent.childPath(key), diag);
+  if (const nlohmann::json* list = r.get("replace")) {
+    if (!list->is_array()) {
+      diag.add(r.childPath("replace"), "expected a list of {from, to}");
+    } else {
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        config::ObjectReader item((*list)[i], config::indexPath(r.childPath("replace"), i), diag);
+        std::string from, to;
+        item.string("from", from, true);
+        item.string("to", to, true);
+        item.finish();
+        if (from.empty() && item.has("from")) diag.add(item.childPath("from"), "must not be empty");
+        rules.replace.emplace_back(std::move(from), std::move(to));
+      }
+    }
+  }
+  std::string mode = "streaming";
+  r.string("mode", mode);
+  r.size("max_buffer", rules.max_buffer);
+  r.stringList("content_types", rules.content_types);
+  r.finish();
+  if (mode == "buffered") {
+    rules.buffered = true;
+  } else if (mode != "streaming") {
+    diag.add(r.childPath("mode"), "expected streaming or buffered");
+  }
+}
 
 }  // namespace
 
@@ -82,33 +129,11 @@ api::FilterType bodyRewriteFilterType() {
       "body-rewrite", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
         BodyRewriteConfig c;
         config::ObjectReader r(b.config, b.path, b.diag);
-        if (const nlohmann::json* list = r.get("replace")) {
-          if (!list->is_array()) {
-            b.diag.add(r.childPath("replace"), "expected a list of {from, to}");
-          } else {
-            for (std::size_t i = 0; i < list->size(); ++i) {
-              config::ObjectReader item((*list)[i], config::indexPath(r.childPath("replace"), i),
-                                        b.diag);
-              std::string from, to;
-              item.string("from", from, true);
-              item.string("to", to, true);
-              item.finish();
-              if (from.empty() && item.has("from"))
-                b.diag.add(item.childPath("from"), "must not be empty");
-              c.replace.emplace_back(std::move(from), std::move(to));
-            }
-          }
-        }
-        std::string mode = "streaming";
-        r.string("mode", mode);
-        r.size("max_buffer", c.max_buffer);
-        r.stringList("content_types", c.content_types);
+        readRules(r, "request", b.diag, c.request);
+        readRules(r, "response", b.diag, c.response);
         r.finish();
-        if (mode == "buffered") {
-          c.buffered = true;
-        } else if (mode != "streaming") {
-          b.diag.add(r.childPath("mode"), "expected streaming or buffered");
-        }
+        if (!c.request.enabled && !c.response.enabled)
+          b.diag.add(b.path, "needs request or response (or both)");
         return std::make_shared<ConfigFactory<BodyRewriteFilter, BodyRewriteConfig>>(std::move(c));
       }};
 }
