@@ -53,6 +53,64 @@ struct AttemptOutcome {
   ExchangeResult result;
 };
 
+// What a stream relay takes from its source each time round: the body pieces ready now, and
+// whether the body ended after them (with trailers) or broke.
+struct BodyPieces {
+  std::vector<std::string_view>& data;
+  bool end = false;
+  const http::HeaderList* trailers = nullptr;  // with end, when the upstream sent trailers
+  bool failed = false;                         // framing broken, reset, or cut short
+};
+
+// A response body as it arrives (the relay's source): next() says what is there without
+// waiting, release() lets go of what was just sent, wait() is the one I/O operation that brings
+// more (its awaitable directly: no coroutine frame), arrived() takes its outcome.
+//
+// An HTTP/1 upstream connection: the body decoded from its framing (Content-Length, chunked
+// with trailers, or until close).
+class H1BodySource {
+ public:
+  H1BodySource(UpstreamConnection& conn, const http::ResponseHead& resp)
+      : conn_(conn), resp_(resp), remaining_(resp.content_length) {
+    decoder_.keepTrailers(true);
+  }
+  void next(BodyPieces& p);
+  void release() { conn_.buffer.consume(take_); }
+  Task<std::size_t> wait(error_code& ec) {
+    return readSome(conn_.socket, conn_.tlsStream(),
+                    asio::buffer(conn_.buffer.writePtr(), conn_.buffer.writable()), ec);
+  }
+  bool arrived(std::size_t n, const error_code& ec, bool expired);
+  // The body ended where its framing said: the connection may be pooled again.
+  bool complete() const { return complete_; }
+
+ private:
+  UpstreamConnection& conn_;
+  const http::ResponseHead& resp_;
+  std::uint64_t remaining_;
+  http::ChunkedDecoder decoder_;
+  std::size_t take_ = 0;
+  bool closed_ = false;  // until-close body: the upstream closed, which ends it
+  bool complete_ = false;
+};
+
+// A stream of a shared HTTP/2 upstream connection: DATA as the connection's reader queued it.
+class H2BodySource {
+ public:
+  H2BodySource(UpstreamH2Connection& h2, std::int32_t id, UpstreamH2Stream& st, std::string& held)
+      : h2_(h2), id_(id), st_(st), held_(held) {}
+  void next(BodyPieces& p);
+  void release();  // gives the flow-control window back: the upstream may send as much again
+  Task<void> wait(error_code& ec);  // the stream's signal: DATA, the end, a reset, a deadline
+  bool arrived(std::size_t, const error_code&, bool expired) { return !expired; }
+
+ private:
+  UpstreamH2Connection& h2_;
+  std::int32_t id_;
+  UpstreamH2Stream& st_;
+  std::string& held_;  // what the relay sends now (the reader appends to the stream meanwhile)
+};
+
 class Exchange {
  public:
   Exchange(SessionIo& io, const snapshot::Upstream& up, http::RequestHead& req,
@@ -126,8 +184,11 @@ class Exchange {
   // The result of a relay through `sink`: HTTP/1 keep-alive, transform failures.
   ExchangeResult settle(const ClientSink& sink, ExchangeResult r);
   // The same for an HTTP/2 client: payload bytes (de-chunked) and trailers go to its stream.
-  Task<ExchangeResult> relayResponseToStream(ResponseStream& h2,
-                                             std::unique_ptr<UpstreamConnection> conn);
+  // The one relay of a response to a ResponseStream (the client's HTTP/2 stream, an HTTP/1
+  // writer, a transform, a call's collector), whatever the upstream's protocol: head, then the
+  // body as the source has it (BodySource below), then the end or the trailers.
+  template <class Source>
+  Task<ExchangeResult> relayToStream(ResponseStream& out, Source& src);
   // After a response body ended well: the connection goes back to the pool if it can.
   void recycle(std::unique_ptr<UpstreamConnection> conn);
   // After a 101: bytes both ways until either side closes, idles or runs out of time.
@@ -187,8 +248,8 @@ class Exchange {
   };
   Task<void> pumpBodyH2(UpstreamH2Connection& h2, std::int32_t id, UpstreamH2Stream& st,
                         H2Pump& pump);
-  Task<ExchangeResult> relayH2Response(UpstreamH2Connection& h2, std::int32_t id,
-                                       UpstreamH2Stream& st);
+  // The head of an HTTP/2 upstream's response, as the relay sends it.
+  void takeH2Head(UpstreamH2Stream& st);
 
   SessionIo& io_;
   WorkerContext& w_;
@@ -208,14 +269,15 @@ class Exchange {
   std::string& out_;
   http::ResponseHead& resp_;
   std::vector<asio::const_buffer>& spans_;
+  std::string h2_held_;  // response bytes taken from an HTTP/2 upstream stream
   std::string& joined_;
   upstream::Excluded& tried_;
   std::string& scratch_transform_error_;
   std::vector<asio::const_buffer> rest_;  // what writeNow could not send at once
   ForwardInfo info_;
   http::HeaderList h2_fields_;
-  std::string h2_relay_;     // response bytes taken from an HTTP/2 upstream stream
-  bool replayable_ = false;  // the whole body is in the client buffer
+  std::vector<std::string_view> pieces_;  // the body pieces of one round of a stream relay
+  bool replayable_ = false;               // the whole body is in the client buffer
   std::size_t body_in_buffer_ = 0;
   bool body_consumed_ = false;  // the body left the client buffer (streamed or committed)
   bool continue_sent_ = false;

@@ -111,7 +111,11 @@ Task<AttemptOutcome> Exchange::attemptH2(const snapshot::UpstreamTarget& target,
     in_.consume(body_in_buffer_);
     body_consumed_ = true;
   }
-  ExchangeResult r = co_await relayH2Response(*h2, id, st);
+  takeH2Head(st);
+  if (hooks_.response_head && hooks_.response_head()) co_await hooks_.response_head_async();
+  ClientSink sink;
+  H2BodySource body(*h2, id, st, h2_held_);
+  ExchangeResult r = settle(sink, co_await relayToStream(clientSink(sink), body));
   co_await finish();
   if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
   co_return AttemptOutcome{Failure::Done, r};
@@ -170,8 +174,7 @@ Task<void> Exchange::pumpBodyH2(UpstreamH2Connection& h2, std::int32_t id, Upstr
   st.wake();  // the exchange may be waiting for the response head: let it see a failure
 }
 
-Task<ExchangeResult> Exchange::relayH2Response(UpstreamH2Connection& h2, std::int32_t id,
-                                               UpstreamH2Stream& st) {
+void Exchange::takeH2Head(UpstreamH2Stream& st) {
   http::ResponseHead& resp = resp_;
   resp.clear();
   resp.status = st.status;
@@ -191,47 +194,32 @@ Task<ExchangeResult> Exchange::relayH2Response(UpstreamH2Connection& h2, std::in
     resp.framing = http::BodyFraming::None;
   }
   if (!resp.headers.has("x-request-id")) resp.headers.add("x-request-id", ctx_.request_id);
-  if (hooks_.response_head && hooks_.response_head()) co_await hooks_.response_head_async();
+}
 
-  ClientSink sink;
-  ResponseStream* out = &clientSink(sink);
-
-  const bool no_body = resp.framing == http::BodyFraming::None;
-  const bool head_sent = co_await out->sendHead(resp, no_body);
-  if (!head_sent) co_return settle(sink, {true, false, resp.status, "client closed"});
-  if (no_body) co_return settle(sink, {true, true, resp.status, ""});
-  error_code ec;
-  for (;;) {
-    if (!st.data.empty()) {
-      h2_relay_.clear();
-      h2_relay_.swap(st.data);  // the reader appends to st.data while this is sent
-      ctx_.bytes_sent += h2_relay_.size();
-      const bool sent = co_await out->sendData(h2_relay_, false);
-      if (!sent) co_return settle(sink, {true, false, resp.status, "client closed"});
-      h2.codec.consume(id, h2_relay_.size());  // the upstream may send as much again
-      h2.flush();
-      continue;
-    }
-    if (st.ended) {
-      bool sent = false;
-      if (!st.trailers.empty()) {
-        sent = co_await out->sendTrailers(st.trailers);
-      } else {
-        sent = co_await out->sendData({}, true);
-      }
-      if (!sent) co_return settle(sink, {true, false, resp.status, "client closed"});
-      co_return settle(sink, {true, true, resp.status, ""});
-    }
-    if (st.closed) break;  // reset before its end
-    io_.armOp(cfg_.timeouts.read);
-    co_await st.signal.async_wait(asio::redirect_error(kUseAwaitable, ec));
-    const bool expired = io_.opTimedOut() || io_.totalExpired();
-    io_.disarmOp();
-    if (expired) break;
+void H2BodySource::next(BodyPieces& p) {
+  if (!st_.data.empty()) {
+    held_.clear();
+    held_.swap(st_.data);  // the reader appends to st.data while this is sent
+    p.data.push_back(held_);
+    return;
   }
-  // Cut short: the client must not take it as complete.
-  stats_->failures.add();
-  co_return ExchangeResult{true, false, resp.status, "upstream response cut short"};
+  held_.clear();
+  if (st_.ended) {
+    p.end = true;
+    if (!st_.trailers.empty()) p.trailers = &st_.trailers;
+    return;
+  }
+  p.failed = st_.closed;  // reset before its end
+}
+
+Task<void> H2BodySource::wait(error_code& ec) {
+  return st_.signal.async_wait(asio::redirect_error(kUseAwaitable, ec));
+}
+
+void H2BodySource::release() {
+  if (held_.empty()) return;
+  h2_.codec.consume(id_, held_.size());
+  h2_.flush();
 }
 
 }  // namespace portico::proxy::detail

@@ -1,5 +1,7 @@
 #include "proxy/exchange.h"
 
+#include <type_traits>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -8,94 +10,98 @@
 
 namespace portico::proxy::detail {
 
-Task<ExchangeResult> Exchange::relayResponseToStream(ResponseStream& h2,
-                                                     std::unique_ptr<UpstreamConnection> conn) {
-  http::ResponseHead& resp = resp_;
-  ExchangeResult result{true, true, resp.status, ""};
-  const bool no_body = resp.framing == http::BodyFraming::None;
-  const bool head_sent = co_await h2.sendHead(resp, no_body);
-  if (!head_sent) co_return ExchangeResult{true, false, resp.status, "client closed"};
-  if (no_body) {
-    recycle(std::move(conn));
-    co_return result;
-  }
-  IoBuffer& buf = conn->buffer;
-  bool upstream_ok = true;
-  std::uint64_t remaining = resp.content_length;
-  http::ChunkedDecoder decoder;
-  decoder.keepTrailers(true);
-  std::vector<asio::const_buffer>& spans = spans_;
+template <class Source>
+Task<ExchangeResult> Exchange::relayToStream(ResponseStream& out, Source& src) {
+  const int status = resp_.status;
+  const ExchangeResult gone{true, false, status, "client closed"};
+  const bool no_body = resp_.framing == http::BodyFraming::None;
+  const bool head_sent = co_await out.sendHead(resp_, no_body);
+  if (!head_sent) co_return gone;
+  if (no_body) co_return ExchangeResult{true, true, status, ""};
+  std::vector<std::string_view>& pieces = pieces_;
   error_code ec;
   for (;;) {
-    std::string_view avail = buf.readable();
-    std::size_t take = 0;
-    bool done = false;
-    spans.clear();
-    switch (resp.framing) {
-      case http::BodyFraming::ContentLength:
-        take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, avail.size()));
-        remaining -= take;
-        done = remaining == 0;
-        if (take || done) spans.push_back(asio::buffer(avail.data(), take));
-        break;
-      case http::BodyFraming::Chunked: {
-        auto step = decoder.feed(avail, [&](std::string_view data) {
-          spans.push_back(asio::buffer(data.data(), data.size()));
-        });
-        if (step.status == http::ChunkedDecoder::Status::Error) {
-          upstream_ok = false;
-          done = true;
-          spans.clear();
-          break;
-        }
-        take = step.consumed;
-        done = step.status == http::ChunkedDecoder::Status::Done;
-        break;
-      }
-      default:  // until close
-        take = avail.size();
-        if (take) spans.push_back(asio::buffer(avail.data(), take));
-        break;
-    }
-    if (!upstream_ok) break;
-    const bool trailers = done && !decoder.trailers().empty();
-    if (done && !trailers && spans.empty()) spans.push_back(asio::const_buffer());
-    for (std::size_t i = 0; i < spans.size(); ++i) {
-      std::string_view data(static_cast<const char*>(spans[i].data()), spans[i].size());
-      ctx_.bytes_sent += data.size();
+    pieces.clear();
+    BodyPieces p{pieces};
+    src.next(p);
+    if (p.failed) break;
+    const bool ends_with_data = p.end && !p.trailers;
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      ctx_.bytes_sent += pieces[i].size();
       io_.armOp(io_.limits().idle_timeout);
-      const bool sent = co_await h2.sendData(data, done && !trailers && i + 1 == spans.size());
+      const bool sent = co_await out.sendData(pieces[i], ends_with_data && i + 1 == pieces.size());
       io_.disarmOp();
-      if (!sent) co_return ExchangeResult{true, false, resp.status, "client closed"};
+      if (!sent) co_return gone;
     }
-    bool trailers_sent = true;
-    if (trailers) trailers_sent = co_await h2.sendTrailers(decoder.trailers());
-    if (!trailers_sent) co_return ExchangeResult{true, false, resp.status, "client closed"};
-    buf.consume(take);
-    if (done) break;
+    if (ends_with_data && pieces.empty()) {
+      const bool sent = co_await out.sendData({}, true);
+      if (!sent) co_return gone;
+    } else if (p.end && p.trailers) {
+      const bool sent = co_await out.sendTrailers(*p.trailers);
+      if (!sent) co_return gone;
+    }
+    src.release();
+    if (p.end) co_return ExchangeResult{true, true, status, ""};
+    if (!pieces.empty()) continue;  // more may have come while these were sent
     io_.armOp(cfg_.timeouts.read);
-    std::size_t n = co_await readSome(conn->socket, conn->tlsStream(),
-                                      asio::buffer(buf.writePtr(), buf.writable()), ec);
+    std::size_t n = 0;
+    if constexpr (std::is_void_v<typename decltype(src.wait(ec))::value_type>) {
+      co_await src.wait(ec);
+    } else {
+      n = co_await src.wait(ec);
+    }
+    const bool expired = io_.opTimedOut() || io_.totalExpired();
     io_.disarmOp();
-    if (ec || n == 0 || io_.totalExpired()) {
-      const bool closed = ec == asio::error::eof || (!ec && n == 0);
-      if (resp.framing == http::BodyFraming::UntilClose && closed && !io_.totalExpired()) {
-        const bool sent = co_await h2.sendData({}, true);
-        if (!sent) co_return ExchangeResult{true, false, resp.status, "client closed"};
-        co_return result;
+    if (!src.arrived(n, ec, expired)) break;
+  }
+  // Cut short: the client must not take it as complete (HTTP/1 closes, HTTP/2 resets).
+  stats_->failures.add();
+  co_return ExchangeResult{true, false, status, "upstream body cut short"};
+}
+
+template Task<ExchangeResult> Exchange::relayToStream(ResponseStream&, H1BodySource&);
+template Task<ExchangeResult> Exchange::relayToStream(ResponseStream&, H2BodySource&);
+
+void H1BodySource::next(BodyPieces& p) {
+  const std::string_view avail = conn_.buffer.readable();
+  take_ = 0;
+  switch (resp_.framing) {
+    case http::BodyFraming::ContentLength:
+      take_ = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, avail.size()));
+      remaining_ -= take_;
+      p.end = remaining_ == 0;
+      if (take_) p.data.push_back(avail.substr(0, take_));
+      break;
+    case http::BodyFraming::Chunked: {
+      auto step = decoder_.feed(avail, [&](std::string_view data) { p.data.push_back(data); });
+      if (step.status == http::ChunkedDecoder::Status::Error) {
+        p.failed = true;
+        return;
       }
-      upstream_ok = false;
+      take_ = step.consumed;
+      p.end = step.status == http::ChunkedDecoder::Status::Done;
+      if (p.end && !decoder_.trailers().empty()) p.trailers = &decoder_.trailers();
       break;
     }
-    buf.commit(n);
+    default:  // until close
+      take_ = avail.size();
+      if (take_) p.data.push_back(avail);
+      p.end = closed_;
+      break;
   }
-  if (!upstream_ok) {
-    // Cut short: the stream is reset (keep_client false), not ended as if complete.
-    stats_->failures.add();
-    co_return ExchangeResult{true, false, resp.status, "upstream body cut short"};
+  complete_ = p.end;
+}
+
+bool H1BodySource::arrived(std::size_t n, const error_code& ec, bool expired) {
+  if (!ec && n > 0 && !expired) {
+    conn_.buffer.commit(n);
+    return true;
   }
-  recycle(std::move(conn));
-  co_return result;
+  // The upstream closing ends an until-close body; anything else cuts the body short.
+  const bool closed = ec == asio::error::eof || (!ec && n == 0);
+  if (resp_.framing != http::BodyFraming::UntilClose || !closed || expired) return false;
+  closed_ = true;
+  return true;
 }
 
 Task<void> Exchange::pumpUpstreamToStream(ResponseStream& out, UpstreamConnection& conn, bool& done,

@@ -75,6 +75,7 @@ struct CallState final : DeadlineIo, SessionBase {
   void checkDeadline(Clock::time_point now) override { DeadlineIo::checkDeadline(now); }
   void onDrain() override {}
   void cancelClientIo() override {}
+  bool abandoned() const override { return cancelled; }
 
   void cancel() {
     cancelled = true;
@@ -219,6 +220,7 @@ api::CallId RequestCalls::start(api::CallRequest request, Done done) {
   const auto q = h.target.find('?');
   h.path = h.target.substr(0, q);
   h.query = q == std::string::npos ? std::string() : h.target.substr(q + 1);
+  if (parent_ && parent_->request) h.host = parent_->request->host;  // X-Forwarded-Host
   h.headers = std::move(c.request.headers);
   h.headers.set("Host", to_url ? originAuthority(c.request.url) : c.request.host);
   if (!c.request.body.empty()) {

@@ -226,6 +226,7 @@ Task<ExchangeResult> Exchange::run() {
         break;
       }
     }
+    if (io_.abandoned()) break;  // cancelled during the backoff
     int idx = lb.pick(key, tried);
     if (idx < 0 && excludeUnavailable()) idx = lb.pick(key, tried);  // go round again
     if (idx < 0) {
@@ -261,6 +262,12 @@ Task<ExchangeResult> Exchange::run() {
     lb.onFinish(idx);
     io_.setUpstreamSocket(nullptr);
     io_.setUpstreamSignal(nullptr);
+    if (io_.abandoned()) {  // cancelled by its owner: no verdict on the upstream, no retry
+      if (retrying) up_.state->endRetry();
+      io_.setTotalDeadline({});
+      circuit.failed = false;
+      co_return ExchangeResult{false, false, 0, "cancelled"};
+    }
     reportAttempt(static_cast<std::size_t>(idx), a);
     if (traced) recordAttemptSpan(attempt_span, attempt_start, target, n + 1, a);
     if (retrying) {
@@ -557,7 +564,9 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
         // Payload through a stream writer (HTTP/2 client, transforms); else raw HTTP/1 bytes.
         ClientSink sink;
         ResponseStream& out = clientSink(sink);
-        r = settle(sink, co_await relayResponseToStream(out, std::move(conn)));
+        H1BodySource body(*conn, resp);
+        r = settle(sink, co_await relayToStream(out, body));
+        if (body.complete() || resp.framing == http::BodyFraming::None) recycle(std::move(conn));
       } else {
         r = co_await relayResponse(std::move(conn));
       }

@@ -63,6 +63,9 @@ class SessionIo {
   // Ends a pending readClient() (with an error); the request body is no longer wanted.
   virtual void cancelRead() = 0;
   virtual const RequestLimits& limits() const = 0;
+  // Nobody wants the answer any more (an upstream call cancelled): the exchange stops after
+  // the current attempt, without a retry or a verdict on the upstream.
+  virtual bool abandoned() const { return false; }
 
  protected:
   ~SessionIo() = default;

@@ -158,6 +158,9 @@ def test_ext_auth_through_an_upstream_with_a_dead_target(portico, upstreams):
                               headers={"Authorization": "Bearer good"})
             assert s == 200
             assert auth.calls[-1][:2] == ("GET", f"/auth/api/items/{i}?x=1")
+            sent = auth.calls[-1][2]
+            assert sent["X-Forwarded-Host"] == f"127.0.0.1:{p.port}"
+            assert sent["X-Forwarded-For"] == "127.0.0.1" and sent["X-Forwarded-Method"] == "GET"
             assert u.requests[-1].header("x-user") == "u-42"
         s, _, body = request(p.port, "GET", "/api/x", headers={"Authorization": "Bearer bad"})
         assert s == 401 and json.loads(body) == {"error": "go away"}

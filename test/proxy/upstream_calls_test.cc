@@ -88,6 +88,13 @@ class CallsTest : public ::testing::Test {
     sweep();
   }
 
+  // Calls still running end (cancelled: their coroutines finish on the loop) while the worker
+  // they registered with is still there.
+  ~CallsTest() override {
+    calls_.end();
+    runUntil([&] { return w_.sessionCount() == 0; });
+  }
+
   // The worker's deadline sweeper, as a worker runs it, on the test's clock.
   void sweep() {
     sweeper_.expires_after(std::chrono::milliseconds(5));
@@ -193,6 +200,8 @@ TEST_F(CallsTest, CancelledCallNeverCompletesAndClosesItsConnection) {
   ASSERT_TRUE(runUntil([&] { return up_.closed_by_peer == 1; }));
   runUntil([] { return false; }, std::chrono::milliseconds(50));
   EXPECT_FALSE(called);
+  EXPECT_EQ(up_.requests.size(), 1u);                  // not retried: nobody wants the answer
+  EXPECT_EQ(stats_.upstream("u").failures.get(), 0u);  // and no verdict on the upstream
   EXPECT_EQ(calls_.running(), 0u);
   EXPECT_EQ(w_.pool.idleCount(), 0u);  // the half-used connection is not pooled
 }
