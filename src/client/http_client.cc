@@ -1,5 +1,7 @@
 #include "client/http_client.h"
 
+#include "http/url.h"
+
 #include <sys/stat.h>
 
 #include <array>
@@ -42,33 +44,13 @@ struct Url {
 };
 
 bool parseUrl(const std::string& url, Url& out) {
-  std::string_view rest = url;
-  if (rest.substr(0, 7) == "http://") {
-    rest.remove_prefix(7);
-  } else if (rest.substr(0, 8) == "https://") {
-    out.tls = true;
-    rest.remove_prefix(8);
-  } else {
-    return false;
-  }
-  const auto slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
-  std::string_view host = authority, port;
-  if (authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return false;
-    host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':')
-      port = authority.substr(close + 2);
-  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  out.host = std::string(host);
-  out.port = port.empty() ? (out.tls ? "443" : "80") : std::string(port);
-  return !out.host.empty();
+  auto u = http::parseAbsoluteUrl(url);
+  if (!u) return false;
+  out.tls = u->https;
+  out.host = std::move(u->host);
+  out.port = std::to_string(u->port);
+  out.target = std::move(u->target);
+  return true;
 }
 
 HttpResponse failure(std::string why) {

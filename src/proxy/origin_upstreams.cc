@@ -6,47 +6,13 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "http/url.h"
+
 namespace portico::proxy {
 
 namespace {
 
 constexpr auto kResolveAgainAfter = std::chrono::seconds(60);
-
-struct UrlParts {
-  bool https = false;
-  std::string authority;  // as written
-  std::string target;     // path and query
-};
-
-Result<UrlParts> splitUrl(const std::string& url) {
-  UrlParts p;
-  std::string_view rest = url;
-  if (rest.substr(0, 7) == "http://") {
-    rest.remove_prefix(7);
-  } else if (rest.substr(0, 8) == "https://") {
-    p.https = true;
-    rest.remove_prefix(8);
-  } else {
-    return makeError("not an http:// or https:// URL: \"" + url + "\"");
-  }
-  const auto end = rest.find_first_of("/?#");
-  p.authority = std::string(rest.substr(0, end));
-  p.target = end == std::string_view::npos ? "/" : std::string(rest.substr(end));
-  if (const auto hash = p.target.find('#'); hash != std::string::npos) p.target.resize(hash);
-  if (p.target.empty() || p.target.front() == '?') p.target.insert(0, "/");
-  if (p.authority.empty() || p.authority.find('@') != std::string::npos)
-    return makeError("invalid host in \"" + url + "\"");
-  return p;
-}
-
-// host:port with the scheme's default port filled in.
-Result<HostPort> hostPort(const UrlParts& p) {
-  const std::string& a = p.authority;
-  const auto close = a.rfind(']');
-  const bool has_port = a.front() == '[' ? close != std::string::npos && close + 1 < a.size()
-                                         : a.find(':') != std::string::npos;
-  return parseHostPort(has_port ? a : a + (p.https ? ":443" : ":80"));
-}
 
 SocketAddress toAddress(const tcp::endpoint& ep) {
   SocketAddress a;
@@ -60,24 +26,22 @@ SocketAddress toAddress(const tcp::endpoint& ep) {
 }  // namespace
 
 std::string originTarget(const std::string& url) {
-  auto p = splitUrl(url);
-  return p ? p->target : std::string("/");
+  auto u = http::parseAbsoluteUrl(url);
+  return u ? u->target : std::string("/");
 }
 
 std::string originAuthority(const std::string& url) {
-  auto p = splitUrl(url);
-  return p ? p->authority : std::string();
+  auto u = http::parseAbsoluteUrl(url);
+  return u ? u->authority : std::string();
 }
 
 Task<Result<std::shared_ptr<const OriginUpstream>>> originUpstream(WorkerContext& w,
                                                                    const std::string& url,
                                                                    const std::string& ca_file) {
-  auto parts = splitUrl(url);
+  auto parts = http::parseAbsoluteUrl(url);
   if (!parts) co_return parts.error();
-  auto hp = hostPort(*parts);
-  if (!hp) co_return hp.error();
-  const std::string key = (parts->https ? "https://" : "http://") + hp->host + ":" +
-                          std::to_string(hp->port) + (ca_file.empty() ? "" : "|" + ca_file);
+  const std::string key = (parts->https ? "https://" : "http://") + parts->authority +
+                          (ca_file.empty() ? "" : "|" + ca_file);
   if (!w.origins) w.origins = std::make_shared<OriginUpstreams>();
   const auto now = w.time.steady();
   if (auto it = w.origins->by_key.find(key);
@@ -86,9 +50,9 @@ Task<Result<std::shared_ptr<const OriginUpstream>>> originUpstream(WorkerContext
 
   tcp::resolver resolver(w.io);
   boost::system::error_code ec;
-  auto results = co_await resolver.async_resolve(hp->host, std::to_string(hp->port),
+  auto results = co_await resolver.async_resolve(parts->host, std::to_string(parts->port),
                                                  asio::redirect_error(kUseAwaitable, ec));
-  if (ec || results.empty()) co_return makeError("cannot resolve \"" + hp->host + "\"");
+  if (ec || results.empty()) co_return makeError("cannot resolve \"" + parts->host + "\"");
 
   auto origin = std::make_shared<OriginUpstream>();
   origin->resolved_at = now;
@@ -112,7 +76,7 @@ Task<Result<std::shared_ptr<const OriginUpstream>>> originUpstream(WorkerContext
     for (const auto& t : up.targets) seen |= t.address == a;
     if (seen) continue;
     up.fingerprint += a.text + ",";
-    up.targets.push_back(snapshot::UpstreamTarget{parts->authority, hp->host, std::move(a), 1});
+    up.targets.push_back(snapshot::UpstreamTarget{parts->authority, parts->host, std::move(a), 1});
   }
   up.state = std::make_shared<upstream::UpstreamState>();
   w.origins->by_key[key] = origin;

@@ -133,6 +133,16 @@ class CallsTest : public ::testing::Test {
     return [&out](api::CallResponse r) { out = std::move(r); };
   }
 
+  // One call to upstream "u", run to its end: the upstream's status, or Portico's error status.
+  int callOnce() {
+    std::optional<api::CallResponse> got;
+    api::CallRequest req;
+    req.upstream = "u";
+    calls_.start(std::move(req), keep(got));
+    EXPECT_TRUE(runUntil([&] { return got.has_value(); }));
+    return got ? (got->status ? got->status : got->error_status) : 0;
+  }
+
   asio::io_context io_;
   observability::WorkerStats stats_;
   ManualTime time_;  // deadlines, ejections and breakers move only when a test advances it
@@ -267,14 +277,6 @@ TEST_F(CallsTest, FailingTargetIsEjectedUntilItsTimeIsUp) {
   load("  - { name: u, targets: [ \"" + up_.address() + "\", \"" + other_.address() +
        "\" ], retries: { attempts: 1 },\n      outlier_detection: { consecutive_failures: 2, "
        "base_ejection: 30s } }\n");
-  auto callOnce = [&] {
-    std::optional<api::CallResponse> got;
-    api::CallRequest req;
-    req.upstream = "u";
-    calls_.start(std::move(req), keep(got));
-    EXPECT_TRUE(runUntil([&] { return got.has_value(); }));
-    return got ? got->status : 0;
-  };
   for (int i = 0; i < 4; ++i) callOnce();  // round robin: two failures on the bad target
   EXPECT_EQ(stats_.upstream("u").ejections.get(), 1u);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(callOnce(), 200);  // only the good target now
@@ -294,14 +296,6 @@ TEST_F(CallsTest, CircuitOpensThenHalfOpensAfterItsTime) {
   load("  - { name: u, targets: [ \"" + up_.address() +
        "\" ], retries: { attempts: 1 },\n      circuit_breaker: { failure_threshold: 2, "
        "open_duration: 10s } }\n");
-  auto callOnce = [&] {
-    std::optional<api::CallResponse> got;
-    api::CallRequest req;
-    req.upstream = "u";
-    calls_.start(std::move(req), keep(got));
-    EXPECT_TRUE(runUntil([&] { return got.has_value(); }));
-    return got ? (got->status ? got->status : got->error_status) : 0;
-  };
   EXPECT_EQ(callOnce(), 502);
   EXPECT_EQ(callOnce(), 502);
   EXPECT_EQ(callOnce(), 503);  // open: the upstream is not touched

@@ -1,0 +1,55 @@
+#include "http/url.h"
+
+#include <charconv>
+
+namespace portico::http {
+
+Result<AbsoluteUrl> parseAbsoluteUrl(std::string_view url) {
+  AbsoluteUrl u;
+  std::string_view rest = url;
+  if (rest.substr(0, 7) == "http://") {
+    rest.remove_prefix(7);
+  } else if (rest.substr(0, 8) == "https://") {
+    u.https = true;
+    rest.remove_prefix(8);
+  } else {
+    return makeError("not an http:// or https:// URL: \"" + std::string(url) + "\"");
+  }
+  const auto end = rest.find_first_of("/?#");
+  const std::string_view authority = rest.substr(0, end);
+  std::string_view target = end == std::string_view::npos ? "" : rest.substr(end);
+  target = target.substr(0, target.find('#'));
+  u.target =
+      target.empty() || target.front() == '?' ? "/" + std::string(target) : std::string(target);
+  if (authority.empty() || authority.find('@') != std::string_view::npos)
+    return makeError("invalid host in \"" + std::string(url) + "\"");
+  std::string_view host = authority, port;
+  if (authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos)
+      return makeError("invalid host in \"" + std::string(url) + "\"");
+    host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':')
+        return makeError("invalid host in \"" + std::string(url) + "\"");
+      port = authority.substr(close + 2);
+    }
+  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.empty()) return makeError("invalid host in \"" + std::string(url) + "\"");
+  u.host = std::string(host);
+  u.authority = std::string(authority);
+  u.port = u.https ? 443 : 80;
+  if (!port.empty()) {
+    unsigned value = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535)
+      return makeError("invalid port in \"" + std::string(url) + "\"");
+    u.port = static_cast<std::uint16_t>(value);
+  }
+  return u;
+}
+
+}  // namespace portico::http

@@ -1,0 +1,22 @@
+#pragma once
+// Absolute http:// and https:// URLs, as outgoing calls name their destination.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace portico::http {
+
+struct AbsoluteUrl {
+  bool https = false;
+  std::string host;        // without the brackets of an IPv6 literal
+  std::uint16_t port = 0;  // the scheme's default (80, 443) when the URL names none
+  std::string authority;   // as written: host[:port]
+  std::string target;      // path and query, "/" when empty; the fragment is dropped
+};
+
+// Refuses other schemes, user info, an empty host and a bad port.
+Result<AbsoluteUrl> parseAbsoluteUrl(std::string_view url);
+
+}  // namespace portico::http
