@@ -125,7 +125,13 @@ Task<void> runCall(std::shared_ptr<CallState> call) {
     }
   } else {
     up = c.snapshot->findUpstream(c.request.upstream);
-    if (!up) fail(c.response, 503, "unknown upstream \"" + c.request.upstream + "\"");
+    if (!up) {
+      fail(c.response, 503, "unknown upstream \"" + c.request.upstream + "\"");
+    } else {
+      auto& stats = c.w_.stats.upstream(c.request.upstream);
+      stats.calls.add();
+      if (c.request.mirror) stats.mirrored.add();
+    }
   }
   if (up && !c.cancelled) {
     ExchangeHooks hooks;
@@ -178,34 +184,29 @@ Task<void> runCall(std::shared_ptr<CallState> call) {
 
 }  // namespace
 
-void RequestCalls::begin(std::shared_ptr<const snapshot::Snapshot> snapshot,
+void RequestCalls::begin(const std::shared_ptr<const snapshot::Snapshot>& snapshot,
                          api::RequestContext* parent) {
-  snapshot_ = std::move(snapshot);
+  snapshot_ = &snapshot;
   parent_ = parent;
 }
 
 api::CallId RequestCalls::start(api::CallRequest request, Done done) {
   const api::CallId id = next_id_++;
-  const auto& lim = snapshot_->config.server.limits;
+  const auto& lim = (*snapshot_)->config.server.limits;
   const bool to_url = !request.url.empty();
   if (to_url == !request.upstream.empty() || running_.size() >= lim.max_calls_per_request) {
     api::CallResponse r;
     fail(r, to_url == !request.upstream.empty() ? 500 : 503,
          to_url == !request.upstream.empty() ? "a call names one upstream or one URL"
                                              : "too many calls for one request");
-    asio::post(w_.io, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+    deliverLater(std::move(done), std::move(r), request.detached);
     return id;
-  }
-  if (!to_url) {
-    auto& stats = w_.stats.upstream(request.upstream);
-    stats.calls.add();
-    if (request.mirror) stats.mirrored.add();
   }
   auto call = std::make_shared<CallState>(w_, std::move(request));
   CallState& c = *call;
   c.id = id;
   c.done = std::move(done);
-  c.snapshot = snapshot_;
+  c.snapshot = *snapshot_;
   c.limits_.head.max_header_bytes = lim.max_header_bytes;
   c.limits_.head.max_headers = lim.max_headers;
   c.limits_.head.max_uri_bytes = lim.max_uri_bytes;
@@ -288,8 +289,18 @@ void RequestCalls::abortAll() {
     if (!done) continue;
     api::CallResponse r;
     fail(r, 499, "client closed");
-    asio::post(w_.io, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+    deliverLater(std::move(done), std::move(r), false);
   }
+}
+
+void RequestCalls::deliverLater(Done done, api::CallResponse r, bool detached) {
+  // From the loop, never inside start(); and only while the request is still the one that
+  // made the call (end() replaces the token), unless the call was detached.
+  if (!token_) token_ = std::make_shared<const int>(0);
+  std::weak_ptr<const int> token = token_;
+  asio::post(w_.io, [done = std::move(done), r = std::move(r), token, detached]() mutable {
+    if (detached || !token.expired()) done(std::move(r));
+  });
 }
 
 void RequestCalls::cancelAll() {

@@ -20,13 +20,16 @@ class RequestCalls final : public api::UpstreamCalls {
   explicit RequestCalls(WorkerContext& w) : w_(w) {}
   ~RequestCalls() override { cancelAll(); }
 
-  // The request the calls belong to: its snapshot (upstream names), its context (trace, ids).
-  void begin(std::shared_ptr<const snapshot::Snapshot> snapshot, api::RequestContext* parent);
+  // The request the calls belong to: its snapshot (upstream names; the caller keeps it for the
+  // request, a call takes its own reference), its context (trace, ids).
+  void begin(const std::shared_ptr<const snapshot::Snapshot>& snapshot,
+             api::RequestContext* parent);
   // The request ended: running calls are cancelled (detached ones go on, on their own).
   void end() {
-    cancelAll();
-    snapshot_.reset();
+    if (!running_.empty()) cancelAll();
+    snapshot_ = nullptr;
     parent_ = nullptr;
+    token_.reset();  // answers posted for the old request are dropped
   }
 
   // The client went away: running calls end now, each `done` runs with error_status 499.
@@ -42,12 +45,15 @@ class RequestCalls final : public api::UpstreamCalls {
 
  private:
   void cancelAll();
+  // Runs `done` with `r` from the loop, unless the request ended meanwhile.
+  void deliverLater(Done done, api::CallResponse r, bool detached);
 
   WorkerContext& w_;
-  std::shared_ptr<const snapshot::Snapshot> snapshot_;
+  const std::shared_ptr<const snapshot::Snapshot>* snapshot_ = nullptr;
   api::RequestContext* parent_ = nullptr;
   std::vector<std::shared_ptr<CallState>> running_;
   api::CallId next_id_ = 1;
+  std::shared_ptr<const int> token_;  // made when an answer is posted (not per request)
 };
 
 // Per worker: upstreams made on first use for the origins of URL calls (scheme, host, port),

@@ -118,7 +118,8 @@ class CallsTest : public ::testing::Test {
     auto snap = snapshot::buildSnapshot(in);
     ASSERT_TRUE(snap) << snap.error().message;
     w_.installSnapshot(*snap);
-    calls_.begin(w_.snapshot, nullptr);
+    snapshot_ = w_.snapshot;
+    calls_.begin(snapshot_, nullptr);
   }
 
   template <class Pred>
@@ -151,6 +152,7 @@ class CallsTest : public ::testing::Test {
   api::FilterRegistry registry_;
   observability::LogWriter logs_;
   FakeUpstream up_, other_;
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;  // the "request's" snapshot
   RequestCalls calls_{w_};
 };
 
