@@ -44,9 +44,8 @@ void applyVerified(api::RequestContext& ctx, const Verified& v,
   ctx.authenticated = true;
 }
 
-std::int64_t unixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+std::int64_t unixNow(const api::RequestContext& ctx) {
+  return std::chrono::duration_cast<std::chrono::seconds>(ctx.wall_start.time_since_epoch())
       .count();
 }
 

@@ -43,7 +43,9 @@ bool fromClaims(const nlohmann::json& claims, const std::string& consumer_claim,
 void applyVerified(api::RequestContext& ctx, const Verified& v,
                    const ClaimHeaders& claims_to_headers);
 
-std::int64_t unixNow();
+// The request's start in Unix seconds (the worker's injected clock): "now" for token expiry
+// and credential caches.
+std::int64_t unixNow(const api::RequestContext& ctx);
 
 class TokenCache {
  public:

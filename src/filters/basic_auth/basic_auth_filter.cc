@@ -62,7 +62,7 @@ class BasicAuthFilter final : public api::Filter {
     credential_ = c_.consumers->byUsername(username_);
     digest_ = auth::sha256(username_ + '\0' + password_);
     Verified known;
-    if (credential_ && c_.cache->find(digest_, unixNow(), known) &&
+    if (credential_ && c_.cache->find(digest_, unixNow(ctx), known) &&
         known.consumer == credential_->consumer)
       return accept(ctx);
     return api::FilterStatus::Async;  // hash off the event loop
@@ -77,7 +77,7 @@ class BasicAuthFilter final : public api::Filter {
       if (ok) {
         const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(c_.cache_ttl).count();
         if (ttl > 0)
-          c_.cache->add(digest_, Verified{true, credential_->consumer, {}, unixNow() + ttl});
+          c_.cache->add(digest_, Verified{true, credential_->consumer, {}, unixNow(ctx) + ttl});
         done(accept(ctx));
       } else {
         done(refuse(ctx, api::AuthFailure::InvalidCredentials, c_.www_authenticate));

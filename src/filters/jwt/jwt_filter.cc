@@ -50,7 +50,7 @@ class JwtFilter final : public api::Filter {
     if (token.empty()) return refuse(ctx, api::AuthFailure::MissingCredentials, "Bearer");
     if (token.size() > c_.max_token_bytes) return invalid(ctx);
     token_.assign(token);
-    const std::int64_t now = unixNow();
+    const std::int64_t now = unixNow(ctx);
     Verified v;
     // Keyed by the token itself: an exact match, and no digest to compute per request.
     if (c_.cache->find(token_, now, v)) return accept(ctx, v);
@@ -107,7 +107,7 @@ class JwtFilter final : public api::Filter {
   api::FilterStatus verifyWith(api::RequestContext& ctx, const auth::Jwk& key,
                                const api::Consumer* owner) {
     if (!key.verify(parsed_.alg, parsed_.signing_input, parsed_.signature)) return invalid(ctx);
-    const std::int64_t now = unixNow();
+    const std::int64_t now = unixNow(ctx);
     auth::ClaimRules rules = c_.rules;
     if (rules.issuer.empty() && c_.keys) rules.issuer = c_.keys->issuer();
     if (!auth::checkClaims(parsed_.claims, rules, now).empty()) return invalid(ctx);

@@ -78,7 +78,7 @@ class IntrospectionFilter final : public api::Filter {
     if (token.size() > 8192) return invalid(ctx);
     token_.assign(token);
     Verified v;
-    if (c_.cache->find(token_, unixNow(), v)) return v.active ? accept(ctx, v) : invalid(ctx);
+    if (c_.cache->find(token_, unixNow(ctx), v)) return v.active ? accept(ctx, v) : invalid(ctx);
     return api::FilterStatus::Async;
   }
 
@@ -108,7 +108,7 @@ class IntrospectionFilter final : public api::Filter {
       return unavailable(ctx, "authorization server unavailable");
     }
     auto claims = nlohmann::json::parse(r.body, nullptr, false);
-    const std::int64_t now = unixNow();
+    const std::int64_t now = unixNow(ctx);
     Verified v;
     bool ok = claims.is_object() && claims.value("active", false) == true;
     if (ok && !c_.required_scopes.empty())
