@@ -166,8 +166,11 @@ def upstream_conf(work, port):
         answer = ("return 200 '{\"service\":\"bench\",\"status\":\"ok\",\"padding\":"
                   "\"0123456789012345678901234567890123456789012\"}';")
     else:
+        # nginx's workers run as nobody: the file and the folders above it must be readable.
         (work / "www").mkdir(exist_ok=True)
         (work / "www" / "body.json").write_bytes(b"x" * BODY_SIZE)
+        for path, mode in ((work, 0o755), (work / "www", 0o755), (work / "www" / "body.json", 0o644)):
+            path.chmod(mode)
         answer = f"root {work}/www; try_files /body.json =404;"
     return NGINX_UPSTREAM.format(dir=work, port=port, answer=answer)
 

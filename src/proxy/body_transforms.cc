@@ -58,7 +58,18 @@ Task<bool> TransformStream::sendData(std::string_view data, bool end_stream) {
     failed_ = true;
     co_return false;
   }
-  co_return co_await emit(end_stream);
+  if (!head_sent_) {
+    if (out_.empty() && !end_stream) co_return true;  // nothing yet: the head can still wait
+    if (end_stream) {  // the whole body is known: its exact length goes with the head
+      head_.framing = out_.empty() ? http::BodyFraming::None : http::BodyFraming::ContentLength;
+      head_.content_length = out_.size();
+    }
+    head_sent_ = true;
+    const bool sent = co_await inner_.sendHead(head_, end_stream && out_.empty());
+    if (!sent || (end_stream && out_.empty())) co_return sent;
+  }
+  if (out_.empty() && !end_stream) co_return true;
+  co_return co_await inner_.sendData(out_, end_stream);
 }
 
 Task<bool> TransformStream::sendTrailers(const http::HeaderList& trailers) {
@@ -78,22 +89,6 @@ Task<bool> TransformStream::sendTrailers(const http::HeaderList& trailers) {
     if (!sent) co_return false;
   }
   co_return co_await inner_.sendTrailers(trailers);
-}
-
-// Sends what the chain produced; the head first if it is still waiting.
-Task<bool> TransformStream::emit(bool end) {
-  if (!head_sent_) {
-    if (out_.empty() && !end) co_return true;  // nothing yet: the head can still wait
-    if (end) {  // the whole body is known: its exact length goes with the head
-      head_.framing = out_.empty() ? http::BodyFraming::None : http::BodyFraming::ContentLength;
-      head_.content_length = out_.size();
-    }
-    head_sent_ = true;
-    const bool sent = co_await inner_.sendHead(head_, end && out_.empty());
-    if (!sent || (end && out_.empty())) co_return sent;
-  }
-  if (out_.empty() && !end) co_return true;
-  co_return co_await inner_.sendData(out_, end);
 }
 
 }  // namespace portico::proxy

@@ -43,8 +43,6 @@ class TransformStream final : public ResponseStream {
   bool failedBeforeHead() const { return failed_ && !head_sent_; }
 
  private:
-  Task<bool> emit(bool end);
-
   ResponseStream& inner_;
   TransformChain& chain_;
   std::string& error_;

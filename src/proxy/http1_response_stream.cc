@@ -58,6 +58,21 @@ Task<bool> Http1ResponseStream::sendTrailers(const http::HeaderList& trailers) {
 Task<bool> Http1ResponseStream::write(std::string_view data) {
   std::array<asio::const_buffer, 2> buffers{asio::buffer(out_), asio::buffer(data)};
   boost::system::error_code ec;
+  if (!io_.clientTls()) {
+    // What the (non-blocking) socket takes now leaves without a trip through the event loop;
+    // only the rest is awaited.
+    const std::size_t n = io_.client().write_some(buffers, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+    if (ec || n == out_.size() + data.size()) {
+      out_.clear();
+      co_return !ec;
+    }
+    if (n >= out_.size()) {
+      buffers = {asio::const_buffer(), asio::buffer(data.substr(n - out_.size()))};
+    } else {
+      buffers[0] = asio::buffer(out_) + n;
+    }
+  }
   io_.armOp(io_.limits().idle_timeout);
   co_await writeJoined(io_.client(), io_.clientTls(), buffers, joined_, ec);
   io_.disarmOp();
