@@ -95,6 +95,15 @@ class FailAfter final : public api::BodyTransform {
   bool throws_;
 };
 
+// A transform stream in front of a recording client, with `chain` installed.
+struct Rig {
+  explicit Rig(std::unique_ptr<api::BodyTransform> t) { chain.push_back(std::move(t)); }
+  TransformChain chain;
+  RecordingStream client;
+  std::string error;
+  TransformStream ts{client, chain, error, "id"};
+};
+
 http::ResponseHead head200() {
   http::ResponseHead h;
   h.status = 200;
@@ -148,11 +157,8 @@ TEST(BodyTransforms, FailuresAndExceptionsBecomeErrors) {
 }
 
 TEST(BodyTransforms, StreamingBodyGoesChunkedWithAWeakEtag) {
-  TransformChain chain;
-  chain.push_back(std::make_unique<Upper>());
-  RecordingStream client;
-  std::string error;
-  TransformStream ts(client, chain, error, "id");
+  Rig rig(std::make_unique<Upper>());
+  auto& [chain, client, error, ts] = rig;
   run([&]() -> Task<void> {
     const auto head = head200();
     EXPECT_TRUE(co_await ts.sendHead(head, false));
@@ -189,11 +195,8 @@ TEST(BodyTransforms, BufferedBodyLeavesWithItsExactLength) {
 }
 
 TEST(BodyTransforms, OverTheBufferLimitFailsBeforeTheHead) {
-  TransformChain chain;
-  chain.push_back(std::make_unique<Reverse>(4));
-  RecordingStream client;
-  std::string error;
-  TransformStream ts(client, chain, error, "id");
+  Rig rig(std::make_unique<Reverse>(4));
+  auto& [chain, client, error, ts] = rig;
   run([&]() -> Task<void> {
     EXPECT_TRUE(co_await ts.sendHead(head200(), false));
     EXPECT_TRUE(co_await ts.sendData("abc", false));
@@ -206,11 +209,8 @@ TEST(BodyTransforms, OverTheBufferLimitFailsBeforeTheHead) {
 }
 
 TEST(BodyTransforms, FailureAfterTheHeadIsNotHidden) {
-  TransformChain chain;
-  chain.push_back(std::make_unique<FailAfter>(1));
-  RecordingStream client;
-  std::string error;
-  TransformStream ts(client, chain, error, "id");
+  Rig rig(std::make_unique<FailAfter>(1));
+  auto& [chain, client, error, ts] = rig;
   run([&]() -> Task<void> {
     EXPECT_TRUE(co_await ts.sendHead(head200(), false));
     EXPECT_TRUE(co_await ts.sendData("abc", false));
@@ -223,11 +223,8 @@ TEST(BodyTransforms, FailureAfterTheHeadIsNotHidden) {
 }
 
 TEST(BodyTransforms, BodilessResponsesPassUntouchedAndTrailersFollowTheBody) {
-  TransformChain chain;
-  chain.push_back(std::make_unique<Suffix>("+"));
-  RecordingStream client;
-  std::string error;
-  TransformStream ts(client, chain, error, "id");
+  Rig rig(std::make_unique<Suffix>("+"));
+  auto& [chain, client, error, ts] = rig;
   run([&]() -> Task<void> {
     http::ResponseHead h = head200();
     h.framing = http::BodyFraming::None;
