@@ -22,7 +22,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "http/header_list.h"
 
@@ -40,6 +44,9 @@ struct CallRequest {
   std::string host;
   http::HeaderList headers;  // besides Host and framing, which the engine writes
   std::string body;          // sent with Content-Length (empty: no body)
+  // The body is written as it comes, through the BodyWriter that startStreamed() returns
+  // (`body` is then unused): with Content-Length when `body_length` is set, else chunked.
+  std::optional<std::uint64_t> body_length;
 
   // The whole call, retries included (0 = the upstream's own timeouts only).
   std::chrono::milliseconds timeout{0};
@@ -63,12 +70,29 @@ struct CallResponse {
 
 using CallId = std::uint64_t;
 
+// The request body of a streamed call, written as it comes. At most `max_pending` bytes may
+// wait for the upstream: write() returns false past that (or when the call has ended), and the
+// caller gives up (cancel the call). Worker thread only.
+class BodyWriter {
+ public:
+  virtual ~BodyWriter() = default;
+  virtual bool write(std::string_view chunk) = 0;
+  virtual void end() = 0;
+  // The body will not be finished: the call fails (its `done` runs with an error).
+  virtual void abort() = 0;
+  static constexpr std::size_t kMaxPending = 1024 * 1024;
+};
+
 class UpstreamCalls {
  public:
   using Done = std::function<void(CallResponse)>;
   virtual ~UpstreamCalls() = default;
   // Starts a call; see the contract above. Returns an id for cancel().
   virtual CallId start(CallRequest request, Done done) = 0;
+  // The same with a body written as it comes (request.body_length says how it is framed).
+  // Returns the writer (valid as long as the caller holds it) and the call's id.
+  virtual std::pair<std::shared_ptr<BodyWriter>, CallId> startStreamed(CallRequest request,
+                                                                       Done done) = 0;
   // Cancels a call still running: `done` will not run. Unknown or finished ids are ignored.
   virtual void cancel(CallId id) = 0;
   // A mirrored copy for `upstream` was not sent (counted in its /metrics series).

@@ -1,5 +1,6 @@
 #include "proxy/upstream_calls.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include <boost/asio/co_spawn.hpp>
@@ -49,13 +50,14 @@ class CollectingStream final : public ResponseStream {
 
 // One call: the exchange's "client" side. The request body waits in `body` (so the exchange
 // sees a replayable request, and retries replay it); the response goes to `collector`.
-struct CallState final : DeadlineIo, SessionBase {
+struct CallState final : DeadlineIo, SessionBase, api::BodyWriter {
   CallState(WorkerContext& w, api::CallRequest r)
       : w_(w),
         request(std::move(r)),
         socket_(w.io),
         body_(16 * 1024),
-        collector(response, request) {
+        collector(response, request),
+        more_(w.io.get_executor(), Clock::time_point::max()) {
     w_.add(this);
   }
   ~CallState() override { w_.remove(this); }
@@ -65,16 +67,58 @@ struct CallState final : DeadlineIo, SessionBase {
   TlsStream* clientTls() override { return nullptr; }
   ResponseStream* responseStream() override { return &collector; }
   IoBuffer& clientBuffer() override { return body_; }
-  Task<std::size_t> readClient(asio::mutable_buffer, error_code& ec) override {
-    ec = asio::error::eof;  // the whole body is in the buffer from the start
-    co_return 0;
+  // A streamed body: what the writer queued, framed (chunked when no length was given); a
+  // buffered one is all in body_ from the start.
+  Task<std::size_t> readClient(asio::mutable_buffer space, error_code& ec) override {
+    while (streamed && pending_.empty() && !ended_ && !cancelled && !aborted_ && !timed_out_ &&
+           !totalExpired()) {
+      error_code wait_ec;
+      co_await more_.async_wait(asio::redirect_error(kUseAwaitable, wait_ec));
+    }
+    if (!streamed || cancelled || timed_out_ || totalExpired() || aborted_ ||
+        (pending_.empty() && ended_)) {
+      if (aborted_) {
+        ec = asio::error::operation_aborted;
+      } else {
+        ec = asio::error::eof;
+      }
+      co_return 0;
+    }
+    const std::size_t n = std::min(space.size(), pending_.size());
+    std::memcpy(space.data(), pending_.data(), n);
+    pending_.erase(0, n);
+    co_return n;
+  }
+  // api::BodyWriter
+  bool write(std::string_view chunk) override {
+    if (cancelled || ended_ || pending_.size() + chunk.size() > kMaxPending) return false;
+    if (chunk.empty()) return true;
+    if (!request.body_length) {
+      char size[24];
+      const int n = std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+      pending_.append(size, static_cast<std::size_t>(n));
+    }
+    pending_.append(chunk);
+    if (!request.body_length) pending_.append("\r\n");
+    more_.cancel();
+    return true;
+  }
+  void abort() override {
+    aborted_ = true;
+    more_.cancel();
+  }
+  void end() override {
+    if (ended_) return;
+    if (!request.body_length) pending_.append("0\r\n\r\n");
+    ended_ = true;
+    more_.cancel();
   }
   Task<bool> sendContinue() override { co_return true; }
   void cancelRead() override {}
   const RequestLimits& limits() const override { return limits_; }
   void checkDeadline(Clock::time_point now) override { DeadlineIo::checkDeadline(now); }
   void onDrain() override {}
-  void cancelClientIo() override {}
+  void cancelClientIo() override { more_.cancel(); }
   bool abandoned() const override { return cancelled; }
 
   void cancel() {
@@ -91,6 +135,11 @@ struct CallState final : DeadlineIo, SessionBase {
   RequestLimits limits_;
   api::CallResponse response;
   CollectingStream collector;
+  bool streamed = false;
+  std::string pending_;  // streamed body bytes, framed, waiting for the exchange
+  bool ended_ = false;
+  bool aborted_ = false;
+  Timer more_;  // cancelled when bytes arrive, the body ends, or the call is cancelled
 
   api::CallId id = 0;
   RequestCalls* owner = nullptr;  // null once cancelled or detached
@@ -191,6 +240,20 @@ void RequestCalls::begin(const std::shared_ptr<const snapshot::Snapshot>& snapsh
 }
 
 api::CallId RequestCalls::start(api::CallRequest request, Done done) {
+  auto call = launch(std::move(request), std::move(done), false);
+  return call ? call->id : next_id_ - 1;
+}
+
+std::pair<std::shared_ptr<api::BodyWriter>, api::CallId> RequestCalls::startStreamed(
+    api::CallRequest request, Done done) {
+  auto call = launch(std::move(request), std::move(done), true);
+  if (!call) return {nullptr, next_id_ - 1};
+  const api::CallId id = call->id;
+  return {std::shared_ptr<api::BodyWriter>(call, call.get()), id};
+}
+
+std::shared_ptr<CallState> RequestCalls::launch(api::CallRequest request, Done done,
+                                                bool streamed) {
   const api::CallId id = next_id_++;
   const auto& lim = (*snapshot_)->config.server.limits;
   const bool to_url = !request.url.empty();
@@ -200,7 +263,7 @@ api::CallId RequestCalls::start(api::CallRequest request, Done done) {
          to_url == !request.upstream.empty() ? "a call names one upstream or one URL"
                                              : "too many calls for one request");
     deliverLater(std::move(done), std::move(r), request.detached);
-    return id;
+    return nullptr;
   }
   auto call = std::make_shared<CallState>(w_, std::move(request));
   CallState& c = *call;
@@ -210,7 +273,9 @@ api::CallId RequestCalls::start(api::CallRequest request, Done done) {
   c.limits_.head.max_header_bytes = lim.max_header_bytes;
   c.limits_.head.max_headers = lim.max_headers;
   c.limits_.head.max_uri_bytes = lim.max_uri_bytes;
-  c.limits_.max_body_bytes = c.request.body.size();
+  c.limits_.max_body_bytes =
+      streamed ? c.request.body_length.value_or(lim.max_body_bytes) : c.request.body.size();
+  c.streamed = streamed;
   c.limits_.idle_timeout = lim.idle_timeout;
 
   // The request as the exchange sees it: head, and the whole body already "received".
@@ -224,7 +289,11 @@ api::CallId RequestCalls::start(api::CallRequest request, Done done) {
   if (parent_ && parent_->request) h.host = parent_->request->host;  // X-Forwarded-Host
   h.headers = std::move(c.request.headers);
   h.headers.set("Host", to_url ? originAuthority(c.request.url) : c.request.host);
-  if (!c.request.body.empty()) {
+  if (streamed) {
+    h.framing =
+        c.request.body_length ? http::BodyFraming::ContentLength : http::BodyFraming::Chunked;
+    h.content_length = c.request.body_length.value_or(0);
+  } else if (!c.request.body.empty()) {
     h.framing = http::BodyFraming::ContentLength;
     h.content_length = c.request.body.size();
     c.body_.reserve(c.request.body.size());
@@ -253,8 +322,8 @@ api::CallId RequestCalls::start(api::CallRequest request, Done done) {
     c.owner = this;
     running_.push_back(call);
   }
-  asio::co_spawn(w_.io.get_executor(), runCall(std::move(call)), asio::detached);
-  return id;
+  asio::co_spawn(w_.io.get_executor(), runCall(call), asio::detached);
+  return call;
 }
 
 void RequestCalls::mirrorDropped(const std::string& upstream) {

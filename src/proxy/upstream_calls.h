@@ -36,6 +36,8 @@ class RequestCalls final : public api::UpstreamCalls {
   void abortAll();
 
   api::CallId start(api::CallRequest request, Done done) override;
+  std::pair<std::shared_ptr<api::BodyWriter>, api::CallId> startStreamed(api::CallRequest request,
+                                                                         Done done) override;
   void cancel(api::CallId id) override;
   void mirrorDropped(const std::string& upstream) override;
   std::size_t running() const { return running_.size(); }
@@ -45,6 +47,8 @@ class RequestCalls final : public api::UpstreamCalls {
 
  private:
   void cancelAll();
+  // Starts a call; null when it failed at once (`done` then gets its error from the loop).
+  std::shared_ptr<CallState> launch(api::CallRequest request, Done done, bool streamed);
   // Runs `done` with `r` from the loop, unless the request ended meanwhile.
   void deliverLater(Done done, api::CallResponse r, bool detached);
 

@@ -118,6 +118,15 @@ def test_mirror_gets_the_same_request_and_never_delays_the_client(portico, upstr
     wait_for(lambda: len(mirror.requests) == 2, timeout=5, what="the mirrored GET")
     assert (mirror.requests[1].method, mirror.requests[1].target) == ("GET", "/x")
 
+    # A large body streams to the copy as it is forwarded (chunked here, as the client sent it).
+    big = bytes(range(256)) * 12288  # 3 MiB
+    s, _, out = curl(p.port, "/api/upload", "--data-binary", "@-", "-H",
+                     "Transfer-Encoding: chunked", "-H", "Expect:", input_bytes=big)
+    assert s == 200 and json.loads(out)["body_len"] == len(big)
+    wait_for(lambda: len(mirror.requests) == 3, timeout=5, what="the streamed copy")
+    assert mirror.requests[2].body_len == len(big)
+    assert mirror.requests[2].body_prefix == big[:len(mirror.requests[2].body_prefix)]
+
     # A mirror that never answers, or is down, changes nothing for the client.
     for path in ("/slow/a", "/dead/a"):
         for _ in range(5):
@@ -128,14 +137,14 @@ def test_mirror_gets_the_same_request_and_never_delays_the_client(portico, upstr
     # Past max_in_flight (2), copies are dropped and counted.
     wait_for(lambda: p.metric("portico_upstream_mirror_dropped_total", 'upstream="slow"') == 3,
              timeout=5, what="dropped copies counted")
-    assert p.metric("portico_upstream_mirror_requests_total", 'upstream="mirror"') == 2
+    assert p.metric("portico_upstream_mirror_requests_total", 'upstream="mirror"') == 3
 
     # fraction 0.5: about half of 200 requests are mirrored.
     before = len(mirror.requests)
     for _ in range(200):
         request(p.port, "GET", "/half/x")
     wait_for(lambda: p.metric("portico_upstream_mirror_requests_total", 'upstream="mirror"')
-             == 2 + len(mirror.requests) - before, timeout=5, what="mirrors settled")
+             == 3 + len(mirror.requests) - before, timeout=5, what="mirrors settled")
     assert 60 <= len(mirror.requests) - before <= 140
 
 
@@ -299,4 +308,5 @@ def test_one_gib_through_a_streaming_transform_in_bounded_memory(portico, upstre
     for line in Path(f"/proc/{p.proc.pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1])
+    print(f"peak RSS after 1 GiB through a streaming transform: {peak} KiB")
     assert 0 < peak < 64 * 1024, f"peak RSS {peak} KiB"

@@ -24,6 +24,9 @@ struct MirrorConfig {
 class TrafficMirrorFilter final : public api::Filter {
  public:
   explicit TrafficMirrorFilter(const MirrorConfig& c) : c_(c) {}
+  ~TrafficMirrorFilter() override {
+    if (body_) body_->abort();  // the request ended before its body did: so does the copy
+  }
 
   api::FilterStatus onRequestHeaders(api::RequestContext& ctx) override {
     // Sampled once per request; 2^-53 resolution.
@@ -37,27 +40,33 @@ class TrafficMirrorFilter final : public api::Filter {
     return api::FilterStatus::Continue;
   }
 
+  // The body streams to the copy as it is forwarded; the copy starts with its first piece
+  // (the path after rewrites is known by then).
   void onRequestBody(api::RequestContext& ctx, std::string_view chunk, bool end) override {
-    if (!active_) return;
-    if (body_.size() + chunk.size() > c_.max_body_bytes) {
+    if (!active_ || !ctx.calls) return;
+    if (!body_ && !start(ctx, end && chunk.empty())) return;
+    if (!body_) return;                            // a body-less request: sent whole
+    if (!chunk.empty() && !body_->write(chunk)) {  // the mirror fell too far behind
+      body_->abort();
+      body_.reset();
       active_ = false;
-      body_ = std::string();
-      if (ctx.calls) ctx.calls->mirrorDropped(c_.upstream);
+      ctx.calls->mirrorDropped(c_.upstream);
       return;
     }
-    body_.append(chunk);
-    if (end) send(ctx);
+    if (end) {
+      body_->end();
+      body_.reset();
+      active_ = false;
+    }
   }
 
  private:
-  // The whole request is known (its body forwarded): the copy leaves now, on its own.
-  void send(api::RequestContext& ctx) {
-    active_ = false;
-    if (!ctx.calls) return;
+  bool start(api::RequestContext& ctx, bool no_body) {
     if (c_.in_flight->fetch_add(1, std::memory_order_relaxed) >= c_.max_in_flight) {
       c_.in_flight->fetch_sub(1, std::memory_order_relaxed);
+      active_ = false;
       ctx.calls->mirrorDropped(c_.upstream);
-      return;
+      return false;
     }
     const auto& req = *ctx.request;
     api::CallRequest call;
@@ -69,20 +78,28 @@ class TrafficMirrorFilter final : public api::Filter {
     call.headers.remove("transfer-encoding");
     call.headers.remove("expect");
     if (const std::string* host = req.headers.find("host")) call.host = *host;
-    call.body = std::move(body_);
     call.timeout = c_.timeout;
     call.discard_response = true;
     call.detached = true;
     call.mirror = true;
     call.span_name = "mirror";
-    ctx.calls->start(std::move(call), [in_flight = c_.in_flight](api::CallResponse) {
+    auto done = [in_flight = c_.in_flight](api::CallResponse) {
       in_flight->fetch_sub(1, std::memory_order_relaxed);
-    });
+    };
+    if (no_body || req.framing == http::BodyFraming::None) {
+      ctx.calls->start(std::move(call), std::move(done));
+      active_ = false;
+      return true;
+    }
+    if (req.framing == http::BodyFraming::ContentLength) call.body_length = req.content_length;
+    body_ = ctx.calls->startStreamed(std::move(call), std::move(done)).first;
+    if (!body_) active_ = false;
+    return body_ != nullptr;
   }
 
   const MirrorConfig& c_;
   bool active_ = false;
-  std::string body_;
+  std::shared_ptr<api::BodyWriter> body_;  // the copy's body, while it streams
 };
 
 }  // namespace
@@ -95,7 +112,6 @@ api::FilterType trafficMirrorFilterType() {
             r.string("upstream", c.upstream, true);
             r.ratio("fraction", c.fraction);
             r.number("max_in_flight", 1, 100'000, c.max_in_flight);
-            r.size("max_body_bytes", c.max_body_bytes);
             config::Duration timeout{5000};
             r.duration("timeout", timeout);
             r.finish();
