@@ -131,7 +131,8 @@ class Exchange {
         spans_(scratch.spans),
         joined_(scratch.joined),
         tried_(scratch.tried),
-        scratch_transform_error_(scratch.transform_error) {
+        scratch_transform_error_(scratch.transform_error),
+        pieces_(scratch.pieces) {
     // The worker's table matches the snapshot it serves; after a reload mid-request, look up.
     const auto& table = w_.upstream_stats;
     stats_ = up.index < table.size() && w_.snapshot->upstreams.size() > up.index &&
@@ -273,11 +274,11 @@ class Exchange {
   std::string& joined_;
   upstream::Excluded& tried_;
   std::string& scratch_transform_error_;
-  std::vector<asio::const_buffer> rest_;  // what writeNow could not send at once
+  std::vector<std::string_view>& pieces_;  // the body pieces of one round of a stream relay
+  std::vector<asio::const_buffer> rest_;   // what writeNow could not send at once
   ForwardInfo info_;
   http::HeaderList h2_fields_;
-  std::vector<std::string_view> pieces_;  // the body pieces of one round of a stream relay
-  bool replayable_ = false;               // the whole body is in the client buffer
+  bool replayable_ = false;  // the whole body is in the client buffer
   std::size_t body_in_buffer_ = 0;
   bool body_consumed_ = false;  // the body left the client buffer (streamed or committed)
   bool continue_sent_ = false;

@@ -104,7 +104,8 @@ struct ExchangeScratch {
   std::vector<asio::const_buffer> spans;
   std::string joined;  // small TLS writes joined into one record
   upstream::Excluded tried;
-  std::string transform_error;  // why a response body transform failed
+  std::string transform_error;           // why a response body transform failed
+  std::vector<std::string_view> pieces;  // the body pieces of one round of a stream relay
 };
 
 struct ExchangeResult {
