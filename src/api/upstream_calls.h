@@ -52,6 +52,12 @@ struct CallRequest {
   std::chrono::milliseconds timeout{0};
   std::size_t max_response_bytes = 8 * 1024 * 1024;  // past it the call fails (502)
   bool discard_response = false;                     // the body is read and dropped (mirroring)
+  // A streamed response: `on_head` gets the status and headers as soon as they arrive, then
+  // `on_data` each piece of the body (end = true once, at its end); either returns false to
+  // stop reading (the call then fails). `done` still runs at the end, without the body.
+  // Both run on the worker.
+  std::function<bool(int status, const http::HeaderList& headers)> on_head;
+  std::function<bool(std::string_view piece, bool end)> on_data;
   bool detached = false;  // not cancelled with the request (fire-and-forget)
   bool mirror = false;    // a mirrored copy (counted as such in the upstream's series)
   std::string ca_file;    // URL calls over https: trust anchors ("" = the system's)

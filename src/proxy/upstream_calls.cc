@@ -23,12 +23,21 @@ using boost::system::error_code;
 class CollectingStream final : public ResponseStream {
  public:
   CollectingStream(api::CallResponse& out, const api::CallRequest& req) : out_(out), req_(req) {}
-  Task<bool> sendHead(const http::ResponseHead& resp, bool) override {
+  Task<bool> sendHead(const http::ResponseHead& resp, bool end_stream) override {
     out_.status = resp.status;
     out_.headers = resp.headers;
-    co_return true;
+    if (!req_.on_head) co_return true;
+    bool more = req_.on_head(resp.status, resp.headers);
+    if (more && end_stream && req_.on_data) more = req_.on_data({}, true);
+    stopped_ |= !more;
+    co_return more;
   }
-  Task<bool> sendData(std::string_view data, bool) override {
+  Task<bool> sendData(std::string_view data, bool end_stream) override {
+    if (req_.on_data) {
+      const bool more = req_.on_data(data, end_stream);
+      stopped_ |= !more;
+      co_return more;
+    }
     if (req_.discard_response) co_return true;
     if (out_.body.size() + data.size() > req_.max_response_bytes) {
       too_large_ = true;
@@ -37,13 +46,19 @@ class CollectingStream final : public ResponseStream {
     out_.body.append(data);
     co_return true;
   }
-  Task<bool> sendTrailers(const http::HeaderList&) override { co_return true; }
+  Task<bool> sendTrailers(const http::HeaderList&) override {
+    const bool more = req_.on_data ? req_.on_data({}, true) : true;
+    stopped_ |= !more;
+    co_return more;
+  }
   bool tooLarge() const { return too_large_; }
+  bool stopped() const { return stopped_; }  // a streamed response's consumer said stop
 
  private:
   api::CallResponse& out_;
   const api::CallRequest& req_;
   bool too_large_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace
@@ -190,6 +205,8 @@ Task<void> runCall(std::shared_ptr<CallState> call) {
         co_await exchangeWithUpstream(c, *up, c.head, c.head.target, c.ctx, hooks, c.scratch);
     if (c.collector.tooLarge()) {
       fail(c.response, 502, "call response too large");
+    } else if (c.collector.stopped()) {
+      fail(c.response, 502, "call response stopped by its reader");
     } else if (!r.responded) {
       fail(c.response, r.status ? r.status : 502, r.error);
     }

@@ -303,6 +303,46 @@ TEST_F(CallsTest, AbortedStreamedBodyFailsTheCall) {
   EXPECT_TRUE(up_.requests.empty());  // never a whole request
 }
 
+TEST_F(CallsTest, StreamedResponseArrivesInPieces) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  up_.answer =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Fake: 2\r\n\r\n"
+      "3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n";
+  int head_status = 0;
+  std::string pieces;
+  int ends = 0;
+  api::CallRequest req;
+  req.upstream = "u";
+  req.on_head = [&](int status, const http::HeaderList& headers) {
+    head_status = status;
+    EXPECT_EQ(*headers.find("x-fake"), "2");
+    return true;
+  };
+  req.on_data = [&](std::string_view piece, bool end) {
+    EXPECT_EQ(ends, 0);  // nothing after the end
+    pieces.append(piece);
+    ends += end;
+    return true;
+  };
+  std::optional<api::CallResponse> got;
+  calls_.start(std::move(req), keep(got));
+  ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
+  EXPECT_EQ(head_status, 200);
+  EXPECT_EQ(pieces, "abcdef");
+  EXPECT_EQ(ends, 1);
+  EXPECT_EQ(got->status, 200);
+  EXPECT_TRUE(got->body.empty());
+
+  // Returning false stops the call: it fails, its connection is not pooled.
+  api::CallRequest stop;
+  stop.upstream = "u";
+  stop.on_head = [](int, const http::HeaderList&) { return false; };
+  std::optional<api::CallResponse> stopped;
+  calls_.start(std::move(stop), keep(stopped));
+  ASSERT_TRUE(runUntil([&] { return stopped.has_value(); }));
+  EXPECT_EQ(stopped->status, 0);
+}
+
 TEST_F(CallsTest, DeadlineGives504) {
   load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
   up_.hang = true;
