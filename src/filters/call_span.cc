@@ -29,11 +29,4 @@ void CallSpan::end(api::RequestContext& ctx, bool error) {
   ctx.trace.children.push_back(std::move(span_));
 }
 
-void traceHttpCall(CallSpan& call, const std::string& url, const api::HttpResponse& r) {
-  api::Span& span = call.span();
-  span.attr("url.full", url);
-  if (r.status) span.attr("http.response.status_code", static_cast<std::int64_t>(r.status));
-  if (!r.error.empty()) span.attr("error.message", r.error);
-}
-
 }  // namespace portico::filters

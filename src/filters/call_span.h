@@ -1,11 +1,10 @@
 #pragma once
-// A client span for a call a filter makes on behalf of a request: an authorization service,
-// a key set (JWKS, discovery), Redis. Begun on the worker; ended on whichever thread the answer
-// arrives on, before the filter completes (the worker does not touch the request meanwhile).
-// Does nothing when the request is not sampled.
+// A client span for a call a filter makes on behalf of a request outside the upstream-call
+// engine (which records its own): a key set (JWKS, discovery), Redis. Begun on the worker; ended on
+// whichever thread the answer arrives on, before the filter completes (the worker does not touch
+// the request meanwhile). Does nothing when the request is not sampled.
 #include <string>
 
-#include "api/http_fetch.h"
 #include "api/request_context.h"
 #include "http/header_list.h"
 
@@ -25,8 +24,5 @@ class CallSpan {
   api::Span span_;
   bool active_ = false;
 };
-
-// The attributes of an HTTP call's span: its URL, and the status or the error.
-void traceHttpCall(CallSpan& span, const std::string& url, const api::HttpResponse& r);
 
 }  // namespace portico::filters
