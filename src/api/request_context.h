@@ -62,6 +62,8 @@ struct RequestContext {
   // Upstream calls on behalf of this request (see api/upstream_calls.h); null in unit tests
   // that run a filter alone.
   UpstreamCalls* calls = nullptr;
+  // 0 for a client's request; 1 + the caller's for a call to an internal route.
+  unsigned call_depth = 0;
   // Typed per-request state of filters.
   FilterState state;
   std::string client_ip;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "api/http_fetch.h"
+#include "core/time_source.h"
 
 namespace portico::api {
 
@@ -51,6 +52,8 @@ class Services {
     r.error = "no HTTP client";
     done(std::move(r));
   }
+  // Time for process-wide state (key-set refreshes, log batches): tests give a ManualTime.
+  virtual const TimeSource& time() { return realTime(); }
   // A process-wide object shared by every snapshot under `key` (made on first use): state that
   // must survive reloads, such as fetched key sets.
   virtual std::shared_ptr<void> shared(const std::string&,

@@ -36,9 +36,12 @@ struct CallRequest {
   // Where to: exactly one of these.
   std::string upstream;  // a configured upstream, by name
   std::string url;       // an absolute http:// or https:// URL (pooled per origin on the worker)
+  // An internal route (`internal: true`), by name: run in process, no socket; its plugins run,
+  // `target` is matched against its path (parameters) and methods.
+  std::string route;
 
   std::string method = "GET";
-  std::string target = "/";  // upstream calls: path and query; ignored with `url`
+  std::string target = "/";  // upstream and route calls: path and query; ignored with `url`
   // Host sent to an upstream ("" = the chosen target's configured host:port); URL calls always
   // send the URL's authority.
   std::string host;

@@ -238,6 +238,9 @@ struct RouteConfig {
   Duration websocket_idle_timeout{0};  // 0 = server.limits.idle_timeout
   Duration websocket_max_duration{0};  // 0 = none
   std::string upstream;
+  // Unreachable from listeners (404, as if absent); reachable by name from upstream calls
+  // (CallRequest::route, flows' `route:`), in process, with its own plugins.
+  bool internal = false;
   std::vector<PluginConfig> plugins;
   // Several auth filters on a route: `any` lets a request through when one accepts it, `all`
   // only when every one does.

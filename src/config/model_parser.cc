@@ -248,6 +248,7 @@ void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteCon
     wr.finish();
   }
   r.string("upstream", route.upstream);
+  r.boolean("internal", route.internal);
   forEachItem(r, "plugins", [&](const json& p, const std::string& pp) {
     route.plugins.push_back(parsePlugin(p, pp, d));
   });

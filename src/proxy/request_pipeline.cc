@@ -11,7 +11,7 @@
 namespace portico::proxy {
 
 void RequestPipeline::loadLimits() {
-  const auto& lim = w_.snapshot->config.server.limits;
+  const auto& lim = (pinned_snapshot_ ? pinned_snapshot_ : w_.snapshot)->config.server.limits;
   limits_.head.max_header_bytes = lim.max_header_bytes;
   limits_.head.max_headers = lim.max_headers;
   limits_.head.max_uri_bytes = lim.max_uri_bytes;
@@ -28,6 +28,7 @@ void RequestPipeline::beginRequest() {
   ctx_.wall_start = w_.wallTime(ctx_.start);
   ctx_.worker = &w_;
   ctx_.calls = &calls_;
+  ctx_.call_depth = call_depth_;
   client_gone_ = false;
   skip_transforms_ = false;
   async_response_ = nullptr;
@@ -69,7 +70,7 @@ Task<bool> RequestPipeline::handleRequest() {
     generateRequestId(ctx_.request_id);
     if (incoming_id) req_.headers.remove("x-request-id");
   }
-  snapshot_ = w_.snapshot;
+  snapshot_ = pinned_snapshot_ ? pinned_snapshot_ : w_.snapshot;
   calls_.begin(snapshot_, &ctx_);
   if (snapshot_->tracer) startTrace();
   const snapshot::Snapshot& snap = *snapshot_;
@@ -85,7 +86,7 @@ Task<bool> RequestPipeline::handleRequest() {
   }
 
   router::RequestView view{req_.host, req_.method, req_.path, req_.query, &req_.headers};
-  router::MatchResult match = snap.matcher->match(view);
+  router::MatchResult match = (matcher_ ? matcher_ : snap.matcher.get())->match(view);
   if (match.kind != router::MatchResult::Kind::Matched) {
     createFilters(snap.global_filters);
     bool keep = skipBufferedBody();

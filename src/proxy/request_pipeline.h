@@ -62,6 +62,11 @@ class RequestPipeline : public DeadlineIo {
   http::ResponseHead& resp_ = scratch_.response;
   api::RequestContext ctx_;
   bool grpc_ = false;  // the request is a gRPC call: errors are answered as gRPC statuses
+  // A call to an internal route: the caller's snapshot, the route's own matcher (instead of the
+  // listeners'), and how deep in internal calls it runs.
+  std::shared_ptr<const snapshot::Snapshot> pinned_snapshot_;
+  const router::RouteMatcher* matcher_ = nullptr;
+  unsigned call_depth_ = 0;
 
  private:
   Task<bool> replyLocal(bool close);

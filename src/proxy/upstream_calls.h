@@ -13,7 +13,18 @@
 
 namespace portico::proxy {
 
-struct CallState;
+class RunningCall;
+
+// Internal route calls within internal route calls: past this depth a call fails with 508
+// (a route that calls itself, directly or not, ends there).
+inline constexpr unsigned kMaxCallDepth = 8;
+
+// A call to an internal route, run in process by a request pipeline of its own (the route's
+// plugins, then its upstream); made, not yet started (RunningCall::run).
+std::shared_ptr<RunningCall> makeInternalCall(
+    WorkerContext& w, const std::shared_ptr<const snapshot::Snapshot>& snapshot,
+    const snapshot::Route& route, api::CallRequest request, bool streamed,
+    const api::RequestContext* parent);
 
 class RequestCalls final : public api::UpstreamCalls {
  public:
@@ -43,19 +54,20 @@ class RequestCalls final : public api::UpstreamCalls {
   std::size_t running() const { return running_.size(); }
 
   // Called by a call as it finishes (not for cancelled or detached ones).
-  void finished(CallState& call);
+  void finished(RunningCall& call);
 
  private:
   void cancelAll();
   // Starts a call; null when it failed at once (`done` then gets its error from the loop).
-  std::shared_ptr<CallState> launch(api::CallRequest request, Done done, bool streamed);
+  std::shared_ptr<RunningCall> launch(api::CallRequest request, Done done, bool streamed);
+  std::shared_ptr<RunningCall> makeUpstreamCall(api::CallRequest request, bool streamed);
   // Runs `done` with `r` from the loop, unless the request ended meanwhile.
   void deliverLater(Done done, api::CallResponse r, bool detached);
 
   WorkerContext& w_;
   const std::shared_ptr<const snapshot::Snapshot>* snapshot_ = nullptr;
   api::RequestContext* parent_ = nullptr;
-  std::vector<std::shared_ptr<CallState>> running_;
+  std::vector<std::shared_ptr<RunningCall>> running_;
   api::CallId next_id_ = 1;
   std::shared_ptr<const int> token_;  // made when an answer is posted (not per request)
 };

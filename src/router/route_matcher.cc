@@ -223,7 +223,9 @@ void insertPath(TrieNode& root, const CompiledRoute* route, std::string_view pat
 }  // namespace
 
 std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::RouteConfig>& routes,
-                                                  config::Diagnostics& diag) {
+                                                  config::Diagnostics& diag,
+                                                  const std::function<bool(std::size_t)>& include,
+                                                  bool any_host) {
   auto m = std::make_unique<RouteMatcher>();
   struct Pending {
     const config::RouteConfig* cfg;
@@ -231,6 +233,7 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
   };
   std::vector<Pending> pending;
   for (std::size_t i = 0; i < routes.size(); ++i) {
+    if (include && !include(i)) continue;
     const auto& rc = routes[i];
     auto cr = std::make_unique<CompiledRoute>();
     cr->index = i;
@@ -290,7 +293,7 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
   };
   for (const auto& p : pending) {
     std::vector<Table*> tables;
-    if (p.cfg->match.hosts.empty()) {
+    if (p.cfg->match.hosts.empty() || any_host) {
       tables.push_back(m->any_.get());
     } else {
       for (const auto& h : p.cfg->match.hosts) tables.push_back(&tableFor(h));

@@ -3,6 +3,7 @@
 // exact, templated and prefix paths, plus RE2 path regexes. The cost of a match grows with the
 // number of path segments, not with the number of routes. Immutable once built.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -69,9 +70,12 @@ class RouteMatcher {
   RouteMatcher(RouteMatcher&&) noexcept;
   RouteMatcher& operator=(RouteMatcher&&) noexcept;
 
-  // Builds the matcher; errors (bad regex, bad template) go to `diag` under each route's path.
-  static std::unique_ptr<RouteMatcher> build(const std::vector<config::RouteConfig>& routes,
-                                             config::Diagnostics& diag);
+  // Builds the matcher of the routes `include` accepts (by index; null: all); with `any_host`
+  // their hosts are ignored. Errors (bad regex, bad template) go to `diag` under each route's
+  // path.
+  static std::unique_ptr<RouteMatcher> build(
+      const std::vector<config::RouteConfig>& routes, config::Diagnostics& diag,
+      const std::function<bool(std::size_t)>& include = nullptr, bool any_host = false);
 
   MatchResult match(const RequestView& req) const;
 

@@ -108,6 +108,13 @@ const Upstream* Snapshot::findUpstream(const std::string& name) const {
   return nullptr;
 }
 
+const Route* Snapshot::findRoute(std::string_view name) const {
+  for (const auto& r : routes) {
+    if (r.cfg->name == name) return &r;
+  }
+  return nullptr;
+}
+
 const Listener* Snapshot::findListener(const std::string& address) const {
   for (const auto& l : listeners) {
     if (l.cfg->listen == address) return &l;
@@ -183,7 +190,10 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     snap->tracer = std::static_pointer_cast<observability::Tracer>(in.services->shared(
         key, [&] { return std::make_shared<observability::Tracer>(*t, *in.services); }));
   }
-  snap->matcher = router::RouteMatcher::build(cfg.routes, diag);
+  // Internal routes are left out of the listeners' matcher: a request for one gets 404, and its
+  // methods are not in any Allow list.
+  snap->matcher = router::RouteMatcher::build(
+      cfg.routes, diag, [&](std::size_t i) { return !cfg.routes[i].internal; });
   snap->consumers = auth::ConsumerDirectory::build(cfg.consumers, diag);
   snap->global_filters =
       buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers, cfg.upstreams, diag);
@@ -193,6 +203,9 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     r.cfg = &cfg.routes[i];
     r.upstream = r.cfg->upstream.empty() ? nullptr : snap->findUpstream(r.cfg->upstream);
     r.filters = snap->global_filters;
+    if (r.cfg->internal)
+      r.internal_matcher = router::RouteMatcher::build(
+          cfg.routes, diag, [i](std::size_t j) { return j == i; }, true);
     auto own = buildFilters(r.cfg->plugins, *in.registry, *in.services, snap->consumers,
                             cfg.upstreams, diag);
     if (!r.cfg->anonymous.empty()) r.anonymous = snap->consumers->byName(r.cfg->anonymous);

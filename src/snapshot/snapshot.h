@@ -58,6 +58,9 @@ struct Route {
   const Upstream* upstream = nullptr;        // null when the route only answers locally
   FilterFactories filters;                   // global filters first, then the route's own
   const api::Consumer* anonymous = nullptr;  // who a request is when authentication fails
+  // An internal route: a matcher of this route alone, for calls to it by name (its path
+  // parameters, methods and conditions apply; listeners never see it).
+  std::unique_ptr<router::RouteMatcher> internal_matcher;
 };
 
 struct Snapshot {
@@ -78,6 +81,7 @@ struct Snapshot {
   std::string source;       // file name
 
   const Upstream* findUpstream(const std::string& name) const;
+  const Route* findRoute(std::string_view name) const;
   const Listener* findListener(const std::string& address) const;
   // Files besides the config whose change must reload it (certificates, keys, CAs).
   std::vector<std::string> watchedFiles() const;

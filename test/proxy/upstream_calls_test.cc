@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/read_until.hpp>
@@ -106,11 +108,12 @@ class CallsTest : public ::testing::Test {
     });
   }
 
-  void load(const std::string& upstreams, const std::string& server = "") {
+  void load(const std::string& upstreams, const std::string& server = "",
+            const std::string& more_routes = "") {
     snapshot::SnapshotInputs in;
     in.text = "version: 1\nserver: { workers: 1" + server +
               " }\nlisteners: [ { name: m, listen: \"127.0.0.1:1\" } ]\nupstreams:\n" + upstreams +
-              "routes: [ { name: r, match: { path_prefix: / }, upstream: u } ]\n";
+              "routes:\n  - { name: r, match: { path_prefix: / }, upstream: u }\n" + more_routes;
     in.file = "t.yaml";
     in.env = [](const std::string&) { return std::optional<std::string>(); };
     in.registry = &registry_;
@@ -454,6 +457,76 @@ TEST_F(CallsTest, UnknownUpstreamAndUrlCalls) {
   EXPECT_EQ(again->status, 200);
   EXPECT_EQ(other_.closed_by_peer, 0);
   EXPECT_EQ(other_.requests.size(), 2u);
+}
+
+TEST_F(CallsTest, CallsAnInternalRouteInProcessWithItsPlugins) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
+       "  - name: inner\n"
+       "    internal: true\n"
+       "    match: { path: \"/items/{id}\", methods: [GET, POST] }\n"
+       "    rewrite: \"/v2/items/{id}\"\n"
+       "    upstream: u\n"
+       "    plugins: [ { name: headers, config: { request: { set: { X-Inner: yes } } } } ]\n");
+  // Listeners never see it: the path falls to the catch-all route.
+  router::RequestView view{"", "GET", "/items/7", "", nullptr};
+  const auto listener_match = snapshot_->matcher->match(view);
+  ASSERT_EQ(listener_match.kind, router::MatchResult::Kind::Matched);
+  EXPECT_EQ(snapshot_->routes[listener_match.route->index].cfg->name, "r");
+
+  api::CallRequest req;
+  req.route = "inner";
+  req.method = "POST";
+  req.target = "/items/7?full=1";
+  req.body = "payload";
+  std::optional<api::CallResponse> got;
+  calls_.start(std::move(req), keep(got));
+  ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->body, "hello");
+  ASSERT_EQ(up_.requests.size(), 1u);
+  const std::string& sent = up_.requests[0];
+  EXPECT_EQ(sent.rfind("POST /v2/items/7?full=1 HTTP/1.1\r\n", 0), 0u) << sent;
+  EXPECT_NE(sent.find("X-Inner: yes\r\n"), std::string::npos) << sent;
+  EXPECT_EQ(sent.substr(sent.size() - 7), "payload");
+  EXPECT_EQ(calls_.running(), 0u);
+
+  // The route's own methods and path apply: its answers, not a failed call.
+  for (auto [method, target, status] :
+       {std::tuple{"DELETE", "/items/7", 405}, std::tuple{"GET", "/other", 404}}) {
+    api::CallRequest r;
+    r.route = "inner";
+    r.method = method;
+    r.target = target;
+    got.reset();
+    calls_.start(std::move(r), keep(got));
+    ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
+    EXPECT_EQ(got->status, status) << method << " " << target;
+  }
+  EXPECT_EQ(up_.requests.size(), 1u);
+
+  // Only internal routes are callable by name.
+  api::CallRequest pub;
+  pub.route = "r";
+  got.reset();
+  calls_.start(std::move(pub), keep(got));
+  ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
+  EXPECT_EQ(got->status, 0);
+  EXPECT_EQ(got->error_status, 500);
+}
+
+TEST_F(CallsTest, CancellingAnInternalRouteCallClosesItsUpstreamConnection) {
+  up_.hang = true;
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
+       "  - { name: inner, internal: true, match: { path_prefix: / }, upstream: u }\n");
+  api::CallRequest req;
+  req.route = "inner";
+  bool called = false;
+  const auto id = calls_.start(std::move(req), [&](api::CallResponse) { called = true; });
+  ASSERT_TRUE(runUntil([&] { return up_.requests.size() == 1; }));
+  calls_.cancel(id);
+  ASSERT_TRUE(runUntil([&] { return up_.closed_by_peer == 1; }));
+  EXPECT_FALSE(called);
+  EXPECT_EQ(calls_.running(), 0u);
 }
 
 }  // namespace

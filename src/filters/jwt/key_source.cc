@@ -21,7 +21,7 @@ std::string KeySource::issuer() const {
 
 void KeySource::refreshIfStale() {
   std::lock_guard lock(mu_);
-  const auto now = Clock::now();
+  const auto now = services_.time().steady();
   if (in_flight_ || now - last_attempt_ < options_.min_refetch) return;
   if (loaded_once_ && now - last_success_ < options_.refresh_interval) return;
   start();
@@ -30,7 +30,7 @@ void KeySource::refreshIfStale() {
 void KeySource::refetch(std::function<void()> done) {
   {
     std::lock_guard lock(mu_);
-    if (in_flight_ || Clock::now() - last_attempt_ >= options_.min_refetch) {
+    if (in_flight_ || services_.time().steady() - last_attempt_ >= options_.min_refetch) {
       waiters_.push_back(std::move(done));
       if (!in_flight_) start();
       return;
@@ -52,7 +52,7 @@ void KeySource::whenLoaded(std::function<void()> done) {
 
 void KeySource::start() {
   in_flight_ = true;
-  last_attempt_ = Clock::now();
+  last_attempt_ = services_.time().steady();
   if (!options_.discovery) {
     fetchJwks(options_.url);
     return;
@@ -110,7 +110,7 @@ void KeySource::finish(std::shared_ptr<const auth::KeySet> set, std::string) {
     in_flight_ = false;
     if (set) {
       keys_.store(std::move(set));
-      last_success_ = Clock::now();
+      last_success_ = services_.time().steady();
       loaded_once_ = true;
     }
     waiters.swap(waiters_);
