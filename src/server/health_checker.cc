@@ -47,7 +47,7 @@ struct HealthChecker::Impl : std::enable_shared_from_this<Impl> {
   bool stopped = false;
 
   void tick() {
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = services.time().steady();
     std::vector<std::shared_ptr<Probe>> due;
     {
       std::lock_guard lock(mu);
@@ -93,7 +93,7 @@ struct HealthChecker::Impl : std::enable_shared_from_this<Impl> {
       }
       std::lock_guard lock(self->mu);
       p->in_flight = false;
-      p->next_due = std::chrono::steady_clock::now() + cfg.interval;
+      p->next_due = self->services.time().steady() + cfg.interval;
     });
   }
 };
