@@ -241,6 +241,9 @@ struct RouteConfig {
   // Unreachable from listeners (404, as if absent); reachable by name from upstream calls
   // (CallRequest::route, flows' `route:`), in process, with its own plugins.
   bool internal = false;
+  // A flow (calls composed into one answer) instead of an upstream; compiled with the snapshot
+  // (flow/flow.h), since it names upstreams and internal routes.
+  std::optional<nlohmann::json> flow;
   std::vector<PluginConfig> plugins;
   // Several auth filters on a route: `any` lets a request through when one accepts it, `all`
   // only when every one does.

@@ -249,6 +249,7 @@ void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteCon
   }
   r.string("upstream", route.upstream);
   r.boolean("internal", route.internal);
+  if (const json* f = r.get("flow")) route.flow = *f;
   forEachItem(r, "plugins", [&](const json& p, const std::string& pp) {
     route.plugins.push_back(parsePlugin(p, pp, d));
   });
@@ -569,9 +570,13 @@ Config parseModel(const json& root, Diagnostics& d) {
   for (const auto& route : c.routes) {
     bool serves_locally = false;
     for (const auto& p : route.plugins) serves_locally |= p.name == "static-response";
-    if (route.upstream.empty()) {
+    if (route.flow && !route.upstream.empty()) {
+      d.add(route.path, "route \"" + route.name + "\" has both upstream and flow: give one");
+    } else if (route.flow) {
+      // its calls are checked when the flow is compiled
+    } else if (route.upstream.empty()) {
       if (!serves_locally)
-        d.add(route.path + ".upstream", "is required (or add a static-response plugin)");
+        d.add(route.path + ".upstream", "is required (or a flow, or a static-response plugin)");
     } else if (!upstreams.count(route.upstream)) {
       d.add(route.path + ".upstream", "unknown upstream \"" + route.upstream + "\"");
     }

@@ -6,6 +6,10 @@ namespace portico::proxy {
 
 bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::string& out,
                    std::string& error, std::string_view request_id, std::string_view what) {
+  if (chain.empty()) {  // nothing installed: the body as it is
+    out.append(in);
+    return true;
+  }
   // Each transform's output is the next one's input; two buffers alternate.
   std::string a, b;
   std::string_view piece = in;

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "core/request_id.h"
+#include "flow/flow_run.h"
 #include "grpc/grpc_status.h"
 #include "http/codec/chunked_decoder.h"
 #include "proxy/body_transforms.h"
@@ -168,6 +169,7 @@ Task<bool> RequestPipeline::handleRequest() {
     clearConsumerHeaders(snap.config.consumer_headers);
   }
 
+  if (route_->flow) co_return co_await runFlow();
   if (!route_->upstream) {
     bool keep = skipBufferedBody();
     co_return co_await replyError(500, "route has no upstream", !keep);
@@ -228,6 +230,39 @@ Task<bool> RequestPipeline::handleRequest() {
   }
   finish(r.status);
   co_return r.keep_client;
+}
+
+Task<bool> RequestPipeline::runFlow() {
+  const flow::Flow& flow = *route_->flow;
+  bool body_read = false;
+  request_body_.clear();
+  if (flow.needs_request_body && req_.framing != http::BodyFraming::None) {
+    limits_.max_body_bytes = std::min<std::uint64_t>(limits_.max_body_bytes, flow.max_buffer);
+    const int refused = co_await transformRequestBody();
+    if (refused == 499) {
+      finish(499);
+      co_return false;
+    }
+    if (refused) co_return co_await replyError(refused, ctx_.error, true);
+    body_read = true;
+  }
+  for (auto& f : filters_) f->onRequestBody(ctx_, request_body_, true);
+  flow::FlowRun run(flow, ctx_, std::move(request_body_),
+                    snapshot_->config.server.limits.max_calls_per_request);
+  co_await awaitPhase([&](api::Filter::Completion done) {
+    run.start([done = std::move(done)] { done(api::FilterStatus::Continue); });
+  });
+  if (client_gone_) {
+    finish(499);
+    co_return false;
+  }
+  // A body the flow read is consumed; one it did not need is skipped.
+  const bool keep = body_read || skipBufferedBody();
+  if (run.failed) co_return co_await replyError(run.status, run.error, !keep);
+  ctx_.local_reply.status = run.status;
+  ctx_.local_reply.headers = std::move(run.headers);
+  ctx_.local_reply.body = std::move(run.body);
+  co_return co_await replyLocal(!keep);
 }
 
 // Authentication failed: the route's anonymous consumer, if it names one, takes the request.

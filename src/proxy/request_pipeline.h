@@ -82,9 +82,11 @@ class RequestPipeline : public DeadlineIo {
   // Awaits an asynchronous filter phase: `start` gets the completion the filter calls.
   Task<api::FilterStatus> awaitPhase(const std::function<void(api::Filter::Completion)>& start);
   // Request body transforms: reads the whole body (within max_body_bytes), feeding it through
-  // the transforms as it arrives, into request_body_. Returns 0, or the status to answer
+  // the transforms (if any) as it arrives, into request_body_. Returns 0, or the status to answer
   // (ctx_.error says why; 499 when the client went away).
   Task<int> transformRequestBody();
+  // A route with a flow: reads the body if the flow uses it, runs the calls, answers.
+  Task<bool> runFlow();
   // Applies the response body transforms to a local reply's body; false when one failed.
   bool transformLocalBody(std::string& body);
   void finish(int status);

@@ -203,6 +203,16 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     r.cfg = &cfg.routes[i];
     r.upstream = r.cfg->upstream.empty() ? nullptr : snap->findUpstream(r.cfg->upstream);
     r.filters = snap->global_filters;
+    if (r.cfg->flow) {
+      flow::FlowNames names;
+      names.upstream_exists = [&](const std::string& n) { return snap->findUpstream(n); };
+      names.internal_route_exists = [&](const std::string& n) {
+        for (const auto& rc : cfg.routes)
+          if (rc.name == n) return rc.internal;
+        return false;
+      };
+      r.flow = flow::compileFlow(*r.cfg->flow, r.cfg->path + ".flow", names, diag);
+    }
     if (r.cfg->internal)
       r.internal_matcher = router::RouteMatcher::build(
           cfg.routes, diag, [i](std::size_t j) { return j == i; }, true);

@@ -17,6 +17,7 @@
 #include "config/model.h"
 #include "core/address.h"
 #include "observability/tracing.h"
+#include "flow/flow.h"
 #include "router/route_matcher.h"
 #include "tls/client_context.h"
 #include "tls/server_context.h"
@@ -61,6 +62,7 @@ struct Route {
   // An internal route: a matcher of this route alone, for calls to it by name (its path
   // parameters, methods and conditions apply; listeners never see it).
   std::unique_ptr<router::RouteMatcher> internal_matcher;
+  std::shared_ptr<const flow::Flow> flow;  // a route that composes calls (instead of upstream)
 };
 
 struct Snapshot {

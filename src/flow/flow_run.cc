@@ -1,0 +1,403 @@
+#include "flow/flow_run.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace portico::flow {
+
+struct FlowRun::CallRun {
+  std::vector<json> items;            // for_each: the elements, one call each
+  std::vector<CallOutcome> outcomes;  // one per item (one for a plain call)
+  std::size_t next_item = 0;
+  std::size_t running = 0;
+  std::size_t answered = 0;
+  bool started = false;
+  CallOutcome result;  // the call as a whole, once settled
+};
+
+// What templates see: the request, the consumer, the answers so far and the current item.
+class FlowRun::RunScope final : public Scope {
+ public:
+  RunScope(const FlowRun& run, const json* item) : run_(run), item_(item) {}
+
+  json resolve(const Reference& ref) const override {
+    const api::RequestContext& ctx = run_.ctx_;
+    switch (ref.root) {
+      case Reference::Root::RequestPath:
+        for (const auto& [k, v] : ctx.path_params)
+          if (k == ref.name) return v;
+        return nullptr;
+      case Reference::Root::RequestQuery:
+        return ctx.request ? queryValue(ctx.request->query, ref.name) : json();
+      case Reference::Root::RequestHeader: {
+        const std::string* v = ctx.request ? ctx.request->headers.find(ref.name) : nullptr;
+        return v ? json(*v) : json();
+      }
+      case Reference::Root::RequestBody:
+        return walk(run_.requestJson(), ref.steps);
+      case Reference::Root::ConsumerName:
+        return ctx.consumer ? json(ctx.consumer->name) : json();
+      case Reference::Root::ConsumerGroups:
+        return ctx.consumer ? json(ctx.consumer->groups) : json();
+      case Reference::Root::Item:
+        return item_ ? walk(*item_, ref.steps) : json();
+      case Reference::Root::Call:
+        break;
+    }
+    auto it = run_.index_.find(ref.name);
+    if (it == run_.index_.end()) return nullptr;
+    const CallRun& c = run_.calls_[it->second];
+    if (ref.item) return *ref.item < c.outcomes.size() ? field(c.outcomes[*ref.item], ref) : json();
+    const bool per_item = ref.every_item || run_.flow_.calls[it->second].for_each.has_value();
+    if (!per_item) return field(c.outcomes.empty() ? CallOutcome() : c.outcomes[0], ref);
+    json out = json::array();
+    for (const auto& o : c.outcomes) out.push_back(field(o, ref));
+    return out;
+  }
+
+ private:
+  static json field(const CallOutcome& o, const Reference& ref) {
+    switch (ref.field) {
+      case Reference::Field::Status:
+        return o.status ? json(o.status) : json();
+      case Reference::Field::Header: {
+        const std::string* v = o.headers.find(ref.steps[0].key);
+        return v ? json(*v) : json();
+      }
+      case Reference::Field::Body:
+        return o.ok ? walk(o.body, ref.steps) : json();
+    }
+    return nullptr;
+  }
+
+  static int hexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+
+  static std::string decode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '+') {
+        out.push_back(' ');
+      } else if (s[i] == '%' && i + 2 < s.size() + 0 && hexValue(s[i + 1]) >= 0 &&
+                 hexValue(s[i + 2]) >= 0) {
+        out.push_back(static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2])));
+        i += 2;
+      } else {
+        out.push_back(s[i]);
+      }
+    }
+    return out;
+  }
+
+  // The first value of `name` in a query string, decoded; null when absent.
+  static json queryValue(std::string_view query, const std::string& name) {
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view pair = query.substr(0, amp);
+      const auto eq = pair.find('=');
+      if (decode(pair.substr(0, eq)) == name)
+        return eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1));
+      if (amp == std::string_view::npos) break;
+      query.remove_prefix(amp + 1);
+    }
+    return nullptr;
+  }
+
+  const FlowRun& run_;
+  const json* item_;
+};
+
+namespace {
+
+bool isJsonType(const std::string* content_type) {
+  if (!content_type) return false;
+  std::string_view t = *content_type;
+  t = t.substr(0, t.find(';'));
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  std::string lower(t);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower == "application/json" ||
+         (lower.size() > 5 && lower.compare(lower.size() - 5, 5, "+json") == 0);
+}
+
+bool safeHeaderValue(std::string_view v) {
+  return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+}  // namespace
+
+FlowRun::FlowRun(const Flow& flow, api::RequestContext& ctx, std::string request_body,
+                 std::size_t max_calls)
+    : flow_(flow),
+      ctx_(ctx),
+      request_body_(std::move(request_body)),
+      max_calls_(max_calls),
+      calls_(flow.calls.size()) {
+  for (std::size_t i = 0; i < flow.calls.size(); ++i) index_.emplace(flow.calls[i].name, i);
+}
+
+FlowRun::~FlowRun() = default;
+
+const json& FlowRun::requestJson() const {
+  if (!request_json_) {
+    request_json_ = std::make_unique<json>(json::parse(request_body_, nullptr, false));
+    if (request_json_->is_discarded()) *request_json_ = nullptr;
+  }
+  return *request_json_;
+}
+
+void FlowRun::start(std::function<void()> done) {
+  done_ = std::move(done);
+  pending_ = calls_.size();
+  starting_ = true;
+  for (std::size_t i = 0; i < calls_.size(); ++i)
+    if (flow_.calls[i].deps.empty()) launch(i);
+  starting_ = false;
+  if (pending_ == 0) finishRun();
+}
+
+void FlowRun::launch(std::size_t i) {
+  CallRun& c = calls_[i];
+  const FlowCall& cfg = flow_.calls[i];
+  c.started = true;
+  for (std::size_t d : cfg.deps) {
+    if (!calls_[d].result.ok) {
+      c.outcomes.resize(1);
+      c.outcomes[0].finished = true;
+      c.outcomes[0].error = "not run: call \"" + flow_.calls[d].name + "\" failed";
+      c.outcomes[0].error_status = 502;
+      settle(i);
+      return;
+    }
+  }
+  if (!cfg.for_each) {
+    c.items.clear();
+    c.outcomes.resize(1);
+    launchItem(i, 0);
+    return;
+  }
+  const json items = cfg.for_each->render(RunScope(*this, nullptr));
+  auto failNow = [&](std::string why) {
+    c.outcomes.resize(1);
+    c.outcomes[0].finished = true;
+    c.outcomes[0].error = std::move(why);
+    c.outcomes[0].error_status = 502;
+    settle(i);
+  };
+  if (!items.is_array()) return failNow("for_each is not a list");
+  if (items.size() > max_calls_)
+    return failNow("for_each over " + std::to_string(items.size()) + " items (at most " +
+                   std::to_string(max_calls_) + ")");
+  c.items = items.get<std::vector<json>>();
+  c.outcomes.resize(c.items.size());
+  if (c.items.empty()) return settle(i);
+  const std::size_t first = std::min(cfg.concurrency, c.items.size());
+  for (std::size_t k = 0; k < first && c.next_item < c.items.size(); ++k)
+    launchItem(i, c.next_item++);
+}
+
+void FlowRun::launchItem(std::size_t i, std::size_t item) {
+  CallRun& c = calls_[i];
+  ++c.running;
+  const RunScope scope(*this, c.items.empty() ? nullptr : &c.items[item]);
+  sendRequest(i, item, scope);
+}
+
+void FlowRun::sendRequest(std::size_t i, std::size_t item, const RunScope& scope) {
+  const FlowCall& cfg = flow_.calls[i];
+  api::CallRequest req;
+  req.method = cfg.method;
+  std::string target;
+  if (cfg.url) {
+    req.url = cfg.url->renderText(scope, true);
+    target = req.url;
+  } else {
+    target = cfg.path.renderText(scope, true);
+  }
+  for (const auto& [key, value] : cfg.query) {
+    const json v = value.render(scope);
+    if (v.is_null()) continue;  // a null value drops the key
+    target += target.find('?') == std::string::npos ? '?' : '&';
+    target += urlEncode(key) + "=" + urlEncode(toText(v));
+  }
+  if (cfg.url) {
+    req.url = std::move(target);
+  } else {
+    req.upstream = cfg.upstream;
+    req.route = cfg.route;
+    req.target = std::move(target);
+  }
+  for (const auto& [name, value] : cfg.headers) {
+    std::string v = value.renderText(scope);
+    if (!safeHeaderValue(v)) {
+      api::CallResponse r;
+      r.error_status = 502;
+      r.error = "header " + name + ": the template gave a value with CR, LF or NUL";
+      finished(i, item, std::move(r));
+      return;
+    }
+    if (!v.empty()) req.headers.add(name, v);
+  }
+  if (cfg.body) {
+    req.body = cfg.body->render(scope).dump();
+    req.headers.set("Content-Type", "application/json");
+  } else if (cfg.forward_body) {
+    req.body = request_body_;
+    if (const std::string* type =
+            ctx_.request ? ctx_.request->headers.find("content-type") : nullptr)
+      req.headers.set("Content-Type", *type);
+  }
+  req.timeout = cfg.timeout;
+  req.max_response_bytes = flow_.max_buffer;
+  req.ca_file = cfg.ca_file;
+  req.span_name = "flow call " + cfg.name;
+  ctx_.calls->start(std::move(req),
+                    [this, i, item](api::CallResponse r) { finished(i, item, std::move(r)); });
+}
+
+void FlowRun::finished(std::size_t i, std::size_t item, api::CallResponse r) {
+  CallRun& c = calls_[i];
+  const FlowCall& cfg = flow_.calls[i];
+  CallOutcome& o = c.outcomes[item];
+  o.finished = true;
+  if (!r.ok()) {
+    o.error = r.error;
+    o.error_status = r.error_status ? r.error_status : 502;
+  } else {
+    o.status = r.status;
+    o.headers = std::move(r.headers);
+    o.ok = r.status < 400;
+    if (!o.ok) {
+      o.error = "answered " + std::to_string(r.status);
+      o.error_status = r.status;
+    }
+    const bool no_body = r.status == 204 || r.status == 304 || r.body.empty();
+    const bool as_json =
+        cfg.format == FlowCall::Format::Json ||
+        (cfg.format == FlowCall::Format::Auto && isJsonType(o.headers.find("content-type")));
+    if (no_body) {
+      o.body = nullptr;
+    } else if (cfg.format == FlowCall::Format::Text || !as_json) {
+      o.body = std::move(r.body);
+    } else {
+      o.body = json::parse(r.body, nullptr, false);
+      if (o.body.is_discarded()) {
+        o.body = nullptr;
+        if (o.ok) {
+          o.ok = false;
+          o.error = "answer is not valid JSON";
+          o.error_status = 502;
+        }
+      }
+    }
+  }
+  --c.running;
+  ++c.answered;
+  if (c.next_item < c.items.size() && c.running < cfg.concurrency) launchItem(i, c.next_item++);
+  if (c.answered == c.outcomes.size()) settle(i);
+}
+
+void FlowRun::settle(std::size_t i) {
+  CallRun& c = calls_[i];
+  CallOutcome& r = c.result;
+  r.finished = true;
+  r.ok = true;
+  for (const auto& o : c.outcomes) {
+    if (o.ok) continue;
+    r.ok = false;
+    r.error = o.error;
+    r.error_status = o.error_status;
+    r.status = o.status;
+    break;
+  }
+  --pending_;
+  // Calls that waited for this one start when all they use has answered.
+  for (std::size_t j = 0; j < calls_.size(); ++j) {
+    if (calls_[j].started) continue;
+    const auto& deps = flow_.calls[j].deps;
+    if (std::find(deps.begin(), deps.end(), i) == deps.end()) continue;
+    const bool ready = std::all_of(deps.begin(), deps.end(),
+                                   [&](std::size_t d) { return calls_[d].result.finished; });
+    if (ready) launch(j);
+  }
+  if (pending_ == 0 && !starting_) finishRun();
+}
+
+void FlowRun::finishRun() {
+  if (!done_) return;
+  compose();
+  auto done = std::move(done_);
+  done_ = nullptr;
+  done();
+}
+
+void FlowRun::fail(int s, std::string why) {
+  failed = true;
+  status = s;
+  error = std::move(why);
+}
+
+void FlowRun::compose() {
+  bool completed = true;
+  for (std::size_t i = 0; i < calls_.size(); ++i) {
+    const CallOutcome& r = calls_[i].result;
+    if (r.ok) continue;
+    completed = false;
+    const FlowCall& cfg = flow_.calls[i];
+    if (!cfg.required) continue;
+    const int s = cfg.propagate_status && r.status >= 400 && r.status < 500 ? r.status : 502;
+    return fail(s, "call \"" + cfg.name + "\" failed: " + r.error);
+  }
+  const RunScope scope(*this, nullptr);
+  json out;
+  if (flow_.body) {
+    out = flow_.body->render(scope);
+  } else {
+    // Declared order, never arrival order: the same answers always compose the same body.
+    out = json::object();
+    std::unordered_map<std::string, std::size_t> set_by;
+    for (std::size_t i = 0; i < calls_.size(); ++i) {
+      const FlowCall& cfg = flow_.calls[i];
+      const CallRun& c = calls_[i];
+      auto put = [&](const std::string& key, json value) {
+        auto [it, fresh] = set_by.emplace(key, i);
+        if (!fresh && flow_.merge == Flow::Merge::Error && it->second != i) {
+          fail(502, "key \"" + key + "\" set by calls \"" + flow_.calls[it->second].name +
+                        "\" and \"" + cfg.name + "\"");
+          return false;
+        }
+        it->second = i;
+        out[key] = std::move(value);
+        return true;
+      };
+      if (cfg.for_each) {
+        json bodies = json::array();
+        for (const auto& o : c.outcomes) bodies.push_back(o.ok ? o.body : json());
+        if (!put(cfg.group.empty() ? cfg.name : cfg.group, std::move(bodies))) return;
+      } else if (!cfg.group.empty()) {
+        if (!put(cfg.group, c.result.ok ? c.outcomes[0].body : json())) return;
+      } else if (c.result.ok && c.outcomes[0].body.is_object()) {
+        for (const auto& [k, v] : c.outcomes[0].body.items())
+          if (!put(k, v)) return;
+      }
+    }
+  }
+  body = out.dump();
+  if (body.size() > flow_.max_buffer) return fail(502, "composed response too large");
+  status = flow_.status;
+  headers.add("Content-Type", "application/json");
+  for (const auto& [name, value] : flow_.headers) {
+    std::string v = value.renderText(scope);
+    if (!safeHeaderValue(v))
+      return fail(502, "header " + name + ": the template gave a value with CR, LF or NUL");
+    headers.set(name, v);
+  }
+  if (!completed) headers.set("Portico-Completed", "false");
+}
+
+}  // namespace portico::flow
