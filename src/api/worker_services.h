@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string_view>
 
 namespace portico::redis {
 class Client;
@@ -25,6 +26,9 @@ class WorkerServices {
   virtual std::uint64_t random() = 0;
   // Runs `fn` on this worker after `delay` (a queue timeout, a retry).
   virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+  // Counts an event of a filter in /metrics (portico_filter_events_total{filter, event}).
+  // For rare events: the counter is looked up by name.
+  virtual void countFilterEvent(std::string_view filter, std::string_view event) = 0;
 };
 
 }  // namespace portico::api

@@ -19,6 +19,7 @@
 #include "filters/request_size_limit/request_size_limit_filter.h"
 #include "filters/static_response/static_response_filter.h"
 #include "filters/traffic_mirror/traffic_mirror_filter.h"
+#include "filters/transformer/transformer_filter.h"
 
 namespace portico::filters {
 
@@ -42,6 +43,8 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(requestSizeLimitFilterType());
   registry.add(staticResponseFilterType());
   registry.add(trafficMirrorFilterType());
+  registry.add(requestTransformerFilterType());
+  registry.add(responseTransformerFilterType());
 }
 
 }  // namespace portico::filters

@@ -1,5 +1,7 @@
 #include "flow/flow_run.h"
 
+#include "flow/request_scope.h"
+
 #include <algorithm>
 #include <unordered_map>
 
@@ -21,29 +23,9 @@ class FlowRun::RunScope final : public Scope {
   RunScope(const FlowRun& run, const json* item) : run_(run), item_(item) {}
 
   json resolve(const Reference& ref) const override {
-    const api::RequestContext& ctx = run_.ctx_;
-    switch (ref.root) {
-      case Reference::Root::RequestPath:
-        for (const auto& [k, v] : ctx.path_params)
-          if (k == ref.name) return v;
-        return nullptr;
-      case Reference::Root::RequestQuery:
-        return ctx.request ? queryValue(ctx.request->query, ref.name) : json();
-      case Reference::Root::RequestHeader: {
-        const std::string* v = ctx.request ? ctx.request->headers.find(ref.name) : nullptr;
-        return v ? json(*v) : json();
-      }
-      case Reference::Root::RequestBody:
-        return walk(run_.requestJson(), ref.steps);
-      case Reference::Root::ConsumerName:
-        return ctx.consumer ? json(ctx.consumer->name) : json();
-      case Reference::Root::ConsumerGroups:
-        return ctx.consumer ? json(ctx.consumer->groups) : json();
-      case Reference::Root::Item:
-        return item_ ? walk(*item_, ref.steps) : json();
-      case Reference::Root::Call:
-        break;
-    }
+    if (ref.root == Reference::Root::Item) return item_ ? walk(*item_, ref.steps) : json();
+    if (ref.root != Reference::Root::Call)
+      return RequestScope(run_.ctx_, &run_.requestJson()).resolve(ref);
     auto it = run_.index_.find(ref.name);
     if (it == run_.index_.end()) return nullptr;
     const CallRun& c = run_.calls_[it->second];
@@ -66,43 +48,6 @@ class FlowRun::RunScope final : public Scope {
       }
       case Reference::Field::Body:
         return o.ok ? walk(o.body, ref.steps) : json();
-    }
-    return nullptr;
-  }
-
-  static int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  }
-
-  static std::string decode(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '+') {
-        out.push_back(' ');
-      } else if (s[i] == '%' && i + 2 < s.size() + 0 && hexValue(s[i + 1]) >= 0 &&
-                 hexValue(s[i + 2]) >= 0) {
-        out.push_back(static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2])));
-        i += 2;
-      } else {
-        out.push_back(s[i]);
-      }
-    }
-    return out;
-  }
-
-  // The first value of `name` in a query string, decoded; null when absent.
-  static json queryValue(std::string_view query, const std::string& name) {
-    while (!query.empty()) {
-      const auto amp = query.find('&');
-      const std::string_view pair = query.substr(0, amp);
-      const auto eq = pair.find('=');
-      if (decode(pair.substr(0, eq)) == name)
-        return eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1));
-      if (amp == std::string_view::npos) break;
-      query.remove_prefix(amp + 1);
     }
     return nullptr;
   }

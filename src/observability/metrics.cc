@@ -82,6 +82,16 @@ UpstreamStats& WorkerStats::upstream(const std::string& name) {
   return *p;
 }
 
+Counter& WorkerStats::filterEvent(std::string_view filter, std::string_view event) {
+  std::string key;
+  key.reserve(filter.size() + event.size() + 1);
+  key.append(filter).append(1, '\n').append(event);
+  std::lock_guard lock(mu_);
+  auto& p = filter_events_[key];
+  if (!p) p = std::make_unique<Counter>();
+  return *p;
+}
+
 std::string escapeLabel(const std::string& v) {
   std::string out;
   for (char c : v) {
@@ -305,6 +315,16 @@ std::string renderPrometheus(const Totals& t, const ProcessStats& process) {
   perUpstream("portico_upstream_mirror_dropped_total",
               "Mirrored copies not sent: max_in_flight reached or the body over the limit.",
               &UpstreamTotals::mirror_dropped);
+
+  family(out, "portico_filter_events_total", "counter",
+         "Events counted by filters (e.g. a response-transformer body that was not JSON).");
+  for (const auto& [key, n] : t.filter_events) {
+    const auto nl = key.find('\n');
+    line(out, "portico_filter_events_total",
+         "filter=\"" + escapeLabel(key.substr(0, nl)) + "\",event=\"" +
+             escapeLabel(key.substr(nl + 1)) + "\"",
+         static_cast<double>(n));
+  }
 
   if (const std::uint32_t top = process.consumers_top.load(); top > 0) {
     const auto ranked = topConsumers(t, top);

@@ -125,6 +125,9 @@ class WorkerStats {
   ListenerStats& listener(const std::string& name);
   // Looked up when a snapshot is installed (not per request).
   ConsumerStats& consumer(const std::string& name);
+  // Events a filter counts (rare ones: looked up by name when they happen), keyed
+  // "filter\nevent".
+  Counter& filterEvent(std::string_view filter, std::string_view event);
 
   template <class F>
   void forEachRoute(F&& f) const {
@@ -142,6 +145,11 @@ class WorkerStats {
     for (const auto& [name, s] : listeners_) f(name, *s);
   }
   template <class F>
+  void forEachFilterEvent(F&& f) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, c] : filter_events_) f(key, *c);
+  }
+  template <class F>
   void forEachUpstream(F&& f) const {
     std::lock_guard lock(mu_);
     for (const auto& [name, s] : upstreams_) f(name, *s);
@@ -153,6 +161,7 @@ class WorkerStats {
   std::map<std::string, std::unique_ptr<UpstreamStats>> upstreams_;
   std::map<std::string, std::unique_ptr<ListenerStats>> listeners_;
   std::map<std::string, std::unique_ptr<ConsumerStats>> consumers_;
+  std::map<std::string, std::unique_ptr<Counter>, std::less<>> filter_events_;
 };
 
 struct ProcessStats {

@@ -94,6 +94,8 @@ Totals sumWorkers(const std::vector<const WorkerStats*>& workers) {
       x.requests += c.requests.get();
       x.rejections += c.rejections.get();
     });
+    w->forEachFilterEvent(
+        [&](const std::string& key, const Counter& c) { t.filter_events[key] += c.get(); });
     w->forEachListener([&](const std::string& name, const ListenerStats& l) {
       auto& x = t.listeners[name];
       x.accepted += l.accepted.get();

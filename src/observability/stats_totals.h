@@ -59,6 +59,7 @@ struct Totals {
   std::map<std::string, UpstreamTotals> upstreams;
   std::map<std::string, ConsumerTotals> consumers;
   std::map<std::string, ListenerTotals> listeners;
+  std::map<std::string, std::uint64_t> filter_events;  // "filter\nevent"
 };
 
 Totals sumWorkers(const std::vector<const WorkerStats*>& workers);

@@ -143,6 +143,9 @@ struct WorkerContext final : api::WorkerServices {
   void after(std::chrono::milliseconds delay, std::function<void()> fn) override;
   std::uint64_t newSpanId() override { return spanId(); }
   std::uint64_t random() override { return rng.next(); }
+  void countFilterEvent(std::string_view filter, std::string_view event) override {
+    stats.filterEvent(filter, event).add();
+  }
   // Closes Redis connections (the worker is exiting).
   void stopClients();
 
