@@ -176,6 +176,7 @@ std::vector<JsonOp> readJsonOps(const json& ops, const std::string& path,
   }
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const std::string p = config::indexPath(path, i);
+    const std::size_t errors_before = diag.items().size();
     config::ObjectReader r(ops[i], p, diag);
     std::string kind;
     r.string("op", kind, true);
@@ -242,7 +243,7 @@ std::vector<JsonOp> readJsonOps(const json& ops, const std::string& path,
                "unknown op \"" + kind + "\" (remove, rename, set, copy, move, default, allow)");
     }
     r.finish();
-    out.push_back(std::move(op));
+    if (diag.items().size() == errors_before) out.push_back(std::move(op));  // only whole ops
   }
   return out;
 }
