@@ -57,7 +57,9 @@ Task<Result<std::shared_ptr<const OriginUpstream>>> originUpstream(WorkerContext
   auto origin = std::make_shared<OriginUpstream>();
   origin->resolved_at = now;
   auto& cfg = origin->cfg;
-  cfg.name = key.substr(0, key.find('|'));
+  // The name keys the connection pool: an origin trusted through its own CA must never share
+  // connections with the same origin verified against the system CAs.
+  cfg.name = ca_file.empty() ? key : key.substr(0, key.find('|')) + " (ca " + ca_file + ")";
   cfg.path = "url";
   cfg.retries.attempts = 2;  // a second target or a fresh connection after a connect failure
   if (parts->https) {

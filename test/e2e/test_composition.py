@@ -263,3 +263,36 @@ routes:
                      'no internal route "plain"', "item is only known inside for_each",
                      "{request.bogus}", "bad.yaml:13"]:
         assert expected in out, out
+
+
+def test_pipe_through_an_external_https_provider(portico, services, tmp_path):
+    import ssl
+    from certs import Pki
+    pki = Pki(tmp_path / "pki")
+    cert, key = pki.issue("provider", "localhost", dns=["localhost"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    provider = services("provider", tls_context=ctx)
+    inner = services("inner")
+    ca = str(pki.dir / "ca.pem")
+    p = portico(upstreams={"inner": [inner.address]}, routes=[flow_route([
+        {"name": "a", "upstream": "inner", "method": "POST", "path": "/enrich",
+         "forward_body": True},
+        {"name": "b", "url": f"https://localhost:{provider.port}/v1/score", "method": "POST",
+         "body": "{a.body}", "headers": {"X-Key": "{request.header.x-provider-key}"},
+         "tls": {"ca": ca}},
+        {"name": "untrusted", "url": f"https://localhost:{provider.port}/v1/score",
+         "required": False, "group": "untrusted"}],
+        respond={"body": {"score": "{b.body}", "untrusted": "{untrusted.status}"}})])
+    status, h, data = request(p.port, "POST", "/composed",
+                              {"Content-Type": "application/json", "X-Provider-Key": "k1",
+                               "Authorization": "Bearer client-secret"},
+                              json.dumps({"q": 1}).encode())
+    assert status == 200, data
+    doc = json.loads(data)
+    assert doc["score"]["provider"]["body"]["inner"]["body"] == {"q": 1}
+    assert doc["untrusted"] is None  # the system CAs do not know the test CA: the call failed
+    assert h["portico-completed"] == "false"
+    sent = provider.requests[-1]["headers"]
+    assert sent["x-key"] == "k1"
+    assert "authorization" not in sent  # no client credential unless a template names it
