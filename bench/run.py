@@ -153,6 +153,7 @@ http {{
     listen 127.0.0.1:{port} reuseport backlog=4096;
     location / {{ default_type application/json;
       {answer} }}
+    location /json/ {{ default_type application/json; root {dir}/www; }}
   }}
 }}
 """
@@ -161,13 +162,31 @@ http {{
 BODY_SIZE = 100
 
 
+def json_document(size):
+    """A JSON object of about `size` bytes: an id, a name, an internal cost and priced items."""
+    import json
+    items, doc = [], {"id": 7, "nm": "bench", "internal_cost": 12.5, "items": []}
+    while len(json.dumps(doc)) < size:
+        i = len(items)
+        items.append({"sku": f"sku-{i:06d}", "price": i * 3, "cost": i * 2, "note": "x" * 16})
+        doc["items"] = items
+    return json.dumps(doc).encode()
+
+
 def upstream_conf(work, port):
+    # JSON documents for the transformer scenario (served under /json/).
+    (work / "www" / "json").mkdir(parents=True, exist_ok=True)
+    (work / "www" / "json" / "2k.json").write_bytes(json_document(2048))
+    (work / "www" / "json" / "1m.json").write_bytes(json_document(1024 * 1024))
+    for path in (work, work / "www", work / "www" / "json"):
+        path.chmod(0o755)
+    for f in (work / "www" / "json").iterdir():
+        f.chmod(0o644)
     if BODY_SIZE == 100:
         answer = ("return 200 '{\"service\":\"bench\",\"status\":\"ok\",\"padding\":"
                   "\"0123456789012345678901234567890123456789012\"}';")
     else:
         # nginx's workers run as nobody: the file and the folders above it must be readable.
-        (work / "www").mkdir(exist_ok=True)
         (work / "www" / "body.json").write_bytes(b"x" * BODY_SIZE)
         for path, mode in ((work, 0o755), (work / "www", 0o755), (work / "www" / "body.json", 0o644)):
             path.chmod(mode)
@@ -243,14 +262,16 @@ def main():
     ap.add_argument("--body", default="100",
                     help="size of the upstream's answers (100, 16k, 1m...); default 100 bytes")
     ap.add_argument("--protocols",
-                    default="http,https,h2c,h2,auth,ratelimit,observability,transform",
+                    default="http,https,h2c,h2,auth,ratelimit,observability,transform,compose,"
+                            "json-transform",
                     help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
                          "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
                          "auth (Portico alone: pass-through vs key-auth vs jwt), ratelimit "
                          "(Portico alone: pass-through vs rate-limit local vs redis), "
                          "observability (metrics + access log + 1%% tracing vs none), "
                          "transform (Portico alone: pass-through vs a streaming pass-through "
-                         "body transform)")
+                         "body transform), compose (a flow of 3 calls vs one pass-through), "
+                         "json-transform (response-transformer, 5 ops, on 2 KiB and 1 MiB)")
     args = ap.parse_args()
     global BODY_SIZE
     BODY_SIZE = parse_size(args.body)
@@ -264,8 +285,10 @@ def main():
         if protocol == "observability":
             run_observability_scenario(args)
             continue
-        if protocol == "transform":
-            run_transform_scenario(args)
+        scenario = {"transform": run_transform_scenario, "compose": run_compose_scenario,
+                    "json-transform": run_json_transform_scenario}.get(protocol)
+        if scenario:
+            scenario(args)
             continue
         if protocol not in ("http", "https", "h2c", "h2"):
             sys.exit(f"unknown protocol {protocol}")
@@ -519,6 +542,7 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
               f"its extra user-space CPU alone is {user_cost * 100:.1f}% of pass-through's CPU "
               f"per request")
     shutil.rmtree(work, ignore_errors=True)
+    return med
 
 
 def run_auth_scenario(args):
@@ -620,6 +644,65 @@ PORTICO_TRANSFORM = PORTICO_ALONE + """routes:
     upstream: origin
     plugins: [ {{ name: body-rewrite, config: {{ response: {{ replace: [] }} }} }} ]
 """
+
+
+PORTICO_COMPOSE = PORTICO_ALONE + """routes:
+  - {{ name: pass, match: {{ path_prefix: /pass }}, upstream: origin }}
+  - name: compose
+    match: {{ path: /compose }}
+    flow:
+      calls:
+        - {{ name: a, upstream: origin, path: /a }}
+        - {{ name: b, upstream: origin, path: /b, group: b }}
+        - {{ name: c, upstream: origin, path: /c, group: c }}
+"""
+
+
+def run_compose_scenario(args):
+    """Pass-through against a flow that aggregates three calls to the same local backend (in
+    parallel, merged into one JSON answer): the CPU of one composed request against one proxied
+    request (it makes three upstream requests; target: at most 3x)."""
+    variants = {"pass-through": ("/pass", []), "compose 3 calls": ("/compose", [])}
+    med = run_filter_scenario(args, "Aggregation of 3 calls", PORTICO_COMPOSE, variants,
+                              {"compose 3 calls": 67})
+    ratio = med["pass-through"]["per_cpu"] / med["compose 3 calls"]["per_cpu"]
+    print(f"CPU per composed request = {ratio:.2f}x one pass-through request (target <= 3x)")
+
+
+PORTICO_JSON_TRANSFORM = PORTICO_ALONE + """routes:
+  - {{ name: pass, match: {{ path_prefix: /json }}, upstream: origin }}
+  - name: transform
+    match: {{ path: "/t/json/{{file}}" }}
+    rewrite: "/json/{{file}}"
+    upstream: origin
+    plugins:
+      - name: response-transformer
+        config:
+          max_buffer: 4MiB
+          json:
+            - {{ op: remove, path: /internal_cost }}
+            - {{ op: rename, from: /nm, to: /name }}
+            - {{ op: set, path: /source, value: portico }}
+            - {{ op: remove, path: /items/*/cost }}
+            - {{ op: default, path: /tags, value: [] }}
+"""
+
+
+def run_json_transform_scenario(args):
+    """Pass-through of a 2 KiB JSON answer against response-transformer with 5 ops on it; then
+    the same on a 1 MiB answer, as MB/s of transformed body per CPU-second."""
+    config = PORTICO_JSON_TRANSFORM
+    variants = {"pass-through": ("/json/2k.json", []),
+                "transformer 5 ops 2 KiB": ("/t/json/2k.json", [])}
+    run_filter_scenario(args, "response-transformer, 2 KiB JSON", config, variants,
+                        {"transformer 5 ops 2 KiB": 20})
+    variants = {"pass-through": ("/json/1m.json", []),
+                "transformer 5 ops 1 MiB": ("/t/json/1m.json", [])}
+    med = run_filter_scenario(args, "response-transformer, 1 MiB JSON", config, variants, {})
+    size = len(json_document(1024 * 1024))
+    rate = med["transformer 5 ops 1 MiB"]["per_cpu"] * size / 1e6
+    print(f"response-transformer on 1 MiB: {rate:.0f} MB/s of body per CPU-second "
+          f"(target >= 300)")
 
 
 def run_transform_scenario(args):
