@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "api/filter.h"
+#include "http/url.h"
 
 namespace portico::filters {
 
@@ -18,13 +19,8 @@ api::FilterStatus replyError(api::RequestContext& ctx, int status, std::string_v
 // 503 when the service an auth filter depends on cannot answer (fail_closed policies).
 api::FilterStatus unavailable(api::RequestContext& ctx, std::string_view message);
 
-// The value of query parameter `name` in `query` (percent-decoded), and where it sits.
-struct QueryParam {
-  bool found = false;
-  std::string value;
-  std::size_t begin = 0, end = 0;  // the whole "name=value" pair in `query`
-};
-QueryParam findQueryParam(std::string_view query, std::string_view name);
+using http::findQueryParam;
+using http::QueryParam;
 // `query` without the pair found above (and its separator).
 void eraseQueryParam(std::string& query, const QueryParam& p);
 // Replaces the value of parameter `name` in a request target ("/p?a=1&key=s") with "***", so

@@ -23,7 +23,5 @@ bool requestOnly(const Reference& ref);
 
 // The first value of `name` in a query string, decoded; null when absent.
 json queryValue(std::string_view query, const std::string& name);
-// Percent-decoding of a query component ('+' is a space).
-std::string urlDecode(std::string_view s);
 
 }  // namespace portico::flow

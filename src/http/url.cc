@@ -52,4 +52,52 @@ Result<AbsoluteUrl> parseAbsoluteUrl(std::string_view url) {
   return u;
 }
 
+namespace {
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string decodeQueryComponent(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
+      i += 2;
+    } else if (s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+QueryParam findQueryParam(std::string_view query, std::string_view name) {
+  QueryParam p;
+  std::size_t pos = 0;
+  while (pos <= query.size()) {
+    std::size_t amp = query.find('&', pos);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view pair = query.substr(pos, amp - pos);
+    const std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      p.found = true;
+      p.value =
+          eq == std::string_view::npos ? std::string() : decodeQueryComponent(pair.substr(eq + 1));
+      p.begin = pos;
+      p.end = amp;
+      return p;
+    }
+    pos = amp + 1;
+  }
+  return p;
+}
+
 }  // namespace portico::http

@@ -19,4 +19,15 @@ struct AbsoluteUrl {
 // Refuses other schemes, user info, an empty host and a bad port.
 Result<AbsoluteUrl> parseAbsoluteUrl(std::string_view url);
 
+// A query component percent-decoded ('+' is a space; a malformed escape is kept as is).
+std::string decodeQueryComponent(std::string_view s);
+
+// The value of query parameter `name` in `query` (percent-decoded), and where it sits.
+struct QueryParam {
+  bool found = false;
+  std::string value;
+  std::size_t begin = 0, end = 0;  // the whole "name=value" pair in `query`
+};
+QueryParam findQueryParam(std::string_view query, std::string_view name);
+
 }  // namespace portico::http

@@ -9,6 +9,7 @@
 #include "filters/transformer/json_ops.h"
 #include "flow/request_scope.h"
 #include "http/header_list.h"
+#include "http/url.h"
 
 namespace portico::filters {
 namespace {
@@ -105,8 +106,9 @@ std::string applyQueryOps(const NameValueOps& ops, std::string_view query,
     const std::string_view pair = query.substr(0, amp);
     if (!pair.empty()) {
       const auto eq = pair.find('=');
-      params.emplace_back(flow::urlDecode(pair.substr(0, eq)),
-                          eq == std::string_view::npos ? "" : flow::urlDecode(pair.substr(eq + 1)));
+      params.emplace_back(
+          http::decodeQueryComponent(pair.substr(0, eq)),
+          eq == std::string_view::npos ? "" : http::decodeQueryComponent(pair.substr(eq + 1)));
     }
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
