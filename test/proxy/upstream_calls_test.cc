@@ -204,21 +204,27 @@ TEST_F(CallsTest, RetriesOnTheNextTargetWhenOneIsDown) {
 }
 
 TEST_F(CallsTest, CancelledCallNeverCompletesAndClosesItsConnection) {
-  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  // To the upstream directly, and through an internal route run in process.
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
+       "  - { name: inner, internal: true, match: { path_prefix: / }, upstream: u }\n");
   up_.hang = true;
-  api::CallRequest req;
-  req.upstream = "u";
-  bool called = false;
-  const auto id = calls_.start(std::move(req), [&](api::CallResponse) { called = true; });
-  ASSERT_TRUE(runUntil([&] { return up_.requests.size() == 1; }));
-  calls_.cancel(id);
-  ASSERT_TRUE(runUntil([&] { return up_.closed_by_peer == 1; }));
-  runUntil([] { return false; }, std::chrono::milliseconds(50));
-  EXPECT_FALSE(called);
-  EXPECT_EQ(up_.requests.size(), 1u);                  // not retried: nobody wants the answer
-  EXPECT_EQ(stats_.upstream("u").failures.get(), 0u);  // and no verdict on the upstream
-  EXPECT_EQ(calls_.running(), 0u);
-  EXPECT_EQ(w_.pool.idleCount(), 0u);  // the half-used connection is not pooled
+  for (const bool via_route : {false, true}) {
+    api::CallRequest req;
+    (via_route ? req.route : req.upstream) = via_route ? "inner" : "u";
+    bool called = false;
+    const std::size_t sent = up_.requests.size();
+    const int closed = up_.closed_by_peer;
+    const auto id = calls_.start(std::move(req), [&](api::CallResponse) { called = true; });
+    ASSERT_TRUE(runUntil([&] { return up_.requests.size() == sent + 1; }));
+    calls_.cancel(id);
+    ASSERT_TRUE(runUntil([&] { return up_.closed_by_peer == closed + 1; }));
+    runUntil([] { return false; }, std::chrono::milliseconds(50));
+    EXPECT_FALSE(called) << via_route;
+    EXPECT_EQ(up_.requests.size(), sent + 1);            // not retried: nobody wants the answer
+    EXPECT_EQ(stats_.upstream("u").failures.get(), 0u);  // and no verdict on the upstream
+    EXPECT_EQ(calls_.running(), 0u);
+    EXPECT_EQ(w_.pool.idleCount(), 0u);  // the half-used connection is not pooled
+  }
 }
 
 TEST_F(CallsTest, ClientGoneEndsCallsWith499) {
@@ -512,21 +518,6 @@ TEST_F(CallsTest, CallsAnInternalRouteInProcessWithItsPlugins) {
   ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
   EXPECT_EQ(got->status, 0);
   EXPECT_EQ(got->error_status, 500);
-}
-
-TEST_F(CallsTest, CancellingAnInternalRouteCallClosesItsUpstreamConnection) {
-  up_.hang = true;
-  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
-       "  - { name: inner, internal: true, match: { path_prefix: / }, upstream: u }\n");
-  api::CallRequest req;
-  req.route = "inner";
-  bool called = false;
-  const auto id = calls_.start(std::move(req), [&](api::CallResponse) { called = true; });
-  ASSERT_TRUE(runUntil([&] { return up_.requests.size() == 1; }));
-  calls_.cancel(id);
-  ASSERT_TRUE(runUntil([&] { return up_.closed_by_peer == 1; }));
-  EXPECT_FALSE(called);
-  EXPECT_EQ(calls_.running(), 0u);
 }
 
 }  // namespace
