@@ -135,11 +135,13 @@ def test_for_each_respects_its_concurrency(portico, services):
         respond={"body": {"prices": "{items[*].body.price}", "first": "{items[0].body.sku}"}})])
     timed(p.port, "/composed")  # connections warm
     s.max_in_flight = 0
-    ms, status, _, data = timed(p.port, "/composed")
-    assert status == 200, data
-    doc = json.loads(data)
+    runs = [timed(p.port, "/composed") for _ in range(5)]
+    for _, status, _, data in runs:
+        assert status == 200, data
+    doc = json.loads(runs[-1][3])
     assert len(doc["prices"]) == 50 and doc["prices"][0] == 2 and doc["first"] == "s0"
-    print(f"for_each over 50 items, concurrency 10, 20 ms backend: {ms:.1f} ms, "
+    ms = statistics.median(r[0] for r in runs)
+    print(f"for_each over 50 items, concurrency 10, 20 ms backend: median {ms:.1f} ms of 5, "
           f"at most {s.max_in_flight} at once")
     assert s.max_in_flight <= 10
     assert ms <= 150
