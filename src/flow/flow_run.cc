@@ -110,16 +110,17 @@ void FlowRun::launch(std::size_t i) {
   CallRun& c = calls_[i];
   const FlowCall& cfg = flow_.calls[i];
   c.started = true;
-  for (std::size_t d : cfg.deps) {
-    if (!calls_[d].result.ok) {
-      c.outcomes.resize(1);
-      c.outcomes[0].finished = true;
-      c.outcomes[0].error = "not run: call \"" + flow_.calls[d].name + "\" failed";
-      c.outcomes[0].error_status = 502;
-      settle(i);
-      return;
-    }
-  }
+  // A call that cannot be sent fails as a whole, at once.
+  auto failNow = [&](std::string why) {
+    c.outcomes.assign(1, CallOutcome{});
+    c.outcomes[0].finished = true;
+    c.outcomes[0].error = std::move(why);
+    c.outcomes[0].error_status = 502;
+    settle(i);
+  };
+  for (std::size_t d : cfg.deps)
+    if (!calls_[d].result.ok)
+      return failNow("not run: call \"" + flow_.calls[d].name + "\" failed");
   if (!cfg.for_each) {
     c.items.clear();
     c.outcomes.resize(1);
@@ -127,13 +128,6 @@ void FlowRun::launch(std::size_t i) {
     return;
   }
   const json items = cfg.for_each->render(RunScope(*this, nullptr));
-  auto failNow = [&](std::string why) {
-    c.outcomes.resize(1);
-    c.outcomes[0].finished = true;
-    c.outcomes[0].error = std::move(why);
-    c.outcomes[0].error_status = 502;
-    settle(i);
-  };
   if (!items.is_array()) return failNow("for_each is not a list");
   if (items.size() > max_calls_)
     return failNow("for_each over " + std::to_string(items.size()) + " items (at most " +
