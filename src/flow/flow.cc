@@ -145,8 +145,7 @@ FlowCall readCall(const json& node, const std::string& path, const FlowNames& na
 
 // Orders the dependencies and refuses unknown names, `item` outside for_each and cycles.
 void resolveDependencies(Flow& flow, const std::string& path, Diagnostics& diag) {
-  std::unordered_map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < flow.calls.size(); ++i) index.emplace(flow.calls[i].name, i);
+  const auto& index = flow.call_index;
   for (std::size_t i = 0; i < flow.calls.size(); ++i) {
     FlowCall& c = flow.calls[i];
     const std::string call_path = config::indexPath(path + ".calls", i);
@@ -215,9 +214,8 @@ std::shared_ptr<const Flow> compileFlow(const json& node, const std::string& pat
       flow->calls.push_back(
           readCall((*calls)[i], config::indexPath(r.childPath("calls"), i), names, diag));
   }
-  std::unordered_map<std::string, std::size_t> seen;
   for (std::size_t i = 0; i < flow->calls.size(); ++i) {
-    auto [it, fresh] = seen.emplace(flow->calls[i].name, i);
+    auto [it, fresh] = flow->call_index.emplace(flow->calls[i].name, i);
     if (!fresh && !flow->calls[i].name.empty())
       diag.add(config::indexPath(r.childPath("calls"), i) + ".name",
                "duplicate call name \"" + flow->calls[i].name + "\"");

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -43,6 +44,7 @@ struct FlowCall {
 
 struct Flow {
   std::vector<FlowCall> calls;
+  std::unordered_map<std::string, std::size_t> call_index;  // name -> position in calls
   int status = 200;
   std::optional<JsonTemplate> body;  // none: the merge of the answers
   std::vector<std::pair<std::string, StringTemplate>> headers;

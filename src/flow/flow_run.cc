@@ -26,8 +26,8 @@ class FlowRun::RunScope final : public Scope {
     if (ref.root == Reference::Root::Item) return item_ ? walk(*item_, ref.steps) : json();
     if (ref.root != Reference::Root::Call)
       return RequestScope(run_.ctx_, &run_.requestJson()).resolve(ref);
-    auto it = run_.index_.find(ref.name);
-    if (it == run_.index_.end()) return nullptr;
+    auto it = run_.flow_.call_index.find(ref.name);
+    if (it == run_.flow_.call_index.end()) return nullptr;
     const CallRun& c = run_.calls_[it->second];
     if (ref.item) return *ref.item < c.outcomes.size() ? field(c.outcomes[*ref.item], ref) : json();
     const bool per_item = ref.every_item || run_.flow_.calls[it->second].for_each.has_value();
@@ -56,35 +56,13 @@ class FlowRun::RunScope final : public Scope {
   const json* item_;
 };
 
-namespace {
-
-bool isJsonType(const std::string* content_type) {
-  if (!content_type) return false;
-  std::string_view t = *content_type;
-  t = t.substr(0, t.find(';'));
-  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
-  std::string lower(t);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return lower == "application/json" ||
-         (lower.size() > 5 && lower.compare(lower.size() - 5, 5, "+json") == 0);
-}
-
-bool safeHeaderValue(std::string_view v) {
-  return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-}  // namespace
-
 FlowRun::FlowRun(const Flow& flow, api::RequestContext& ctx, std::string request_body,
                  std::size_t max_calls)
     : flow_(flow),
       ctx_(ctx),
       request_body_(std::move(request_body)),
       max_calls_(max_calls),
-      calls_(flow.calls.size()) {
-  for (std::size_t i = 0; i < flow.calls.size(); ++i) index_.emplace(flow.calls[i].name, i);
-}
+      calls_(flow.calls.size()) {}
 
 FlowRun::~FlowRun() = default;
 
@@ -173,7 +151,7 @@ void FlowRun::sendRequest(std::size_t i, std::size_t item, const RunScope& scope
   }
   for (const auto& [name, value] : cfg.headers) {
     std::string v = value.renderText(scope);
-    if (!safeHeaderValue(v)) {
+    if (!http::isSafeFieldValue(v)) {
       api::CallResponse r;
       r.error_status = 502;
       r.error = "header " + name + ": the template gave a value with CR, LF or NUL";
@@ -218,7 +196,7 @@ void FlowRun::finished(std::size_t i, std::size_t item, api::CallResponse r) {
     const bool no_body = r.status == 204 || r.status == 304 || r.body.empty();
     const bool as_json =
         cfg.format == FlowCall::Format::Json ||
-        (cfg.format == FlowCall::Format::Auto && isJsonType(o.headers.find("content-type")));
+        (cfg.format == FlowCall::Format::Auto && http::hasJsonContentType(o.headers));
     if (no_body) {
       o.body = nullptr;
     } else if (cfg.format == FlowCall::Format::Text || !as_json) {
@@ -332,7 +310,7 @@ void FlowRun::compose() {
   headers.add("Content-Type", "application/json");
   for (const auto& [name, value] : flow_.headers) {
     std::string v = value.renderText(scope);
-    if (!safeHeaderValue(v))
+    if (!http::isSafeFieldValue(v))
       return fail(502, "header " + name + ": the template gave a value with CR, LF or NUL");
     headers.set(name, v);
   }

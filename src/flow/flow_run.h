@@ -8,7 +8,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "api/request_context.h"
@@ -68,8 +67,7 @@ class FlowRun {
   std::size_t max_calls_;
   mutable std::unique_ptr<json> request_json_;  // parsed on first use
   std::vector<CallRun> calls_;
-  std::unordered_map<std::string, std::size_t> index_;  // call name -> position
-  std::size_t pending_ = 0;                             // calls not finished
+  std::size_t pending_ = 0;  // calls not finished
   std::function<void()> done_;
   bool starting_ = false;
 

@@ -16,6 +16,19 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool isSafeFieldValue(std::string_view v) {
+  return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+bool hasJsonContentType(const HeaderList& headers) {
+  const std::string* type = headers.find("content-type");
+  if (!type) return false;
+  std::string_view t = std::string_view(*type).substr(0, type->find(';'));
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  return equalsIgnoreCase(t, "application/json") ||
+         (t.size() > 5 && equalsIgnoreCase(t.substr(t.size() - 5), "+json"));
+}
+
 void toLower(std::string& s) {
   for (auto& c : s) c = lower(c);
 }

@@ -11,6 +11,8 @@ namespace portico::http {
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 void toLower(std::string& s);
+// A value made by Portico (a template) that may be sent as a field: no CR, LF or NUL.
+bool isSafeFieldValue(std::string_view v);
 
 // Header names the proxy itself looks at, classified once when a field is added, so that the
 // per-request checks are integer compares instead of case-insensitive string compares.
@@ -159,5 +161,8 @@ void forEachToken(std::string_view value, F&& f) {
     value.remove_prefix(comma + 1);
   }
 }
+
+// Whether `headers` says its body is JSON: Content-Type application/json or a *+json type.
+bool hasJsonContentType(const HeaderList& headers);
 
 }  // namespace portico::http

@@ -74,10 +74,6 @@ void readNameValueOps(config::ObjectReader& parent, std::string_view key, config
   r.finish();
 }
 
-bool safeValue(std::string_view v) {
-  return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
 void applyHeaderOps(const NameValueOps& ops, http::HeaderList& headers, const flow::Scope& scope) {
   for (const auto& name : ops.remove) headers.remove(name);
   for (const auto& [from, to] : ops.rename) {
@@ -89,11 +85,12 @@ void applyHeaderOps(const NameValueOps& ops, http::HeaderList& headers, const fl
   }
   for (const auto& [name, t] : ops.set) {
     const std::string v = t.renderText(scope);
-    if (safeValue(v)) headers.set(name, v);  // CR, LF or NUL from a template: never sent
+    if (http::isSafeFieldValue(v))
+      headers.set(name, v);  // CR, LF or NUL from a template: never sent
   }
   for (const auto& [name, t] : ops.add) {
     const std::string v = t.renderText(scope);
-    if (safeValue(v)) headers.add(name, v);
+    if (http::isSafeFieldValue(v)) headers.add(name, v);
   }
 }
 
@@ -135,15 +132,6 @@ std::string applyQueryOps(const NameValueOps& ops, std::string_view query,
     out += flow::urlEncode(k) + "=" + flow::urlEncode(v);
   }
   return out;
-}
-
-bool isJson(const http::HeaderList& headers) {
-  const std::string* type = headers.find("content-type");
-  if (!type) return false;
-  std::string_view t = std::string_view(*type).substr(0, type->find(';'));
-  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
-  return http::equalsIgnoreCase(t, "application/json") ||
-         (t.size() > 5 && http::equalsIgnoreCase(t.substr(t.size() - 5), "+json"));
 }
 
 struct BodyOps {
@@ -211,7 +199,8 @@ class ResponseTransformer final : public api::Filter {
         resp->status = to;
         break;
       }
-    const bool json_body = isJson(resp->headers);  // as the upstream said, before edits
+    const bool json_body =
+        http::hasJsonContentType(resp->headers);  // as the upstream said, before edits
     applyHeaderOps(c_.headers, resp->headers, flow::RequestScope(ctx, nullptr));
     const bool has_body = resp->status >= 200 && resp->status != 204 && resp->status != 304 &&
                           !(ctx.request && ctx.request->method == "HEAD");
@@ -263,12 +252,12 @@ class RequestTransformer final : public api::Filter {
     std::optional<std::string> path;
     if (c_.path) {
       path = c_.path->renderText(scope, false);
-      if (path->empty() || path->front() != '/' || !safeValue(*path) ||
+      if (path->empty() || path->front() != '/' || !http::isSafeFieldValue(*path) ||
           path->find_first_of(" ?#") != std::string::npos)
         return replyError(ctx, 500, "request-transformer: the path template gave an invalid path");
     }
     std::string query = c_.query.empty() ? req.query : applyQueryOps(c_.query, req.query, scope);
-    const bool json_body = isJson(req.headers);
+    const bool json_body = http::hasJsonContentType(req.headers);
     applyHeaderOps(c_.headers, req.headers, scope);
     if (!c_.method.empty()) req.method = c_.method;
     if (path) req.path = std::move(*path);
