@@ -57,6 +57,8 @@ fuzz: deps
 	./build/fuzz/test/fuzz/http2_server_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-h2
 	mkdir -p build/fuzz/corpus-h2c
 	./build/fuzz/test/fuzz/http2_client_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-h2c
+	mkdir -p build/fuzz/corpus-json
+	./build/fuzz/test/fuzz/json_transform_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-json
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -11,6 +11,7 @@
 // left, the HTTP/1 connection is closed / the HTTP/2 stream reset, so a client never takes a
 // cut body for a whole one. Called on the request's worker thread only.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,9 @@ class BodyTransform {
   // The next piece of the body in `in`; `end` on the last call (`in` may then be empty).
   // Appends what is ready to `out`. Returns false with `error` set on failure.
   virtual bool transform(std::string_view in, bool end, std::string& out, std::string& error) = 0;
+  // The body's whole length, when known before it arrives (Content-Length); called at most
+  // once, before the first transform(), and only on the first transform of a chain.
+  virtual void expectLength(std::uint64_t) {}
 };
 
 // A transform that needs the whole body: gathers it up to `max_buffer` bytes, then calls
@@ -34,7 +38,15 @@ class BufferedBodyTransform : public BodyTransform {
   static constexpr std::string_view kBodyTooLarge = "body too large for transformation";
   static constexpr std::size_t kDefaultMaxBuffer = 8 * 1024 * 1024;
 
+  // Room kept past the end of the gathered body, for parsers that read ahead (simdjson reads
+  // up to 64 bytes past the end).
+  static constexpr std::size_t kReadAhead = 64;
+
   explicit BufferedBodyTransform(std::size_t max_buffer) : max_buffer_(max_buffer) {}
+
+  void expectLength(std::uint64_t length) final {
+    if (length <= max_buffer_) body_.reserve(static_cast<std::size_t>(length) + kReadAhead);
+  }
 
   bool transform(std::string_view in, bool end, std::string& out, std::string& error) final {
     if (body_.size() + in.size() > max_buffer_) {
@@ -45,7 +57,10 @@ class BufferedBodyTransform : public BodyTransform {
     body_.append(in);
     if (!end) return true;
     if (!transformWhole(body_, error)) return false;
-    out.append(body_);
+    if (out.empty())
+      out.swap(body_);  // no copy of what may be megabytes
+    else
+      out.append(body_);
     return true;
   }
   bool tooLarge() const { return tooLarge_; }

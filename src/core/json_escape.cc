@@ -63,18 +63,31 @@ std::size_t escape(unsigned char c, char* out) {
   }
 }
 
-}  // namespace
-
-std::size_t findJsonEscape(std::string_view s) {
 #if defined(__SSE2__)
-  // Signed bytes: "less than 0x20" also catches 0x80..0xff (negative).
-  const auto escapes = [](__m128i v) {
-    const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))),
-                                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-    return static_cast<unsigned>(_mm_movemask_epi8(bad));
-  };
+// One bit per byte of `v` to escape. kUtf8: for valid UTF-8 text, where only what JSON requires
+// is escaped (controls, quote, backslash); else also DEL and every byte from 0x80.
+template <bool kUtf8>
+unsigned escapeMask(__m128i v) {
+  // Signed bytes: "less than 0x20" also catches 0x80..0xff (negative); "no bit of 0xe0" catches
+  // only 0x00..0x1f.
+  const __m128i controls =
+      kUtf8 ? _mm_cmpeq_epi8(_mm_and_si128(v, _mm_set1_epi8(static_cast<char>(0xe0))),
+                             _mm_setzero_si128())
+            : _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                           _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+  const __m128i bad = _mm_or_si128(controls, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+  return static_cast<unsigned>(_mm_movemask_epi8(bad));
+}
+#endif
+
+// The first byte of `s` to escape (see escapeMask for kUtf8). kUtf8: for valid UTF-8 text, where
+// only what JSON requires is escaped (controls, quote, backslash); else also DEL and every byte
+// from 0x80.
+template <bool kUtf8>
+std::size_t findEscape(std::string_view s) {
+#if defined(__SSE2__)
+  const auto escapes = escapeMask<kUtf8>;
   std::size_t i = 0;
   for (; i + 16 <= s.size(); i += 16) {
     const unsigned mask = escapes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i)));
@@ -90,12 +103,32 @@ std::size_t findJsonEscape(std::string_view s) {
   return mask ? i + static_cast<std::size_t>(__builtin_ctz(mask)) : s.size();
 #else
   std::size_t i = 0;
-  while (i < s.size() && plain(static_cast<unsigned char>(s[i]))) ++i;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (kUtf8 ? (c < 0x20 || c == '"' || c == '\\') : !plain(c)) break;
+    ++i;
+  }
   return i;
 #endif
 }
 
-char* writeJsonString(char* out, std::string_view s) {
+template <bool kUtf8>
+void appendEscaped(std::string& out, std::string_view s) {
+  out += '"';
+  // Runs of plain bytes are appended at once: most values (paths, ids, names) are one run.
+  while (!s.empty()) {
+    const std::size_t run = findEscape<kUtf8>(s);
+    out.append(s.data(), run);
+    if (run == s.size()) break;
+    char escaped[6];
+    out.append(escaped, escape(static_cast<unsigned char>(s[run]), escaped));
+    s.remove_prefix(run + 1);
+  }
+  out += '"';
+}
+
+template <bool kUtf8>
+char* writeEscaped(char* out, std::string_view s) {
   *out++ = '"';
 #if defined(__SSE2__)
   // Each block of 16 source bytes is checked and stored whole; the output then advances only
@@ -116,11 +149,7 @@ char* writeJsonString(char* out, std::string_view s) {
       n = s.size();
     }
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), v);
-    const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))),
-                                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(bad)) & ((1u << n) - 1);
+    const unsigned mask = escapeMask<kUtf8>(v) & ((1u << n) - 1);
     if (!mask) {
       out += n;
       s.remove_prefix(n);
@@ -133,7 +162,7 @@ char* writeJsonString(char* out, std::string_view s) {
   }
 #else
   while (!s.empty()) {
-    const std::size_t run = findJsonEscape(s);
+    const std::size_t run = findEscape<kUtf8>(s);
     std::memcpy(out, s.data(), run);
     out += run;
     if (run == s.size()) break;
@@ -145,18 +174,26 @@ char* writeJsonString(char* out, std::string_view s) {
   return out;
 }
 
+}  // namespace
+
+std::size_t findJsonEscape(std::string_view s) {
+  return findEscape<false>(s);
+}
+
+char* writeJsonString(char* out, std::string_view s) {
+  return writeEscaped<false>(out, s);
+}
+
+char* writeJsonUtf8String(char* out, std::string_view s) {
+  return writeEscaped<true>(out, s);
+}
+
 void appendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  // Runs of plain bytes are appended at once: most values (paths, ids, names) are one run.
-  while (!s.empty()) {
-    const std::size_t run = findJsonEscape(s);
-    out.append(s.data(), run);
-    if (run == s.size()) break;
-    char escaped[6];
-    out.append(escaped, escape(static_cast<unsigned char>(s[run]), escaped));
-    s.remove_prefix(run + 1);
-  }
-  out += '"';
+  appendEscaped<false>(out, s);
+}
+
+void appendJsonUtf8String(std::string& out, std::string_view s) {
+  appendEscaped<true>(out, s);
 }
 
 }  // namespace portico

@@ -251,6 +251,18 @@ Result<JsonTemplate> JsonTemplate::parse(const json& value) {
   } else {
     t.literal_ = value;
   }
+  bool constant = true;
+  t.forEachReference([&](const Reference&) { constant = false; });
+  if (constant && t.kind_ != Kind::Literal) {
+    // Nothing to resolve: rendered once here. No reference means no call on the scope.
+    struct NoScope final : Scope {
+      json resolve(const Reference&) const override { return nullptr; }
+    };
+    t.literal_ = t.render(NoScope());
+    t.kind_ = Kind::Literal;
+    t.string_.reset();
+    t.children_.clear();
+  }
   return t;
 }
 

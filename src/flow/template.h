@@ -84,6 +84,8 @@ class JsonTemplate {
  public:
   static Result<JsonTemplate> parse(const json& value);
   json render(const Scope& scope) const;
+  // The value itself when it has no reference (rendering it would only copy it), else null.
+  const json* constant() const { return kind_ == Kind::Literal ? &literal_ : nullptr; }
   // Every reference in it, in order.
   void forEachReference(const std::function<void(const Reference&)>& f) const;
 

@@ -38,6 +38,10 @@ bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::st
   return true;
 }
 
+void expectBodyLength(TransformChain& chain, std::uint64_t length) {
+  if (!chain.empty()) chain.front()->expectLength(length);
+}
+
 void prepareTransformedHead(http::ResponseHead& head) {
   head.framing = http::BodyFraming::Chunked;
   head.content_length = 0;
@@ -51,6 +55,8 @@ Task<bool> TransformStream::sendHead(const http::ResponseHead& resp, bool end_st
     co_return co_await inner_.sendHead(resp, true);
   }
   head_ = resp;
+  if (resp.framing == http::BodyFraming::ContentLength)
+    expectBodyLength(chain_, resp.content_length);
   prepareTransformedHead(head_);
   co_return true;
 }

@@ -20,6 +20,9 @@ bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::st
                    std::string& error, std::string_view request_id,
                    std::string_view what = "response");
 
+// Tells the chain's first transform the length of the body about to come.
+void expectBodyLength(TransformChain& chain, std::uint64_t length);
+
 // Marks a head whose body a transform may change: no length known yet (chunked / DATA frames),
 // and a weak ETag (the representation is no longer byte-identical).
 void prepareTransformedHead(http::ResponseHead& head);

@@ -381,6 +381,9 @@ Task<int> RequestPipeline::transformRequestBody() {
   }
   http::ChunkedDecoder decoder;
   std::uint64_t remaining = req_.content_length;
+  if (req_.framing == http::BodyFraming::ContentLength &&
+      req_.content_length <= limits_.max_body_bytes)
+    expectBodyLength(ctx_.request_transforms, req_.content_length);
   std::uint64_t total = 0;
   std::string error;
   bool transformed = true;

@@ -26,5 +26,19 @@ TEST(JsonEscapeTest, PlainRunsAndEveryEscape) {
   EXPECT_EQ(parsed.get<std::string>().substr(32, 95), all.substr(32, 95));
 }
 
+TEST(JsonEscapeTest, Utf8TextKeepsItsCharacters) {
+  auto utf8 = [](std::string_view s) {
+    std::string out;
+    appendJsonUtf8String(out, s);
+    return out;
+  };
+  EXPECT_EQ(utf8("caf\xc3\xa9 \xe2\x82\xac"), "\"caf\xc3\xa9 \xe2\x82\xac\"");
+  EXPECT_EQ(utf8(std::string("\x01\"\\\x7f", 4)), "\"\\u0001\\\"\\\\\x7f\"");
+  // Long enough for the 16-byte blocks, with an escape in the second block.
+  const std::string text =
+      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\nend";
+  EXPECT_EQ(nlohmann::json::parse(utf8(text)).get<std::string>(), text);
+}
+
 }  // namespace
 }  // namespace portico

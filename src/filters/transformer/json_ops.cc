@@ -6,8 +6,6 @@
 namespace portico::filters {
 namespace {
 
-using Tokens = std::vector<std::string>;
-
 bool parsePointer(const json& node, const std::string& path, config::Diagnostics& diag,
                   JsonPointer& out) {
   if (!node.is_string() || node.get<std::string>().empty() ||
@@ -31,138 +29,6 @@ bool parsePointer(const json& node, const std::string& path, config::Diagnostics
     }
   }
   return true;
-}
-
-std::optional<std::size_t> arrayIndex(const std::string& token, std::size_t size) {
-  if (token.empty() || token.size() > 9) return std::nullopt;
-  std::size_t n = 0;
-  for (char c : token) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::size_t>(c - '0');
-  }
-  if (n >= size) return std::nullopt;
-  return n;
-}
-
-// Calls `f` on every node that tokens [i, end) lead to from `node`; `*` fans out. With
-// `create`, missing object members on the way are made (never through `*`).
-template <class F>
-void visit(json& node, const Tokens& t, std::size_t i, std::size_t end, bool create, F& f) {
-  if (i == end) {
-    f(node);
-    return;
-  }
-  const std::string& tok = t[i];
-  if (tok == "*") {
-    if (node.is_array() || node.is_object())
-      for (auto& child : node) visit(child, t, i + 1, end, create, f);
-    return;
-  }
-  if (node.is_null() && create) node = json::object();
-  if (node.is_object()) {
-    auto it = node.find(tok);
-    if (it != node.end()) {
-      visit(*it, t, i + 1, end, create, f);
-    } else if (create) {
-      json& child = node[tok];
-      child = json::object();
-      visit(child, t, i + 1, end, create, f);
-    }
-  } else if (node.is_array()) {
-    if (auto idx = arrayIndex(tok, node.size())) visit(node[*idx], t, i + 1, end, create, f);
-  }
-}
-
-json* child(json& parent, const std::string& tok) {
-  if (parent.is_object()) {
-    auto it = parent.find(tok);
-    return it == parent.end() ? nullptr : &*it;
-  }
-  if (parent.is_array()) {
-    if (auto idx = arrayIndex(tok, parent.size())) return &parent[*idx];
-  }
-  return nullptr;
-}
-
-void eraseChild(json& parent, const std::string& tok) {
-  if (tok == "*") {
-    if (parent.is_object() || parent.is_array()) parent.clear();
-  } else if (parent.is_object()) {
-    parent.erase(tok);
-  } else if (parent.is_array()) {
-    if (auto idx = arrayIndex(tok, parent.size())) parent.erase(*idx);
-  }
-}
-
-void setChild(json& parent, const std::string& tok, const json& value, bool only_if_missing) {
-  if (tok == "*") {
-    if (parent.is_array() || parent.is_object())
-      for (auto& c : parent)
-        if (!only_if_missing || c.is_null()) c = value;
-    return;
-  }
-  if (parent.is_null()) parent = json::object();
-  if (parent.is_object()) {
-    if (!only_if_missing || !parent.contains(tok)) parent[tok] = value;
-  } else if (parent.is_array()) {
-    if (tok == "-") {
-      parent.push_back(value);
-    } else if (auto idx = arrayIndex(tok, parent.size()); idx && !only_if_missing) {
-      parent[*idx] = value;
-    }
-  }
-}
-
-// Tokens from `k` on, from `base`: the value there, or null when absent.
-json* findFrom(json& base, const Tokens& t, std::size_t k) {
-  json* v = &base;
-  for (std::size_t i = k; i < t.size() && v; ++i) v = child(*v, t[i]);
-  return v;
-}
-
-void setFrom(json& base, const Tokens& t, std::size_t k, const json& value) {
-  auto set = [&](json& parent) { setChild(parent, t.back(), value, false); };
-  visit(base, t, k, t.size() - 1, true, set);
-}
-
-void eraseFrom(json& base, const Tokens& t, std::size_t k) {
-  auto erase = [&](json& parent) { eraseChild(parent, t.back()); };
-  visit(base, t, k, t.size() - 1, false, erase);
-}
-
-// Where the wildcard part of a move/copy ends: after the last `*` of `from`.
-std::size_t wildcardPrefix(const Tokens& from) {
-  for (std::size_t i = from.size(); i-- > 0;)
-    if (from[i] == "*") return i + 1;
-  return 0;
-}
-
-void prune(json& v, const AllowTree& tree) {
-  if (tree.keep) return;
-  auto pick = [&](const std::string& key) -> const AllowTree* {
-    auto it = tree.children.find(key);
-    if (it != tree.children.end()) return &it->second;
-    it = tree.children.find("*");
-    return it == tree.children.end() ? nullptr : &it->second;
-  };
-  if (v.is_object()) {
-    for (auto it = v.begin(); it != v.end();) {
-      if (const AllowTree* t = pick(it.key())) {
-        prune(*it, *t);
-        ++it;
-      } else {
-        it = v.erase(it);
-      }
-    }
-  } else if (v.is_array()) {
-    for (std::size_t i = v.size(); i-- > 0;) {
-      if (const AllowTree* t = pick(std::to_string(i))) {
-        prune(v[i], *t);
-      } else {
-        v.erase(i);
-      }
-    }
-  }
 }
 
 }  // namespace
@@ -210,7 +76,7 @@ std::vector<JsonOp> readJsonOps(const json& ops, const std::string& path,
                                  : JsonOp::Kind::Move;
       pointer("from", op.from);
       pointer("to", op.to);
-      const std::size_t k = wildcardPrefix(op.from.tokens);
+      const std::size_t k = op.from.wildcardEnd();
       const bool same_prefix =
           op.to.tokens.size() > k &&
           std::equal(op.from.tokens.begin(), op.from.tokens.begin() + static_cast<long>(k),
@@ -246,43 +112,6 @@ std::vector<JsonOp> readJsonOps(const json& ops, const std::string& path,
     if (diag.items().size() == errors_before) out.push_back(std::move(op));  // only whole ops
   }
   return out;
-}
-
-void applyJsonOps(const std::vector<JsonOp>& ops, json& doc, const flow::Scope& scope) {
-  for (const JsonOp& op : ops) {
-    switch (op.kind) {
-      case JsonOp::Kind::Remove:
-        eraseFrom(doc, op.path.tokens, 0);
-        break;
-      case JsonOp::Kind::Set:
-      case JsonOp::Kind::Default: {
-        const json v = op.value->render(scope);
-        const bool only_if_missing = op.kind == JsonOp::Kind::Default;
-        auto set = [&](json& parent) {
-          setChild(parent, op.path.tokens.back(), v, only_if_missing);
-        };
-        visit(doc, op.path.tokens, 0, op.path.tokens.size() - 1, true, set);
-        break;
-      }
-      case JsonOp::Kind::Rename:
-      case JsonOp::Kind::Move:
-      case JsonOp::Kind::Copy: {
-        const std::size_t k = wildcardPrefix(op.from.tokens);
-        auto one = [&](json& base) {
-          json* src = findFrom(base, op.from.tokens, k);
-          if (!src) return;
-          json v = op.kind == JsonOp::Kind::Copy ? *src : std::move(*src);
-          if (op.kind != JsonOp::Kind::Copy) eraseFrom(base, op.from.tokens, k);
-          setFrom(base, op.to.tokens, k, v);
-        };
-        visit(doc, op.from.tokens, 0, k, false, one);
-        break;
-      }
-      case JsonOp::Kind::Allow:
-        prune(doc, op.allow_tree);
-        break;
-    }
-  }
 }
 
 }  // namespace portico::filters

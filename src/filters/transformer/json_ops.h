@@ -1,7 +1,8 @@
 #pragma once
 // The JSON edits of request-transformer and response-transformer: remove, rename, set, copy,
 // move, default and allow, on JSON Pointers where `*` stands for every element of an array (or
-// every member of an object). Compiled at config load; applied in order to a parsed body.
+// every member of an object). Compiled at config load (json_ops.cc); applied in order to a body
+// (json_edit.cc).
 #include <map>
 #include <optional>
 #include <string>
@@ -19,6 +20,14 @@ using json = nlohmann::json;
 struct JsonPointer {
   std::vector<std::string> tokens;  // unescaped; "*" = every element
   std::string text;
+
+  // Where the wildcard part ends: after the last `*` (0 without one). A move/copy is done once
+  // per place that part leads to.
+  std::size_t wildcardEnd() const {
+    for (std::size_t i = tokens.size(); i-- > 0;)
+      if (tokens[i] == "*") return i + 1;
+    return 0;
+  }
 };
 
 // The paths an `allow` op keeps, as a tree of tokens (a node marked keep keeps all below it).
@@ -41,7 +50,11 @@ struct JsonOp {
 std::vector<JsonOp> readJsonOps(const json& ops, const std::string& path,
                                 config::Diagnostics& diag);
 
-// Applies `ops` to `doc` in order; template values resolve against `scope`.
-void applyJsonOps(const std::vector<JsonOp>& ops, json& doc, const flow::Scope& scope);
+// Parses `body` as JSON, applies `ops` in order (template values resolve against `scope`) and
+// appends the result to `out`: keys keep their order, the rest is written compactly. Returns
+// false, leaving `out` alone, when `body` is not JSON. May grow `body`'s capacity (the parser
+// reads a little past the end).
+bool transformJson(const std::vector<JsonOp>& ops, std::string& body, const flow::Scope& scope,
+                   std::string& out);
 
 }  // namespace portico::filters

@@ -150,8 +150,8 @@ class JsonBodyTransform final : public api::BufferedBodyTransform {
 
  protected:
   bool transformWhole(std::string& body, std::string& error) override {
-    json doc = json::parse(body, nullptr, false);
-    if (doc.is_discarded()) {
+    std::string out;
+    if (!transformJson(ops_.json, body, flow::RequestScope(ctx_, nullptr), out)) {
       if (ops_.strict) {
         error = "body is not JSON";
         return false;
@@ -159,8 +159,7 @@ class JsonBodyTransform final : public api::BufferedBodyTransform {
       if (ctx_.worker) ctx_.worker->countFilterEvent(filter_, "not_json");
       return true;
     }
-    applyJsonOps(ops_.json, doc, flow::RequestScope(ctx_, nullptr));
-    body = doc.dump();
+    body.swap(out);
     return true;
   }
 
