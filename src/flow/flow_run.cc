@@ -271,49 +271,51 @@ void FlowRun::compose() {
     return fail(s, "call \"" + cfg.name + "\" failed: " + r.error);
   }
   const RunScope scope(*this, nullptr);
-  json out;
-  if (flow_.body) {
-    out = flow_.body->render(scope);
-  } else {
-    // Declared order, never arrival order: the same answers always compose the same body.
-    out = json::object();
-    std::unordered_map<std::string, std::size_t> set_by;
-    for (std::size_t i = 0; i < calls_.size(); ++i) {
-      const FlowCall& cfg = flow_.calls[i];
-      const CallRun& c = calls_[i];
-      auto put = [&](const std::string& key, json value) {
-        auto [it, fresh] = set_by.emplace(key, i);
-        if (!fresh && flow_.merge == Flow::Merge::Error && it->second != i) {
-          fail(502, "key \"" + key + "\" set by calls \"" + flow_.calls[it->second].name +
-                        "\" and \"" + cfg.name + "\"");
-          return false;
-        }
-        it->second = i;
-        out[key] = std::move(value);
-        return true;
-      };
-      if (cfg.for_each) {
-        json bodies = json::array();
-        for (const auto& o : c.outcomes) bodies.push_back(o.ok ? o.body : json());
-        if (!put(cfg.group.empty() ? cfg.name : cfg.group, std::move(bodies))) return;
-      } else if (!cfg.group.empty()) {
-        if (!put(cfg.group, c.result.ok ? c.outcomes[0].body : json())) return;
-      } else if (c.result.ok && c.outcomes[0].body.is_object()) {
-        for (const auto& [k, v] : c.outcomes[0].body.items())
-          if (!put(k, v)) return;
-      }
-    }
-  }
-  body = out.dump();
-  if (body.size() > flow_.max_buffer) return fail(502, "composed response too large");
-  status = flow_.status;
-  headers.add("Content-Type", "application/json");
+  // Headers first: their templates may use the answers, which the merge below moves from.
   for (const auto& [name, value] : flow_.headers) {
     std::string v = value.renderText(scope);
     if (!http::isSafeFieldValue(v))
       return fail(502, "header " + name + ": the template gave a value with CR, LF or NUL");
     headers.set(name, v);
   }
+  json out;
+  if (flow_.body) {
+    out = flow_.body->render(scope);
+  } else {
+    // Declared order, never arrival order: the same answers always compose the same body.
+    out = json::object();
+    std::unordered_map<std::string, std::size_t> set_by;  // merge: error only
+    for (std::size_t i = 0; i < calls_.size(); ++i) {
+      const FlowCall& cfg = flow_.calls[i];
+      CallRun& c = calls_[i];
+      auto put = [&](const std::string& key, json&& value) {
+        if (flow_.merge == Flow::Merge::Error) {
+          auto [it, fresh] = set_by.emplace(key, i);
+          if (!fresh && it->second != i) {
+            fail(502, "key \"" + key + "\" set by calls \"" + flow_.calls[it->second].name +
+                          "\" and \"" + cfg.name + "\"");
+            return false;
+          }
+        }
+        out[key] = std::move(value);
+        return true;
+      };
+      if (cfg.for_each) {
+        json bodies = json::array();
+        for (auto& o : c.outcomes) bodies.push_back(o.ok ? std::move(o.body) : json());
+        if (!put(cfg.group.empty() ? cfg.name : cfg.group, std::move(bodies))) return;
+      } else if (!cfg.group.empty()) {
+        if (!put(cfg.group, c.result.ok ? std::move(c.outcomes[0].body) : json())) return;
+      } else if (c.result.ok && c.outcomes[0].body.is_object()) {
+        for (auto& [k, v] : c.outcomes[0].body.items())
+          if (!put(k, std::move(v))) return;
+      }
+    }
+  }
+  body = out.dump();
+  if (body.size() > flow_.max_buffer) return fail(502, "composed response too large");
+  status = flow_.status;
+  if (!headers.find("content-type")) headers.add("Content-Type", "application/json");
   if (!completed) headers.set("Portico-Completed", "false");
 }
 

@@ -377,7 +377,7 @@ class Editor {
     }
     if (removed != (filtered ? n.filtered->removed : 0))
       n = Node::ofFiltered(std::pmr::polymorphic_allocator<Filtered>(&arena_).new_object<Filtered>(
-          filtered ? n.filtered->tape : n.tape, removed));
+          Filtered{filtered ? n.filtered->tape : n.tape, removed}));
     return true;
   }
 
