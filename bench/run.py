@@ -163,13 +163,18 @@ BODY_SIZE = 100
 
 
 def json_document(size):
-    """A JSON object of about `size` bytes: an id, a name, an internal cost and priced items."""
+    """A JSON object of about `size` bytes: an id, a name, an internal cost and priced items
+    (items are added until the document reaches `size`; sizes are summed, not re-measured)."""
     import json
-    items, doc = [], {"id": 7, "nm": "bench", "internal_cost": 12.5, "items": []}
-    while len(json.dumps(doc)) < size:
+    doc = {"id": 7, "nm": "bench", "internal_cost": 12.5, "items": []}
+    length = len(json.dumps(doc))
+    items = []
+    while length < size:
         i = len(items)
-        items.append({"sku": f"sku-{i:06d}", "price": i * 3, "cost": i * 2, "note": "x" * 16})
-        doc["items"] = items
+        item = {"sku": f"sku-{i:06d}", "price": i * 3, "cost": i * 2, "note": "x" * 16}
+        items.append(item)
+        length += len(json.dumps(item)) + (2 if i else 0)  # ", " between items
+    doc["items"] = items
     return json.dumps(doc).encode()
 
 
@@ -178,6 +183,7 @@ def upstream_conf(work, port):
     (work / "www" / "json").mkdir(parents=True, exist_ok=True)
     (work / "www" / "json" / "2k.json").write_bytes(json_document(2048))
     (work / "www" / "json" / "1m.json").write_bytes(json_document(1024 * 1024))
+    (work / "www" / "json" / "16k.json").write_bytes(json_document(16 * 1024))
     for path in (work, work / "www", work / "www" / "json"):
         path.chmod(0o755)
     for f in (work / "www" / "json").iterdir():
@@ -263,7 +269,7 @@ def main():
                     help="size of the upstream's answers (100, 16k, 1m...); default 100 bytes")
     ap.add_argument("--protocols",
                     default="http,https,h2c,h2,auth,ratelimit,observability,transform,compose,"
-                            "json-transform",
+                            "json-transform,compression",
                     help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
                          "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
                          "auth (Portico alone: pass-through vs key-auth vs jwt), ratelimit "
@@ -271,7 +277,8 @@ def main():
                          "observability (metrics + access log + 1%% tracing vs none), "
                          "transform (Portico alone: pass-through vs a streaming pass-through "
                          "body transform), compose (a flow of 3 calls vs one pass-through), "
-                         "json-transform (response-transformer, 5 ops, on 2 KiB and 1 MiB)")
+                         "json-transform (response-transformer, 5 ops, on 2 KiB and 1 MiB), "
+                         "compression (zstd level 3 on a 16 KiB JSON answer vs pass-through)")
     args = ap.parse_args()
     global BODY_SIZE
     BODY_SIZE = parse_size(args.body)
@@ -286,7 +293,8 @@ def main():
             run_observability_scenario(args)
             continue
         scenario = {"transform": run_transform_scenario, "compose": run_compose_scenario,
-                    "json-transform": run_json_transform_scenario}.get(protocol)
+                    "json-transform": run_json_transform_scenario,
+                    "compression": run_compression_scenario}.get(protocol)
         if scenario:
             scenario(args)
             continue
@@ -707,6 +715,32 @@ def run_json_transform_scenario(args):
     rate = med["transformer 5 ops 1 MiB"]["per_cpu"] * size / 1e6
     print(f"response-transformer on 1 MiB: {rate:.0f} MB/s of body per CPU-second "
           f"(target >= 300)")
+
+
+PORTICO_COMPRESSION = PORTICO_ALONE + """routes:
+  - name: pass
+    match: {{ path: "/p/json/{{file}}" }}
+    rewrite: "/json/{{file}}"
+    upstream: origin
+  - name: compressed
+    match: {{ path: "/z/json/{{file}}" }}
+    rewrite: "/json/{{file}}"
+    upstream: origin
+    plugins: [ {{ name: compression, config: {{ algorithms: [zstd], level: {{ zstd: 3 }} }} }} ]
+"""
+
+
+def run_compression_scenario(args):
+    """Pass-through of a 16 KiB JSON answer against the same compressed with zstd level 3 (the
+    client sends Accept-Encoding: zstd to both): req/CPU-s, and MB of body compressed per
+    CPU-second."""
+    ae = ["Accept-Encoding: zstd"]
+    variants = {"pass-through": ("/p/json/16k.json", ae),
+                "zstd 3, 16 KiB": ("/z/json/16k.json", ae)}
+    med = run_filter_scenario(args, "compression, 16 KiB JSON", PORTICO_COMPRESSION, variants, {})
+    size = len(json_document(16 * 1024))
+    rate = med["zstd 3, 16 KiB"]["per_cpu"] * size / 1e6
+    print(f"compression zstd 3 on 16 KiB: {rate:.0f} MB/s of body compressed per CPU-second")
 
 
 def run_transform_scenario(args):

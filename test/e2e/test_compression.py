@@ -1,0 +1,199 @@
+"""The compression filter with the real binary: bodies encoded by Accept-Encoding and decoded
+by the real tools (gzip -d, brotli -d, zstd -d), over HTTP/1.1 and HTTP/2; what is left alone;
+request bodies decoded with a bound (a decompression bomb is a 413)."""
+import gzip
+import json
+import socket
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+BODY = json.dumps([{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(300)]).encode()
+
+
+class Origin:
+    """/body?type=T&size=N&h=Name:Value&status=S: N bytes of BODY (repeated) as type T;
+    /echo: the request body's length and first bytes, as JSON."""
+
+    def __init__(self):
+        self.requests = []
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def setup(self):
+                super().setup()
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_GET(self):
+                url = urlsplit(self.path)
+                q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                hs = parse_qs(url.query).get("h", [])
+                origin.requests.append(dict(self.headers))
+                size = int(q.get("size", len(BODY)))
+                body = (BODY * (size // len(BODY) + 1))[:size]
+                self.send_response(int(q.get("status", 200)))
+                self.send_header("Content-Type", q.get("type", "application/json"))
+                for h in hs:
+                    k, _, v = h.partition(":")
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                data = self.rfile.read(n)
+                origin.requests.append(dict(self.headers))
+                out = json.dumps({"length": len(data), "start": data[:20].decode("latin-1"),
+                                  "encoding": self.headers.get("Content-Encoding")}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def origin():
+    o = Origin()
+    yield o
+    o.stop()
+
+
+def curl(port, path, headers=(), http2=False, data=None, method=None):
+    args = ["curl", "-sS", "--max-time", "10",
+            "--http2-prior-knowledge" if http2 else "--http1.1"]
+    if method == "HEAD":
+        args += ["--head"]  # prints the head; -X HEAD would wait for a body
+    else:
+        args += ["-D", "-"] + (["-X", method] if method else [])
+    for h in headers:
+        args += ["-H", h]
+    if data is not None:
+        args += ["--data-binary", "@-"]
+    r = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
+                       input=data, timeout=20)
+    assert r.returncode == 0, r.stderr
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs.setdefault(k.strip().lower(), []).append(v.strip())
+    return int(lines[0].split()[1]), {k: ", ".join(v) for k, v in hdrs.items()}, body
+
+
+def decode_with_tool(coding, data):
+    tool = {"gzip": ["gzip", "-d", "-c"], "br": ["brotli", "-d", "-c"],
+            "zstd": ["zstd", "-d", "-c", "-q"]}[coding]
+    r = subprocess.run(tool, input=data, capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def route(origin, config=None):
+    return {"name": "c", "match": {"path_prefix": "/"}, "upstream": "o",
+            "plugins": [{"name": "compression", "config": config or {}}]}
+
+
+@pytest.mark.parametrize("http2", [False, True])
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
+def test_each_coding_decodes_with_the_real_tool(portico, origin, coding, http2):
+    p = portico(upstreams={"o": [origin.address]}, routes=[route(origin)])
+    status, h, body = curl(p.port, "/body?size=50000&h=ETag:\"v1\"",
+                           headers=[f"Accept-Encoding: {coding}"], http2=http2)
+    assert status == 200
+    assert h["content-encoding"] == coding
+    assert "accept-encoding" in h["vary"].lower()
+    assert h["etag"] == 'W/"v1"'  # no longer byte-identical
+    assert len(body) < 50000 / 4
+    assert decode_with_tool(coding, body) == (BODY * 4)[:50000]
+
+
+def test_preference_and_q_values(portico, origin):
+    p = portico(upstreams={"o": [origin.address]}, routes=[
+        route(origin, {"algorithms": ["br", "gzip"], "level": {"gzip": 9, "br": 5}})])
+    _, h, _ = curl(p.port, "/body", headers=["Accept-Encoding: gzip, br, zstd"])
+    assert h["content-encoding"] == "br"  # the server's order breaks the tie; zstd not offered
+    _, h, body = curl(p.port, "/body", headers=["Accept-Encoding: gzip;q=1, br;q=0.5"])
+    assert h["content-encoding"] == "gzip" and gzip.decompress(body) == BODY
+    _, h, body = curl(p.port, "/body", headers=["Accept-Encoding: zstd"])
+    assert "content-encoding" not in h and body == BODY
+
+
+def test_left_alone(portico, origin):
+    """No Accept-Encoding, small bodies, types not listed, already encoded, no-transform,
+    ranges, HEAD: the body as the service sent it."""
+    p = portico(upstreams={"o": [origin.address]},
+                routes=[route(origin, {"min_length": "2KiB", "types": ["application/json", "text/*"]})])
+    ae = ["Accept-Encoding: gzip, br, zstd"]
+    _, h, body = curl(p.port, "/body")  # the client asked for nothing: never encoded
+    assert "content-encoding" not in h and body == BODY and "accept-encoding" in h["vary"].lower()
+    _, h, body = curl(p.port, "/body?size=1000", headers=ae)
+    assert "content-encoding" not in h and len(body) == 1000
+    _, h, body = curl(p.port, "/body?type=image/png", headers=ae)
+    assert "content-encoding" not in h and body == BODY
+    _, h, body = curl(p.port, "/body?type=text/html;%20charset=utf-8", headers=ae)
+    assert h["content-encoding"] == "zstd"
+    _, h, body = curl(p.port, "/body?h=Content-Encoding:identity-not", headers=ae)
+    assert h["content-encoding"] == "identity-not" and body == BODY
+    _, h, body = curl(p.port, "/body?h=Cache-Control:public,%20no-transform", headers=ae)
+    assert "content-encoding" not in h and body == BODY
+    _, h, body = curl(p.port, "/body?status=206&h=Content-Range:bytes%200-9/100", headers=ae)
+    assert "content-encoding" not in h
+    status, h, body = curl(p.port, "/body", headers=ae, method="HEAD")
+    assert status == 200 and "content-encoding" not in h and body == b""
+
+
+def test_request_bodies_decoded_with_a_bound(portico, origin):
+    p = portico(upstreams={"o": [origin.address]}, routes=[
+        route(origin, {"decompress_requests": True, "max_decompressed": "1MiB"})])
+    payload = b'{"hello": "world"}' * 1000
+    status, _, body = curl(p.port, "/echo", data=gzip.compress(payload),
+                           headers=["Content-Encoding: gzip", "Content-Type: application/json"])
+    assert status == 200
+    got = json.loads(body)
+    assert got["length"] == len(payload) and got["start"] == payload[:20].decode()
+    assert got["encoding"] is None  # the service gets the decoded body, said as such
+    bomb = gzip.compress(b"\0" * (50 << 20))
+    assert len(bomb) < 100000
+    status, h, body = curl(p.port, "/echo", data=bomb, headers=["Content-Encoding: gzip"])
+    assert status == 413 and json.loads(body)["request_id"]
+    status, _, body = curl(p.port, "/echo", data=b"not gzip at all",
+                           headers=["Content-Encoding: gzip"])
+    assert status == 400
+    # A coding it does not decode is forwarded as sent.
+    status, _, body = curl(p.port, "/echo", data=b"abc", headers=["Content-Encoding: compress"])
+    assert status == 200 and json.loads(body)["encoding"] == "compress"
+
+
+def test_bad_config_is_refused(tmp_path):
+    from conftest import base_config, free_port, validate
+    cfg = base_config(free_port(), free_port(), {"o": ["127.0.0.1:1"]}, [
+        {"name": "c", "match": {"path_prefix": "/"}, "upstream": "o", "plugins": [
+            {"name": "compression", "config": {"algorithms": ["gzip", "lzma"],
+                                               "level": {"zstd": 40}}}]}])
+    code, out = validate(cfg, tmp_path)
+    assert code != 0 and 'unknown algorithm "lzma"' in out and "level.zstd" in out
