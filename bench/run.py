@@ -122,10 +122,12 @@ def h2load(port, duration, connections, cpu, scheme, work):
     }
 
 
-def wrk(port, duration, connections, cpu, scheme="http", path="/", headers=()):
+def wrk(port, duration, connections, cpu, scheme="http", path="/", headers=(), script=None):
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     for h in headers:
         cmd += ["-H", h]
+    if script:
+        cmd += ["-s", str(script)]
     cmd.append(f"{scheme}://127.0.0.1:{port}{path}")
     if cpu:
         cmd = ["taskset", "-c", cpu] + cmd
@@ -269,7 +271,7 @@ def main():
                     help="size of the upstream's answers (100, 16k, 1m...); default 100 bytes")
     ap.add_argument("--protocols",
                     default="http,https,h2c,h2,auth,ratelimit,observability,transform,compose,"
-                            "json-transform,compression",
+                            "json-transform,compression,validation",
                     help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
                          "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
                          "auth (Portico alone: pass-through vs key-auth vs jwt), ratelimit "
@@ -278,7 +280,8 @@ def main():
                          "transform (Portico alone: pass-through vs a streaming pass-through "
                          "body transform), compose (a flow of 3 calls vs one pass-through), "
                          "json-transform (response-transformer, 5 ops, on 2 KiB and 1 MiB), "
-                         "compression (zstd level 3 on a 16 KiB JSON answer vs pass-through)")
+                         "compression (zstd level 3 on a 16 KiB JSON answer vs pass-through), "
+                         "validation (request-validation of a 1 KiB JSON body vs pass-through)")
     args = ap.parse_args()
     global BODY_SIZE
     BODY_SIZE = parse_size(args.body)
@@ -294,7 +297,8 @@ def main():
             continue
         scenario = {"transform": run_transform_scenario, "compose": run_compose_scenario,
                     "json-transform": run_json_transform_scenario,
-                    "compression": run_compression_scenario}.get(protocol)
+                    "compression": run_compression_scenario,
+                    "validation": run_validation_scenario}.get(protocol)
         if scenario:
             scenario(args)
             continue
@@ -508,15 +512,17 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
     try:
         wait_port(up_port)
         for rnd in range(args.rounds):
-            for name, (path, headers) in variants.items():
+            for name, (path, headers, *script) in variants.items():
                 proc = start([args.portico, "run", "-c", str(work / f"portico-{slug(name)}.yaml")],
                              args.proxy_cpu, work, "portico")
                 if not wait_port(port):
                     stop(proc)
                     sys.exit(f"portico did not start; see {work}/portico.log")
-                wrk(port, args.warmup, args.connections, args.load_cpu, "http", path, headers)
+                wrk(port, args.warmup, args.connections, args.load_cpu, "http", path, headers,
+                    *script)
                 user0, sys0 = group_cpu_split(proc.pid)
-                r = wrk(port, args.duration, args.connections, args.load_cpu, "http", path, headers)
+                r = wrk(port, args.duration, args.connections, args.load_cpu, "http", path, headers,
+                        *script)
                 user1, sys1 = group_cpu_split(proc.pid)
                 r["cpu"] = (user1 - user0) + (sys1 - sys0)
                 r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
@@ -741,6 +747,56 @@ def run_compression_scenario(args):
     size = len(json_document(16 * 1024))
     rate = med["zstd 3, 16 KiB"]["per_cpu"] * size / 1e6
     print(f"compression zstd 3 on 16 KiB: {rate:.0f} MB/s of body compressed per CPU-second")
+
+
+ORDER_SCHEMA = {
+    "type": "object", "required": ["id", "items"],
+    "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "email": {"type": "string", "maxLength": 64},
+        "items": {"type": "array", "minItems": 1, "maxItems": 50,
+                  "items": {"type": "object", "required": ["sku"],
+                            "properties": {"sku": {"type": "string", "maxLength": 12},
+                                           "qty": {"type": "integer", "maximum": 100}}}},
+        "note": {"enum": ["gift", "rush"]}}}
+
+PORTICO_VALIDATION = PORTICO_ALONE + """routes:
+  - {{ name: pass, match: {{ path: /p/orders }}, upstream: origin }}
+  - name: validated
+    match: {{ path: /v/orders }}
+    upstream: origin
+    plugins: [ {{ name: request-validation, config: {{ body_schema: {schema} }} }} ]
+"""
+
+
+def order_body(size):
+    """A valid order of about `size` bytes for ORDER_SCHEMA."""
+    import json
+    items = []
+    while len(json.dumps({"id": 7, "email": "a@example.com", "note": "gift", "items": items})) < size:
+        items.append({"sku": f"sku-{1000 + len(items)}", "qty": len(items) % 90})
+    return json.dumps({"id": 7, "email": "a@example.com", "note": "gift", "items": items})
+
+
+def run_validation_scenario(args):
+    """POSTs of a valid 1 KiB JSON body: pass-through against request-validation with a schema of
+    5 constraints (the body is read whole, validated, then sent)."""
+    import json
+    work = Path(tempfile.mkdtemp(prefix="portico-bench-validation-"))
+    script = work / "post.lua"
+    body = order_body(1024)
+    script.write_text('wrk.method = "POST"\n'
+                      'wrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(body)}\n")
+    variants = {"pass-through": ("/p/orders", [], script),
+                "request-validation 1 KiB": ("/v/orders", [], script)}
+    try:
+        run_filter_scenario(args, "request-validation, 1 KiB JSON body",
+                            PORTICO_VALIDATION.replace("{schema}", json.dumps(ORDER_SCHEMA)
+                                                       .replace("{", "{{").replace("}", "}}")),
+                            variants, {"request-validation 1 KiB": 10})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run_transform_scenario(args):

@@ -96,6 +96,9 @@ struct RequestContext {
 
   // Set by a filter that answers locally (FilterStatus::Reply).
   LocalReply local_reply;
+  // Set by a request body transform that failed and wrote the client's answer in local_reply
+  // itself (a validator's report) instead of the generic JSON error.
+  bool local_reply_set = false;
 
   // Filled in as the request progresses; read by onLog.
   std::string original_method;
@@ -137,6 +140,7 @@ struct RequestContext {
     local_reply.status = 200;
     local_reply.headers.clear();
     local_reply.body.clear();
+    local_reply_set = false;
     original_method.clear();
     original_path.clear();
     status = 0;

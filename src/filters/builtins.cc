@@ -18,6 +18,7 @@
 #include "filters/rate_limit/rate_limit_filter.h"
 #include "filters/request_id/request_id_filter.h"
 #include "filters/request_size_limit/request_size_limit_filter.h"
+#include "filters/request_validation/request_validation_filter.h"
 #include "filters/static_response/static_response_filter.h"
 #include "filters/traffic_mirror/traffic_mirror_filter.h"
 #include "filters/transformer/transformer_filter.h"
@@ -42,6 +43,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(rateLimitFilterType());
   registry.add(headersFilterType());
   registry.add(requestIdFilterType());
+  registry.add(requestValidationFilterType());
   registry.add(requestSizeLimitFilterType());
   registry.add(staticResponseFilterType());
   registry.add(trafficMirrorFilterType());

@@ -206,12 +206,7 @@ Task<bool> RequestPipeline::handleRequest() {
     hooks.response_transforms = &ctx_.response_transforms;
   }
   if (!ctx_.request_transforms.empty() && req_.framing != http::BodyFraming::None) {
-    const int refused = co_await transformRequestBody();
-    if (refused == 499) {
-      finish(499);
-      co_return false;
-    }
-    if (refused) co_return co_await replyError(refused, ctx_.error, true);
+    if (auto answered = co_await readWholeBody()) co_return *answered;
     hooks.request_body_replaced = &request_body_;
   }
   ctx_.forward_target = target;
@@ -236,14 +231,11 @@ Task<bool> RequestPipeline::runFlow() {
   const flow::Flow& flow = *route_->flow;
   bool body_read = false;
   request_body_.clear();
-  if (flow.needs_request_body && req_.framing != http::BodyFraming::None) {
+  // Read when a template uses it or a filter transforms or checks it (request-validation).
+  if ((flow.needs_request_body || !ctx_.request_transforms.empty()) &&
+      req_.framing != http::BodyFraming::None) {
     limits_.max_body_bytes = std::min<std::uint64_t>(limits_.max_body_bytes, flow.max_buffer);
-    const int refused = co_await transformRequestBody();
-    if (refused == 499) {
-      finish(499);
-      co_return false;
-    }
-    if (refused) co_return co_await replyError(refused, ctx_.error, true);
+    if (auto answered = co_await readWholeBody()) co_return *answered;
     body_read = true;
   }
   for (auto& f : filters_) f->onRequestBody(ctx_, request_body_, true);
@@ -370,6 +362,20 @@ void RequestPipeline::clientGone() {
   if (client_gone_) return;
   client_gone_ = true;
   calls_.abortAll();
+}
+
+Task<std::optional<bool>> RequestPipeline::readWholeBody() {
+  const int refused = co_await transformRequestBody();
+  if (refused == 0) co_return std::nullopt;
+  if (refused == 499) {
+    finish(499);
+    co_return false;
+  }
+  if (ctx_.local_reply_set) {  // the transform wrote the answer itself (a validator's report)
+    filters_ran_ = filters_.size();
+    co_return co_await replyLocal(true);
+  }
+  co_return co_await replyError(refused, ctx_.error, true);
 }
 
 Task<int> RequestPipeline::transformRequestBody() {

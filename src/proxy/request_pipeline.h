@@ -5,6 +5,7 @@
 // pipeline per stream. The protocol supplies reads and writes (SessionIo) and the two hooks
 // below; everything else is written once.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,10 @@ class RequestPipeline : public DeadlineIo {
   // the transforms (if any) as it arrives, into request_body_. Returns 0, or the status to answer
   // (ctx_.error says why; 499 when the client went away).
   Task<int> transformRequestBody();
+  // transformRequestBody, then the answer when it refused: the transform's own (a validator's
+  // report) or the JSON error. nullopt when the body was read; else whether to keep the
+  // connection.
+  Task<std::optional<bool>> readWholeBody();
   // A route with a flow: reads the body if the flow uses it, runs the calls, answers.
   Task<bool> runFlow();
   // Applies the response body transforms to a local reply's body; false when one failed.

@@ -5,6 +5,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "http/header_list.h"
 
 namespace portico::filters::compression {
@@ -19,38 +22,99 @@ char* grow(std::string& out, std::size_t& room_start) {
   return out.data() + room_start;
 }
 
+// Library contexts a worker thread keeps for its next bodies: making one costs more than
+// compressing a small body (zstd's tables, zlib's window), so they are reset and reused.
+template <class T, void (*Free)(T*)>
+class ContextPool {
+ public:
+  static constexpr std::size_t kKept = 16;
+  ContextPool() = default;
+  ContextPool(const ContextPool&) = delete;
+  ContextPool& operator=(const ContextPool&) = delete;
+  ~ContextPool() {
+    for (T* t : free_) Free(t);
+  }
+  T* take() {
+    if (free_.empty()) return nullptr;
+    T* t = free_.back();
+    free_.pop_back();
+    return t;
+  }
+  void give(T* t) {
+    if (free_.size() < kKept)
+      free_.push_back(t);
+    else
+      Free(t);
+  }
+
+ private:
+  std::vector<T*> free_;
+};
+
+void freeDeflate(z_stream* z) {
+  deflateEnd(z);
+  delete z;
+}
+void freeZstd(ZSTD_CCtx* c) {
+  ZSTD_freeCCtx(c);
+}
+
+ContextPool<z_stream, freeDeflate>& deflatePool() {
+  thread_local ContextPool<z_stream, freeDeflate> pool;
+  return pool;
+}
+ContextPool<ZSTD_CCtx, freeZstd>& zstdPool() {
+  thread_local ContextPool<ZSTD_CCtx, freeZstd> pool;
+  return pool;
+}
+
 class GzipEncoder final : public Encoder {
  public:
   explicit GzipEncoder(int level) {
-    ok_ = deflateInit2(&z_, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    if (z_stream* z = deflatePool().take()) {
+      ok_ = deflateReset(z) == Z_OK && deflateParams(z, level, Z_DEFAULT_STRATEGY) == Z_OK;
+      z_ = z;
+    } else {
+      z_ = new z_stream{};
+      ok_ = deflateInit2(z_, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    }
   }
   ~GzipEncoder() override {
-    if (ok_) deflateEnd(&z_);
+    if (ok_)
+      deflatePool().give(z_);
+    else
+      delete z_;  // deflateInit2 failed: nothing to end (or reset failed: dropped)
   }
-  bool encode(std::string_view in, bool end, std::string& out) override {
+  bool encode(std::string_view in, bool end, std::string& out, bool flush_piece) override {
     if (!ok_ || finished_) return ok_;
     if (in.empty() && !end) return true;  // nothing new: no empty flush block
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    z_.avail_in = static_cast<uInt>(in.size());
-    const int flush = end ? Z_FINISH : Z_SYNC_FLUSH;
+    z_->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z_->avail_in = static_cast<uInt>(in.size());
+    const int flush = end ? Z_FINISH : flush_piece ? Z_SYNC_FLUSH : Z_NO_FLUSH;
     for (;;) {
       std::size_t start = 0;
-      z_.next_out = reinterpret_cast<Bytef*>(grow(out, start));
-      z_.avail_out = kChunk;
-      const int rc = deflate(&z_, flush);
-      out.resize(start + kChunk - z_.avail_out);
+      z_->next_out = reinterpret_cast<Bytef*>(grow(out, start));
+      z_->avail_out = kChunk;
+      const int rc = deflate(z_, flush);
+      out.resize(start + kChunk - z_->avail_out);
       if (rc == Z_STREAM_END) {
         finished_ = true;
         return true;
       }
-      if (rc != Z_OK && rc != Z_BUF_ERROR) return ok_ = false;
-      if (z_.avail_out != 0 && z_.avail_in == 0 && (!end || rc == Z_BUF_ERROR))
-        return !end;  // flushed (at the end, no progress without Z_STREAM_END is an error)
+      if (rc != Z_OK && rc != Z_BUF_ERROR) return fail();
+      if (z_->avail_out != 0 && z_->avail_in == 0 && (!end || rc == Z_BUF_ERROR))
+        return !end;  // all taken (flushed if asked); at the end, only Z_STREAM_END is success
     }
   }
 
  private:
-  z_stream z_{};
+  bool fail() {
+    deflateEnd(z_);  // not given back: its state is unknown
+    ok_ = false;
+    return false;
+  }
+
+  z_stream* z_ = nullptr;
   bool ok_ = false;
   bool finished_ = false;
 };
@@ -63,12 +127,20 @@ class BrotliEncoder final : public Encoder {
   ~BrotliEncoder() override {
     if (s_) BrotliEncoderDestroyInstance(s_);
   }
-  bool encode(std::string_view in, bool end, std::string& out) override {
+  void expectLength(std::uint64_t length) override {
+    if (s_ && length > 0)
+      BrotliEncoderSetParameter(
+          s_, BROTLI_PARAM_SIZE_HINT,
+          static_cast<std::uint32_t>(std::min<std::uint64_t>(length, 1u << 30)));
+  }
+  bool encode(std::string_view in, bool end, std::string& out, bool flush_piece) override {
     if (!s_) return false;
     if (in.empty() && !end) return true;
     std::size_t avail_in = in.size();
     const auto* next_in = reinterpret_cast<const std::uint8_t*>(in.data());
-    const auto op = end ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_FLUSH;
+    const auto op = end           ? BROTLI_OPERATION_FINISH
+                    : flush_piece ? BROTLI_OPERATION_FLUSH
+                                  : BROTLI_OPERATION_PROCESS;
     for (;;) {
       std::size_t start = 0;
       auto* next_out = reinterpret_cast<std::uint8_t*>(grow(out, start));
@@ -87,22 +159,35 @@ class BrotliEncoder final : public Encoder {
 
 class ZstdEncoder final : public Encoder {
  public:
-  explicit ZstdEncoder(int level) : c_(ZSTD_createCCtx()) {
+  explicit ZstdEncoder(int level) : c_(zstdPool().take()) {
+    if (!c_) c_ = ZSTD_createCCtx();
     if (c_) ZSTD_CCtx_setParameter(c_, ZSTD_c_compressionLevel, level);
   }
-  ~ZstdEncoder() override { ZSTD_freeCCtx(c_); }
-  bool encode(std::string_view in, bool end, std::string& out) override {
+  ~ZstdEncoder() override {
+    if (!c_) return;
+    ZSTD_CCtx_reset(c_, ZSTD_reset_session_and_parameters);
+    zstdPool().give(c_);
+  }
+  // The exact length: zstd then sizes its window and tables to the body (and checks it).
+  void expectLength(std::uint64_t length) override {
+    if (c_) ZSTD_CCtx_setPledgedSrcSize(c_, length);
+  }
+  bool encode(std::string_view in, bool end, std::string& out, bool flush_piece) override {
     if (!c_) return false;
     if (in.empty() && !end) return true;
     ZSTD_inBuffer input{in.data(), in.size(), 0};
-    const auto mode = end ? ZSTD_e_end : ZSTD_e_flush;
+    const auto mode = end ? ZSTD_e_end : flush_piece ? ZSTD_e_flush : ZSTD_e_continue;
     for (;;) {
       std::size_t start = 0;
       ZSTD_outBuffer output{grow(out, start), kChunk, 0};
       const std::size_t left = ZSTD_compressStream2(c_, &output, &input, mode);
       out.resize(start + output.pos);
       if (ZSTD_isError(left)) return false;
-      if (left == 0 && input.pos == input.size) return true;
+      // Done when all input is taken and, when flushing or ending, nothing is left inside;
+      // without a flush, when the output was not full (the rest waits in zstd's block).
+      if (input.pos == input.size &&
+          (mode == ZSTD_e_continue ? output.pos < output.size : left == 0))
+        return true;
     }
   }
 

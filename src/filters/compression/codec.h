@@ -1,7 +1,7 @@
 #pragma once
 // Streaming encoders and decoders of the content codings Portico speaks: gzip (zlib), br
-// (brotli) and zstd. Each works piece by piece with bounded memory: an encoder flushes what it
-// has at the end of every piece it is given (so a streamed answer is never held back), a
+// (brotli) and zstd. Each works piece by piece with bounded memory: an encoder can flush what
+// it has at the end of every piece it is given (so a streamed answer is never held back), a
 // decoder refuses to produce more than its limit (a decompression bomb stops there).
 #include <cstdint>
 #include <memory>
@@ -20,9 +20,14 @@ std::string_view codingName(Coding c);
 class Encoder {
  public:
   virtual ~Encoder() = default;
-  // Compresses `in`, appends what is ready to `out`: everything given so far, flushed, and the
-  // stream's end when `end`. False on a library error.
-  virtual bool encode(std::string_view in, bool end, std::string& out) = 0;
+  // Compresses `in`, appends what is ready to `out`: with `flush_piece`, everything given so
+  // far (a streamed answer is never held back); without, what the coding has completed (fewer,
+  // larger blocks: for bodies whose whole length is known). The stream's end when `end`. False
+  // on a library error.
+  virtual bool encode(std::string_view in, bool end, std::string& out, bool flush_piece = true) = 0;
+  // The exact length of what will be given, when known before the first encode(): the coding
+  // may size its state to it (zstd, br).
+  virtual void expectLength(std::uint64_t) {}
 };
 
 class Decoder {

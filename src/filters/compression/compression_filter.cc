@@ -49,13 +49,19 @@ class EncodeBody final : public api::BodyTransform {
   EncodeBody(Coding c, int level) : encoder_(compression::makeEncoder(c, level)) {}
   std::string_view name() const override { return "compression"; }
   bool transform(std::string_view in, bool end, std::string& out, std::string& error) override {
-    if (encoder_->encode(in, end, out)) return true;
+    // A body of known length is not a stream to show as it comes: no flush per piece.
+    if (encoder_->encode(in, end, out, !length_known_)) return true;
     error = "the encoder failed";
     return false;
+  }
+  void expectLength(std::uint64_t length) override {
+    length_known_ = true;
+    encoder_->expectLength(length);
   }
 
  private:
   std::unique_ptr<compression::Encoder> encoder_;
+  bool length_known_ = false;
 };
 
 class DecodeBody final : public api::BodyTransform {

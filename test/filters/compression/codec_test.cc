@@ -18,11 +18,11 @@ std::string sample(std::size_t n) {
 }
 
 // Encodes `text` in pieces of `piece` bytes, decodes the result in pieces of 7 bytes.
-std::string roundTrip(Coding c, const std::string& text, std::size_t piece) {
+std::string roundTrip(Coding c, const std::string& text, std::size_t piece, bool flush = true) {
   auto enc = makeEncoder(c, c == Coding::Brotli ? 4 : 3);
   std::string encoded;
   for (std::size_t i = 0; i < text.size(); i += piece)
-    EXPECT_TRUE(enc->encode(std::string_view(text).substr(i, piece), false, encoded));
+    EXPECT_TRUE(enc->encode(std::string_view(text).substr(i, piece), false, encoded, flush));
   EXPECT_TRUE(enc->encode({}, true, encoded));
   auto dec = makeDecoder(c, 1 << 30);
   std::string decoded;
@@ -39,6 +39,7 @@ TEST(CompressionCodec, RoundTripsInPieces) {
       const std::string text = sample(size);
       EXPECT_EQ(roundTrip(c, text, 4096), text) << codingName(c) << " " << size;
       EXPECT_EQ(roundTrip(c, text, 100000), text) << codingName(c) << " " << size;
+      EXPECT_EQ(roundTrip(c, text, 3000, false), text) << codingName(c) << " unflushed " << size;
     }
   }
 }
@@ -53,6 +54,24 @@ TEST(CompressionCodec, EachPieceIsFlushed) {
     std::string decoded;
     EXPECT_EQ(dec->decode(encoded, false, decoded), Decoder::Status::Ok);
     EXPECT_EQ(decoded, "data: first event\n\n") << codingName(c);
+  }
+}
+
+TEST(CompressionCodec, ReusedContextsStartCleanAndTakeTheLengthHint) {
+  // Encoders of one thread reuse the contexts of finished ones: each body decodes alone.
+  for (const Coding c : {Coding::Gzip, Coding::Brotli, Coding::Zstd}) {
+    for (int i = 0; i < 3; ++i) {
+      const std::string text = sample(1000 + 7000 * static_cast<std::size_t>(i));
+      auto enc = makeEncoder(c, 3 + i);
+      enc->expectLength(text.size());
+      std::string encoded;
+      ASSERT_TRUE(enc->encode(std::string_view(text).substr(0, 500), false, encoded));
+      ASSERT_TRUE(enc->encode(std::string_view(text).substr(500), true, encoded));
+      enc.reset();
+      std::string decoded;
+      EXPECT_EQ(makeDecoder(c, 1 << 20)->decode(encoded, true, decoded), Decoder::Status::Ok);
+      EXPECT_EQ(decoded, text) << codingName(c) << " body " << i;
+    }
   }
 }
 
