@@ -59,6 +59,8 @@ fuzz: deps
 	./build/fuzz/test/fuzz/http2_client_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-h2c
 	mkdir -p build/fuzz/corpus-json
 	./build/fuzz/test/fuzz/json_transform_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-json
+	mkdir -p build/fuzz/corpus-xml
+	./build/fuzz/test/fuzz/xml_form_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-xml
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

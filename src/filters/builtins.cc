@@ -8,6 +8,7 @@
 #include "filters/concurrency_limit/concurrency_limit_filter.h"
 #include "filters/cors/cors_filter.h"
 #include "filters/ext_auth/ext_auth_filter.h"
+#include "filters/format_conversion/format_conversion_filter.h"
 #include "filters/headers/headers_filter.h"
 #include "filters/ip_restriction/ip_restriction_filter.h"
 #include "filters/jwt/jwt_filter.h"
@@ -34,6 +35,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(concurrencyLimitFilterType());
   registry.add(corsFilterType());
   registry.add(extAuthFilterType());
+  registry.add(formatConversionFilterType());
   registry.add(ipRestrictionFilterType());
   registry.add(jwtFilterType());
   registry.add(keyAuthFilterType());

@@ -1,0 +1,163 @@
+"""format-conversion with the real binary: a JSON client calling a SOAP service (envelope in,
+Body out, Fault -> 502), XML answers as JSON with stable types, form bodies as JSON, JSON answers
+as XML; over HTTP/1.1 and HTTP/2."""
+import json
+import socket
+import subprocess
+import threading
+import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+QUOTE = """<?xml version="1.0"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:q="urn:quotes">
+  <soap:Body><q:GetQuoteResponse><q:Quote currency="EUR">
+    <q:Line sku="a1"><q:Qty>2</q:Qty></q:Line><q:Total>19.90</q:Total><q:Paid>false</q:Paid>
+    <q:Note/></q:Quote></q:GetQuoteResponse></soap:Body></soap:Envelope>"""
+
+FAULT = """<?xml version="1.0"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>
+<faultcode>soap:Client</faultcode><faultstring>Unknown symbol ZZZ</faultstring>
+</soap:Fault></soap:Body></soap:Envelope>"""
+
+
+class Service:
+    """POST /soap: a SOAP 1.1 quote service (Fault for symbol ZZZ); records what it got.
+    POST /echo: the body and its Content-Type back as JSON. GET /json: a JSON document."""
+
+    def __init__(self):
+        self.got = []
+        svc = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def setup(self):
+                super().setup()
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def reply(self, status, ctype, body):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                svc.got.append((self.path, dict(self.headers), data))
+                if self.path == "/soap":
+                    fault = b"ZZZ" in data
+                    self.reply(500 if fault else 200, "text/xml; charset=utf-8",
+                               (FAULT if fault else QUOTE).encode())
+                else:
+                    self.reply(200, "application/json", json.dumps(
+                        {"type": self.headers.get("Content-Type"), "body": data.decode()}).encode())
+
+            def do_GET(self):
+                self.reply(200, "application/json", json.dumps(
+                    {"id": 7, "tags": ["a", "b"], "price": {"@currency": "EUR", "#text": 5}}).encode())
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def svc():
+    s = Service()
+    yield s
+    s.stop()
+
+
+def curl(port, path, data=None, ctype="application/json", http2=False):
+    args = ["curl", "-sS", "--max-time", "10", "-D", "-",
+            "--http2-prior-knowledge" if http2 else "--http1.1"]
+    if data is not None:
+        args += ["--data-binary", "@-", "-H", f"Content-Type: {ctype}"]
+    r = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
+                       input=data, timeout=20)
+    assert r.returncode == 0, r.stderr
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    hdrs = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return int(lines[0].split()[1]), hdrs, body
+
+
+def route(name, prefix, config, rewrite=None):
+    r = {"name": name, "match": {"path_prefix": prefix}, "upstream": "s",
+         "plugins": [{"name": "format-conversion", "config": config}]}
+    if rewrite:
+        r["rewrite"] = rewrite
+    return r
+
+
+@pytest.mark.parametrize("http2", [False, True])
+def test_json_client_calls_a_soap_service(portico, svc, http2):
+    p = portico(upstreams={"s": [svc.address]}, routes=[route("quote", "/soap", {
+        "request": {"from": "json", "to": "xml", "root": "GetQuote"},
+        "response": {"from": "xml", "to": "json",
+                     "arrays": ["/Envelope/Body/GetQuoteResponse/Quote/Line"],
+                     "types": {"/Envelope/Body/GetQuoteResponse/Quote/Total": "number",
+                               "/Envelope/Body/GetQuoteResponse/Quote/Paid": "boolean",
+                               "/Envelope/Body/GetQuoteResponse/Quote/Line/Qty": "integer"}},
+        "soap": {"version": "1.1", "action": "urn:GetQuote"}})])
+    status, h, body = curl(p.port, "/soap", data=b'{"Symbol": "ACME", "Days": 3}', http2=http2)
+    assert status == 200, body
+    assert h["content-type"].startswith("application/json")
+    assert json.loads(body) == {"GetQuoteResponse": {"Quote": {
+        "@currency": "EUR", "Line": [{"@sku": "a1", "Qty": 2}], "Total": 19.9, "Paid": False,
+        "Note": None}}}
+    _, headers, sent = svc.got[-1]
+    assert headers["SOAPAction"] == '"urn:GetQuote"'
+    assert headers["Content-Type"].startswith("text/xml")
+    env = ET.fromstring(sent)
+    ns = {"soap": "http://schemas.xmlsoap.org/soap/envelope/"}
+    quote = env.find("soap:Body/GetQuote", ns)
+    assert quote.find("Symbol").text == "ACME" and quote.find("Days").text == "3"
+    status, h, body = curl(p.port, "/soap", data=b'{"Symbol": "ZZZ"}', http2=http2)
+    assert status == 502
+    err = json.loads(body)
+    assert "Unknown symbol ZZZ" in err["error"] and err["request_id"]
+
+
+def test_form_to_json_and_json_to_xml(portico, svc):
+    p = portico(upstreams={"s": [svc.address]}, routes=[
+        route("form", "/echo", {"request": {"from": "form", "to": "json"}}),
+        route("xml", "/doc", {"response": {"from": "json", "to": "xml", "root": "Doc"}},
+              rewrite="/json")])
+    status, _, body = curl(p.port, "/echo", data=b"a=1&b=x+y&a=2",
+                           ctype="application/x-www-form-urlencoded")
+    assert status == 200
+    got = json.loads(body)
+    assert got["type"] == "application/json"
+    assert json.loads(got["body"]) == {"a": ["1", "2"], "b": "x y"}
+    status, h, body = curl(p.port, "/doc")
+    assert status == 200 and h["content-type"].startswith("application/xml")
+    doc = ET.fromstring(body)
+    assert doc.tag == "Doc" and doc.find("id").text == "7"
+    assert [t.text for t in doc.findall("tags")] == ["a", "b"]
+    assert doc.find("price").get("currency") == "EUR" and doc.find("price").text == "5"
+
+
+def test_bad_bodies(portico, svc):
+    p = portico(upstreams={"s": [svc.address]}, routes=[
+        route("x", "/echo", {"request": {"from": "json", "to": "xml"}})])
+    status, _, body = curl(p.port, "/echo", data=b'{"broken": ')
+    assert status == 400 and json.loads(body)["request_id"]
+    status, _, _ = curl(p.port, "/echo", data=b'{"bad key": 1}')
+    assert status == 400
+    n = len(svc.got)
+    status, _, _ = curl(p.port, "/echo", data=b"<x/>", ctype="text/plain")  # not JSON: untouched
+    assert status == 200 and len(svc.got) == n + 1
