@@ -129,8 +129,13 @@ FlowCall readCall(const json& node, const std::string& path, const FlowNames& na
     c.format = FlowCall::Format::Json;
   } else if (format == "text") {
     c.format = FlowCall::Format::Text;
+  } else if (format == "xml") {
+    c.format = FlowCall::Format::Xml;
+  } else if (format == "form") {
+    c.format = FlowCall::Format::Form;
   } else if (format != "auto") {
-    diag.add(r.childPath("format"), "unknown format \"" + format + "\" (auto, json, text)");
+    diag.add(r.childPath("format"),
+             "unknown format \"" + format + "\" (auto, json, text, xml, form)");
   }
   if (const json* tls = r.get("tls")) {
     ObjectReader tr(*tls, r.childPath("tls"), diag);
@@ -232,6 +237,13 @@ std::shared_ptr<const Flow> compileFlow(const json& node, const std::string& pat
     } else if (merge != "last") {
       diag.add(rr.childPath("merge"), "unknown merge \"" + merge + "\" (last, error)");
     }
+    std::string format = "json";
+    rr.string("format", format);
+    if (format == "xml")
+      flow->respond_xml = true;
+    else if (format != "json")
+      diag.add(rr.childPath("format"), "unknown format \"" + format + "\" (json, xml)");
+    rr.string("root", flow->respond_root);
     rr.finish();
   }
   r.size("max_buffer", flow->max_buffer);

@@ -36,7 +36,7 @@ struct FlowCall {
   std::size_t concurrency = 8;
   std::string group;  // merge: the answer goes under this key
   bool propagate_status = false;
-  enum class Format { Auto, Json, Text };
+  enum class Format { Auto, Json, Text, Xml, Form };
   Format format = Format::Auto;
   std::string ca_file;            // url calls over https
   std::vector<std::size_t> deps;  // the calls whose answers it uses (indices, earlier first)
@@ -50,6 +50,8 @@ struct Flow {
   std::vector<std::pair<std::string, StringTemplate>> headers;
   enum class Merge { Last, Error };
   Merge merge = Merge::Last;
+  bool respond_xml = false;               // respond.format: xml
+  std::string respond_root = "response";  // its document element
   std::uint64_t max_buffer = 8 * 1024 * 1024;
   bool needs_request_body = false;  // forward_body, or a request.body reference
 };

@@ -1,6 +1,9 @@
 #include "flow/flow_run.h"
 
+#include "convert/form_json.h"
+#include "convert/xml_json.h"
 #include "flow/request_scope.h"
+#include "http/url.h"
 
 #include <algorithm>
 #include <unordered_map>
@@ -140,7 +143,7 @@ void FlowRun::sendRequest(std::size_t i, std::size_t item, const RunScope& scope
     const json v = value.render(scope);
     if (v.is_null()) continue;  // a null value drops the key
     target += target.find('?') == std::string::npos ? '?' : '&';
-    target += urlEncode(key) + "=" + urlEncode(toText(v));
+    target += http::encodeQueryComponent(key) + "=" + http::encodeQueryComponent(toText(v));
   }
   if (cfg.url) {
     req.url = std::move(target);
@@ -199,6 +202,17 @@ void FlowRun::finished(std::size_t i, std::size_t item, api::CallResponse r) {
         (cfg.format == FlowCall::Format::Auto && http::hasJsonContentType(o.headers));
     if (no_body) {
       o.body = nullptr;
+    } else if (cfg.format == FlowCall::Format::Xml) {
+      // The same shapes as format-conversion's defaults (namespaces stripped, leaves as text).
+      auto doc = convert::xmlToJson(r.body, convert::XmlToJsonOptions{});
+      o.body = doc ? json::parse(doc->dump()) : json();
+      if (!doc && o.ok) {
+        o.ok = false;
+        o.error = "answer is not valid XML: " + doc.error().message;
+        o.error_status = 502;
+      }
+    } else if (cfg.format == FlowCall::Format::Form) {
+      o.body = json::parse(convert::formToJson(r.body).dump());
     } else if (cfg.format == FlowCall::Format::Text || !as_json) {
       o.body = std::move(r.body);
     } else {
@@ -312,10 +326,18 @@ void FlowRun::compose() {
       }
     }
   }
-  body = out.dump();
+  if (flow_.respond_xml) {
+    auto xml = convert::jsonToXml(convert::ordered_json::parse(out.dump()), flow_.respond_root);
+    if (!xml) return fail(502, "the composed answer cannot be XML: " + xml.error().message);
+    body = std::move(*xml);
+  } else {
+    body = out.dump();
+  }
   if (body.size() > flow_.max_buffer) return fail(502, "composed response too large");
   status = flow_.status;
-  if (!headers.find("content-type")) headers.add("Content-Type", "application/json");
+  if (!headers.find("content-type"))
+    headers.add("Content-Type",
+                flow_.respond_xml ? "application/xml; charset=utf-8" : "application/json");
   if (!completed) headers.set("Portico-Completed", "false");
 }
 

@@ -1,13 +1,17 @@
 #include "flow/template.h"
 
+#include "http/url.h"
+
 #include <cctype>
 #include <functional>
 
 namespace portico::flow {
 namespace {
 
+// '@' and '#': the attribute and text keys of answers read as XML ("@currency", "#text").
 bool isNameChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '@' ||
+         c == '#';
 }
 
 // Splits "a.b[2].c[*]" into name tokens and bracket steps.
@@ -164,22 +168,6 @@ std::string toText(const json& value) {
   return value.dump();
 }
 
-std::string urlEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 Result<StringTemplate> StringTemplate::parse(std::string_view text) {
   StringTemplate t;
   std::string literal;
@@ -228,7 +216,7 @@ std::string StringTemplate::renderText(const Scope& scope, bool url_encode) cons
       out += *s;
     } else {
       const std::string v = toText(scope.resolve(std::get<Reference>(p)));
-      out += url_encode ? urlEncode(v) : v;
+      out += url_encode ? http::encodeQueryComponent(v) : v;
     }
   }
   return out;

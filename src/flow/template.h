@@ -99,7 +99,5 @@ class JsonTemplate {
 
 // A value as text: strings as they are, null as "", others as JSON.
 std::string toText(const json& value);
-// Percent-encodes all but RFC 3986's unreserved characters.
-std::string urlEncode(std::string_view text);
 
 }  // namespace portico::flow

@@ -1,5 +1,7 @@
 #include "http/url.h"
 
+#include <cctype>
+
 #include <charconv>
 
 namespace portico::http {
@@ -62,6 +64,22 @@ int hexValue(char c) {
 }
 
 }  // namespace
+
+std::string encodeQueryComponent(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
 
 std::string decodeQueryComponent(std::string_view s) {
   std::string out;

@@ -21,6 +21,8 @@ Result<AbsoluteUrl> parseAbsoluteUrl(std::string_view url);
 
 // A query component percent-decoded ('+' is a space; a malformed escape is kept as is).
 std::string decodeQueryComponent(std::string_view s);
+// Percent-encodes all but RFC 3986's unreserved characters.
+std::string encodeQueryComponent(std::string_view text);
 
 // The value of query parameter `name` in `query` (percent-decoded), and where it sits.
 struct QueryParam {

@@ -161,3 +161,22 @@ def test_bad_bodies(portico, svc):
     n = len(svc.got)
     status, _, _ = curl(p.port, "/echo", data=b"<x/>", ctype="text/plain")  # not JSON: untouched
     assert status == 200 and len(svc.got) == n + 1
+
+
+def test_flow_reads_xml_answers_and_responds_in_xml(portico, svc):
+    p = portico(upstreams={"s": [svc.address]}, routes=[
+        {"name": "f", "match": {"path": "/quote"}, "flow": {
+            "calls": [{"name": "q", "upstream": "s", "method": "POST", "path": "/soap",
+                       "body": {"symbol": "ACME"}, "format": "xml"}],
+            "respond": {"body": {"total": "{q.body.Envelope.Body.GetQuoteResponse.Quote.Total}",
+                                 "currency": "{q.body.Envelope.Body.GetQuoteResponse.Quote.@currency}"}}}},
+        {"name": "x", "match": {"path": "/quote.xml"}, "flow": {
+            "calls": [{"name": "d", "upstream": "s", "path": "/json", "group": "doc"}],
+            "respond": {"format": "xml", "root": "Answer"}}}])
+    status, _, body = curl(p.port, "/quote")
+    assert status == 200, body
+    assert json.loads(body) == {"total": "19.90", "currency": "EUR"}
+    status, h, body = curl(p.port, "/quote.xml")
+    assert status == 200 and h["content-type"].startswith("application/xml")
+    doc = ET.fromstring(body)
+    assert doc.tag == "Answer" and doc.find("doc/id").text == "7"

@@ -4,13 +4,11 @@
 #include <cstdint>
 #include <string_view>
 
-#include "filters/format_conversion/form_json.h"
-#include "filters/format_conversion/xml_json.h"
+#include "convert/form_json.h"
+#include "convert/xml_json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace portico::filters::conversion;
-  static const bool init = (initXml(), true);
-  (void)init;
+  using namespace portico::convert;
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   XmlToJsonOptions options;
   options.arrays = {"/a/b"};

@@ -2,15 +2,15 @@
 
 #include "api/worker_services.h"
 #include "config/reader.h"
+#include "convert/form_json.h"
+#include "convert/xml_json.h"
 #include "filters/config_factory.h"
-#include "filters/format_conversion/form_json.h"
-#include "filters/format_conversion/xml_json.h"
 #include "http/header_list.h"
 
 namespace portico::filters {
 namespace {
 
-using conversion::ordered_json;
+using convert::ordered_json;
 
 enum class Format { Json, Xml, Form };
 
@@ -25,11 +25,11 @@ struct Direction {
   bool enabled = false;
   Format from = Format::Json, to = Format::Json;
   std::string root = "root";  // the document element when writing XML
-  conversion::XmlToJsonOptions xml;
+  convert::XmlToJsonOptions xml;
 };
 
 struct Soap {
-  conversion::SoapVersion version = conversion::SoapVersion::None;
+  convert::SoapVersion version = convert::SoapVersion::None;
   std::string action;
 };
 
@@ -57,8 +57,8 @@ std::string contentType(Format f, const Soap& soap, bool request) {
     case Format::Form:
       return "application/x-www-form-urlencoded";
     case Format::Xml:
-      if (request && soap.version == conversion::SoapVersion::V11) return "text/xml; charset=utf-8";
-      if (request && soap.version == conversion::SoapVersion::V12)
+      if (request && soap.version == convert::SoapVersion::V11) return "text/xml; charset=utf-8";
+      if (request && soap.version == convert::SoapVersion::V12)
         return "application/soap+xml; charset=utf-8" +
                (soap.action.empty() ? std::string() : "; action=\"" + soap.action + "\"");
       return "application/xml; charset=utf-8";
@@ -112,16 +112,16 @@ class ConvertBody final : public api::BufferedBodyTransform {
         if (value.is_discarded()) return fail(error, "the body is not JSON");
         break;
       case Format::Form:
-        value = conversion::formToJson(body);
+        value = convert::formToJson(body);
         break;
       case Format::Xml: {
-        auto parsed = conversion::xmlToJson(body, d_.xml);
+        auto parsed = convert::xmlToJson(body, d_.xml);
         if (!parsed) return fail(error, parsed.error().message);
         value = std::move(*parsed);
         break;
       }
     }
-    if (!request_ && c_.soap.version != conversion::SoapVersion::None && d_.from == Format::Xml) {
+    if (!request_ && c_.soap.version != convert::SoapVersion::None && d_.from == Format::Xml) {
       auto inner = unwrapSoap(value);
       if (!inner) return fail(error, inner.error().message);
       value = std::move(*inner);
@@ -131,14 +131,14 @@ class ConvertBody final : public api::BufferedBodyTransform {
         body = value.dump();
         return true;
       case Format::Form: {
-        auto form = conversion::jsonToForm(value);
+        auto form = convert::jsonToForm(value);
         if (!form) return fail(error, form.error().message);
         body = std::move(*form);
         return true;
       }
       case Format::Xml: {
-        auto xml = conversion::jsonToXml(
-            value, d_.root, request_ ? c_.soap.version : conversion::SoapVersion::None);
+        auto xml = convert::jsonToXml(value, d_.root,
+                                      request_ ? c_.soap.version : convert::SoapVersion::None);
         if (!xml) return fail(error, xml.error().message);
         body = std::move(*xml);
         return true;
@@ -169,7 +169,7 @@ class FormatConversionFilter final : public api::Filter {
         !isFormat(req.headers, c_.request.from))
       return api::FilterStatus::Continue;
     req.headers.set("Content-Type", contentType(c_.request.to, c_.soap, true));
-    if (c_.soap.version == conversion::SoapVersion::V11 && c_.request.to == Format::Xml)
+    if (c_.soap.version == convert::SoapVersion::V11 && c_.request.to == Format::Xml)
       req.headers.set("SOAPAction", "\"" + c_.soap.action + "\"");
     ctx.transformRequestBody(std::make_unique<ConvertBody>(c_, c_.request, true));
     if (ctx.worker) ctx.worker->countFilterEvent("format-conversion", "request");
@@ -216,10 +216,10 @@ void readDirection(config::ObjectReader& parent, std::string_view key, config::D
     if (!types->is_object()) diag.add(r.childPath("types"), "must be a map of path: type");
     for (auto it = types->begin(); types->is_object() && it != types->end(); ++it) {
       const std::string v = it->is_string() ? it->get<std::string>() : "";
-      const auto type = v == "number"    ? std::optional(conversion::LeafType::Number)
-                        : v == "integer" ? std::optional(conversion::LeafType::Integer)
-                        : v == "boolean" ? std::optional(conversion::LeafType::Boolean)
-                        : v == "string"  ? std::optional(conversion::LeafType::String)
+      const auto type = v == "number"    ? std::optional(convert::LeafType::Number)
+                        : v == "integer" ? std::optional(convert::LeafType::Integer)
+                        : v == "boolean" ? std::optional(convert::LeafType::Boolean)
+                        : v == "string"  ? std::optional(convert::LeafType::String)
                                          : std::nullopt;
       if (!type)
         diag.add(config::joinPath(r.childPath("types"), it.key()),
@@ -231,11 +231,11 @@ void readDirection(config::ObjectReader& parent, std::string_view key, config::D
   std::string ns = "strip";
   r.string("namespaces", ns);
   if (ns == "strip")
-    d.xml.namespaces = conversion::Namespaces::Strip;
+    d.xml.namespaces = convert::Namespaces::Strip;
   else if (ns == "prefix")
-    d.xml.namespaces = conversion::Namespaces::Prefix;
+    d.xml.namespaces = convert::Namespaces::Prefix;
   else if (ns == "keep")
-    d.xml.namespaces = conversion::Namespaces::Keep;
+    d.xml.namespaces = convert::Namespaces::Keep;
   else
     diag.add(r.childPath("namespaces"), "expected strip, prefix or keep");
   r.finish();
@@ -246,7 +246,6 @@ void readDirection(config::ObjectReader& parent, std::string_view key, config::D
 api::FilterType formatConversionFilterType() {
   return {"format-conversion",
           [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
-            conversion::initXml();
             ConversionConfig c;
             config::ObjectReader r(b.config, b.path, b.diag);
             readDirection(r, "request", b.diag, c.request);
@@ -258,9 +257,9 @@ api::FilterType formatConversionFilterType() {
               sr.string("action", c.soap.action);
               sr.finish();
               if (version == "1.1")
-                c.soap.version = conversion::SoapVersion::V11;
+                c.soap.version = convert::SoapVersion::V11;
               else if (version == "1.2")
-                c.soap.version = conversion::SoapVersion::V12;
+                c.soap.version = convert::SoapVersion::V12;
               else
                 b.diag.add(sr.childPath("version"), "expected \"1.1\" or \"1.2\"");
             }

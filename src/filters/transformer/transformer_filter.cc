@@ -129,7 +129,7 @@ std::string applyQueryOps(const NameValueOps& ops, std::string_view query,
   std::string out;
   for (const auto& [k, v] : params) {
     if (!out.empty()) out += '&';
-    out += flow::urlEncode(k) + "=" + flow::urlEncode(v);
+    out += http::encodeQueryComponent(k) + "=" + http::encodeQueryComponent(v);
   }
   return out;
 }

@@ -1,10 +1,10 @@
-#include "filters/format_conversion/xml_json.h"
+#include "convert/xml_json.h"
 
 #include <gtest/gtest.h>
 
-#include "filters/format_conversion/form_json.h"
+#include "convert/form_json.h"
 
-namespace portico::filters::conversion {
+namespace portico::convert {
 namespace {
 
 const char* kQuote = R"(<?xml version="1.0"?>
@@ -105,4 +105,4 @@ TEST(FormJson, BothWays) {
 }
 
 }  // namespace
-}  // namespace portico::filters::conversion
+}  // namespace portico::convert

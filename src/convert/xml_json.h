@@ -21,7 +21,7 @@
 
 #include "core/result.h"
 
-namespace portico::filters::conversion {
+namespace portico::convert {
 
 using ordered_json = nlohmann::ordered_json;
 
@@ -35,9 +35,6 @@ struct XmlToJsonOptions {
   int max_depth = 64;
 };
 
-// libxml2's one-time set-up, before threads use it (called at config load).
-void initXml();
-
 // The document as JSON: {"<document element>": ...}. The error says what is wrong and where.
 Result<ordered_json> xmlToJson(std::string_view xml, const XmlToJsonOptions& options);
 
@@ -49,4 +46,4 @@ enum class SoapVersion { None, V11, V12 };
 Result<std::string> jsonToXml(const ordered_json& value, std::string_view root,
                               SoapVersion soap = SoapVersion::None);
 
-}  // namespace portico::filters::conversion
+}  // namespace portico::convert

@@ -9,9 +9,9 @@
 
 #include "core/result.h"
 
-namespace portico::filters::conversion {
+namespace portico::convert {
 
 nlohmann::ordered_json formToJson(std::string_view form);
 Result<std::string> jsonToForm(const nlohmann::ordered_json& value);
 
-}  // namespace portico::filters::conversion
+}  // namespace portico::convert

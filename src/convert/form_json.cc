@@ -1,9 +1,8 @@
-#include "filters/format_conversion/form_json.h"
+#include "convert/form_json.h"
 
-#include "flow/template.h"
 #include "http/url.h"
 
-namespace portico::filters::conversion {
+namespace portico::convert {
 
 nlohmann::ordered_json formToJson(std::string_view form) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
@@ -34,10 +33,10 @@ Result<std::string> jsonToForm(const nlohmann::ordered_json& value) {
   std::string out;
   auto add = [&](const std::string& key, const nlohmann::ordered_json& v) {
     if (!out.empty()) out += '&';
-    out += flow::urlEncode(key) + "=" +
-           flow::urlEncode(v.is_string() ? v.get<std::string>()
-                           : v.is_null() ? ""
-                                         : v.dump());
+    out += http::encodeQueryComponent(key) + "=" +
+           http::encodeQueryComponent(v.is_string() ? v.get<std::string>()
+                                      : v.is_null() ? ""
+                                                    : v.dump());
   };
   for (auto it = value.begin(); it != value.end(); ++it) {
     if (it->is_array()) {
@@ -49,4 +48,4 @@ Result<std::string> jsonToForm(const nlohmann::ordered_json& value) {
   return out;
 }
 
-}  // namespace portico::filters::conversion
+}  // namespace portico::convert

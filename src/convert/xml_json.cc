@@ -1,4 +1,4 @@
-#include "filters/format_conversion/xml_json.h"
+#include "convert/xml_json.h"
 
 #include <libxml/xmlreader.h>
 #include <libxml/xmlwriter.h>
@@ -6,8 +6,15 @@
 #include <memory>
 #include <vector>
 
-namespace portico::filters::conversion {
+namespace portico::convert {
 namespace {
+
+// libxml2's global set-up, once, before any thread uses it (a function-local static is
+// initialised once even when workers get here together).
+void initLibxml() {
+  static const bool done = (xmlInitParser(), true);
+  (void)done;
+}
 
 std::string_view view(const xmlChar* s) {
   return s ? std::string_view(reinterpret_cast<const char*>(s)) : std::string_view();
@@ -257,16 +264,14 @@ class Writer {
 
 }  // namespace
 
-void initXml() {
-  xmlInitParser();
-}
-
 Result<ordered_json> xmlToJson(std::string_view xml, const XmlToJsonOptions& options) {
+  initLibxml();
   return Reader(xml, options).run();
 }
 
 Result<std::string> jsonToXml(const ordered_json& value, std::string_view root, SoapVersion soap) {
+  initLibxml();
   return Writer().document(value, root, soap);
 }
 
-}  // namespace portico::filters::conversion
+}  // namespace portico::convert
