@@ -218,6 +218,33 @@ def validate(config, directory):
     return r.returncode, r.stdout + r.stderr
 
 
+def curl(port, path, http2=False, method=None, headers=(), data=None, content_type=None):
+    """One request with curl (HTTP/1.1, or HTTP/2 with prior knowledge; `data` sent as the
+    body): (status, headers (lower-case names, repeated ones joined by ", "), body bytes)."""
+    args = ["curl", "-sS", "--max-time", "10",
+            "--http2-prior-knowledge" if http2 else "--http1.1"]
+    if method == "HEAD":
+        args += ["--head"]  # prints the head; -X HEAD would wait for a body
+    else:
+        args += ["-D", "-"] + (["-X", method] if method else [])
+    for h in headers:
+        args += ["-H", h]
+    if data is not None:
+        args += ["--data-binary", "@-"]
+        if content_type:
+            args += ["-H", f"Content-Type: {content_type}"]
+    r = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
+                       input=data, timeout=20)
+    assert r.returncode == 0, r.stderr
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    fields = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        fields.setdefault(k.strip().lower(), []).append(v.strip())
+    return int(lines[0].split()[1]), {k: ", ".join(v) for k, v in fields.items()}, body
+
+
 def request(port, method, path, headers=None, body=None, timeout=10):
     """One request on a fresh connection: (status, headers dict (lower-case), body bytes)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

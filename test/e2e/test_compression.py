@@ -11,6 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+import conftest
+
 BODY = json.dumps([{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(300)]).encode()
 
 
@@ -83,27 +85,7 @@ def origin():
 
 
 def curl(port, path, headers=(), http2=False, data=None, method=None):
-    args = ["curl", "-sS", "--max-time", "10",
-            "--http2-prior-knowledge" if http2 else "--http1.1"]
-    if method == "HEAD":
-        args += ["--head"]  # prints the head; -X HEAD would wait for a body
-    else:
-        args += ["-D", "-"] + (["-X", method] if method else [])
-    for h in headers:
-        args += ["-H", h]
-    if data is not None:
-        args += ["--data-binary", "@-"]
-    r = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
-                       input=data, timeout=20)
-    assert r.returncode == 0, r.stderr
-    head, _, body = r.stdout.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs.setdefault(k.strip().lower(), []).append(v.strip())
-    return int(lines[0].split()[1]), {k: ", ".join(v) for k, v in hdrs.items()}, body
-
+    return conftest.curl(port, path, http2, method, headers, data)
 
 def decode_with_tool(coding, data):
     tool = {"gzip": ["gzip", "-d", "-c"], "br": ["brotli", "-d", "-c"],

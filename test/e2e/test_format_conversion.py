@@ -3,12 +3,13 @@ Body out, Fault -> 502), XML answers as JSON with stable types, form bodies as J
 as XML; over HTTP/1.1 and HTTP/2."""
 import json
 import socket
-import subprocess
 import threading
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+import conftest
 
 QUOTE = """<?xml version="1.0"?>
 <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:q="urn:quotes">
@@ -82,18 +83,7 @@ def svc():
 
 
 def curl(port, path, data=None, ctype="application/json", http2=False):
-    args = ["curl", "-sS", "--max-time", "10", "-D", "-",
-            "--http2-prior-knowledge" if http2 else "--http1.1"]
-    if data is not None:
-        args += ["--data-binary", "@-", "-H", f"Content-Type: {ctype}"]
-    r = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
-                       input=data, timeout=20)
-    assert r.returncode == 0, r.stderr
-    head, _, body = r.stdout.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    hdrs = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-    return int(lines[0].split()[1]), hdrs, body
-
+    return conftest.curl(port, path, http2, None, (), data, ctype)
 
 def route(name, prefix, config, rewrite=None):
     r = {"name": name, "match": {"path_prefix": prefix}, "upstream": "s",

@@ -2,9 +2,10 @@
 checked against JSON Schemas (draft 7); failures answered as application/problem+json listing
 each one with its pointer, before anything reaches the service."""
 import json
-import subprocess
 
 import pytest
+
+import conftest
 
 from json_service import JsonService
 
@@ -31,20 +32,7 @@ def svc():
 
 
 def curl(port, path, data=None, headers=(), http2=False):
-    args = ["curl", "-sS", "--max-time", "10", "-D", "-",
-            "--http2-prior-knowledge" if http2 else "--http1.1"]
-    for h in headers:
-        args += ["-H", h]
-    if data is not None:
-        args += ["--data-binary", "@-", "-H", "Content-Type: application/json"]
-    r = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
-                       input=data, timeout=20)
-    assert r.returncode == 0, r.stderr
-    head, _, body = r.stdout.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    hdrs = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-    return int(lines[0].split()[1]), hdrs, body
-
+    return conftest.curl(port, path, http2, None, headers, data, "application/json")
 
 def gateway(portico, svc, config):
     return portico(upstreams={"s": [svc.address]}, routes=[

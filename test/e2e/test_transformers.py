@@ -2,9 +2,10 @@
 every JSON op, headers, status, query, path and method edits, conditions, the buffer limit,
 non-JSON bodies (passed and counted, or refused when strict)."""
 import json
-import subprocess
 
 import pytest
+
+import conftest
 
 from conftest import request
 from json_service import JsonService
@@ -18,20 +19,7 @@ def svc():
 
 
 def curl(port, path, http2=False, method="GET", headers=(), data=None):
-    args = ["curl", "-sS", "--max-time", "10", "-D", "-", "-X", method,
-            "--http2-prior-knowledge" if http2 else "--http1.1"]
-    for h in headers:
-        args += ["-H", h]
-    if data is not None:
-        args += ["--data-binary", "@-"]
-    r = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
-                       input=data, timeout=20)
-    assert r.returncode == 0, r.stderr
-    head, _, body = r.stdout.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    hdrs = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-    return int(lines[0].split()[1]), hdrs, body
-
+    return conftest.curl(port, path, http2, method, headers, data)
 
 RESPONSE_OPS = [
     {"op": "remove", "path": "/svc/headers"},

@@ -486,6 +486,11 @@ class Writer {
     room(jsonStringBound(s.size()));
     pos_ = writeJsonUtf8String(pos_, s);
   }
+  // `"s":`
+  void key(std::string_view s) {
+    string(s);
+    put(':');
+  }
   template <class Number>
   void number(Number v) {
     room(32);
@@ -517,29 +522,45 @@ void writeDouble(Writer& w, double d) {
   if (text.find_first_of(".eE") == std::string_view::npos) w.put(".0");
 }
 
+// Puts ',' before every item but the first.
+class Separator {
+ public:
+  void before(Writer& w) {
+    if (!first_) w.put(',');
+    first_ = false;
+  }
+
+ private:
+  bool first_ = true;
+};
+
+void writeTape(Writer& w, const dom::element& e);
+
+// An object of the tape, without the members whose bit is set in `removed`.
+void writeTapeObject(Writer& w, const dom::object& obj, std::uint64_t removed) {
+  w.put('{');
+  Separator sep;
+  std::size_t i = 0;
+  for (const dom::key_value_pair field : obj) {
+    if (removed >> i++ & 1) continue;
+    sep.before(w);
+    w.key(field.key);
+    writeTape(w, field.value);
+  }
+  w.put('}');
+}
+
 void writeTape(Writer& w, const dom::element& e) {
   switch (e.type()) {
-    case dom::element_type::OBJECT: {
-      w.put('{');
-      bool first = true;
-      const dom::object obj(e);
-      for (const dom::key_value_pair field : obj) {
-        if (!first) w.put(',');
-        first = false;
-        w.string(field.key);
-        w.put(':');
-        writeTape(w, field.value);
-      }
-      w.put('}');
+    case dom::element_type::OBJECT:
+      writeTapeObject(w, dom::object(e), 0);
       break;
-    }
     case dom::element_type::ARRAY: {
       w.put('[');
-      bool first = true;
+      Separator sep;
       const dom::array arr(e);
       for (const dom::element v : arr) {
-        if (!first) w.put(',');
-        first = false;
+        sep.before(w);
         writeTape(w, v);
       }
       w.put(']');
@@ -571,33 +592,18 @@ void write(Writer& w, const Node& n) {
     case Node::Kind::Tape:
       writeTape(w, n.tape);
       break;
-    case Node::Kind::Filtered: {
-      w.put('{');
-      bool first = true;
-      std::size_t i = 0;
-      const dom::object obj(n.filtered->tape);
-      for (const dom::key_value_pair field : obj) {
-        if (n.filtered->removed >> i++ & 1) continue;
-        if (!first) w.put(',');
-        first = false;
-        w.string(field.key);
-        w.put(':');
-        writeTape(w, field.value);
-      }
-      w.put('}');
+    case Node::Kind::Filtered:
+      writeTapeObject(w, dom::object(n.filtered->tape), n.filtered->removed);
       break;
-    }
     case Node::Kind::Value:
       w.put(n.value->dump());
       break;
     case Node::Kind::Object: {
       w.put('{');
-      bool first = true;
+      Separator sep;
       for (const Member& m : *n.members) {
-        if (!first) w.put(',');
-        first = false;
-        w.string(m.key);
-        w.put(':');
+        sep.before(w);
+        w.key(m.key);
         write(w, m.value);
       }
       w.put('}');
@@ -605,10 +611,9 @@ void write(Writer& w, const Node& n) {
     }
     case Node::Kind::Array: {
       w.put('[');
-      bool first = true;
+      Separator sep;
       for (const Node& e : *n.elements) {
-        if (!first) w.put(',');
-        first = false;
+        sep.before(w);
         write(w, e);
       }
       w.put(']');
