@@ -84,10 +84,12 @@ Result<JsonSchema> JsonSchema::compile(const nlohmann::json& schema) {
   }
   JsonSchema s;
   s.compiled_ = std::move(compiled);
+  s.fast_ = FastSchema::compile(schema);
   return s;
 }
 
 bool JsonSchema::validateText(std::string_view document, std::vector<SchemaViolation>& out) const {
+  if (fast_ && fast_->valid(document)) return true;  // else valijson decides, and reports
   const nlohmann::json doc = nlohmann::json::parse(document, nullptr, false);
   if (doc.is_discarded()) {
     out.push_back({"", "not JSON"});

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+#include "filters/request_validation/fast_schema.h"
 
 namespace portico::filters {
 
@@ -32,6 +33,7 @@ class JsonSchema {
  private:
   struct Compiled;
   std::shared_ptr<const Compiled> compiled_;
+  std::optional<FastSchema> fast_;  // when every keyword of the schema has a fast check
 };
 
 }  // namespace portico::filters

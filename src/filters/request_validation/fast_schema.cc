@@ -1,0 +1,245 @@
+#include "filters/request_validation/fast_schema.h"
+
+#include <simdjson.h>
+
+#include <cmath>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace portico::filters {
+
+namespace dom = simdjson::dom;
+
+// Bits of the JSON types a value may have ("number" also accepts integers).
+constexpr unsigned kNull = 1, kBoolean = 2, kObject = 4, kArray = 8, kInteger = 16, kFraction = 32,
+                   kNumber = kFraction | kInteger, kString = 64, kAny = 127;
+
+struct FastSchema::Check {
+  bool never = false;  // the schema `false`
+  unsigned types = kAny;
+  std::vector<std::pair<std::string, Check>> properties;
+  std::vector<std::string> required;
+  bool no_additional = false;
+  std::unique_ptr<Check> additional;  // additionalProperties as a schema
+  std::unique_ptr<Check> items;
+  std::optional<double> minimum, maximum, exclusive_minimum, exclusive_maximum;
+  std::optional<std::uint64_t> min_length, max_length, min_items, max_items, min_properties,
+      max_properties;
+  std::optional<std::vector<nlohmann::json>> one_of_values;  // enum / const: strings, bools, null
+};
+
+namespace {
+
+using Check = FastSchema::Check;
+
+const std::set<std::string, std::less<>> kAnnotations = {
+    "$schema", "$id", "$comment", "title", "description", "default", "examples"};
+
+bool compileCheck(const nlohmann::json& s, Check& c) {
+  if (s.is_boolean()) {
+    c.never = !s.get<bool>();
+    return true;
+  }
+  if (!s.is_object()) return false;
+  for (auto it = s.begin(); it != s.end(); ++it) {
+    const std::string& k = it.key();
+    const nlohmann::json& v = *it;
+    if (kAnnotations.count(k)) continue;
+    if (k == "type") {
+      const auto one = [](const nlohmann::json& t) -> unsigned {
+        if (!t.is_string()) return 0;
+        const auto n = t.get<std::string>();
+        return n == "null"      ? kNull
+               : n == "boolean" ? kBoolean
+               : n == "object"  ? kObject
+               : n == "array"   ? kArray
+               : n == "integer" ? kInteger
+               : n == "number"  ? kNumber
+               : n == "string"  ? kString
+                                : 0;
+      };
+      if (v.is_string()) {
+        c.types = one(v);
+      } else if (v.is_array()) {
+        c.types = 0;
+        for (const auto& t : v) {
+          if (!one(t)) return false;
+          c.types |= one(t);
+        }
+      }
+      if (c.types == 0) return false;
+    } else if (k == "properties" && v.is_object()) {
+      for (auto p = v.begin(); p != v.end(); ++p) {
+        Check child;
+        if (!compileCheck(*p, child)) return false;
+        c.properties.emplace_back(p.key(), std::move(child));
+      }
+    } else if (k == "required" && v.is_array()) {
+      for (const auto& r : v) {
+        if (!r.is_string()) return false;
+        c.required.push_back(r.get<std::string>());
+      }
+    } else if (k == "additionalProperties") {
+      if (v.is_boolean()) {
+        c.no_additional = !v.get<bool>();
+      } else {
+        c.additional = std::make_unique<Check>();
+        if (!compileCheck(v, *c.additional)) return false;
+      }
+    } else if (k == "items" && v.is_object()) {  // one schema for every item (not tuples)
+      c.items = std::make_unique<Check>();
+      if (!compileCheck(v, *c.items)) return false;
+    } else if ((k == "minimum" || k == "maximum" || k == "exclusiveMinimum" ||
+                k == "exclusiveMaximum") &&
+               v.is_number()) {
+      const double d = v.get<double>();
+      (k == "minimum"            ? c.minimum
+       : k == "maximum"          ? c.maximum
+       : k == "exclusiveMinimum" ? c.exclusive_minimum
+                                 : c.exclusive_maximum) = d;
+    } else if ((k == "minLength" || k == "maxLength" || k == "minItems" || k == "maxItems" ||
+                k == "minProperties" || k == "maxProperties") &&
+               v.is_number_integer() && v.get<std::int64_t>() >= 0) {
+      // (a config read from YAML holds signed integers, JSON text unsigned ones)
+      const auto n = static_cast<std::uint64_t>(v.get<std::int64_t>());
+      (k == "minLength"       ? c.min_length
+       : k == "maxLength"     ? c.max_length
+       : k == "minItems"      ? c.min_items
+       : k == "maxItems"      ? c.max_items
+       : k == "minProperties" ? c.min_properties
+                              : c.max_properties) = n;
+    } else if (k == "enum" || k == "const") {
+      std::vector<nlohmann::json> values;
+      if (k == "enum" && !v.is_array()) return false;
+      for (const auto& e : k == "enum" ? v : nlohmann::json::array({v})) {
+        if (!e.is_string() && !e.is_boolean() && !e.is_null()) return false;  // numbers, objects
+        values.push_back(e);
+      }
+      if (c.one_of_values) return false;  // both enum and const: leave it to valijson
+      c.one_of_values = std::move(values);
+    } else {
+      return false;  // a keyword (or a form of one) this fast path does not check
+    }
+  }
+  return true;
+}
+
+// UTF-8 code points, as JSON Schema counts string length.
+std::uint64_t codePoints(std::string_view s) {
+  std::uint64_t n = 0;
+  for (const char ch : s) n += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+  return n;
+}
+
+bool check(const Check& c, const dom::element& e) {
+  if (c.never) return false;
+  unsigned type = 0;
+  switch (e.type()) {
+    case dom::element_type::NULL_VALUE:
+      type = kNull;
+      break;
+    case dom::element_type::BOOL:
+      type = kBoolean;
+      break;
+    case dom::element_type::OBJECT:
+      type = kObject;
+      break;
+    case dom::element_type::ARRAY:
+      type = kArray;
+      break;
+    case dom::element_type::INT64:
+    case dom::element_type::UINT64:
+      type = kInteger;
+      break;
+    case dom::element_type::DOUBLE:
+      type = kFraction;
+      break;
+    case dom::element_type::STRING:
+      type = kString;
+      break;
+  }
+  if (!(c.types & type)) return false;
+  if (c.one_of_values) {
+    bool found = false;
+    for (const auto& v : *c.one_of_values) {
+      if (v.is_null())
+        found |= type == kNull;
+      else if (v.is_boolean())
+        found |= type == kBoolean && e.get_bool().value_unsafe() == v.get<bool>();
+      else
+        found |=
+            type == kString && e.get_string().value_unsafe() == v.get_ref<const std::string&>();
+    }
+    if (!found) return false;
+  }
+  if (type & kNumber) {
+    const double d = type == kInteger && e.type() == dom::element_type::UINT64
+                         ? static_cast<double>(e.get_uint64().value_unsafe())
+                     : type == kInteger ? static_cast<double>(e.get_int64().value_unsafe())
+                                        : e.get_double().value_unsafe();
+    if ((c.minimum && d < *c.minimum) || (c.maximum && d > *c.maximum) ||
+        (c.exclusive_minimum && d <= *c.exclusive_minimum) ||
+        (c.exclusive_maximum && d >= *c.exclusive_maximum))
+      return false;
+  } else if (type == kString) {
+    const auto n = codePoints(e.get_string().value_unsafe());
+    if ((c.min_length && n < *c.min_length) || (c.max_length && n > *c.max_length)) return false;
+  } else if (type == kArray) {
+    const dom::array arr(e);
+    std::uint64_t n = 0;
+    for (const dom::element item : arr) {
+      ++n;
+      if (c.items && !check(*c.items, item)) return false;
+    }
+    if ((c.min_items && n < *c.min_items) || (c.max_items && n > *c.max_items)) return false;
+  } else if (type == kObject) {
+    const dom::object obj(e);
+    std::uint64_t n = 0;
+    for (const dom::key_value_pair field : obj) {
+      ++n;
+      bool declared = false;
+      for (const auto& [name, child] : c.properties) {
+        if (name != field.key) continue;
+        declared = true;
+        if (!check(child, field.value)) return false;
+      }
+      if (!declared && (c.no_additional || (c.additional && !check(*c.additional, field.value))))
+        return false;
+    }
+    if ((c.min_properties && n < *c.min_properties) || (c.max_properties && n > *c.max_properties))
+      return false;
+    for (const auto& r : c.required) {
+      bool present = false;
+      for (const dom::key_value_pair field : obj) present |= field.key == r;
+      if (!present) return false;
+    }
+  }
+  return true;
+}
+
+dom::parser& workerParser() {
+  thread_local dom::parser parser;
+  return parser;
+}
+
+}  // namespace
+
+std::optional<FastSchema> FastSchema::compile(const nlohmann::json& schema) {
+  auto root = std::make_shared<Check>();
+  if (!compileCheck(schema, *root)) return std::nullopt;
+  FastSchema f;
+  f.root_ = std::move(root);
+  return f;
+}
+
+bool FastSchema::valid(std::string_view document) const {
+  // Bodies are small here (request-validation's max_body): simdjson copies them into its own
+  // padded buffer rather than this code knowing the caller's capacity.
+  dom::element root;
+  if (workerParser().parse(document.data(), document.size(), true).get(root)) return false;
+  return check(*root_, root);
+}
+
+}  // namespace portico::filters
