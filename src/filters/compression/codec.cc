@@ -80,6 +80,7 @@ class GzipEncoder final : public Encoder {
     }
   }
   ~GzipEncoder() override {
+    if (!z_) return;
     if (ok_)
       deflatePool().give(z_);
     else
@@ -98,6 +99,10 @@ class GzipEncoder final : public Encoder {
       const int rc = deflate(z_, flush);
       out.resize(start + kChunk - z_->avail_out);
       if (rc == Z_STREAM_END) {
+        // Back to the pool as soon as the stream ends, not when the request is done with: a
+        // worker with many connections would otherwise hold a context per connection.
+        deflatePool().give(z_);
+        z_ = nullptr;
         finished_ = true;
         return true;
       }
@@ -163,17 +168,13 @@ class ZstdEncoder final : public Encoder {
     if (!c_) c_ = ZSTD_createCCtx();
     if (c_) ZSTD_CCtx_setParameter(c_, ZSTD_c_compressionLevel, level);
   }
-  ~ZstdEncoder() override {
-    if (!c_) return;
-    ZSTD_CCtx_reset(c_, ZSTD_reset_session_and_parameters);
-    zstdPool().give(c_);
-  }
+  ~ZstdEncoder() override { release(); }
   // The exact length: zstd then sizes its window and tables to the body (and checks it).
   void expectLength(std::uint64_t length) override {
     if (c_) ZSTD_CCtx_setPledgedSrcSize(c_, length);
   }
   bool encode(std::string_view in, bool end, std::string& out, bool flush_piece) override {
-    if (!c_) return false;
+    if (!c_) return finished_;
     if (in.empty() && !end) return true;
     ZSTD_inBuffer input{in.data(), in.size(), 0};
     const auto mode = end ? ZSTD_e_end : flush_piece ? ZSTD_e_flush : ZSTD_e_continue;
@@ -186,13 +187,26 @@ class ZstdEncoder final : public Encoder {
       // Done when all input is taken and, when flushing or ending, nothing is left inside;
       // without a flush, when the output was not full (the rest waits in zstd's block).
       if (input.pos == input.size &&
-          (mode == ZSTD_e_continue ? output.pos < output.size : left == 0))
+          (mode == ZSTD_e_continue ? output.pos < output.size : left == 0)) {
+        if (end) {
+          release();  // as gzip: the context is free for the next body at once
+          finished_ = true;
+        }
         return true;
+      }
     }
   }
 
  private:
+  void release() {
+    if (!c_) return;
+    ZSTD_CCtx_reset(c_, ZSTD_reset_session_and_parameters);
+    zstdPool().give(c_);
+    c_ = nullptr;
+  }
+
   ZSTD_CCtx* c_;
+  bool finished_ = false;
 };
 
 // What every decoder shares: the output limit.
