@@ -14,16 +14,11 @@ It counts requests and the most it ever had in flight at once.
 """
 import json
 import random
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256  # socketserver's 5 drops SYNs when calls connect at once
-    daemon_threads = True
+import http_service
 
 
 class JsonService:
@@ -35,18 +30,7 @@ class JsonService:
         self.lock = threading.Lock()
         service = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def setup(self):
-                super().setup()
-                # Head and body leave in two writes: without this, Nagle holds the body until
-                # the peer's delayed ACK (40 ms).
-                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+        class Handler(http_service.Handler):
             def _serve(self):
                 with service.lock:
                     service.in_flight += 1
@@ -100,14 +84,9 @@ class JsonService:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        if tls_context is not None:
-            self.server.socket = tls_context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.address = f"127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.service = http_service.Service(Handler, tls_context)
+        self.server, self.port, self.address = (self.service.server, self.service.port,
+                                                self.service.address)
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.service.stop()

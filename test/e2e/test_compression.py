@@ -3,20 +3,18 @@ by the real tools (gzip -d, brotli -d, zstd -d), over HTTP/1.1 and HTTP/2; what 
 request bodies decoded with a bound (a decompression bomb is a 413)."""
 import gzip
 import json
-import socket
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 import conftest
+import http_service
 
 BODY = json.dumps([{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(300)]).encode()
 
 
-class Origin:
+class Origin(http_service.Service):
     """/body?type=T&size=N&h=Name:Value&status=S: N bytes of BODY (repeated) as type T;
     /echo: the request body's length and first bytes, as JSON."""
 
@@ -24,57 +22,27 @@ class Origin:
         self.requests = []
         origin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def setup(self):
-                super().setup()
-                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+        class Handler(http_service.Handler):
             def do_GET(self):
                 url = urlsplit(self.path)
                 q = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                hs = parse_qs(url.query).get("h", [])
                 origin.requests.append(dict(self.headers))
                 size = int(q.get("size", len(BODY)))
                 body = (BODY * (size // len(BODY) + 1))[:size]
-                self.send_response(int(q.get("status", 200)))
-                self.send_header("Content-Type", q.get("type", "application/json"))
-                for h in hs:
-                    k, _, v = h.partition(":")
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                extra = [h.partition(":")[::2] for h in parse_qs(url.query).get("h", [])]
+                self.reply(int(q.get("status", 200)), q.get("type", "application/json"), body,
+                           extra)
 
             do_HEAD = do_GET
 
             def do_POST(self):
-                n = int(self.headers.get("Content-Length", 0))
-                data = self.rfile.read(n)
+                data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 origin.requests.append(dict(self.headers))
-                out = json.dumps({"length": len(data), "start": data[:20].decode("latin-1"),
-                                  "encoding": self.headers.get("Content-Encoding")}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                self.reply(200, "application/json", json.dumps(
+                    {"length": len(data), "start": data[:20].decode("latin-1"),
+                     "encoding": self.headers.get("Content-Encoding")}).encode())
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 128
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

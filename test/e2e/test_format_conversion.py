@@ -2,14 +2,12 @@
 Body out, Fault -> 502), XML answers as JSON with stable types, form bodies as JSON, JSON answers
 as XML; over HTTP/1.1 and HTTP/2."""
 import json
-import socket
-import threading
 import xml.etree.ElementTree as ET
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import conftest
+import http_service
 
 QUOTE = """<?xml version="1.0"?>
 <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:q="urn:quotes">
@@ -23,7 +21,7 @@ FAULT = """<?xml version="1.0"?>
 </soap:Fault></soap:Body></soap:Envelope>"""
 
 
-class Service:
+class Service(http_service.Service):
     """POST /soap: a SOAP 1.1 quote service (Fault for symbol ZZZ); records what it got.
     POST /echo: the body and its Content-Type back as JSON. GET /json: a JSON document."""
 
@@ -31,23 +29,7 @@ class Service:
         self.got = []
         svc = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def setup(self):
-                super().setup()
-                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def reply(self, status, ctype, body):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(http_service.Handler):
             def do_POST(self):
                 data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 svc.got.append((self.path, dict(self.headers), data))
@@ -63,16 +45,7 @@ class Service:
                 self.reply(200, "application/json", json.dumps(
                     {"id": 7, "tags": ["a", "b"], "price": {"@currency": "EUR", "#text": 5}}).encode())
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
