@@ -37,6 +37,11 @@ struct Filtered {
   std::uint64_t removed = 0;
 };
 
+// Whether member `i` is left out (any member of an object larger than Filtered's limit is not).
+bool isRemoved(std::uint64_t removed, std::size_t i) {
+  return i < Filtered::kMaxMembers && (removed >> i & 1);
+}
+
 // 24 bytes: most nodes are members of opened objects, so their size is most of the arena's.
 struct Node {
   enum class Kind : std::uint8_t { Tape, Filtered, Object, Array, Value };
@@ -256,7 +261,7 @@ class Editor {
         members->reserve(obj.size());
         std::size_t i = 0;
         for (const dom::key_value_pair field : obj)
-          if (!(removed >> i++ & 1)) members->push_back({field.key, Node::ofTape(field.value)});
+          if (!isRemoved(removed, i++)) members->push_back({field.key, Node::ofTape(field.value)});
       } else {
         members->reserve(n.value->size());
         for (auto it = n.value->begin(); it != n.value->end(); ++it)
@@ -542,7 +547,7 @@ void writeTapeObject(Writer& w, const dom::object& obj, std::uint64_t removed) {
   Separator sep;
   std::size_t i = 0;
   for (const dom::key_value_pair field : obj) {
-    if (removed >> i++ & 1) continue;
+    if (isRemoved(removed, i++)) continue;
     sep.before(w);
     w.key(field.key);
     writeTape(w, field.value);
