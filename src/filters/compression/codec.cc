@@ -23,11 +23,13 @@ char* grow(std::string& out, std::size_t& room_start) {
 }
 
 // Library contexts a worker thread keeps for its next bodies: making one costs more than
-// compressing a small body (zstd's tables, zlib's window), so they are reset and reused.
-template <class T, void (*Free)(T*)>
+// compressing a small body (zstd's tables, zlib's window, fresh pages for both), so they are
+// reset and reused. A worker serving many connections at once has as many in use; those given
+// back are kept up to kKeptBytes (by the library's own size), the rest freed.
+template <class T, void (*Free)(T*), std::size_t (*SizeOf)(const T*)>
 class ContextPool {
  public:
-  static constexpr std::size_t kKept = 16;
+  static constexpr std::size_t kKeptBytes = 16 * 1024 * 1024;
   ContextPool() = default;
   ContextPool(const ContextPool&) = delete;
   ContextPool& operator=(const ContextPool&) = delete;
@@ -38,33 +40,46 @@ class ContextPool {
     if (free_.empty()) return nullptr;
     T* t = free_.back();
     free_.pop_back();
+    bytes_ -= SizeOf(t);
     return t;
   }
   void give(T* t) {
-    if (free_.size() < kKept)
+    const std::size_t size = SizeOf(t);
+    if (bytes_ + size <= kKeptBytes) {
       free_.push_back(t);
-    else
+      bytes_ += size;
+    } else {
       Free(t);
+    }
   }
 
  private:
   std::vector<T*> free_;
+  std::size_t bytes_ = 0;
 };
 
 void freeDeflate(z_stream* z) {
   deflateEnd(z);
   delete z;
 }
+// zlib has no size query: its state for windowBits 15, memLevel 8 is about 256 KiB of window
+// and hash plus 64 KiB of pending buffer.
+std::size_t sizeOfDeflate(const z_stream*) {
+  return 320 * 1024;
+}
 void freeZstd(ZSTD_CCtx* c) {
   ZSTD_freeCCtx(c);
 }
+std::size_t sizeOfZstd(const ZSTD_CCtx* c) {
+  return ZSTD_sizeof_CCtx(c);
+}
 
-ContextPool<z_stream, freeDeflate>& deflatePool() {
-  thread_local ContextPool<z_stream, freeDeflate> pool;
+ContextPool<z_stream, freeDeflate, sizeOfDeflate>& deflatePool() {
+  thread_local ContextPool<z_stream, freeDeflate, sizeOfDeflate> pool;
   return pool;
 }
-ContextPool<ZSTD_CCtx, freeZstd>& zstdPool() {
-  thread_local ContextPool<ZSTD_CCtx, freeZstd> pool;
+ContextPool<ZSTD_CCtx, freeZstd, sizeOfZstd>& zstdPool() {
+  thread_local ContextPool<ZSTD_CCtx, freeZstd, sizeOfZstd> pool;
   return pool;
 }
 
