@@ -1,12 +1,12 @@
 #include "filters/request_validation/fast_schema.h"
 
-#include <simdjson.h>
-
 #include <cmath>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "filters/json_tape.h"
 
 namespace portico::filters {
 
@@ -219,11 +219,6 @@ bool check(const Check& c, const dom::element& e) {
   return true;
 }
 
-dom::parser& workerParser() {
-  thread_local dom::parser parser;
-  return parser;
-}
-
 }  // namespace
 
 std::optional<FastSchema> FastSchema::compile(const nlohmann::json& schema) {
@@ -237,8 +232,10 @@ std::optional<FastSchema> FastSchema::compile(const nlohmann::json& schema) {
 bool FastSchema::valid(std::string_view document) const {
   // Bodies are small here (request-validation's max_body): simdjson copies them into its own
   // padded buffer rather than this code knowing the caller's capacity.
+  std::optional<dom::parser> own;
   dom::element root;
-  if (workerParser().parse(document.data(), document.size(), true).get(root)) return false;
+  if (bodyParser(document.size(), own).parse(document.data(), document.size(), true).get(root))
+    return false;
   return check(*root_, root);
 }
 

@@ -11,10 +11,9 @@
 #include <memory>
 #include <memory_resource>
 
-#include <simdjson.h>
-
 #include "api/body_transform.h"
 #include "core/json_escape.h"
+#include "filters/json_tape.h"
 #include "filters/transformer/json_ops.h"
 
 namespace portico::filters {
@@ -627,16 +626,6 @@ void write(Writer& w, const Node& n) {
   }
 }
 
-// Each worker thread keeps one parser, so its buffers are reused from body to body; a body
-// larger than kKeptCapacity gets a parser of its own, freed with it, so one huge body does not
-// pin that much memory per worker for good.
-constexpr std::size_t kKeptCapacity = 4 * 1024 * 1024;
-
-dom::parser& workerParser() {
-  thread_local dom::parser parser;
-  return parser;
-}
-
 }  // namespace
 
 bool transformJson(const std::vector<JsonOp>& ops, std::string& body, const flow::Scope& scope,
@@ -646,7 +635,7 @@ bool transformJson(const std::vector<JsonOp>& ops, std::string& body, const flow
   if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING)
     body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
   std::optional<dom::parser> own;
-  dom::parser& parser = body.size() <= kKeptCapacity ? workerParser() : own.emplace();
+  dom::parser& parser = bodyParser(body.size(), own);
   dom::element root_element;
   if (parser.parse(body.data(), body.size(), false).get(root_element)) return false;
   Node root = Node::ofTape(root_element);
