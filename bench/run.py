@@ -271,7 +271,7 @@ def main():
                     help="size of the upstream's answers (100, 16k, 1m...); default 100 bytes")
     ap.add_argument("--protocols",
                     default="http,https,h2c,h2,auth,ratelimit,observability,transform,compose,"
-                            "json-transform,compression,validation",
+                            "json-transform,compression,validation,cache",
                     help="comma-separated: http (HTTP/1.1), https (TLS 1.3, keep-alive, same "
                          "certificate), h2c (HTTP/2 prior knowledge), h2 (HTTP/2 over TLS 1.3), "
                          "auth (Portico alone: pass-through vs key-auth vs jwt), ratelimit "
@@ -281,7 +281,8 @@ def main():
                          "body transform), compose (a flow of 3 calls vs one pass-through), "
                          "json-transform (response-transformer, 5 ops, on 2 KiB and 1 MiB), "
                          "compression (zstd level 3 on a 16 KiB JSON answer vs pass-through), "
-                         "validation (request-validation of a 1 KiB JSON body vs pass-through)")
+                         "validation (request-validation of a 1 KiB JSON body vs pass-through), "
+                         "cache (answers from the cache filter's store vs pass-through)")
     args = ap.parse_args()
     global BODY_SIZE
     BODY_SIZE = parse_size(args.body)
@@ -298,7 +299,8 @@ def main():
         scenario = {"transform": run_transform_scenario, "compose": run_compose_scenario,
                     "json-transform": run_json_transform_scenario,
                     "compression": run_compression_scenario,
-                    "validation": run_validation_scenario}.get(protocol)
+                    "validation": run_validation_scenario,
+                    "cache": run_cache_scenario}.get(protocol)
         if scenario:
             scenario(args)
             continue
@@ -747,6 +749,26 @@ def run_compression_scenario(args):
     size = len(json_document(16 * 1024))
     rate = med["zstd 3, 16 KiB"]["per_cpu"] * size / 1e6
     print(f"compression zstd 3 on 16 KiB: {rate:.0f} MB/s of body compressed per CPU-second")
+
+
+PORTICO_CACHE = PORTICO_ALONE + """routes:
+  - {{ name: pass, match: {{ path_prefix: /p/ }}, upstream: origin }}
+  - name: cached
+    match: {{ path_prefix: /c/ }}
+    upstream: origin
+    plugins: [ {{ name: cache, config: {{ ttl: 1h }} }} ]
+"""
+
+
+def run_cache_scenario(args):
+    """Pass-through against the cache filter answering every request from its store (the first
+    request of the warm-up stores it): req/CPU-s ratio and p99."""
+    variants = {"pass-through": ("/p/item", []), "cache hit": ("/c/item", [])}
+    med = run_filter_scenario(args, "cache hit", PORTICO_CACHE, variants, {})
+    ratio = med["cache hit"]["per_cpu"] / med["pass-through"]["per_cpu"]
+    print(f"cache hit: {ratio:.2f}x pass-through req/CPU-s (target >= 1.5); p99 "
+          f"{med['cache hit']['p99']:.2f} ms vs pass-through {med['pass-through']['p99']:.2f} ms "
+          f"(target: below)")
 
 
 ORDER_SCHEMA = {

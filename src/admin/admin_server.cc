@@ -44,12 +44,37 @@ struct AdminServer::Impl {
       auto pr = http::parseRequestHead(buf.readable(), limits, req);
       if (pr.status == http::ParseStatus::Incomplete && buf.writable() > 0) continue;
       AdminResponse r;
-      if (pr.status != http::ParseStatus::Complete) {
+      AdminRequest ar;
+      if (pr.status == http::ParseStatus::Complete) {
+        buf.consume(pr.consumed);
+        if (req.framing == http::BodyFraming::Chunked ||
+            (req.framing == http::BodyFraming::ContentLength &&
+             req.content_length > kMaxAdminBody)) {
+          r = {413, "application/json", R"({"error":"body too large","status":413})", {}};
+        } else {
+          // The body: what came with the head, then the rest.
+          const auto want = static_cast<std::size_t>(req.content_length);
+          while (ar.body.size() < want) {
+            const std::string_view have = buf.readable();
+            const std::size_t take = std::min(have.size(), want - ar.body.size());
+            ar.body.append(have.substr(0, take));
+            buf.consume(take);
+            if (ar.body.size() == want) break;
+            n = co_await socket.async_read_some(asio::buffer(buf.writePtr(), buf.writable()),
+                                                asio::redirect_error(asio::use_awaitable, ec));
+            if (ec || n == 0) break;
+            buf.commit(n);
+          }
+          if (ar.body.size() != want) break;
+          const std::string* accept = req.headers.find("accept");
+          ar.method = req.method;
+          ar.path = req.path;
+          if (accept) ar.accept = *accept;
+          r = handler(ar);
+        }
+      } else {
         r.status = 400;
         r.body = R"({"error":"bad request","status":400})";
-      } else {
-        const std::string* accept = req.headers.find("accept");
-        r = handler(req.method, req.path, accept ? *accept : std::string());
       }
       std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " +
                         std::string(proxy::reasonPhrase(r.status)) +

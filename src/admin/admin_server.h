@@ -23,10 +23,15 @@ struct AdminResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // beyond type and length
 };
 
-// Maps a GET path to a response. Given the path without the query, and the Accept header
-// (content negotiation: OpenMetrics for /metrics).
-using AdminHandler = std::function<AdminResponse(const std::string& method, const std::string& path,
-                                                 const std::string& accept)>;
+struct AdminRequest {
+  std::string method;
+  std::string path;    // without the query
+  std::string accept;  // content negotiation: OpenMetrics for /metrics
+  std::string body;    // with Content-Length, up to kMaxAdminBody
+};
+constexpr std::size_t kMaxAdminBody = 64 * 1024;
+
+using AdminHandler = std::function<AdminResponse(const AdminRequest&)>;
 
 class AdminServer {
  public:

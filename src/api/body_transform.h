@@ -4,7 +4,9 @@
 // (ctx.transformResponseBody); the core runs every installed transform on the body, in the
 // order installed, whatever the protocols on either side, and recomputes the framing
 // (Content-Length when the whole body is known before the head leaves, else chunked / HTTP/2
-// DATA). A body that a transform changed gets a weak ETag.
+// DATA). A body that a transform changed gets a weak ETag. A transform that only observes the
+// body (a cache storing it) changes neither: when every installed transform observes, the
+// response leaves as it came, framing and ETag included.
 //
 // Failure: a transform that fails before the response head has left gives the client a 502
 // JSON error (413 for request bodies over a buffered transform's limit); after the head has
@@ -28,6 +30,12 @@ class BodyTransform {
   // The body's whole length, when known before it arrives (Content-Length); called at most
   // once, before the first transform(), and only on the first transform of a chain.
   virtual void expectLength(std::uint64_t) {}
+  // The body passes on unchanged: transform() sees each piece and appends nothing (the core
+  // forwards the input itself).
+  virtual bool observesOnly() const { return false; }
+  // The output is exactly the representation the response head describes (an observer; a
+  // cache answering with a stored response): its ETag stays strong.
+  virtual bool keepsEtag() const { return observesOnly(); }
 };
 
 // A transform that needs the whole body: gathers it up to `max_buffer` bytes, then calls

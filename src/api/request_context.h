@@ -48,6 +48,8 @@ struct LocalReply {
   int status = 200;
   http::HeaderList headers;
   std::string body;
+  // A body shared with others (a cached answer), sent instead of `body` without a copy.
+  std::shared_ptr<const std::string> shared_body;
 };
 
 struct RequestContext {
@@ -66,6 +68,11 @@ struct RequestContext {
   unsigned call_depth = 0;
   // Typed per-request state of filters.
   FilterState state;
+  // The position in the request's chain of the filter whose request phase runs (a cache's
+  // background refresh replays the request from there).
+  std::size_t filter_index = 0;
+  // This request replays a client's (api::CallRequest::replay): its first filter asked for it.
+  bool replay = false;
   std::string client_ip;
   std::uint16_t client_port = 0;
   // TLS: whether the client connection is encrypted, and the client certificate's verified
@@ -134,12 +141,14 @@ struct RequestContext {
     consumer = nullptr;
     authenticated = false;
     anonymous = false;
+    replay = false;
     auth_failure = AuthFailure::None;
     max_body_bytes = 0;
     trace.reset();
     local_reply.status = 200;
     local_reply.headers.clear();
     local_reply.body.clear();
+    local_reply.shared_body.reset();
     local_reply_set = false;
     original_method.clear();
     original_path.clear();

@@ -61,6 +61,12 @@ struct CallRequest {
   // Both run on the worker.
   std::function<bool(int status, const http::HeaderList& headers)> on_head;
   std::function<bool(std::string_view piece, bool end)> on_data;
+  // None of the three: the request goes through the listeners' routes like a client's, in
+  // process, from the route's filter `replay_from` on (the filters before it are skipped; the
+  // caller's consumer stands): a cache refreshing a stored answer in the background replays its
+  // client's request. Answered 500 when it now matches another route than the caller's.
+  bool replay = false;
+  std::size_t replay_from = 0;
   bool detached = false;  // not cancelled with the request (fire-and-forget)
   bool mirror = false;    // a mirrored copy (counted as such in the upstream's series)
   std::string ca_file;    // URL calls over https: trust anchors ("" = the system's)

@@ -26,6 +26,9 @@ class WorkerServices {
   virtual std::uint64_t random() = 0;
   // Runs `fn` on this worker after `delay` (a queue timeout, a retry).
   virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+  // Runs `fn` on this worker as soon as it can. The one member other threads may call (a
+  // process-wide cache waking the requests of this worker that wait on another's answer).
+  virtual void post(std::function<void()> fn) = 0;
   // Counts an event of a filter in /metrics (portico_filter_events_total{filter, event}).
   // For rare events: the counter is looked up by name.
   virtual void countFilterEvent(std::string_view filter, std::string_view event) = 0;

@@ -4,6 +4,7 @@
 #include "filters/acl/acl_filter.h"
 #include "filters/basic_auth/basic_auth_filter.h"
 #include "filters/body_rewrite/body_rewrite_filter.h"
+#include "filters/cache/cache_filter.h"
 #include "filters/compression/compression_filter.h"
 #include "filters/concurrency_limit/concurrency_limit_filter.h"
 #include "filters/cors/cors_filter.h"
@@ -31,6 +32,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(aclFilterType());
   registry.add(basicAuthFilterType());
   registry.add(bodyRewriteFilterType());
+  registry.add(cacheFilterType());
   registry.add(compressionFilterType());
   registry.add(concurrencyLimitFilterType());
   registry.add(corsFilterType());

@@ -15,12 +15,14 @@ bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::st
   std::string_view piece = in;
   for (std::size_t i = 0; i < chain.size(); ++i) {
     const bool last = i + 1 == chain.size();
+    const bool observes = chain[i]->observesOnly();
     std::string& dest = last ? out : (i % 2 == 0 ? a : b);
-    if (!last) dest.clear();
+    if (!last && !observes) dest.clear();
     std::string reason;
     bool ok = false;
     try {
-      ok = chain[i]->transform(piece, end, dest, reason);
+      std::string unused;  // an observer's output (it writes none)
+      ok = chain[i]->transform(piece, end, observes ? unused : dest, reason);
     } catch (const std::exception& e) {
       reason = e.what();
     }
@@ -33,8 +35,18 @@ bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::st
                                        : " body transform failed: " + reason);
       return false;
     }
+    if (observes) {
+      if (last) out.append(piece);  // an observer passes its input on
+      continue;
+    }
     piece = dest;
   }
+  return true;
+}
+
+bool observesOnly(const TransformChain& chain) {
+  for (const auto& t : chain)
+    if (!t->observesOnly()) return false;
   return true;
 }
 
@@ -42,9 +54,12 @@ void expectBodyLength(TransformChain& chain, std::uint64_t length) {
   if (!chain.empty()) chain.front()->expectLength(length);
 }
 
-void prepareTransformedHead(http::ResponseHead& head) {
+void prepareTransformedHead(http::ResponseHead& head, const TransformChain& chain) {
   head.framing = http::BodyFraming::Chunked;
   head.content_length = 0;
+  bool keeps_etag = true;
+  for (const auto& t : chain) keeps_etag = keeps_etag && t->keepsEtag();
+  if (keeps_etag) return;
   const std::string* etag = head.headers.find("etag");
   if (etag && etag->rfind("W/", 0) != 0) head.headers.set("ETag", "W/" + *etag);
 }
@@ -54,16 +69,25 @@ Task<bool> TransformStream::sendHead(const http::ResponseHead& resp, bool end_st
     head_sent_ = true;
     co_return co_await inner_.sendHead(resp, true);
   }
-  head_ = resp;
   if (resp.framing == http::BodyFraming::ContentLength)
     expectBodyLength(chain_, resp.content_length);
-  prepareTransformedHead(head_);
+  if (observesOnly(chain_)) {  // the body passes as it is: so does the head, at once
+    observing_ = true;
+    head_sent_ = true;
+    co_return co_await inner_.sendHead(resp, false);
+  }
+  head_ = resp;
+  prepareTransformedHead(head_, chain_);
   co_return true;
 }
 
 Task<bool> TransformStream::sendData(std::string_view data, bool end_stream) {
   if (failed_) co_return false;
   out_.clear();
+  if (observing_) {
+    for (auto& t : chain_) t->transform(data, end_stream, out_, error_);
+    co_return co_await inner_.sendData(data, end_stream);
+  }
   if (!runTransforms(chain_, data, end_stream, out_, error_, request_id_)) {
     failed_ = true;
     co_return false;
@@ -85,6 +109,10 @@ Task<bool> TransformStream::sendData(std::string_view data, bool end_stream) {
 Task<bool> TransformStream::sendTrailers(const http::HeaderList& trailers) {
   if (failed_) co_return false;
   out_.clear();
+  if (observing_) {
+    for (auto& t : chain_) t->transform({}, true, out_, error_);
+    co_return co_await inner_.sendTrailers(trailers);
+  }
   if (!runTransforms(chain_, {}, true, out_, error_, request_id_)) {
     failed_ = true;
     co_return false;

@@ -23,15 +23,20 @@ bool runTransforms(TransformChain& chain, std::string_view in, bool end, std::st
 // Tells the chain's first transform the length of the body about to come.
 void expectBodyLength(TransformChain& chain, std::uint64_t length);
 
+// Whether every transform of `chain` only observes the body (it passes unchanged).
+bool observesOnly(const TransformChain& chain);
+
 // Marks a head whose body a transform may change: no length known yet (chunked / DATA frames),
-// and a weak ETag (the representation is no longer byte-identical).
-void prepareTransformedHead(http::ResponseHead& head);
+// and a weak ETag (the representation is no longer byte-identical) unless every transform
+// keeps it (api::BodyTransform::keepsEtag).
+void prepareTransformedHead(http::ResponseHead& head, const TransformChain& chain);
 
 // A ResponseStream that transforms the body before passing it to `inner`. The head waits for
 // the first transformed bytes: when the whole body is known by then (a buffered transform, or
 // a short body) it leaves with its Content-Length; otherwise it is chunked / HTTP/2 DATA. A
 // failure before the head left is reported (failedBeforeHead) for the caller to answer 502;
-// after, sending fails (the HTTP/1 connection closes, the HTTP/2 stream is reset).
+// after, sending fails (the HTTP/1 connection closes, the HTTP/2 stream is reset). A chain of
+// observers only sees the body: the head and body pass through at once, unchanged.
 class TransformStream final : public ResponseStream {
  public:
   TransformStream(ResponseStream& inner, TransformChain& chain, std::string& error,
@@ -54,6 +59,7 @@ class TransformStream final : public ResponseStream {
   std::string out_;
   bool head_sent_ = false;
   bool failed_ = false;
+  bool observing_ = false;  // every transform observes: nothing is held back
 };
 
 }  // namespace portico::proxy

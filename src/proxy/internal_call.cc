@@ -27,8 +27,9 @@ class InternalCall final : public RunningCall, public SessionBase, public Reques
   }
   ~InternalCall() override { w_.remove(this); }
 
+  // `route` null: a replay, matched by the listeners' routes.
   void prepare(const std::shared_ptr<const snapshot::Snapshot>& snapshot,
-               const snapshot::Route& route, bool streamed, const api::RequestContext* parent);
+               const snapshot::Route* route, bool streamed, const api::RequestContext* parent);
 
   // RunningCall
   api::BodyWriter& bodyWriter() override { return body_; }
@@ -85,10 +86,10 @@ class InternalCall final : public RunningCall, public SessionBase, public Reques
 };
 
 void InternalCall::prepare(const std::shared_ptr<const snapshot::Snapshot>& snapshot,
-                           const snapshot::Route& route, bool streamed,
+                           const snapshot::Route* route, bool streamed,
                            const api::RequestContext* parent) {
   pinned_snapshot_ = snapshot;
-  matcher_ = route.internal_matcher.get();
+  matcher_ = route ? route->internal_matcher.get() : nullptr;
   loadLimits();
   if (streamed && request_.body_length && *request_.body_length > limits_.max_body_bytes)
     limits_.max_body_bytes = *request_.body_length;  // answered 413 by the pipeline otherwise
@@ -96,6 +97,9 @@ void InternalCall::prepare(const std::shared_ptr<const snapshot::Snapshot>& snap
   // The caller's identity of the request: its id, trace, client address and Host (unless the
   // call names its own); credentials only when the call's headers carry them.
   std::string host = request_.host;
+  if (request_.replay && parent)
+    replay_ = Replay{std::string(parent->route_name), request_.replay_from, parent->consumer,
+                     parent->authenticated, parent->anonymous};
   if (parent) {
     call_depth_ = parent->call_depth + 1;
     conn_info_.client_ip = parent->client_ip;
@@ -128,7 +132,7 @@ Task<void> InternalCall::serve(std::shared_ptr<InternalCall> /*keep_alive*/) {
 
 std::shared_ptr<RunningCall> makeInternalCall(
     WorkerContext& w, const std::shared_ptr<const snapshot::Snapshot>& snapshot,
-    const snapshot::Route& route, api::CallRequest request, bool streamed,
+    const snapshot::Route* route, api::CallRequest request, bool streamed,
     const api::RequestContext* parent) {
   auto call = std::make_shared<InternalCall>(w, std::move(request));
   call->prepare(snapshot, route, streamed, parent);

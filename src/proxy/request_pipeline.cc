@@ -44,7 +44,7 @@ void RequestPipeline::beginRequest() {
   ctx_.original_method.assign(req_.method);
   ctx_.original_path.assign(req_.target);
   filters_.clear();
-  filters_ran_ = 0;
+  filters_ran_ = first_filter_ = 0;
   pending_failure_ = api::AuthFailure::None;
   route_ = nullptr;
   route_stats_ = nullptr;
@@ -103,6 +103,17 @@ Task<bool> RequestPipeline::handleRequest() {
   ctx_.route_name = route_->cfg->name;
   ctx_.path_params = std::move(match.params);
   createFilters(route_->filters);
+  if (replay_) {  // the filters before the replaying one ran for the client's request
+    if (ctx_.route_name != replay_->route || replay_->from_filter >= filters_.size()) {
+      filters_ran_ = filters_.size();
+      co_return co_await replyError(500, "the replayed request matches another route", true);
+    }
+    filters_ran_ = first_filter_ = replay_->from_filter;
+    ctx_.consumer = replay_->consumer;
+    ctx_.authenticated = replay_->authenticated;
+    ctx_.anonymous = replay_->anonymous;
+    ctx_.replay = true;
+  }
 
   // Request phase: filters in order; one may answer locally or go asynchronous. Auth filters
   // may refuse with AuthFailed: with auth_mode `any` the refusal waits, since a later auth
@@ -111,6 +122,7 @@ Task<bool> RequestPipeline::handleRequest() {
   bool refusal_pending = false;
   bool route_authenticates = false;  // consumer headers are only Portico's business then
   for (; filters_ran_ < filters_.size();) {
+    ctx_.filter_index = filters_ran_;
     auto& filter = *filters_[filters_ran_++];
     const bool authenticates = filter.authenticates();
     route_authenticates |= authenticates;
@@ -318,7 +330,7 @@ bool RequestPipeline::applyClientCertificate() {
 
 bool RequestPipeline::runResponseFilters() {
   ctx_.response = &resp_;
-  while (resp_next_ > 0) {
+  while (resp_next_ > first_filter_) {
     api::Filter& f = *filters_[--resp_next_];
     if (f.onResponseHeaders(ctx_) == api::FilterStatus::Async) {
       async_response_ = &f;
@@ -481,14 +493,16 @@ Task<bool> RequestPipeline::replyLocal(bool close) {
   resp_.headers = std::move(ctx_.local_reply.headers);
   if (!resp_.headers.has("x-request-id")) resp_.headers.add("X-Request-Id", ctx_.request_id);
   std::string body = std::move(ctx_.local_reply.body);
+  std::shared_ptr<const std::string> shared = std::move(ctx_.local_reply.shared_body);
   resp_.framing = http::BodyFraming::ContentLength;
-  resp_.content_length = body.size();
+  resp_.content_length = shared ? shared->size() : body.size();
   resp_next_ = filters_ran_;
   if (runResponseFilters()) co_await finishResponseFilters();
   if (!skip_transforms_ && !ctx_.response_transforms.empty() && resp_.status >= 200 &&
       resp_.status != 204 && resp_.status != 304) {
+    if (shared) body = *std::exchange(shared, nullptr);  // transformed: a copy of its own
     // The same transforms as a proxied body; the reply's whole body is known, so its length is.
-    prepareTransformedHead(resp_);
+    prepareTransformedHead(resp_, ctx_.response_transforms);
     if (!transformLocalBody(body)) {
       skip_transforms_ = true;  // the error answer itself is not transformed
       co_return co_await replyError(502, scratch_.transform_error, close);
@@ -496,7 +510,7 @@ Task<bool> RequestPipeline::replyLocal(bool close) {
     resp_.framing = http::BodyFraming::ContentLength;
     resp_.content_length = body.size();
   }
-  const bool keep = co_await writeLocalReply(body, close);
+  const bool keep = co_await writeLocalReply(shared ? *shared : body, close);
   finish(resp_.status);
   co_return keep;
 }

@@ -68,6 +68,16 @@ class RequestPipeline : public DeadlineIo {
   std::shared_ptr<const snapshot::Snapshot> pinned_snapshot_;
   const router::RouteMatcher* matcher_ = nullptr;
   unsigned call_depth_ = 0;
+  // A replay (api::CallRequest::replay): the client's request again, from one of its route's
+  // filters on, for the caller's consumer.
+  struct Replay {
+    std::string route;
+    std::size_t from_filter = 0;
+    const api::Consumer* consumer = nullptr;
+    bool authenticated = false;
+    bool anonymous = false;
+  };
+  std::optional<Replay> replay_;
 
  private:
   Task<bool> replyLocal(bool close);
@@ -106,6 +116,7 @@ class RequestPipeline : public DeadlineIo {
   observability::RouteStats* route_stats_ = nullptr;
   std::vector<api::FilterPtr> filters_;
   std::size_t filters_ran_ = 0;
+  std::size_t first_filter_ = 0;           // a replay skips the filters before it
   std::size_t resp_next_ = 0;              // next response filter (counting down)
   api::Filter* async_response_ = nullptr;  // the response filter that went asynchronous
   bool awaiting_phase_ = false;

@@ -176,7 +176,9 @@ std::shared_ptr<RunningCall> RequestCalls::launch(api::CallRequest request, Done
     deliverLater(std::move(done), std::move(r), request.detached);
     return nullptr;
   };
-  if (targets != 1) return refuse(500, "a call names one upstream, one URL or one route");
+  if (targets != (request.replay ? 0 : 1))
+    return refuse(500, request.replay ? "a replay names no upstream, URL or route"
+                                      : "a call names one upstream, one URL or one route");
   if (running_.size() >= lim.max_calls_per_request)
     return refuse(503, "too many calls for one request");
   if (!request.route.empty()) {
@@ -187,8 +189,9 @@ std::shared_ptr<RunningCall> RequestCalls::launch(api::CallRequest request, Done
 
   const bool detached = request.detached;
   std::shared_ptr<RunningCall> call =
-      route ? makeInternalCall(w_, *snapshot_, *route, std::move(request), streamed, parent_)
-            : makeUpstreamCall(std::move(request), streamed);
+      route || request.replay
+          ? makeInternalCall(w_, *snapshot_, route, std::move(request), streamed, parent_)
+          : makeUpstreamCall(std::move(request), streamed);
   call->id = id;
   call->done = std::move(done);
   if (!detached) {  // a detached call is nobody's to cancel

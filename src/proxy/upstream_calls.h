@@ -23,7 +23,7 @@ inline constexpr unsigned kMaxCallDepth = 8;
 // plugins, then its upstream); made, not yet started (RunningCall::run).
 std::shared_ptr<RunningCall> makeInternalCall(
     WorkerContext& w, const std::shared_ptr<const snapshot::Snapshot>& snapshot,
-    const snapshot::Route& route, api::CallRequest request, bool streamed,
+    const snapshot::Route* route, api::CallRequest request, bool streamed,
     const api::RequestContext* parent);
 
 class RequestCalls final : public api::UpstreamCalls {

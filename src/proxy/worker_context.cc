@@ -1,5 +1,7 @@
 #include "proxy/worker_context.h"
 
+#include <boost/asio/post.hpp>
+
 #include "auth/consumer_directory.h"
 #include "proxy/redis_connection.h"
 
@@ -73,6 +75,10 @@ redis::Client& WorkerContext::redis(const redis::Settings& settings) {
 void WorkerContext::after(std::chrono::milliseconds delay, std::function<void()> fn) {
   auto timer = std::make_shared<Timer>(io, delay);
   timer->async_wait([timer, fn = std::move(fn)](boost::system::error_code) { fn(); });
+}
+
+void WorkerContext::post(std::function<void()> fn) {
+  asio::post(io, std::move(fn));
 }
 
 void WorkerContext::stopClients() {

@@ -141,6 +141,7 @@ struct WorkerContext final : api::WorkerServices {
   int workerId() const override { return id; }
   redis::Client& redis(const redis::Settings& settings) override;
   void after(std::chrono::milliseconds delay, std::function<void()> fn) override;
+  void post(std::function<void()> fn) override;
   std::uint64_t newSpanId() override { return spanId(); }
   std::uint64_t random() override { return rng.next(); }
   void countFilterEvent(std::string_view filter, std::string_view event) override {

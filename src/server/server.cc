@@ -26,6 +26,7 @@
 #include "observability/metrics.h"
 #include "observability/stats_history.h"
 #include "observability/stats_totals.h"
+#include "server/cache_admin.h"
 #include "server/health_checker.h"
 #include "server/listener.h"
 #include "server/scaling_advisor.h"
@@ -129,8 +130,7 @@ class Server {
   std::string statsJson() const;  // /api/stats
   void beginDrain();
   void checkDrained(std::chrono::steady_clock::time_point deadline);
-  admin::AdminResponse handleAdmin(const std::string& method, const std::string& path,
-                                   const std::string& accept);
+  admin::AdminResponse handleAdmin(const admin::AdminRequest& request);
   void record(bool ok, const std::string& why, const std::string& detail);
 
   std::string path_;
@@ -328,9 +328,19 @@ void Server::checkDrained(std::chrono::steady_clock::time_point deadline) {
   });
 }
 
-admin::AdminResponse Server::handleAdmin(const std::string& method, const std::string& path,
-                                         const std::string& accept) {
+admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& request) {
+  const std::string& method = request.method;
+  const std::string& path = request.path;
+  const std::string& accept = request.accept;
   admin::AdminResponse r;
+  if (path == "/cache/purge") {
+    if (method != "POST")
+      return {405,
+              "application/json",
+              R"({"error":"method not allowed","status":405})",
+              {{"Allow", "POST"}}};
+    return purgeCache(logs_, request.body, current_->config.server.admin.listen);
+  }
   if (method != "GET" && method != "HEAD") {
     return {405, "application/json", R"({"error":"method not allowed","status":405})", {}};
   }
@@ -354,6 +364,7 @@ admin::AdminResponse Server::handleAdmin(const std::string& method, const std::s
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = observability::renderPrometheus(observability::sumWorkers(workerStats()), process_);
     appendUpstreamMetrics(*current_, r.body);
+    appendCacheMetrics(logs_, r.body);
     scaling_.appendMetrics(r.body);
     if (accept.find("application/openmetrics-text") != std::string::npos) {
       r.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -456,9 +467,7 @@ int Server::run() {
     workers_.push_back(std::make_unique<Worker>(i, *stats_.back()));
   }
   admin_ = std::make_unique<admin::AdminServer>(
-      io_, [this](const std::string& m, const std::string& p, const std::string& a) {
-        return handleAdmin(m, p, a);
-      });
+      io_, [this](const admin::AdminRequest& request) { return handleAdmin(request); });
   const std::string& admin_listen = (*snap)->config.server.admin.listen;
   if (auto ok = admin_listen.empty() ? Result<bool>(true) : admin_->listen(admin_listen); !ok) {
     std::cerr << "portico: " << ok.error().message << "\n";

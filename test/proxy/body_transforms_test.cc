@@ -95,6 +95,22 @@ class FailAfter final : public api::BodyTransform {
   bool throws_;
 };
 
+// Sees the body, passes it on (a cache keeping a copy).
+class Observer final : public api::BodyTransform {
+ public:
+  explicit Observer(std::string& seen) : seen_(seen) {}
+  std::string_view name() const override { return "observer"; }
+  bool observesOnly() const override { return true; }
+  bool transform(std::string_view in, bool end, std::string&, std::string&) override {
+    seen_.append(in);
+    if (end) seen_.append("|end");
+    return true;
+  }
+
+ private:
+  std::string& seen_;
+};
+
 // A transform stream in front of a recording client, with `chain` installed.
 struct Rig {
   explicit Rig(std::unique_ptr<api::BodyTransform> t) { chain.push_back(std::move(t)); }
@@ -138,6 +154,39 @@ TEST(BodyTransforms, ChainRunsInOrderInstalled) {
   ASSERT_TRUE(runTransforms(chain, "x", false, out, error, "id"));
   ASSERT_TRUE(runTransforms(chain, "y", true, out, error, "id"));
   EXPECT_EQ(out, "XY-A");
+}
+
+TEST(BodyTransforms, AnObserverSeesWhatTheTransformsBeforeItMade) {
+  std::string seen_first, seen_last;
+  TransformChain chain;
+  chain.push_back(std::make_unique<Observer>(seen_first));
+  chain.push_back(std::make_unique<Suffix>("-a"));
+  chain.push_back(std::make_unique<Upper>());
+  chain.push_back(std::make_unique<Observer>(seen_last));
+  std::string out, error;
+  ASSERT_TRUE(runTransforms(chain, "x", false, out, error, "id"));
+  ASSERT_TRUE(runTransforms(chain, "y", true, out, error, "id"));
+  EXPECT_EQ(out, "XY-A");
+  EXPECT_EQ(seen_first, "xy|end");
+  EXPECT_EQ(seen_last, "XY-A|end");
+}
+
+TEST(BodyTransforms, ObserversOnlyLeaveHeadAndBodyAsTheyCame) {
+  std::string seen;
+  Rig rig(std::make_unique<Observer>(seen));
+  auto& [chain, client, error, ts] = rig;
+  run([&]() -> Task<void> {
+    EXPECT_TRUE(co_await ts.sendHead(head200(), false));
+    EXPECT_EQ(client.heads, 1);  // at once: nothing to wait for
+    EXPECT_TRUE(co_await ts.sendData("abcd", false));
+    EXPECT_TRUE(co_await ts.sendData("efghi", true));
+  });
+  EXPECT_EQ(client.head.framing, http::BodyFraming::ContentLength);
+  EXPECT_EQ(client.head.content_length, 9u);
+  EXPECT_EQ(*client.head.headers.find("etag"), "\"abc\"");  // still strong
+  EXPECT_EQ(client.body, "abcdefghi");
+  EXPECT_EQ(client.pieces, 2);
+  EXPECT_EQ(seen, "abcdefghi|end");
 }
 
 TEST(BodyTransforms, FailuresAndExceptionsBecomeErrors) {
