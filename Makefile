@@ -61,6 +61,8 @@ fuzz: deps
 	./build/fuzz/test/fuzz/json_transform_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-json
 	mkdir -p build/fuzz/corpus-xml
 	./build/fuzz/test/fuzz/xml_form_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-xml
+	mkdir -p build/fuzz/corpus-cache
+	./build/fuzz/test/fuzz/cache_paths_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-cache
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

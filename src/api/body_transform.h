@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "http/codec/message_head.h"
+
 namespace portico::api {
 
 class BodyTransform {
@@ -36,6 +38,14 @@ class BodyTransform {
   // The output is exactly the representation the response head describes (an observer; a
   // cache answering with a stored response): its ETag stays strong.
   virtual bool keepsEtag() const { return observesOnly(); }
+  // The upstream's trailers, before the last transform() call. `head` is the response head
+  // while it has not left (nothing was output yet): it may still be changed (a gRPC status
+  // becoming the HTTP status); null once it has. Returns true when the trailers are consumed
+  // (not sent to the client).
+  virtual bool trailers(const http::HeaderList&, http::ResponseHead* /*head*/) { return false; }
+  // Whether the transform may make a body from none: a response that ends with its head is
+  // then run through the chain too (a gRPC trailers-only answer becoming a JSON error).
+  virtual bool makesBodyOfNothing() const { return false; }
 };
 
 // A transform that needs the whole body: gathers it up to `max_buffer` bytes, then calls

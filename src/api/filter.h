@@ -101,6 +101,9 @@ class FilterFactory {
   virtual ~FilterFactory() = default;
   // Called once per request that runs this filter. Cheap; thread-safe (const).
   virtual FilterPtr create() const = 0;
+  // Files the filter read at load (descriptor sets...): a change reloads the config, like a
+  // certificate's.
+  virtual std::vector<std::string> watchedFiles() const { return {}; }
 };
 
 class Services;  // process-wide services a filter may need (log sinks, ...)

@@ -10,6 +10,7 @@
 #include "filters/cors/cors_filter.h"
 #include "filters/ext_auth/ext_auth_filter.h"
 #include "filters/format_conversion/format_conversion_filter.h"
+#include "filters/grpc_transcode/grpc_transcode_filter.h"
 #include "filters/headers/headers_filter.h"
 #include "filters/ip_restriction/ip_restriction_filter.h"
 #include "filters/jwt/jwt_filter.h"
@@ -38,6 +39,7 @@ void registerBuiltins(api::FilterRegistry& registry) {
   registry.add(corsFilterType());
   registry.add(extAuthFilterType());
   registry.add(formatConversionFilterType());
+  registry.add(grpcTranscodeFilterType());
   registry.add(ipRestrictionFilterType());
   registry.add(jwtFilterType());
   registry.add(keyAuthFilterType());

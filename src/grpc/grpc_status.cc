@@ -64,6 +64,49 @@ int statusForHttp(int status) {
   }
 }
 
+int httpForStatus(int code) {
+  static constexpr int kHttp[] = {
+      200,  // OK
+      499,  // CANCELLED
+      500,  // UNKNOWN
+      400,  // INVALID_ARGUMENT
+      504,  // DEADLINE_EXCEEDED
+      404,  // NOT_FOUND
+      409,  // ALREADY_EXISTS
+      403,  // PERMISSION_DENIED
+      429,  // RESOURCE_EXHAUSTED
+      400,  // FAILED_PRECONDITION
+      409,  // ABORTED
+      400,  // OUT_OF_RANGE
+      501,  // UNIMPLEMENTED
+      500,  // INTERNAL
+      503,  // UNAVAILABLE
+      500,  // DATA_LOSS
+      401,  // UNAUTHENTICATED
+  };
+  return code >= 0 && code < 17 ? kHttp[code] : 500;
+}
+
+std::string decodeMessage(std::string_view message) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < message.size(); ++i) {
+    if (message[i] == '%' && i + 2 < message.size() && hex(message[i + 1]) >= 0 &&
+        hex(message[i + 2]) >= 0) {
+      out += static_cast<char>(hex(message[i + 1]) * 16 + hex(message[i + 2]));
+      i += 2;
+    } else {
+      out += message[i];
+    }
+  }
+  return out;
+}
+
 std::string encodeMessage(std::string_view message) {
   std::string out;
   for (unsigned char c : message) {

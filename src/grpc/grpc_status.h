@@ -20,7 +20,12 @@ std::optional<std::chrono::nanoseconds> parseTimeout(std::string_view value);
 // (after gRPC's own HTTP-to-gRPC mapping; timeouts are DEADLINE_EXCEEDED).
 int statusForHttp(int status);
 
+// The HTTP status a JSON client should see for gRPC status `code` (the mapping of
+// google.rpc.Code that grpc-gateway and Envoy's transcoder use): NOT_FOUND 404, ...
+int httpForStatus(int code);
+
 // grpc-message is percent-encoded (gRPC over HTTP/2 spec).
 std::string encodeMessage(std::string_view message);
+std::string decodeMessage(std::string_view message);
 
 }  // namespace portico::grpc

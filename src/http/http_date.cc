@@ -106,8 +106,9 @@ std::optional<SystemTime> parseHttpDate(std::string_view text) {
     r.skip(' ');
     tm.tm_year = r.number(4, 4) - 1900;
   }
+  // Years a system_clock time point holds (nanoseconds: 1678-2262), with margin.
   if (!r.ok || !r.s.empty() || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-      tm.tm_min > 59 || tm.tm_sec > 60)
+      tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 0 || tm.tm_year > 2200 - 1900)
     return std::nullopt;
   const std::time_t t = timegm(&tm);
   if (t == static_cast<std::time_t>(-1)) return std::nullopt;

@@ -1,5 +1,7 @@
 #include "proxy/body_transforms.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace portico::proxy {
@@ -65,9 +67,16 @@ void prepareTransformedHead(http::ResponseHead& head, const TransformChain& chai
 }
 
 Task<bool> TransformStream::sendHead(const http::ResponseHead& resp, bool end_stream) {
-  if (end_stream) {  // no body: nothing to transform
-    head_sent_ = true;
-    co_return co_await inner_.sendHead(resp, true);
+  if (end_stream) {
+    const bool makes_body = std::any_of(chain_.begin(), chain_.end(),
+                                        [](const auto& t) { return t->makesBodyOfNothing(); });
+    if (!makes_body) {  // no body: nothing to transform
+      head_sent_ = true;
+      co_return co_await inner_.sendHead(resp, true);
+    }
+    head_ = resp;
+    prepareTransformedHead(head_, chain_);
+    co_return co_await sendData({}, true);  // the body the chain makes of none
   }
   if (resp.framing == http::BodyFraming::ContentLength)
     expectBodyLength(chain_, resp.content_length);
@@ -113,6 +122,9 @@ Task<bool> TransformStream::sendTrailers(const http::HeaderList& trailers) {
     for (auto& t : chain_) t->transform({}, true, out_, error_);
     co_return co_await inner_.sendTrailers(trailers);
   }
+  bool consumed = false;
+  for (auto& t : chain_) consumed |= t->trailers(trailers, head_sent_ ? nullptr : &head_);
+  if (consumed) co_return co_await sendData({}, true);  // the body ends here for the client
   if (!runTransforms(chain_, {}, true, out_, error_, request_id_)) {
     failed_ = true;
     co_return false;

@@ -276,7 +276,7 @@ void Server::watchFile() {
         reload("file changed");
       } else if (auto files = stampWatched(); files != watched_) {
         watched_ = files;  // a refused reload is not retried until the files change again
-        reload("certificate changed");
+        reload("certificate or descriptor changed");
       }
     }
     process_.log_lines_dropped = logs_.droppedLines();

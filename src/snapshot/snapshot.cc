@@ -1,5 +1,7 @@
 #include "snapshot/snapshot.h"
 
+#include <algorithm>
+
 #include "auth/consumer_directory.h"
 
 #include <openssl/evp.h>
@@ -134,6 +136,14 @@ std::vector<std::string> Snapshot::watchedFiles() const {
       if (!f->empty()) files.push_back(*f);
     }
   }
+  auto addFilterFiles = [&](const FilterFactories& factories) {
+    for (const auto& f : factories)
+      for (auto& file : f->watchedFiles())
+        if (std::find(files.begin(), files.end(), file) == files.end())
+          files.push_back(std::move(file));
+  };
+  addFilterFiles(global_filters);
+  for (const auto& r : routes) addFilterFiles(r.filters);
   return files;
 }
 

@@ -23,7 +23,8 @@ TEST(HttpDate, WritesImfFixdate) {
 TEST(HttpDate, RefusesWhatIsNotADate) {
   for (const char* bad : {"", "0", "yesterday", "Sun, 06 Nov 1994 08:49:37", "Sun, 6 Nov 1994",
                           "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 32 Nov 1994 08:49:37 GMT",
-                          "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 GMTX"})
+                          "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 GMTX",
+                          "Sun, 06 Nov 0997 08:49:37 GMT", "Sun, 06 Nov 2400 08:49:37 GMT"})
     EXPECT_FALSE(parseHttpDate(bad)) << bad;
 }
 
