@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "http/url.h"
+
 namespace portico::grpc {
 
 bool isGrpcRequest(const http::HeaderList& headers) {
@@ -88,23 +90,7 @@ int httpForStatus(int code) {
 }
 
 std::string decodeMessage(std::string_view message) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < message.size(); ++i) {
-    if (message[i] == '%' && i + 2 < message.size() && hex(message[i + 1]) >= 0 &&
-        hex(message[i + 2]) >= 0) {
-      out += static_cast<char>(hex(message[i + 1]) * 16 + hex(message[i + 2]));
-      i += 2;
-    } else {
-      out += message[i];
-    }
-  }
-  return out;
+  return http::decodePathComponent(message);
 }
 
 std::string encodeMessage(std::string_view message) {

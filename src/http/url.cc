@@ -81,20 +81,32 @@ std::string encodeQueryComponent(std::string_view text) {
   return out;
 }
 
-std::string decodeQueryComponent(std::string_view s) {
+namespace {
+
+std::string percentDecode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
       out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
       i += 2;
-    } else if (s[i] == '+') {
+    } else if (s[i] == '+' && plus_is_space) {
       out += ' ';
     } else {
       out += s[i];
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::string decodeQueryComponent(std::string_view s) {
+  return percentDecode(s, true);
+}
+
+std::string decodePathComponent(std::string_view s) {
+  return percentDecode(s, false);
 }
 
 QueryParam findQueryParam(std::string_view query, std::string_view name) {

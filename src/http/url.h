@@ -21,6 +21,8 @@ Result<AbsoluteUrl> parseAbsoluteUrl(std::string_view url);
 
 // A query component percent-decoded ('+' is a space; a malformed escape is kept as is).
 std::string decodeQueryComponent(std::string_view s);
+// A path segment (or other %XX-escaped text) decoded: '+' stays itself.
+std::string decodePathComponent(std::string_view s);
 // Percent-encodes all but RFC 3986's unreserved characters.
 std::string encodeQueryComponent(std::string_view text);
 

@@ -22,6 +22,7 @@
 #include "admin/admin_server.h"
 #include "admin/static_assets.h"
 #include "filters/builtins.h"
+#include "http/url.h"
 #include "observability/log_writer.h"
 #include "observability/metrics.h"
 #include "observability/stats_history.h"
@@ -61,21 +62,6 @@ FileStamp stampOf(const std::string& path) {
   return FileStamp{
       static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
       static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
-}
-
-// %XX escapes of a path segment decoded (a route name in /api/stats/routes/NAME).
-std::string percentDecode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
 }
 
 std::string isoTime(std::chrono::system_clock::time_point t) {
@@ -379,7 +365,7 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& request) {
     r.body = statsJson();
     r.headers.emplace_back("Cache-Control", "no-store");
   } else if (path.rfind("/api/stats/routes/", 0) == 0) {
-    auto j = routeHistory(*current_, traffic_, percentDecode(path.substr(18)));
+    auto j = routeHistory(*current_, traffic_, http::decodePathComponent(path.substr(18)));
     if (j.is_null())
       return {404, "application/json", R"({"error":"no such route","status":404})", {}};
     r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

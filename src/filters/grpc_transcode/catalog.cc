@@ -12,6 +12,8 @@
 #include <google/protobuf/util/type_resolver_util.h>
 #include <nlohmann/json.hpp>
 
+#include "http/url.h"
+
 namespace portico::filters::grpc_transcode {
 namespace {
 
@@ -89,27 +91,6 @@ const pb::FieldDescriptor* findField(const pb::Descriptor* d, std::string_view n
   for (int i = 0; i < d->field_count(); ++i)
     if (d->field(i)->json_name() == n) return d->field(i);
   return nullptr;
-}
-
-std::string percentDecode(std::string_view s) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
 }
 
 // Sets `value` (text from a path or query) at `field_path` of the request's JSON, typed by the
@@ -291,9 +272,10 @@ Result<std::string> Catalog::requestMessage(const Binding& b, std::string_view b
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (pair.empty()) continue;
     const std::size_t eq = pair.find('=');
-    const std::string name = percentDecode(pair.substr(0, eq));
-    auto ok = setField(message, b.method->input, name,
-                       eq == std::string_view::npos ? "" : percentDecode(pair.substr(eq + 1)));
+    const std::string name = http::decodeQueryComponent(pair.substr(0, eq));
+    auto ok = setField(
+        message, b.method->input, name,
+        eq == std::string_view::npos ? "" : http::decodeQueryComponent(pair.substr(eq + 1)));
     if (!ok) return makeError("query parameter " + ok.error().message);
   }
   std::string binary;

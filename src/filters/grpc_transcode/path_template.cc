@@ -2,31 +2,13 @@
 
 #include <optional>
 
+#include "http/url.h"
+
 namespace portico::filters::grpc_transcode {
 namespace {
 
 bool identChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-std::string percentDecode(std::string_view s) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -150,7 +132,7 @@ bool PathTemplate::match(std::string_view path,
     std::string value;
     for (std::size_t p = ends[v.first]; p < ends[v.last]; ++p) {
       if (p > ends[v.first]) value += '/';
-      value += percentDecode(parts[p]);
+      value += http::decodePathComponent(parts[p]);
     }
     bindings.emplace_back(v.field_path, std::move(value));
   }
