@@ -147,15 +147,19 @@ class HeaderList {
   size_t size_ = 0;
 };
 
+// `s` without leading and trailing spaces and tabs (optional whitespace, RFC 9110).
+inline std::string_view trimSpaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 // Calls f(token) for each comma-separated token of a header value, trimmed of spaces.
 template <class F>
 void forEachToken(std::string_view value, F&& f) {
   while (!value.empty()) {
     auto comma = value.find(',');
-    std::string_view token = value.substr(0, comma);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
-      token.remove_prefix(1);
-    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+    const std::string_view token = trimSpaces(value.substr(0, comma));
     if (!token.empty()) f(token);
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);

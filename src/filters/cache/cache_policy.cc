@@ -6,15 +6,11 @@
 namespace portico::filters::cache {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using http::trimSpaces;
 
 // A delta-seconds value ("60" or "\"60\""); malformed is 0 (RFC 9111 §1.2.2: treat as stale).
 Seconds deltaSeconds(std::string_view v) {
-  v = trim(v);
+  v = trimSpaces(v);
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
   std::int64_t n = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -31,7 +27,8 @@ void forEachItem(std::string_view value, Fn&& fn) {
   for (std::size_t i = 0; i <= value.size(); ++i) {
     if (i < value.size() && value[i] == '"') quoted = !quoted;
     if (i == value.size() || (value[i] == ',' && !quoted)) {
-      if (std::string_view item = trim(value.substr(start, i - start)); !item.empty()) fn(item);
+      if (std::string_view item = trimSpaces(value.substr(start, i - start)); !item.empty())
+        fn(item);
       start = i + 1;
     }
   }
@@ -42,8 +39,8 @@ template <class Fn>
 void forEachDirective(std::string_view value, Fn&& fn) {
   forEachItem(value, [&](std::string_view d) {
     const std::size_t eq = d.find('=');
-    fn(trim(d.substr(0, eq)),
-       eq == std::string_view::npos ? std::string_view{} : trim(d.substr(eq + 1)));
+    fn(trimSpaces(d.substr(0, eq)),
+       eq == std::string_view::npos ? std::string_view{} : trimSpaces(d.substr(eq + 1)));
   });
 }
 
@@ -102,7 +99,7 @@ StoreDecision decideStore(const StorePolicy& policy, int status, const http::Hea
   if (cc.is_private) return refuse("private");
   if (cc.no_cache) return refuse("no-cache");  // would need revalidation on every use
   for (const auto& h : headers)
-    if (http::equalsIgnoreCase(h.name, "vary") && trim(h.value) == "*") return refuse("vary");
+    if (http::equalsIgnoreCase(h.name, "vary") && trimSpaces(h.value) == "*") return refuse("vary");
   d.shared_ok = cc.is_public || cc.s_maxage.has_value();
   if (authorization && !policy.consumer_key && !d.shared_ok) return refuse("authorization");
 

@@ -7,17 +7,13 @@
 namespace portico::filters::compression {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using http::trimSpaces;
 
 // The q of one element's parameters ("q=0.5"), in thousandths; 1000 when absent, 0 when bad.
 int qValue(std::string_view params) {
   while (!params.empty()) {
     const auto semi = params.find(';');
-    const std::string_view p = trim(params.substr(0, semi));
+    const std::string_view p = trimSpaces(params.substr(0, semi));
     if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
       const std::string_view v = p.substr(2);
       double q = 0;
@@ -40,7 +36,7 @@ std::optional<Coding> chooseCoding(std::string_view accept_encoding,
   int star = kUnset;
   http::forEachToken(accept_encoding, [&](std::string_view element) {
     const auto semi = element.find(';');
-    const std::string_view name = trim(element.substr(0, semi));
+    const std::string_view name = trimSpaces(element.substr(0, semi));
     const int value = semi == std::string_view::npos ? 1000 : qValue(element.substr(semi + 1));
     if (name == "*") {
       star = value;
