@@ -36,7 +36,9 @@ admin::AdminResponse purgeCache(api::Services& services, const std::string& body
   if (!j.is_object() || j.size() != 1)
     return error(400, R"(expected one of {"key": …}, {"tag": …}, {"prefix": …}, {"all": true})");
   filters::cache::Purge what;
-  const auto& [name, value] = *j.items().begin();
+  const auto only = j.begin();
+  const std::string name = only.key();
+  const nlohmann::json& value = only.value();
   if (name == "all") {
     if (value != true) return error(400, R"("all" must be true)");
     what.kind = filters::cache::Purge::Kind::All;
