@@ -21,6 +21,10 @@ struct FastSchema::Check {
   unsigned types = kAny;
   std::vector<std::pair<std::string, Check>> properties;
   std::vector<std::string> required;
+  // `required` split at compile time: properties[i] required ⇔ bit i (the first 64), and the
+  // required names that are not declared properties (looked up field by field).
+  std::uint64_t required_mask = 0;
+  std::vector<std::string> required_undeclared;
   bool no_additional = false;
   std::unique_ptr<Check> additional;  // additionalProperties as a schema
   std::unique_ptr<Check> items;
@@ -123,6 +127,14 @@ bool compileCheck(const nlohmann::json& s, Check& c) {
       return false;  // a keyword (or a form of one) this fast path does not check
     }
   }
+  for (const auto& r : c.required) {
+    std::size_t i = 0;
+    while (i < c.properties.size() && c.properties[i].first != r) ++i;
+    if (i < c.properties.size() && i < 64)
+      c.required_mask |= std::uint64_t{1} << i;
+    else
+      c.required_undeclared.push_back(r);
+  }
   return true;
 }
 
@@ -197,20 +209,24 @@ bool check(const Check& c, const dom::element& e) {
   } else if (type == kObject) {
     const dom::object obj(e);
     std::uint64_t n = 0;
+    std::uint64_t seen = 0;  // declared properties present, by index (the first 64)
     for (const dom::key_value_pair field : obj) {
       ++n;
       bool declared = false;
-      for (const auto& [name, child] : c.properties) {
-        if (name != field.key) continue;
+      for (std::size_t i = 0; i < c.properties.size(); ++i) {
+        if (c.properties[i].first != field.key) continue;
         declared = true;
-        if (!check(child, field.value)) return false;
+        if (i < 64) seen |= std::uint64_t{1} << i;
+        if (!check(c.properties[i].second, field.value)) return false;
+        break;  // property names are unique
       }
       if (!declared && (c.no_additional || (c.additional && !check(*c.additional, field.value))))
         return false;
     }
     if ((c.min_properties && n < *c.min_properties) || (c.max_properties && n > *c.max_properties))
       return false;
-    for (const auto& r : c.required) {
+    if ((seen & c.required_mask) != c.required_mask) return false;
+    for (const auto& r : c.required_undeclared) {
       bool present = false;
       for (const dom::key_value_pair field : obj) present |= field.key == r;
       if (!present) return false;
