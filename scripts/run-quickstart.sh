@@ -27,6 +27,8 @@ Portico is starting on http://127.0.0.1:8080 (admin on http://127.0.0.1:9901). T
   curl -s http://127.0.0.1:8080/orders/42            # {id} rewritten to /v1/orders/42
   curl -s http://127.0.0.1:8080/profile/7            # composed: users and orders at once
   curl -s http://127.0.0.1:8080/card/7               # reshaped by response-transformer
+  curl -si http://127.0.0.1:8080/card/7 | grep -i -e ^cache-status -e ^age   # again: a cache hit
+  curl -s -X POST http://127.0.0.1:9901/cache/purge -d '{"prefix": "/card/"}'   # purged
   curl -i http://127.0.0.1:8080/status               # answered by Portico itself
   curl -i -X DELETE http://127.0.0.1:8080/users/7    # 405 with Allow, as JSON
   curl -i --http2-prior-knowledge http://127.0.0.1:8080/users/7   # the same over HTTP/2 (h2c)
