@@ -254,12 +254,13 @@ std::optional<FastSchema> FastSchema::compile(const nlohmann::json& schema) {
   return f;
 }
 
-bool FastSchema::valid(std::string_view document) const {
-  // Bodies are small here (request-validation's max_body): simdjson copies them into its own
-  // padded buffer rather than this code knowing the caller's capacity.
+bool FastSchema::valid(std::string_view document, std::size_t capacity) const {
+  // A gathered body has read-ahead room (BufferedBodyTransform::kReadAhead): parsed where it
+  // lies. Otherwise simdjson copies it into a padded buffer of its own.
+  const bool copy = capacity < document.size() + simdjson::SIMDJSON_PADDING;
   std::optional<dom::parser> own;
   dom::element root;
-  if (bodyParser(document.size(), own).parse(document.data(), document.size(), true).get(root))
+  if (bodyParser(document.size(), own).parse(document.data(), document.size(), copy).get(root))
     return false;
   return check(*root_, root);
 }

@@ -17,7 +17,9 @@ class FastSchema {
  public:
   // nullopt when the schema uses a keyword (or a form of one) the fast path does not check.
   static std::optional<FastSchema> compile(const nlohmann::json& schema);
-  bool valid(std::string_view document) const;
+  // `capacity`: how many bytes from document.data() may be read (simdjson reads up to 64 past
+  // the end); with room enough it parses in place instead of copying into a padded buffer.
+  bool valid(std::string_view document, std::size_t capacity = 0) const;
 
   struct Check;
 

@@ -71,6 +71,20 @@ TEST(FastSchema, NeverMoreLenientThanValijson) {
   EXPECT_GT(fast_valid, 100);  // the generator does produce valid documents
 }
 
+TEST(FastSchema, ParsesInPlaceWhenTheBodyHasReadAheadRoom) {
+  const auto fast = FastSchema::compile(nlohmann::json::parse(
+      R"({"type":"object","required":["id"],"properties":{"id":{"type":"integer"}}})"));
+  ASSERT_TRUE(fast);
+  for (const auto& [doc, valid] : std::vector<std::pair<std::string, bool>>{
+           {R"({"id":1})", true}, {R"({"id":"x"})", false}, {R"({"id":1)", false}, {"{}", false}}) {
+    std::string body;
+    body.reserve(doc.size() + 64);  // as a gathered body (BufferedBodyTransform::kReadAhead)
+    body = doc;
+    EXPECT_EQ(fast->valid(body, body.capacity()), valid) << doc;
+    EXPECT_EQ(fast->valid(body), valid) << doc;  // copied: the same verdict
+  }
+}
+
 TEST(FastSchema, OnlyKeywordsItChecks) {
   for (const char* text :
        {R"({"pattern": "^a"})", R"({"oneOf": [{"type": "string"}]})", R"({"enum": [1, 2]})",
