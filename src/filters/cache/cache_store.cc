@@ -169,9 +169,6 @@ void CacheStore::appendMetrics(std::string& out) const {
          "Requests that waited for another request's fetch of the same key.",
          event(Event::Coalesced));
   series("portico_cache_stored_total", "counter", "Answers stored.", event(Event::Stored));
-  series("portico_cache_bypass_total", "counter",
-         "Requests the cache did not handle (credentials without a consumer key).",
-         event(Event::Bypass));
   series("portico_cache_evictions_total", "counter", "Entries evicted for memory.", t.evictions);
   series("portico_cache_purged_total", "counter", "Entries removed by purge requests.", t.purged);
   series("portico_cache_bytes", "gauge", "Memory used by stored answers.", t.bytes);

@@ -68,7 +68,7 @@ struct Purge {
 
 class CacheStore {
  public:
-  enum class Event { Hit, Miss, Stale, Coalesced, Stored, Bypass, Count };
+  enum class Event { Hit, Miss, Stale, Coalesced, Stored, Count };
   struct Totals {
     std::array<std::uint64_t, static_cast<std::size_t>(Event::Count)> events{};
     std::uint64_t evictions = 0;
