@@ -25,6 +25,9 @@ struct FastSchema::Check {
   // required names that are not declared properties (looked up field by field).
   std::uint64_t required_mask = 0;
   std::vector<std::string> required_undeclared;
+  // No keyword about arrays' items or objects' members: a value is checked without walking into
+  // it (most leaves of a schema; they are most of the checks per document).
+  bool scalar_only = false;
   bool no_additional = false;
   std::unique_ptr<Check> additional;  // additionalProperties as a schema
   std::unique_ptr<Check> items;
@@ -127,6 +130,9 @@ bool compileCheck(const nlohmann::json& s, Check& c) {
       return false;  // a keyword (or a form of one) this fast path does not check
     }
   }
+  c.scalar_only = c.properties.empty() && c.required.empty() && !c.no_additional && !c.additional &&
+                  !c.items && !c.min_items && !c.max_items && !c.min_properties &&
+                  !c.max_properties;
   for (const auto& r : c.required) {
     std::size_t i = 0;
     while (i < c.properties.size() && c.properties[i].first != r) ++i;
@@ -154,34 +160,31 @@ bool sameName(const std::string& name, std::string_view key) {
   return true;
 }
 
-bool check(const Check& c, const dom::element& e) {
-  if (c.never) return false;
-  unsigned type = 0;
+unsigned typeOf(const dom::element& e) {
   switch (e.type()) {
     case dom::element_type::NULL_VALUE:
-      type = kNull;
-      break;
+      return kNull;
     case dom::element_type::BOOL:
-      type = kBoolean;
-      break;
+      return kBoolean;
     case dom::element_type::OBJECT:
-      type = kObject;
-      break;
+      return kObject;
     case dom::element_type::ARRAY:
-      type = kArray;
-      break;
+      return kArray;
     case dom::element_type::INT64:
     case dom::element_type::UINT64:
-      type = kInteger;
-      break;
+      return kInteger;
     case dom::element_type::DOUBLE:
-      type = kFraction;
-      break;
+      return kFraction;
     case dom::element_type::STRING:
-      type = kString;
-      break;
+      return kString;
   }
-  if (!(c.types & type)) return false;
+  return 0;
+}
+
+// What a value is checked for besides its items and members: its type, enum/const, number
+// bounds, string length.
+bool checkValue(const Check& c, const dom::element& e, unsigned type) {
+  if (c.never || !(c.types & type)) return false;
   if (c.one_of_values) {
     bool found = false;
     for (const auto& v : *c.one_of_values) {
@@ -207,12 +210,26 @@ bool check(const Check& c, const dom::element& e) {
   } else if (type == kString) {
     const auto n = codePoints(e.get_string().value_unsafe());
     if ((c.min_length && n < *c.min_length) || (c.max_length && n > *c.max_length)) return false;
-  } else if (type == kArray) {
+  }
+  return true;
+}
+
+bool check(const Check& c, const dom::element& e);
+
+// A member or an item: a scalar-only schema without the walk's call.
+inline bool checkChild(const Check& c, const dom::element& e) {
+  return c.scalar_only ? checkValue(c, e, typeOf(e)) : check(c, e);
+}
+
+bool check(const Check& c, const dom::element& e) {
+  const unsigned type = typeOf(e);
+  if (!checkValue(c, e, type)) return false;
+  if (type == kArray) {
     const dom::array arr(e);
     std::uint64_t n = 0;
     for (const dom::element item : arr) {
       ++n;
-      if (c.items && !check(*c.items, item)) return false;
+      if (c.items && !checkChild(*c.items, item)) return false;
     }
     if ((c.min_items && n < *c.min_items) || (c.max_items && n > *c.max_items)) return false;
   } else if (type == kObject) {
@@ -226,10 +243,11 @@ bool check(const Check& c, const dom::element& e) {
         if (!sameName(c.properties[i].first, field.key)) continue;
         declared = true;
         if (i < 64) seen |= std::uint64_t{1} << i;
-        if (!check(c.properties[i].second, field.value)) return false;
+        if (!checkChild(c.properties[i].second, field.value)) return false;
         break;  // property names are unique
       }
-      if (!declared && (c.no_additional || (c.additional && !check(*c.additional, field.value))))
+      if (!declared &&
+          (c.no_additional || (c.additional && !checkChild(*c.additional, field.value))))
         return false;
     }
     if ((c.min_properties && n < *c.min_properties) || (c.max_properties && n > *c.max_properties))
