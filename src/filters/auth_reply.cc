@@ -1,6 +1,6 @@
 #include "filters/auth_reply.h"
 
-#include "core/json_escape.h"
+#include "core/error_body.h"
 
 namespace portico::filters {
 
@@ -36,11 +36,7 @@ api::FilterStatus replyError(api::RequestContext& ctx, int status, std::string_v
   reply = api::LocalReply{};
   reply.status = status;
   reply.headers.add("Content-Type", "application/json");
-  reply.body = "{\"error\":";
-  appendJsonString(reply.body, message);
-  reply.body += ",\"status\":" + std::to_string(status) + ",\"request_id\":";
-  appendJsonString(reply.body, ctx.request_id);
-  reply.body += "}";
+  reply.body = errorBody(status, message, ctx.request_id);
   return api::FilterStatus::Reply;
 }
 

@@ -250,17 +250,6 @@ void writeHttp2ResponseFields(http::HeaderList& out, const http::ResponseHead& r
     out.add("content-length", std::to_string(resp.content_length));
 }
 
-std::string errorBody(int status, std::string_view reason, std::string_view request_id) {
-  std::string out = "{\"error\":";
-  appendJsonString(out, reason);
-  out += ",\"status\":";
-  out += std::to_string(status);
-  out += ",\"request_id\":";
-  appendJsonString(out, request_id);
-  out += "}";
-  return out;
-}
-
 std::string_view reasonPhrase(int status) {
   switch (status) {
     case 100:

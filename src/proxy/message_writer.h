@@ -45,9 +45,6 @@ void writeResponseHead(std::string& out, const http::ResponseHead& resp,
 // status travels as :status, added by the codec).
 void writeHttp2ResponseFields(http::HeaderList& out, const http::ResponseHead& resp);
 
-// {"error": "...", "status": N, "request_id": "..."}
-std::string errorBody(int status, std::string_view reason, std::string_view request_id);
-
 std::string_view reasonPhrase(int status);
 
 }  // namespace portico::proxy

@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "core/error_body.h"
 #include "core/request_id.h"
 #include "flow/flow_run.h"
 #include "grpc/grpc_status.h"

@@ -236,13 +236,22 @@ def curl(port, path, http2=False, method=None, headers=(), data=None, content_ty
     r = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
                        input=data, timeout=20)
     assert r.returncode == 0, r.stderr
-    head, _, body = r.stdout.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
+    status, header_list, body = split_curl_output(r.stdout)
     fields = {}
+    for k, v in header_list:
+        fields.setdefault(k, []).append(v)
+    return status, {k: ", ".join(v) for k, v in fields.items()}, body
+
+
+def split_curl_output(output):
+    """curl -D - output: (status, [(lower-case name, value)...] in order, body bytes)."""
+    head, _, body = output.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    fields = []
     for line in lines[1:]:
         k, _, v = line.partition(":")
-        fields.setdefault(k.strip().lower(), []).append(v.strip())
-    return int(lines[0].split()[1]), {k: ", ".join(v) for k, v in fields.items()}, body
+        fields.append((k.strip().lower(), v.strip()))
+    return int(lines[0].split()[1]), fields, body
 
 
 def request(port, method, path, headers=None, body=None, timeout=10):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 from conftest import free_port, raw, request, statuses, wait_for
 
 
@@ -21,13 +22,8 @@ def curl(port, path, *args, http2=False, max_time=10, input_bytes=None):
                         f"http://127.0.0.1:{port}{path}"], capture_output=True, input=input_bytes,
                        timeout=max_time + 10)
     assert r.returncode == 0, r.stderr
-    head, _, body = r.stdout.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return int(lines[0].split()[1]), headers, body
+    status, fields, body = conftest.split_curl_output(r.stdout)
+    return status, dict(fields), body  # a repeated header: its last value
 
 
 class Blackhole:

@@ -66,10 +66,5 @@ TEST(MessageWriter, ResponseHeadFraming) {
   EXPECT_NE(out.find("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"), std::string::npos);
 }
 
-TEST(MessageWriter, ErrorBodyIsJson) {
-  EXPECT_EQ(errorBody(404, "no \"route\"", "id1"),
-            R"({"error":"no \"route\"","status":404,"request_id":"id1"})");
-}
-
 }  // namespace
 }  // namespace portico::proxy

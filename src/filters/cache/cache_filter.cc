@@ -9,6 +9,7 @@
 #include "filters/cache/cache_store.h"
 #include "flow/request_scope.h"
 #include "http/header_list.h"
+#include "http/url.h"
 
 namespace portico::filters {
 namespace {
@@ -38,21 +39,28 @@ bool perMessage(std::string_view name) {
   return false;
 }
 
-// The raw value of query parameter `name` ("" when absent).
+// The raw value of query parameter `name` ("" when absent), as the client wrote it.
 std::string_view rawQueryValue(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const std::size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-  }
-  return {};
+  const http::QueryParam p = http::findQueryParam(query, name);
+  if (!p.found) return {};
+  const std::string_view pair = query.substr(p.begin, p.end - p.begin);
+  const std::size_t eq = pair.find('=');
+  return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+}
+
+// The client's conditions on its own copy (the store needs the whole answer, not a 304).
+void removeConditionals(http::HeaderList& headers) {
+  headers.remove("if-none-match");
+  headers.remove("if-modified-since");
 }
 
 std::int64_t wholeSeconds(Steady::duration d) {
   return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+}
+
+// The Age header's value for a stored answer now.
+std::string ageValue(const CachedResponse& entry, Steady::time_point now) {
+  return std::to_string(std::max<std::int64_t>(0, wholeSeconds(entry.age(now))));
 }
 
 // The fetch of a key that other requests wait for: finished (they are woken) once, by whichever
@@ -162,15 +170,11 @@ class CacheFilter final : public api::Filter {
     }
     const auto now = store_.time().steady();
     if (auto entry = usable(ctx)) {
-      if (entry->fresh(now)) {
-        store_.count(Event::Hit, worker_);
-        return reply(
-            ctx, *entry,
-            "hit; ttl=" + std::to_string(wholeSeconds(entry->fresh_for - entry->age(now))));
-      }
-      if (entry->staleWithin(now, entry->stale_while_revalidate)) {
-        if (!entry->refreshing.exchange(true)) refresh(ctx, entry);
-        store_.count(Event::Stale, worker_);
+      const bool fresh = entry->fresh(now);
+      if (fresh || entry->staleWithin(now, entry->stale_while_revalidate)) {
+        // Stale within stale_while_revalidate: served all the same, one refresh under way.
+        if (!fresh && !entry->refreshing.exchange(true)) refresh(ctx, entry);
+        store_.count(fresh ? Event::Hit : Event::Stale, worker_);
         return reply(
             ctx, *entry,
             "hit; ttl=" + std::to_string(wholeSeconds(entry->fresh_for - entry->age(now))));
@@ -272,16 +276,14 @@ class CacheFilter final : public api::Filter {
   }
 
   static void stripConditionals(api::RequestContext& ctx) {
-    // The store needs the whole answer, not a 304 for this client's copy.
-    ctx.request->headers.remove("if-none-match");
-    ctx.request->headers.remove("if-modified-since");
+    removeConditionals(ctx.request->headers);
   }
 
   api::FilterStatus reply(api::RequestContext& ctx, const CachedResponse& entry,
                           const std::string& status) {
     answered_ = true;
     auto& r = ctx.local_reply;
-    const auto age = std::max<std::int64_t>(0, wholeSeconds(entry.age(store_.time().steady())));
+    const std::string age = ageValue(entry, store_.time().steady());
     if (cache::notModified(ctx.request->headers, entry.headers)) {
       r.status = 304;
       for (const auto& h : entry.headers)
@@ -294,7 +296,7 @@ class CacheFilter final : public api::Filter {
       r.headers = entry.headers;
       r.shared_body = entry.body;
     }
-    r.headers.add("Age", std::to_string(age));
+    r.headers.add("Age", age);
     r.headers.add("Cache-Status", "portico; " + status);
     return api::FilterStatus::Reply;
   }
@@ -334,8 +336,7 @@ class CacheFilter final : public api::Filter {
     call.host = req.host;
     call.headers = req.headers;
     call.headers.remove("host");
-    call.headers.remove("if-none-match");
-    call.headers.remove("if-modified-since");
+    removeConditionals(call.headers);
     call.detached = true;
     call.discard_response = true;
     call.max_response_bytes = c_.max_entry + 1;
@@ -350,8 +351,7 @@ class CacheFilter final : public api::Filter {
     resp.status = stale_->status;
     resp.reason.clear();
     resp.headers = stale_->headers;
-    resp.headers.add("Age", std::to_string(std::max<std::int64_t>(
-                                0, wholeSeconds(stale_->age(store_.time().steady())))));
+    resp.headers.add("Age", ageValue(*stale_, store_.time().steady()));
     resp.headers.add("Cache-Status",
                      "portico; fwd=stale; fwd-status=" + std::to_string(upstream_status));
     resp.framing = http::BodyFraming::ContentLength;

@@ -93,27 +93,38 @@ const pb::FieldDescriptor* findField(const pb::Descriptor* d, std::string_view n
   return nullptr;
 }
 
+// The fields `field_path` ("book.id") walks through from message `d`, the last one named.
+Result<std::vector<const pb::FieldDescriptor*>> fieldChain(const pb::Descriptor* d,
+                                                           std::string_view field_path) {
+  std::vector<const pb::FieldDescriptor*> chain;
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t dot = field_path.find('.', from);
+    if (!d) return makeError("\"" + std::string(field_path) + "\" is not a field of the request");
+    const pb::FieldDescriptor* field = findField(d, field_path.substr(from, dot - from));
+    if (!field) return makeError("unknown field \"" + std::string(field_path) + "\"");
+    chain.push_back(field);
+    if (dot == std::string_view::npos) return chain;
+    // only a singular message field leads further
+    d = !field->is_repeated() && field->type() == pb::FieldDescriptor::TYPE_MESSAGE
+            ? field->message_type()
+            : nullptr;
+    from = dot + 1;
+  }
+}
+
 // Sets `value` (text from a path or query) at `field_path` of the request's JSON, typed by the
 // field it names; a repeated field collects every value.
 Result<bool> setField(json& root, const pb::Descriptor* d, std::string_view field_path,
                       const std::string& value) {
+  auto chain = fieldChain(d, field_path);
+  if (!chain) return chain.error();
   json* node = &root;
-  const pb::FieldDescriptor* field = nullptr;
-  std::size_t from = 0;
-  for (;;) {
-    const std::size_t dot = field_path.find('.', from);
-    const std::string_view name = field_path.substr(from, dot - from);
-    if (!d) return makeError("\"" + std::string(field_path) + "\" is not a field of the request");
-    field = findField(d, name);
-    if (!field) return makeError("unknown field \"" + std::string(field_path) + "\"");
+  for (const pb::FieldDescriptor* f : *chain) {
     if (!node->is_object()) *node = json::object();
-    node = &(*node)[field->name()];
-    if (dot == std::string_view::npos) break;
-    if (field->is_repeated() || field->type() != pb::FieldDescriptor::TYPE_MESSAGE)
-      return makeError("\"" + std::string(field_path) + "\" is not a field of the request");
-    d = field->message_type();
-    from = dot + 1;
+    node = &(*node)[f->name()];
   }
+  const pb::FieldDescriptor* field = chain->back();
   json typed = value;
   if (field->type() == pb::FieldDescriptor::TYPE_BOOL) {
     if (value != "true" && value != "false")
@@ -212,11 +223,9 @@ Result<std::shared_ptr<const Catalog>> Catalog::load(const std::string& file,
         auto tmpl = PathTemplate::parse(r.path);
         if (!tmpl) return makeError(m->full_name() + ": " + tmpl.error().message);
         // Every bound field must exist in the request message.
-        json probe = json::object();
         for (const auto& fp : tmpl->fieldPaths()) {
-          auto ok = setField(probe, m->input_type(), fp, "");
-          if (!ok && ok.error().message.find("true or false") == std::string::npos)
-            return makeError(m->full_name() + ": path " + r.path + ": " + ok.error().message);
+          if (auto chain = fieldChain(m->input_type(), fp); !chain)
+            return makeError(m->full_name() + ": path " + r.path + ": " + chain.error().message);
         }
         if (!r.body.empty() && r.body != "*" && !findField(m->input_type(), r.body))
           return makeError(m->full_name() + ": body \"" + r.body + "\" is not a field of " +

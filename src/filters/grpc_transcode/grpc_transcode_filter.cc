@@ -4,7 +4,7 @@
 
 #include "api/worker_services.h"
 #include "config/reader.h"
-#include "core/json_escape.h"
+#include "core/error_body.h"
 #include "filters/auth_reply.h"
 #include "filters/grpc_transcode/catalog.h"
 #include "grpc/grpc_status.h"
@@ -24,19 +24,6 @@ struct TranscodeConfig {
   std::uint64_t max_message_size = 4 * 1024 * 1024;
   std::shared_ptr<const Catalog> catalog;
 };
-
-// {"error", "status", "grpc_status", "request_id"}
-std::string errorJson(int http_status, int grpc_status, std::string_view message,
-                      std::string_view request_id) {
-  std::string out = "{\"error\":";
-  appendJsonUtf8String(out, message);
-  out.append(",\"status\":").append(std::to_string(http_status));
-  out.append(",\"grpc_status\":").append(std::to_string(grpc_status));
-  out.append(",\"request_id\":");
-  appendJsonUtf8String(out, request_id);
-  out.push_back('}');
-  return out;
-}
 
 // The JSON request body (gathered whole) into one length-prefixed gRPC message.
 class JsonToGrpc final : public api::BufferedBodyTransform {
@@ -145,9 +132,10 @@ class GrpcToJson final : public api::BodyTransform {
       return false;
     }
     if (*status_ != 0) {
-      const std::string e = errorJson(
-          grpc::httpForStatus(*status_), *status_,
-          message_.empty() ? "gRPC status " + std::to_string(*status_) : message_, request_id_);
+      const std::string e =
+          errorBody(grpc::httpForStatus(*status_),
+                    message_.empty() ? "gRPC status " + std::to_string(*status_) : message_,
+                    request_id_, "\"grpc_status\":" + std::to_string(*status_));
       if (emitted_)
         out.append("{\"error\":").append(e).append("}\n");
       else
