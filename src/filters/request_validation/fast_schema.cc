@@ -1,6 +1,8 @@
 #include "filters/request_validation/fast_schema.h"
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <set>
 #include <string>
 #include <utility>
@@ -16,24 +18,36 @@ namespace dom = simdjson::dom;
 constexpr unsigned kNull = 1, kBoolean = 2, kObject = 4, kArray = 8, kInteger = 16, kFraction = 32,
                    kNumber = kFraction | kInteger, kString = 64, kAny = 127;
 
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+constexpr std::uint64_t kUnbounded = std::numeric_limits<std::uint64_t>::max();
+
+// Laid out for the walk: what every value is checked for first (one cache line), what objects
+// and arrays need next, what the compiler and rare keywords need last.
 struct FastSchema::Check {
   bool never = false;  // the schema `false`
-  unsigned types = kAny;
-  std::vector<std::pair<std::string, Check>> properties;
-  std::vector<std::string> required;
-  // `required` split at compile time: properties[i] required ⇔ bit i (the first 64), and the
-  // required names that are not declared properties (looked up field by field).
-  std::uint64_t required_mask = 0;
-  std::vector<std::string> required_undeclared;
   // No keyword about arrays' items or objects' members: a value is checked without walking into
   // it (most leaves of a schema; they are most of the checks per document).
   bool scalar_only = false;
+  // Any keyword about a value itself besides `type` (enum/const, number bounds, string length).
+  bool leaf_keywords = false;
   bool no_additional = false;
-  std::unique_ptr<Check> additional;  // additionalProperties as a schema
+  unsigned types = kAny;
+  // Absent bounds are the widest ones, so a check compares without asking whether a bound is set.
+  double minimum = -kInfinity, maximum = kInfinity, exclusive_minimum = -kInfinity,
+         exclusive_maximum = kInfinity;
+  std::uint64_t min_length = 0, max_length = kUnbounded;
+
+  std::vector<std::pair<std::string, Check>> properties;
+  // `required` split at compile time: properties[i] required ⇔ bit i (the first 64), and the
+  // required names that are not declared properties (looked up field by field).
+  std::uint64_t required_mask = 0;
   std::unique_ptr<Check> items;
-  std::optional<double> minimum, maximum, exclusive_minimum, exclusive_maximum;
-  std::optional<std::uint64_t> min_length, max_length, min_items, max_items, min_properties,
-      max_properties;
+  std::unique_ptr<Check> additional;  // additionalProperties as a schema
+  std::uint64_t min_items = 0, max_items = kUnbounded, min_properties = 0,
+                max_properties = kUnbounded;
+
+  std::vector<std::string> required_undeclared;
+  std::vector<std::string> required;
   std::optional<std::vector<nlohmann::json>> one_of_values;  // enum / const: strings, bools, null
 };
 
@@ -131,8 +145,11 @@ bool compileCheck(const nlohmann::json& s, Check& c) {
     }
   }
   c.scalar_only = c.properties.empty() && c.required.empty() && !c.no_additional && !c.additional &&
-                  !c.items && !c.min_items && !c.max_items && !c.min_properties &&
-                  !c.max_properties;
+                  !c.items && c.min_items == 0 && c.max_items == kUnbounded &&
+                  c.min_properties == 0 && c.max_properties == kUnbounded;
+  c.leaf_keywords = c.one_of_values || c.minimum != -kInfinity || c.maximum != kInfinity ||
+                    c.exclusive_minimum != -kInfinity || c.exclusive_maximum != kInfinity ||
+                    c.min_length != 0 || c.max_length != kUnbounded;
   for (const auto& r : c.required) {
     std::size_t i = 0;
     while (i < c.properties.size() && c.properties[i].first != r) ++i;
@@ -160,102 +177,150 @@ bool sameName(const std::string& name, std::string_view key) {
   return true;
 }
 
-unsigned typeOf(const dom::element& e) {
-  switch (e.type()) {
-    case dom::element_type::NULL_VALUE:
+// The walk reads simdjson's tape directly (its documented format, doc/tape.md): one 64-bit word
+// per value, the type in the top byte; numbers take a second word; a string's word points at
+// its 32-bit length and bytes in the string buffer; `{` and `[` hold the index just past their
+// matching `}` / `]`. Going through dom::element cost a call and a type switch per accessor.
+struct Tape {
+  const std::uint64_t* words;
+  const std::uint8_t* strings;
+
+  char typeAt(std::size_t i) const { return static_cast<char>(words[i] >> 56); }
+  std::string_view stringAt(std::size_t i) const {
+    const std::uint8_t* at = strings + (words[i] & simdjson::internal::JSON_VALUE_MASK);
+    std::uint32_t size;
+    std::memcpy(&size, at, sizeof size);
+    return {reinterpret_cast<const char*>(at + sizeof size), size};
+  }
+  // Index of the value after the one at i.
+  std::size_t after(std::size_t i) const {
+    switch (typeAt(i)) {
+      case '{':
+      case '[':
+        return static_cast<std::uint32_t>(words[i]);
+      case 'l':
+      case 'u':
+      case 'd':
+        return i + 2;
+      default:
+        return i + 1;
+    }
+  }
+};
+
+unsigned typeBits(char t) {
+  switch (t) {
+    case 'n':
       return kNull;
-    case dom::element_type::BOOL:
+    case 't':
+    case 'f':
       return kBoolean;
-    case dom::element_type::OBJECT:
+    case '{':
       return kObject;
-    case dom::element_type::ARRAY:
+    case '[':
       return kArray;
-    case dom::element_type::INT64:
-    case dom::element_type::UINT64:
+    case 'l':
+    case 'u':
       return kInteger;
-    case dom::element_type::DOUBLE:
+    case 'd':
       return kFraction;
-    case dom::element_type::STRING:
+    case '"':
       return kString;
   }
   return 0;
 }
 
-// What a value is checked for besides its items and members: its type, enum/const, number
-// bounds, string length.
-bool checkValue(const Check& c, const dom::element& e, unsigned type) {
-  if (c.never || !(c.types & type)) return false;
-  if (c.one_of_values) {
-    bool found = false;
-    for (const auto& v : *c.one_of_values) {
-      if (v.is_null())
-        found |= type == kNull;
-      else if (v.is_boolean())
-        found |= type == kBoolean && e.get_bool().value_unsafe() == v.get<bool>();
-      else
-        found |=
-            type == kString && e.get_string().value_unsafe() == v.get_ref<const std::string&>();
-    }
-    if (!found) return false;
+[[gnu::noinline]] bool inEnum(const Check& c, const Tape& tape, std::size_t i, unsigned type) {
+  for (const auto& v : *c.one_of_values) {
+    if (v.is_null()      ? type == kNull
+        : v.is_boolean() ? type == kBoolean && (tape.typeAt(i) == 't') == v.get<bool>()
+                         : type == kString && tape.stringAt(i) == v.get_ref<const std::string&>())
+      return true;
   }
-  if (type & kNumber) {
-    const double d = type == kInteger && e.type() == dom::element_type::UINT64
-                         ? static_cast<double>(e.get_uint64().value_unsafe())
-                     : type == kInteger ? static_cast<double>(e.get_int64().value_unsafe())
-                                        : e.get_double().value_unsafe();
-    if ((c.minimum && d < *c.minimum) || (c.maximum && d > *c.maximum) ||
-        (c.exclusive_minimum && d <= *c.exclusive_minimum) ||
-        (c.exclusive_maximum && d >= *c.exclusive_maximum))
-      return false;
-  } else if (type == kString) {
-    const auto n = codePoints(e.get_string().value_unsafe());
-    if ((c.min_length && n < *c.min_length) || (c.max_length && n > *c.max_length)) return false;
-  }
-  return true;
+  return false;
 }
 
-bool check(const Check& c, const dom::element& e);
+// A string's length in code points against [min, max], counting only when its size in bytes
+// (1 to 4 per code point) does not settle it.
+inline bool lengthWithin(std::string_view s, std::uint64_t min, std::uint64_t max) {
+  if (s.size() <= max && s.size() / 4 >= min) return true;
+  if (s.size() < min) return false;
+  const auto n = codePoints(s);
+  return n >= min && n <= max;
+}
+
+// The keywords about a value itself besides `type`: enum/const, number bounds, string length.
+[[gnu::always_inline]] inline bool checkLeafKeywords(const Check& c, const Tape& tape,
+                                                     std::size_t i, unsigned type) {
+  if (c.one_of_values && !inEnum(c, tape, i, type)) return false;
+  if (type & kNumber) {
+    const std::uint64_t bits = tape.words[i + 1];
+    double d;
+    switch (tape.typeAt(i)) {
+      case 'u':
+        d = static_cast<double>(bits);
+        break;
+      case 'l':
+        d = static_cast<double>(static_cast<std::int64_t>(bits));
+        break;
+      default:
+        std::memcpy(&d, &bits, sizeof d);
+    }
+    return d >= c.minimum && d <= c.maximum && d > c.exclusive_minimum && d < c.exclusive_maximum;
+  }
+  return type != kString || lengthWithin(tape.stringAt(i), c.min_length, c.max_length);
+}
+
+// What a value is checked for besides its items and members.
+[[gnu::always_inline]] inline bool checkValue(const Check& c, const Tape& tape, std::size_t i,
+                                              unsigned type) {
+  if (c.never || !(c.types & type)) return false;
+  return !c.leaf_keywords || checkLeafKeywords(c, tape, i, type);
+}
+
+bool check(const Check& c, const Tape& tape, std::size_t i);
 
 // A member or an item: a scalar-only schema without the walk's call.
-inline bool checkChild(const Check& c, const dom::element& e) {
-  return c.scalar_only ? checkValue(c, e, typeOf(e)) : check(c, e);
+inline bool checkChild(const Check& c, const Tape& tape, std::size_t i) {
+  return c.scalar_only ? checkValue(c, tape, i, typeBits(tape.typeAt(i))) : check(c, tape, i);
 }
 
-bool check(const Check& c, const dom::element& e) {
-  const unsigned type = typeOf(e);
-  if (!checkValue(c, e, type)) return false;
+bool check(const Check& c, const Tape& tape, std::size_t i) {
+  const unsigned type = typeBits(tape.typeAt(i));
+  if (!checkValue(c, tape, i, type)) return false;
   if (type == kArray) {
-    const dom::array arr(e);
+    const std::size_t end = tape.after(i) - 1;  // the `]`
     std::uint64_t n = 0;
-    for (const dom::element item : arr) {
+    for (std::size_t item = i + 1; item < end; item = tape.after(item)) {
       ++n;
-      if (c.items && !checkChild(*c.items, item)) return false;
+      if (c.items && !checkChild(*c.items, tape, item)) return false;
     }
-    if ((c.min_items && n < *c.min_items) || (c.max_items && n > *c.max_items)) return false;
+    if (n < c.min_items || n > c.max_items) return false;
   } else if (type == kObject) {
-    const dom::object obj(e);
+    const std::size_t end = tape.after(i) - 1;  // the `}`
     std::uint64_t n = 0;
     std::uint64_t seen = 0;  // declared properties present, by index (the first 64)
-    for (const dom::key_value_pair field : obj) {
+    for (std::size_t key = i + 1; key < end; key = tape.after(key + 1)) {
       ++n;
+      const std::string_view name = tape.stringAt(key);
       bool declared = false;
-      for (std::size_t i = 0; i < c.properties.size(); ++i) {
-        if (!sameName(c.properties[i].first, field.key)) continue;
+      for (std::size_t p = 0; p < c.properties.size(); ++p) {
+        if (!sameName(c.properties[p].first, name)) continue;
         declared = true;
-        if (i < 64) seen |= std::uint64_t{1} << i;
-        if (!checkChild(c.properties[i].second, field.value)) return false;
+        if (p < 64) seen |= std::uint64_t{1} << p;
+        if (!checkChild(c.properties[p].second, tape, key + 1)) return false;
         break;  // property names are unique
       }
       if (!declared &&
-          (c.no_additional || (c.additional && !checkChild(*c.additional, field.value))))
+          (c.no_additional || (c.additional && !checkChild(*c.additional, tape, key + 1))))
         return false;
     }
-    if ((c.min_properties && n < *c.min_properties) || (c.max_properties && n > *c.max_properties))
-      return false;
+    if (n < c.min_properties || n > c.max_properties) return false;
     if ((seen & c.required_mask) != c.required_mask) return false;
     for (const auto& r : c.required_undeclared) {
       bool present = false;
-      for (const dom::key_value_pair field : obj) present |= field.key == r;
+      for (std::size_t key = i + 1; key < end && !present; key = tape.after(key + 1))
+        present = tape.stringAt(key) == r;
       if (!present) return false;
     }
   }
@@ -278,9 +343,10 @@ bool FastSchema::valid(std::string_view document, std::size_t capacity) const {
   const bool copy = capacity < document.size() + simdjson::SIMDJSON_PADDING;
   std::optional<dom::parser> own;
   dom::element root;
-  if (bodyParser(document.size(), own).parse(document.data(), document.size(), copy).get(root))
-    return false;
-  return check(*root_, root);
+  dom::parser& parser = bodyParser(document.size(), own);
+  if (parser.parse(document.data(), document.size(), copy).get(root)) return false;
+  // The tape starts with the root word; the document's value is the next one.
+  return check(*root_, Tape{parser.doc.tape.get(), parser.doc.string_buf.get()}, 1);
 }
 
 }  // namespace portico::filters
