@@ -1,0 +1,153 @@
+#include "store/entity_set.h"
+
+#include <algorithm>
+
+namespace portico::store {
+
+namespace {
+constexpr std::array<std::string_view, kKinds.size()> kNames = {"upstreams", "routes", "consumers",
+                                                                "plugins", "apis"};
+}  // namespace
+
+std::string_view kindName(Kind kind) {
+  return kNames[static_cast<std::size_t>(kind)];
+}
+
+std::optional<Kind> kindFromName(std::string_view name) {
+  for (const Kind k : kKinds)
+    if (kindName(k) == name) return k;
+  return std::nullopt;
+}
+
+const Entity* EntitySet::find(Kind kind, std::string_view name) const {
+  for (const auto& e : kinds_[index(kind)])
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+void EntitySet::put(Kind kind, Entity entity) {
+  auto& list = kinds_[index(kind)];
+  for (auto& e : list) {
+    if (e.name != entity.name) continue;
+    if (!e.created_at.empty()) entity.created_at = e.created_at;
+    e = std::move(entity);
+    return;
+  }
+  list.push_back(std::move(entity));
+}
+
+bool EntitySet::erase(Kind kind, std::string_view name) {
+  auto& list = kinds_[index(kind)];
+  const auto it =
+      std::find_if(list.begin(), list.end(), [&](const Entity& e) { return e.name == name; });
+  if (it == list.end()) return false;
+  list.erase(it);
+  return true;
+}
+
+std::size_t EntitySet::size() const {
+  std::size_t n = 0;
+  for (const auto& list : kinds_) n += list.size();
+  return n;
+}
+
+nlohmann::json EntitySet::document(bool metadata) const {
+  nlohmann::json root = nlohmann::json::object();
+  for (const Kind k : kKinds) {
+    const auto& list = kinds_[index(k)];
+    if (list.empty()) continue;
+    auto& out = root[std::string(kindName(k))] = nlohmann::json::array();
+    for (const auto& e : list) {
+      out.push_back(e.body);
+      if (!metadata) continue;
+      out.back()["revision"] = e.revision;
+      out.back()["created_at"] = e.created_at;
+      out.back()["updated_at"] = e.updated_at;
+    }
+  }
+  return root;
+}
+
+EntitySet EntitySet::fromDocument(const nlohmann::json& root) {
+  EntitySet set;
+  if (!root.is_object()) return set;
+  for (const Kind k : kKinds) {
+    const auto it = root.find(std::string(kindName(k)));
+    if (it == root.end() || !it->is_array()) continue;
+    for (const auto& body : *it) {
+      if (!body.is_object() || !body.contains("name") || !body["name"].is_string()) continue;
+      Entity e;
+      e.name = body["name"].get<std::string>();
+      e.body = body;
+      stripMetadata(e.body);
+      set.kinds_[index(k)].push_back(std::move(e));
+    }
+  }
+  return set;
+}
+
+void stripMetadata(nlohmann::json& object) {
+  if (!object.is_object()) return;
+  object.erase("revision");
+  object.erase("created_at");
+  object.erase("updated_at");
+}
+
+std::vector<Change> Plan::all() const {
+  std::vector<Change> out = create;
+  out.insert(out.end(), update.begin(), update.end());
+  out.insert(out.end(), remove.begin(), remove.end());
+  return out;
+}
+
+namespace {
+bool hasLabels(const nlohmann::json& body, const Labels& labels) {
+  const auto it = body.find("labels");
+  for (const auto& [k, v] : labels) {
+    if (it == body.end() || !it->is_object()) return false;
+    const auto l = it->find(k);
+    if (l == it->end() || !l->is_string() || l->get<std::string>() != v) return false;
+  }
+  return true;
+}
+}  // namespace
+
+Plan plan(const EntitySet& from, const EntitySet& to, bool prune, const Labels& prune_labels) {
+  Plan p;
+  for (const Kind k : kKinds) {
+    for (const auto& e : to.list(k)) {
+      const Entity* old = from.find(k, e.name);
+      if (!old)
+        p.create.push_back({k, e.name, e.body});
+      else if (old->body != e.body)
+        p.update.push_back({k, e.name, e.body});
+    }
+    if (!prune) continue;
+    for (const auto& e : from.list(k))
+      if (!to.find(k, e.name) && hasLabels(e.body, prune_labels))
+        p.remove.push_back({k, e.name, std::nullopt});
+  }
+  return p;
+}
+
+EntitySet applyChanges(const EntitySet& set, const std::vector<Change>& changes,
+                       std::uint64_t revision, const std::string& now) {
+  EntitySet out = set;
+  for (const auto& c : changes) {
+    if (!c.body) {
+      out.erase(c.kind, c.name);
+      continue;
+    }
+    Entity e;
+    e.name = c.name;
+    e.body = *c.body;
+    e.revision = revision;
+    e.created_at = now;  // kept from the old entity by put()
+    e.updated_at = now;
+    out.put(c.kind, std::move(e));
+  }
+  out.revision = revision;
+  return out;
+}
+
+}  // namespace portico::store

@@ -1,0 +1,82 @@
+#pragma once
+// The entities an operator manages at run time — upstreams, routes, consumers, global plugins
+// and apis — as plain JSON objects of exactly the file's shape, each with the revision that
+// last changed it. The control thread holds one EntitySet; a write makes a changed copy,
+// which is compiled (validated) before it is stored and published.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace portico::store {
+
+enum class Kind { Upstreams, Routes, Consumers, Plugins, Apis };
+// In the order the declarative document lists them (what a route names comes before it).
+inline constexpr std::array<Kind, 5> kKinds = {Kind::Upstreams, Kind::Routes, Kind::Consumers,
+                                               Kind::Plugins, Kind::Apis};
+
+std::string_view kindName(Kind kind);  // "routes", ...: the document's key and the API's path
+std::optional<Kind> kindFromName(std::string_view name);
+
+struct Entity {
+  std::string name;
+  nlohmann::json body;  // the object as the file has it (its `name` included, `labels` too)
+  std::uint64_t revision = 0;
+  std::string created_at;  // RFC 3339, UTC
+  std::string updated_at;
+};
+
+class EntitySet {
+ public:
+  std::uint64_t revision = 0;  // of the whole set: the last write's
+
+  const std::vector<Entity>& list(Kind kind) const { return kinds_[index(kind)]; }
+  const Entity* find(Kind kind, std::string_view name) const;
+  // Replaces the entity of that name in place (keeping its position and created_at) or appends.
+  void put(Kind kind, Entity entity);
+  bool erase(Kind kind, std::string_view name);
+  std::size_t size() const;
+
+  // {"upstreams": [...], "routes": [...], ...}: kinds without entities are left out.
+  // `metadata`: each object also carries its read-only revision, created_at and updated_at.
+  nlohmann::json document(bool metadata = false) const;
+  // Moves the entity sections of `root` into a set (bodies as they are; names taken from each
+  // object's `name`). Objects without a string name are skipped: compiling the document
+  // reports them.
+  static EntitySet fromDocument(const nlohmann::json& root);
+
+ private:
+  static std::size_t index(Kind kind) { return static_cast<std::size_t>(kind); }
+  std::array<std::vector<Entity>, kKinds.size()> kinds_;
+};
+
+// The read-only fields an object may carry in answers; dropped from what clients send.
+void stripMetadata(nlohmann::json& object);
+
+// What a write changes: per kind and name, the new body, or nullopt for a deletion.
+struct Change {
+  Kind kind;
+  std::string name;
+  std::optional<nlohmann::json> body;
+};
+
+// The changes that turn `from` into `to`. Bodies compare as JSON values (key order and
+// metadata never make a difference). `prune`: objects `to` lacks are deleted — only those
+// whose labels include every one of `prune_labels` when it is not empty.
+struct Plan {
+  std::vector<Change> create, update, remove;
+  bool empty() const { return create.empty() && update.empty() && remove.empty(); }
+  std::vector<Change> all() const;
+};
+using Labels = std::vector<std::pair<std::string, std::string>>;
+Plan plan(const EntitySet& from, const EntitySet& to, bool prune, const Labels& prune_labels);
+
+// `set` with `changes` applied; changed entities get `revision` and `now`.
+EntitySet applyChanges(const EntitySet& set, const std::vector<Change>& changes,
+                       std::uint64_t revision, const std::string& now);
+
+}  // namespace portico::store

@@ -1,0 +1,105 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "store/entity_set.h"
+#include "store/sqlite_store.h"
+
+namespace portico::store {
+namespace {
+
+nlohmann::json route(const std::string& name, const std::string& path) {
+  return {{"name", name}, {"match", {{"path", path}}}, {"upstream", "u"}};
+}
+
+struct TempDb {
+  std::string path =
+      std::filesystem::temp_directory_path() /
+      ("portico-store-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".db");
+  ~TempDb() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
+  static inline int counter = 0;
+};
+
+TEST(EntitySet, PlanComparesValuesNotKeyOrderAndPrunesOnlyLabelled) {
+  auto from = EntitySet::fromDocument(nlohmann::json::parse(R"({
+    "routes": [{"name": "a", "upstream": "u", "match": {"path": "/a"}},
+               {"name": "b", "upstream": "u", "labels": {"team": "x"}},
+               {"name": "c", "upstream": "u"}]})"));
+  auto to = EntitySet::fromDocument(nlohmann::json::parse(R"({
+    "routes": [{"match": {"path": "/a"}, "upstream": "u", "name": "a", "revision": 7},
+               {"name": "d", "upstream": "u"}]})"));
+  const Plan keep = plan(from, to, false, {});
+  EXPECT_EQ(keep.create.size(), 1u);
+  EXPECT_TRUE(keep.update.empty());  // same value, other key order, metadata ignored
+  EXPECT_TRUE(keep.remove.empty());
+  const Plan all = plan(from, to, true, {});
+  EXPECT_EQ(all.remove.size(), 2u);
+  const Plan team = plan(from, to, true, {{"team", "x"}});
+  ASSERT_EQ(team.remove.size(), 1u);
+  EXPECT_EQ(team.remove[0].name, "b");
+}
+
+TEST(EntitySet, ApplyKeepsPositionAndCreationTime) {
+  EntitySet set;
+  set = applyChanges(set,
+                     {{Kind::Routes, "a", route("a", "/a")}, {Kind::Routes, "b", route("b", "/b")}},
+                     1, "2026-01-01T00:00:00Z");
+  set = applyChanges(set, {{Kind::Routes, "a", route("a", "/a2")}}, 2, "2026-01-02T00:00:00Z");
+  ASSERT_EQ(set.list(Kind::Routes).size(), 2u);
+  const Entity& a = set.list(Kind::Routes)[0];
+  EXPECT_EQ(a.name, "a");
+  EXPECT_EQ(a.revision, 2u);
+  EXPECT_EQ(a.created_at, "2026-01-01T00:00:00Z");
+  EXPECT_EQ(a.updated_at, "2026-01-02T00:00:00Z");
+  EXPECT_EQ(set.revision, 2u);
+  EXPECT_EQ(set.document()["routes"][0]["match"]["path"], "/a2");
+}
+
+TEST(SqliteStore, CommitsAtomicallyAndRefusesAStaleBase) {
+  TempDb db;
+  {
+    auto store = openSqliteStore(db.path);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto r1 = (*store)->commit(0,
+                               {{Kind::Upstreams, "u", nlohmann::json{{"name", "u"}}},
+                                {Kind::Routes, "a", route("a", "/a")}},
+                               "t1");
+    ASSERT_TRUE(r1.ok()) << r1.error().message;
+    EXPECT_EQ(*r1, 1u);
+    auto stale = (*store)->commit(0, {{Kind::Routes, "b", route("b", "/b")}}, "t2");
+    ASSERT_FALSE(stale.ok());
+    EXPECT_EQ(stale.error().message, kConflict);
+    ASSERT_TRUE((*store)->commit(1, {{Kind::Routes, "a", std::nullopt}}, "t3").ok());
+    ASSERT_TRUE(
+        (*store)->appendAudit({"t3", "ci", "DELETE", "/admin/v1/routes/a", 200, 2, {}}).ok());
+  }
+  auto reopened = openSqliteStore(db.path);  // survives a restart
+  ASSERT_TRUE(reopened.ok());
+  auto set = (*reopened)->load();
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->revision, 2u);
+  EXPECT_EQ(set->list(Kind::Routes).size(), 0u);
+  ASSERT_EQ(set->list(Kind::Upstreams).size(), 1u);
+  EXPECT_EQ(set->list(Kind::Upstreams)[0].created_at, "t1");
+  auto audit = (*reopened)->audit(10);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].actor, "ci");
+}
+
+TEST(SqliteStore, RefusesAFileThatIsNotADatabase) {
+  TempDb db;
+  std::ofstream(db.path) << "this is not a database, just text long enough to be read as one";
+  auto store = openSqliteStore(db.path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find(db.path), std::string::npos);
+  EXPECT_NE(store.error().message.find("not a database"), std::string::npos)
+      << store.error().message;
+}
+
+}  // namespace
+}  // namespace portico::store
