@@ -69,6 +69,12 @@ struct AdminServer::Impl {
           const std::string* accept = req.headers.find("accept");
           ar.method = req.method;
           ar.path = req.path;
+          ar.query = req.query;
+          for (const auto& h : req.headers) {
+            std::string name(h.name);
+            for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            ar.headers.emplace_back(std::move(name), std::string(h.value));
+          }
           if (accept) ar.accept = *accept;
           r = handler(ar);
         }

@@ -26,10 +26,18 @@ struct AdminResponse {
 struct AdminRequest {
   std::string method;
   std::string path;    // without the query
+  std::string query;   // after '?', without it
   std::string accept;  // content negotiation: OpenMetrics for /metrics
   std::string body;    // with Content-Length, up to kMaxAdminBody
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+
+  const std::string* header(std::string_view lower_name) const {
+    for (const auto& [n, v] : headers)
+      if (n == lower_name) return &v;
+    return nullptr;
+  }
 };
-constexpr std::size_t kMaxAdminBody = 64 * 1024;
+constexpr std::size_t kMaxAdminBody = 16 * 1024 * 1024;
 
 using AdminHandler = std::function<AdminResponse(const AdminRequest&)>;
 

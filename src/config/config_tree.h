@@ -39,3 +39,10 @@ nlohmann::json redacted(const ConfigTree& tree);
 nlohmann::json redacted(ConfigTree&& tree);
 
 }  // namespace portico::config
+
+namespace portico::config {
+
+// `value` as a YAML document (block style; strings quoted where YAML would read them otherwise).
+std::string toYaml(const nlohmann::json& value);
+
+}  // namespace portico::config

@@ -2,6 +2,7 @@
 // The configuration model: plain structs with their defaults, filled from the config tree by
 // model_parser and checked by the validator. Documented key by key in docs/config.md.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,9 @@
 #include "config/units.h"
 
 namespace portico::config {
+
+// Labels on an entity: selection only (Admin API filters, pruning).
+using Labels = std::map<std::string, std::string>;
 
 using namespace std::chrono_literals;
 
@@ -25,9 +29,24 @@ struct Limits {
   std::uint32_t max_calls_per_request = 64;  // upstream calls of one request running at once
 };
 
+// A bearer token for /admin/v1: kept as its SHA-256 only.
+struct AdminToken {
+  std::string name;
+  std::string sha256;  // hex
+  bool write = false;  // scope: write (else read)
+};
+
 struct AdminConfig {
   std::string listen = "127.0.0.1:9901";
   bool dashboard = true;  // /dashboard/ and /api/stats
+  std::vector<AdminToken> tokens;
+};
+
+// Where routes, upstreams, consumers, global plugins and apis live (store/entity_store.h).
+struct StoreConfig {
+  enum class Type { File, Sqlite };
+  Type type = Type::File;
+  std::string path;  // sqlite: the database file
 };
 
 // OpenTelemetry tracing: spans exported as OTLP/HTTP JSON to `endpoint`.
@@ -202,6 +221,7 @@ struct UpstreamConfig {
   std::optional<CircuitBreakerConfig> circuit_breaker;
   std::optional<RetryBudgetConfig> retry_budget;
   std::optional<ScalingConfig> scaling;
+  Labels labels;
   std::string path;  // config path for messages, e.g. "upstreams[0]"
 };
 
@@ -225,7 +245,8 @@ struct RouteMatch {
 struct PluginConfig {
   std::string name;
   nlohmann::json config;  // validated by the filter's own factory
-  std::string path;       // config path of this entry, for messages
+  Labels labels;
+  std::string path;  // config path of this entry, for messages
 };
 
 struct RouteConfig {
@@ -250,6 +271,8 @@ struct RouteConfig {
   enum class AuthMode { Any, All };
   AuthMode auth_mode = AuthMode::Any;
   std::string anonymous;  // consumer a request becomes when authentication fails; "" = none
+  std::string api;        // the published API it belongs to ("" = none)
+  Labels labels;
   std::string path;
 };
 
@@ -258,6 +281,23 @@ struct ConsumerConfig {
   std::optional<std::string> custom_id;
   std::vector<std::string> groups;
   nlohmann::json credentials;  // per auth method; checked when the snapshot is built
+  Labels labels;
+  std::string path;
+};
+
+// A published API (docs/apis.md): a name and version over a base path, with a lifecycle state
+// that decides how its routes answer.
+struct ApiConfig {
+  enum class State { Draft, Published, Deprecated, Retired };
+  std::string name;
+  std::string version;
+  std::string base_path = "/";
+  State state = State::Published;
+  std::optional<std::int64_t> sunset;         // unix seconds (RFC 8594 Sunset)
+  std::optional<std::int64_t> deprecated_at;  // unix seconds (RFC 9745 Deprecation)
+  std::string docs;                           // Link rel="deprecation"
+  nlohmann::json openapi;                     // {file: …} or the spec itself (kept, served)
+  Labels labels;
   std::string path;
 };
 
@@ -278,7 +318,9 @@ struct Config {
   std::vector<RouteConfig> routes;
   std::vector<PluginConfig> plugins;  // global, run before route plugins
   std::vector<ConsumerConfig> consumers;
+  std::vector<ApiConfig> apis;
   ConsumerHeaders consumer_headers;
+  StoreConfig store;
 };
 
 }  // namespace portico::config

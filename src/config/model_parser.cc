@@ -7,6 +7,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <openssl/evp.h>
+
+#include <ctime>
+
 #include "config/reader.h"
 
 namespace portico::config {
@@ -24,6 +28,47 @@ void forEachItem(ObjectReader& parent, std::string_view key, F&& f) {
     return;
   }
   for (size_t i = 0; i < list->size(); ++i) f((*list)[i], indexPath(path, i));
+}
+
+// `labels`: a map of strings, for selecting objects (Admin API filters, pruning); never
+// compiled into anything.
+void readLabels(ObjectReader& r, Labels& out) {
+  const json* j = r.get("labels");
+  if (!j) return;
+  if (!j->is_object()) {
+    r.diagnostics().add(r.childPath("labels"), "expected a map of strings");
+    return;
+  }
+  for (auto it = j->begin(); it != j->end(); ++it) {
+    std::string v;
+    if (readString(*it, joinPath(r.childPath("labels"), it.key()), r.diagnostics(), v))
+      out[it.key()] = std::move(v);
+  }
+}
+
+std::string sha256Hex(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+// An RFC 3339 time in UTC ("2027-06-30T00:00:00Z") as unix seconds.
+std::optional<std::int64_t> parseUtcTime(const std::string& text) {
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!end) return std::nullopt;
+  if (*end == '.')  // fractions of a second are dropped
+    while (std::isdigit(static_cast<unsigned char>(*++end))) {
+    }
+  if (std::string_view(end) != "Z" && std::string_view(end) != "+00:00") return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm));
 }
 
 bool isToken(std::string_view s) {
@@ -65,6 +110,22 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
     ObjectReader ar(*a, r.childPath("admin"), d);
     ar.string("listen", s.admin.listen);
     ar.boolean("dashboard", s.admin.dashboard);
+    forEachItem(ar, "tokens", [&](const json& t, const std::string& tp) {
+      AdminToken token;
+      ObjectReader tr(t, tp, d);
+      tr.string("name", token.name, true);
+      std::string secret, scope = "read";
+      tr.string("token", secret, true);
+      tr.string("scope", scope);
+      tr.finish();
+      if (scope != "read" && scope != "write")
+        d.add(joinPath(tp, "scope"), "unknown scope \"" + scope + "\" (read, write)");
+      if (tr.has("token") && secret.size() < 16)
+        d.add(joinPath(tp, "token"), "must be at least 16 characters");
+      token.write = scope == "write";
+      token.sha256 = sha256Hex(secret);  // the token itself is not kept
+      s.admin.tokens.push_back(std::move(token));
+    });
     ar.finish();
   }
   if (const json* l = r.get("limits")) parseLimits(*l, r.childPath("limits"), d, s.limits);
@@ -228,6 +289,7 @@ PluginConfig parsePlugin(const json& j, const std::string& path, Diagnostics& d)
   ObjectReader r(j, path, d);
   r.string("name", p.name, true);
   if (const json* c = r.get("config")) p.config = *c;
+  readLabels(r, p.labels);
   r.finish();
   return p;
 }
@@ -264,6 +326,8 @@ void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteCon
     }
   }
   r.string("anonymous", route.anonymous);
+  r.string("api", route.api);
+  readLabels(r, route.labels);
   r.finish();
   if (route.strip_prefix && !route.match.path_prefix)
     d.add(joinPath(path, "strip_prefix"), "needs match.path_prefix");
@@ -271,6 +335,42 @@ void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteCon
     d.add(joinPath(path, "rewrite"), "must be a path template starting with /");
   if (route.strip_prefix && route.rewrite)
     d.add(path, "give either strip_prefix or rewrite, not both");
+}
+
+ApiConfig parseApi(const json& j, const std::string& path, Diagnostics& d) {
+  ApiConfig api;
+  api.path = path;
+  ObjectReader r(j, path, d);
+  r.string("name", api.name, true);
+  r.string("version", api.version);
+  r.string("base_path", api.base_path);
+  if (api.base_path.empty() || api.base_path[0] != '/')
+    d.add(r.childPath("base_path"), "must start with /");
+  std::string state = "published";
+  r.string("state", state);
+  static const std::pair<const char*, ApiConfig::State> kStates[] = {
+      {"draft", ApiConfig::State::Draft},
+      {"published", ApiConfig::State::Published},
+      {"deprecated", ApiConfig::State::Deprecated},
+      {"retired", ApiConfig::State::Retired}};
+  bool known = false;
+  for (const auto& [n, s] : kStates)
+    if (state == n) api.state = s, known = true;
+  if (!known)
+    d.add(r.childPath("state"),
+          "unknown state \"" + state + "\" (draft, published, deprecated, retired)");
+  for (const auto& [key, out] :
+       {std::pair{"sunset", &api.sunset}, std::pair{"deprecated_at", &api.deprecated_at}}) {
+    std::string text;
+    if (!r.string(key, text) || text.empty()) continue;
+    *out = parseUtcTime(text);
+    if (!*out) d.add(r.childPath(key), "expected a UTC time such as 2027-06-30T00:00:00Z");
+  }
+  r.string("docs", api.docs);
+  if (const json* o = r.get("openapi")) api.openapi = *o;
+  readLabels(r, api.labels);
+  r.finish();
+  return api;
 }
 
 void parseUpstream(const json& j, const std::string& path, Diagnostics& d, UpstreamConfig& u) {
@@ -468,6 +568,7 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
     pr.duration("idle_timeout", u.pool.idle_timeout);
     pr.finish();
   }
+  readLabels(r, u.labels);
   r.finish();
 }
 
@@ -481,6 +582,29 @@ void checkUniqueNames(const std::vector<T>& items, const std::string& section, D
     if (!inserted)
       d.add(indexPath(section, i) + ".name",
             "duplicate name \"" + name + "\" (also " + indexPath(section, it->second) + ")");
+  }
+}
+
+// Routes name their API; an API's routes lie under its base path.
+void checkApis(const Config& c, Diagnostics& d) {
+  for (const auto& route : c.routes) {
+    if (route.api.empty()) continue;
+    const auto api = std::find_if(c.apis.begin(), c.apis.end(),
+                                  [&](const ApiConfig& a) { return a.name == route.api; });
+    if (api == c.apis.end()) {
+      d.add(route.path + ".api", "unknown api \"" + route.api + "\"");
+      continue;
+    }
+    std::string base = api->base_path;
+    if (base.size() > 1 && base.back() == '/') base.pop_back();
+    const auto& m = route.match;
+    const std::string& p = m.path ? *m.path : m.path_prefix ? *m.path_prefix : std::string();
+    const bool under =
+        base == "/" || p == base ||
+        (p.size() > base.size() && p.compare(0, base.size(), base) == 0 && p[base.size()] == '/');
+    if (!under)
+      d.add(route.path + ".match", "route \"" + route.name + "\" of api \"" + api->name +
+                                       "\" must be under its base_path " + api->base_path);
   }
 }
 
@@ -542,9 +666,25 @@ Config parseModel(const json& root, Diagnostics& d) {
     cr.optionalString("custom_id", consumer.custom_id);
     cr.stringList("groups", consumer.groups);
     if (const json* creds = cr.get("credentials")) consumer.credentials = *creds;
+    readLabels(cr, consumer.labels);
     cr.finish();
     c.consumers.push_back(std::move(consumer));
   });
+  forEachItem(r, "apis",
+              [&](const json& j, const std::string& p) { c.apis.push_back(parseApi(j, p, d)); });
+  if (const json* st = r.get("store")) {
+    ObjectReader sr(*st, "store", d);
+    std::string type = "file";
+    sr.string("type", type);
+    sr.string("path", c.store.path);
+    sr.finish();
+    if (type == "sqlite") {
+      c.store.type = StoreConfig::Type::Sqlite;
+      if (c.store.path.empty()) d.add("store.path", "is required with type sqlite");
+    } else if (type != "file") {
+      d.add("store.type", "unknown store type \"" + type + "\" (file, sqlite)");
+    }
+  }
   if (const json* h = r.get("consumer_headers")) {
     ObjectReader hr(*h, "consumer_headers", d);
     hr.string("name", c.consumer_headers.name);
@@ -560,6 +700,8 @@ Config parseModel(const json& root, Diagnostics& d) {
   checkUniqueNames(c.upstreams, "upstreams", d);
   checkUniqueNames(c.routes, "routes", d);
   checkUniqueNames(c.consumers, "consumers", d);
+  checkUniqueNames(c.apis, "apis", d);
+  checkApis(c, d);
   std::set<std::string> addresses;
   for (size_t i = 0; i < c.listeners.size(); ++i) {
     if (!addresses.insert(c.listeners[i].listen).second)

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <condition_variable>
 #include <csignal>
 #include <ctime>
 #include <deque>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -19,6 +21,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "admin/admin_api.h"
 #include "admin/admin_server.h"
 #include "admin/static_assets.h"
 #include "filters/builtins.h"
@@ -28,6 +31,7 @@
 #include "observability/stats_history.h"
 #include "observability/stats_totals.h"
 #include "server/cache_admin.h"
+#include "server/entity_source.h"
 #include "server/health_checker.h"
 #include "server/listener.h"
 #include "server/scaling_advisor.h"
@@ -101,8 +105,11 @@ class Server {
     in.version = version_ + 1;
     return in;
   }
-  Result<std::shared_ptr<const snapshot::Snapshot>> load();
-  bool publish(std::shared_ptr<const snapshot::Snapshot> snap, std::string* error);
+  Result<std::shared_ptr<const snapshot::Snapshot>> load(bool startup);
+  // `wait`: returns once every worker serves `snap` (Admin API writes answer after that).
+  bool publish(std::shared_ptr<const snapshot::Snapshot> snap, std::string* error,
+               bool wait = false);
+  admin::ControlHooks adminHooks();
   void reload(const std::string& why);
   void waitSignals();
   void waitReopenSignal();
@@ -135,6 +142,12 @@ class Server {
   std::vector<std::unique_ptr<observability::WorkerStats>> stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;
+  EntitySource source_;
+  std::unique_ptr<admin::AdminApi> api_;
+  // The composed document of the current snapshot (null with store: file, where the file's text
+  // is compiled); the entities load() read, handed to the Admin API once published.
+  std::shared_ptr<const nlohmann::json> document_;
+  store::EntitySet loaded_entities_;
   std::shared_ptr<const snapshot::Snapshot> current_;
   std::set<std::string> open_addresses_;
   FileStamp stamp_;
@@ -165,14 +178,39 @@ std::map<std::string, FileStamp> Server::stampWatched() const {
   return out;
 }
 
-Result<std::shared_ptr<const snapshot::Snapshot>> Server::load() {
+// The Admin API on a listener others can reach, with nothing to authenticate them: refused.
+std::string adminExposure(const config::AdminConfig& admin) {
+  if (!admin.tokens.empty() || admin.listen.empty() || isLoopbackListen(admin.listen)) return "";
+  return "server.admin.listen: " + admin.listen +
+         " is not a loopback address: set server.admin.tokens (the Admin API would be open)";
+}
+
+Result<std::shared_ptr<const snapshot::Snapshot>> Server::load(bool startup) {
   stamp_ = stampOf(path_);
   auto text = readFile(path_);
   if (!text) return text.error();
-  return snapshot::buildSnapshot(inputs(std::move(*text)));
+  config::ConfigTree tree;
+  config::Diagnostics diag;
+  config::parseConfigText(*text, path_, config::processEnvironment(), tree, diag);
+  if (!diag.empty()) return makeError(diag.format());
+  auto composed = source_.compose(tree.root, startup);
+  if (!composed) return composed.error();
+  auto in = inputs(std::move(*text));
+  in.document = composed->document;
+  auto snap = snapshot::buildSnapshot(in);
+  if (!snap) return snap;
+  if (auto problem = adminExposure((*snap)->config.server.admin); !problem.empty())
+    return makeError(problem);
+  auto entities = source_.commitSeed(*composed, isoTime(std::chrono::system_clock::now()));
+  if (!entities) return entities.error();
+  if (!source_.database()) entities->revision = (*snap)->version;
+  loaded_entities_ = std::move(*entities);
+  document_ = composed->document;
+  return snap;
 }
 
-bool Server::publish(std::shared_ptr<const snapshot::Snapshot> snap, std::string* error) {
+bool Server::publish(std::shared_ptr<const snapshot::Snapshot> snap, std::string* error,
+                     bool wait) {
   // Open sockets for new listen addresses first: a bind error refuses the whole config.
   std::set<std::string> wanted;
   for (const auto& l : snap->config.listeners) wanted.insert(l.listen);
@@ -190,13 +228,32 @@ bool Server::publish(std::shared_ptr<const snapshot::Snapshot> snap, std::string
       fresh[address].push_back(*fd);
     }
   }
+  struct Pending {
+    std::mutex m;
+    std::condition_variable cv;
+    std::size_t left;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->left = workers_.size();
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     std::map<std::string, int> mine;
     for (const auto& address : wanted) {
       auto it = fresh.find(address);
       mine[address] = it == fresh.end() ? -1 : it->second[w];
     }
-    workers_[w]->install(snap, std::move(mine));
+    std::function<void()> installed;
+    if (wait)
+      installed = [pending] {
+        std::lock_guard lock(pending->m);
+        if (--pending->left == 0) pending->cv.notify_all();
+      };
+    workers_[w]->install(snap, std::move(mine), std::move(installed));
+  }
+  if (wait) {
+    // Workers swap a pointer: microseconds unless one is stuck in a long handler.
+    std::unique_lock lock(pending->m);
+    if (!pending->cv.wait_for(lock, std::chrono::seconds(5), [&] { return pending->left == 0; }))
+      spdlog::warn("a worker took over 5 s to take config version {}", snap->version);
   }
   open_addresses_ = std::move(wanted);
   current_ = std::move(snap);
@@ -215,9 +272,13 @@ void Server::record(bool ok, const std::string& why, const std::string& detail) 
 
 void Server::reload(const std::string& why) {
   if (draining_) return;
-  auto snap = load();
+  auto snap = load(false);
   std::string error;
   if (snap && publish(*snap, &error)) {
+    if (api_) {
+      api_->setEntities(std::move(loaded_entities_));
+      api_->setAdmin(current_->config.server.admin);
+    }
     ++process_.config_reloads;
     spdlog::info("config reloaded ({}): version {}, {} routes", why, version_,
                  current_->config.routes.size());
@@ -276,9 +337,10 @@ void Server::refreshDns() {
   dns_timer_.expires_after(every);
   dns_timer_.async_wait([this](error_code ec) {
     if (ec || draining_) return;
-    auto text = readFile(path_);
+    auto text = document_ ? Result<std::string>(std::string()) : readFile(path_);
     if (text) {
       auto in = inputs(std::move(*text));
+      in.document = document_;
       if (auto fresh = snapshot::refreshAddresses(*current_, in)) {
         std::string error;
         if (publish(fresh, &error)) {
@@ -319,6 +381,7 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& request) {
   const std::string& path = request.path;
   const std::string& accept = request.accept;
   admin::AdminResponse r;
+  if (api_ && api_->handles(path)) return api_->handle(request);
   if (path == "/cache/purge") {
     if (method != "POST")
       return {405,
@@ -343,7 +406,7 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& request) {
     j["hash"] = current_->hash;
     j["loaded_at"] = isoTime(current_->loaded_at);
     j["source"] = current_->source;
-    j["config"] = current_->redacted;
+    j["config"] = admin::redactCredentials(current_->redacted);
     j["reloads"] = reloadHistory();
     r.body = j.dump(2);
   } else if (path == "/metrics") {
@@ -440,8 +503,45 @@ void Server::sampleStats() {
   });
 }
 
+admin::ControlHooks Server::adminHooks() {
+  struct Prepared {
+    std::shared_ptr<const snapshot::Snapshot> snapshot;
+    std::shared_ptr<const nlohmann::json> document;
+  };
+  admin::ControlHooks hooks;
+  hooks.now = [] { return isoTime(std::chrono::system_clock::now()); };
+  hooks.compile = [this](const store::EntitySet& candidate, std::shared_ptr<const void>& prepared) {
+    auto in = inputs("");
+    auto document = std::make_shared<const nlohmann::json>(source_.documentWith(candidate));
+    in.document = document;
+    std::vector<config::Diagnostic> errors;
+    in.errors = &errors;
+    auto snap = snapshot::buildSnapshot(in);
+    std::vector<admin::FieldError> out;
+    if (snap) {
+      prepared = std::make_shared<const Prepared>(Prepared{*snap, std::move(document)});
+      return out;
+    }
+    for (const auto& e : errors) out.push_back({admin::jsonPointerOf(e.path), e.message});
+    if (out.empty()) out.push_back({"", snap.error().message});
+    return out;
+  };
+  hooks.publish = [this](std::shared_ptr<const void> prepared, store::EntitySet) {
+    auto p = std::static_pointer_cast<const Prepared>(prepared);
+    std::string error;
+    if (!publish(p->snapshot, &error, true)) {
+      spdlog::error("Admin API write stored but not served: {}", error);
+      return;
+    }
+    document_ = p->document;
+    ++process_.config_reloads;
+    record(true, "Admin API", "");
+  };
+  return hooks;
+}
+
 int Server::run() {
-  auto snap = load();
+  auto snap = load(true);
   if (!snap) {
     std::cerr << "portico: invalid config " << path_ << ":\n" << snap.error().message;
     return 1;
@@ -464,6 +564,9 @@ int Server::run() {
     std::cerr << "portico: " << error << "\n";
     return 1;
   }
+  api_ = std::make_unique<admin::AdminApi>(source_.store(), adminHooks());
+  api_->setEntities(std::move(loaded_entities_));
+  api_->setAdmin(current_->config.server.admin);
   // From here only current_ and the workers hold the first snapshot: a reload frees it (and
   // whatever it alone used).
   snap->reset();

@@ -128,9 +128,11 @@ void Worker::start() {
 }
 
 void Worker::install(std::shared_ptr<const snapshot::Snapshot> snapshot,
-                     std::map<std::string, int> listeners) {
-  asio::post(impl_->io, [this, s = std::move(snapshot), l = std::move(listeners)]() mutable {
+                     std::map<std::string, int> listeners, std::function<void()> installed) {
+  asio::post(impl_->io, [this, s = std::move(snapshot), l = std::move(listeners),
+                         done = std::move(installed)]() mutable {
     impl_->install(std::move(s), std::move(l));
+    if (done) done();
   });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // A worker thread: one event loop, its own listening sockets, sessions, upstream pools and
 // counters. Talks to the control thread only through posted calls.
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,8 +22,9 @@ class Worker {
   // Swaps in `snapshot` for new requests. `listeners` maps each listen address to this
   // worker's socket for it: new addresses start accepting (the worker owns the fd), addresses
   // that are gone stop. Fds for addresses already open are ignored.
+  // `installed` (if given) runs on the worker's thread once the snapshot is in place.
   void install(std::shared_ptr<const snapshot::Snapshot> snapshot,
-               std::map<std::string, int> listeners);
+               std::map<std::string, int> listeners, std::function<void()> installed = {});
   // Stops accepting, closes idle connections; in-flight requests finish, then their
   // connections close.
   void drain();

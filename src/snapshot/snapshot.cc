@@ -151,9 +151,16 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   auto snap = std::make_shared<Snapshot>();
   config::ConfigTree tree;
   config::Diagnostics diag;
-  config::parseConfigText(in.text, in.file, in.env, tree, diag);
+  const auto refuse = [&] {
+    if (in.errors) *in.errors = diag.items();
+    return makeError(diag.format());
+  };
+  if (in.document)
+    tree.root = *in.document;
+  else
+    config::parseConfigText(in.text, in.file, in.env, tree, diag);
   if (diag.empty()) snap->config = config::parseModel(tree.root, diag);
-  if (!diag.empty()) return makeError(diag.format());
+  if (!diag.empty()) return refuse();
 
   const auto& cfg = snap->config;
   for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
@@ -231,10 +238,10 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     if (!r.cfg->anonymous.empty()) r.anonymous = snap->consumers->byName(r.cfg->anonymous);
     r.filters.insert(r.filters.end(), own.begin(), own.end());
   }
-  if (!diag.empty()) return makeError(diag.format());
+  if (!diag.empty()) return refuse();
 
   snap->version = in.version;
-  snap->hash = sha256Hex(in.text);
+  snap->hash = sha256Hex(in.document ? in.document->dump() : in.text);
   snap->loaded_at = std::chrono::system_clock::now();
   snap->redacted = config::redacted(std::move(tree));
   snap->source = in.file;

@@ -94,6 +94,11 @@ using Resolver = std::function<Result<std::vector<SocketAddress>>(const HostPort
 struct SnapshotInputs {
   std::string text;
   std::string file;
+  // Set: the document, already parsed and composed (the file's sections with a store's
+  // entities); `text` is then ignored. Its errors carry paths, not file positions.
+  std::shared_ptr<const nlohmann::json> document;
+  // Set: receives the errors one by one (the Admin API answers them as JSON).
+  std::vector<config::Diagnostic>* errors = nullptr;
   config::EnvLookup env;
   Resolver resolver = resolve;  // injectable, so tests can change what a name resolves to
   const api::FilterRegistry* registry = nullptr;

@@ -1,0 +1,574 @@
+#include "admin/admin_api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "config/config_tree.h"
+#include "http/url.h"
+
+namespace portico::admin {
+
+using nlohmann::json;
+using store::Change;
+using store::Kind;
+
+namespace {
+
+constexpr std::string_view kPrefix = "/admin/v1/";
+constexpr std::size_t kMaxName = 256;
+constexpr std::size_t kDefaultPage = 100, kMaxPage = 1000;
+
+AdminResponse answer(int status, const json& body) {
+  return {
+      status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace), {}};
+}
+
+AdminResponse failure(int status, const std::string& message) {
+  return answer(status, json{{"error", message}, {"status", status}});
+}
+
+std::string sha256Hex(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+bool isWrite(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
+}
+
+std::string nameProblem(const std::string& name) {
+  if (name.empty()) return "a name is required";
+  if (name.size() > kMaxName) return "a name is at most 256 bytes";
+  for (const char c : name) {
+    if (c == '/') return "a name cannot contain /";
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return "a name cannot contain control characters";
+  }
+  return "";
+}
+
+bool credentialKey(std::string key) {
+  for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return key == "key" || key == "keys" || key == "api_key" || key == "password" ||
+         key == "private_key" || key.find("secret") != std::string::npos ||
+         key.find("token") != std::string::npos;
+}
+
+constexpr std::string_view kRedacted = "<redacted>";
+
+json redactAll(json v) {
+  if (v.is_array())
+    for (auto& item : v) item = redactAll(std::move(item));
+  else if (v.is_object())
+    for (auto& [_, item] : v.items()) item = redactAll(std::move(item));
+  else if (!v.is_null())
+    v = kRedacted;
+  return v;
+}
+
+// `If-Match` / `If-None-Match` against an object's revision (`exists` false: no object).
+std::optional<AdminResponse> preconditionFails(const AdminRequest& req, bool exists,
+                                               std::uint64_t revision) {
+  const std::string current = "\"" + std::to_string(revision) + "\"";
+  if (const std::string* m = req.header("if-match")) {
+    const bool ok = exists && (*m == "*" || *m == current);
+    if (!ok)
+      return failure(412, exists ? "If-Match " + *m + " is stale: the revision is " + current
+                                 : "If-Match " + *m + ": the object does not exist");
+  }
+  if (const std::string* n = req.header("if-none-match"); n && *n == "*" && exists)
+    return failure(412, "If-None-Match *: the object exists");
+  return std::nullopt;
+}
+
+bool contentTypeIs(const AdminRequest& req, std::initializer_list<std::string_view> types) {
+  const std::string* ct = req.header("content-type");
+  if (!ct) return false;
+  std::string base = ct->substr(0, ct->find(';'));
+  while (!base.empty() && base.back() == ' ') base.pop_back();
+  for (auto& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return std::find(types.begin(), types.end(), base) != types.end();
+}
+
+// A JSON body, or the 400 to answer (with the parse position).
+std::variant<json, AdminResponse> parseJsonBody(const std::string& body) {
+  try {
+    return json::parse(body);
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    if (const auto at = what.find("] "); at != std::string::npos) what = what.substr(at + 2);
+    return failure(400, "malformed JSON: " + what);
+  }
+}
+
+store::Labels parseLabels(const std::string& text) {
+  store::Labels out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string pair = text.substr(start, end - start);
+    if (const auto eq = pair.find('='); eq != std::string::npos)
+      out.emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string queryValue(const AdminRequest& req, std::string_view name) {
+  return http::findQueryParam(req.query, name).value;
+}
+
+json changeList(const std::vector<Change>& changes) {
+  json out = json::array();
+  for (const auto& c : changes)
+    out.push_back({{"kind", store::kindName(c.kind)}, {"name", c.name}});
+  return out;
+}
+
+}  // namespace
+
+struct AdminApi::Caller {
+  std::string actor = "anonymous";
+  bool can_write = false;
+};
+
+nlohmann::json redactCredentials(nlohmann::json value) {
+  if (value.is_array()) {
+    for (auto& item : value) item = redactCredentials(std::move(item));
+  } else if (value.is_object()) {
+    for (auto& [key, item] : value.items())
+      item = credentialKey(key) ? redactAll(std::move(item)) : redactCredentials(std::move(item));
+  }
+  return value;
+}
+
+nlohmann::json restoreRedacted(nlohmann::json incoming, const nlohmann::json& stored) {
+  if (incoming.is_string() && incoming.get_ref<const std::string&>() == kRedacted)
+    return stored.is_null() ? incoming : stored;
+  if (incoming.is_object() && stored.is_object()) {
+    for (auto& [key, item] : incoming.items())
+      if (const auto it = stored.find(key); it != stored.end())
+        item = restoreRedacted(std::move(item), *it);
+  } else if (incoming.is_array() && stored.is_array()) {
+    for (std::size_t i = 0; i < incoming.size() && i < stored.size(); ++i)
+      incoming[i] = restoreRedacted(std::move(incoming[i]), stored[i]);
+  }
+  return incoming;
+}
+
+std::string jsonPointerOf(const std::string& config_path) {
+  if (config_path.empty()) return "";
+  std::string out = "/";
+  for (const char c : config_path) {
+    if (c == '.' || c == '[')
+      out += '/';
+    else if (c == '~')
+      out += "~0";
+    else if (c != ']')
+      out += c;
+  }
+  return out;
+}
+
+AdminApi::AdminApi(store::EntityStore& store, ControlHooks hooks)
+    : store_(store), hooks_(std::move(hooks)) {}
+
+AdminResponse AdminApi::handle(const AdminRequest& request) {
+  Caller caller;
+  const bool write = isWrite(request.method);
+  if (!admin_.tokens.empty()) {
+    const std::string* auth = request.header("authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (!auth || auth->size() <= kBearer.size() || auth->compare(0, kBearer.size(), kBearer) != 0) {
+      auto r = failure(401, "an Authorization: Bearer token is required");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"portico-admin\"");
+      if (write) audit(request, "anonymous", 401, 0, {});
+      return r;
+    }
+    const std::string digest = sha256Hex(std::string_view(*auth).substr(kBearer.size()));
+    const config::AdminToken* match = nullptr;
+    for (const auto& t : admin_.tokens)
+      if (t.sha256.size() == digest.size() &&
+          CRYPTO_memcmp(t.sha256.data(), digest.data(), digest.size()) == 0)
+        match = &t;
+    if (!match) {
+      auto r = failure(401, "invalid token");
+      r.headers.emplace_back("WWW-Authenticate",
+                             "Bearer realm=\"portico-admin\", error=\"invalid_token\"");
+      if (write) audit(request, "anonymous", 401, 0, {});
+      return r;
+    }
+    caller.actor = match->name;
+    caller.can_write = match->write;
+  }
+  if (write && !caller.can_write) {
+    const auto r = failure(
+        403, admin_.tokens.empty()
+                 ? "the Admin API is read-only without server.admin.tokens"
+                 : "token \"" + caller.actor + "\" has scope read: writing needs scope write");
+    audit(request, caller.actor, 403, 0, {});
+    return r;
+  }
+  if (write && !store_.writable()) {
+    auto r =
+        failure(405, "store: file — entities are edited in the config file (or use store: sqlite)");
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    audit(request, caller.actor, 405, 0, {});
+    return r;
+  }
+  return route(request, caller);
+}
+
+AdminResponse AdminApi::route(const AdminRequest& request, const Caller& caller) {
+  const std::string rest = request.path.substr(kPrefix.size());
+  std::vector<std::string> parts;
+  for (std::size_t start = 0; start <= rest.size();) {
+    const std::size_t end = std::min(rest.find('/', start), rest.size());
+    parts.push_back(http::decodePathComponent(rest.substr(start, end - start)));
+    start = end + 1;
+  }
+  if (!parts.empty() && parts.back().empty() && parts.size() > 1) parts.pop_back();
+  const std::string& method = request.method;
+  const bool read = method == "GET" || method == "HEAD";
+  if (parts.size() == 1 && parts[0] == "revision" && read)
+    return answer(200, {{"revision", entities_.revision}});
+  if (parts.size() == 1 && parts[0] == "audit" && read) {
+    std::size_t limit = kDefaultPage;
+    if (const auto l = queryValue(request, "limit"); !l.empty())
+      limit = std::clamp<std::size_t>(std::strtoull(l.c_str(), nullptr, 10), 1, kMaxPage);
+    auto records = store_.audit(limit);
+    if (!records) return failure(503, records.error().message);
+    json data = json::array();
+    for (const auto& r : *records)
+      data.push_back({{"time", r.time},
+                      {"actor", r.actor},
+                      {"method", r.method},
+                      {"path", r.path},
+                      {"status", r.status},
+                      {"revision", r.revision},
+                      {"diff", r.diff}});
+    return answer(200, {{"data", std::move(data)}});
+  }
+  if (parts.size() == 1 && parts[0] == "config") {
+    if (read) {
+      const json doc = redactCredentials(entities_.document());
+      const std::string* accept = request.header("accept");
+      if (accept && (accept->find("yaml") != std::string::npos))
+        return {200, "application/yaml", config::toYaml(doc), {}};
+      return answer(200, doc);
+    }
+    if (method == "POST") return applyDocument(request, caller);
+    auto r = failure(405, "method not allowed");
+    r.headers.emplace_back("Allow", "GET, HEAD, POST");
+    return r;
+  }
+  const auto kind = parts.empty() ? std::nullopt : store::kindFromName(parts[0]);
+  if (!kind || parts.size() > 2) return failure(404, "not found: " + request.path);
+  if (parts.size() == 1) {
+    if (read) return list(*kind, request);
+    if (method == "POST") return write(*kind, "", request, caller);
+    auto r = failure(405, "method not allowed");
+    r.headers.emplace_back("Allow", "GET, HEAD, POST");
+    return r;
+  }
+  if (const auto problem = nameProblem(parts[1]); !problem.empty()) return failure(400, problem);
+  if (read) return getOne(*kind, parts[1]);
+  if (method == "PUT" || method == "PATCH" || method == "DELETE")
+    return write(*kind, parts[1], request, caller);
+  auto r = failure(405, "method not allowed");
+  r.headers.emplace_back("Allow", "GET, HEAD, PUT, PATCH, DELETE");
+  return r;
+}
+
+AdminResponse AdminApi::list(Kind kind, const AdminRequest& request) {
+  std::size_t limit = kDefaultPage;
+  if (const auto l = queryValue(request, "limit"); !l.empty()) {
+    const auto n = std::strtoull(l.c_str(), nullptr, 10);
+    if (n == 0 || n > kMaxPage) return failure(400, "limit must be between 1 and 1000");
+    limit = n;
+  }
+  const std::string after = queryValue(request, "after");
+  const store::Labels labels = parseLabels(queryValue(request, "label"));
+  const auto& all = entities_.list(kind);
+  std::size_t i = 0;
+  if (!after.empty()) {
+    while (i < all.size() && all[i].name != after) ++i;
+    if (i == all.size())
+      return failure(
+          400, "after: no " + std::string(store::kindName(kind)) + " named \"" + after + "\"");
+    ++i;
+  }
+  json data = json::array();
+  std::string last;
+  for (; i < all.size() && data.size() < limit; ++i) {
+    const auto& e = all[i];
+    bool selected = true;
+    for (const auto& [k, v] : labels) {
+      const auto l = e.body.find("labels");
+      selected &= l != e.body.end() && l->is_object() && l->contains(k) && (*l)[k] == v;
+    }
+    if (!selected) continue;
+    json body = redactCredentials(e.body);
+    body["revision"] = e.revision;
+    body["created_at"] = e.created_at;
+    body["updated_at"] = e.updated_at;
+    data.push_back(std::move(body));
+    last = e.name;
+  }
+  json out{{"data", std::move(data)}, {"next", nullptr}};
+  if (i < all.size() && !last.empty()) out["next"] = last;
+  return answer(200, out);
+}
+
+AdminResponse AdminApi::getOne(Kind kind, const std::string& name) {
+  const store::Entity* e = entities_.find(kind, name);
+  if (!e)
+    return failure(404, "no " + std::string(store::kindName(kind)) + " named \"" + name + "\"");
+  json body = redactCredentials(e->body);
+  body["revision"] = e->revision;
+  body["created_at"] = e->created_at;
+  body["updated_at"] = e->updated_at;
+  auto r = answer(200, body);
+  r.headers.emplace_back("ETag", "\"" + std::to_string(e->revision) + "\"");
+  return r;
+}
+
+namespace {
+
+// Who still names `name` of `kind` (routes by upstream, api or anonymous consumer).
+std::vector<std::string> referrers(const store::EntitySet& set, Kind kind,
+                                   const std::string& name) {
+  const char* field = kind == Kind::Upstreams   ? "upstream"
+                      : kind == Kind::Apis      ? "api"
+                      : kind == Kind::Consumers ? "anonymous"
+                                                : nullptr;
+  std::vector<std::string> out;
+  if (!field) return out;
+  for (const auto& r : set.list(Kind::Routes)) {
+    const auto it = r.body.find(field);
+    if (it != r.body.end() && it->is_string() && it->get<std::string>() == name)
+      out.push_back("routes/" + r.name);
+  }
+  return out;
+}
+
+}  // namespace
+
+AdminResponse AdminApi::write(Kind kind, const std::string& path_name, const AdminRequest& request,
+                              const Caller& caller) {
+  const std::string& method = request.method;
+  const std::string kind_name(store::kindName(kind));
+  std::string name = path_name;
+  json body;
+  if (method != "DELETE") {
+    const bool patch = method == "PATCH";
+    if (!contentTypeIs(
+            request, patch ? std::initializer_list<std::string_view>{"application/json",
+                                                                     "application/merge-patch+json"}
+                           : std::initializer_list<std::string_view>{"application/json"}))
+      return failure(415, patch ? "Content-Type must be application/merge-patch+json or "
+                                  "application/json"
+                                : "Content-Type must be application/json");
+    auto parsed = parseJsonBody(request.body);
+    if (auto* refusal = std::get_if<AdminResponse>(&parsed)) return *refusal;
+    body = std::move(std::get<json>(parsed));
+    if (!body.is_object()) return failure(400, "the body must be a JSON object");
+    if (method == "POST") {
+      const auto n = body.find("name");
+      if (n == body.end() || !n->is_string()) return failure(400, "name: a string is required");
+      name = n->get<std::string>();
+      if (const auto problem = nameProblem(name); !problem.empty())
+        return failure(400, "name: " + problem);
+    }
+  }
+  const store::Entity* existing = entities_.find(kind, name);
+  if (auto refused = preconditionFails(request, existing, existing ? existing->revision : 0)) {
+    audit(request, caller.actor, refused->status, 0, {});
+    return *refused;
+  }
+  if (method == "POST" && existing) {
+    audit(request, caller.actor, 409, 0, {});
+    return failure(409, kind_name + " \"" + name + "\" exists (PUT replaces it)");
+  }
+  if ((method == "PATCH" || method == "DELETE") && !existing)
+    return failure(404, "no " + kind_name + " named \"" + name + "\"");
+  if (method == "DELETE") {
+    if (const auto refs = referrers(entities_, kind, name); !refs.empty()) {
+      audit(request, caller.actor, 409, 0, {});
+      return answer(409, {{"error", kind_name + " \"" + name + "\" is still referenced"},
+                          {"status", 409},
+                          {"referrers", refs}});
+    }
+    return commit({{kind, name, std::nullopt}}, request, caller, 200,
+                  {{"deleted", {{"kind", kind_name}, {"name", name}}}});
+  }
+  if (method == "PATCH") {
+    json merged = existing->body;
+    merged.merge_patch(body);
+    body = std::move(merged);
+  }
+  store::stripMetadata(body);
+  if (const auto n = body.find("name"); n != body.end() && (!n->is_string() || *n != name))
+    return failure(400, "name: the body names \"" + n->dump() + "\" but the path \"" + name +
+                            "\" (a rename is a create and a delete)");
+  body["name"] = name;
+  if (existing) body = restoreRedacted(std::move(body), existing->body);
+  if (kind == Kind::Apis && body.value("state", "") == "deprecated" &&
+      !body.contains("deprecated_at") &&
+      !(existing && existing->body.value("state", "") == "deprecated"))
+    body["deprecated_at"] = hooks_.now();
+  const int status = existing ? 200 : 201;
+  return commit({{kind, name, std::move(body)}}, request, caller, status, nullptr);
+}
+
+AdminResponse AdminApi::commit(std::vector<Change> changes, const AdminRequest& request,
+                               const Caller& caller, int status, json body) {
+  const std::string now = hooks_.now();
+  const std::uint64_t next = entities_.revision + 1;
+  store::EntitySet candidate = store::applyChanges(entities_, changes, next, now);
+  std::shared_ptr<const void> prepared;
+  if (const auto errors = hooks_.compile(candidate, prepared); !errors.empty()) {
+    json list = json::array();
+    for (const auto& e : errors) list.push_back({{"path", e.path}, {"message", e.message}});
+    audit(request, caller.actor, 400, 0, changes);
+    return answer(400, {{"errors", std::move(list)}, {"status", 400}});
+  }
+  auto stored = store_.commit(entities_.revision, changes, now);
+  if (!stored) {
+    const bool conflict = stored.error().message == store::kConflict;
+    audit(request, caller.actor, conflict ? 409 : 503, 0, changes);
+    return failure(conflict ? 409 : 503,
+                   conflict ? "the store changed underneath this node: retry"
+                            : "the store refused the write: " + stored.error().message);
+  }
+  candidate.revision = *stored;
+  hooks_.publish(std::move(prepared), candidate);
+  audit(request, caller.actor, status, *stored, changes);  // (the diff's "before": entities_)
+  entities_ = std::move(candidate);
+  AdminResponse r;
+  if (body.is_null() && changes.size() == 1 && changes[0].body) {
+    r = getOne(changes[0].kind, changes[0].name);
+    r.status = status;
+  } else {
+    if (body.is_null()) body = json::object();
+    body["revision"] = *stored;
+    r = answer(status, body);
+  }
+  r.headers.emplace_back("X-Portico-Revision", std::to_string(*stored));
+  return r;
+}
+
+AdminResponse AdminApi::applyDocument(const AdminRequest& request, const Caller& caller) {
+  const bool yaml = contentTypeIs(request, {"application/yaml", "application/x-yaml", "text/yaml"});
+  if (!yaml && !contentTypeIs(request, {"application/json"}))
+    return failure(415, "Content-Type must be application/json or application/yaml");
+  if (auto refused = preconditionFails(request, true, entities_.revision)) return *refused;
+  // No ${ENV} substitution: a client must not read the gateway's environment back.
+  config::ConfigTree tree;
+  config::Diagnostics diag;
+  config::parseConfigText(
+      request.body, "request body", [](const std::string&) { return std::optional<std::string>(); },
+      tree, diag);
+  json errors = json::array();
+  for (const auto& d : diag.items())
+    errors.push_back(
+        {{"path", jsonPointerOf(d.path)},
+         {"message", d.message + (d.location.empty() ? "" : " (" + d.location + ")")}});
+  if (errors.empty() && !tree.root.is_object())
+    errors.push_back({{"path", ""}, {"message", "expected a map of entity lists"}});
+  if (errors.empty()) {
+    for (const auto& [key, value] : tree.root.items()) {
+      if (key == "version") continue;
+      const auto kind = store::kindFromName(key);
+      if (!kind) {
+        errors.push_back({{"path", "/" + key},
+                          {"message", "\"" + key +
+                                          "\" is not an entity kind (routes, upstreams, "
+                                          "consumers, plugins, apis); server and listeners stay in "
+                                          "the file"}});
+        continue;
+      }
+      if (!value.is_array()) {
+        errors.push_back({{"path", "/" + key}, {"message", "expected a list"}});
+        continue;
+      }
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        const auto& item = value[i];
+        const std::string at = "/" + key + "/" + std::to_string(i);
+        if (!item.is_object() || !item.contains("name") || !item["name"].is_string())
+          errors.push_back({{"path", at + "/name"}, {"message", "a string name is required"}});
+        else if (const auto problem = nameProblem(item["name"]); !problem.empty())
+          errors.push_back({{"path", at + "/name"}, {"message", problem}});
+      }
+    }
+  }
+  if (!errors.empty()) return answer(400, {{"errors", std::move(errors)}, {"status", 400}});
+
+  store::EntitySet desired = store::EntitySet::fromDocument(tree.root);
+  for (const Kind k : store::kKinds)
+    for (const auto& e : desired.list(k))
+      if (const store::Entity* old = entities_.find(k, e.name))
+        desired.put(k, {e.name, restoreRedacted(e.body, old->body), 0, "", ""});
+  const bool prune = queryValue(request, "prune") != "false";
+  const store::Plan p =
+      store::plan(entities_, desired, prune, parseLabels(queryValue(request, "prune_labels")));
+  json out{{"create", changeList(p.create)},
+           {"update", changeList(p.update)},
+           {"delete", changeList(p.remove)},
+           {"errors", json::array()}};
+  if (queryValue(request, "dry_run") == "true") {
+    store::EntitySet candidate =
+        store::applyChanges(entities_, p.all(), entities_.revision + 1, hooks_.now());
+    std::shared_ptr<const void> prepared;
+    for (const auto& e : hooks_.compile(candidate, prepared))
+      out["errors"].push_back({{"path", e.path}, {"message", e.message}});
+    out["revision"] = entities_.revision;
+    return answer(200, out);
+  }
+  if (p.empty()) {
+    out["revision"] = entities_.revision;
+    auto r = answer(200, out);
+    r.headers.emplace_back("X-Portico-Revision", std::to_string(entities_.revision));
+    return r;
+  }
+  out.erase("errors");
+  return commit(p.all(), request, caller, 200, std::move(out));
+}
+
+void AdminApi::audit(const AdminRequest& request, const std::string& actor, int status,
+                     std::uint64_t revision, const std::vector<Change>& changes) {
+  store::AuditRecord r;
+  r.time = hooks_.now();
+  r.actor = actor;
+  r.method = request.method;
+  r.path = request.path + (request.query.empty() ? "" : "?" + request.query);
+  r.status = status;
+  r.revision = revision;
+  json diff = json::array();
+  for (const auto& c : changes) {
+    const store::Entity* before = entities_.find(c.kind, c.name);
+    json entry{{"kind", store::kindName(c.kind)},
+               {"name", c.name},
+               {"op", !c.body  ? "delete"
+                      : before ? "update"
+                               : "create"}};
+    if (before) entry["before"] = redactCredentials(before->body);
+    if (c.body) entry["after"] = redactCredentials(*c.body);
+    diff.push_back(std::move(entry));
+  }
+  r.diff = std::move(diff);
+  (void)store_.appendAudit(r);  // an audit failure does not undo a stored write
+}
+
+}  // namespace portico::admin

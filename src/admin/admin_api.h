@@ -1,0 +1,75 @@
+#pragma once
+// The Admin API under /admin/v1/ (docs/admin-api.md): entities read and written at run time,
+// validated by the same code as the file, stored, then published before the answer returns.
+// Runs on the control thread; the server gives it the hooks below, so it is tested without
+// sockets or workers.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admin/admin_server.h"
+#include "config/model.h"
+#include "store/entity_store.h"
+
+namespace portico::admin {
+
+// A compile error, its path as a JSON Pointer into the document ("/routes/0/upstream").
+struct FieldError {
+  std::string path;
+  std::string message;
+};
+
+// What the server does with a candidate set of entities.
+struct ControlHooks {
+  // Compiles the file's sections with `candidate` (nothing is published): empty on success.
+  // `prepared` keeps what publish() needs (the compiled snapshot) until then.
+  std::function<std::vector<FieldError>(const store::EntitySet& candidate,
+                                        std::shared_ptr<const void>& prepared)>
+      compile;
+  // Swaps in what compile() prepared; returns once every worker serves it.
+  std::function<void(std::shared_ptr<const void> prepared, store::EntitySet entities)> publish;
+  std::function<std::string()> now;  // RFC 3339, UTC
+};
+
+class AdminApi {
+ public:
+  AdminApi(store::EntityStore& store, ControlHooks hooks);
+
+  // The server keeps these current (at start, after each reload).
+  void setEntities(store::EntitySet entities) { entities_ = std::move(entities); }
+  const store::EntitySet& entities() const { return entities_; }
+  void setAdmin(const config::AdminConfig& admin) { admin_ = admin; }
+
+  bool handles(const std::string& path) const { return path.rfind("/admin/v1/", 0) == 0; }
+  AdminResponse handle(const AdminRequest& request);
+
+ private:
+  struct Caller;
+  AdminResponse route(const AdminRequest& request, const Caller& caller);
+  AdminResponse list(store::Kind kind, const AdminRequest& request);
+  AdminResponse getOne(store::Kind kind, const std::string& name);
+  AdminResponse write(store::Kind kind, const std::string& name, const AdminRequest& request,
+                      const Caller& caller);
+  AdminResponse applyDocument(const AdminRequest& request, const Caller& caller);
+  AdminResponse commit(std::vector<store::Change> changes, const AdminRequest& request,
+                       const Caller& caller, int status, nlohmann::json body);
+  void audit(const AdminRequest& request, const std::string& actor, int status,
+             std::uint64_t revision, const std::vector<store::Change>& changes);
+
+  store::EntityStore& store_;
+  ControlHooks hooks_;
+  store::EntitySet entities_;
+  config::AdminConfig admin_;
+};
+
+// Credentials (keys, secrets, passwords, tokens, private keys) replaced with "<redacted>".
+nlohmann::json redactCredentials(nlohmann::json value);
+// `incoming` with every "<redacted>" value that `stored` has at the same place put back, so a
+// read-modify-write of a redacted object keeps its credentials.
+nlohmann::json restoreRedacted(nlohmann::json incoming, const nlohmann::json& stored);
+// "routes[3].match.path" -> "/routes/3/match/path".
+std::string jsonPointerOf(const std::string& config_path);
+
+}  // namespace portico::admin

@@ -1,0 +1,89 @@
+#include "server/entity_source.h"
+
+#include <spdlog/spdlog.h>
+
+#include "store/sqlite_store.h"
+
+namespace portico::server {
+
+namespace {
+
+config::StoreConfig storeConfigOf(const nlohmann::json& root) {
+  config::StoreConfig c;
+  const auto it = root.find("store");
+  if (it == root.end() || !it->is_object()) return c;
+  if (it->value("type", "file") == "sqlite") c.type = config::StoreConfig::Type::Sqlite;
+  c.path = it->value("path", "");
+  return c;
+}
+
+}  // namespace
+
+Result<EntitySource::Composed> EntitySource::compose(const nlohmann::json& file_root,
+                                                     bool startup) {
+  const config::StoreConfig wanted = storeConfigOf(file_root);
+  if (store_ && (wanted.type != config_.type || wanted.path != config_.path))
+    return makeError("store: the store cannot change while Portico runs (restart to change it)");
+  if (!store_) {
+    if (!startup) return makeError("store: not open");
+    if (wanted.type == config::StoreConfig::Type::Sqlite) {
+      auto opened = store::openSqliteStore(wanted.path);
+      if (!opened) return makeError("store: " + opened.error().message);
+      store_ = std::move(*opened);
+    } else {
+      store_ = store::makeFileStore();
+    }
+    config_ = wanted;
+  }
+  Composed out;
+  if (!database()) {
+    out.entities = store::EntitySet::fromDocument(file_root);
+    return out;
+  }
+  file_sections_ = file_root.is_object() ? file_root : nlohmann::json::object();
+  std::string listed;
+  for (const store::Kind k : store::kKinds) {
+    const std::string key(store::kindName(k));
+    const auto it = file_sections_.find(key);
+    if (it == file_sections_.end()) continue;
+    if (!it->empty()) listed += (listed.empty() ? "" : ", ") + key;
+    file_sections_.erase(it);
+  }
+  auto stored = store_->load();
+  if (!stored) return makeError("store: " + stored.error().message);
+  out.entities = std::move(*stored);
+  if (!listed.empty()) {
+    const bool empty = out.entities.revision == 0 && out.entities.size() == 0;
+    if (!startup || !empty)
+      return makeError("store: sqlite holds the entities (revision " +
+                       std::to_string(out.entities.revision) + "), but the file still lists " +
+                       listed + ": remove them from the file (the Admin API edits them now)");
+    const store::EntitySet seed = store::EntitySet::fromDocument(file_root);
+    out.seed = store::plan(out.entities, seed, false, {}).all();
+    out.entities = seed;
+  }
+  out.document = std::make_shared<const nlohmann::json>(documentWith(out.entities));
+  return out;
+}
+
+Result<store::EntitySet> EntitySource::commitSeed(Composed& composed, const std::string& now) {
+  if (composed.seed.empty()) return composed.entities;
+  auto revision = store_->commit(0, composed.seed, now);
+  if (!revision) return makeError("store: seeding the database: " + revision.error().message);
+  spdlog::info(
+      "store: the database was empty: seeded it with the {} entities of the file "
+      "(revision {}); remove them from the file now",
+      composed.seed.size(), *revision);
+  auto set = store::applyChanges(store::EntitySet{}, composed.seed, *revision, now);
+  composed.seed.clear();
+  return set;
+}
+
+nlohmann::json EntitySource::documentWith(const store::EntitySet& entities) const {
+  nlohmann::json doc = file_sections_;
+  nlohmann::json lists = entities.document();
+  for (auto& [key, value] : lists.items()) doc[key] = std::move(value);
+  return doc;
+}
+
+}  // namespace portico::server
