@@ -1,8 +1,11 @@
-// portico run|validate|version — see docs/config.md and DESIGN.md section 6.
+// portico run|validate|apply|diff|dump|version — see docs/config.md, docs/admin-api.md and
+// DESIGN.md section 6.
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
+#include "admin/admin_cli.h"
 #include "server/server.h"
 
 #ifndef PORTICO_VERSION
@@ -18,7 +21,31 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "check a config; print every error");
   validate->add_option("-c,--config", config_path, "config file (YAML or JSON)")->required();
   auto* version = app.add_subcommand("version", "print the version");
+
+  portico::admin::CliTarget target;
+  if (const char* t = std::getenv("PORTICO_ADMIN_TOKEN")) target.token = t;
+  std::string file;
+  bool dry_run = false, prune = false;
+  auto withTarget = [&](CLI::App* c) {
+    c->add_option("--admin", target.admin, "the Admin API's base URL")->default_val(target.admin);
+    c->add_option("--token", target.token, "bearer token (or PORTICO_ADMIN_TOKEN)");
+  };
+  auto* apply = app.add_subcommand("apply", "apply an entities file through the Admin API");
+  apply->add_option("-f,--file", file, "entities (YAML or JSON)")->required();
+  apply->add_flag("--dry-run", dry_run, "print the plan, change nothing");
+  apply->add_flag("--prune", prune, "delete what the file lacks");
+  withTarget(apply);
+  auto* diff = app.add_subcommand("diff", "print what apply would change (exit 1 if anything)");
+  diff->add_option("-f,--file", file, "entities (YAML or JSON)")->required();
+  diff->add_flag("--prune", prune, "count what the file lacks as deletions");
+  withTarget(diff);
+  auto* dump = app.add_subcommand("dump", "print every entity as YAML");
+  withTarget(dump);
   CLI11_PARSE(app, argc, argv);
+
+  if (*apply) return portico::admin::applyFile(target, file, dry_run, prune, std::cout, std::cerr);
+  if (*diff) return portico::admin::diffFile(target, file, prune, std::cout, std::cerr);
+  if (*dump) return portico::admin::dumpConfig(target, std::cout, std::cerr);
 
   if (*version) {
     std::cout << "portico " << PORTICO_VERSION << "\n";

@@ -60,7 +60,7 @@ std::string nameProblem(const std::string& name) {
 
 bool credentialKey(std::string key) {
   for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return key == "key" || key == "keys" || key == "api_key" || key == "password" ||
+  return key == "key" || key == "keys" || key == "api_key" || key.find("password") != std::string::npos ||
          key == "private_key" || key.find("secret") != std::string::npos ||
          key.find("token") != std::string::npos;
 }

@@ -8,6 +8,7 @@
 
 #include "config/model_parser.h"
 #include "config/reader.h"
+#include "filters/api_lifecycle/api_lifecycle_filter.h"
 
 namespace portico::snapshot {
 namespace {
@@ -209,8 +210,19 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   }
   // Internal routes are left out of the listeners' matcher: a request for one gets 404, and its
   // methods are not in any Allow list.
-  snap->matcher = router::RouteMatcher::build(
-      cfg.routes, diag, [&](std::size_t i) { return !cfg.routes[i].internal; });
+  // So are the routes of a draft API: not served until it is published.
+  const auto apiOf = [&](const config::RouteConfig& r) -> const config::ApiConfig* {
+    for (const auto& a : cfg.apis)
+      if (!r.api.empty() && a.name == r.api) return &a;
+    return nullptr;
+  };
+  snap->matcher = router::RouteMatcher::build(cfg.routes, diag, [&](std::size_t i) {
+    const auto* api = apiOf(cfg.routes[i]);
+    return !cfg.routes[i].internal && !(api && api->state == config::ApiConfig::State::Draft);
+  });
+  const auto loaded_at = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
   snap->consumers = auth::ConsumerDirectory::build(cfg.consumers, diag);
   snap->global_filters =
       buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers, cfg.upstreams, diag);
@@ -220,6 +232,9 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
     r.cfg = &cfg.routes[i];
     r.upstream = r.cfg->upstream.empty() ? nullptr : snap->findUpstream(r.cfg->upstream);
     r.filters = snap->global_filters;
+    if (const auto* api = apiOf(*r.cfg))
+      if (auto lifecycle = filters::makeApiLifecycleFactory(*api, loaded_at))
+        r.filters.insert(r.filters.begin(), std::move(lifecycle));
     if (r.cfg->flow) {
       flow::FlowNames names;
       names.upstream_exists = [&](const std::string& n) { return snap->findUpstream(n); };

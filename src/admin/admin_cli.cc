@@ -1,0 +1,121 @@
+#include "admin/admin_cli.h"
+
+#include <fstream>
+#include <future>
+#include <ostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "client/http_client.h"
+
+namespace portico::admin {
+namespace {
+
+api::HttpResponse call(const CliTarget& target, std::string method, const std::string& path,
+                       std::string body, const std::string& content_type,
+                       const std::string& accept = "application/json") {
+  client::HttpClient http;
+  api::HttpRequest req;
+  req.method = std::move(method);
+  req.url = target.admin + "/admin/v1" + path;
+  req.body = std::move(body);
+  req.timeout = std::chrono::minutes(5);  // a 10,000-route apply takes a while
+  req.max_response_bytes = 256 * 1024 * 1024;
+  if (!target.token.empty()) req.headers.add("Authorization", "Bearer " + target.token);
+  if (!content_type.empty()) req.headers.add("Content-Type", content_type);
+  req.headers.add("Accept", accept);
+  std::promise<api::HttpResponse> answer;
+  auto done = answer.get_future();
+  http.fetch(std::move(req), [&answer](api::HttpResponse r) { answer.set_value(std::move(r)); });
+  return done.get();
+}
+
+bool readFile(const std::string& path, std::string& out, std::ostream& err) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    err << "portico: cannot read " << path << "\n";
+    return false;
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  out = s.str();
+  return true;
+}
+
+// Prints a plan ("+ routes/a", "~ ...", "- ...") and its errors; returns how many changes.
+std::size_t printPlan(const nlohmann::json& plan, std::ostream& out, std::ostream& err) {
+  std::size_t changes = 0;
+  for (const auto& [key, mark] : {std::pair{"create", "+"}, {"update", "~"}, {"delete", "-"}}) {
+    if (!plan.contains(key)) continue;
+    for (const auto& c : plan[key]) {
+      out << mark << " " << c.value("kind", "") << "/" << c.value("name", "") << "\n";
+      ++changes;
+    }
+  }
+  if (plan.contains("errors"))
+    for (const auto& e : plan["errors"])
+      err << "! " << e.value("path", "") << ": " << e.value("message", "") << "\n";
+  return changes;
+}
+
+// The answer as JSON, or an explanation on `err` (unreachable: 2, refused: 1).
+int parseAnswer(const api::HttpResponse& r, nlohmann::json& body, std::ostream& err) {
+  if (r.status == 0) {
+    err << "portico: the Admin API did not answer: " << r.error << "\n";
+    return 2;
+  }
+  body = nlohmann::json::parse(r.body, nullptr, false);
+  if (body.is_discarded()) {
+    err << "portico: the Admin API answered " << r.status << ": " << r.body << "\n";
+    return 2;
+  }
+  if (r.status >= 400 && !body.contains("errors")) {
+    err << "portico: " << r.status << ": " << body.value("error", r.body) << "\n";
+    return r.status == 401 || r.status == 403 ? 2 : 1;
+  }
+  return 0;
+}
+
+int plan(const CliTarget& target, const std::string& file, bool dry_run, bool prune,
+         bool exit_on_change, std::ostream& out, std::ostream& err) {
+  std::string text;
+  if (!readFile(file, text, err)) return 2;
+  const bool json = text.find_first_not_of(" \t\r\n") != std::string::npos &&
+                    text[text.find_first_not_of(" \t\r\n")] == '{';
+  const std::string query =
+      std::string("?prune=") + (prune ? "true" : "false") + (dry_run ? "&dry_run=true" : "");
+  const auto r = call(target, "POST", "/config" + query, std::move(text),
+                      json ? "application/json" : "application/yaml");
+  nlohmann::json body;
+  if (const int code = parseAnswer(r, body, err)) return code;
+  const std::size_t changes = printPlan(body, out, err);
+  if (r.status >= 400 || (body.contains("errors") && !body["errors"].empty())) return 1;
+  if (!dry_run) out << "revision " << body.value("revision", 0) << "\n";
+  return exit_on_change && changes ? 1 : 0;
+}
+
+}  // namespace
+
+int applyFile(const CliTarget& target, const std::string& file, bool dry_run, bool prune,
+              std::ostream& out, std::ostream& err) {
+  return plan(target, file, dry_run, prune, false, out, err);
+}
+
+int diffFile(const CliTarget& target, const std::string& file, bool prune, std::ostream& out,
+             std::ostream& err) {
+  return plan(target, file, true, prune, true, out, err);
+}
+
+int dumpConfig(const CliTarget& target, std::ostream& out, std::ostream& err) {
+  const auto r = call(target, "GET", "/config", "", "", "application/yaml");
+  if (r.status != 200) {
+    nlohmann::json body;
+    if (const int code = parseAnswer(r, body, err)) return code;
+    return 2;
+  }
+  out << r.body;
+  return 0;
+}
+
+}  // namespace portico::admin
