@@ -60,9 +60,9 @@ std::string nameProblem(const std::string& name) {
 
 bool credentialKey(std::string key) {
   for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return key == "key" || key == "keys" || key == "api_key" || key.find("password") != std::string::npos ||
-         key == "private_key" || key.find("secret") != std::string::npos ||
-         key.find("token") != std::string::npos;
+  return key == "key" || key == "keys" || key == "api_key" ||
+         key.find("password") != std::string::npos || key == "private_key" ||
+         key.find("secret") != std::string::npos || key.find("token") != std::string::npos;
 }
 
 constexpr std::string_view kRedacted = "<redacted>";
@@ -513,6 +513,8 @@ AdminResponse AdminApi::applyDocument(const AdminRequest& request, const Caller&
       }
     }
   }
+  for (const auto& [path, message] : store::duplicateNames(tree.root))
+    errors.push_back({{"path", jsonPointerOf(path)}, {"message", message}});
   if (!errors.empty()) return answer(400, {{"errors", std::move(errors)}, {"status", 400}});
 
   store::EntitySet desired = store::EntitySet::fromDocument(tree.root);

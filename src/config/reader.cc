@@ -171,7 +171,7 @@ bool ObjectReader::has(std::string_view key) const {
 
 const json* ObjectReader::get(std::string_view key) {
   if (!node_.is_object()) return nullptr;
-  seen_.insert(std::string(key));
+  if (std::find(seen_.begin(), seen_.end(), key) == seen_.end()) seen_.emplace_back(key);
   auto it = node_.find(key);
   if (it == node_.end() || it->is_null()) return nullptr;
   return &*it;
@@ -230,7 +230,7 @@ void ObjectReader::finish() {
   finished_ = true;
   std::vector<std::string> unknown;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
-    if (!seen_.count(it.key())) unknown.push_back(it.key());
+    if (std::find(seen_.begin(), seen_.end(), it.key()) == seen_.end()) unknown.push_back(it.key());
   }
   std::sort(unknown.begin(), unknown.end());
   for (const auto& key : unknown) {

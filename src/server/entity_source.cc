@@ -58,6 +58,8 @@ Result<EntitySource::Composed> EntitySource::compose(const nlohmann::json& file_
       return makeError("store: sqlite holds the entities (revision " +
                        std::to_string(out.entities.revision) + "), but the file still lists " +
                        listed + ": remove them from the file (the Admin API edits them now)");
+    if (const auto dups = store::duplicateNames(file_root); !dups.empty())
+      return makeError(dups.front().first + ": " + dups.front().second);
     const store::EntitySet seed = store::EntitySet::fromDocument(file_root);
     out.seed = store::plan(out.entities, seed, false, {}).all();
     out.entities = seed;

@@ -197,6 +197,7 @@ Result<std::shared_ptr<const snapshot::Snapshot>> Server::load(bool startup) {
   if (!composed) return composed.error();
   auto in = inputs(std::move(*text));
   in.document = composed->document;
+  if (in.document) in.text += "\nstore revision " + std::to_string(composed->entities.revision);
   auto snap = snapshot::buildSnapshot(in);
   if (!snap) return snap;
   if (auto problem = adminExposure((*snap)->config.server.admin); !problem.empty())
@@ -511,7 +512,7 @@ admin::ControlHooks Server::adminHooks() {
   admin::ControlHooks hooks;
   hooks.now = [] { return isoTime(std::chrono::system_clock::now()); };
   hooks.compile = [this](const store::EntitySet& candidate, std::shared_ptr<const void>& prepared) {
-    auto in = inputs("");
+    auto in = inputs("store revision " + std::to_string(candidate.revision));
     auto document = std::make_shared<const nlohmann::json>(source_.documentWith(candidate));
     in.document = document;
     std::vector<config::Diagnostic> errors;

@@ -256,7 +256,7 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   if (!diag.empty()) return refuse();
 
   snap->version = in.version;
-  snap->hash = sha256Hex(in.document ? in.document->dump() : in.text);
+  snap->hash = sha256Hex(in.text);
   snap->loaded_at = std::chrono::system_clock::now();
   snap->redacted = config::redacted(std::move(tree));
   snap->source = in.file;

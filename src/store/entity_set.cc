@@ -20,28 +20,33 @@ std::optional<Kind> kindFromName(std::string_view name) {
 }
 
 const Entity* EntitySet::find(Kind kind, std::string_view name) const {
-  for (const auto& e : kinds_[index(kind)])
-    if (e.name == name) return &e;
-  return nullptr;
+  const auto& positions = positions_[index(kind)];
+  const auto it = positions.find(std::string(name));
+  return it == positions.end() ? nullptr : &kinds_[index(kind)][it->second];
 }
 
 void EntitySet::put(Kind kind, Entity entity) {
   auto& list = kinds_[index(kind)];
-  for (auto& e : list) {
-    if (e.name != entity.name) continue;
+  auto& positions = positions_[index(kind)];
+  if (const auto it = positions.find(entity.name); it != positions.end()) {
+    Entity& e = list[it->second];
     if (!e.created_at.empty()) entity.created_at = e.created_at;
     e = std::move(entity);
     return;
   }
+  positions.emplace(entity.name, list.size());
   list.push_back(std::move(entity));
 }
 
 bool EntitySet::erase(Kind kind, std::string_view name) {
   auto& list = kinds_[index(kind)];
-  const auto it =
-      std::find_if(list.begin(), list.end(), [&](const Entity& e) { return e.name == name; });
-  if (it == list.end()) return false;
-  list.erase(it);
+  auto& positions = positions_[index(kind)];
+  const auto it = positions.find(std::string(name));
+  if (it == positions.end()) return false;
+  const std::size_t at = it->second;
+  positions.erase(it);
+  list.erase(list.begin() + static_cast<std::ptrdiff_t>(at));
+  for (std::size_t i = at; i < list.size(); ++i) positions[list[i].name] = i;
   return true;
 }
 
@@ -80,10 +85,30 @@ EntitySet EntitySet::fromDocument(const nlohmann::json& root) {
       e.name = body["name"].get<std::string>();
       e.body = body;
       stripMetadata(e.body);
-      set.kinds_[index(k)].push_back(std::move(e));
+      set.put(k, std::move(e));  // (a repeated name: the last wins; compiling reports it)
     }
   }
   return set;
+}
+
+std::vector<std::pair<std::string, std::string>> duplicateNames(const nlohmann::json& root) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!root.is_object()) return out;
+  for (const Kind k : kKinds) {
+    const auto it = root.find(std::string(kindName(k)));
+    if (it == root.end() || !it->is_array()) continue;
+    std::unordered_map<std::string, std::size_t> seen;
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const auto& body = (*it)[i];
+      if (!body.is_object() || !body.contains("name") || !body["name"].is_string()) continue;
+      const auto [at, fresh] = seen.emplace(body["name"].get<std::string>(), i);
+      if (!fresh)
+        out.emplace_back(std::string(kindName(k)) + "[" + std::to_string(i) + "].name",
+                         "duplicate name \"" + at->first + "\" (also " + std::string(kindName(k)) +
+                             "[" + std::to_string(at->second) + "])");
+    }
+  }
+  return out;
 }
 
 void stripMetadata(nlohmann::json& object) {

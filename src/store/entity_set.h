@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -52,7 +53,13 @@ class EntitySet {
  private:
   static std::size_t index(Kind kind) { return static_cast<std::size_t>(kind); }
   std::array<std::vector<Entity>, kKinds.size()> kinds_;
+  // Name -> position in kinds_, so a 10,000-route plan or apply is not quadratic.
+  std::array<std::unordered_map<std::string, std::size_t>, kKinds.size()> positions_;
 };
+
+// Objects of `root`'s entity lists whose name an earlier object of the same kind has:
+// {"routes[3].name", "duplicate name \"x\""} pairs (fromDocument keeps only the last).
+std::vector<std::pair<std::string, std::string>> duplicateNames(const nlohmann::json& root);
 
 // The read-only fields an object may carry in answers; dropped from what clients send.
 void stripMetadata(nlohmann::json& object);
