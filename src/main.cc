@@ -41,11 +41,25 @@ int main(int argc, char** argv) {
   withTarget(diff);
   auto* dump = app.add_subcommand("dump", "print every entity as YAML");
   withTarget(dump);
+  portico::admin::ImportFlags import_flags;
+  auto* import_cmd = app.add_subcommand("import", "publish an API from a description");
+  auto* openapi = import_cmd->add_subcommand("openapi", "an OpenAPI 3.0 or 3.1 spec");
+  import_cmd->require_subcommand(1);
+  openapi->add_option("spec", file, "the spec (YAML or JSON)")->required();
+  openapi->add_option("--api", import_flags.api, "the API's name")->required();
+  openapi->add_option("--upstream", import_flags.upstream, "default: from servers[0]");
+  openapi->add_option("--state", import_flags.state, "draft|published|deprecated|retired");
+  openapi->add_option("--base-path", import_flags.base_path, "default /");
+  openapi->add_flag("--dry-run", import_flags.dry_run, "print the plan, change nothing");
+  openapi->add_flag("--mock", import_flags.mock, "answer from the spec's examples");
+  withTarget(openapi);
   CLI11_PARSE(app, argc, argv);
 
   if (*apply) return portico::admin::applyFile(target, file, dry_run, prune, std::cout, std::cerr);
   if (*diff) return portico::admin::diffFile(target, file, prune, std::cout, std::cerr);
   if (*dump) return portico::admin::dumpConfig(target, std::cout, std::cerr);
+  if (*import_cmd)
+    return portico::admin::importSpecFile(target, file, import_flags, std::cout, std::cerr);
 
   if (*version) {
     std::cout << "portico " << PORTICO_VERSION << "\n";

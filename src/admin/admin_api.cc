@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "admin/openapi_import.h"
 #include "config/config_tree.h"
 #include "http/url.h"
 
@@ -273,6 +274,14 @@ AdminResponse AdminApi::route(const AdminRequest& request, const Caller& caller)
     r.headers.emplace_back("Allow", "GET, HEAD, POST");
     return r;
   }
+  if (parts.size() == 3 && parts[0] == "apis" && parts[2] == "openapi") {
+    if (const auto problem = nameProblem(parts[1]); !problem.empty()) return failure(400, problem);
+    if (read) return getSpec(parts[1], request);
+    if (method == "POST") return importSpec(parts[1], request, caller);
+    auto r = failure(405, "method not allowed");
+    r.headers.emplace_back("Allow", "GET, HEAD, POST");
+    return r;
+  }
   const auto kind = parts.empty() ? std::nullopt : store::kindFromName(parts[0]);
   if (!kind || parts.size() > 2) return failure(404, "not found: " + request.path);
   if (parts.size() == 1) {
@@ -469,26 +478,42 @@ AdminResponse AdminApi::commit(std::vector<Change> changes, const AdminRequest& 
   return r;
 }
 
-AdminResponse AdminApi::applyDocument(const AdminRequest& request, const Caller& caller) {
+namespace {
+
+// A document (entities, a spec) as its body says, JSON or YAML, or the 4xx to answer. No ${ENV}
+// substitution: a client must not read the gateway's environment back.
+std::variant<json, AdminResponse> parseDocumentBody(const AdminRequest& request) {
   const bool yaml = contentTypeIs(request, {"application/yaml", "application/x-yaml", "text/yaml"});
   if (!yaml && !contentTypeIs(request, {"application/json"}))
     return failure(415, "Content-Type must be application/json or application/yaml");
-  if (auto refused = preconditionFails(request, true, entities_.revision)) return *refused;
-  // No ${ENV} substitution: a client must not read the gateway's environment back.
   config::ConfigTree tree;
   config::Diagnostics diag;
   config::parseConfigText(
       request.body, "request body", [](const std::string&) { return std::optional<std::string>(); },
       tree, diag);
+  if (!diag.empty()) {
+    json errors = json::array();
+    for (const auto& d : diag.items())
+      errors.push_back(
+          {{"path", jsonPointerOf(d.path)},
+           {"message", d.message + (d.location.empty() ? "" : " (" + d.location + ")")}});
+    return answer(400, {{"errors", std::move(errors)}, {"status", 400}});
+  }
+  return std::move(tree.root);
+}
+
+}  // namespace
+
+AdminResponse AdminApi::applyDocument(const AdminRequest& request, const Caller& caller) {
+  if (auto refused = preconditionFails(request, true, entities_.revision)) return *refused;
+  auto parsed = parseDocumentBody(request);
+  if (auto* refusal = std::get_if<AdminResponse>(&parsed)) return *refusal;
+  const json& root = std::get<json>(parsed);
   json errors = json::array();
-  for (const auto& d : diag.items())
-    errors.push_back(
-        {{"path", jsonPointerOf(d.path)},
-         {"message", d.message + (d.location.empty() ? "" : " (" + d.location + ")")}});
-  if (errors.empty() && !tree.root.is_object())
+  if (!root.is_object())
     errors.push_back({{"path", ""}, {"message", "expected a map of entity lists"}});
   if (errors.empty()) {
-    for (const auto& [key, value] : tree.root.items()) {
+    for (const auto& [key, value] : root.items()) {
       if (key == "version") continue;
       const auto kind = store::kindFromName(key);
       if (!kind) {
@@ -513,18 +538,23 @@ AdminResponse AdminApi::applyDocument(const AdminRequest& request, const Caller&
       }
     }
   }
-  for (const auto& [path, message] : store::duplicateNames(tree.root))
+  for (const auto& [path, message] : store::duplicateNames(root))
     errors.push_back({{"path", jsonPointerOf(path)}, {"message", message}});
   if (!errors.empty()) return answer(400, {{"errors", std::move(errors)}, {"status", 400}});
 
-  store::EntitySet desired = store::EntitySet::fromDocument(tree.root);
+  store::EntitySet desired = store::EntitySet::fromDocument(root);
   for (const Kind k : store::kKinds)
     for (const auto& e : desired.list(k))
       if (const store::Entity* old = entities_.find(k, e.name))
         desired.put(k, {e.name, restoreRedacted(e.body, old->body), 0, "", ""});
-  const bool prune = queryValue(request, "prune") != "false";
-  const store::Plan p =
-      store::plan(entities_, desired, prune, parseLabels(queryValue(request, "prune_labels")));
+  return planAndApply(desired, queryValue(request, "prune") != "false",
+                      parseLabels(queryValue(request, "prune_labels")), request, caller);
+}
+
+AdminResponse AdminApi::planAndApply(const store::EntitySet& desired, bool prune,
+                                     const store::Labels& prune_labels, const AdminRequest& request,
+                                     const Caller& caller) {
+  const store::Plan p = store::plan(entities_, desired, prune, prune_labels);
   json out{{"create", changeList(p.create)},
            {"update", changeList(p.update)},
            {"delete", changeList(p.remove)},
@@ -546,6 +576,52 @@ AdminResponse AdminApi::applyDocument(const AdminRequest& request, const Caller&
   }
   out.erase("errors");
   return commit(p.all(), request, caller, 200, std::move(out));
+}
+
+AdminResponse AdminApi::importSpec(const std::string& api, const AdminRequest& request,
+                                   const Caller& caller) {
+  auto parsed = parseDocumentBody(request);
+  if (auto* refusal = std::get_if<AdminResponse>(&parsed)) return *refusal;
+  OpenApiImport options;
+  options.api = api;
+  options.upstream = queryValue(request, "upstream");
+  options.state = queryValue(request, "state");
+  options.base_path = queryValue(request, "base_path");
+  options.mock = queryValue(request, "mock") == "true";
+  // A re-import keeps what the API already had unless the request says otherwise.
+  if (const store::Entity* existing = entities_.find(Kind::Apis, api)) {
+    if (options.state.empty()) options.state = existing->body.value("state", "");
+    if (options.base_path.empty()) options.base_path = existing->body.value("base_path", "");
+  }
+  auto generated = importOpenApi(std::get<json>(parsed), options);
+  if (!generated)
+    return answer(
+        400, {{"errors", json::array({{{"path", ""}, {"message", generated.error().message}}})},
+              {"status", 400}});
+  const store::EntitySet desired = store::EntitySet::fromDocument(*generated);
+  // Names the import would take from objects it did not make: refused, never overwritten.
+  for (const Kind k : store::kKinds)
+    for (const auto& e : desired.list(k)) {
+      const store::Entity* old = entities_.find(k, e.name);
+      if (!old || k == Kind::Apis) continue;
+      const auto labels = old->body.find("labels");
+      if (labels == old->body.end() || labels->value(kOpenApiLabel, "") != api)
+        return failure(409, std::string(store::kindName(k)) + " \"" + e.name +
+                                "\" exists and was not imported from api \"" + api + "\"");
+    }
+  return planAndApply(desired, true, {{kOpenApiLabel, api}}, request, caller);
+}
+
+AdminResponse AdminApi::getSpec(const std::string& api, const AdminRequest& request) {
+  const store::Entity* e = entities_.find(Kind::Apis, api);
+  if (!e) return failure(404, "no apis named \"" + api + "\"");
+  const auto openapi = e->body.find("openapi");
+  if (openapi == e->body.end() || !openapi->is_object() || !openapi->contains("spec"))
+    return failure(404, "api \"" + api + "\" keeps no OpenAPI spec");
+  const std::string* accept = request.header("accept");
+  if (accept && accept->find("yaml") != std::string::npos)
+    return {200, "application/yaml", config::toYaml((*openapi)["spec"]), {}};
+  return answer(200, (*openapi)["spec"]);
 }
 
 void AdminApi::audit(const AdminRequest& request, const std::string& actor, int status,

@@ -53,6 +53,14 @@ class AdminApi {
   AdminResponse write(store::Kind kind, const std::string& name, const AdminRequest& request,
                       const Caller& caller);
   AdminResponse applyDocument(const AdminRequest& request, const Caller& caller);
+  AdminResponse importSpec(const std::string& api, const AdminRequest& request,
+                           const Caller& caller);
+  AdminResponse getSpec(const std::string& api, const AdminRequest& request);
+  // Plans `desired` against the current entities (pruning only objects with `prune_labels`),
+  // then answers the plan (dry_run: with compile errors) or commits it.
+  AdminResponse planAndApply(const store::EntitySet& desired, bool prune,
+                             const store::Labels& prune_labels, const AdminRequest& request,
+                             const Caller& caller);
   AdminResponse commit(std::vector<store::Change> changes, const AdminRequest& request,
                        const Caller& caller, int status, nlohmann::json body);
   void audit(const AdminRequest& request, const std::string& actor, int status,

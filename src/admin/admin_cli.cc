@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/http_client.h"
+#include "http/url.h"
 
 namespace portico::admin {
 namespace {
@@ -77,15 +78,14 @@ int parseAnswer(const api::HttpResponse& r, nlohmann::json& body, std::ostream& 
   return 0;
 }
 
-int plan(const CliTarget& target, const std::string& file, bool dry_run, bool prune,
-         bool exit_on_change, std::ostream& out, std::ostream& err) {
+// Sends `file` (JSON or YAML) to `path` (which has a query already) and prints the plan.
+int sendDocument(const CliTarget& target, const std::string& path, const std::string& file,
+                 bool dry_run, bool exit_on_change, std::ostream& out, std::ostream& err) {
   std::string text;
   if (!readFile(file, text, err)) return 2;
-  const bool json = text.find_first_not_of(" \t\r\n") != std::string::npos &&
-                    text[text.find_first_not_of(" \t\r\n")] == '{';
-  const std::string query =
-      std::string("?prune=") + (prune ? "true" : "false") + (dry_run ? "&dry_run=true" : "");
-  const auto r = call(target, "POST", "/config" + query, std::move(text),
+  const auto first = text.find_first_not_of(" \t\r\n");
+  const bool json = first != std::string::npos && text[first] == '{';
+  const auto r = call(target, "POST", path + (dry_run ? "&dry_run=true" : ""), std::move(text),
                       json ? "application/json" : "application/yaml");
   nlohmann::json body;
   if (const int code = parseAnswer(r, body, err)) return code;
@@ -95,16 +95,31 @@ int plan(const CliTarget& target, const std::string& file, bool dry_run, bool pr
   return exit_on_change && changes ? 1 : 0;
 }
 
+std::string configPath(bool prune) {
+  return std::string("/config?prune=") + (prune ? "true" : "false");
+}
+
 }  // namespace
 
 int applyFile(const CliTarget& target, const std::string& file, bool dry_run, bool prune,
               std::ostream& out, std::ostream& err) {
-  return plan(target, file, dry_run, prune, false, out, err);
+  return sendDocument(target, configPath(prune), file, dry_run, false, out, err);
 }
 
 int diffFile(const CliTarget& target, const std::string& file, bool prune, std::ostream& out,
              std::ostream& err) {
-  return plan(target, file, true, prune, true, out, err);
+  return sendDocument(target, configPath(prune), file, true, true, out, err);
+}
+
+int importSpecFile(const CliTarget& target, const std::string& spec, const ImportFlags& flags,
+                   std::ostream& out, std::ostream& err) {
+  std::string path = "/apis/" + http::encodeQueryComponent(flags.api) +
+                     "/openapi?mock=" + (flags.mock ? "true" : "false");
+  for (const auto& [key, value] : {std::pair{"upstream", &flags.upstream},
+                                   {"state", &flags.state},
+                                   {"base_path", &flags.base_path}})
+    if (!value->empty()) path += std::string("&") + key + "=" + http::encodeQueryComponent(*value);
+  return sendDocument(target, path, spec, flags.dry_run, false, out, err);
 }
 
 int dumpConfig(const CliTarget& target, std::ostream& out, std::ostream& err) {

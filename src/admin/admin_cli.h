@@ -18,6 +18,14 @@ int applyFile(const CliTarget& target, const std::string& file, bool dry_run, bo
 // The plan only: 0 when nothing differs, 1 when something does (or errors), 2 unreachable.
 int diffFile(const CliTarget& target, const std::string& file, bool prune, std::ostream& out,
              std::ostream& err);
+struct ImportFlags {
+  std::string api, upstream, state, base_path;
+  bool dry_run = false, mock = false;
+};
+// `portico import openapi SPEC`: POST /admin/v1/apis/{api}/openapi; exit codes as applyFile.
+int importSpecFile(const CliTarget& target, const std::string& spec, const ImportFlags& flags,
+                   std::ostream& out, std::ostream& err);
+
 // GET /admin/v1/config as YAML: 0, or 2 when unreachable / refused.
 int dumpConfig(const CliTarget& target, std::ostream& out, std::ostream& err);
 
