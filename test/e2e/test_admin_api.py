@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -331,3 +332,63 @@ def test_cli_dump_diff_apply_round_trip(portico, upstreams, tmp_path):
     assert code == 1 and "/routes/1/upstream" in err
     env["PORTICO_ADMIN_TOKEN"] = "wrong-token-0123456789"
     assert cli("dump")[0] == 2
+
+
+def test_writes_under_load_lose_no_request_and_are_live_on_return(portico, upstreams, tmp_path):
+    from test_lifecycle import wrk
+    u = upstreams()
+    p = portico(config=admin_config(tmp_path, u.address))
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=wrk(p.port, 4, "/seed")))
+    t.start()
+    not_live = 0
+    for i in range(20):
+        s, _, _ = call(p, "POST", "/routes", {"name": f"w{i}", "match": {"path": f"/w{i}"},
+                                              "upstream": "seed"})
+        assert s == 201
+        not_live += request(p.port, "GET", f"/w{i}")[0] != 200  # at once, fresh connection
+    t.join(timeout=60)
+    total, failed, out = result["r"]
+    assert total > 100 and failed == 0, out
+    assert not_live == 0
+
+
+@pytest.mark.heavy
+def test_kill_during_a_10000_route_apply_leaves_old_or_new(tmp_path, upstreams):
+    u = upstreams()
+    cfg = admin_config(tmp_path, u.address, with_entities=False)
+    cfg["upstreams"] = [{"name": "seed", "targets": [u.address]}]
+    big = {"upstreams": cfg["upstreams"],
+           "routes": [{"name": f"r{i}", "match": {"path": f"/r{i}"}, "upstream": "seed"}
+                      for i in range(10000)]}
+    body = json.dumps(big).encode()
+    seeding = Portico(tmp_path, cfg)  # the database gets the upstream, the file loses it
+    seeding.stop()
+    del cfg["upstreams"]
+    for delay in (0.05, 0.15, 0.3, 0.6):
+        p = Portico(tmp_path, cfg)
+        try:
+            before = call(p, "GET", "/revision", token=READ)[2]["revision"]
+            routes_before = len(call(p, "GET", "/routes?limit=1000", token=READ)[2]["data"])
+            threading.Thread(target=lambda: call(p, "POST", "/config", body),
+                             daemon=True).start()
+            time.sleep(delay)
+            p.proc.send_signal(signal.SIGKILL)
+            p.proc.wait(timeout=10)
+        finally:
+            p.log.close()
+        q = Portico(tmp_path, cfg)
+        try:
+            after = call(q, "GET", "/revision", token=READ)[2]["revision"]
+            n = 0
+            page = call(q, "GET", "/routes?limit=1000", token=READ)[2]
+            n += len(page["data"])
+            while page["next"]:
+                page = call(q, "GET", f"/routes?limit=1000&after={page['next']}", token=READ)[2]
+                n += len(page["data"])
+            # All or nothing: the old routes at the old revision, or all 10,000 at the next.
+            assert (after, n) in ((before, routes_before), (before + 1, 10000)), (after, n)
+            if n:  # back to the old state for the next round
+                call(q, "POST", "/config", {"upstreams": big["upstreams"]})
+        finally:
+            q.stop()
