@@ -148,8 +148,10 @@ nlohmann::json redactCredentials(nlohmann::json value) {
   if (value.is_array()) {
     for (auto& item : value) item = redactCredentials(std::move(item));
   } else if (value.is_object()) {
-    for (auto& [key, item] : value.items())
+    for (auto& [key, item] : value.items()) {
+      if (key == "openapi") continue;  // an API's kept spec names schemes, it holds no secrets
       item = credentialKey(key) ? redactAll(std::move(item)) : redactCredentials(std::move(item));
+    }
   }
   return value;
 }
