@@ -449,7 +449,7 @@ AdminResponse AdminApi::commit(std::vector<Change> changes, const AdminRequest& 
   const std::uint64_t next = entities_.revision + 1;
   store::EntitySet candidate = store::applyChanges(entities_, changes, next, now);
   std::shared_ptr<const void> prepared;
-  if (const auto errors = hooks_.compile(candidate, prepared); !errors.empty()) {
+  if (const auto errors = hooks_.compile(candidate, changes, prepared); !errors.empty()) {
     json list = json::array();
     for (const auto& e : errors) list.push_back({{"path", e.path}, {"message", e.message}});
     audit(request, caller.actor, 400, 0, changes);
@@ -464,7 +464,7 @@ AdminResponse AdminApi::commit(std::vector<Change> changes, const AdminRequest& 
                             : "the store refused the write: " + stored.error().message);
   }
   candidate.revision = *stored;
-  hooks_.publish(std::move(prepared), candidate);
+  hooks_.publish(std::move(prepared));
   audit(request, caller.actor, status, *stored, changes);  // (the diff's "before": entities_)
   entities_ = std::move(candidate);
   AdminResponse r;
@@ -565,7 +565,7 @@ AdminResponse AdminApi::planAndApply(const store::EntitySet& desired, bool prune
     store::EntitySet candidate =
         store::applyChanges(entities_, p.all(), entities_.revision + 1, hooks_.now());
     std::shared_ptr<const void> prepared;
-    for (const auto& e : hooks_.compile(candidate, prepared))
+    for (const auto& e : hooks_.compile(candidate, p.all(), prepared))
       out["errors"].push_back({{"path", e.path}, {"message", e.message}});
     out["revision"] = entities_.revision;
     return answer(200, out);

@@ -24,12 +24,14 @@ struct FieldError {
 // What the server does with a candidate set of entities.
 struct ControlHooks {
   // Compiles the file's sections with `candidate` (nothing is published): empty on success.
+  // `changes`: what differs from the entities now served (the rest may be reused compiled).
   // `prepared` keeps what publish() needs (the compiled snapshot) until then.
   std::function<std::vector<FieldError>(const store::EntitySet& candidate,
+                                        const std::vector<store::Change>& changes,
                                         std::shared_ptr<const void>& prepared)>
       compile;
   // Swaps in what compile() prepared; returns once every worker serves it.
-  std::function<void(std::shared_ptr<const void> prepared, store::EntitySet entities)> publish;
+  std::function<void(std::shared_ptr<const void> prepared)> publish;
   std::function<std::string()> now;  // RFC 3339, UTC
 };
 

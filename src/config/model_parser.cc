@@ -625,7 +625,7 @@ UpstreamTlsConfig parseClientTls(const nlohmann::json& node, const std::string& 
   return tls;
 }
 
-Config parseModel(const json& root, Diagnostics& d) {
+Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse) {
   Config c;
   if (root.is_null()) {
     d.add("", "the config is empty");
@@ -652,8 +652,18 @@ Config parseModel(const json& root, Diagnostics& d) {
     parseUpstream(j, p, d, c.upstreams.back());
   });
   forEachItem(r, "routes", [&](const json& j, const std::string& p) {
-    c.routes.emplace_back();
-    parseRoute(j, p, d, c.routes.back());
+    const auto name = j.is_object() ? j.find("name") : j.end();
+    const RouteConfig* same =
+        reuse && name != j.end() && name->is_string() ? reuse(name->get<std::string>()) : nullptr;
+    if (!same) {
+      c.routes.emplace_back();
+      parseRoute(j, p, d, c.routes.back());
+      return;
+    }
+    RouteConfig& route = c.routes.emplace_back(*same);
+    route.path = p;  // its place may have moved
+    for (std::size_t i = 0; i < route.plugins.size(); ++i)
+      route.plugins[i].path = indexPath(joinPath(p, "plugins"), i);
   });
   forEachItem(r, "plugins", [&](const json& j, const std::string& p) {
     c.plugins.push_back(parsePlugin(j, p, d));

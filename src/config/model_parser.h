@@ -1,12 +1,18 @@
 #pragma once
 // Config tree -> model, with strict keys and every error reported, then the whole-config
 // checks (unique names, references between sections) that need all of it.
+#include <functional>
+
 #include "config/config_tree.h"
 #include "config/model.h"
 
 namespace portico::config {
 
-Config parseModel(const nlohmann::json& root, Diagnostics& diag);
+// For a route's name, an already parsed route whose source is known to be the same (the
+// previous snapshot's, when a store changed other objects), or null to parse it.
+using RouteReuse = std::function<const RouteConfig*(const std::string& name)>;
+
+Config parseModel(const nlohmann::json& root, Diagnostics& diag, const RouteReuse& reuse = nullptr);
 
 // A `tls` block for a connection Portico opens (upstreams, Redis): ca, server_name, verify,
 // client_cert, client_key.

@@ -15,6 +15,8 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
@@ -24,6 +26,7 @@
 #include "admin/admin_api.h"
 #include "admin/admin_server.h"
 #include "admin/static_assets.h"
+#include "core/blocking_pool.h"
 #include "filters/builtins.h"
 #include "http/url.h"
 #include "observability/log_writer.h"
@@ -165,6 +168,9 @@ class Server {
   // The dashboard's charts: a point every 2 s, the last 5 minutes.
   static constexpr std::chrono::milliseconds kStatsInterval{2000};
   observability::StatsHistory traffic_{150};
+  // Frees replaced snapshots off the control thread; declared after what they refer to, so it
+  // finishes (joins) before those go.
+  BlockingPool reaper_{1};
   // Last: they read the members above from their timers.
   HealthChecker health_checks_{io_, logs_};
   ScalingAdvisor scaling_{io_, logs_, stats_, [this] { return current_; }};
@@ -257,7 +263,9 @@ bool Server::publish(std::shared_ptr<const snapshot::Snapshot> snap, std::string
       spdlog::warn("a worker took over 5 s to take config version {}", snap->version);
   }
   open_addresses_ = std::move(wanted);
-  current_ = std::move(snap);
+  // The old snapshot is freed on a thread of its own: with 10,000 routes its destruction took
+  // tens of milliseconds, which an Admin API write (or the next one) would wait for.
+  reaper_.post([old = std::exchange(current_, std::move(snap))] {});
   health_checks_.update(*current_);
   watched_ = stampWatched();
   version_ = current_->version;
@@ -407,7 +415,7 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& request) {
     j["hash"] = current_->hash;
     j["loaded_at"] = isoTime(current_->loaded_at);
     j["source"] = current_->source;
-    j["config"] = admin::redactCredentials(current_->redacted);
+    j["config"] = admin::redactCredentials(*current_->redacted);
     j["reloads"] = reloadHistory();
     r.body = j.dump(2);
   } else if (path == "/metrics") {
@@ -511,10 +519,26 @@ admin::ControlHooks Server::adminHooks() {
   };
   admin::ControlHooks hooks;
   hooks.now = [] { return isoTime(std::chrono::system_clock::now()); };
-  hooks.compile = [this](const store::EntitySet& candidate, std::shared_ptr<const void>& prepared) {
+  hooks.compile = [this](const store::EntitySet& candidate,
+                         const std::vector<store::Change>& changes,
+                         std::shared_ptr<const void>& prepared) {
     auto in = inputs("store revision " + std::to_string(candidate.revision));
     auto document = std::make_shared<const nlohmann::json>(source_.documentWith(candidate));
     in.document = document;
+    // Routes the write does not touch are taken parsed from the snapshot now served (a write
+    // to one of 10,000 routes parses one). current_ came from the same entities: a store's
+    // document or the file that seeded it.
+    std::unordered_map<std::string_view, const config::RouteConfig*> served;
+    if (document_) {
+      served.reserve(current_->config.routes.size());
+      for (const auto& r : current_->config.routes) served.emplace(r.name, &r);
+      for (const auto& c : changes)
+        if (c.kind == store::Kind::Routes) served.erase(c.name);
+    }
+    in.reuse_route = [&served](const std::string& name) -> const config::RouteConfig* {
+      const auto it = served.find(name);
+      return it == served.end() ? nullptr : it->second;
+    };
     std::vector<config::Diagnostic> errors;
     in.errors = &errors;
     auto snap = snapshot::buildSnapshot(in);
@@ -527,7 +551,7 @@ admin::ControlHooks Server::adminHooks() {
     if (out.empty()) out.push_back({"", snap.error().message});
     return out;
   };
-  hooks.publish = [this](std::shared_ptr<const void> prepared, store::EntitySet) {
+  hooks.publish = [this](std::shared_ptr<const void> prepared) {
     auto p = std::static_pointer_cast<const Prepared>(prepared);
     std::string error;
     if (!publish(p->snapshot, &error, true)) {

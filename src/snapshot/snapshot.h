@@ -15,6 +15,7 @@
 #include "api/services.h"
 #include "config/config_tree.h"
 #include "config/model.h"
+#include "config/model_parser.h"
 #include "core/address.h"
 #include "flow/flow.h"
 #include "observability/tracing.h"
@@ -79,8 +80,9 @@ struct Snapshot {
   std::uint64_t version = 0;
   std::string hash;  // sha256 of the source text, hex
   std::chrono::system_clock::time_point loaded_at;
-  nlohmann::json redacted;  // the source tree with secrets replaced
-  std::string source;       // file name
+  // The source tree with ${ENV} values replaced (shared with the store's document).
+  std::shared_ptr<const nlohmann::json> redacted;
+  std::string source;  // file name
 
   const Upstream* findUpstream(const std::string& name) const;
   const Route* findRoute(std::string_view name) const;
@@ -101,6 +103,8 @@ struct SnapshotInputs {
   std::shared_ptr<const nlohmann::json> document;
   // Set: receives the errors one by one (the Admin API answers them as JSON).
   std::vector<config::Diagnostic>* errors = nullptr;
+  // Set (with `document`): routes it names are taken parsed, not parsed again.
+  config::RouteReuse reuse_route;
   config::EnvLookup env;
   Resolver resolver = resolve;  // injectable, so tests can change what a name resolves to
   const api::FilterRegistry* registry = nullptr;
