@@ -1,13 +1,13 @@
 #include "admin/admin_api.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
 
 #include "admin/openapi_import.h"
 #include "config/config_tree.h"
+#include "core/sha256.h"
 #include "http/url.h"
 
 namespace portico::admin {
@@ -29,19 +29,6 @@ AdminResponse answer(int status, const json& body) {
 
 AdminResponse failure(int status, const std::string& message) {
   return answer(status, json{{"error", message}, {"status", status}});
-}
-
-std::string sha256Hex(std::string_view text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
 }
 
 bool isWrite(const std::string& method) {

@@ -7,11 +7,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include <openssl/evp.h>
-
 #include <ctime>
 
 #include "config/reader.h"
+#include "core/sha256.h"
 
 namespace portico::config {
 namespace {
@@ -44,19 +43,6 @@ void readLabels(ObjectReader& r, Labels& out) {
     if (readString(*it, joinPath(r.childPath("labels"), it.key()), r.diagnostics(), v))
       out[it.key()] = std::move(v);
   }
-}
-
-std::string sha256Hex(std::string_view text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
 }
 
 // An RFC 3339 time in UTC ("2027-06-30T00:00:00Z") as unix seconds.

@@ -4,27 +4,13 @@
 
 #include "auth/consumer_directory.h"
 
-#include <openssl/evp.h>
-
 #include "config/model_parser.h"
 #include "config/reader.h"
+#include "core/sha256.h"
 #include "filters/api_lifecycle/api_lifecycle_filter.h"
 
 namespace portico::snapshot {
 namespace {
-
-std::string sha256Hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
-}
 
 FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
                              const api::FilterRegistry& registry, api::Services& services,

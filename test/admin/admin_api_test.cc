@@ -1,9 +1,9 @@
 #include "admin/admin_api.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include "admin/openapi_import.h"
+#include "core/sha256.h"
 
 namespace portico::admin {
 namespace {
@@ -59,18 +59,7 @@ struct Fixture {
     admin.tokens.push_back({"viewer", sha("read-token-0123456789"), false});
     api.setAdmin(admin);
   }
-  static std::string sha(const std::string& token) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(token.data(), token.size(), digest, &len, EVP_sha256(), nullptr);
-    std::string hex;
-    for (unsigned int i = 0; i < len; ++i) hex += fmt(digest[i]);
-    return hex;
-  }
-  static std::string fmt(unsigned char b) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    return {kHex[b >> 4], kHex[b & 0xf]};
-  }
+  static std::string sha(const std::string& token) { return sha256Hex(token); }
 
   AdminResponse send(std::string method, std::string path, std::string body = "",
                      std::vector<std::pair<std::string, std::string>> headers = {},
