@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <sstream>
 
 #include "admin/openapi_import.h"
 #include "config/config_tree.h"
@@ -176,6 +178,14 @@ AdminApi::AdminApi(store::EntityStore& store, ControlHooks hooks)
 
 AdminResponse AdminApi::handle(const AdminRequest& request) {
   Caller caller;
+  attempt_ = {};
+  AdminResponse r = authorizeAndRoute(request, caller);
+  // Every write is audited here, refused ones included: the token's name, never the token.
+  if (isWrite(request.method)) audit(request, caller.actor, r.status);
+  return r;
+}
+
+AdminResponse AdminApi::authorizeAndRoute(const AdminRequest& request, Caller& caller) {
   const bool write = isWrite(request.method);
   if (!admin_.tokens.empty()) {
     const std::string* auth = request.header("authorization");
@@ -183,7 +193,6 @@ AdminResponse AdminApi::handle(const AdminRequest& request) {
     if (!auth || auth->size() <= kBearer.size() || auth->compare(0, kBearer.size(), kBearer) != 0) {
       auto r = failure(401, "an Authorization: Bearer token is required");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"portico-admin\"");
-      if (write) audit(request, "anonymous", 401, 0, {});
       return r;
     }
     const std::string digest = sha256Hex(std::string_view(*auth).substr(kBearer.size()));
@@ -196,7 +205,6 @@ AdminResponse AdminApi::handle(const AdminRequest& request) {
       auto r = failure(401, "invalid token");
       r.headers.emplace_back("WWW-Authenticate",
                              "Bearer realm=\"portico-admin\", error=\"invalid_token\"");
-      if (write) audit(request, "anonymous", 401, 0, {});
       return r;
     }
     caller.actor = match->name;
@@ -207,20 +215,18 @@ AdminResponse AdminApi::handle(const AdminRequest& request) {
         403, admin_.tokens.empty()
                  ? "the Admin API is read-only without server.admin.tokens"
                  : "token \"" + caller.actor + "\" has scope read: writing needs scope write");
-    audit(request, caller.actor, 403, 0, {});
     return r;
   }
   if (write && !store_.writable()) {
     auto r =
         failure(405, "store: file — entities are edited in the config file (or use store: sqlite)");
     r.headers.emplace_back("Allow", "GET, HEAD");
-    audit(request, caller.actor, 405, 0, {});
     return r;
   }
-  return route(request, caller);
+  return route(request);
 }
 
-AdminResponse AdminApi::route(const AdminRequest& request, const Caller& caller) {
+AdminResponse AdminApi::route(const AdminRequest& request) {
   const std::string rest = request.path.substr(kPrefix.size());
   std::vector<std::string> parts;
   for (std::size_t start = 0; start <= rest.size();) {
@@ -258,7 +264,7 @@ AdminResponse AdminApi::route(const AdminRequest& request, const Caller& caller)
         return {200, "application/yaml", config::toYaml(doc), {}};
       return answer(200, doc);
     }
-    if (method == "POST") return applyDocument(request, caller);
+    if (method == "POST") return applyDocument(request);
     auto r = failure(405, "method not allowed");
     r.headers.emplace_back("Allow", "GET, HEAD, POST");
     return r;
@@ -266,7 +272,7 @@ AdminResponse AdminApi::route(const AdminRequest& request, const Caller& caller)
   if (parts.size() == 3 && parts[0] == "apis" && parts[2] == "openapi") {
     if (const auto problem = nameProblem(parts[1]); !problem.empty()) return failure(400, problem);
     if (read) return getSpec(parts[1], request);
-    if (method == "POST") return importSpec(parts[1], request, caller);
+    if (method == "POST") return importSpec(parts[1], request);
     auto r = failure(405, "method not allowed");
     r.headers.emplace_back("Allow", "GET, HEAD, POST");
     return r;
@@ -275,7 +281,7 @@ AdminResponse AdminApi::route(const AdminRequest& request, const Caller& caller)
   if (!kind || parts.size() > 2) return failure(404, "not found: " + request.path);
   if (parts.size() == 1) {
     if (read) return list(*kind, request);
-    if (method == "POST") return write(*kind, "", request, caller);
+    if (method == "POST") return write(*kind, "", request);
     auto r = failure(405, "method not allowed");
     r.headers.emplace_back("Allow", "GET, HEAD, POST");
     return r;
@@ -283,7 +289,7 @@ AdminResponse AdminApi::route(const AdminRequest& request, const Caller& caller)
   if (const auto problem = nameProblem(parts[1]); !problem.empty()) return failure(400, problem);
   if (read) return getOne(*kind, parts[1]);
   if (method == "PUT" || method == "PATCH" || method == "DELETE")
-    return write(*kind, parts[1], request, caller);
+    return write(*kind, parts[1], request);
   auto r = failure(405, "method not allowed");
   r.headers.emplace_back("Allow", "GET, HEAD, PUT, PATCH, DELETE");
   return r;
@@ -363,8 +369,8 @@ std::vector<std::string> referrers(const store::EntitySet& set, Kind kind,
 
 }  // namespace
 
-AdminResponse AdminApi::write(Kind kind, const std::string& path_name, const AdminRequest& request,
-                              const Caller& caller) {
+AdminResponse AdminApi::write(Kind kind, const std::string& path_name,
+                              const AdminRequest& request) {
   const std::string& method = request.method;
   const std::string kind_name(store::kindName(kind));
   std::string name = path_name;
@@ -391,24 +397,19 @@ AdminResponse AdminApi::write(Kind kind, const std::string& path_name, const Adm
     }
   }
   const store::Entity* existing = entities_.find(kind, name);
-  if (auto refused = preconditionFails(request, existing, existing ? existing->revision : 0)) {
-    audit(request, caller.actor, refused->status, 0, {});
+  if (auto refused = preconditionFails(request, existing, existing ? existing->revision : 0))
     return *refused;
-  }
-  if (method == "POST" && existing) {
-    audit(request, caller.actor, 409, 0, {});
+  if (method == "POST" && existing)
     return failure(409, kind_name + " \"" + name + "\" exists (PUT replaces it)");
-  }
   if ((method == "PATCH" || method == "DELETE") && !existing)
     return failure(404, "no " + kind_name + " named \"" + name + "\"");
   if (method == "DELETE") {
     if (const auto refs = referrers(entities_, kind, name); !refs.empty()) {
-      audit(request, caller.actor, 409, 0, {});
       return answer(409, {{"error", kind_name + " \"" + name + "\" is still referenced"},
                           {"status", 409},
                           {"referrers", refs}});
     }
-    return commit({{kind, name, std::nullopt}}, request, caller, 200,
+    return commit({{kind, name, std::nullopt}}, 200,
                   {{"deleted", {{"kind", kind_name}, {"name", name}}}});
   }
   if (method == "PATCH") {
@@ -427,32 +428,30 @@ AdminResponse AdminApi::write(Kind kind, const std::string& path_name, const Adm
       !(existing && existing->body.value("state", "") == "deprecated"))
     body["deprecated_at"] = hooks_.now();
   const int status = existing ? 200 : 201;
-  return commit({{kind, name, std::move(body)}}, request, caller, status, nullptr);
+  return commit({{kind, name, std::move(body)}}, status, nullptr);
 }
 
-AdminResponse AdminApi::commit(std::vector<Change> changes, const AdminRequest& request,
-                               const Caller& caller, int status, json body) {
+AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json body) {
   const std::string now = hooks_.now();
   const std::uint64_t next = entities_.revision + 1;
+  attempt_.diff = diffOf(changes);
   store::EntitySet candidate = store::applyChanges(entities_, changes, next, now);
   std::shared_ptr<const void> prepared;
   if (const auto errors = hooks_.compile(candidate, changes, prepared); !errors.empty()) {
     json list = json::array();
     for (const auto& e : errors) list.push_back({{"path", e.path}, {"message", e.message}});
-    audit(request, caller.actor, 400, 0, changes);
     return answer(400, {{"errors", std::move(list)}, {"status", 400}});
   }
   auto stored = store_.commit(entities_.revision, changes, now);
   if (!stored) {
     const bool conflict = stored.error().message == store::kConflict;
-    audit(request, caller.actor, conflict ? 409 : 503, 0, changes);
     return failure(conflict ? 409 : 503,
                    conflict ? "the store changed underneath this node: retry"
                             : "the store refused the write: " + stored.error().message);
   }
   candidate.revision = *stored;
   hooks_.publish(std::move(prepared));
-  audit(request, caller.actor, status, *stored, changes);  // (the diff's "before": entities_)
+  attempt_.revision = *stored;
   entities_ = std::move(candidate);
   AdminResponse r;
   if (body.is_null() && changes.size() == 1 && changes[0].body) {
@@ -493,7 +492,7 @@ std::variant<json, AdminResponse> parseDocumentBody(const AdminRequest& request)
 
 }  // namespace
 
-AdminResponse AdminApi::applyDocument(const AdminRequest& request, const Caller& caller) {
+AdminResponse AdminApi::applyDocument(const AdminRequest& request) {
   if (auto refused = preconditionFails(request, true, entities_.revision)) return *refused;
   auto parsed = parseDocumentBody(request);
   if (auto* refusal = std::get_if<AdminResponse>(&parsed)) return *refusal;
@@ -537,12 +536,12 @@ AdminResponse AdminApi::applyDocument(const AdminRequest& request, const Caller&
       if (const store::Entity* old = entities_.find(k, e.name))
         desired.put(k, {e.name, restoreRedacted(e.body, old->body), 0, "", ""});
   return planAndApply(desired, queryValue(request, "prune") != "false",
-                      parseLabels(queryValue(request, "prune_labels")), request, caller);
+                      parseLabels(queryValue(request, "prune_labels")), request);
 }
 
 AdminResponse AdminApi::planAndApply(const store::EntitySet& desired, bool prune,
-                                     const store::Labels& prune_labels, const AdminRequest& request,
-                                     const Caller& caller) {
+                                     const store::Labels& prune_labels,
+                                     const AdminRequest& request) {
   const store::Plan p = store::plan(entities_, desired, prune, prune_labels);
   json out{{"create", changeList(p.create)},
            {"update", changeList(p.update)},
@@ -564,11 +563,10 @@ AdminResponse AdminApi::planAndApply(const store::EntitySet& desired, bool prune
     return r;
   }
   out.erase("errors");
-  return commit(p.all(), request, caller, 200, std::move(out));
+  return commit(p.all(), 200, std::move(out));
 }
 
-AdminResponse AdminApi::importSpec(const std::string& api, const AdminRequest& request,
-                                   const Caller& caller) {
+AdminResponse AdminApi::importSpec(const std::string& api, const AdminRequest& request) {
   auto parsed = parseDocumentBody(request);
   if (auto* refusal = std::get_if<AdminResponse>(&parsed)) return *refusal;
   OpenApiImport options;
@@ -598,13 +596,26 @@ AdminResponse AdminApi::importSpec(const std::string& api, const AdminRequest& r
         return failure(409, std::string(store::kindName(k)) + " \"" + e.name +
                                 "\" exists and was not imported from api \"" + api + "\"");
     }
-  return planAndApply(desired, true, {{kOpenApiLabel, api}}, request, caller);
+  return planAndApply(desired, true, {{kOpenApiLabel, api}}, request);
 }
 
 AdminResponse AdminApi::getSpec(const std::string& api, const AdminRequest& request) {
   const store::Entity* e = entities_.find(Kind::Apis, api);
   if (!e) return failure(404, "no apis named \"" + api + "\"");
   const auto openapi = e->body.find("openapi");
+  if (openapi != e->body.end() && openapi->is_object() && openapi->contains("file") &&
+      (*openapi)["file"].is_string()) {
+    // `openapi: {file: …}` (a file-configured API): the file as written.
+    const std::string file = (*openapi)["file"].get<std::string>();
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return failure(404, "api \"" + api + "\": cannot read " + file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    const std::string body = text.str();
+    const auto first = body.find_first_not_of(" \t\r\n");
+    const bool json_text = first != std::string::npos && body[first] == '{';
+    return {200, json_text ? "application/json" : "application/yaml", body, {}};
+  }
   if (openapi == e->body.end() || !openapi->is_object() || !openapi->contains("spec"))
     return failure(404, "api \"" + api + "\" keeps no OpenAPI spec");
   const std::string* accept = request.header("accept");
@@ -613,15 +624,7 @@ AdminResponse AdminApi::getSpec(const std::string& api, const AdminRequest& requ
   return answer(200, (*openapi)["spec"]);
 }
 
-void AdminApi::audit(const AdminRequest& request, const std::string& actor, int status,
-                     std::uint64_t revision, const std::vector<Change>& changes) {
-  store::AuditRecord r;
-  r.time = hooks_.now();
-  r.actor = actor;
-  r.method = request.method;
-  r.path = request.path + (request.query.empty() ? "" : "?" + request.query);
-  r.status = status;
-  r.revision = revision;
+json AdminApi::diffOf(const std::vector<Change>& changes) const {
   json diff = json::array();
   for (const auto& c : changes) {
     const store::Entity* before = entities_.find(c.kind, c.name);
@@ -634,7 +637,18 @@ void AdminApi::audit(const AdminRequest& request, const std::string& actor, int 
     if (c.body) entry["after"] = redactCredentials(*c.body);
     diff.push_back(std::move(entry));
   }
-  r.diff = std::move(diff);
+  return diff;
+}
+
+void AdminApi::audit(const AdminRequest& request, const std::string& actor, int status) {
+  store::AuditRecord r;
+  r.time = hooks_.now();
+  r.actor = actor;
+  r.method = request.method;
+  r.path = request.path + (request.query.empty() ? "" : "?" + request.query);
+  r.status = status;
+  r.revision = attempt_.revision;
+  r.diff = std::move(attempt_.diff);
   (void)store_.appendAudit(r);  // an audit failure does not undo a stored write
 }
 

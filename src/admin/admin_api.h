@@ -49,29 +49,32 @@ class AdminApi {
 
  private:
   struct Caller;
-  AdminResponse route(const AdminRequest& request, const Caller& caller);
+  AdminResponse authorizeAndRoute(const AdminRequest& request, Caller& caller);
+  AdminResponse route(const AdminRequest& request);
   AdminResponse list(store::Kind kind, const AdminRequest& request);
   AdminResponse getOne(store::Kind kind, const std::string& name);
-  AdminResponse write(store::Kind kind, const std::string& name, const AdminRequest& request,
-                      const Caller& caller);
-  AdminResponse applyDocument(const AdminRequest& request, const Caller& caller);
-  AdminResponse importSpec(const std::string& api, const AdminRequest& request,
-                           const Caller& caller);
+  AdminResponse write(store::Kind kind, const std::string& name, const AdminRequest& request);
+  AdminResponse applyDocument(const AdminRequest& request);
+  AdminResponse importSpec(const std::string& api, const AdminRequest& request);
   AdminResponse getSpec(const std::string& api, const AdminRequest& request);
   // Plans `desired` against the current entities (pruning only objects with `prune_labels`),
   // then answers the plan (dry_run: with compile errors) or commits it.
   AdminResponse planAndApply(const store::EntitySet& desired, bool prune,
-                             const store::Labels& prune_labels, const AdminRequest& request,
-                             const Caller& caller);
-  AdminResponse commit(std::vector<store::Change> changes, const AdminRequest& request,
-                       const Caller& caller, int status, nlohmann::json body);
-  void audit(const AdminRequest& request, const std::string& actor, int status,
-             std::uint64_t revision, const std::vector<store::Change>& changes);
+                             const store::Labels& prune_labels, const AdminRequest& request);
+  AdminResponse commit(std::vector<store::Change> changes, int status, nlohmann::json body);
+  // The changes as the audit log shows them: op, before and after, credentials redacted.
+  nlohmann::json diffOf(const std::vector<store::Change>& changes) const;
+  void audit(const AdminRequest& request, const std::string& actor, int status);
 
   store::EntityStore& store_;
   ControlHooks hooks_;
   store::EntitySet entities_;
   config::AdminConfig admin_;
+  // What the write being answered tried (set by commit), for its audit record.
+  struct Attempt {
+    std::uint64_t revision = 0;  // made; 0 when refused
+    nlohmann::json diff = nlohmann::json::array();
+  } attempt_;
 };
 
 // Credentials (keys, secrets, passwords, tokens, private keys) replaced with "<redacted>".

@@ -174,6 +174,9 @@ def test_bad_input(portico, upstreams, tmp_path):
                   b"Content-Type: application/json\r\nContent-Length: 16777217\r\n\r\n")
         assert c.recv(4096).startswith(b"HTTP/1.1 413")
     assert call(p, "GET", "/revision", token=READ)[2]["revision"] == 1
+    # Refused writes are audited too, whatever refused them.
+    statuses = {r["status"] for r in call(p, "GET", "/audit", token=READ)[2]["data"]}
+    assert {400, 415} <= statuses
 
 
 def test_apply_plans_prunes_by_label_and_is_one_transaction(portico, upstreams, tmp_path):

@@ -3,6 +3,8 @@ Sunset and Link with their exact formats, retired ones answer 410; state changes
 Admin API; a route outside its API's base path is a config error."""
 import json
 import time
+import urllib.request
+from pathlib import Path
 
 from conftest import base_config, free_port, request, validate
 from test_admin_api import READ, admin_config, call
@@ -86,3 +88,13 @@ def test_deprecating_through_the_admin_api_fixes_the_date(portico, upstreams, tm
          content_type="application/merge-patch+json")
     assert request(p.port, "GET", "/orders/v2/items")[0] == 410
     assert call(p, "GET", "/apis/orders", token=READ)[2]["state"] == "retired"
+
+
+def test_an_apis_spec_file_is_served(portico, upstreams):
+    u = upstreams()
+    spec = Path(__file__).parent / "specs" / "petstore-3.0.yaml"
+    p = portico(config=api_config(u, "published", openapi={"file": str(spec)}))
+    with urllib.request.urlopen(
+            f"http://127.0.0.1:{p.admin_port}/admin/v1/apis/orders/openapi", timeout=5) as r:
+        assert r.headers["Content-Type"] == "application/yaml"
+        assert r.read().decode() == spec.read_text()
