@@ -11,35 +11,56 @@
 #include "core/address.h"
 #include "core/io_buffer.h"
 #include "http/codec/head_parser.h"
+#include "proxy/io_types.h"
 #include "proxy/message_writer.h"
+#include "proxy/tls_stream.h"
+#include "tls/server_context.h"
 
 namespace portico::admin {
 
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
+using boost::asio::redirect_error;
 using boost::system::error_code;
+namespace asio = boost::asio;
 
 struct AdminServer::Impl {
   Impl(asio::io_context& io_context, AdminHandler h) : io(io_context), handler(std::move(h)) {}
   asio::io_context& io;
   AdminHandler handler;
-  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<proxy::Acceptor> acceptor;
+  std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
 
-  asio::awaitable<void> serve(tcp::socket socket) {
+  proxy::Task<void> serve(proxy::Socket socket) {
+    error_code ec;
+    proxy::Timer deadline(io, std::chrono::seconds(10));
+    deadline.async_wait([&socket](error_code e) {
+      if (!e) socket.close(e);
+    });
+    std::unique_ptr<proxy::TlsStream> secure;
+    if (tls) {
+      secure = std::make_unique<proxy::TlsStream>(socket, tls->context());
+      co_await secure->handshake(true, ec);
+    }
+    if (!ec) co_await exchange(socket, secure.get());
+    deadline.cancel();
+    socket.shutdown(proxy::tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+  }
+
+  // One request and its answer (Connection: close).
+  proxy::Task<void> exchange(proxy::Socket& socket, proxy::TlsStream* secure) {
+    error_code ec;
+    auto readSome = [&](IoBuffer& buf) -> proxy::Task<std::size_t> {
+      const auto into = asio::buffer(buf.writePtr(), buf.writable());
+      if (secure) co_return co_await secure->readSome(into, ec);
+      co_return co_await socket.async_read_some(into, redirect_error(proxy::kUseAwaitable, ec));
+    };
     IoBuffer buf(16 * 1024);
     http::HeadLimits limits;
     limits.max_header_bytes = 16 * 1024;
     http::RequestHead req;
-    error_code ec;
-    asio::steady_timer deadline(io, std::chrono::seconds(10));
-    deadline.async_wait([&socket](error_code e) {
-      if (!e) socket.close(e);
-    });
     for (;;) {
-      std::size_t n =
-          co_await socket.async_read_some(asio::buffer(buf.writePtr(), buf.writable()),
-                                          asio::redirect_error(asio::use_awaitable, ec));
-      if (ec || n == 0) break;
+      std::size_t n = co_await readSome(buf);
+      if (ec || n == 0) co_return;
       buf.commit(n);
       auto pr = http::parseRequestHead(buf.readable(), limits, req);
       if (pr.status == http::ParseStatus::Incomplete && buf.writable() > 0) continue;
@@ -60,12 +81,11 @@ struct AdminServer::Impl {
             ar.body.append(have.substr(0, take));
             buf.consume(take);
             if (ar.body.size() == want) break;
-            n = co_await socket.async_read_some(asio::buffer(buf.writePtr(), buf.writable()),
-                                                asio::redirect_error(asio::use_awaitable, ec));
+            n = co_await readSome(buf);
             if (ec || n == 0) break;
             buf.commit(n);
           }
-          if (ar.body.size() != want) break;
+          if (ar.body.size() != want) co_return;
           const std::string* accept = req.headers.find("accept");
           ar.method = req.method;
           ar.path = req.path;
@@ -89,20 +109,19 @@ struct AdminServer::Impl {
       for (const auto& [name, value] : r.headers) out += name + ": " + value + "\r\n";
       out += "Connection: close\r\n\r\n";
       if (req.method != "HEAD") out += r.body;
-      co_await asio::async_write(socket, asio::buffer(out),
-                                 asio::redirect_error(asio::use_awaitable, ec));
-      break;
+      if (secure)
+        co_await secure->write(asio::buffer(out), ec);
+      else
+        co_await asio::async_write(socket, asio::buffer(out),
+                                   redirect_error(proxy::kUseAwaitable, ec));
+      co_return;
     }
-    deadline.cancel();
-    socket.shutdown(tcp::socket::shutdown_both, ec);
-    socket.close(ec);
   }
 
-  asio::awaitable<void> acceptLoop() {
+  proxy::Task<void> acceptLoop() {
     for (;;) {
       error_code ec;
-      tcp::socket s =
-          co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      proxy::Socket s = co_await acceptor->async_accept(redirect_error(proxy::kUseAwaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       if (ec) continue;
       asio::co_spawn(io, serve(std::move(s)), asio::detached);
@@ -117,18 +136,20 @@ AdminServer::~AdminServer() {
   stop();
 }
 
-Result<bool> AdminServer::listen(const std::string& address) {
+Result<bool> AdminServer::listen(const std::string& address,
+                                 std::shared_ptr<const tls::ServerContext> tls) {
+  impl_->tls = std::move(tls);
   auto hp = parseHostPort(address);
   if (!hp) return hp.error();
   auto addrs = resolve(*hp);
   if (!addrs) return addrs.error();
-  tcp::endpoint ep;
+  proxy::tcp::endpoint ep;
   std::memcpy(ep.data(), &addrs->front().storage, addrs->front().length);
   ep.resize(addrs->front().length);
-  auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
+  auto acceptor = std::make_unique<proxy::Acceptor>(impl_->io);
   error_code ec;
   acceptor->open(ep.protocol(), ec);
-  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor->set_option(proxy::tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor->bind(ep, ec);
   if (!ec) acceptor->listen(128, ec);
   if (ec) return makeError("cannot listen on " + address + " (admin): " + ec.message());

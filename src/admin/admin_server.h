@@ -14,6 +14,10 @@ namespace boost::asio {
 class io_context;
 }
 
+namespace portico::tls {
+class ServerContext;
+}
+
 namespace portico::admin {
 
 struct AdminResponse {
@@ -45,7 +49,9 @@ class AdminServer {
  public:
   AdminServer(boost::asio::io_context& io, AdminHandler handler);
   ~AdminServer();
-  Result<bool> listen(const std::string& address);
+  // `tls`: serve HTTPS with that context (certificates, client certificates); null: HTTP.
+  Result<bool> listen(const std::string& address,
+                      std::shared_ptr<const tls::ServerContext> tls = nullptr);
   void stop();
 
  private:

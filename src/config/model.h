@@ -29,6 +29,28 @@ struct Limits {
   std::uint32_t max_calls_per_request = 64;  // upstream calls of one request running at once
 };
 
+struct CertificateConfig {
+  std::string cert;  // PEM file: the certificate, then any intermediates
+  std::string key;   // PEM file: the private key
+};
+
+struct ClientAuthConfig {
+  std::string ca;  // PEM file of the CAs that may sign client certificates
+  enum class Mode { Required, Optional };
+  Mode mode = Mode::Required;
+  std::string subject_header;  // when set, the verified subject is sent upstream in it
+  std::string san_header;      // when set, the verified SANs (comma-separated) likewise
+};
+
+struct TlsConfig {
+  std::vector<CertificateConfig> certificates;  // the first one is the default
+  std::string min_version = "1.2";              // "1.2" or "1.3"
+  std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); empty = OpenSSL's default
+  std::string ciphersuites;  // TLS 1.3 suites; empty = OpenSSL's default
+  std::optional<ClientAuthConfig> client_auth;
+  bool offer_h2 = true;  // ALPN offers h2 (from the listener's http2.enabled, not a key here)
+};
+
 // A bearer token for /admin/v1: kept as its SHA-256 only.
 struct AdminToken {
   std::string name;
@@ -40,6 +62,7 @@ struct AdminConfig {
   std::string listen = "127.0.0.1:9901";
   bool dashboard = true;  // /dashboard/ and /api/stats
   std::vector<AdminToken> tokens;
+  std::optional<TlsConfig> tls;  // HTTPS on the admin listener (client_auth: mTLS); start only
 };
 
 // Where routes, upstreams, consumers, global plugins and apis live (store/entity_store.h).
@@ -70,28 +93,6 @@ struct ServerConfig {
   Duration drain_timeout = 30s;
   Duration dns_refresh = 30s;
   bool watch_config = true;  // reload when the file changes
-};
-
-struct CertificateConfig {
-  std::string cert;  // PEM file: the certificate, then any intermediates
-  std::string key;   // PEM file: the private key
-};
-
-struct ClientAuthConfig {
-  std::string ca;  // PEM file of the CAs that may sign client certificates
-  enum class Mode { Required, Optional };
-  Mode mode = Mode::Required;
-  std::string subject_header;  // when set, the verified subject is sent upstream in it
-  std::string san_header;      // when set, the verified SANs (comma-separated) likewise
-};
-
-struct TlsConfig {
-  std::vector<CertificateConfig> certificates;  // the first one is the default
-  std::string min_version = "1.2";              // "1.2" or "1.3"
-  std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); empty = OpenSSL's default
-  std::string ciphersuites;  // TLS 1.3 suites; empty = OpenSSL's default
-  std::optional<ClientAuthConfig> client_auth;
-  bool offer_h2 = true;  // ALPN offers h2 (from the listener's http2.enabled, not a key here)
 };
 
 // HTTP/2 on a listener: h2 by ALPN on TLS listeners, h2c with prior knowledge on plain ones.

@@ -82,6 +82,8 @@ void parseLimits(const json& j, const std::string& path, Diagnostics& d, Limits&
   if (l.max_uri_bytes < 64) d.add(joinPath(path, "max_uri_bytes"), "must be at least 64");
 }
 
+TlsConfig parseTls(const json& j, const std::string& path, Diagnostics& d);
+
 void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerConfig& s) {
   ObjectReader r(j, path, d);
   if (const json* w = r.get("workers")) {
@@ -112,6 +114,10 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
       token.sha256 = sha256Hex(secret);  // the token itself is not kept
       s.admin.tokens.push_back(std::move(token));
     });
+    if (const json* t = ar.get("tls")) {
+      s.admin.tls = parseTls(*t, ar.childPath("tls"), d);
+      s.admin.tls->offer_h2 = false;  // the admin listener speaks HTTP/1.1
+    }
     ar.finish();
   }
   if (const json* l = r.get("limits")) parseLimits(*l, r.childPath("limits"), d, s.limits);

@@ -41,6 +41,7 @@
 #include "server/stats_report.h"
 #include "server/upstream_report.h"
 #include "server/worker.h"
+#include "tls/server_context.h"
 
 namespace portico::server {
 namespace {
@@ -579,8 +580,19 @@ int Server::run() {
   }
   admin_ = std::make_unique<admin::AdminServer>(
       io_, [this](const admin::AdminRequest& request) { return handleAdmin(request); });
-  const std::string& admin_listen = (*snap)->config.server.admin.listen;
-  if (auto ok = admin_listen.empty() ? Result<bool>(true) : admin_->listen(admin_listen); !ok) {
+  const auto& admin_cfg = (*snap)->config.server.admin;
+  std::shared_ptr<const tls::ServerContext> admin_tls;
+  if (admin_cfg.tls) {
+    auto context = tls::ServerContext::build(*admin_cfg.tls, &ticket_keys_);
+    if (!context) {
+      std::cerr << "portico: server.admin.tls: " << context.error().message << "\n";
+      return 1;
+    }
+    admin_tls = *context;
+  }
+  const std::string& admin_listen = admin_cfg.listen;
+  if (auto ok = admin_listen.empty() ? Result<bool>(true) : admin_->listen(admin_listen, admin_tls);
+      !ok) {
     std::cerr << "portico: " << ok.error().message << "\n";
     return 1;
   }

@@ -399,3 +399,41 @@ def test_kill_during_a_10000_route_apply_leaves_old_or_new(tmp_path, upstreams):
                 call(q, "POST", "/config", {"upstreams": big["upstreams"]})
         finally:
             q.stop()
+
+
+def test_admin_listener_over_mutual_tls(tmp_path, upstreams):
+    from certs import Pki
+    pki = Pki(tmp_path / "pki")
+    server = pki.issue("admin", "admin.test", dns=["admin.test"])
+    ops = pki.issue("ops", "ops", client=True)
+    u = upstreams()
+    cfg = admin_config(tmp_path, u.address)
+    cfg["server"]["admin"]["tls"] = {
+        "certificates": [{"cert": server[0], "key": server[1]}],
+        "client_auth": {"ca": pki.ca_file, "mode": "required"}}
+    port = cfg["server"]["admin"]["listen"].rsplit(":", 1)[1]
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps(cfg))
+    log = open(tmp_path / "log", "wb")
+    proc = subprocess.Popen([PORTICO_BIN, "run", "-c", str(path)], stdout=log,
+                            stderr=subprocess.STDOUT)
+
+    def admin_curl(*args):
+        return subprocess.run(
+            ["curl", "-sS", "--max-time", "5", "--cacert", pki.ca_file, "--resolve",
+             f"admin.test:{port}:127.0.0.1", "-H", f"Authorization: Bearer {READ}", *args,
+             "-w", "\n%{http_code}", f"https://admin.test:{port}/admin/v1/revision"],
+            capture_output=True, text=True, timeout=10)
+
+    try:
+        wait_for(lambda: admin_curl("--cert", ops[0], "--key", ops[1]).stdout.endswith("200"),
+                 what="the admin listener over TLS")
+        ok = admin_curl("--cert", ops[0], "--key", ops[1])
+        assert json.loads(ok.stdout.rpartition("\n")[0]) == {"revision": 1}
+        assert admin_curl().returncode != 0  # no client certificate: no handshake
+        with pytest.raises(OSError):  # plain HTTP on it gets no HTTP answer
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/v1/revision", timeout=3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        log.close()
