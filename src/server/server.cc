@@ -196,6 +196,22 @@ Result<std::shared_ptr<const snapshot::Snapshot>> Server::load(bool startup) {
   stamp_ = stampOf(path_);
   auto text = readFile(path_);
   if (!text) return text.error();
+  // The file compiled as it is: with store: file that is the whole config (parsed once, errors
+  // with file:line:col); with a database, its own sections (and a seed) are checked by it.
+  auto snap = snapshot::buildSnapshot(inputs(*text));
+  if (!snap) return snap;
+  if (auto problem = adminExposure((*snap)->config.server.admin); !problem.empty())
+    return makeError(problem);
+  const std::string now = isoTime(std::chrono::system_clock::now());
+  if ((*snap)->config.store.type == config::StoreConfig::Type::File) {
+    // (From the redacted tree: values that came from ${ENV} stay out of Admin API answers.)
+    auto composed = source_.compose(*(*snap)->redacted, startup);
+    if (!composed) return composed.error();
+    loaded_entities_ = std::move(composed->entities);
+    loaded_entities_.revision = (*snap)->version;
+    document_ = nullptr;
+    return snap;
+  }
   config::ConfigTree tree;
   config::Diagnostics diag;
   config::parseConfigText(*text, path_, config::processEnvironment(), tree, diag);
@@ -204,14 +220,11 @@ Result<std::shared_ptr<const snapshot::Snapshot>> Server::load(bool startup) {
   if (!composed) return composed.error();
   auto in = inputs(std::move(*text));
   in.document = composed->document;
-  if (in.document) in.text += "\nstore revision " + std::to_string(composed->entities.revision);
-  auto snap = snapshot::buildSnapshot(in);
+  in.text += "\nstore revision " + std::to_string(composed->entities.revision);
+  snap = snapshot::buildSnapshot(in);
   if (!snap) return snap;
-  if (auto problem = adminExposure((*snap)->config.server.admin); !problem.empty())
-    return makeError(problem);
-  auto entities = source_.commitSeed(*composed, isoTime(std::chrono::system_clock::now()));
+  auto entities = source_.commitSeed(*composed, now);
   if (!entities) return entities.error();
-  if (!source_.database()) entities->revision = (*snap)->version;
   loaded_entities_ = std::move(*entities);
   document_ = composed->document;
   return snap;
