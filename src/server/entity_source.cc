@@ -6,22 +6,9 @@
 
 namespace portico::server {
 
-namespace {
-
-config::StoreConfig storeConfigOf(const nlohmann::json& root) {
-  config::StoreConfig c;
-  const auto it = root.find("store");
-  if (it == root.end() || !it->is_object()) return c;
-  if (it->value("type", "file") == "sqlite") c.type = config::StoreConfig::Type::Sqlite;
-  c.path = it->value("path", "");
-  return c;
-}
-
-}  // namespace
-
-Result<EntitySource::Composed> EntitySource::compose(const nlohmann::json& file_root,
+Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& wanted,
+                                                     const nlohmann::json& file_root,
                                                      bool startup) {
-  const config::StoreConfig wanted = storeConfigOf(file_root);
   if (store_ && (wanted.type != config_.type || wanted.path != config_.path))
     return makeError("store: the store cannot change while Portico runs (restart to change it)");
   if (!store_) {

@@ -25,8 +25,10 @@ class EntitySource {
     std::vector<store::Change> seed;
   };
 
-  // `file_root`: the parsed file. `startup`: seeding is allowed, and the store may be opened.
-  Result<Composed> compose(const nlohmann::json& file_root, bool startup);
+  // `wanted`: the file's `store` (as compiled); `file_root`: the parsed file. `startup`:
+  // seeding is allowed, and the store may be opened.
+  Result<Composed> compose(const config::StoreConfig& wanted, const nlohmann::json& file_root,
+                           bool startup);
   // After compose() compiled: stores the seed (if any) and returns the entities as stored.
   Result<store::EntitySet> commitSeed(Composed& composed, const std::string& now);
 

@@ -205,7 +205,7 @@ Result<std::shared_ptr<const snapshot::Snapshot>> Server::load(bool startup) {
   const std::string now = isoTime(std::chrono::system_clock::now());
   if ((*snap)->config.store.type == config::StoreConfig::Type::File) {
     // (From the redacted tree: values that came from ${ENV} stay out of Admin API answers.)
-    auto composed = source_.compose(*(*snap)->redacted, startup);
+    auto composed = source_.compose((*snap)->config.store, *(*snap)->redacted, startup);
     if (!composed) return composed.error();
     loaded_entities_ = std::move(composed->entities);
     loaded_entities_.revision = (*snap)->version;
@@ -216,7 +216,7 @@ Result<std::shared_ptr<const snapshot::Snapshot>> Server::load(bool startup) {
   config::Diagnostics diag;
   config::parseConfigText(*text, path_, config::processEnvironment(), tree, diag);
   if (!diag.empty()) return makeError(diag.format());
-  auto composed = source_.compose(tree.root, startup);
+  auto composed = source_.compose((*snap)->config.store, tree.root, startup);
   if (!composed) return composed.error();
   auto in = inputs(std::move(*text));
   in.document = composed->document;
