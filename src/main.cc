@@ -39,8 +39,10 @@ int main(int argc, char** argv) {
   diff->add_option("-f,--file", file, "entities (YAML or JSON)")->required();
   diff->add_flag("--prune", prune, "count what the file lacks as deletions");
   withTarget(diff);
+  diff->add_option("-c,--config", target.config, "compare with what this config keeps, offline");
   auto* dump = app.add_subcommand("dump", "print every entity as YAML");
   withTarget(dump);
+  dump->add_option("-c,--config", target.config, "read what this config keeps, offline");
   portico::admin::ImportFlags import_flags;
   auto* import_cmd = app.add_subcommand("import", "publish an API from a description");
   auto* openapi = import_cmd->add_subcommand("openapi", "an OpenAPI 3.0 or 3.1 spec");

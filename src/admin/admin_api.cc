@@ -119,13 +119,6 @@ std::string queryValue(const AdminRequest& req, std::string_view name) {
   return http::findQueryParam(req.query, name).value;
 }
 
-json changeList(const std::vector<Change>& changes) {
-  json out = json::array();
-  for (const auto& c : changes)
-    out.push_back({{"kind", store::kindName(c.kind)}, {"name", c.name}});
-  return out;
-}
-
 }  // namespace
 
 struct AdminApi::Caller {
@@ -543,10 +536,8 @@ AdminResponse AdminApi::planAndApply(const store::EntitySet& desired, bool prune
                                      const store::Labels& prune_labels,
                                      const AdminRequest& request) {
   const store::Plan p = store::plan(entities_, desired, prune, prune_labels);
-  json out{{"create", changeList(p.create)},
-           {"update", changeList(p.update)},
-           {"delete", changeList(p.remove)},
-           {"errors", json::array()}};
+  json out = store::summary(p);
+  out["errors"] = json::array();
   if (queryValue(request, "dry_run") == "true") {
     store::EntitySet candidate =
         store::applyChanges(entities_, p.all(), entities_.revision + 1, hooks_.now());

@@ -7,8 +7,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "admin/admin_api.h"
 #include "client/http_client.h"
+#include "config/config_tree.h"
+#include "config/model_parser.h"
 #include "http/url.h"
+#include "store/sqlite_store.h"
 
 namespace portico::admin {
 namespace {
@@ -95,6 +99,59 @@ int sendDocument(const CliTarget& target, const std::string& path, const std::st
   return exit_on_change && changes ? 1 : 0;
 }
 
+// A document file as a tree (no ${ENV}: entity files carry none), or an error on `err`.
+bool readDocument(const std::string& path, const config::EnvLookup& env, config::ConfigTree& tree,
+                  std::ostream& err) {
+  std::string text;
+  if (!readFile(path, text, err)) return false;
+  config::Diagnostics diag;
+  config::parseConfigText(text, path, env, tree, diag);
+  if (diag.empty()) return true;
+  err << diag.format();
+  return false;
+}
+
+// The entities a config keeps (its own lists, or its database's), read without Portico.
+std::optional<store::EntitySet> offlineEntities(const std::string& config_path, std::ostream& err) {
+  config::ConfigTree tree;
+  if (!readDocument(config_path, config::processEnvironment(), tree, err)) return std::nullopt;
+  config::Diagnostics diag;
+  const config::Config c = config::parseModel(tree.root, diag);
+  if (!diag.empty()) {
+    err << diag.format();
+    return std::nullopt;
+  }
+  if (c.store.type == config::StoreConfig::Type::File)
+    return store::EntitySet::fromDocument(config::redacted(std::move(tree)));
+  auto db = store::openSqliteStore(c.store.path);
+  if (!db) {
+    err << "portico: " << db.error().message << "\n";
+    return std::nullopt;
+  }
+  auto set = (*db)->load();
+  if (!set) {
+    err << "portico: " << set.error().message << "\n";
+    return std::nullopt;
+  }
+  return std::move(*set);
+}
+
+int offlineDiff(const CliTarget& target, const std::string& file, bool prune, std::ostream& out,
+                std::ostream& err) {
+  const auto current = offlineEntities(target.config, err);
+  config::ConfigTree tree;
+  if (!current ||
+      !readDocument(
+          file, [](const std::string&) { return std::optional<std::string>(); }, tree, err))
+    return 2;
+  store::EntitySet desired = store::EntitySet::fromDocument(tree.root);
+  for (const store::Kind k : store::kKinds)
+    for (const auto& e : desired.list(k))
+      if (const store::Entity* old = current->find(k, e.name))
+        desired.put(k, {e.name, restoreRedacted(e.body, old->body), 0, "", ""});
+  return printPlan(store::summary(store::plan(*current, desired, prune, {})), out, err) ? 1 : 0;
+}
+
 std::string configPath(bool prune) {
   return std::string("/config?prune=") + (prune ? "true" : "false");
 }
@@ -108,6 +165,7 @@ int applyFile(const CliTarget& target, const std::string& file, bool dry_run, bo
 
 int diffFile(const CliTarget& target, const std::string& file, bool prune, std::ostream& out,
              std::ostream& err) {
+  if (!target.config.empty()) return offlineDiff(target, file, prune, out, err);
   return sendDocument(target, configPath(prune), file, true, true, out, err);
 }
 
@@ -123,6 +181,12 @@ int importSpecFile(const CliTarget& target, const std::string& spec, const Impor
 }
 
 int dumpConfig(const CliTarget& target, std::ostream& out, std::ostream& err) {
+  if (!target.config.empty()) {
+    const auto entities = offlineEntities(target.config, err);
+    if (!entities) return 2;
+    out << config::toYaml(redactCredentials(entities->document()));
+    return 0;
+  }
   const auto r = call(target, "GET", "/config", "", "", "application/yaml");
   if (r.status != 200) {
     nlohmann::json body;

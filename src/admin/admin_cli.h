@@ -9,6 +9,9 @@ namespace portico::admin {
 struct CliTarget {
   std::string admin = "http://127.0.0.1:9901";  // --admin
   std::string token;                            // --token (or PORTICO_ADMIN_TOKEN)
+  // -c: read the entities where that config keeps them (its file, or its SQLite database)
+  // instead of asking a running Portico (dump and diff only).
+  std::string config;
 };
 
 // POST /admin/v1/config; `prune`: delete what the file lacks. 0 applied (or nothing to do),

@@ -118,6 +118,16 @@ void stripMetadata(nlohmann::json& object) {
   object.erase("updated_at");
 }
 
+nlohmann::json summary(const Plan& plan) {
+  const auto list = [](const std::vector<Change>& changes) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& c : changes) out.push_back({{"kind", kindName(c.kind)}, {"name", c.name}});
+    return out;
+  };
+  return {
+      {"create", list(plan.create)}, {"update", list(plan.update)}, {"delete", list(plan.remove)}};
+}
+
 std::vector<Change> Plan::all() const {
   std::vector<Change> out = create;
   out.insert(out.end(), update.begin(), update.end());

@@ -80,6 +80,9 @@ struct Plan {
   std::vector<Change> all() const;
 };
 using Labels = std::vector<std::pair<std::string, std::string>>;
+// {"create": [{"kind", "name"}…], "update": […], "delete": […]}: how answers and the CLI show a
+// plan.
+nlohmann::json summary(const Plan& plan);
 Plan plan(const EntitySet& from, const EntitySet& to, bool prune, const Labels& prune_labels);
 
 // `set` with `changes` applied; changed entities get `revision` and `now`.

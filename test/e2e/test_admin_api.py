@@ -329,6 +329,10 @@ def test_cli_dump_diff_apply_round_trip(portico, upstreams, tmp_path):
     assert code == 0 and out.splitlines()[-1].startswith("revision ")
     assert request(p.port, "GET", "/seed2")[0] == 200
     assert cli("diff", "-f", str(entities), "--prune")[0] == 0
+    # Offline, from the config's own database (the running node shares it through WAL).
+    code, offline, _ = cli("dump", "-c", str(p.config_path))
+    assert code == 0 and offline == cli("dump")[1]
+    assert cli("diff", "-f", str(entities), "--prune", "-c", str(p.config_path))[0] == 0
     # A refused apply: exit 1 with the error's pointer.
     entities.write_text("routes:\n  - {name: bad, match: {path: /b}, upstream: nope}\n")
     code, _, err = cli("apply", "-f", str(entities))
