@@ -316,11 +316,7 @@ AdminResponse AdminApi::list(Kind kind, const AdminRequest& request) {
       selected &= l != e.body.end() && l->is_object() && l->contains(k) && (*l)[k] == v;
     }
     if (!selected) continue;
-    json body = redactCredentials(e.body);
-    body["revision"] = e.revision;
-    body["created_at"] = e.created_at;
-    body["updated_at"] = e.updated_at;
-    data.push_back(std::move(body));
+    data.push_back(redactCredentials(store::withMetadata(e)));
     last = e.name;
   }
   json out{{"data", std::move(data)}, {"next", nullptr}};
@@ -332,11 +328,7 @@ AdminResponse AdminApi::getOne(Kind kind, const std::string& name) {
   const store::Entity* e = entities_.find(kind, name);
   if (!e)
     return failure(404, "no " + std::string(store::kindName(kind)) + " named \"" + name + "\"");
-  json body = redactCredentials(e->body);
-  body["revision"] = e->revision;
-  body["created_at"] = e->created_at;
-  body["updated_at"] = e->updated_at;
-  auto r = answer(200, body);
+  auto r = answer(200, redactCredentials(store::withMetadata(*e)));
   r.headers.emplace_back("ETag", "\"" + std::to_string(e->revision) + "\"");
   return r;
 }

@@ -19,6 +19,14 @@ std::optional<Kind> kindFromName(std::string_view name) {
   return std::nullopt;
 }
 
+nlohmann::json withMetadata(const Entity& entity) {
+  nlohmann::json out = entity.body;
+  out["revision"] = entity.revision;
+  if (!entity.created_at.empty()) out["created_at"] = entity.created_at;
+  if (!entity.updated_at.empty()) out["updated_at"] = entity.updated_at;
+  return out;
+}
+
 const Entity* EntitySet::find(Kind kind, std::string_view name) const {
   const auto& positions = positions_[index(kind)];
   const auto it = positions.find(std::string(name));
@@ -56,19 +64,13 @@ std::size_t EntitySet::size() const {
   return n;
 }
 
-nlohmann::json EntitySet::document(bool metadata) const {
+nlohmann::json EntitySet::document() const {
   nlohmann::json root = nlohmann::json::object();
   for (const Kind k : kKinds) {
     const auto& list = kinds_[index(k)];
     if (list.empty()) continue;
     auto& out = root[std::string(kindName(k))] = nlohmann::json::array();
-    for (const auto& e : list) {
-      out.push_back(e.body);
-      if (!metadata) continue;
-      out.back()["revision"] = e.revision;
-      out.back()["created_at"] = e.created_at;
-      out.back()["updated_at"] = e.updated_at;
-    }
+    for (const auto& e : list) out.push_back(e.body);
   }
   return root;
 }

@@ -31,6 +31,10 @@ struct Entity {
   std::string updated_at;
 };
 
+// The object with its read-only fields: revision, and created_at / updated_at when known (the
+// file store does not know them).
+nlohmann::json withMetadata(const Entity& entity);
+
 class EntitySet {
  public:
   std::uint64_t revision = 0;  // of the whole set: the last write's
@@ -42,9 +46,9 @@ class EntitySet {
   bool erase(Kind kind, std::string_view name);
   std::size_t size() const;
 
-  // {"upstreams": [...], "routes": [...], ...}: kinds without entities are left out.
-  // `metadata`: each object also carries its read-only revision, created_at and updated_at.
-  nlohmann::json document(bool metadata = false) const;
+  // {"upstreams": [...], "routes": [...], ...}: kinds without entities are left out; the
+  // objects without their metadata (a declarative document).
+  nlohmann::json document() const;
   // Moves the entity sections of `root` into a set (bodies as they are; names taken from each
   // object's `name`). Objects without a string name are skipped: compiling the document
   // reports them.
