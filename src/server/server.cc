@@ -8,6 +8,7 @@
 #include <csignal>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -661,9 +662,27 @@ Result<std::string> validate(const std::string& config_path) {
   in.version = 1;
   auto snap = snapshot::buildSnapshot(in);
   if (!snap) return snap.error();
+  std::string source;
+  if ((*snap)->config.store.type != config::StoreConfig::Type::File &&
+      !std::filesystem::exists((*snap)->config.store.path)) {
+    source = " (store: sqlite, no database yet: the file's entities would seed it)";
+  } else if ((*snap)->config.store.type != config::StoreConfig::Type::File) {
+    // The database's entities with the file's sections, compiled as `portico run` would
+    // (nothing is written: a seed is only checked).
+    config::ConfigTree tree;
+    config::Diagnostics diag;
+    config::parseConfigText(in.text, config_path, in.env, tree, diag);
+    EntitySource entities;
+    auto composed = entities.compose((*snap)->config.store, tree.root, true);
+    if (!composed) return composed.error();
+    in.document = composed->document;
+    snap = snapshot::buildSnapshot(in);
+    if (!snap) return snap.error();
+    source = " (store: sqlite, revision " + std::to_string(composed->entities.revision) + ")";
+  }
   return "config ok: " + std::to_string((*snap)->config.routes.size()) + " routes, " +
          std::to_string((*snap)->config.upstreams.size()) + " upstreams, " +
-         std::to_string((*snap)->config.listeners.size()) + " listeners";
+         std::to_string((*snap)->config.listeners.size()) + " listeners" + source;
 }
 
 }  // namespace portico::server

@@ -271,6 +271,10 @@ def test_restart_keeps_the_database_and_refuses_a_second_source(portico, upstrea
     q = portico(config=cfg)
     assert request(q.port, "GET", "/kept")[0] == 200
     assert call(q, "GET", "/revision", token=READ)[2]["revision"] == 2
+    # `portico validate` compiles the database's entities with the file (nothing written).
+    r = subprocess.run([PORTICO_BIN, "validate", "-c", str(q.config_path)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0 and "2 routes" in r.stdout and "revision 2" in r.stdout, r.stdout
 
 
 def test_damaged_database_and_open_admin_listener_refused(tmp_path, upstreams):
