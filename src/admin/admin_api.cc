@@ -33,6 +33,20 @@ AdminResponse failure(int status, const std::string& message) {
   return answer(status, json{{"error", message}, {"status", status}});
 }
 
+AdminResponse notAllowed(const char* allow) {
+  auto r = failure(405, "method not allowed");
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+// A document as JSON, or YAML when the client accepts it.
+AdminResponse answerDocument(const AdminRequest& request, const json& document) {
+  const std::string* accept = request.header("accept");
+  if (accept && accept->find("yaml") != std::string::npos)
+    return {200, "application/yaml", config::toYaml(document), {}};
+  return answer(200, document);
+}
+
 bool isWrite(const std::string& method) {
   return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
 }
@@ -250,42 +264,28 @@ AdminResponse AdminApi::route(const AdminRequest& request) {
     return answer(200, {{"data", std::move(data)}});
   }
   if (parts.size() == 1 && parts[0] == "config") {
-    if (read) {
-      const json doc = redactCredentials(entities_.document());
-      const std::string* accept = request.header("accept");
-      if (accept && (accept->find("yaml") != std::string::npos))
-        return {200, "application/yaml", config::toYaml(doc), {}};
-      return answer(200, doc);
-    }
+    if (read) return answerDocument(request, redactCredentials(entities_.document()));
     if (method == "POST") return applyDocument(request);
-    auto r = failure(405, "method not allowed");
-    r.headers.emplace_back("Allow", "GET, HEAD, POST");
-    return r;
+    return notAllowed("GET, HEAD, POST");
   }
   if (parts.size() == 3 && parts[0] == "apis" && parts[2] == "openapi") {
     if (const auto problem = nameProblem(parts[1]); !problem.empty()) return failure(400, problem);
     if (read) return getSpec(parts[1], request);
     if (method == "POST") return importSpec(parts[1], request);
-    auto r = failure(405, "method not allowed");
-    r.headers.emplace_back("Allow", "GET, HEAD, POST");
-    return r;
+    return notAllowed("GET, HEAD, POST");
   }
   const auto kind = parts.empty() ? std::nullopt : store::kindFromName(parts[0]);
   if (!kind || parts.size() > 2) return failure(404, "not found: " + request.path);
   if (parts.size() == 1) {
     if (read) return list(*kind, request);
     if (method == "POST") return write(*kind, "", request);
-    auto r = failure(405, "method not allowed");
-    r.headers.emplace_back("Allow", "GET, HEAD, POST");
-    return r;
+    return notAllowed("GET, HEAD, POST");
   }
   if (const auto problem = nameProblem(parts[1]); !problem.empty()) return failure(400, problem);
   if (read) return getOne(*kind, parts[1]);
   if (method == "PUT" || method == "PATCH" || method == "DELETE")
     return write(*kind, parts[1], request);
-  auto r = failure(405, "method not allowed");
-  r.headers.emplace_back("Allow", "GET, HEAD, PUT, PATCH, DELETE");
-  return r;
+  return notAllowed("GET, HEAD, PUT, PATCH, DELETE");
 }
 
 AdminResponse AdminApi::list(Kind kind, const AdminRequest& request) {
@@ -310,12 +310,7 @@ AdminResponse AdminApi::list(Kind kind, const AdminRequest& request) {
   std::string last;
   for (; i < all.size() && data.size() < limit; ++i) {
     const auto& e = all[i];
-    bool selected = true;
-    for (const auto& [k, v] : labels) {
-      const auto l = e.body.find("labels");
-      selected &= l != e.body.end() && l->is_object() && l->contains(k) && (*l)[k] == v;
-    }
-    if (!selected) continue;
+    if (!store::hasLabels(e.body, labels)) continue;
     data.push_back(redactCredentials(store::withMetadata(e)));
     last = e.name;
   }
@@ -601,10 +596,7 @@ AdminResponse AdminApi::getSpec(const std::string& api, const AdminRequest& requ
   }
   if (openapi == e->body.end() || !openapi->is_object() || !openapi->contains("spec"))
     return failure(404, "api \"" + api + "\" keeps no OpenAPI spec");
-  const std::string* accept = request.header("accept");
-  if (accept && accept->find("yaml") != std::string::npos)
-    return {200, "application/yaml", config::toYaml((*openapi)["spec"]), {}};
-  return answer(200, (*openapi)["spec"]);
+  return answerDocument(request, (*openapi)["spec"]);
 }
 
 json AdminApi::diffOf(const std::vector<Change>& changes) const {

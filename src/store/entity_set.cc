@@ -137,7 +137,6 @@ std::vector<Change> Plan::all() const {
   return out;
 }
 
-namespace {
 bool hasLabels(const nlohmann::json& body, const Labels& labels) {
   const auto it = body.find("labels");
   for (const auto& [k, v] : labels) {
@@ -147,7 +146,6 @@ bool hasLabels(const nlohmann::json& body, const Labels& labels) {
   }
   return true;
 }
-}  // namespace
 
 Plan plan(const EntitySet& from, const EntitySet& to, bool prune, const Labels& prune_labels) {
   Plan p;

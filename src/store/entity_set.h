@@ -84,6 +84,8 @@ struct Plan {
   std::vector<Change> all() const;
 };
 using Labels = std::vector<std::pair<std::string, std::string>>;
+// Whether an object's `labels` include every one of `labels`.
+bool hasLabels(const nlohmann::json& body, const Labels& labels);
 // {"create": [{"kind", "name"}…], "update": […], "delete": […]}: how answers and the CLI show a
 // plan.
 nlohmann::json summary(const Plan& plan);
