@@ -63,6 +63,8 @@ fuzz: deps
 	./build/fuzz/test/fuzz/xml_form_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-xml
 	mkdir -p build/fuzz/corpus-cache
 	./build/fuzz/test/fuzz/cache_paths_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-cache
+	mkdir -p build/fuzz/corpus-schema && cp -n test/fuzz/corpus/schema-* build/fuzz/corpus-schema/
+	./build/fuzz/test/fuzz/fast_schema_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-schema
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -88,9 +88,8 @@ Result<JsonSchema> JsonSchema::compile(const nlohmann::json& schema) {
   return s;
 }
 
-bool JsonSchema::validateText(std::string_view document, std::vector<SchemaViolation>& out,
-                              std::size_t capacity) const {
-  if (fast_ && fast_->valid(document, capacity)) return true;  // else valijson decides, and reports
+bool JsonSchema::validateText(std::string_view document, std::vector<SchemaViolation>& out) const {
+  if (fast_ && fast_->valid(document)) return true;  // else valijson decides, and reports
   const nlohmann::json doc = nlohmann::json::parse(document, nullptr, false);
   if (doc.is_discarded()) {
     out.push_back({"", "not JSON"});

@@ -26,9 +26,7 @@ class JsonSchema {
 
   // Whether `document` (JSON text) is valid; appends every failure to `out`. A document that is
   // not JSON is one failure at "" ("not JSON: ...").
-  // `capacity`: see FastSchema::valid.
-  bool validateText(std::string_view document, std::vector<SchemaViolation>& out,
-                    std::size_t capacity = 0) const;
+  bool validateText(std::string_view document, std::vector<SchemaViolation>& out) const;
   // The same for a value already parsed (query and header parameters).
   bool validate(const nlohmann::json& value, std::vector<SchemaViolation>& out) const;
 

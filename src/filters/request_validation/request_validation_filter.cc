@@ -89,7 +89,7 @@ class ValidateBody final : public api::BufferedBodyTransform {
  protected:
   bool transformWhole(std::string& body, std::string& error) override {
     std::vector<SchemaViolation> violations;
-    if (c_.body->validateText(body, violations, body.capacity())) return true;
+    if (c_.body->validateText(body, violations)) return true;
     std::vector<Failure> failures;
     for (auto& v : violations) failures.push_back({"body", "", std::move(v)});
     problemReply(ctx_, c_.status, failures);
