@@ -415,24 +415,28 @@ AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json bod
   const std::string now = hooks_.now();
   const std::uint64_t next = entities_.revision + 1;
   attempt_.diff = diffOf(changes);
-  store::EntitySet candidate = store::applyChanges(entities_, changes, next, now);
+  const std::uint64_t base = entities_.revision;
+  // The candidate is entities_ changed in place, put back if the write is refused: copying a
+  // 10,000-route set per write (and freeing the old one) was a third of a write's time.
+  store::EntitySet::Undo undo = entities_.apply(changes, next, now);
   std::shared_ptr<const void> prepared;
-  if (const auto errors = hooks_.compile(candidate, changes, prepared); !errors.empty()) {
+  if (const auto errors = hooks_.compile(entities_, changes, prepared); !errors.empty()) {
+    entities_.revert(std::move(undo));
     json list = json::array();
     for (const auto& e : errors) list.push_back({{"path", e.path}, {"message", e.message}});
     return answer(400, {{"errors", std::move(list)}, {"status", 400}});
   }
-  auto stored = store_.commit(entities_.revision, changes, now);
+  auto stored = store_.commit(base, changes, now);
   if (!stored) {
+    entities_.revert(std::move(undo));
     const bool conflict = stored.error().message == store::kConflict;
     return failure(conflict ? 409 : 503,
                    conflict ? "the store changed underneath this node: retry"
                             : "the store refused the write: " + stored.error().message);
   }
-  candidate.revision = *stored;
+  entities_.revision = *stored;
   hooks_.publish(std::move(prepared));
   attempt_.revision = *stored;
-  entities_ = std::move(candidate);
   AdminResponse r;
   if (body.is_null() && changes.size() == 1 && changes[0].body) {
     r = getOne(changes[0].kind, changes[0].name);

@@ -12,7 +12,13 @@ namespace portico::config {
 // previous snapshot's, when a store changed other objects), or null to parse it.
 using RouteReuse = std::function<const RouteConfig*(const std::string& name)>;
 
-Config parseModel(const nlohmann::json& root, Diagnostics& diag, const RouteReuse& reuse = nullptr);
+// Entity lists kept outside the document (a store's entity set), by section name ("routes",
+// ...): parsed as if the document listed them, in order, without copying 10,000 routes into one
+// document per write. A section given here is not read from the document.
+using ExternalSections = std::vector<std::pair<std::string, std::vector<const nlohmann::json*>>>;
+
+Config parseModel(const nlohmann::json& root, Diagnostics& diag, const RouteReuse& reuse = nullptr,
+                  const ExternalSections* sections = nullptr);
 
 // A `tls` block for a connection Portico opens (upstreams, Redis): ca, server_name, verify,
 // client_cert, client_key.

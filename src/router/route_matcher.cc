@@ -70,19 +70,28 @@ struct Candidate {
 
 }  // namespace
 
+// Everything a node holds lives in its matcher's arena (RouteMatcher::arena_), nodes included:
+// they are never destroyed one by one, the arena is released whole.
 struct TrieNode {
-  std::unordered_map<std::string, std::unique_ptr<TrieNode>, StringHash, std::equal_to<>> children;
-  std::unique_ptr<TrieNode> param;
+  explicit TrieNode(std::pmr::memory_resource* arena)
+      : children(arena), exact(arena), prefix(arena) {}
+  static TrieNode* make(std::pmr::memory_resource* arena) {
+    return new (arena->allocate(sizeof(TrieNode), alignof(TrieNode))) TrieNode(arena);
+  }
+
+  std::pmr::unordered_map<std::pmr::string, TrieNode*, StringHash, std::equal_to<>> children;
+  TrieNode* param = nullptr;
   struct Terminal {
     const CompiledRoute* route;
-    std::vector<std::string> param_names;  // in segment order
+    std::pmr::vector<std::pmr::string> param_names;  // in segment order
   };
-  std::vector<Terminal> exact;
-  std::vector<const CompiledRoute*> prefix;
+  std::pmr::vector<Terminal> exact;
+  std::pmr::vector<const CompiledRoute*> prefix;
 };
 
 struct RouteMatcher::Table {
-  TrieNode root;
+  explicit Table(std::pmr::memory_resource* arena) : root(*TrieNode::make(arena)) {}
+  TrieNode& root;
   std::vector<const CompiledRoute*> regex;  // sorted best first
   std::vector<const CompiledRoute*> any;    // routes without a path matcher
 
@@ -120,17 +129,17 @@ struct RouteMatcher::Table {
       for (const auto& t : node->exact) {
         Candidate c{t.route, {}};
         for (std::size_t i = 0; i < t.param_names.size() && i < captured.size(); ++i)
-          c.params.emplace_back(t.param_names[i], std::string(captured[i]));
+          c.params.emplace_back(std::string(t.param_names[i]), std::string(captured[i]));
         out.push_back(std::move(c));
       }
       return;
     }
     auto seg = segs[depth];
     if (auto it = node->children.find(seg); it != node->children.end())
-      walk(it->second.get(), segs, depth + 1, captured, out);
+      walk(it->second, segs, depth + 1, captured, out);
     if (node->param && !seg.empty()) {
       captured.push_back(seg);
-      walk(node->param.get(), segs, depth + 1, captured, out);
+      walk(node->param, segs, depth + 1, captured, out);
       captured.pop_back();
     }
   }
@@ -162,7 +171,9 @@ bool CompiledRoute::conditionsMatch(const RequestView& req) const {
   return true;
 }
 
-RouteMatcher::RouteMatcher() : any_(std::make_unique<Table>()) {}
+RouteMatcher::RouteMatcher()
+    : arena_(std::make_unique<std::pmr::monotonic_buffer_resource>()),
+      any_(std::make_unique<Table>(arena_.get())) {}
 RouteMatcher::~RouteMatcher() = default;
 RouteMatcher::RouteMatcher(RouteMatcher&&) noexcept = default;
 RouteMatcher& RouteMatcher::operator=(RouteMatcher&&) noexcept = default;
@@ -196,19 +207,21 @@ void compileValueMatchers(const std::vector<config::ValueMatch>& in, const std::
   }
 }
 
-void insertPath(TrieNode& root, const CompiledRoute* route, std::string_view path, bool prefix) {
+void insertPath(TrieNode& root, const CompiledRoute* route, std::string_view path, bool prefix,
+                std::pmr::memory_resource* arena) {
   TrieNode* node = &root;
-  std::vector<std::string> names;
+  std::pmr::vector<std::pmr::string> names(arena);
   if (!(prefix && path == "/")) {
     forEachSegment(path, [&](std::string_view seg) {
       if (isParam(seg)) {
         names.emplace_back(seg.substr(1, seg.size() - 2));
-        if (!node->param) node->param = std::make_unique<TrieNode>();
-        node = node->param.get();
+        if (!node->param) node->param = TrieNode::make(arena);
+        node = node->param;
       } else {
-        auto& child = node->children[std::string(seg)];
-        if (!child) child = std::make_unique<TrieNode>();
-        node = child.get();
+        auto it = node->children.find(seg);  // (no key string made for a node that exists)
+        if (it == node->children.end())
+          it = node->children.emplace(std::pmr::string(seg, arena), TrieNode::make(arena)).first;
+        node = it->second;
       }
       return true;
     });
@@ -239,9 +252,12 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
     cr->index = i;
     cr->priority = rc.priority;
     cr->methods = rc.match.methods;
-    const std::string match_path = rc.path + ".match";
-    compileValueMatchers(rc.match.headers, match_path + ".headers", diag, cr->headers);
-    compileValueMatchers(rc.match.query, match_path + ".query", diag, cr->query);
+    // Error paths are made only where something can fail (10,000 routes per Admin API write).
+    const auto matchPath = [&rc] { return rc.path + ".match"; };
+    if (!rc.match.headers.empty())
+      compileValueMatchers(rc.match.headers, matchPath() + ".headers", diag, cr->headers);
+    if (!rc.match.query.empty())
+      compileValueMatchers(rc.match.query, matchPath() + ".query", diag, cr->query);
     std::uint64_t conditions =
         (cr->methods.empty() ? 0 : 1) + cr->headers.size() + cr->query.size();
     if (rc.match.path) {
@@ -253,7 +269,7 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
           templated = true;
         } else {
           if (seg.find_first_of("{}") != std::string_view::npos)
-            diag.add(match_path + ".path", "a {param} must be a whole segment");
+            diag.add(matchPath() + ".path", "a {param} must be a whole segment");
           ++statics;
         }
         return true;
@@ -268,7 +284,7 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
           p == "/" ? 0 : static_cast<std::size_t>(std::count(p.begin(), p.end(), '/'));
       cr->specificity = specificity(kPrefix, segments, conditions);
     } else if (rc.match.path_regex) {
-      cr->path_regex = compileRegex(*rc.match.path_regex, match_path + ".path_regex", diag);
+      cr->path_regex = compileRegex(*rc.match.path_regex, matchPath() + ".path_regex", diag);
       cr->specificity = specificity(kRegex, rc.match.path_regex->size(), conditions);
     } else {
       cr->specificity = specificity(kNoPath, 0, conditions);
@@ -284,11 +300,11 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
       for (auto& [s, t] : m->wildcard_hosts_) {
         if (s == suffix) return *t;
       }
-      m->wildcard_hosts_.emplace_back(suffix, std::make_unique<Table>());
+      m->wildcard_hosts_.emplace_back(suffix, std::make_unique<Table>(m->arena_.get()));
       return *m->wildcard_hosts_.back().second;
     }
     auto& t = m->exact_hosts_[host];
-    if (!t) t = std::make_unique<Table>();
+    if (!t) t = std::make_unique<Table>(m->arena_.get());
     return *t;
   };
   for (const auto& p : pending) {
@@ -301,9 +317,9 @@ std::unique_ptr<RouteMatcher> RouteMatcher::build(const std::vector<config::Rout
     for (Table* t : tables) {
       const auto& mt = p.cfg->match;
       if (mt.path) {
-        insertPath(t->root, p.compiled, *mt.path, false);
+        insertPath(t->root, p.compiled, *mt.path, false, m->arena_.get());
       } else if (mt.path_prefix) {
-        insertPath(t->root, p.compiled, p.compiled->prefix, true);
+        insertPath(t->root, p.compiled, p.compiled->prefix, true, m->arena_.get());
       } else if (mt.path_regex) {
         t->regex.push_back(p.compiled);
       } else {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -81,6 +82,10 @@ class RouteMatcher {
 
   struct Table;  // one host group
  private:
+  // The tries' nodes, keys and lists, freed at once with the matcher: a 10,000-route trie was
+  // ~40,000 allocations per build and as many frees, for every Admin API write. Declared first,
+  // so it outlives the tables.
+  std::unique_ptr<std::pmr::monotonic_buffer_resource> arena_;
   std::unique_ptr<Table> any_;
   std::unordered_map<std::string, std::unique_ptr<Table>> exact_hosts_;
   std::vector<std::pair<std::string, std::unique_ptr<Table>>> wildcard_hosts_;  // ".example.com"

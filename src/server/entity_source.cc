@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "snapshot/snapshot.h"
 #include "store/sqlite_store.h"
 
 namespace portico::server {
@@ -27,15 +28,16 @@ Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& 
     out.entities = store::EntitySet::fromDocument(file_root);
     return out;
   }
-  file_sections_ = file_root.is_object() ? file_root : nlohmann::json::object();
+  auto sections = file_root.is_object() ? file_root : nlohmann::json::object();
   std::string listed;
   for (const store::Kind k : store::kKinds) {
     const std::string key(store::kindName(k));
-    const auto it = file_sections_.find(key);
-    if (it == file_sections_.end()) continue;
+    const auto it = sections.find(key);
+    if (it == sections.end()) continue;
     if (!it->empty()) listed += (listed.empty() ? "" : ", ") + key;
-    file_sections_.erase(it);
+    sections.erase(it);
   }
+  file_sections_ = std::make_shared<const nlohmann::json>(std::move(sections));
   auto stored = store_->load();
   if (!stored) return makeError("store: " + stored.error().message);
   out.entities = std::move(*stored);
@@ -51,7 +53,6 @@ Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& 
     out.seed = store::plan(out.entities, seed, false, {}).all();
     out.entities = seed;
   }
-  out.document = std::make_shared<const nlohmann::json>(documentWith(out.entities));
   return out;
 }
 
@@ -69,10 +70,15 @@ Result<store::EntitySet> EntitySource::commitSeed(Composed& composed, const std:
 }
 
 nlohmann::json EntitySource::documentWith(const store::EntitySet& entities) const {
-  nlohmann::json doc = file_sections_;
+  nlohmann::json doc = *file_sections_;
   nlohmann::json lists = entities.document();
   for (auto& [key, value] : lists.items()) doc[key] = std::move(value);
   return doc;
+}
+
+void EntitySource::inputsFor(const store::EntitySet& entities, snapshot::SnapshotInputs& in) const {
+  in.document = file_sections_;
+  in.sections = entities.sections();
 }
 
 }  // namespace portico::server

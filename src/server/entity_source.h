@@ -12,14 +12,17 @@
 #include "core/result.h"
 #include "store/entity_store.h"
 
+namespace portico::snapshot {
+struct SnapshotInputs;
+}
+
 namespace portico::server {
 
 class EntitySource {
  public:
   struct Composed {
-    // The document to compile: null with store: file (the file's text is compiled, so errors
-    // keep their file:line:col).
-    std::shared_ptr<const nlohmann::json> document;
+    // With a database, compiled through inputsFor(); with store: file the file's text is
+    // compiled (errors keep their file:line:col).
     store::EntitySet entities;
     // Entities the file brought to an empty database: store them once the document compiles.
     std::vector<store::Change> seed;
@@ -34,13 +37,18 @@ class EntitySource {
 
   // The file's own sections with `entities` in place of its entity lists.
   nlohmann::json documentWith(const store::EntitySet& entities) const;
+  // Inputs compiling a database's config: the file's own sections as the document, and
+  // `entities` read where they lie (no document of 10,000 routes composed per write); they
+  // must not change until the snapshot is built.
+  void inputsFor(const store::EntitySet& entities, snapshot::SnapshotInputs& in) const;
   store::EntityStore& store() { return *store_; }
   bool database() const { return config_.type != config::StoreConfig::Type::File; }
 
  private:
   config::StoreConfig config_;
   std::unique_ptr<store::EntityStore> store_;
-  nlohmann::json file_sections_ = nlohmann::json::object();
+  std::shared_ptr<const nlohmann::json> file_sections_ =
+      std::make_shared<const nlohmann::json>(nlohmann::json::object());
 };
 
 }  // namespace portico::server

@@ -149,9 +149,7 @@ class Server {
   std::unique_ptr<admin::AdminServer> admin_;
   EntitySource source_;
   std::unique_ptr<admin::AdminApi> api_;
-  // The composed document of the current snapshot (null with store: file, where the file's text
-  // is compiled); the entities load() read, handed to the Admin API once published.
-  std::shared_ptr<const nlohmann::json> document_;
+  // The entities load() read, handed to the Admin API once published.
   store::EntitySet loaded_entities_;
   std::shared_ptr<const snapshot::Snapshot> current_;
   std::set<std::string> open_addresses_;
@@ -210,7 +208,6 @@ Result<std::shared_ptr<const snapshot::Snapshot>> Server::load(bool startup) {
     if (!composed) return composed.error();
     loaded_entities_ = std::move(composed->entities);
     loaded_entities_.revision = (*snap)->version;
-    document_ = nullptr;
     return snap;
   }
   config::ConfigTree tree;
@@ -220,14 +217,13 @@ Result<std::shared_ptr<const snapshot::Snapshot>> Server::load(bool startup) {
   auto composed = source_.compose((*snap)->config.store, tree.root, startup);
   if (!composed) return composed.error();
   auto in = inputs(std::move(*text));
-  in.document = composed->document;
+  source_.inputsFor(composed->entities, in);
   in.text += "\nstore revision " + std::to_string(composed->entities.revision);
   snap = snapshot::buildSnapshot(in);
   if (!snap) return snap;
   auto entities = source_.commitSeed(*composed, now);
   if (!entities) return entities.error();
   loaded_entities_ = std::move(*entities);
-  document_ = composed->document;
   return snap;
 }
 
@@ -361,10 +357,11 @@ void Server::refreshDns() {
   dns_timer_.expires_after(every);
   dns_timer_.async_wait([this](error_code ec) {
     if (ec || draining_) return;
-    auto text = document_ ? Result<std::string>(std::string()) : readFile(path_);
+    const bool database = source_.database();
+    auto text = database ? Result<std::string>(std::string()) : readFile(path_);
     if (text) {
       auto in = inputs(std::move(*text));
-      in.document = document_;
+      if (database) source_.inputsFor(api_->entities(), in);
       if (auto fresh = snapshot::refreshAddresses(*current_, in)) {
         std::string error;
         if (publish(fresh, &error)) {
@@ -430,7 +427,8 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& request) {
     j["hash"] = current_->hash;
     j["loaded_at"] = isoTime(current_->loaded_at);
     j["source"] = current_->source;
-    j["config"] = admin::redactCredentials(*current_->redacted);
+    j["config"] = admin::redactCredentials(
+        source_.database() ? source_.documentWith(api_->entities()) : *current_->redacted);
     j["reloads"] = reloadHistory();
     r.body = j.dump(2);
   } else if (path == "/metrics") {
@@ -530,7 +528,6 @@ void Server::sampleStats() {
 admin::ControlHooks Server::adminHooks() {
   struct Prepared {
     std::shared_ptr<const snapshot::Snapshot> snapshot;
-    std::shared_ptr<const nlohmann::json> document;
   };
   admin::ControlHooks hooks;
   hooks.now = [] { return isoTime(std::chrono::system_clock::now()); };
@@ -538,28 +535,36 @@ admin::ControlHooks Server::adminHooks() {
                          const std::vector<store::Change>& changes,
                          std::shared_ptr<const void>& prepared) {
     auto in = inputs("store revision " + std::to_string(candidate.revision));
-    auto document = std::make_shared<const nlohmann::json>(source_.documentWith(candidate));
-    in.document = document;
+    source_.inputsFor(candidate, in);
     // Routes the write does not touch are taken parsed from the snapshot now served (a write
     // to one of 10,000 routes parses one). current_ came from the same entities: a store's
-    // document or the file that seeded it.
-    std::unordered_map<std::string_view, const config::RouteConfig*> served;
-    if (document_) {
-      served.reserve(current_->config.routes.size());
-      for (const auto& r : current_->config.routes) served.emplace(r.name, &r);
-      for (const auto& c : changes)
-        if (c.kind == store::Kind::Routes) served.erase(c.name);
-    }
-    in.reuse_route = [&served](const std::string& name) -> const config::RouteConfig* {
-      const auto it = served.find(name);
-      return it == served.end() ? nullptr : it->second;
+    // document or the file that seeded it. The entities keep their order, so the served route
+    // at the cursor is nearly always the one asked for; a name index is built only on a miss.
+    const auto& served = current_->config.routes;
+    std::vector<std::string_view> changed;
+    for (const auto& c : changes)
+      if (c.kind == store::Kind::Routes) changed.push_back(c.name);
+    std::size_t cursor = 0;
+    std::unordered_map<std::string_view, std::size_t> by_name;
+    in.reuse_route =
+        [&, database = source_.database()](const std::string& name) -> const config::RouteConfig* {
+      if (!database || std::find(changed.begin(), changed.end(), name) != changed.end())
+        return nullptr;
+      if (cursor >= served.size() || served[cursor].name != name) {
+        if (by_name.empty())
+          for (std::size_t i = 0; i < served.size(); ++i) by_name.emplace(served[i].name, i);
+        const auto it = by_name.find(name);
+        if (it == by_name.end()) return nullptr;
+        cursor = it->second;
+      }
+      return &served[cursor++];
     };
     std::vector<config::Diagnostic> errors;
     in.errors = &errors;
     auto snap = snapshot::buildSnapshot(in);
     std::vector<admin::FieldError> out;
     if (snap) {
-      prepared = std::make_shared<const Prepared>(Prepared{*snap, std::move(document)});
+      prepared = std::make_shared<const Prepared>(Prepared{*snap});
       return out;
     }
     for (const auto& e : errors) out.push_back({admin::jsonPointerOf(e.path), e.message});
@@ -573,7 +578,6 @@ admin::ControlHooks Server::adminHooks() {
       spdlog::error("Admin API write stored but not served: {}", error);
       return;
     }
-    document_ = p->document;
     ++process_.config_reloads;
     record(true, "Admin API", "");
   };
@@ -675,7 +679,7 @@ Result<std::string> validate(const std::string& config_path) {
     EntitySource entities;
     auto composed = entities.compose((*snap)->config.store, tree.root, true);
     if (!composed) return composed.error();
-    in.document = composed->document;
+    entities.inputsFor(composed->entities, in);
     snap = snapshot::buildSnapshot(in);
     if (!snap) return snap.error();
     source = " (store: sqlite, revision " + std::to_string(composed->entities.revision) + ")";

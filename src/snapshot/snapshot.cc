@@ -145,7 +145,8 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   // A store's document is read where it lies (copying 10,000 routes cost milliseconds).
   if (!in.document) config::parseConfigText(in.text, in.file, in.env, tree, diag);
   if (diag.empty())
-    snap->config = config::parseModel(in.document ? *in.document : tree.root, diag, in.reuse_route);
+    snap->config = config::parseModel(in.document ? *in.document : tree.root, diag, in.reuse_route,
+                                      in.sections.empty() ? nullptr : &in.sections);
   if (!diag.empty()) return refuse();
 
   const auto& cfg = snap->config;

@@ -80,7 +80,8 @@ struct Snapshot {
   std::uint64_t version = 0;
   std::string hash;  // sha256 of the source text, hex
   std::chrono::system_clock::time_point loaded_at;
-  // The source tree with ${ENV} values replaced (shared with the store's document).
+  // The source tree with ${ENV} values replaced; with a store, the file's own sections only
+  // (the entities are the store's: Server::configDocument composes the whole).
   std::shared_ptr<const nlohmann::json> redacted;
   std::string source;  // file name
 
@@ -103,6 +104,9 @@ struct SnapshotInputs {
   std::shared_ptr<const nlohmann::json> document;
   // Set: receives the errors one by one (the Admin API answers them as JSON).
   std::vector<config::Diagnostic>* errors = nullptr;
+  // With `document`: entity sections that live outside it (a store's entity set; the
+  // document then holds the file's own sections only).
+  config::ExternalSections sections;
   // Set (with `document`): routes it names are taken parsed, not parsed again.
   config::RouteReuse reuse_route;
   config::EnvLookup env;

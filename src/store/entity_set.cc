@@ -165,23 +165,66 @@ Plan plan(const EntitySet& from, const EntitySet& to, bool prune, const Labels& 
   return p;
 }
 
+EntitySet::Undo EntitySet::apply(const std::vector<Change>& changes, std::uint64_t revision,
+                                 const std::string& now) {
+  Undo undo;
+  undo.revision = this->revision;
+  for (const auto& c : changes) {
+    Undo::Before before{c.kind, c.name, std::nullopt, 0};
+    const auto& positions = positions_[index(c.kind)];
+    if (const auto it = positions.find(c.name); it != positions.end()) {
+      before.position = it->second;
+      before.entity = kinds_[index(c.kind)][it->second];
+    }
+    undo.before.push_back(std::move(before));
+    if (!c.body) {
+      erase(c.kind, c.name);
+      continue;
+    }
+    // created_at is kept from the old entity by put()
+    put(c.kind, Entity{c.name, *c.body, revision, now, now});
+  }
+  this->revision = revision;
+  return undo;
+}
+
+void EntitySet::revert(Undo undo) {
+  for (auto b = undo.before.rbegin(); b != undo.before.rend(); ++b) {
+    if (!b->entity) {
+      erase(b->kind, b->name);
+      continue;
+    }
+    auto& list = kinds_[index(b->kind)];
+    auto& positions = positions_[index(b->kind)];
+    if (const auto it = positions.find(b->name); it != positions.end()) {
+      list[it->second] = std::move(*b->entity);
+      continue;
+    }
+    // Deleted by the write: back at its place.
+    const std::size_t at = std::min(b->position, list.size());
+    list.insert(list.begin() + static_cast<std::ptrdiff_t>(at), std::move(*b->entity));
+    for (std::size_t i = at; i < list.size(); ++i) positions[list[i].name] = i;
+  }
+  revision = undo.revision;
+}
+
+std::vector<std::pair<std::string, std::vector<const nlohmann::json*>>> EntitySet::sections()
+    const {
+  std::vector<std::pair<std::string, std::vector<const nlohmann::json*>>> out;
+  for (const Kind k : kKinds) {
+    const auto& list = kinds_[index(k)];
+    auto& bodies =
+        out.emplace_back(std::string(kindName(k)), std::vector<const nlohmann::json*>()).second;
+    bodies.reserve(list.size());
+    for (const auto& e : list) bodies.push_back(&e.body);
+  }
+  return out;
+}
+
 EntitySet applyChanges(const EntitySet& set, const std::vector<Change>& changes,
                        std::uint64_t revision, const std::string& now) {
   EntitySet out = set;
-  for (const auto& c : changes) {
-    if (!c.body) {
-      out.erase(c.kind, c.name);
-      continue;
-    }
-    Entity e;
-    e.name = c.name;
-    e.body = *c.body;
-    e.revision = revision;
-    e.created_at = now;  // kept from the old entity by put()
-    e.updated_at = now;
-    out.put(c.kind, std::move(e));
-  }
-  out.revision = revision;
+  out.apply(changes, revision, now);
   return out;
 }
 

@@ -35,6 +35,8 @@ struct Entity {
 // file store does not know them).
 nlohmann::json withMetadata(const Entity& entity);
 
+struct Change;
+
 class EntitySet {
  public:
   std::uint64_t revision = 0;  // of the whole set: the last write's
@@ -46,9 +48,29 @@ class EntitySet {
   bool erase(Kind kind, std::string_view name);
   std::size_t size() const;
 
+  // What apply() replaced, for revert() when the write is refused.
+  struct Undo {
+    struct Before {
+      Kind kind;
+      std::string name;
+      std::optional<Entity> entity;  // none: the change created it
+      std::size_t position = 0;
+    };
+    std::uint64_t revision = 0;
+    std::vector<Before> before;
+  };
+  // `changes` applied in place (a write to one of 10,000 routes copies one entity, not the
+  // set); changed entities get `revision` and `now`, and so does the set.
+  Undo apply(const std::vector<Change>& changes, std::uint64_t revision, const std::string& now);
+  void revert(Undo undo);
+
   // {"upstreams": [...], "routes": [...], ...}: kinds without entities are left out; the
   // objects without their metadata (a declarative document).
   nlohmann::json document() const;
+  // The same lists as pointers to the bodies held here, {"routes", [...]} for each kind (with
+  // the empty ones): what the config parser reads in place of a document's lists. Valid until
+  // the set changes.
+  std::vector<std::pair<std::string, std::vector<const nlohmann::json*>>> sections() const;
   // Moves the entity sections of `root` into a set (bodies as they are; names taken from each
   // object's `name`). Objects without a string name are skipped: compiling the document
   // reports them.
@@ -91,7 +113,7 @@ bool hasLabels(const nlohmann::json& body, const Labels& labels);
 nlohmann::json summary(const Plan& plan);
 Plan plan(const EntitySet& from, const EntitySet& to, bool prune, const Labels& prune_labels);
 
-// `set` with `changes` applied; changed entities get `revision` and `now`.
+// A copy of `set` with `changes` applied (EntitySet::apply).
 EntitySet applyChanges(const EntitySet& set, const std::vector<Change>& changes,
                        std::uint64_t revision, const std::string& now);
 

@@ -207,5 +207,23 @@ TEST(ConfigParseJson, EnvironmentValuesAreSecrets) {
   EXPECT_EQ(j["b"][0], "x");
 }
 
+// A store's entities are parsed where they lie, as if the document listed them: same paths in
+// errors, same whole-config checks (a route naming an upstream of the lists).
+TEST(ConfigParse, ExternalSectionsStandInForTheDocumentsLists) {
+  const auto root = nlohmann::json::parse(
+      R"({"version": 1, "listeners": [{"name": "main", "listen": "127.0.0.1:8080"}]})");
+  const nlohmann::json up = {{"name", "u"}, {"targets", {"127.0.0.1:9001"}}};
+  const nlohmann::json good = {{"name", "a"}, {"match", {{"path", "/a"}}}, {"upstream", "u"}};
+  const nlohmann::json bad = {{"name", "b"}, {"match", {{"path", "/b"}}}, {"upstream", "nope"}};
+  ExternalSections sections = {{"upstreams", {&up}}, {"routes", {&good, &bad}}};
+  Diagnostics diag;
+  const Config c = parseModel(root, diag, nullptr, &sections);
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[1].path, "routes[1]");
+  EXPECT_NE(diag.format().find("routes[1].upstream: unknown upstream \"nope\""),
+            std::string::npos)
+      << diag.format();
+}
+
 }  // namespace
 }  // namespace portico::config

@@ -59,6 +59,43 @@ TEST(EntitySet, ApplyKeepsPositionAndCreationTime) {
   EXPECT_EQ(set.document()["routes"][0]["match"]["path"], "/a2");
 }
 
+TEST(EntitySet, RevertPutsBackWhatAnApplyChanged) {
+  EntitySet set;
+  set.apply({{Kind::Routes, "a", route("a", "/a")},
+             {Kind::Routes, "b", route("b", "/b")},
+             {Kind::Routes, "c", route("c", "/c")}},
+            1, "t1");
+  const nlohmann::json before = set.document();
+  // Replace a, delete b (from the middle), create d; then a refused write is reverted.
+  auto undo = set.apply({{Kind::Routes, "a", route("a", "/a2")},
+                         {Kind::Routes, "b", std::nullopt},
+                         {Kind::Routes, "d", route("d", "/d")}},
+                        2, "t2");
+  EXPECT_EQ(set.revision, 2u);
+  EXPECT_EQ(set.list(Kind::Routes).size(), 3u);
+  EXPECT_EQ(set.find(Kind::Routes, "b"), nullptr);
+  set.revert(std::move(undo));
+  EXPECT_EQ(set.revision, 1u);
+  EXPECT_EQ(set.document(), before);  // same bodies, same order
+  ASSERT_NE(set.find(Kind::Routes, "b"), nullptr);
+  EXPECT_EQ(set.find(Kind::Routes, "b")->created_at, "t1");
+  EXPECT_EQ(set.find(Kind::Routes, "c"), &set.list(Kind::Routes)[2]);  // the name index too
+  EXPECT_EQ(set.find(Kind::Routes, "d"), nullptr);
+  EXPECT_EQ(set.find(Kind::Routes, "a")->revision, 1u);
+}
+
+TEST(EntitySet, SectionsPointAtTheBodiesInOrder) {
+  EntitySet set;
+  set.apply({{Kind::Routes, "a", route("a", "/a")}, {Kind::Routes, "b", route("b", "/b")}}, 1, "t");
+  const auto sections = set.sections();
+  ASSERT_EQ(sections.size(), kKinds.size());  // every kind, empty ones too
+  const auto routes = std::find_if(sections.begin(), sections.end(),
+                                   [](const auto& s) { return s.first == "routes"; });
+  ASSERT_NE(routes, sections.end());
+  ASSERT_EQ(routes->second.size(), 2u);
+  EXPECT_EQ(routes->second[1], &set.list(Kind::Routes)[1].body);
+}
+
 TEST(SqliteStore, CommitsAtomicallyAndRefusesAStaleBase) {
   TempDb db;
   {
