@@ -365,6 +365,43 @@ def test_writes_under_load_lose_no_request_and_are_live_on_return(portico, upstr
 
 
 @pytest.mark.heavy
+def test_single_route_writes_at_10000_routes_are_live_on_return_and_fast(portico, upstreams,
+                                                                          tmp_path):
+    u = upstreams()
+    p = portico(config=admin_config(tmp_path, u.address))
+    big = {"upstreams": [{"name": "seed", "targets": [u.address]}],
+           "routes": [{"name": f"r{i}", "match": {"path": f"/svc{i}/items/{{id}}"},
+                       "upstream": "seed"} for i in range(10000)]}
+    assert call(p, "POST", "/config", big)[0] == 200
+    took = []
+
+    def timed(method, path, body=None):
+        start = time.perf_counter()
+        status = call(p, method, path, body)[0]
+        took.append((time.perf_counter() - start) * 1000)
+        return status
+
+    for i in range(20):  # create, replace and delete, each checked live at once
+        assert timed("POST", "/routes", {"name": f"new{i}", "match": {"path": f"/new{i}"},
+                                         "upstream": "seed"}) == 201
+        assert request(p.port, "GET", f"/new{i}")[0] == 200
+        n = 100 + i * 450
+        assert timed("PUT", f"/routes/r{n}", {"name": f"r{n}", "match": {"path": f"/moved{n}"},
+                                              "upstream": "seed"}) == 200
+        assert request(p.port, "GET", f"/moved{n}")[0] == 200
+        assert request(p.port, "GET", f"/svc{n}/items/1")[0] == 404
+        assert timed("DELETE", f"/routes/r{n + 1}") == 200
+        assert request(p.port, "GET", f"/svc{n + 1}/items/1")[0] == 404
+        assert request(p.port, "GET", f"/svc{n + 2}/items/1")[0] == 200
+    took.sort()
+    p50, p99 = took[len(took) // 2], took[int(len(took) * 0.99) - 1]
+    print(f"single-route writes at 10,000 routes: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    # The contract is p99 <= 50 ms (docs/performance.md measures it); on a shared 2-core CI
+    # machine the test holds the median to it, which a whole rebuild per write (~90 ms) fails.
+    assert p50 <= 50, took
+
+
+@pytest.mark.heavy
 def test_kill_during_a_10000_route_apply_leaves_old_or_new(tmp_path, upstreams):
     u = upstreams()
     cfg = admin_config(tmp_path, u.address, with_entities=False)
