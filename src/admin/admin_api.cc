@@ -1,5 +1,7 @@
 #include "admin/admin_api.h"
 
+#include <spdlog/spdlog.h>
+
 #include <openssl/crypto.h>
 
 #include <algorithm>
@@ -411,6 +413,44 @@ AdminResponse AdminApi::write(Kind kind, const std::string& path_name,
   return commit({{kind, name, std::move(body)}}, status, nullptr);
 }
 
+void AdminApi::applyFromStore(const store::StoreUpdate& update) {
+  if (!update.error.empty()) {
+    store_error_ = "store: " + update.error;
+    spdlog::warn("{} (serving the last config; catching up when it returns)", store_error_);
+    return;
+  }
+  std::vector<Change> applied;
+  if (update.reload) {  // the watch's history was compacted: read everything again
+    auto fresh = store_.load();
+    if (!fresh) {
+      store_error_ = "store: " + fresh.error().message;
+      return;
+    }
+    applied = store::plan(entities_, *fresh, true, {}).all();
+    entities_ = std::move(*fresh);
+  } else {
+    for (const auto& ev : update.events) {
+      const store::Entity* have = entities_.find(ev.change.kind, ev.change.name);
+      // This node's own writes come back too: already applied, same revision.
+      if (have ? have->revision >= ev.revision : !ev.change.body) continue;
+      entities_.apply({ev.change}, ev.revision,
+                      ev.updated_at.empty() ? hooks_.now() : ev.updated_at);
+      applied.push_back(ev.change);
+    }
+    entities_.revision = std::max(entities_.revision, update.revision);
+  }
+  store_error_.clear();
+  if (applied.empty()) return;
+  std::shared_ptr<const void> prepared;
+  if (const auto errors = hooks_.compile(entities_, applied, prepared); !errors.empty()) {
+    store_error_ = "revision " + std::to_string(entities_.revision) +
+                   " refused: " + errors.front().path + ": " + errors.front().message;
+    spdlog::error("store: {} (the old config keeps serving)", store_error_);
+    return;
+  }
+  hooks_.publish(std::move(prepared));
+}
+
 AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json body) {
   const std::string now = hooks_.now();
   const std::uint64_t next = entities_.revision + 1;
@@ -419,6 +459,8 @@ AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json bod
   // The candidate is entities_ changed in place, put back if the write is refused: copying a
   // 10,000-route set per write (and freeing the old one) was a third of a write's time.
   store::EntitySet::Undo undo = entities_.apply(changes, next, now);
+  for (std::size_t i = 0; i < changes.size(); ++i)
+    if (const auto& before = undo.before[i].entity) changes[i].base_revision = before->revision;
   std::shared_ptr<const void> prepared;
   if (const auto errors = hooks_.compile(entities_, changes, prepared); !errors.empty()) {
     entities_.revert(std::move(undo));
@@ -435,6 +477,8 @@ AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json bod
                             : "the store refused the write: " + stored.error().message);
   }
   entities_.revision = *stored;
+  for (const auto& c : changes)  // the store's revision (etcd's is cluster-wide, not next)
+    if (c.body) entities_.setRevision(c.kind, c.name, *stored);
   hooks_.publish(std::move(prepared));
   attempt_.revision = *stored;
   AdminResponse r;

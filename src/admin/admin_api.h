@@ -47,6 +47,12 @@ class AdminApi {
   bool handles(const std::string& path) const { return path.rfind("/admin/v1/", 0) == 0; }
   AdminResponse handle(const AdminRequest& request);
 
+  // What other nodes wrote (the store's watch, on the control thread): events newer than this
+  // node's objects are applied, compiled and published; a compile error keeps the old snapshot
+  // serving and is kept as this node's last error (as is a watch that lost the store).
+  void applyFromStore(const store::StoreUpdate& update);
+  const std::string& lastStoreError() const { return store_error_; }
+
  private:
   struct Caller;
   AdminResponse authorizeAndRoute(const AdminRequest& request, Caller& caller);
@@ -67,6 +73,7 @@ class AdminApi {
   void audit(const AdminRequest& request, const std::string& actor, int status);
 
   store::EntityStore& store_;
+  std::string store_error_;
   ControlHooks hooks_;
   store::EntitySet entities_;
   config::AdminConfig admin_;

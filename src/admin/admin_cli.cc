@@ -12,6 +12,7 @@
 #include "config/config_tree.h"
 #include "config/model_parser.h"
 #include "http/url.h"
+#include "store/etcd_store.h"
 #include "store/sqlite_store.h"
 
 namespace portico::admin {
@@ -123,12 +124,16 @@ std::optional<store::EntitySet> offlineEntities(const std::string& config_path, 
   }
   if (c.store.type == config::StoreConfig::Type::File)
     return store::EntitySet::fromDocument(config::redacted(std::move(tree)));
-  auto db = store::openSqliteStore(c.store.path);
-  if (!db) {
-    err << "portico: " << db.error().message << "\n";
+  std::unique_ptr<store::EntityStore> db;
+  if (c.store.type == config::StoreConfig::Type::Etcd) {
+    db = store::makeEtcdStore({c.store.endpoints, c.store.prefix});
+  } else if (auto opened = store::openSqliteStore(c.store.path)) {
+    db = std::move(*opened);
+  } else {
+    err << "portico: " << opened.error().message << "\n";
     return std::nullopt;
   }
-  auto set = (*db)->load();
+  auto set = db->load();
   if (!set) {
     err << "portico: " << set.error().message << "\n";
     return std::nullopt;

@@ -67,9 +67,11 @@ struct AdminConfig {
 
 // Where routes, upstreams, consumers, global plugins and apis live (store/entity_store.h).
 struct StoreConfig {
-  enum class Type { File, Sqlite };
+  enum class Type { File, Sqlite, Etcd };
   Type type = Type::File;
-  std::string path;  // sqlite: the database file
+  std::string path;                    // sqlite: the database file
+  std::vector<std::string> endpoints;  // etcd: http://host:port, tried in order
+  std::string prefix = "/portico";     // etcd: keys <prefix>/<kind>/<name>
 };
 
 // OpenTelemetry tracing: spans exported as OTLP/HTTP JSON to `endpoint`.

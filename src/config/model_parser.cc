@@ -701,12 +701,23 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
     std::string type = "file";
     sr.string("type", type);
     sr.string("path", c.store.path);
+    sr.stringList("endpoints", c.store.endpoints);
+    sr.string("prefix", c.store.prefix);
     sr.finish();
     if (type == "sqlite") {
       c.store.type = StoreConfig::Type::Sqlite;
       if (c.store.path.empty()) d.add("store.path", "is required with type sqlite");
+    } else if (type == "etcd") {
+      c.store.type = StoreConfig::Type::Etcd;
+      if (c.store.endpoints.empty()) d.add("store.endpoints", "is required with type etcd");
+      for (std::size_t i = 0; i < c.store.endpoints.size(); ++i)
+        if (c.store.endpoints[i].rfind("http://", 0) != 0)
+          d.add(indexPath("store.endpoints", i),
+                "expected http://host:port (https to etcd is not supported yet)");
+      if (c.store.prefix.empty() || c.store.prefix.front() != '/' || c.store.prefix.back() == '/')
+        d.add("store.prefix", "expected a key prefix like /portico (no trailing slash)");
     } else if (type != "file") {
-      d.add("store.type", "unknown store type \"" + type + "\" (file, sqlite)");
+      d.add("store.type", "unknown store type \"" + type + "\" (file, sqlite, etcd)");
     }
   }
   if (const json* h = r.get("consumer_headers")) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "snapshot/snapshot.h"
+#include "store/etcd_store.h"
 #include "store/sqlite_store.h"
 
 namespace portico::server {
@@ -10,7 +11,8 @@ namespace portico::server {
 Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& wanted,
                                                      const nlohmann::json& file_root,
                                                      bool startup) {
-  if (store_ && (wanted.type != config_.type || wanted.path != config_.path))
+  if (store_ && (wanted.type != config_.type || wanted.path != config_.path ||
+                 wanted.endpoints != config_.endpoints || wanted.prefix != config_.prefix))
     return makeError("store: the store cannot change while Portico runs (restart to change it)");
   if (!store_) {
     if (!startup) return makeError("store: not open");
@@ -18,6 +20,8 @@ Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& 
       auto opened = store::openSqliteStore(wanted.path);
       if (!opened) return makeError("store: " + opened.error().message);
       store_ = std::move(*opened);
+    } else if (wanted.type == config::StoreConfig::Type::Etcd) {
+      store_ = store::makeEtcdStore({wanted.endpoints, wanted.prefix});
     } else {
       store_ = store::makeFileStore();
     }
@@ -42,9 +46,11 @@ Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& 
   if (!stored) return makeError("store: " + stored.error().message);
   out.entities = std::move(*stored);
   if (!listed.empty()) {
-    const bool empty = out.entities.revision == 0 && out.entities.size() == 0;
+    // (etcd's revision is the cluster's, never 0: there, no entity key is empty)
+    const bool empty = out.entities.size() == 0 &&
+                       (out.entities.revision == 0 || store_->type() == std::string_view("etcd"));
     if (!startup || !empty)
-      return makeError("store: sqlite holds the entities (revision " +
+      return makeError("store: " + std::string(store_->type()) + " holds the entities (revision " +
                        std::to_string(out.entities.revision) + "), but the file still lists " +
                        listed + ": remove them from the file (the Admin API edits them now)");
     if (const auto dups = store::duplicateNames(file_root); !dups.empty())

@@ -21,6 +21,7 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -622,6 +623,12 @@ int Server::run() {
   api_ = std::make_unique<admin::AdminApi>(source_.store(), adminHooks());
   api_->setEntities(std::move(loaded_entities_));
   api_->setAdmin(current_->config.server.admin);
+  // Other nodes' writes (etcd): one watch per node, its updates applied on this thread.
+  source_.store().watch(api_->entities().revision, [this](store::StoreUpdate update) {
+    asio::post(io_, [this, update = std::move(update)] {
+      if (api_ && !draining_) api_->applyFromStore(update);
+    });
+  });
   // From here only current_ and the workers hold the first snapshot: a reload frees it (and
   // whatever it alone used).
   snap->reset();
@@ -667,7 +674,7 @@ Result<std::string> validate(const std::string& config_path) {
   auto snap = snapshot::buildSnapshot(in);
   if (!snap) return snap.error();
   std::string source;
-  if ((*snap)->config.store.type != config::StoreConfig::Type::File &&
+  if ((*snap)->config.store.type == config::StoreConfig::Type::Sqlite &&
       !std::filesystem::exists((*snap)->config.store.path)) {
     source = " (store: sqlite, no database yet: the file's entities would seed it)";
   } else if ((*snap)->config.store.type != config::StoreConfig::Type::File) {
@@ -682,7 +689,8 @@ Result<std::string> validate(const std::string& config_path) {
     entities.inputsFor(composed->entities, in);
     snap = snapshot::buildSnapshot(in);
     if (!snap) return snap.error();
-    source = " (store: sqlite, revision " + std::to_string(composed->entities.revision) + ")";
+    source = " (store: " + std::string(entities.store().type()) + ", revision " +
+             std::to_string(composed->entities.revision) + ")";
   }
   return "config ok: " + std::to_string((*snap)->config.routes.size()) + " routes, " +
          std::to_string((*snap)->config.upstreams.size()) + " upstreams, " +

@@ -58,6 +58,12 @@ bool EntitySet::erase(Kind kind, std::string_view name) {
   return true;
 }
 
+void EntitySet::setRevision(Kind kind, std::string_view name, std::uint64_t revision) {
+  const auto& positions = positions_[index(kind)];
+  if (const auto it = positions.find(std::string(name)); it != positions.end())
+    kinds_[index(kind)][it->second].revision = revision;
+}
+
 std::size_t EntitySet::size() const {
   std::size_t n = 0;
   for (const auto& list : kinds_) n += list.size();

@@ -46,6 +46,7 @@ class EntitySet {
   // Replaces the entity of that name in place (keeping its position and created_at) or appends.
   void put(Kind kind, Entity entity);
   bool erase(Kind kind, std::string_view name);
+  void setRevision(Kind kind, std::string_view name, std::uint64_t revision);
   std::size_t size() const;
 
   // What apply() replaced, for revert() when the write is refused.
@@ -95,6 +96,9 @@ struct Change {
   Kind kind;
   std::string name;
   std::optional<nlohmann::json> body;
+  // The revision of the object this change replaces or deletes as the writer saw it (0: it had
+  // none), for stores that compare per object (etcd).
+  std::uint64_t base_revision = 0;
 };
 
 // The changes that turn `from` into `to`. Bodies compare as JSON values (key order and

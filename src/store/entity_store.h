@@ -3,6 +3,8 @@
 // database; etcd comes next behind the same interface. Only the control thread uses a store:
 // it is never on the request path.
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +30,23 @@ struct AuditRecord {
 // What commit() refuses with when the stored revision is not the one the write was based on.
 inline constexpr std::string_view kConflict = "conflict";
 
+// A change another writer made to the store (another node, through etcd's watch), with the
+// revision it was made at.
+struct StoreEvent {
+  Change change;
+  std::uint64_t revision = 0;
+  std::string updated_at;  // from the stored object, when it says
+};
+
+// What a store's watch delivers: events in order, or `reload` when they cannot be followed (the
+// history was compacted): read everything again with load().
+struct StoreUpdate {
+  std::vector<StoreEvent> events;
+  std::uint64_t revision = 0;  // the store's revision after them
+  bool reload = false;
+  std::string error;  // set: the watch lost the store (it keeps trying)
+};
+
 class EntityStore {
  public:
   virtual ~EntityStore() = default;
@@ -42,6 +61,23 @@ class EntityStore {
   virtual Result<bool> appendAudit(const AuditRecord& record) = 0;
   // The newest records first.
   virtual Result<std::vector<AuditRecord>> audit(std::size_t limit) = 0;
+  // Stores other nodes write to: delivers their changes after `revision` to `on_update` (on a
+  // thread of the store's) until the store is destroyed. Others: nothing to watch.
+  virtual void watch(std::uint64_t revision, std::function<void(StoreUpdate)> on_update) {
+    (void)revision;
+    (void)on_update;
+  }
+};
+
+// Audit records kept in memory (the newest `kept`), for stores without a table of their own.
+class MemoryAudit {
+ public:
+  void append(const AuditRecord& record);
+  std::vector<AuditRecord> newest(std::size_t limit) const;
+
+ private:
+  static constexpr std::size_t kKept = 1000;
+  std::deque<AuditRecord> records_;
 };
 
 // `store: { type: file }`: entities come from the file; audit records are kept in memory (the

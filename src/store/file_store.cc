@@ -1,8 +1,17 @@
-#include <deque>
-
 #include "store/entity_store.h"
 
 namespace portico::store {
+
+void MemoryAudit::append(const AuditRecord& record) {
+  records_.push_front(record);
+  if (records_.size() > kKept) records_.pop_back();
+}
+
+std::vector<AuditRecord> MemoryAudit::newest(std::size_t limit) const {
+  return std::vector<AuditRecord>(records_.begin(),
+                                  records_.begin() + std::min(limit, records_.size()));
+}
+
 namespace {
 
 class FileStore final : public EntityStore {
@@ -15,18 +24,15 @@ class FileStore final : public EntityStore {
     return makeError("store: file is read-only at run time");
   }
   Result<bool> appendAudit(const AuditRecord& record) override {
-    records_.push_front(record);
-    if (records_.size() > kKept) records_.pop_back();
+    audit_.append(record);
     return true;
   }
   Result<std::vector<AuditRecord>> audit(std::size_t limit) override {
-    return std::vector<AuditRecord>(records_.begin(),
-                                    records_.begin() + std::min(limit, records_.size()));
+    return audit_.newest(limit);
   }
 
  private:
-  static constexpr std::size_t kKept = 1000;
-  std::deque<AuditRecord> records_;
+  MemoryAudit audit_;
 };
 
 }  // namespace

@@ -1,0 +1,63 @@
+#pragma once
+// etcd's v3 API through its JSON gateway (ADR 0013): POST /v3/... with JSON bodies, keys and
+// values base64. One keep-alive HTTP/1.1 connection on blocking sockets with timeouts, used by
+// one thread at a time; a connection failure moves to the next endpoint. No Asio here: the
+// store runs on the control thread, the watch on a thread of its own.
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.h"
+
+namespace portico::store {
+
+class EtcdClient {
+ public:
+  // `endpoints`: "http://host:port" (https is not supported yet: the config refuses it).
+  EtcdClient(std::vector<std::string> endpoints, std::chrono::milliseconds timeout);
+  ~EtcdClient();
+  EtcdClient(const EtcdClient&) = delete;
+  EtcdClient& operator=(const EtcdClient&) = delete;
+
+  // One unary call: the answer's JSON, or the error of the last endpoint tried (an answer that
+  // is not 200 is an error with etcd's message).
+  Result<nlohmann::json> call(std::string_view path, const nlohmann::json& body);
+
+  // A streaming call (/v3/watch): `on_message` gets each JSON message the stream carries
+  // until it returns false, the stream ends or fails (the error is returned). `idle` bounds
+  // the wait for each read.
+  Result<bool> stream(std::string_view path, const nlohmann::json& body,
+                      const std::function<bool(const nlohmann::json&)>& on_message,
+                      std::chrono::milliseconds idle);
+
+  // Closes the connection (another thread may call it to end a stream).
+  void shutdown();
+  const std::string& endpoint() const { return endpoints_[current_]; }
+
+ private:
+  Result<bool> connect();
+  Result<bool> send(std::string_view path, const std::string& body);
+  // Reads the answer's head; returns the status, fills `chunked` / `length`.
+  Result<int> readHead(bool& chunked, std::size_t& length);
+  Result<std::string> readBody(bool chunked, std::size_t length);
+  Result<std::string> readChunk();  // one chunk of a chunked body ("" at its end)
+  Result<bool> fill();              // more bytes into buffer_
+  void close();
+
+  std::vector<std::string> endpoints_;
+  std::chrono::milliseconds timeout_;
+  std::size_t current_ = 0;
+  int fd_ = -1;
+  std::string buffer_;  // read but not consumed
+};
+
+// Keys as etcd sees them: base64 in JSON.
+std::string etcdKey(std::string_view key);
+// The end of the range of every key starting with `prefix` (its last byte incremented).
+std::string etcdPrefixEnd(std::string_view prefix);
+
+}  // namespace portico::store

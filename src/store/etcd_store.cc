@@ -1,0 +1,253 @@
+#include "store/etcd_store.h"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "core/base64.h"
+#include "store/etcd_client.h"
+
+namespace portico::store {
+
+std::string etcdEntityKey(const std::string& prefix, Kind kind, const std::string& name) {
+  return prefix + "/" + std::string(kindName(kind)) + "/" + name;
+}
+
+bool parseEtcdEntityKey(const std::string& prefix, std::string_view key, Kind& kind,
+                        std::string& name) {
+  if (key.size() <= prefix.size() + 1 || key.compare(0, prefix.size(), prefix) != 0 ||
+      key[prefix.size()] != '/')
+    return false;
+  key.remove_prefix(prefix.size() + 1);
+  const auto slash = key.find('/');
+  if (slash == std::string_view::npos || slash + 1 == key.size()) return false;
+  const auto k = kindFromName(key.substr(0, slash));
+  if (!k) return false;
+  kind = *k;
+  name = std::string(key.substr(slash + 1));
+  return true;
+}
+
+namespace {
+
+std::uint64_t number(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end()) return 0;
+  if (it->is_string()) return std::strtoull(it->get_ref<const std::string&>().c_str(), nullptr, 10);
+  return it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
+}
+
+std::string decoded(const nlohmann::json& kv, const char* key) {
+  std::string out;
+  const auto it = kv.find(key);
+  if (it != kv.end() && it->is_string()) base64Decode(it->get_ref<const std::string&>(), out);
+  return out;
+}
+
+class EtcdStore final : public EntityStore {
+ public:
+  explicit EtcdStore(const EtcdSettings& s)
+      : settings_(s), client_(s.endpoints, s.timeout), watch_client_(s.endpoints, s.timeout) {}
+  ~EtcdStore() override {
+    stopping_ = true;
+    watch_client_.shutdown();
+    if (watcher_.joinable()) watcher_.join();
+  }
+
+  std::string_view type() const override { return "etcd"; }
+  bool writable() const override { return true; }
+
+  Result<EntitySet> load() override {
+    const std::string prefix = settings_.prefix + "/";
+    auto answer = client_.call(
+        "/v3/kv/range", {{"key", etcdKey(prefix)}, {"range_end", etcdKey(etcdPrefixEnd(prefix))}});
+    if (!answer) return answer.error();
+    EntitySet set;
+    std::lock_guard lock(mutex_);
+    known_.clear();
+    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
+      Kind kind;
+      std::string name;
+      const std::string key = decoded(kv, "key");
+      if (!parseEtcdEntityKey(settings_.prefix, key, kind, name)) continue;  // nodes, releases
+      auto entity = entityOf(key, name, decoded(kv, "value"), number(kv, "mod_revision"));
+      if (!entity) continue;
+      known_[key] = {entity->revision, entity->created_at};
+      set.put(kind, std::move(*entity));
+    }
+    set.revision = number(answer->value("header", nlohmann::json::object()), "revision");
+    return set;
+  }
+
+  // `base` is not compared: each changed key's mod_revision is (the one this node last saw),
+  // so writes to other objects on other nodes never conflict with this one.
+  Result<std::uint64_t> commit(std::uint64_t, const std::vector<Change>& changes,
+                               const std::string& now) override {
+    nlohmann::json compare = nlohmann::json::array(), success = nlohmann::json::array();
+    std::lock_guard lock(mutex_);
+    for (const auto& c : changes) {
+      const std::string key = etcdEntityKey(settings_.prefix, c.kind, c.name);
+      const auto it = known_.find(key);
+      const Known known = it == known_.end() ? Known{} : it->second;
+      // Against the revision the writer saw, not the newest this node's watch has read: a
+      // write based on a view the watch has not yet brought up to date is a conflict.
+      compare.push_back({{"key", etcdKey(key)},
+                         {"target", "MOD"},
+                         {"result", "EQUAL"},
+                         {"mod_revision", std::to_string(c.base_revision)}});
+      if (!c.body) {
+        success.push_back({{"request_delete_range", {{"key", etcdKey(key)}}}});
+        continue;
+      }
+      nlohmann::json value = *c.body;
+      value["created_at"] = known.created_at.empty() ? now : known.created_at;
+      value["updated_at"] = now;
+      success.push_back(
+          {{"request_put", {{"key", etcdKey(key)}, {"value", base64Encode(value.dump())}}}});
+    }
+    auto answer = client_.call("/v3/kv/txn", {{"compare", compare}, {"success", success}});
+    if (!answer) return answer.error();
+    if (!answer->value("succeeded", false)) return makeError(std::string(kConflict));
+    const std::uint64_t revision =
+        number(answer->value("header", nlohmann::json::object()), "revision");
+    for (const auto& c : changes) {
+      const std::string key = etcdEntityKey(settings_.prefix, c.kind, c.name);
+      if (!c.body) {
+        known_.erase(key);
+      } else {
+        auto& k = known_[key];
+        if (k.created_at.empty()) k.created_at = now;
+        k.mod_revision = revision;
+      }
+    }
+    return revision;
+  }
+
+  Result<bool> appendAudit(const AuditRecord& record) override {
+    audit_.append(record);
+    return true;
+  }
+  Result<std::vector<AuditRecord>> audit(std::size_t limit) override {
+    return audit_.newest(limit);
+  }
+
+  void watch(std::uint64_t revision, std::function<void(StoreUpdate)> on_update) override {
+    watcher_ = std::thread(
+        [this, revision, on_update = std::move(on_update)] { follow(revision, on_update); });
+  }
+
+ private:
+  struct Known {
+    std::uint64_t mod_revision = 0;
+    std::string created_at;
+  };
+
+  // A stored value as an entity; a value that is not an object named as its key is skipped
+  // with a logged error (written by hand, say).
+  std::optional<Entity> entityOf(const std::string& key, const std::string& name,
+                                 const std::string& value, std::uint64_t mod_revision) {
+    auto body = nlohmann::json::parse(value, nullptr, false);
+    if (!body.is_object() || body.value("name", std::string()) != name) {
+      spdlog::error("store: etcd key {} does not hold an object named \"{}\": ignored", key, name);
+      return std::nullopt;
+    }
+    Entity e;
+    e.name = name;
+    e.created_at = body.value("created_at", std::string());
+    e.updated_at = body.value("updated_at", std::string());
+    stripMetadata(body);
+    e.body = std::move(body);
+    e.revision = mod_revision;
+    return e;
+  }
+
+  // One watch per node, from the revision applied; on a broken stream it starts again from the
+  // last revision seen, on the next endpoint.
+  void follow(std::uint64_t revision, const std::function<void(StoreUpdate)>& on_update) {
+    const std::string prefix = settings_.prefix + "/";
+    bool lost = false;
+    while (!stopping_) {
+      const nlohmann::json request = {{"create_request",
+                                       {{"key", etcdKey(prefix)},
+                                        {"range_end", etcdKey(etcdPrefixEnd(prefix))},
+                                        {"start_revision", std::to_string(revision + 1)},
+                                        {"progress_notify", true}}}};
+      auto ended = watch_client_.stream(
+          "/v3/watch", request,
+          [&](const nlohmann::json& message) {
+            const auto& result = message.value("result", nlohmann::json::object());
+            if (lost) {  // the stream works again: said once
+              lost = false;
+              on_update(StoreUpdate{});
+            }
+            if (number(result, "compact_revision") > 0 || result.value("canceled", false)) {
+              StoreUpdate u;
+              u.reload = true;
+              on_update(std::move(u));
+              revision = number(result.value("header", nlohmann::json::object()), "revision");
+              return false;
+            }
+            StoreUpdate u;
+            for (const auto& ev : result.value("events", nlohmann::json::array()))
+              if (auto event = eventOf(ev)) u.events.push_back(std::move(*event));
+            const std::uint64_t at =
+                number(result.value("header", nlohmann::json::object()), "revision");
+            if (at > revision) revision = at;
+            u.revision = revision;
+            if (!u.events.empty()) on_update(std::move(u));
+            return !stopping_;
+          },
+          std::chrono::milliseconds(15000));
+      if (stopping_) break;
+      if (!ended && !lost) {
+        lost = true;
+        StoreUpdate u;
+        u.error = ended.error().message;
+        on_update(std::move(u));
+      }
+      for (int i = 0; i < 5 && !stopping_; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  std::optional<StoreEvent> eventOf(const nlohmann::json& ev) {
+    const auto& kv = ev.value("kv", nlohmann::json::object());
+    const std::string key = decoded(kv, "key");
+    StoreEvent out;
+    std::string name;
+    if (!parseEtcdEntityKey(settings_.prefix, key, out.change.kind, name)) return std::nullopt;
+    out.change.name = name;
+    out.revision = number(kv, "mod_revision");
+    std::lock_guard lock(mutex_);
+    if (ev.value("type", std::string()) == "DELETE") {
+      known_.erase(key);
+      return out;
+    }
+    auto entity = entityOf(key, name, decoded(kv, "value"), out.revision);
+    if (!entity) return std::nullopt;
+    known_[key] = {out.revision, entity->created_at};
+    out.updated_at = entity->updated_at;
+    out.change.body = std::move(entity->body);
+    return out;
+  }
+
+  EtcdSettings settings_;
+  EtcdClient client_;        // the control thread's calls
+  EtcdClient watch_client_;  // the watch's stream
+  std::mutex mutex_;         // known_, shared by commits and the watch
+  std::map<std::string, Known> known_;
+  MemoryAudit audit_;
+  std::atomic<bool> stopping_{false};
+  std::thread watcher_;
+};
+
+}  // namespace
+
+std::unique_ptr<EntityStore> makeEtcdStore(const EtcdSettings& settings) {
+  return std::make_unique<EtcdStore>(settings);
+}
+
+}  // namespace portico::store

@@ -1,0 +1,82 @@
+"""Real etcd members on 127.0.0.1 for the suite (Debian's etcd-server): a cluster of one or
+more, started on free ports, stopped and restarted by PID, with a small v3 JSON client."""
+import base64
+import json
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from conftest import free_port
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+class EtcdCluster:
+    def __init__(self, workdir, members=1):
+        self.workdir = Path(workdir)
+        self.names = [f"m{i}" for i in range(members)]
+        self.client = {n: free_port() for n in self.names}
+        self.peer = {n: free_port() for n in self.names}
+        self.procs = {}
+        self.logs = {}
+        for n in self.names:
+            self.start(n, new=True)
+        self.wait_healthy()
+
+    @property
+    def endpoints(self):
+        return [f"http://127.0.0.1:{self.client[n]}" for n in self.names]
+
+    def start(self, name, new=False):
+        cluster = ",".join(f"{n}=http://127.0.0.1:{self.peer[n]}" for n in self.names)
+        self.logs[name] = open(self.workdir / f"etcd-{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(
+            ["etcd", "--name", name, "--data-dir", str(self.workdir / f"etcd-{name}"),
+             "--listen-client-urls", f"http://127.0.0.1:{self.client[name]}",
+             "--advertise-client-urls", f"http://127.0.0.1:{self.client[name]}",
+             "--listen-peer-urls", f"http://127.0.0.1:{self.peer[name]}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[name]}",
+             "--initial-cluster", cluster, "--initial-cluster-state", "new" if new else "existing",
+             "--heartbeat-interval", "50", "--election-timeout", "500"],
+            stdout=self.logs[name], stderr=subprocess.STDOUT)
+
+    def stop(self, name):
+        proc = self.procs.get(name)
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if name in self.logs:
+            self.logs[name].close()
+
+    def stop_all(self):
+        for n in self.names:
+            self.stop(n)
+
+    def call(self, path, body, member=None):
+        port = self.client[member or self.names[0]]
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def put(self, key, value):
+        return self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)})
+
+    def wait_healthy(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for n in self.names:
+                try:
+                    self.call("/v3/kv/range", {"key": b64("health")}, n)
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise AssertionError("etcd did not start")

@@ -1,0 +1,121 @@
+"""Portico nodes sharing their entities through a real etcd (`store: etcd`): a write on one
+node is live on the others (propagation measured), If-Match holds across nodes, deletes
+propagate, a hand-written bad value is ignored, and with etcd down nodes keep serving while
+writes answer 503, catching up when it returns."""
+import statistics
+import threading
+import time
+
+import pytest
+
+from conftest import Portico, base_config, free_port, request, wait_for
+from etcd_server import EtcdCluster
+from test_admin_api import WRITE, call
+
+
+def node_config(etcd, prefix="/portico"):
+    cfg = base_config(free_port(), free_port(), {}, [])
+    del cfg["upstreams"]
+    del cfg["routes"]
+    cfg["server"]["admin"]["tokens"] = [{"name": "ci", "token": WRITE, "scope": "write"}]
+    cfg["store"] = {"type": "etcd", "endpoints": etcd.endpoints, "prefix": prefix}
+    return cfg
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    etcd = EtcdCluster(tmp_path)
+    nodes = []
+
+    def start(n=3):
+        for i in range(n):
+            work = tmp_path / f"node{len(nodes)}"
+            work.mkdir()
+            nodes.append(Portico(work, node_config(etcd)))
+        return nodes
+
+    yield etcd, start
+    for p in nodes:
+        p.stop()
+    etcd.stop_all()
+
+
+def hello(name, body="hi", path=None):
+    return {"name": name, "match": {"path": path or f"/{name}"},
+            "plugins": [{"name": "static-response", "config": {"status": 200, "body": body}}]}
+
+
+def test_a_write_on_one_node_is_live_on_all(cluster):
+    etcd, start = cluster
+    a, b, c = start(3)
+    took = []
+    for i in range(30):
+        t0 = time.monotonic()
+        assert call(a, "POST", "/routes", hello(f"r{i}"))[0] == 201
+        for p in (b, c):
+            wait_for(lambda: request(p.port, "GET", f"/r{i}")[0] == 200, timeout=5,
+                     what=f"r{i} on the other nodes")
+        took.append((time.monotonic() - t0) * 1000)
+    took.sort()
+    print(f"propagation to 2 other nodes (write answered + live there): "
+          f"p50 {statistics.median(took):.1f} ms, p99 {took[int(len(took) * 0.99) - 1]:.1f} ms")
+    assert took[int(len(took) * 0.99) - 1] <= 500
+    # Deletes travel too; the objects read the same everywhere.
+    assert call(b, "DELETE", "/routes/r3")[0] == 200
+    wait_for(lambda: request(a.port, "GET", "/r3")[0] == 404, timeout=5, what="delete on a")
+    assert call(c, "GET", "/routes/r4")[2] == call(a, "GET", "/routes/r4")[2]
+
+
+def test_if_match_holds_across_nodes(cluster):
+    etcd, start = cluster
+    a, b = start(2)
+    status, headers, _ = call(a, "POST", "/routes", hello("shared"))
+    assert status == 201
+    etag = headers["etag"]
+    wait_for(lambda: call(b, "GET", "/routes/shared")[0] == 200, timeout=5, what="on b")
+    assert call(b, "GET", "/routes/shared")[1]["etag"] == etag  # one revision cluster-wide
+    results = []
+
+    def put(p, body):
+        results.append(call(p, "PUT", "/routes/shared", hello("shared", body),
+                            headers={"If-Match": etag})[0])
+    threads = [threading.Thread(target=put, args=(p, body)) for p, body in ((a, "A"), (b, "B"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results)[0] == 200 and sorted(results)[1] in (409, 412), results
+    wait_for(lambda: request(a.port, "GET", "/shared")[2] == request(b.port, "GET", "/shared")[2],
+             timeout=5, what="both nodes on the winner")
+
+
+def test_a_bad_value_in_etcd_is_ignored_and_the_rest_applies(cluster):
+    etcd, start = cluster
+    (a,) = start(1)
+    etcd.put("/portico/routes/broken", "{not json")
+    etcd.put("/portico/routes/other-name", '{"name": "mismatch"}')
+    assert call(a, "POST", "/routes", hello("fine"))[0] == 201
+    assert request(a.port, "GET", "/fine")[0] == 200
+    assert "etcd key /portico/routes/broken does not hold an object" in a.logs()
+    assert call(a, "GET", "/routes/broken")[0] == 404
+
+
+def test_etcd_down_keeps_serving_refuses_writes_then_catches_up(cluster):
+    etcd, start = cluster
+    a, b = start(2)
+    assert call(a, "POST", "/routes", hello("before"))[0] == 201
+    wait_for(lambda: request(b.port, "GET", "/before")[0] == 200, timeout=5, what="before on b")
+    etcd.stop_all()
+    assert request(a.port, "GET", "/before")[0] == 200
+    assert request(b.port, "GET", "/before")[0] == 200
+    status, _, body = call(a, "POST", "/routes", hello("during"))
+    assert status == 503 and "etcd" in body["error"], body
+    assert request(a.port, "GET", "/during")[0] == 404  # nothing half-applied
+    for n in etcd.names:
+        etcd.start(n)
+    etcd.wait_healthy()
+    wait_for(lambda: call(a, "POST", "/routes", hello("after"))[0] == 201, timeout=10,
+             what="writes after etcd returned")
+    wait_for(lambda: request(b.port, "GET", "/after")[0] == 200, timeout=10,
+             what="b caught up without a restart")
+    assert request(b.port, "GET", "/before")[0] == 200
