@@ -72,6 +72,7 @@ struct StoreConfig {
   std::string path;                    // sqlite: the database file
   std::vector<std::string> endpoints;  // etcd: http://host:port, tried in order
   std::string prefix = "/portico";     // etcd: keys <prefix>/<kind>/<name>
+  std::string cache;  // etcd: the last applied entities, for starting while etcd is down
 };
 
 // OpenTelemetry tracing: spans exported as OTLP/HTTP JSON to `endpoint`.

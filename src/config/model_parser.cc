@@ -703,6 +703,7 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
     sr.string("path", c.store.path);
     sr.stringList("endpoints", c.store.endpoints);
     sr.string("prefix", c.store.prefix);
+    sr.string("cache", c.store.cache);
     sr.finish();
     if (type == "sqlite") {
       c.store.type = StoreConfig::Type::Sqlite;
@@ -719,6 +720,8 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
     } else if (type != "file") {
       d.add("store.type", "unknown store type \"" + type + "\" (file, sqlite, etcd)");
     }
+    if (!c.store.cache.empty() && c.store.type != StoreConfig::Type::Etcd)
+      d.add("store.cache", "only with type etcd (a database is its own cache)");
   }
   if (const json* h = r.get("consumer_headers")) {
     ObjectReader hr(*h, "consumer_headers", d);

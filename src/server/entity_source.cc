@@ -2,11 +2,43 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "snapshot/snapshot.h"
 #include "store/etcd_store.h"
 #include "store/sqlite_store.h"
 
 namespace portico::server {
+namespace {
+
+// {"revision": N, "entities": {"routes": [objects with their metadata], ...}}
+Result<store::EntitySet> readCache(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return makeError("cannot read it");
+  const auto root = nlohmann::json::parse(in, nullptr, false);
+  if (!root.is_object() || !root.contains("entities")) return makeError("not a Portico cache");
+  store::EntitySet set;
+  for (const store::Kind k : store::kKinds) {
+    const auto it = root["entities"].find(std::string(store::kindName(k)));
+    if (it == root["entities"].end() || !it->is_array()) continue;
+    for (const auto& object : *it) {
+      if (!object.is_object() || !object.value("name", nlohmann::json()).is_string()) continue;
+      store::Entity e;
+      e.name = object["name"].get<std::string>();
+      e.revision = object.value("revision", std::uint64_t{0});
+      e.created_at = object.value("created_at", std::string());
+      e.updated_at = object.value("updated_at", std::string());
+      e.body = object;
+      store::stripMetadata(e.body);
+      set.put(k, std::move(e));
+    }
+  }
+  set.revision = root.value("revision", std::uint64_t{0});
+  return set;
+}
+
+}  // namespace
 
 Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& wanted,
                                                      const nlohmann::json& file_root,
@@ -43,6 +75,19 @@ Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& 
   }
   file_sections_ = std::make_shared<const nlohmann::json>(std::move(sections));
   auto stored = store_->load();
+  if (!stored && startup && !config_.cache.empty()) {
+    if (auto cached = readCache(config_.cache)) {
+      spdlog::error(
+          "store: {}: STARTING FROM THE CACHE {} (revision {}, possibly stale): writes are "
+          "refused until the store is back",
+          stored.error().message, config_.cache, cached->revision);
+      stale_ = true;
+      stored = std::move(*cached);
+    } else {
+      return makeError("store: " + stored.error().message + "; and the cache " + config_.cache +
+                       ": " + cached.error().message);
+    }
+  }
   if (!stored) return makeError("store: " + stored.error().message);
   out.entities = std::move(*stored);
   if (!listed.empty()) {
@@ -85,6 +130,26 @@ nlohmann::json EntitySource::documentWith(const store::EntitySet& entities) cons
 void EntitySource::inputsFor(const store::EntitySet& entities, snapshot::SnapshotInputs& in) const {
   in.document = file_sections_;
   in.sections = entities.sections();
+}
+
+void EntitySource::saveCache(const store::EntitySet& entities) const {
+  if (config_.cache.empty()) return;
+  nlohmann::json lists = nlohmann::json::object();
+  for (const store::Kind k : store::kKinds) {
+    auto& out = lists[std::string(store::kindName(k))] = nlohmann::json::array();
+    for (const auto& e : entities.list(k)) out.push_back(store::withMetadata(e));
+  }
+  const std::string tmp = config_.cache + ".tmp";
+  {
+    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+    file << nlohmann::json{{"revision", entities.revision}, {"entities", std::move(lists)}}.dump();
+    if (!file.flush()) {
+      spdlog::warn("store: cannot write the cache {}", tmp);
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), config_.cache.c_str()) != 0)
+    spdlog::warn("store: cannot replace the cache {}", config_.cache);
 }
 
 }  // namespace portico::server

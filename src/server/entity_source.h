@@ -44,9 +44,16 @@ class EntitySource {
   store::EntityStore& store() { return *store_; }
   bool database() const { return config_.type != config::StoreConfig::Type::File; }
 
+  // With etcd and `cache`: the entities applied, written after each change (atomically), read
+  // at a start while etcd is unreachable. stale(): serving from it, not yet caught up.
+  void saveCache(const store::EntitySet& entities) const;
+  bool stale() const { return stale_; }
+  void caughtUp() { stale_ = false; }
+
  private:
   config::StoreConfig config_;
   std::unique_ptr<store::EntityStore> store_;
+  bool stale_ = false;
   std::shared_ptr<const nlohmann::json> file_sections_ =
       std::make_shared<const nlohmann::json>(nlohmann::json::object());
 };

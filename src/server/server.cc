@@ -420,7 +420,8 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& request) {
   } else if (path == "/readyz") {
     bool ok = ready_ && !draining_;
     r.status = ok ? 200 : 503;
-    r.body = ok ? R"({"status":"ready"})"
+    // Serving from the store's cache (etcd down at start): still ready, and says so.
+    r.body = ok ? (source_.stale() ? R"({"status":"stale config"})" : R"({"status":"ready"})")
                 : (draining_ ? R"({"status":"draining"})" : R"({"status":"starting"})");
   } else if (path == "/config") {
     nlohmann::json j;
@@ -581,6 +582,7 @@ admin::ControlHooks Server::adminHooks() {
     }
     ++process_.config_reloads;
     record(true, "Admin API", "");
+    source_.saveCache(api_->entities());
   };
   return hooks;
 }
@@ -623,10 +625,17 @@ int Server::run() {
   api_ = std::make_unique<admin::AdminApi>(source_.store(), adminHooks());
   api_->setEntities(std::move(loaded_entities_));
   api_->setAdmin(current_->config.server.admin);
-  // Other nodes' writes (etcd): one watch per node, its updates applied on this thread.
+  if (!source_.stale()) source_.saveCache(api_->entities());
+  // Other nodes' writes (etcd): one watch per node, its updates applied on this thread. A
+  // watch that works again after starting from the cache ends the stale state.
   source_.store().watch(api_->entities().revision, [this](store::StoreUpdate update) {
     asio::post(io_, [this, update = std::move(update)] {
-      if (api_ && !draining_) api_->applyFromStore(update);
+      if (!api_ || draining_) return;
+      api_->applyFromStore(update);
+      if (update.error.empty() && source_.stale()) {
+        source_.caughtUp();
+        spdlog::info("store: reachable again; caught up from the cache's revision");
+      }
     });
   });
   // From here only current_ and the workers hold the first snapshot: a reload frees it (and

@@ -119,3 +119,37 @@ def test_etcd_down_keeps_serving_refuses_writes_then_catches_up(cluster):
     wait_for(lambda: request(b.port, "GET", "/after")[0] == 200, timeout=10,
              what="b caught up without a restart")
     assert request(b.port, "GET", "/before")[0] == 200
+
+
+def test_a_node_starts_from_its_cache_while_etcd_is_down(tmp_path):
+    etcd = EtcdCluster(tmp_path)
+    work = tmp_path / "node"
+    work.mkdir()
+    cfg = node_config(etcd)
+    cfg["store"]["cache"] = str(work / "last-good.json")
+    p = Portico(work, cfg)
+    try:
+        assert call(p, "POST", "/routes", hello("cached"))[0] == 201
+        p.stop()
+        etcd.stop_all()
+        p = Portico(work, cfg)  # etcd down: from the cache, loudly
+        assert request(p.port, "GET", "/cached")[0] == 200
+        assert p.admin("/readyz") == (200, '{"status":"stale config"}')
+        assert "STARTING FROM THE CACHE" in p.logs()
+        assert call(p, "POST", "/routes", hello("refused"))[0] == 503
+        for n in etcd.names:
+            etcd.start(n)
+        etcd.wait_healthy()
+        wait_for(lambda: p.admin("/readyz") == (200, '{"status":"ready"}'), timeout=10,
+                 what="caught up once etcd returned")
+        assert call(p, "POST", "/routes", hello("after"))[0] == 201
+        assert request(p.port, "GET", "/after")[0] == 200
+    finally:
+        p.stop()
+        etcd.stop_all()
+    # Without a cache, a node does not start on an unreachable etcd (never an empty config).
+    del cfg["store"]["cache"]
+    bad = tmp_path / "nocache"
+    bad.mkdir()
+    with pytest.raises(AssertionError, match="store: etcd"):
+        Portico(bad, cfg)

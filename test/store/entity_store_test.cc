@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "store/entity_set.h"
+#include "store/etcd_client.h"
+#include "store/etcd_store.h"
 #include "store/sqlite_store.h"
 
 namespace portico::store {
@@ -136,6 +138,30 @@ TEST(SqliteStore, RefusesAFileThatIsNotADatabase) {
   EXPECT_NE(store.error().message.find(db.path), std::string::npos);
   EXPECT_NE(store.error().message.find("not a database"), std::string::npos)
       << store.error().message;
+}
+
+TEST(EtcdStore, KeysNameTheKindAndTheObject) {
+  EXPECT_EQ(etcdEntityKey("/portico", Kind::Routes, "a/b"), "/portico/routes/a/b");
+  Kind kind;
+  std::string name;
+  ASSERT_TRUE(parseEtcdEntityKey("/portico", "/portico/upstreams/u1", kind, name));
+  EXPECT_EQ(kind, Kind::Upstreams);
+  EXPECT_EQ(name, "u1");
+  for (const char* key : {"/portico/nodes/n1", "/portico/routes/", "/portico/routes",
+                          "/porticox/routes/a", "/other/routes/a", "/portico"})
+    EXPECT_FALSE(parseEtcdEntityKey("/portico", key, kind, name)) << key;
+  EXPECT_EQ(etcdPrefixEnd("/portico/"), "/portico0");  // '/' + 1
+  EXPECT_EQ(etcdKey("/a"), "L2E=");
+}
+
+TEST(EtcdStore, AnUnreachableEtcdIsAnErrorNotAHang) {
+  auto store = makeEtcdStore({{"http://127.0.0.1:1"}, "/portico", std::chrono::milliseconds(500)});
+  const auto started = std::chrono::steady_clock::now();
+  const auto set = store->load();
+  ASSERT_FALSE(set);
+  EXPECT_NE(set.error().message.find("127.0.0.1:1"), std::string::npos) << set.error().message;
+  EXPECT_FALSE(store->commit(0, {{Kind::Routes, "a", route("a", "/a")}}, "t"));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
 }
 
 }  // namespace
