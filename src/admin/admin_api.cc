@@ -3,9 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <openssl/crypto.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -248,6 +250,7 @@ AdminResponse AdminApi::route(const AdminRequest& request) {
   const bool read = method == "GET" || method == "HEAD";
   if (parts.size() == 1 && parts[0] == "revision" && read)
     return answer(200, {{"revision", entities_.revision}});
+  if (parts.size() == 1 && parts[0] == "nodes" && read) return listNodes();
   if (parts.size() == 1 && parts[0] == "audit" && read) {
     std::size_t limit = kDefaultPage;
     if (const auto l = queryValue(request, "limit"); !l.empty())
@@ -413,10 +416,40 @@ AdminResponse AdminApi::write(Kind kind, const std::string& path_name,
   return commit({{kind, name, std::move(body)}}, status, nullptr);
 }
 
+store::NodeInfo AdminApi::self() const {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const auto colon = admin_.listen.rfind(':');
+  const std::string port =
+      colon == std::string::npos ? admin_.listen : admin_.listen.substr(colon + 1);
+  return {std::string(host) + ":" + port, admin_.listen, entities_.revision, store_error_, 0};
+}
+
+AdminResponse AdminApi::listNodes() {
+  auto nodes = store_.nodes();
+  if (!nodes) return failure(503, "the store is unreachable: " + nodes.error().message);
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  if (nodes->empty()) {  // a store of one node: this one
+    nodes->push_back(self());
+    nodes->back().heartbeat_ms = now;
+  }
+  json data = json::array();
+  for (const auto& n : *nodes)
+    data.push_back({{"id", n.id},
+                    {"address", n.address},
+                    {"revision", n.revision},
+                    {"error", n.error},
+                    {"heartbeat_age_ms", std::max<std::int64_t>(0, now - n.heartbeat_ms)}});
+  return answer(200, {{"data", std::move(data)}});
+}
+
 void AdminApi::applyFromStore(const store::StoreUpdate& update) {
   if (!update.error.empty()) {
     store_error_ = "store: " + update.error;
     spdlog::warn("{} (serving the last config; catching up when it returns)", store_error_);
+    reportStatus();
     return;
   }
   std::vector<Change> applied;
@@ -439,16 +472,20 @@ void AdminApi::applyFromStore(const store::StoreUpdate& update) {
     }
     entities_.revision = std::max(entities_.revision, update.revision);
   }
+  const bool recovered = !store_error_.empty();
   store_error_.clear();
+  if (recovered) reportStatus();
   if (applied.empty()) return;
   std::shared_ptr<const void> prepared;
   if (const auto errors = hooks_.compile(entities_, applied, prepared); !errors.empty()) {
     store_error_ = "revision " + std::to_string(entities_.revision) +
                    " refused: " + errors.front().path + ": " + errors.front().message;
     spdlog::error("store: {} (the old config keeps serving)", store_error_);
+    reportStatus();
     return;
   }
   hooks_.publish(std::move(prepared));
+  reportStatus();
 }
 
 AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json body) {
@@ -480,6 +517,7 @@ AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json bod
   for (const auto& c : changes)  // the store's revision (etcd's is cluster-wide, not next)
     if (c.body) entities_.setRevision(c.kind, c.name, *stored);
   hooks_.publish(std::move(prepared));
+  reportStatus();
   attempt_.revision = *stored;
   AdminResponse r;
   if (body.is_null() && changes.size() == 1 && changes[0].body) {

@@ -52,6 +52,8 @@ class AdminApi {
   // serving and is kept as this node's last error (as is a watch that lost the store).
   void applyFromStore(const store::StoreUpdate& update);
   const std::string& lastStoreError() const { return store_error_; }
+  // This node in `GET /admin/v1/nodes`: host name and admin port.
+  store::NodeInfo self() const;
 
  private:
   struct Caller;
@@ -71,6 +73,9 @@ class AdminApi {
   // The changes as the audit log shows them: op, before and after, credentials redacted.
   nlohmann::json diffOf(const std::vector<store::Change>& changes) const;
   void audit(const AdminRequest& request, const std::string& actor, int status);
+  AdminResponse listNodes();
+  // Tells the store what this node now serves (its heartbeat carries it to the others).
+  void reportStatus() { store_.setNodeStatus(entities_.revision, store_error_); }
 
   store::EntityStore& store_;
   std::string store_error_;

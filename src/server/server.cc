@@ -626,6 +626,7 @@ int Server::run() {
   api_->setEntities(std::move(loaded_entities_));
   api_->setAdmin(current_->config.server.admin);
   if (!source_.stale()) source_.saveCache(api_->entities());
+  source_.store().announce(api_->self());
   // Other nodes' writes (etcd): one watch per node, its updates applied on this thread. A
   // watch that works again after starting from the cache ends the stale state.
   source_.store().watch(api_->entities().revision, [this](store::StoreUpdate update) {

@@ -47,6 +47,15 @@ struct StoreUpdate {
   std::string error;  // set: the watch lost the store (it keeps trying)
 };
 
+// One Portico node as the cluster sees it (`GET /admin/v1/nodes`).
+struct NodeInfo {
+  std::string id;                 // host:admin-port
+  std::string address;            // its admin listener
+  std::uint64_t revision = 0;     // the store revision it serves
+  std::string error;              // its last refusal or store error, "" when none
+  std::int64_t heartbeat_ms = 0;  // when it last said so (Unix ms)
+};
+
 class EntityStore {
  public:
   virtual ~EntityStore() = default;
@@ -67,6 +76,14 @@ class EntityStore {
     (void)revision;
     (void)on_update;
   }
+  // Shared stores: registers this node (under a lease, renewed by a thread of the store's,
+  // carrying what setNodeStatus last said) and lists every registered node. Others: no list.
+  virtual void announce(NodeInfo self) { (void)self; }
+  virtual void setNodeStatus(std::uint64_t revision, const std::string& error) {
+    (void)revision;
+    (void)error;
+  }
+  virtual Result<std::vector<NodeInfo>> nodes() { return std::vector<NodeInfo>{}; }
 };
 
 // Audit records kept in memory (the newest `kept`), for stores without a table of their own.

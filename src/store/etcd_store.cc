@@ -1,6 +1,7 @@
 #include "store/etcd_store.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -52,9 +53,14 @@ class EtcdStore final : public EntityStore {
   explicit EtcdStore(const EtcdSettings& s)
       : settings_(s), client_(s.endpoints, s.timeout), watch_client_(s.endpoints, s.timeout) {}
   ~EtcdStore() override {
-    stopping_ = true;
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
     watch_client_.shutdown();
     if (watcher_.joinable()) watcher_.join();
+    if (heart_.joinable()) heart_.join();
   }
 
   std::string_view type() const override { return "etcd"; }
@@ -134,6 +140,36 @@ class EtcdStore final : public EntityStore {
     return audit_.newest(limit);
   }
 
+  void announce(NodeInfo self) override {
+    {
+      std::lock_guard lock(mutex_);
+      self_ = std::move(self);
+    }
+    heart_ = std::thread([this] { heartbeat(); });
+  }
+
+  void setNodeStatus(std::uint64_t revision, const std::string& error) override {
+    std::lock_guard lock(mutex_);
+    self_.revision = revision;
+    self_.error = error;
+  }
+
+  Result<std::vector<NodeInfo>> nodes() override {
+    const std::string prefix = settings_.prefix + "/nodes/";
+    auto answer = client_.call(
+        "/v3/kv/range", {{"key", etcdKey(prefix)}, {"range_end", etcdKey(etcdPrefixEnd(prefix))}});
+    if (!answer) return answer.error();
+    std::vector<NodeInfo> out;
+    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
+      const auto v = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
+      if (!v.is_object()) continue;
+      out.push_back({v.value("id", std::string()), v.value("address", std::string()),
+                     v.value("revision", std::uint64_t{0}), v.value("error", std::string()),
+                     v.value("heartbeat_ms", std::int64_t{0})});
+    }
+    return out;
+  }
+
   void watch(std::uint64_t revision, std::function<void(StoreUpdate)> on_update) override {
     watcher_ = std::thread(
         [this, revision, on_update = std::move(on_update)] { follow(revision, on_update); });
@@ -151,9 +187,12 @@ class EtcdStore final : public EntityStore {
                                  const std::string& value, std::uint64_t mod_revision) {
     auto body = nlohmann::json::parse(value, nullptr, false);
     if (!body.is_object() || body.value("name", std::string()) != name) {
-      spdlog::error("store: etcd key {} does not hold an object named \"{}\": ignored", key, name);
+      ignored_ = "etcd key " + key + " does not hold an object named \"" + name + "\": ignored";
+      ignored_key_ = key;
+      spdlog::error("store: {}", ignored_);
       return std::nullopt;
     }
+    if (key == ignored_key_) forgetIgnored();  // mended
     Entity e;
     e.name = name;
     e.created_at = body.value("created_at", std::string());
@@ -213,6 +252,52 @@ class EtcdStore final : public EntityStore {
     }
   }
 
+  // The node's key under a lease of kLeaseTtl, rewritten every kBeat with its status; a lease
+  // that expired (etcd was away longer) is granted again.
+  void heartbeat() {
+    static constexpr int kLeaseTtl = 10;
+    static constexpr auto kBeat = std::chrono::seconds(2);
+    EtcdClient client(settings_.endpoints, settings_.timeout);
+    std::string lease;
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      NodeInfo self = self_;
+      if (self.error.empty()) self.error = ignored_;  // a value in etcd this node had to skip
+      lock.unlock();
+      self.heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      if (!lease.empty()) {
+        auto kept = client.call("/v3/lease/keepalive", {{"ID", lease}});
+        if (!kept || number(kept->value("result", nlohmann::json::object()), "TTL") == 0)
+          lease.clear();
+      }
+      if (lease.empty())
+        if (auto granted = client.call("/v3/lease/grant", {{"TTL", std::to_string(kLeaseTtl)}}))
+          lease = granted->value("ID", std::string());
+      if (!lease.empty()) {
+        const nlohmann::json value = {{"id", self.id},
+                                      {"address", self.address},
+                                      {"revision", self.revision},
+                                      {"error", self.error},
+                                      {"heartbeat_ms", self.heartbeat_ms}};
+        if (!client.call("/v3/kv/put", {{"key", etcdKey(settings_.prefix + "/nodes/" + self.id)},
+                                        {"value", base64Encode(value.dump())},
+                                        {"lease", lease}}))
+          lease.clear();
+      }
+      lock.lock();
+      wake_.wait_for(lock, kBeat, [this] { return stopping_.load(); });
+    }
+    lock.unlock();
+    if (!lease.empty()) (void)client.call("/v3/lease/revoke", {{"ID", lease}});  // gone at once
+  }
+
+  void forgetIgnored() {
+    ignored_.clear();
+    ignored_key_.clear();
+  }
+
   std::optional<StoreEvent> eventOf(const nlohmann::json& ev) {
     const auto& kv = ev.value("kv", nlohmann::json::object());
     const std::string key = decoded(kv, "key");
@@ -224,6 +309,7 @@ class EtcdStore final : public EntityStore {
     std::lock_guard lock(mutex_);
     if (ev.value("type", std::string()) == "DELETE") {
       known_.erase(key);
+      if (key == ignored_key_) forgetIgnored();
       return out;
     }
     auto entity = entityOf(key, name, decoded(kv, "value"), out.revision);
@@ -241,7 +327,11 @@ class EtcdStore final : public EntityStore {
   std::map<std::string, Known> known_;
   MemoryAudit audit_;
   std::atomic<bool> stopping_{false};
+  std::condition_variable wake_;       // ends the heartbeat's wait at shutdown
+  NodeInfo self_;                      // what the heartbeat says (under mutex_)
+  std::string ignored_, ignored_key_;  // the last value skipped as not an object, and its key
   std::thread watcher_;
+  std::thread heart_;
 };
 
 }  // namespace

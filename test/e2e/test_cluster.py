@@ -98,6 +98,29 @@ def test_a_bad_value_in_etcd_is_ignored_and_the_rest_applies(cluster):
     assert request(a.port, "GET", "/fine")[0] == 200
     assert "etcd key /portico/routes/broken does not hold an object" in a.logs()
     assert call(a, "GET", "/routes/broken")[0] == 404
+    # ... and the node reports it, naming the key (its heartbeat carries it).
+    wait_for(lambda: "/portico/routes/" in call(a, "GET", "/nodes")[2]["data"][0]["error"],
+             timeout=5, what="the error in /admin/v1/nodes")
+
+
+def test_nodes_register_with_a_lease_and_report_their_revision(cluster):
+    etcd, start = cluster
+    a, b, c = start(3)
+    status, headers, _ = call(a, "POST", "/routes", hello("counted"))
+    assert status == 201
+    revision = int(headers["x-portico-revision"])
+
+    def listed():
+        data = call(b, "GET", "/nodes")[2]["data"]
+        return len(data) == 3 and all(n["revision"] >= revision for n in data) and data
+    wait_for(listed, timeout=8, what="3 nodes at the new revision")
+    data = call(b, "GET", "/nodes")[2]["data"]
+    assert sorted(n["address"] for n in data) == sorted(
+        f"127.0.0.1:{p.admin_port}" for p in (a, b, c))
+    assert all(n["error"] == "" and n["heartbeat_age_ms"] < 5000 for n in data), data
+    c.stop()  # its lease is revoked on the way out
+    wait_for(lambda: len(call(a, "GET", "/nodes")[2]["data"]) == 2, timeout=5,
+             what="a stopped node leaves the list")
 
 
 def test_etcd_down_keeps_serving_refuses_writes_then_catches_up(cluster):
