@@ -126,7 +126,8 @@ std::optional<store::EntitySet> offlineEntities(const std::string& config_path, 
     return store::EntitySet::fromDocument(config::redacted(std::move(tree)));
   std::unique_ptr<store::EntityStore> db;
   if (c.store.type == config::StoreConfig::Type::Etcd) {
-    db = store::makeEtcdStore({c.store.endpoints, c.store.prefix});
+    db = store::makeEtcdStore({c.store.endpoints, c.store.prefix, std::chrono::milliseconds(2000),
+                               c.store.username, c.store.password});
   } else if (auto opened = store::openSqliteStore(c.store.path)) {
     db = std::move(*opened);
   } else {

@@ -73,6 +73,7 @@ struct StoreConfig {
   std::vector<std::string> endpoints;  // etcd: http://host:port, tried in order
   std::string prefix = "/portico";     // etcd: keys <prefix>/<kind>/<name>
   std::string cache;  // etcd: the last applied entities, for starting while etcd is down
+  std::string username, password;  // etcd: authentication (both, or neither)
 };
 
 // OpenTelemetry tracing: spans exported as OTLP/HTTP JSON to `endpoint`.

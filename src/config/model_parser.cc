@@ -704,6 +704,8 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
     sr.stringList("endpoints", c.store.endpoints);
     sr.string("prefix", c.store.prefix);
     sr.string("cache", c.store.cache);
+    sr.string("username", c.store.username);
+    sr.string("password", c.store.password);
     sr.finish();
     if (type == "sqlite") {
       c.store.type = StoreConfig::Type::Sqlite;
@@ -720,6 +722,10 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
     } else if (type != "file") {
       d.add("store.type", "unknown store type \"" + type + "\" (file, sqlite, etcd)");
     }
+    if (c.store.username.empty() != c.store.password.empty())
+      d.add("store", "give both username and password, or neither");
+    if (!c.store.username.empty() && c.store.type != StoreConfig::Type::Etcd)
+      d.add("store.username", "only with type etcd");
     if (!c.store.cache.empty() && c.store.type != StoreConfig::Type::Etcd)
       d.add("store.cache", "only with type etcd (a database is its own cache)");
   }

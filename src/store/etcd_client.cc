@@ -103,6 +103,7 @@ Result<bool> EtcdClient::send(std::string_view path, const std::string& body) {
   splitEndpoint(endpoints_[current_], host, port);
   std::string out =
       "POST " + std::string(path) + " HTTP/1.1\r\nHost: " + host + ":" + port +
+      (token_.empty() ? std::string() : "\r\nAuthorization: " + token_) +
       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\n\r\n" + body;
   for (std::size_t sent = 0; sent < out.size();) {
@@ -191,8 +192,36 @@ Result<std::string> EtcdClient::readBody(bool chunked, std::size_t length) {
   return body;
 }
 
+void EtcdClient::setCredentials(std::string username, std::string password) {
+  username_ = std::move(username);
+  password_ = std::move(password);
+  token_.clear();
+}
+
+Result<bool> EtcdClient::authenticate() {
+  token_.clear();
+  auto answer = callOnce("/v3/auth/authenticate",
+                         nlohmann::json{{"name", username_}, {"password", password_}}.dump());
+  if (!answer) return makeError(answer.error().message + " (authenticating as " + username_ + ")");
+  token_ = answer->value("token", std::string());
+  if (token_.empty()) return makeError("etcd: no token for " + username_);
+  return true;
+}
+
 Result<nlohmann::json> EtcdClient::call(std::string_view path, const nlohmann::json& body) {
   const std::string text = body.dump();
+  if (!username_.empty() && token_.empty())
+    if (auto ok = authenticate(); !ok) return ok.error();
+  auto answer = callOnce(path, text);
+  // A token etcd no longer honours (expired, or etcd restarted): once more with a new one.
+  if (!answer && !username_.empty() && answer.error().message.rfind("etcd: 401", 0) == 0) {
+    if (auto ok = authenticate(); !ok) return ok.error();
+    answer = callOnce(path, text);
+  }
+  return answer;
+}
+
+Result<nlohmann::json> EtcdClient::callOnce(std::string_view path, const std::string& text) {
   std::string error;
   // Each endpoint once, starting with the current one; a kept connection that went stale is
   // retried once on the same endpoint.
@@ -226,6 +255,8 @@ Result<nlohmann::json> EtcdClient::call(std::string_view path, const nlohmann::j
 Result<bool> EtcdClient::stream(std::string_view path, const nlohmann::json& body,
                                 const std::function<bool(const nlohmann::json&)>& on_message,
                                 std::chrono::milliseconds idle) {
+  if (!username_.empty())  // a fresh token for each stream: a watch lives long
+    if (auto ok = authenticate(); !ok) return ok.error();
   close();
   if (auto ok = connect(); !ok) {
     current_ = (current_ + 1) % endpoints_.size();

@@ -34,11 +34,17 @@ class EtcdClient {
                       const std::function<bool(const nlohmann::json&)>& on_message,
                       std::chrono::milliseconds idle);
 
+  // etcd's authentication: the client gets a token with these (/v3/auth/authenticate) before
+  // its first call, and again when etcd says the token is no longer valid.
+  void setCredentials(std::string username, std::string password);
+
   // Closes the connection (another thread may call it to end a stream).
   void shutdown();
   const std::string& endpoint() const { return endpoints_[current_]; }
 
  private:
+  Result<nlohmann::json> callOnce(std::string_view path, const std::string& body);
+  Result<bool> authenticate();
   Result<bool> connect();
   Result<bool> send(std::string_view path, const std::string& body);
   // Reads the answer's head; returns the status, fills `chunked` / `length`.
@@ -53,6 +59,7 @@ class EtcdClient {
   std::size_t current_ = 0;
   int fd_ = -1;
   std::string buffer_;  // read but not consumed
+  std::string username_, password_, token_;
 };
 
 // Keys as etcd sees them: base64 in JSON.

@@ -51,7 +51,12 @@ std::string decoded(const nlohmann::json& kv, const char* key) {
 class EtcdStore final : public EntityStore {
  public:
   explicit EtcdStore(const EtcdSettings& s)
-      : settings_(s), client_(s.endpoints, s.timeout), watch_client_(s.endpoints, s.timeout) {}
+      : settings_(s), client_(s.endpoints, s.timeout), watch_client_(s.endpoints, s.timeout) {
+    if (!s.username.empty()) {
+      client_.setCredentials(s.username, s.password);
+      watch_client_.setCredentials(s.username, s.password);
+    }
+  }
   ~EtcdStore() override {
     {
       std::lock_guard lock(mutex_);
@@ -258,6 +263,7 @@ class EtcdStore final : public EntityStore {
     static constexpr int kLeaseTtl = 10;
     static constexpr auto kBeat = std::chrono::seconds(2);
     EtcdClient client(settings_.endpoints, settings_.timeout);
+    if (!settings_.username.empty()) client.setCredentials(settings_.username, settings_.password);
     std::string lease;
     std::unique_lock lock(mutex_);
     while (!stopping_) {

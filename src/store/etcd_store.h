@@ -17,6 +17,7 @@ struct EtcdSettings {
   std::vector<std::string> endpoints;  // http://host:port
   std::string prefix = "/portico";
   std::chrono::milliseconds timeout{2000};  // per call
+  std::string username, password;           // etcd authentication, when set
 };
 
 // Connects lazily: an unreachable etcd is reported by load() and commit(), not here.

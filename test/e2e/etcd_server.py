@@ -66,6 +66,24 @@ class EtcdCluster:
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 
+    def leader(self):
+        """The name of the member that leads now (None when none answers)."""
+        for n in self.names:
+            if self.procs[n].poll() is not None:
+                continue
+            try:
+                status = self.call("/v3/maintenance/status", {}, n)
+            except OSError:
+                continue
+            if status.get("leader") and status["leader"] == status["header"]["member_id"]:
+                return n
+        return None
+
+    def kill(self, name):
+        self.procs[name].kill()
+        self.procs[name].wait()
+        self.logs[name].close()
+
     def put(self, key, value):
         return self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)})
 

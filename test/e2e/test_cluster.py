@@ -3,6 +3,7 @@ node is live on the others (propagation measured), If-Match holds across nodes, 
 propagate, a hand-written bad value is ignored, and with etcd down nodes keep serving while
 writes answer 503, catching up when it returns."""
 import statistics
+import subprocess
 import threading
 import time
 
@@ -118,6 +119,14 @@ def test_nodes_register_with_a_lease_and_report_their_revision(cluster):
     assert sorted(n["address"] for n in data) == sorted(
         f"127.0.0.1:{p.admin_port}" for p in (a, b, c))
     assert all(n["error"] == "" and n["heartbeat_age_ms"] < 5000 for n in data), data
+    # Connections to etcd per node, whatever its workers: calls, watch, heartbeat.
+    ports = {str(port) for port in etcd.client.values()}
+    for p in (a, b, c):
+        out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True,
+                             text=True).stdout
+        mine = [line for line in out.splitlines() if f"pid={p.proc.pid}," in line and
+                line.split()[3].rsplit(":", 1)[1] in ports]
+        assert 1 <= len(mine) <= 3, mine
     c.stop()  # its lease is revoked on the way out
     wait_for(lambda: len(call(a, "GET", "/nodes")[2]["data"]) == 2, timeout=5,
              what="a stopped node leaves the list")
@@ -176,3 +185,83 @@ def test_a_node_starts_from_its_cache_while_etcd_is_down(tmp_path):
     bad.mkdir()
     with pytest.raises(AssertionError, match="store: etcd"):
         Portico(bad, cfg)
+
+
+@pytest.mark.heavy
+def test_killing_the_etcd_leader_or_a_node_under_load(tmp_path, upstreams):
+    """3 etcd members, 3 nodes, wrk on two of them: killing the etcd leader fails no request and
+    writes work again within 5 s; killing a node fails only what it had in flight."""
+    from test_lifecycle import wrk
+    etcd = EtcdCluster(tmp_path, members=3)
+    u = upstreams()
+    nodes = []
+    try:
+        for i in range(3):
+            work = tmp_path / f"node{i}"
+            work.mkdir()
+            nodes.append(Portico(work, node_config(etcd)))
+        a, b, c = nodes
+        assert call(a, "POST", "/upstreams", {"name": "svc", "targets": [u.address]})[0] == 201
+        assert call(a, "POST", "/routes", {"name": "all", "match": {"path_prefix": "/"},
+                                           "upstream": "svc"})[0] == 201
+        for p in nodes:
+            wait_for(lambda: request(p.port, "GET", "/x")[0] == 200, timeout=5, what="route")
+        results = {}
+        loads = [threading.Thread(target=lambda p=p: results.update({p.port: wrk(p.port, 5)}))
+                 for p in (a, b)]
+        for t in loads:
+            t.start()
+        time.sleep(1)
+        leader = etcd.leader()
+        assert leader is not None
+        etcd.kill(leader)
+        killed_at = time.monotonic()
+        wait_for(lambda: call(c, "POST", "/routes", hello(f"after-{leader}"))[0] == 201,
+                 timeout=5, interval=0.1, what="a write after the leader died")
+        recovered = time.monotonic() - killed_at
+        print(f"writes again {recovered * 1000:.0f} ms after the etcd leader was killed")
+        for t in loads:
+            t.join(timeout=60)
+        for port, (total, failed, out) in results.items():
+            assert total > 100 and failed == 0, out
+        wait_for(lambda: request(a.port, "GET", f"/after-{leader}")[0] == 200, timeout=5,
+                 what="the write on the other nodes")
+        # kill -9 one node under load on another: the survivors serve everything.
+        load = threading.Thread(target=lambda: results.update(b=wrk(b.port, 3)))
+        load.start()
+        c.proc.kill()
+        c.proc.wait()
+        load.join(timeout=60)
+        total, failed, out = results["b"]
+        assert total > 100 and failed == 0, out
+    finally:
+        for p in nodes:
+            p.stop()
+        etcd.stop_all()
+
+
+def test_nodes_authenticate_to_etcd(tmp_path):
+    etcd = EtcdCluster(tmp_path)
+    try:
+        etcd.call("/v3/auth/user/add", {"name": "root", "password": "root-secret-42"})
+        etcd.call("/v3/auth/user/grant", {"user": "root", "role": "root"})
+        etcd.call("/v3/auth/enable", {})
+        work = tmp_path / "node"
+        work.mkdir()
+        cfg = node_config(etcd)
+        cfg["store"].update({"username": "root", "password": "${ETCD_PASSWORD}"})
+        p = Portico(work, cfg, env={"ETCD_PASSWORD": "root-secret-42"})
+        try:
+            assert call(p, "POST", "/routes", hello("authed"))[0] == 201
+            assert request(p.port, "GET", "/authed")[0] == 200
+            assert len(call(p, "GET", "/nodes")[2]["data"]) == 1
+            assert "root-secret-42" not in p.logs()
+        finally:
+            p.stop()
+        # A wrong password refuses the start with etcd's answer, naming the user.
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        with pytest.raises(AssertionError, match="authenticating as root"):
+            Portico(bad, cfg, env={"ETCD_PASSWORD": "wrong"})
+    finally:
+        etcd.stop_all()

@@ -155,7 +155,10 @@ TEST(EtcdStore, KeysNameTheKindAndTheObject) {
 }
 
 TEST(EtcdStore, AnUnreachableEtcdIsAnErrorNotAHang) {
-  auto store = makeEtcdStore({{"http://127.0.0.1:1"}, "/portico", std::chrono::milliseconds(500)});
+  EtcdSettings settings;
+  settings.endpoints = {"http://127.0.0.1:1"};
+  settings.timeout = std::chrono::milliseconds(500);
+  auto store = makeEtcdStore(settings);
   const auto started = std::chrono::steady_clock::now();
   const auto set = store->load();
   ASSERT_FALSE(set);
