@@ -124,17 +124,13 @@ std::optional<store::EntitySet> offlineEntities(const std::string& config_path, 
   }
   if (c.store.type == config::StoreConfig::Type::File)
     return store::EntitySet::fromDocument(config::redacted(std::move(tree)));
-  std::unique_ptr<store::EntityStore> db;
-  if (c.store.type == config::StoreConfig::Type::Etcd) {
-    db = store::makeEtcdStore({c.store.endpoints, c.store.prefix, std::chrono::milliseconds(2000),
-                               c.store.username, c.store.password});
-  } else if (auto opened = store::openSqliteStore(c.store.path)) {
-    db = std::move(*opened);
-  } else {
-    err << "portico: " << opened.error().message << "\n";
+  auto db = c.store.type == config::StoreConfig::Type::Etcd ? store::openEtcdStore(c.store)
+                                                            : store::openSqliteStore(c.store.path);
+  if (!db) {
+    err << "portico: " << db.error().message << "\n";
     return std::nullopt;
   }
-  auto set = db->load();
+  auto set = (*db)->load();
   if (!set) {
     err << "portico: " << set.error().message << "\n";
     return std::nullopt;

@@ -65,17 +65,6 @@ struct AdminConfig {
   std::optional<TlsConfig> tls;  // HTTPS on the admin listener (client_auth: mTLS); start only
 };
 
-// Where routes, upstreams, consumers, global plugins and apis live (store/entity_store.h).
-struct StoreConfig {
-  enum class Type { File, Sqlite, Etcd };
-  Type type = Type::File;
-  std::string path;                    // sqlite: the database file
-  std::vector<std::string> endpoints;  // etcd: http://host:port, tried in order
-  std::string prefix = "/portico";     // etcd: keys <prefix>/<kind>/<name>
-  std::string cache;  // etcd: the last applied entities, for starting while etcd is down
-  std::string username, password;  // etcd: authentication (both, or neither)
-};
-
 // OpenTelemetry tracing: spans exported as OTLP/HTTP JSON to `endpoint`.
 struct TracingConfig {
   std::string endpoint;    // e.g. http://collector:4318/v1/traces
@@ -157,6 +146,18 @@ struct UpstreamTlsConfig {
   std::string client_cert;  // mTLS to the backend
   std::string client_key;
   bool alpn_h2 = false;  // offer only h2 by ALPN (from the upstream's protocol, not a key here)
+};
+
+// Where routes, upstreams, consumers, global plugins and apis live (store/entity_store.h).
+struct StoreConfig {
+  enum class Type { File, Sqlite, Etcd };
+  Type type = Type::File;
+  std::string path;                    // sqlite: the database file
+  std::vector<std::string> endpoints;  // etcd: http://host:port, tried in order
+  std::string prefix = "/portico";     // etcd: keys <prefix>/<kind>/<name>
+  std::string cache;  // etcd: the last applied entities, for starting while etcd is down
+  std::string username, password;        // etcd: authentication (both, or neither)
+  std::optional<UpstreamTlsConfig> tls;  // etcd over https: ca, cert, key (client certificate)
 };
 
 // Active health checks: a probe per target, off the request path.

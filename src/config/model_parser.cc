@@ -706,6 +706,18 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
     sr.string("cache", c.store.cache);
     sr.string("username", c.store.username);
     sr.string("password", c.store.password);
+    if (const json* t = sr.get("tls")) {  // the names: ca, cert, key
+      ObjectReader tr(*t, "store.tls", d);
+      UpstreamTlsConfig tls;
+      tr.string("ca", tls.ca);
+      tr.string("cert", tls.client_cert);
+      tr.string("key", tls.client_key);
+      tr.string("server_name", tls.server_name);
+      tr.finish();
+      if (tls.client_cert.empty() != tls.client_key.empty())
+        d.add("store.tls", "give both cert and key, or neither");
+      c.store.tls = std::move(tls);
+    }
     sr.finish();
     if (type == "sqlite") {
       c.store.type = StoreConfig::Type::Sqlite;
@@ -714,9 +726,10 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
       c.store.type = StoreConfig::Type::Etcd;
       if (c.store.endpoints.empty()) d.add("store.endpoints", "is required with type etcd");
       for (std::size_t i = 0; i < c.store.endpoints.size(); ++i)
-        if (c.store.endpoints[i].rfind("http://", 0) != 0)
+        if (c.store.endpoints[i].rfind(c.store.tls ? "https://" : "http://", 0) != 0)
           d.add(indexPath("store.endpoints", i),
-                "expected http://host:port (https to etcd is not supported yet)");
+                c.store.tls ? "expected https://host:port (store.tls is set)"
+                            : "expected http://host:port (https needs store.tls)");
       if (c.store.prefix.empty() || c.store.prefix.front() != '/' || c.store.prefix.back() == '/')
         d.add("store.prefix", "expected a key prefix like /portico (no trailing slash)");
     } else if (type != "file") {

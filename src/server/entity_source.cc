@@ -53,9 +53,9 @@ Result<EntitySource::Composed> EntitySource::compose(const config::StoreConfig& 
       if (!opened) return makeError("store: " + opened.error().message);
       store_ = std::move(*opened);
     } else if (wanted.type == config::StoreConfig::Type::Etcd) {
-      store_ =
-          store::makeEtcdStore({wanted.endpoints, wanted.prefix, std::chrono::milliseconds(2000),
-                                wanted.username, wanted.password});
+      auto opened = store::openEtcdStore(wanted);
+      if (!opened) return makeError("store: " + opened.error().message);
+      store_ = std::move(*opened);
     } else {
       store_ = store::makeFileStore();
     }

@@ -10,7 +10,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <boost/asio/ssl/context.hpp>
 #include "core/base64.h"
+
+#include "tls/client_context.h"
 
 namespace portico::store {
 namespace {
@@ -18,11 +24,15 @@ namespace {
 constexpr std::size_t kMaxHead = 64 * 1024;
 constexpr std::size_t kMaxBody = 512 * 1024 * 1024;  // a whole range of a large config
 
-// "http://host:port" -> host, port.
+// "http://host:port" or "https://host:port" -> host, port.
 bool splitEndpoint(const std::string& endpoint, std::string& host, std::string& port) {
   std::string_view rest = endpoint;
-  if (rest.rfind("http://", 0) != 0) return false;
-  rest.remove_prefix(7);
+  if (rest.rfind("http://", 0) == 0)
+    rest.remove_prefix(7);
+  else if (rest.rfind("https://", 0) == 0)
+    rest.remove_prefix(8);
+  else
+    return false;
   while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   const auto colon = rest.rfind(':');
   if (colon == std::string_view::npos || colon == 0) return false;
@@ -46,8 +56,9 @@ std::string etcdPrefixEnd(std::string_view prefix) {
   return end;
 }
 
-EtcdClient::EtcdClient(std::vector<std::string> endpoints, std::chrono::milliseconds timeout)
-    : endpoints_(std::move(endpoints)), timeout_(timeout) {
+EtcdClient::EtcdClient(std::vector<std::string> endpoints, std::chrono::milliseconds timeout,
+                       std::shared_ptr<const tls::ClientContext> tls)
+    : endpoints_(std::move(endpoints)), timeout_(timeout), tls_(std::move(tls)) {
   if (endpoints_.empty()) endpoints_.push_back("http://127.0.0.1:2379");
 }
 
@@ -56,6 +67,8 @@ EtcdClient::~EtcdClient() {
 }
 
 void EtcdClient::close() {
+  if (ssl_) SSL_free(ssl_);
+  ssl_ = nullptr;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   buffer_.clear();
@@ -95,7 +108,30 @@ Result<bool> EtcdClient::connect() {
   }
   ::freeaddrinfo(found);
   if (fd_ < 0) return makeError("etcd " + endpoints_[current_] + ": " + error);
+  if (!tls_) return true;
+  // TLS on the blocking socket: its timeouts bound the handshake too.
+  ssl_ = SSL_new(tls_->context().native_handle());
+  if (!ssl_ || !tls_->prepare(ssl_, host) || SSL_set_fd(ssl_, fd_) != 1 || SSL_connect(ssl_) != 1) {
+    const unsigned long code = ERR_get_error();
+    char reason[256] = "handshake failed";
+    if (code) ERR_error_string_n(code, reason, sizeof reason);
+    close();
+    return makeError("etcd " + endpoints_[current_] + ": TLS: " + reason);
+  }
   return true;
+}
+
+ssize_t EtcdClient::write(const char* data, std::size_t size) {
+  if (!ssl_) return ::send(fd_, data, size, MSG_NOSIGNAL);
+  const int n = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1 << 30)));
+  return n > 0 ? n : -1;
+}
+
+ssize_t EtcdClient::read(char* data, std::size_t size) {
+  if (!ssl_) return ::recv(fd_, data, size, 0);
+  const int n = SSL_read(ssl_, data, static_cast<int>(size));
+  if (n > 0) return n;
+  return SSL_get_error(ssl_, n) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
 }
 
 Result<bool> EtcdClient::send(std::string_view path, const std::string& body) {
@@ -107,7 +143,7 @@ Result<bool> EtcdClient::send(std::string_view path, const std::string& body) {
       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\n\r\n" + body;
   for (std::size_t sent = 0; sent < out.size();) {
-    const ssize_t n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    const ssize_t n = write(out.data() + sent, out.size() - sent);
     if (n <= 0)
       return makeError("etcd " + endpoints_[current_] + ": send: " + std::strerror(errno));
     sent += static_cast<std::size_t>(n);
@@ -117,7 +153,7 @@ Result<bool> EtcdClient::send(std::string_view path, const std::string& body) {
 
 Result<bool> EtcdClient::fill() {
   char chunk[16384];
-  const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+  const ssize_t n = read(chunk, sizeof chunk);
   if (n > 0) {
     buffer_.append(chunk, static_cast<std::size_t>(n));
     return true;

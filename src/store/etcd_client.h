@@ -3,22 +3,32 @@
 // values base64. One keep-alive HTTP/1.1 connection on blocking sockets with timeouts, used by
 // one thread at a time; a connection failure moves to the next endpoint. No Asio here: the
 // store runs on the control thread, the watch on a thread of its own.
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <openssl/types.h>
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+
+namespace portico::tls {
+class ClientContext;
+}
 
 namespace portico::store {
 
 class EtcdClient {
  public:
-  // `endpoints`: "http://host:port" (https is not supported yet: the config refuses it).
-  EtcdClient(std::vector<std::string> endpoints, std::chrono::milliseconds timeout);
+  // `endpoints`: "http://host:port", or "https://host:port" with `tls` (trust anchors, client
+  // certificate).
+  EtcdClient(std::vector<std::string> endpoints, std::chrono::milliseconds timeout,
+             std::shared_ptr<const tls::ClientContext> tls = nullptr);
   ~EtcdClient();
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;
@@ -50,8 +60,10 @@ class EtcdClient {
   // Reads the answer's head; returns the status, fills `chunked` / `length`.
   Result<int> readHead(bool& chunked, std::size_t& length);
   Result<std::string> readBody(bool chunked, std::size_t length);
-  Result<std::string> readChunk();  // one chunk of a chunked body ("" at its end)
-  Result<bool> fill();              // more bytes into buffer_
+  Result<std::string> readChunk();                    // one chunk of a chunked body ("" at its end)
+  Result<bool> fill();                                // more bytes into buffer_
+  ssize_t write(const char* data, std::size_t size);  // through TLS when there is a session
+  ssize_t read(char* data, std::size_t size);
   void close();
 
   std::vector<std::string> endpoints_;
@@ -60,6 +72,8 @@ class EtcdClient {
   int fd_ = -1;
   std::string buffer_;  // read but not consumed
   std::string username_, password_, token_;
+  std::shared_ptr<const tls::ClientContext> tls_;
+  SSL* ssl_ = nullptr;  // the connection's TLS session, with tls_
 };
 
 // Keys as etcd sees them: base64 in JSON.

@@ -10,6 +10,7 @@
 
 #include "core/base64.h"
 #include "store/etcd_client.h"
+#include "tls/client_context.h"
 
 namespace portico::store {
 
@@ -51,7 +52,9 @@ std::string decoded(const nlohmann::json& kv, const char* key) {
 class EtcdStore final : public EntityStore {
  public:
   explicit EtcdStore(const EtcdSettings& s)
-      : settings_(s), client_(s.endpoints, s.timeout), watch_client_(s.endpoints, s.timeout) {
+      : settings_(s),
+        client_(s.endpoints, s.timeout, s.tls),
+        watch_client_(s.endpoints, s.timeout, s.tls) {
     if (!s.username.empty()) {
       client_.setCredentials(s.username, s.password);
       watch_client_.setCredentials(s.username, s.password);
@@ -262,7 +265,7 @@ class EtcdStore final : public EntityStore {
   void heartbeat() {
     static constexpr int kLeaseTtl = 10;
     static constexpr auto kBeat = std::chrono::seconds(2);
-    EtcdClient client(settings_.endpoints, settings_.timeout);
+    EtcdClient client(settings_.endpoints, settings_.timeout, settings_.tls);
     if (!settings_.username.empty()) client.setCredentials(settings_.username, settings_.password);
     std::string lease;
     std::unique_lock lock(mutex_);
@@ -344,6 +347,20 @@ class EtcdStore final : public EntityStore {
 
 std::unique_ptr<EntityStore> makeEtcdStore(const EtcdSettings& settings) {
   return std::make_unique<EtcdStore>(settings);
+}
+
+Result<std::unique_ptr<EntityStore>> openEtcdStore(const config::StoreConfig& config) {
+  EtcdSettings settings;
+  settings.endpoints = config.endpoints;
+  settings.prefix = config.prefix;
+  settings.username = config.username;
+  settings.password = config.password;
+  if (config.tls) {
+    auto context = tls::ClientContext::build(*config.tls);
+    if (!context) return makeError("store.tls: " + context.error().message);
+    settings.tls = *context;
+  }
+  return makeEtcdStore(settings);
 }
 
 }  // namespace portico::store

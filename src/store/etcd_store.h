@@ -9,19 +9,27 @@
 #include <string>
 #include <vector>
 
+#include "config/model.h"
 #include "store/entity_store.h"
+
+namespace portico::tls {
+class ClientContext;
+}
 
 namespace portico::store {
 
 struct EtcdSettings {
   std::vector<std::string> endpoints;  // http://host:port
   std::string prefix = "/portico";
-  std::chrono::milliseconds timeout{2000};  // per call
-  std::string username, password;           // etcd authentication, when set
+  std::chrono::milliseconds timeout{2000};        // per call
+  std::string username, password;                 // etcd authentication, when set
+  std::shared_ptr<const tls::ClientContext> tls;  // https endpoints
 };
 
 // Connects lazily: an unreachable etcd is reported by load() and commit(), not here.
 std::unique_ptr<EntityStore> makeEtcdStore(const EtcdSettings& settings);
+// The same from `store:` (type etcd); refuses TLS files it cannot load.
+Result<std::unique_ptr<EntityStore>> openEtcdStore(const config::StoreConfig& config);
 
 // The key of an entity, and the reverse (false for a key that is not <prefix>/<kind>/<name>).
 std::string etcdEntityKey(const std::string& prefix, Kind kind, const std::string& name);

@@ -22,13 +22,16 @@ class Pki:
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=self.dir)
         return name
 
-    def issue(self, name, cn, dns=(), email=None, ca=None, days=2, client=False, expired=False):
-        """Returns (cert path, key path)."""
+    def issue(self, name, cn, dns=(), email=None, ca=None, days=2, client=False, expired=False,
+              both=False):
+        """Returns (cert path, key path). `both`: usable as server and client certificate
+        (etcd's gateway calls its own gRPC server with it)."""
         ca = ca or self.ca
         sans = [f"DNS:{d}" for d in dns] + ([f"email:{email}"] if email else [])
         ext = self.dir / f"{name}.ext"
         lines = ["basicConstraints=CA:FALSE",
-                 "extendedKeyUsage=" + ("clientAuth" if client else "serverAuth")]
+                 "extendedKeyUsage=" + ("serverAuth,clientAuth" if both else
+                                        "clientAuth" if client else "serverAuth")]
         if sans:
             lines.append("subjectAltName=" + ",".join(sans))
         ext.write_text("\n".join(lines) + "\n")
