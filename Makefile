@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 BUILD_TYPE ?= release
 
-.PHONY: all deps build run test unit e2e test-asan bench micro-bench fuzz format clean
+.PHONY: all deps build run test unit e2e test-ha test-asan bench micro-bench fuzz format clean
 
 all: build
 
@@ -24,6 +24,11 @@ e2e: build test/oidc/node_modules test/dashboard/node_modules
 	PORTICO_BIN=$(CURDIR)/build/release/portico $(PYTHON) -m pytest -q -p no:cacheprovider test/e2e
 
 test: unit e2e
+
+# The cluster tests alone (real etcd members, several nodes, faults under load); `e2e` runs
+# them too.
+test-ha: build
+	PORTICO_BIN=$(CURDIR)/build/release/portico $(PYTHON) -m pytest -q -p no:cacheprovider test/e2e/test_cluster.py
 
 # The OpenID Connect provider the jwt tests run (npm oidc-provider, pinned in package-lock.json).
 test/oidc/node_modules: test/oidc/package-lock.json
