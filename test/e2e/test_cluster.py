@@ -137,7 +137,19 @@ def test_etcd_down_keeps_serving_refuses_writes_then_catches_up(cluster):
     a, b = start(2)
     assert call(a, "POST", "/routes", hello("before"))[0] == 201
     wait_for(lambda: request(b.port, "GET", "/before")[0] == 200, timeout=5, what="before on b")
-    etcd.stop_all()
+    from test_lifecycle import wrk
+    results = {}
+    loads = [threading.Thread(target=lambda p=p: results.update({p.port: wrk(p.port, 3,
+                                                                               "/before")}))
+             for p in (a, b)]
+    for t in loads:
+        t.start()
+    time.sleep(0.5)
+    etcd.stop_all()  # under load: no request notices
+    for t in loads:
+        t.join(timeout=60)
+    for total, failed, out in results.values():
+        assert total > 100 and failed == 0, out
     assert request(a.port, "GET", "/before")[0] == 200
     assert request(b.port, "GET", "/before")[0] == 200
     status, _, body = call(a, "POST", "/routes", hello("during"))
@@ -298,3 +310,24 @@ def test_nodes_reach_etcd_over_mutual_tls(tmp_path):
             Portico(bad, cfg)
     finally:
         etcd.stop_all()
+
+
+def test_a_cluster_rate_limit_stays_exact_when_a_node_dies(cluster, tmp_path):
+    from redis_server import RedisServer
+    etcd, start = cluster
+    redis = RedisServer(tmp_path / "redis", free_port())
+    try:
+        a, b = start(2)
+        route = hello("limited")
+        route["plugins"].insert(0, {"name": "rate-limit", "config": {
+            "limits": [{"requests": 20, "per": "1m"}], "key": ["route"], "backend": "redis",
+            "redis": {"address": redis.address}, "on_backend_failure": "fail_closed"}})
+        assert call(a, "POST", "/routes", route)[0] == 201
+        wait_for(lambda: call(b, "GET", "/routes/limited")[0] == 200, timeout=5, what="on b")
+        codes = [request(p.port, "GET", "/limited")[0] for p in (a, b) for _ in range(5)]
+        b.proc.kill()  # one node gone; the counter lives in Redis
+        b.proc.wait()
+        codes += [request(a.port, "GET", "/limited")[0] for _ in range(15)]
+        assert codes.count(200) == 20 and codes.count(429) == 5, codes
+    finally:
+        redis.stop()
