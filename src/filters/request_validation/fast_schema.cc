@@ -518,73 +518,66 @@ class Walk {
     return true;
   }
 
+  // The items of an array or the members of an object, `one` parsing each (at its first byte;
+  // it leaves p_ past it), counted into `n`; false on a syntax error or when `one` refuses.
+  template <class Element>
+  bool elements(char close, std::uint64_t& n, Element&& one) {
+    ++p_;  // the '[' or '{'
+    skipSpace();
+    if (at(close)) {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      ++n;
+      if (!one()) return false;
+      skipSpace();
+      if (at(close)) {
+        ++p_;
+        return true;
+      }
+      if (!at(',')) return false;
+      ++p_;
+      skipSpace();
+    }
+  }
+
   bool array(const Check* c) {
     if (++depth_ > kMaxDepth) return false;
-    ++p_;  // the '['
-    skipSpace();
     std::uint64_t n = 0;
     const Check* items = c ? c->items.get() : nullptr;
-    if (at(']')) {
-      ++p_;
-    } else {
-      for (;;) {
-        ++n;
-        if (!value(items)) return false;
-        skipSpace();
-        if (at(']')) {
-          ++p_;
-          break;
-        }
-        if (!at(',')) return false;
-        ++p_;
-        skipSpace();
-      }
-    }
+    if (!elements(']', n, [&] { return value(items); })) return false;
     --depth_;
     return !c || (n >= c->min_items && n <= c->max_items);
   }
 
   bool object(const Check* c) {
     if (++depth_ > kMaxDepth) return false;
-    ++p_;  // the '{'
-    skipSpace();
     std::uint64_t n = 0;
     std::uint64_t seen = 0;             // declared properties present, by index (the first 64)
     std::uint64_t seen_undeclared = 0;  // required names not declared, by index
     std::size_t next = 0;               // see memberCheck
-    if (at('}')) {
+    const bool parsed = elements('}', n, [&] {
+      if (!at('"')) return false;
+      Text key;
+      if (!string(key)) return false;
+      skipSpace();
+      if (!at(':')) return false;
       ++p_;
-    } else {
-      for (;;) {
-        ++n;
-        if (!at('"')) return false;
-        Text key;
-        if (!string(key)) return false;
-        skipSpace();
-        if (!at(':')) return false;
-        ++p_;
-        skipSpace();
-        const Check* member = nullptr;
-        if (c) {
-          std::string_view name = key.raw;
-          if (key.escaped && !unescape(key.raw, name)) return false;
-          // A key in the document is followed by `":` and a value: a word from its start
-          // stays within the text when 8 bytes are left.
-          const bool word_readable = !key.escaped && end_ - key.raw.data() >= 8;
-          member = memberCheck(*c, name, word_readable, next, seen, seen_undeclared);
-          if (member == &kRefused) return false;
-        }
-        if (!value(member)) return false;
-        skipSpace();
-        if (at('}')) {
-          ++p_;
-          break;
-        }
-        if (!at(',')) return false;
-        ++p_;
-        skipSpace();
+      skipSpace();
+      const Check* member = nullptr;
+      if (c) {
+        std::string_view name = key.raw;
+        if (key.escaped && !unescape(key.raw, name)) return false;
+        // A key in the document is followed by `":` and a value: a word from its start
+        // stays within the text when 8 bytes are left.
+        const bool word_readable = !key.escaped && end_ - key.raw.data() >= 8;
+        member = memberCheck(*c, name, word_readable, next, seen, seen_undeclared);
+        if (member == &kRefused) return false;
       }
-    }
+      return value(member);
+    });
+    if (!parsed) return false;
     --depth_;
     if (!c) return true;
     return n >= c->min_properties && n <= c->max_properties &&
