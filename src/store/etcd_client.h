@@ -5,6 +5,7 @@
 // store runs on the control thread, the watch on a thread of its own.
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -69,8 +70,8 @@ class EtcdClient {
   std::vector<std::string> endpoints_;
   std::chrono::milliseconds timeout_;
   std::size_t current_ = 0;
-  int fd_ = -1;
-  std::string buffer_;  // read but not consumed
+  std::atomic<int> fd_{-1};  // atomic: shutdown() may come from another thread
+  std::string buffer_;       // read but not consumed
   std::string username_, password_, token_;
   std::shared_ptr<const tls::ClientContext> tls_;
   SSL* ssl_ = nullptr;  // the connection's TLS session, with tls_
