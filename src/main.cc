@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
   if (*validate) {
     auto r = portico::server::validate(config_path);
     if (!r) {
-      std::cerr << r.error().message;
+      const std::string& message = r.error().message;  // a diagnostics list ends its lines
+      std::cerr << message << (message.ends_with('\n') ? "" : "\n");
       return 1;
     }
     std::cout << *r << "\n";
