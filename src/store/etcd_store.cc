@@ -6,6 +6,10 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <spdlog/spdlog.h>
 
 #include "core/base64.h"
@@ -140,12 +144,43 @@ class EtcdStore final : public EntityStore {
     return revision;
   }
 
+  // Shared by every node: <prefix>/audit/<unix ns, 20 digits>-<pid>, so any node lists the
+  // cluster's writes in time order; the oldest beyond kAuditKept are deleted now and then.
   Result<bool> appendAudit(const AuditRecord& record) override {
-    audit_.append(record);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "%020lld-%d", static_cast<long long>(ns), ::getpid());
+    const nlohmann::json value = {{"time", record.time},     {"actor", record.actor},
+                                  {"method", record.method}, {"path", record.path},
+                                  {"status", record.status}, {"revision", record.revision},
+                                  {"diff", record.diff}};
+    auto put = client_.call("/v3/kv/put", {{"key", etcdKey(auditPrefix() + stamp)},
+                                           {"value", base64Encode(value.dump())}});
+    if (!put) return put.error();
+    if (++audits_ % 100 == 0) pruneAudit();
     return true;
   }
+
   Result<std::vector<AuditRecord>> audit(std::size_t limit) override {
-    return audit_.newest(limit);
+    const std::string prefix = auditPrefix();
+    auto answer = client_.call("/v3/kv/range", {{"key", etcdKey(prefix)},
+                                                {"range_end", etcdKey(etcdPrefixEnd(prefix))},
+                                                {"sort_order", "DESCEND"},
+                                                {"sort_target", "KEY"},
+                                                {"limit", std::to_string(limit)}});
+    if (!answer) return answer.error();
+    std::vector<AuditRecord> out;
+    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
+      const auto v = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
+      if (!v.is_object()) continue;
+      out.push_back({v.value("time", std::string()), v.value("actor", std::string()),
+                     v.value("method", std::string()), v.value("path", std::string()),
+                     v.value("status", 0), v.value("revision", std::uint64_t{0}),
+                     v.value("diff", nlohmann::json())});
+    }
+    return out;
   }
 
   void announce(NodeInfo self) override {
@@ -188,6 +223,33 @@ class EtcdStore final : public EntityStore {
     std::uint64_t mod_revision = 0;
     std::string created_at;
   };
+
+  static constexpr std::uint64_t kAuditKept = 10000;
+
+  std::string auditPrefix() const { return settings_.prefix + "/audit/"; }
+
+  // Deletes the oldest audit records beyond kAuditKept (best effort: the next prune retries).
+  void pruneAudit() {
+    const std::string prefix = auditPrefix();
+    const nlohmann::json all = {{"key", etcdKey(prefix)},
+                                {"range_end", etcdKey(etcdPrefixEnd(prefix))},
+                                {"count_only", true}};
+    auto counted = client_.call("/v3/kv/range", all);
+    if (!counted) return;
+    const std::uint64_t count = number(*counted, "count");
+    if (count <= kAuditKept) return;
+    // The newest record to delete: the (count - kept)th in ascending key order.
+    auto oldest = client_.call("/v3/kv/range", {{"key", etcdKey(prefix)},
+                                                {"range_end", etcdKey(etcdPrefixEnd(prefix))},
+                                                {"sort_order", "ASCEND"},
+                                                {"sort_target", "KEY"},
+                                                {"keys_only", true},
+                                                {"limit", std::to_string(count - kAuditKept)}});
+    if (!oldest || oldest->value("kvs", nlohmann::json::array()).empty()) return;
+    const std::string last = decoded(oldest->at("kvs").back(), "key");
+    (void)client_.call("/v3/kv/deleterange",
+                       {{"key", etcdKey(prefix)}, {"range_end", etcdKey(last + '\0')}});
+  }
 
   // A stored value as an entity; a value that is not an object named as its key is skipped
   // with a logged error (written by hand, say).
@@ -334,7 +396,7 @@ class EtcdStore final : public EntityStore {
   EtcdClient watch_client_;  // the watch's stream
   std::mutex mutex_;         // known_, shared by commits and the watch
   std::map<std::string, Known> known_;
-  MemoryAudit audit_;
+  std::uint64_t audits_ = 0;  // appended by this node, for pruning now and then
   std::atomic<bool> stopping_{false};
   std::condition_variable wake_;       // ends the heartbeat's wait at shutdown
   NodeInfo self_;                      // what the heartbeat says (under mutex_)

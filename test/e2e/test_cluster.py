@@ -331,3 +331,14 @@ def test_a_cluster_rate_limit_stays_exact_when_a_node_dies(cluster, tmp_path):
         assert codes.count(200) == 20 and codes.count(429) == 5, codes
     finally:
         redis.stop()
+
+
+def test_the_audit_log_is_the_clusters(cluster):
+    etcd, start = cluster
+    a, b = start(2)
+    assert call(a, "POST", "/routes", hello("audited"))[0] == 201
+    assert call(b, "POST", "/routes", {"name": "bad", "upstream": "nope"})[0] == 400
+    records = call(b, "GET", "/audit?limit=10")[2]["data"]
+    assert [(r["method"], r["path"], r["status"]) for r in records[:2]] == [
+        ("POST", "/admin/v1/routes", 400), ("POST", "/admin/v1/routes", 201)], records
+    assert records[1]["diff"][0]["op"] == "create" and records[1]["diff"][0]["name"] == "audited"
