@@ -53,6 +53,21 @@ std::string decoded(const nlohmann::json& kv, const char* key) {
   return out;
 }
 
+// A range request over every key under `prefix` (more fields may be added).
+nlohmann::json prefixRange(const std::string& prefix) {
+  return {{"key", etcdKey(prefix)}, {"range_end", etcdKey(etcdPrefixEnd(prefix))}};
+}
+
+// The values of a range answer that are JSON objects (others are skipped).
+std::vector<nlohmann::json> objectValues(const nlohmann::json& answer) {
+  std::vector<nlohmann::json> out;
+  for (const auto& kv : answer.value("kvs", nlohmann::json::array())) {
+    auto v = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
+    if (v.is_object()) out.push_back(std::move(v));
+  }
+  return out;
+}
+
 class EtcdStore final : public EntityStore {
  public:
   explicit EtcdStore(const EtcdSettings& s)
@@ -80,8 +95,7 @@ class EtcdStore final : public EntityStore {
 
   Result<EntitySet> load() override {
     const std::string prefix = settings_.prefix + "/";
-    auto answer = client_.call(
-        "/v3/kv/range", {{"key", etcdKey(prefix)}, {"range_end", etcdKey(etcdPrefixEnd(prefix))}});
+    auto answer = client_.call("/v3/kv/range", prefixRange(prefix));
     if (!answer) return answer.error();
     EntitySet set;
     std::lock_guard lock(mutex_);
@@ -165,16 +179,13 @@ class EtcdStore final : public EntityStore {
 
   Result<std::vector<AuditRecord>> audit(std::size_t limit) override {
     const std::string prefix = auditPrefix();
-    auto answer = client_.call("/v3/kv/range", {{"key", etcdKey(prefix)},
-                                                {"range_end", etcdKey(etcdPrefixEnd(prefix))},
-                                                {"sort_order", "DESCEND"},
-                                                {"sort_target", "KEY"},
-                                                {"limit", std::to_string(limit)}});
+    auto request = prefixRange(prefix);
+    request.update(
+        {{"sort_order", "DESCEND"}, {"sort_target", "KEY"}, {"limit", std::to_string(limit)}});
+    auto answer = client_.call("/v3/kv/range", request);
     if (!answer) return answer.error();
     std::vector<AuditRecord> out;
-    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
-      const auto v = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
-      if (!v.is_object()) continue;
+    for (const auto& v : objectValues(*answer)) {
       out.push_back({v.value("time", std::string()), v.value("actor", std::string()),
                      v.value("method", std::string()), v.value("path", std::string()),
                      v.value("status", 0), v.value("revision", std::uint64_t{0}),
@@ -199,13 +210,10 @@ class EtcdStore final : public EntityStore {
 
   Result<std::vector<NodeInfo>> nodes() override {
     const std::string prefix = settings_.prefix + "/nodes/";
-    auto answer = client_.call(
-        "/v3/kv/range", {{"key", etcdKey(prefix)}, {"range_end", etcdKey(etcdPrefixEnd(prefix))}});
+    auto answer = client_.call("/v3/kv/range", prefixRange(prefix));
     if (!answer) return answer.error();
     std::vector<NodeInfo> out;
-    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
-      const auto v = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
-      if (!v.is_object()) continue;
+    for (const auto& v : objectValues(*answer)) {
       out.push_back({v.value("id", std::string()), v.value("address", std::string()),
                      v.value("revision", std::uint64_t{0}), v.value("error", std::string()),
                      v.value("heartbeat_ms", std::int64_t{0})});
@@ -231,20 +239,19 @@ class EtcdStore final : public EntityStore {
   // Deletes the oldest audit records beyond kAuditKept (best effort: the next prune retries).
   void pruneAudit() {
     const std::string prefix = auditPrefix();
-    const nlohmann::json all = {{"key", etcdKey(prefix)},
-                                {"range_end", etcdKey(etcdPrefixEnd(prefix))},
-                                {"count_only", true}};
+    auto all = prefixRange(prefix);
+    all["count_only"] = true;
     auto counted = client_.call("/v3/kv/range", all);
     if (!counted) return;
     const std::uint64_t count = number(*counted, "count");
     if (count <= kAuditKept) return;
     // The newest record to delete: the (count - kept)th in ascending key order.
-    auto oldest = client_.call("/v3/kv/range", {{"key", etcdKey(prefix)},
-                                                {"range_end", etcdKey(etcdPrefixEnd(prefix))},
-                                                {"sort_order", "ASCEND"},
-                                                {"sort_target", "KEY"},
-                                                {"keys_only", true},
-                                                {"limit", std::to_string(count - kAuditKept)}});
+    auto first = prefixRange(prefix);
+    first.update({{"sort_order", "ASCEND"},
+                  {"sort_target", "KEY"},
+                  {"keys_only", true},
+                  {"limit", std::to_string(count - kAuditKept)}});
+    auto oldest = client_.call("/v3/kv/range", first);
     if (!oldest || oldest->value("kvs", nlohmann::json::array()).empty()) return;
     const std::string last = decoded(oldest->at("kvs").back(), "key");
     (void)client_.call("/v3/kv/deleterange",
@@ -279,11 +286,9 @@ class EtcdStore final : public EntityStore {
     const std::string prefix = settings_.prefix + "/";
     bool lost = false;
     while (!stopping_) {
-      const nlohmann::json request = {{"create_request",
-                                       {{"key", etcdKey(prefix)},
-                                        {"range_end", etcdKey(etcdPrefixEnd(prefix))},
-                                        {"start_revision", std::to_string(revision + 1)},
-                                        {"progress_notify", true}}}};
+      auto create = prefixRange(prefix);
+      create.update({{"start_revision", std::to_string(revision + 1)}, {"progress_notify", true}});
+      const nlohmann::json request = {{"create_request", std::move(create)}};
       auto ended = watch_client_.stream(
           "/v3/watch", request,
           [&](const nlohmann::json& message) {
