@@ -220,8 +220,7 @@ TEST(ConfigParse, ExternalSectionsStandInForTheDocumentsLists) {
   const Config c = parseModel(root, diag, nullptr, &sections);
   ASSERT_EQ(c.routes.size(), 2u);
   EXPECT_EQ(c.routes[1].path, "routes[1]");
-  EXPECT_NE(diag.format().find("routes[1].upstream: unknown upstream \"nope\""),
-            std::string::npos)
+  EXPECT_NE(diag.format().find("routes[1].upstream: unknown upstream \"nope\""), std::string::npos)
       << diag.format();
 }
 
