@@ -99,7 +99,7 @@ class EtcdStore final : public EntityStore {
     if (!answer) return answer.error();
     EntitySet set;
     std::lock_guard lock(mutex_);
-    known_.clear();
+    created_.clear();
     for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
       Kind kind;
       std::string name;
@@ -107,23 +107,21 @@ class EtcdStore final : public EntityStore {
       if (!parseEtcdEntityKey(settings_.prefix, key, kind, name)) continue;  // nodes, releases
       auto entity = entityOf(key, name, decoded(kv, "value"), number(kv, "mod_revision"));
       if (!entity) continue;
-      known_[key] = {entity->revision, entity->created_at};
+      created_[key] = entity->created_at;
       set.put(kind, std::move(*entity));
     }
     set.revision = number(answer->value("header", nlohmann::json::object()), "revision");
     return set;
   }
 
-  // `base` is not compared: each changed key's mod_revision is (the one this node last saw),
-  // so writes to other objects on other nodes never conflict with this one.
+  // `base` is not compared: each changed key's mod_revision is (Change::base_revision, the one
+  // the writer saw), so writes to other objects on other nodes never conflict with this one.
   Result<std::uint64_t> commit(std::uint64_t, const std::vector<Change>& changes,
                                const std::string& now) override {
     nlohmann::json compare = nlohmann::json::array(), success = nlohmann::json::array();
     std::lock_guard lock(mutex_);
     for (const auto& c : changes) {
       const std::string key = etcdEntityKey(settings_.prefix, c.kind, c.name);
-      const auto it = known_.find(key);
-      const Known known = it == known_.end() ? Known{} : it->second;
       // Against the revision the writer saw, not the newest this node's watch has read: a
       // write based on a view the watch has not yet brought up to date is a conflict.
       compare.push_back({{"key", etcdKey(key)},
@@ -135,7 +133,9 @@ class EtcdStore final : public EntityStore {
         continue;
       }
       nlohmann::json value = *c.body;
-      value["created_at"] = known.created_at.empty() ? now : known.created_at;
+      const auto created = created_.find(key);
+      value["created_at"] =
+          created == created_.end() || created->second.empty() ? now : created->second;
       value["updated_at"] = now;
       success.push_back(
           {{"request_put", {{"key", etcdKey(key)}, {"value", base64Encode(value.dump())}}}});
@@ -147,13 +147,10 @@ class EtcdStore final : public EntityStore {
         number(answer->value("header", nlohmann::json::object()), "revision");
     for (const auto& c : changes) {
       const std::string key = etcdEntityKey(settings_.prefix, c.kind, c.name);
-      if (!c.body) {
-        known_.erase(key);
-      } else {
-        auto& k = known_[key];
-        if (k.created_at.empty()) k.created_at = now;
-        k.mod_revision = revision;
-      }
+      if (!c.body)
+        created_.erase(key);
+      else if (auto& created = created_[key]; created.empty())
+        created = now;
     }
     return revision;
   }
@@ -227,11 +224,6 @@ class EtcdStore final : public EntityStore {
   }
 
  private:
-  struct Known {
-    std::uint64_t mod_revision = 0;
-    std::string created_at;
-  };
-
   static constexpr std::uint64_t kAuditKept = 10000;
 
   std::string auditPrefix() const { return settings_.prefix + "/audit/"; }
@@ -384,24 +376,24 @@ class EtcdStore final : public EntityStore {
     out.revision = number(kv, "mod_revision");
     std::lock_guard lock(mutex_);
     if (ev.value("type", std::string()) == "DELETE") {
-      known_.erase(key);
+      created_.erase(key);
       if (key == ignored_key_) forgetIgnored();
       return out;
     }
     auto entity = entityOf(key, name, decoded(kv, "value"), out.revision);
     if (!entity) return std::nullopt;
-    known_[key] = {out.revision, entity->created_at};
+    created_[key] = entity->created_at;
     out.updated_at = entity->updated_at;
     out.change.body = std::move(entity->body);
     return out;
   }
 
   EtcdSettings settings_;
-  EtcdClient client_;        // the control thread's calls
-  EtcdClient watch_client_;  // the watch's stream
-  std::mutex mutex_;         // known_, shared by commits and the watch
-  std::map<std::string, Known> known_;
-  std::uint64_t audits_ = 0;  // appended by this node, for pruning now and then
+  EtcdClient client_;                           // the control thread's calls
+  EtcdClient watch_client_;                     // the watch's stream
+  std::mutex mutex_;                            // created_, shared by commits and the watch
+  std::map<std::string, std::string> created_;  // each key's created_at, kept on updates
+  std::uint64_t audits_ = 0;                    // appended by this node, for pruning now and then
   std::atomic<bool> stopping_{false};
   std::condition_variable wake_;       // ends the heartbeat's wait at shutdown
   NodeInfo self_;                      // what the heartbeat says (under mutex_)
