@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   portico::admin::CliTarget target;
   if (const char* t = std::getenv("PORTICO_ADMIN_TOKEN")) target.token = t;
   std::string file;
-  bool dry_run = false, prune = false;
+  bool dry_run = false, prune = false, rollout = false;
   auto withTarget = [&](CLI::App* c) {
     c->add_option("--admin", target.admin, "the Admin API's base URL")->default_val(target.admin);
     c->add_option("--token", target.token, "bearer token (or PORTICO_ADMIN_TOKEN)");
@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   apply->add_option("-f,--file", file, "entities (YAML or JSON)")->required();
   apply->add_flag("--dry-run", dry_run, "print the plan, change nothing");
   apply->add_flag("--prune", prune, "delete what the file lacks");
+  apply->add_flag("--rollout", rollout,
+                  "release it step by step (server.rollout), rolled back if it does worse");
   withTarget(apply);
   auto* diff = app.add_subcommand("diff", "print what apply would change (exit 1 if anything)");
   diff->add_option("-f,--file", file, "entities (YAML or JSON)")->required();
@@ -57,7 +59,8 @@ int main(int argc, char** argv) {
   withTarget(openapi);
   CLI11_PARSE(app, argc, argv);
 
-  if (*apply) return portico::admin::applyFile(target, file, dry_run, prune, std::cout, std::cerr);
+  if (*apply)
+    return portico::admin::applyFile(target, file, dry_run, prune, rollout, std::cout, std::cerr);
   if (*diff) return portico::admin::diffFile(target, file, prune, std::cout, std::cerr);
   if (*dump) return portico::admin::dumpConfig(target, std::cout, std::cerr);
   if (*import_cmd)

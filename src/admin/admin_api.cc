@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "admin/admin_reply.h"
 #include "admin/openapi_import.h"
 #include "config/config_tree.h"
 #include "core/sha256.h"
@@ -27,21 +28,6 @@ namespace {
 constexpr std::string_view kPrefix = "/admin/v1/";
 constexpr std::size_t kMaxName = 256;
 constexpr std::size_t kDefaultPage = 100, kMaxPage = 1000;
-
-AdminResponse answer(int status, const json& body) {
-  return {
-      status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace), {}};
-}
-
-AdminResponse failure(int status, const std::string& message) {
-  return answer(status, json{{"error", message}, {"status", status}});
-}
-
-AdminResponse notAllowed(const char* allow) {
-  auto r = failure(405, "method not allowed");
-  r.headers.emplace_back("Allow", allow);
-  return r;
-}
 
 // A document as JSON, or YAML when the client accepts it.
 AdminResponse answerDocument(const AdminRequest& request, const json& document) {
@@ -221,6 +207,7 @@ AdminResponse AdminApi::authorizeAndRoute(const AdminRequest& request, Caller& c
     caller.actor = match->name;
     caller.can_write = match->write;
   }
+  actor_ = caller.actor;
   if (write && !caller.can_write) {
     const auto r = failure(
         403, admin_.tokens.empty()
@@ -228,6 +215,12 @@ AdminResponse AdminApi::authorizeAndRoute(const AdminRequest& request, Caller& c
                  : "token \"" + caller.actor + "\" has scope read: writing needs scope write");
     return r;
   }
+  if (const ReleaseRecord* running = runningRelease();
+      write && running && request.path.rfind("/admin/v1/releases/", 0) != 0)
+    return failure(409, "release " + running->id +
+                            " is in progress: writes wait until it is promoted or rolled back "
+                            "(GET or POST /admin/v1/releases/" +
+                            running->id + "/rollback)");
   if (write && !store_.writable()) {
     auto r =
         failure(405, "store: file — entities are edited in the config file (or use store: sqlite)");
@@ -251,6 +244,7 @@ AdminResponse AdminApi::route(const AdminRequest& request) {
   if (parts.size() == 1 && parts[0] == "revision" && read)
     return answer(200, {{"revision", entities_.revision}});
   if (parts.size() == 1 && parts[0] == "nodes" && read) return listNodes();
+  if (!parts.empty() && parts[0] == "releases") return releases(parts, request);
   if (parts.size() == 1 && parts[0] == "audit" && read) {
     std::size_t limit = kDefaultPage;
     if (const auto l = queryValue(request, "limit"); !l.empty())
@@ -395,7 +389,8 @@ AdminResponse AdminApi::write(Kind kind, const std::string& path_name,
                           {"referrers", refs}});
     }
     return commit({{kind, name, std::nullopt}}, 200,
-                  {{"deleted", {{"kind", kind_name}, {"name", name}}}});
+                  {{"deleted", {{"kind", kind_name}, {"name", name}}}},
+                  queryValue(request, "rollout") == "true");
   }
   if (method == "PATCH") {
     json merged = existing->body;
@@ -413,7 +408,8 @@ AdminResponse AdminApi::write(Kind kind, const std::string& path_name,
       !(existing && existing->body.value("state", "") == "deprecated"))
     body["deprecated_at"] = hooks_.now();
   const int status = existing ? 200 : 201;
-  return commit({{kind, name, std::move(body)}}, status, nullptr);
+  return commit({{kind, name, std::move(body)}}, status, nullptr,
+                queryValue(request, "rollout") == "true");
 }
 
 store::NodeInfo AdminApi::self() const {
@@ -446,6 +442,13 @@ AdminResponse AdminApi::listNodes() {
 }
 
 void AdminApi::applyFromStore(const store::StoreUpdate& update) {
+  applyEntities(update);
+  // After the entities: a promotion's changes arrive before the release says promoted.
+  if (update.error.empty())
+    for (const auto& r : update.releases) followRelease(r);
+}
+
+void AdminApi::applyEntities(const store::StoreUpdate& update) {
   if (!update.error.empty()) {
     store_error_ = "store: " + update.error;
     spdlog::warn("{} (serving the last config; catching up when it returns)", store_error_);
@@ -488,7 +491,7 @@ void AdminApi::applyFromStore(const store::StoreUpdate& update) {
   reportStatus();
 }
 
-AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json body) {
+AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json body, bool rollout) {
   const std::string now = hooks_.now();
   const std::uint64_t next = entities_.revision + 1;
   attempt_.diff = diffOf(changes);
@@ -504,6 +507,10 @@ AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json bod
     json list = json::array();
     for (const auto& e : errors) list.push_back({{"path", e.path}, {"message", e.message}});
     return answer(400, {{"errors", std::move(list)}, {"status", 400}});
+  }
+  if (rollout) {  // served beside the stable config, committed once it held every step
+    entities_.revert(std::move(undo));
+    return startRelease(std::move(changes), base, std::move(prepared), std::move(body));
   }
   auto stored = store_.commit(base, changes, now);
   if (!stored) {
@@ -627,7 +634,7 @@ AdminResponse AdminApi::planAndApply(const store::EntitySet& desired, bool prune
     return r;
   }
   out.erase("errors");
-  return commit(p.all(), 200, std::move(out));
+  return commit(p.all(), 200, std::move(out), queryValue(request, "rollout") == "true");
 }
 
 AdminResponse AdminApi::importSpec(const std::string& api, const AdminRequest& request) {

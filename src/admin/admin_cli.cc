@@ -96,7 +96,12 @@ int sendDocument(const CliTarget& target, const std::string& path, const std::st
   if (const int code = parseAnswer(r, body, err)) return code;
   const std::size_t changes = printPlan(body, out, err);
   if (r.status >= 400 || (body.contains("errors") && !body["errors"].empty())) return 1;
-  if (!dry_run) out << "revision " << body.value("revision", 0) << "\n";
+  if (body.contains("release"))  // ?rollout=true: committed once the release is promoted
+    out << "release " << body.value("release", "") << " " << body.value("state", "") << " at "
+        << body.value("percent", 0) << "% (GET /admin/v1/releases/" << body.value("release", "")
+        << ")\n";
+  else if (!dry_run)
+    out << "revision " << body.value("revision", 0) << "\n";
   return exit_on_change && changes ? 1 : 0;
 }
 
@@ -161,8 +166,9 @@ std::string configPath(bool prune) {
 }  // namespace
 
 int applyFile(const CliTarget& target, const std::string& file, bool dry_run, bool prune,
-              std::ostream& out, std::ostream& err) {
-  return sendDocument(target, configPath(prune), file, dry_run, false, out, err);
+              bool rollout, std::ostream& out, std::ostream& err) {
+  return sendDocument(target, configPath(prune) + (rollout ? "&rollout=true" : ""), file, dry_run,
+                      false, out, err);
 }
 
 int diffFile(const CliTarget& target, const std::string& file, bool prune, std::ostream& out,

@@ -14,10 +14,11 @@ struct CliTarget {
   std::string config;
 };
 
-// POST /admin/v1/config; `prune`: delete what the file lacks. 0 applied (or nothing to do),
+// POST /admin/v1/config; `prune`: delete what the file lacks; `rollout`: as a release
+// (?rollout=true), committed once promoted. 0 applied (or nothing to do),
 // 1 refused (errors printed), 2 the Admin API could not be reached.
 int applyFile(const CliTarget& target, const std::string& file, bool dry_run, bool prune,
-              std::ostream& out, std::ostream& err);
+              bool rollout, std::ostream& out, std::ostream& err);
 // The plan only: 0 when nothing differs, 1 when something does (or errors), 2 unreachable.
 int diffFile(const CliTarget& target, const std::string& file, bool prune, std::ostream& out,
              std::ostream& err);

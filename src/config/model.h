@@ -75,6 +75,17 @@ struct TracingConfig {
   Duration flush_interval = 1s;
 };
 
+// Config releases (ADR 0014): an apply with ?rollout=true serves the candidate to a growing
+// share of requests, step by step, while its figures stay within the guard against the stable
+// config's over the same interval.
+struct RolloutConfig {
+  std::vector<int> steps{5, 25, 100};  // percent of requests on the candidate, ascending, to 100
+  Duration interval = 30s;
+  double max_5xx_ratio_increase = 0.01;  // candidate's 5xx ratio minus the stable one's
+  double max_p99_ratio = 1.3;            // candidate's p99 over the stable one's
+  std::uint64_t min_requests = 200;      // on the candidate before an interval is judged
+};
+
 struct ServerConfig {
   int workers = 0;  // 0 = auto: one per core
   std::optional<TracingConfig> tracing;
@@ -86,6 +97,7 @@ struct ServerConfig {
   Duration drain_timeout = 30s;
   Duration dns_refresh = 30s;
   bool watch_config = true;  // reload when the file changes
+  RolloutConfig rollout;
 };
 
 // HTTP/2 on a listener: h2 by ALPN on TLS listeners, h2c with prior knowledge on plain ones.

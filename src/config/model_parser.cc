@@ -92,6 +92,36 @@ void parseLimits(const json& j, const std::string& path, Diagnostics& d, Limits&
 
 TlsConfig parseTls(const json& j, const std::string& path, Diagnostics& d);
 
+void parseRollout(const json& j, const std::string& path, Diagnostics& d, RolloutConfig& out) {
+  ObjectReader r(j, path, d);
+  if (const json* steps = r.get("steps")) {
+    const std::string at = r.childPath("steps");
+    out.steps.clear();
+    if (!steps->is_array() || steps->empty()) {
+      d.add(at, "expected a list of percents ending at 100");
+    } else {
+      for (std::size_t i = 0; i < steps->size(); ++i) {
+        std::int64_t n = 0;
+        if (!readInt((*steps)[i], at + "[" + std::to_string(i) + "]", d, 1, 100, n)) continue;
+        if (!out.steps.empty() && n <= out.steps.back())
+          d.add(at + "[" + std::to_string(i) + "]", "steps must be ascending");
+        out.steps.push_back(static_cast<int>(n));
+      }
+      if (!out.steps.empty() && out.steps.back() != 100) d.add(at, "the last step must be 100");
+    }
+  }
+  r.duration("interval", out.interval);
+  if (out.interval < 1s) d.add(r.childPath("interval"), "must be at least 1s");
+  if (const json* g = r.get("guard")) {
+    ObjectReader gr(*g, r.childPath("guard"), d);
+    gr.ratio("max_5xx_ratio_increase", out.max_5xx_ratio_increase);
+    gr.real("max_p99_ratio", 1, 1000, out.max_p99_ratio);
+    gr.number("min_requests", 1, 100000000, out.min_requests);
+    gr.finish();
+  }
+  r.finish();
+}
+
 void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerConfig& s) {
   ObjectReader r(j, path, d);
   if (const json* w = r.get("workers")) {
@@ -137,6 +167,7 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
     mr.number("consumers_top", 0, 1000, s.metrics_consumers_top);
     mr.finish();
   }
+  if (const json* ro = r.get("rollout")) parseRollout(*ro, r.childPath("rollout"), d, s.rollout);
   if (const json* t = r.get("tracing")) {
     TracingConfig tc;
     ObjectReader tr(*t, r.childPath("tracing"), d);

@@ -1,5 +1,7 @@
 #include "config/reader.h"
 
+#include <cstdio>
+
 #include <algorithm>
 
 namespace portico::config {
@@ -78,11 +80,13 @@ bool readInt(const json& j, const std::string& path, Diagnostics& d, std::int64_
   return true;
 }
 
-bool ObjectReader::ratio(std::string_view key, double& out) {
+bool ObjectReader::real(std::string_view key, double min, double max, double& out) {
   const json* j = get(key);
   if (!j) return true;
-  if (!j->is_number() || j->get<double>() < 0 || j->get<double>() > 1) {
-    diag_.add(childPath(key), "must be a number from 0 to 1");
+  if (!j->is_number() || j->get<double>() < min || j->get<double>() > max) {
+    char range[64];
+    std::snprintf(range, sizeof range, "must be a number from %g to %g", min, max);
+    diag_.add(childPath(key), range);
     return false;
   }
   out = j->get<double>();

@@ -60,7 +60,9 @@ class ObjectReader {
   }
   bool boolean(std::string_view key, bool& out);
   // A number from 0 to 1 (sampling ratios).
-  bool ratio(std::string_view key, double& out);
+  bool ratio(std::string_view key, double& out) { return real(key, 0, 1, out); }
+  // A number (integer or not) from `min` to `max`.
+  bool real(std::string_view key, double min, double max, double& out);
   bool duration(std::string_view key, Duration& out);
   bool size(std::string_view key, std::uint64_t& out);
   bool stringList(std::string_view key, std::vector<std::string>& out);

@@ -14,21 +14,10 @@
 #include <string_view>
 #include <vector>
 
+#include "observability/counter.h"
+#include "observability/release_stats.h"
+
 namespace portico::observability {
-
-class Counter {
- public:
-  void add(std::uint64_t n = 1) {
-    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  void sub(std::uint64_t n = 1) {
-    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
-  }
-  std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<std::uint64_t> v_{0};
-};
 
 class Histogram {
  public:
@@ -118,6 +107,8 @@ class WorkerStats {
   Counter http2_protocol_closes;  // connections ended for abuse or protocol errors (GOAWAY)
   Counter http2_stream_stalls;    // streams reset: the client kept the flow-control window shut
   RecentErrors recent_errors;
+  // While a config release runs: requests on each side (index ReleaseSide).
+  std::array<ReleaseSideStats, 2> release_sides;
 
   RouteStats& route(const std::string& name);
   UpstreamStats& upstream(const std::string& name);

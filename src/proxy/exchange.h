@@ -133,12 +133,7 @@ class Exchange {
         tried_(scratch.tried),
         scratch_transform_error_(scratch.transform_error),
         pieces_(scratch.pieces) {
-    // The worker's table matches the snapshot it serves; after a reload mid-request, look up.
-    const auto& table = w_.upstream_stats;
-    stats_ = up.index < table.size() && w_.snapshot->upstreams.size() > up.index &&
-                     w_.snapshot->upstreams[up.index].cfg->name == cfg_.name
-                 ? table[up.index]
-                 : &w_.stats.upstream(cfg_.name);
+    stats_ = &w_.upstreamStatsOf(up);
   }
 
   Task<ExchangeResult> run();

@@ -49,6 +49,45 @@ void RequestPipeline::beginRequest() {
   pending_failure_ = api::AuthFailure::None;
   route_ = nullptr;
   route_stats_ = nullptr;
+  release_side_ = -1;
+}
+
+namespace {
+
+// FNV-1a: spreads request ids and keys evenly over 100 buckets.
+std::uint64_t releaseHash(std::string_view key) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+// The `apikey` query parameter's value (key-auth's default), or "".
+std::string_view queryApiKey(std::string_view query) {
+  for (std::size_t at = 0; at < query.size();) {
+    const std::size_t end = std::min(query.find('&', at), query.size());
+    const std::string_view pair = query.substr(at, end - at);
+    if (pair.starts_with("apikey=")) return pair.substr(7);
+    at = end + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+void RequestPipeline::pickReleaseSide() {
+  // The credential a consumer presents, read before routing: bearer token, basic user and
+  // password, or key-auth's API key (header or query); else the request id.
+  std::string_view key = ctx_.request_id;
+  if (const std::string* h = req_.headers.find("authorization")) {
+    key = *h;
+  } else if (const std::string* k = req_.headers.find("apikey")) {
+    key = *k;
+  } else if (const auto q = queryApiKey(req_.query); !q.empty()) {
+    key = q;
+  }
+  const bool candidate = releaseHash(key) % 100 < w_.candidate_percent;
+  release_side_ = candidate ? observability::kCandidateSide : observability::kStableSide;
+  if (candidate) snapshot_ = w_.candidate;
 }
 
 void RequestPipeline::endRequest() {
@@ -72,7 +111,12 @@ Task<bool> RequestPipeline::handleRequest() {
     generateRequestId(ctx_.request_id);
     if (incoming_id) req_.headers.remove("x-request-id");
   }
-  snapshot_ = pinned_snapshot_ ? pinned_snapshot_ : w_.snapshot;
+  if (pinned_snapshot_) {
+    snapshot_ = pinned_snapshot_;
+  } else {
+    snapshot_ = w_.snapshot;
+    if (w_.candidate) pickReleaseSide();
+  }
   calls_.begin(snapshot_, &ctx_);
   if (snapshot_->tracer) startTrace();
   const snapshot::Snapshot& snap = *snapshot_;
@@ -99,7 +143,9 @@ Task<bool> RequestPipeline::handleRequest() {
   route_ = &snap.routes[match.route->index];
   // The worker's table belongs to the snapshot just taken; a reload later in the request must
   // not shift the count to another route.
-  route_stats_ = w_.route_stats[match.route->index];
+  route_stats_ =
+      (release_side_ == observability::kCandidateSide ? w_.candidate_route_stats
+                                                      : w_.route_stats)[match.route->index];
   if (route_stats_) route_stats_->started.add();
   ctx_.route_name = route_->cfg->name;
   ctx_.path_params = std::move(match.params);
@@ -581,14 +627,16 @@ void RequestPipeline::finish(int status) {
     route_stats_->duration.observe(ctx_.total_latency);
     route_stats_->bytes_in.add(ctx_.bytes_received);
     route_stats_->bytes_out.add(ctx_.bytes_sent);
-    if (ctx_.upstream_attempts > 0 && route_->upstream &&
-        route_->upstream->index < w_.upstream_stats.size()) {
-      auto& up = *w_.upstream_stats[route_->upstream->index];
+    if (ctx_.upstream_attempts > 0 && route_->upstream) {
+      auto& up = w_.upstreamStatsOf(*route_->upstream);
       up.bytes_in.add(ctx_.bytes_received);
       up.bytes_out.add(ctx_.bytes_sent);
     }
   }
-  if (ctx_.consumer && ctx_.consumer->index < w_.consumer_stats.size()) {
+  if (release_side_ >= 0) w_.stats.release_sides[release_side_].record(status, ctx_.total_latency);
+  // The table's indexes are the stable snapshot's: a request on another one is not counted there.
+  if (ctx_.consumer && snapshot_ == w_.snapshot &&
+      ctx_.consumer->index < w_.consumer_stats.size()) {
     auto& c = *w_.consumer_stats[ctx_.consumer->index];
     c.requests.add();
     if (status >= 400 && ctx_.upstream_attempts == 0) c.rejections.add();

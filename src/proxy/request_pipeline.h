@@ -111,7 +111,13 @@ class RequestPipeline : public DeadlineIo {
   void finishTrace();
   bool applyClientCertificate();
 
+  // While a release runs (not for internal calls, which keep their caller's snapshot): the
+  // side this request is on, from hash(credential or request id) % 100 against the candidate's
+  // share. So a consumer stays on one side.
+  void pickReleaseSide();
+
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
+  int release_side_ = -1;  // observability::ReleaseSide, or -1 when no release runs
   const snapshot::Route* route_ = nullptr;
   observability::RouteStats* route_stats_ = nullptr;
   std::vector<api::FilterPtr> filters_;

@@ -12,6 +12,26 @@
 
 namespace portico::proxy {
 
+namespace {
+
+// A route at the same place with the same name keeps its counters without a lookup (most
+// routes, after an Admin API write to one of 10,000).
+std::vector<observability::RouteStats*> routeTable(
+    observability::WorkerStats& stats, const snapshot::Snapshot& snap,
+    const snapshot::Snapshot* before, const std::vector<observability::RouteStats*>& table) {
+  std::vector<observability::RouteStats*> routes;
+  routes.reserve(snap.routes.size());
+  for (std::size_t i = 0; i < snap.routes.size(); ++i) {
+    const auto& name = snap.routes[i].cfg->name;
+    const bool same = before && i < before->routes.size() && i < table.size() &&
+                      before->routes[i].cfg->name == name;
+    routes.push_back(same ? table[i] : &stats.route(name));
+  }
+  return routes;
+}
+
+}  // namespace
+
 std::unique_ptr<UpstreamConnection> ConnectionPool::acquire(const std::string& target) {
   auto it = idle_.find(target);
   if (it == idle_.end() || it->second.empty()) return nullptr;
@@ -45,7 +65,13 @@ std::size_t ConnectionPool::idleCount() const {
 
 upstream::LoadBalancer& WorkerContext::balancer(const snapshot::Upstream& up) {
   auto& b = balancers_[up.cfg->name];
+  if (b.lb && b.fingerprint != up.fingerprint && b.other && b.other_fingerprint == up.fingerprint) {
+    std::swap(b.lb, b.other);
+    std::swap(b.fingerprint, b.other_fingerprint);
+  }
   if (!b.lb || b.fingerprint != up.fingerprint) {
+    b.other = std::move(b.lb);
+    b.other_fingerprint = std::move(b.fingerprint);
     std::vector<std::uint32_t> weights;
     for (const auto& t : up.targets) weights.push_back(t.weight);
     b.lb = upstream::makeLoadBalancer(up.cfg->balance, weights, up.hash_table,
@@ -90,20 +116,30 @@ void WorkerContext::installSnapshot(std::shared_ptr<const snapshot::Snapshot> sn
   consumer_stats.clear();
   if (snap->config.server.metrics_consumers_top > 0 && snap->consumers)
     for (const auto& c : snap->consumers->all()) consumer_stats.push_back(&stats.consumer(c.name));
-  // A route at the same place with the same name keeps its counters without a lookup (most
-  // routes, after an Admin API write to one of 10,000).
-  std::vector<observability::RouteStats*> routes;
-  routes.reserve(snap->routes.size());
-  for (std::size_t i = 0; i < snap->routes.size(); ++i) {
-    const auto& name = snap->routes[i].cfg->name;
-    const bool same = snapshot && i < snapshot->routes.size() && i < route_stats.size() &&
-                      snapshot->routes[i].cfg->name == name;
-    routes.push_back(same ? route_stats[i] : &stats.route(name));
-  }
-  route_stats = std::move(routes);
+  route_stats = routeTable(stats, *snap, snapshot.get(), route_stats);
   upstream_stats.clear();
   for (const auto& u : snap->upstreams) upstream_stats.push_back(&stats.upstream(u.cfg->name));
   snapshot = std::move(snap);
+}
+
+void WorkerContext::installCandidate(std::shared_ptr<const snapshot::Snapshot> snap,
+                                     std::uint32_t percent) {
+  if (!snap) {
+    candidate.reset();
+    candidate_percent = 0;
+    candidate_route_stats.clear();
+    return;
+  }
+  if (snap != candidate)
+    candidate_route_stats = routeTable(stats, *snap, snapshot.get(), route_stats);
+  candidate = std::move(snap);
+  candidate_percent = percent;
+}
+
+observability::UpstreamStats& WorkerContext::upstreamStatsOf(const snapshot::Upstream& up) {
+  const bool ours = up.index < upstream_stats.size() && up.index < snapshot->upstreams.size() &&
+                    &snapshot->upstreams[up.index] == &up;
+  return ours ? *upstream_stats[up.index] : stats.upstream(up.cfg->name);
 }
 
 void WorkerContext::add(SessionBase* s) {

@@ -159,6 +159,11 @@ struct WorkerContext final : api::WorkerServices {
   std::vector<observability::UpstreamStats*> upstream_stats;  // by upstream index
   // By consumer index, when the config asks for per-consumer series; else empty.
   std::vector<observability::ConsumerStats*> consumer_stats;
+  // A config release (ADR 0014): `candidate` takes `candidate_percent` of new requests, with
+  // its own route table (the indexes are the candidate's). Null when none runs.
+  std::shared_ptr<const snapshot::Snapshot> candidate;
+  std::uint32_t candidate_percent = 0;
+  std::vector<observability::RouteStats*> candidate_route_stats;
   ConnectionPool pool;
   std::shared_ptr<UpstreamH2Pool> h2_pool;   // HTTP/2 upstream connections, made on first use
   std::shared_ptr<OriginUpstreams> origins;  // upstreams of URL calls, made on first use
@@ -189,6 +194,11 @@ struct WorkerContext final : api::WorkerServices {
   upstream::LoadBalancer& balancer(const snapshot::Upstream& up);
 
   void installSnapshot(std::shared_ptr<const snapshot::Snapshot> snap);
+  // Starts, moves (another percent) or ends (null) a release's candidate.
+  void installCandidate(std::shared_ptr<const snapshot::Snapshot> snap, std::uint32_t percent);
+  // Counters of `up`: the table's when it belongs to the stable snapshot, else by name (a
+  // request on a candidate, or one that began before a reload).
+  observability::UpstreamStats& upstreamStatsOf(const snapshot::Upstream& up);
 
   void add(SessionBase* s);
   void remove(SessionBase* s);
@@ -203,9 +213,13 @@ struct WorkerContext final : api::WorkerServices {
   std::size_t sessionCount() const { return session_count_; }
 
  private:
+  // Two per name: during a release the stable and the candidate snapshot may give an
+  // upstream different targets, and requests alternate between them.
   struct Balancer {
     std::string fingerprint;
     std::unique_ptr<upstream::LoadBalancer> lb;
+    std::string other_fingerprint;
+    std::unique_ptr<upstream::LoadBalancer> other;
   };
   std::unordered_map<std::string, Balancer> balancers_;
   std::unordered_map<std::string, std::shared_ptr<RedisClient>> redis_clients_;

@@ -9,15 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "config/model.h"
+
 namespace portico::server {
 
-struct RolloutPolicy {
-  std::vector<int> steps{5, 25, 100};  // percent of requests on the candidate, ascending, to 100
-  std::chrono::milliseconds interval{30000};
-  double max_5xx_ratio_increase = 0.01;  // candidate's 5xx ratio minus the stable one's
-  double max_p99_ratio = 1.3;            // candidate's p99 over the stable one's
-  std::uint64_t min_requests = 200;      // on the candidate before an interval is judged
-};
+using RolloutPolicy = config::RolloutConfig;
 
 // One side's requests over an interval.
 struct SideFigures {
@@ -49,6 +45,11 @@ class ReleaseController {
   // candidate saw fewer than min_requests: the step goes on), moves to the next step, or
   // promotes after the last one. The figures are both sides' over that interval only.
   State judge(const SideFigures& stable, const SideFigures& candidate, Clock::time_point now);
+  // For a node that follows another node's release (etcd): judges the guard only, never moves
+  // a step (the driving node does); rolls back or starts the next interval.
+  // `percent`: the share the driving node set.
+  State check(const SideFigures& stable, const SideFigures& candidate, int percent,
+              Clock::time_point now);
 
  private:
   RolloutPolicy policy_;
@@ -58,8 +59,11 @@ class ReleaseController {
   std::string reason_;
 };
 
-// Checks a policy: steps ascending within 1..100 and ending at 100, a positive interval, and
-// bounds that make sense; "" when it is fine, else what is wrong.
-std::string policyProblem(const RolloutPolicy& policy);
+// Why the candidate's figures break the guard against the stable side's over the same interval
+// (both sides' figures and the share, for the record), or "" when they hold. A p99 only counts
+// when it is also more than kP99NoiseMs slower.
+inline constexpr double kP99NoiseMs = 1.0;
+std::string guardProblem(const RolloutPolicy& policy, const SideFigures& stable,
+                         const SideFigures& candidate, int percent);
 
 }  // namespace portico::server

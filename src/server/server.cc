@@ -92,7 +92,8 @@ class Server {
         watch_timer_(io_),
         dns_timer_(io_),
         drain_timer_(io_),
-        stats_timer_(io_) {
+        stats_timer_(io_),
+        release_timer_(io_) {
     filters::registerBuiltins(registry_);
   }
 
@@ -123,6 +124,7 @@ class Server {
   std::map<std::string, FileStamp> stampWatched() const;
   void refreshDns();
   void sampleStats();
+  void tickRelease();
   std::vector<const observability::WorkerStats*> workerStats() const;
   admin::AdminResponse dashboardAsset(const std::string& path) const;
   nlohmann::json reloadHistory() const;
@@ -140,6 +142,7 @@ class Server {
   asio::steady_timer dns_timer_;
   asio::steady_timer drain_timer_;
   asio::steady_timer stats_timer_;
+  asio::steady_timer release_timer_;
   api::FilterRegistry registry_;
   observability::LogWriter logs_;
   tls::TicketKeys ticket_keys_;      // outlives every snapshot, so tickets survive reloads
@@ -297,8 +300,11 @@ void Server::reload(const std::string& why) {
   std::string error;
   if (snap && publish(*snap, &error)) {
     if (api_) {
+      // A candidate was compiled with the file as it was: it is not released with another.
+      api_->abortRelease("the config file was reloaded (" + why + ")");
       api_->setEntities(std::move(loaded_entities_));
       api_->setAdmin(current_->config.server.admin);
+      api_->setRollout(current_->config.server.rollout);
     }
     ++process_.config_reloads;
     spdlog::info("config reloaded ({}): version {}, {} routes", why, version_,
@@ -439,6 +445,7 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& request) {
     appendUpstreamMetrics(*current_, r.body);
     appendCacheMetrics(logs_, r.body);
     scaling_.appendMetrics(r.body);
+    if (api_) api_->appendReleaseMetrics(r.body);
     if (accept.find("application/openmetrics-text") != std::string::npos) {
       r.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
       r.body = observability::toOpenMetrics(r.body);
@@ -514,6 +521,14 @@ admin::AdminResponse Server::dashboardAsset(const std::string& path) const {
   return {404, "application/json", R"({"error":"not found","status":404})", {}};
 }
 
+void Server::tickRelease() {
+  if (api_ && !draining_) api_->tickRelease();
+  release_timer_.expires_after(std::chrono::milliseconds(250));
+  release_timer_.async_wait([this](error_code ec) {
+    if (!ec) tickRelease();
+  });
+}
+
 void Server::sampleStats() {
   // The first sample (at startup) is the baseline the first interval's traffic is counted from.
   if (current_->config.server.admin.dashboard) {
@@ -573,6 +588,19 @@ admin::ControlHooks Server::adminHooks() {
     if (out.empty()) out.push_back({"", snap.error().message});
     return out;
   };
+  hooks.serve_candidate = [this](std::shared_ptr<const void> prepared, int percent) {
+    std::shared_ptr<const snapshot::Snapshot> candidate;
+    if (prepared) candidate = std::static_pointer_cast<const Prepared>(prepared)->snapshot;
+    for (auto& w : workers_) w->installCandidate(candidate, percent);
+  };
+  hooks.release_totals = [this] {
+    std::array<observability::ReleaseTotals, 2> totals{};
+    for (const auto& s : stats_)
+      for (std::size_t side = 0; side < totals.size(); ++side)
+        totals[side].add(s->release_sides[side]);
+    return totals;
+  };
+  hooks.steady_now = [] { return std::chrono::steady_clock::now(); };
   hooks.publish = [this](std::shared_ptr<const void> prepared) {
     auto p = std::static_pointer_cast<const Prepared>(prepared);
     std::string error;
@@ -625,6 +653,7 @@ int Server::run() {
   api_ = std::make_unique<admin::AdminApi>(source_.store(), adminHooks());
   api_->setEntities(std::move(loaded_entities_));
   api_->setAdmin(current_->config.server.admin);
+  api_->setRollout(current_->config.server.rollout);
   if (!source_.stale()) source_.saveCache(api_->entities());
   source_.store().announce(api_->self());
   // Other nodes' writes (etcd): one watch per node, its updates applied on this thread. A
@@ -651,6 +680,7 @@ int Server::run() {
   watchFile();
   refreshDns();
   sampleStats();
+  tickRelease();
   io_.run();
   admin_->stop();
   for (auto& w : workers_) w->stop();

@@ -136,6 +136,15 @@ void Worker::install(std::shared_ptr<const snapshot::Snapshot> snapshot,
   });
 }
 
+void Worker::installCandidate(std::shared_ptr<const snapshot::Snapshot> candidate, int percent,
+                              std::function<void()> installed) {
+  asio::post(impl_->io,
+             [this, c = std::move(candidate), percent, done = std::move(installed)]() mutable {
+               impl_->ctx.installCandidate(std::move(c), static_cast<std::uint32_t>(percent));
+               if (done) done();
+             });
+}
+
 void Worker::drain() {
   asio::post(impl_->io, [this] { impl_->drain(); });
 }

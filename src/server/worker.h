@@ -25,6 +25,10 @@ class Worker {
   // `installed` (if given) runs on the worker's thread once the snapshot is in place.
   void install(std::shared_ptr<const snapshot::Snapshot> snapshot,
                std::map<std::string, int> listeners, std::function<void()> installed = {});
+  // Serves `candidate` to `percent` of new requests beside the snapshot (a config release,
+  // ADR 0014); null ends the release. `installed` as for install().
+  void installCandidate(std::shared_ptr<const snapshot::Snapshot> candidate, int percent,
+                        std::function<void()> installed = {});
   // Stops accepting, closes idle connections; in-flight requests finish, then their
   // connections close.
   void drain();

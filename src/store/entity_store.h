@@ -40,9 +40,17 @@ struct StoreEvent {
 
 // What a store's watch delivers: events in order, or `reload` when they cannot be followed (the
 // history was compacted): read everything again with load().
+// A config release as the store holds it (etcd: <prefix>/releases/<id>), for every node to
+// follow; `value` is the release's JSON (admin/release_record.h).
+struct ReleaseEvent {
+  nlohmann::json value;
+  std::uint64_t mod_revision = 0;
+};
+
 struct StoreUpdate {
   std::vector<StoreEvent> events;
-  std::uint64_t revision = 0;  // the store's revision after them
+  std::vector<ReleaseEvent> releases;  // releases other nodes (or this one) wrote
+  std::uint64_t revision = 0;          // the store's revision after them
   bool reload = false;
   std::string error;  // set: the watch lost the store (it keeps trying)
 };
@@ -84,6 +92,16 @@ class EntityStore {
     (void)error;
   }
   virtual Result<std::vector<NodeInfo>> nodes() { return std::vector<NodeInfo>{}; }
+  // Whether releases are shared with other nodes (then written with putRelease and followed
+  // through the watch); else they live in the node's memory only.
+  virtual bool sharesReleases() const { return false; }
+  // Writes release `id` if its key's mod_revision is `expected` (0: it must not exist yet);
+  // the new mod_revision, or kConflict.
+  virtual Result<std::uint64_t> putRelease(const std::string& id, const nlohmann::json& value,
+                                           std::uint64_t expected) {
+    (void)id, (void)value, (void)expected;
+    return makeError("this store does not share releases");
+  }
 };
 
 // Audit records kept in memory (the newest `kept`), for stores without a table of their own.

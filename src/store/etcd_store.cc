@@ -218,6 +218,23 @@ class EtcdStore final : public EntityStore {
     return out;
   }
 
+  bool sharesReleases() const override { return true; }
+
+  Result<std::uint64_t> putRelease(const std::string& id, const nlohmann::json& value,
+                                   std::uint64_t expected) override {
+    const std::string key = etcdKey(releasePrefix() + id);
+    const nlohmann::json compare = {{{"key", key},
+                                     {"target", "MOD"},
+                                     {"result", "EQUAL"},
+                                     {"mod_revision", std::to_string(expected)}}};
+    const nlohmann::json success = {
+        {{"request_put", {{"key", key}, {"value", base64Encode(value.dump())}}}}};
+    auto answer = client_.call("/v3/kv/txn", {{"compare", compare}, {"success", success}});
+    if (!answer) return answer.error();
+    if (!answer->value("succeeded", false)) return makeError(std::string(kConflict));
+    return number(answer->value("header", nlohmann::json::object()), "revision");
+  }
+
   void watch(std::uint64_t revision, std::function<void(StoreUpdate)> on_update) override {
     watcher_ = std::thread(
         [this, revision, on_update = std::move(on_update)] { follow(revision, on_update); });
@@ -227,6 +244,7 @@ class EtcdStore final : public EntityStore {
   static constexpr std::uint64_t kAuditKept = 10000;
 
   std::string auditPrefix() const { return settings_.prefix + "/audit/"; }
+  std::string releasePrefix() const { return settings_.prefix + "/releases/"; }
 
   // Deletes the oldest audit records beyond kAuditKept (best effort: the next prune retries).
   void pruneAudit() {
@@ -297,13 +315,17 @@ class EtcdStore final : public EntityStore {
               return false;
             }
             StoreUpdate u;
-            for (const auto& ev : result.value("events", nlohmann::json::array()))
-              if (auto event = eventOf(ev)) u.events.push_back(std::move(*event));
+            for (const auto& ev : result.value("events", nlohmann::json::array())) {
+              if (auto release = releaseOf(ev))
+                u.releases.push_back(std::move(*release));
+              else if (auto event = eventOf(ev))
+                u.events.push_back(std::move(*event));
+            }
             const std::uint64_t at =
                 number(result.value("header", nlohmann::json::object()), "revision");
             if (at > revision) revision = at;
             u.revision = revision;
-            if (!u.events.empty()) on_update(std::move(u));
+            if (!u.events.empty() || !u.releases.empty()) on_update(std::move(u));
             return !stopping_;
           },
           std::chrono::milliseconds(15000));
@@ -364,6 +386,22 @@ class EtcdStore final : public EntityStore {
   void forgetIgnored() {
     ignored_.clear();
     ignored_key_.clear();
+  }
+
+  // A release written (by any node); deleted or unreadable ones are skipped.
+  std::optional<ReleaseEvent> releaseOf(const nlohmann::json& ev) {
+    const auto& kv = ev.value("kv", nlohmann::json::object());
+    const std::string key = decoded(kv, "key");
+    if (key.rfind(releasePrefix(), 0) != 0) return std::nullopt;
+    ReleaseEvent out;
+    out.mod_revision = number(kv, "mod_revision");
+    if (ev.value("type", std::string()) != "DELETE")
+      out.value = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
+    if (!out.value.is_object()) {
+      spdlog::error("store: etcd key {} does not hold a release: ignored", key);
+      out.value = nlohmann::json::object();  // not an entity either: consumed here
+    }
+    return out;
   }
 
   std::optional<StoreEvent> eventOf(const nlohmann::json& ev) {

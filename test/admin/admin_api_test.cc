@@ -51,7 +51,32 @@ struct Fixture {
                      return errors;
                    },
                    [this](std::shared_ptr<const void>) { ++published; },
-                   [] { return std::string("2026-12-04T00:00:00Z"); }}};
+                   [] { return std::string("2026-12-04T00:00:00Z"); },
+                   [this](std::shared_ptr<const void> prepared, int percent) {
+                     candidate = std::move(prepared);
+                     candidate_percent = percent;
+                   },
+                   [this] { return totals; }, [this] { return clock; }}};
+  // Releases: what the workers would serve, count and read the time from.
+  std::shared_ptr<const void> candidate;
+  int candidate_percent = 0;
+  std::array<observability::ReleaseTotals, 2> totals{};
+  std::chrono::steady_clock::time_point clock{};
+
+  // `requests` more on each side over `seconds`, with these 5xx and latencies.
+  void traffic(std::uint64_t stable, std::uint64_t stable_5xx, std::uint64_t candidate_n,
+               std::uint64_t candidate_5xx, int seconds, int candidate_ms = 20) {
+    const auto add = [](observability::ReleaseTotals& t, std::uint64_t n, std::uint64_t errors,
+                        int ms) {
+      t.requests += n;
+      t.errors_5xx += errors;
+      t.latency[observability::FineLatency::bucketOf(std::chrono::milliseconds(ms))] += n;
+    };
+    add(totals[observability::kStableSide], stable, stable_5xx, 20);
+    add(totals[observability::kCandidateSide], candidate_n, candidate_5xx, candidate_ms);
+    clock += std::chrono::seconds(seconds);
+    api.tickRelease();
+  }
 
   Fixture() {
     config::AdminConfig admin;
@@ -111,6 +136,138 @@ TEST(AdminApi, TokensPreconditionsRefusalsAndConflicts) {
   bool refused_read = false;
   for (const auto& r : f.store.audit_log) refused_read |= r.actor == "viewer" && r.status == 403;
   EXPECT_TRUE(refused_read);
+}
+
+// A release with the default policy (5, 25, 100 % every 30 s, 200 requests to judge) on the
+// injected clock: nothing is committed until the last step held.
+TEST(AdminApiReleases, AGoodReleaseIsPromotedStepByStepThenCommitted) {
+  Fixture f;
+  ASSERT_EQ(f.send("POST", "/admin/v1/upstreams", R"({"name": "u"})").status, 201);
+  const auto started = f.send("POST", "/admin/v1/config?rollout=true&prune=false",
+                              R"({"routes": [{"name": "r", "upstream": "u"}]})");
+  ASSERT_EQ(started.status, 202) << started.body;
+  const std::string id = json::parse(started.body)["release"];
+  EXPECT_EQ(f.store.commits.size(), 1u);  // the upstream only
+  EXPECT_EQ(f.candidate_percent, 5);
+  ASSERT_TRUE(f.candidate);
+  EXPECT_EQ(f.send("GET", "/admin/v1/routes/r").status, 404);  // not committed
+  // Writes wait for the release.
+  const auto refused = f.send("POST", "/admin/v1/upstreams", R"({"name": "v"})");
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(refused.body.find("release " + id + " is in progress"), std::string::npos);
+
+  f.traffic(5000, 5, 150, 0, 29);  // not due yet
+  EXPECT_EQ(f.candidate_percent, 5);
+  f.traffic(0, 0, 0, 0, 1);  // due, but 150 < min_requests: the step goes on
+  EXPECT_EQ(f.candidate_percent, 5);
+  f.traffic(1000, 1, 100, 0, 5);
+  EXPECT_EQ(f.candidate_percent, 25);
+  f.traffic(3000, 3, 1000, 1, 30);
+  EXPECT_EQ(f.candidate_percent, 100);
+  f.traffic(0, 0, 4000, 2, 30);
+  EXPECT_EQ(f.candidate, nullptr);  // promoted: the candidate is the config now
+  ASSERT_EQ(f.store.commits.size(), 2u);
+  EXPECT_EQ(f.store.commits[1][0].name, "r");
+  EXPECT_EQ(f.send("GET", "/admin/v1/routes/r").status, 200);
+  const auto shown = json::parse(f.send("GET", "/admin/v1/releases/" + id).body);
+  EXPECT_EQ(shown["state"], "promoted");
+  EXPECT_EQ(shown["revision"], 2);
+  ASSERT_EQ(shown["intervals"].size(), 3u);
+  EXPECT_EQ(shown["intervals"][0]["candidate"]["requests"], 250);
+  EXPECT_EQ(shown["intervals"][2]["decision"], "promoted");
+  EXPECT_EQ(f.send("POST", "/admin/v1/upstreams", R"({"name": "v"})").status, 201);
+  bool audited = false;
+  for (const auto& r : f.store.audit_log)
+    audited |= r.actor == "release " + id && r.status == 200 && r.revision == 2;
+  EXPECT_TRUE(audited);
+}
+
+TEST(AdminApiReleases, MoreErrorsOnTheCandidateRollBackAndNothingIsCommitted) {
+  Fixture f;
+  ASSERT_EQ(f.send("POST", "/admin/v1/upstreams", R"({"name": "u"})").status, 201);
+  const auto started = f.send("PUT", "/admin/v1/routes/r?rollout=true", R"({"upstream": "u"})");
+  ASSERT_EQ(started.status, 202) << started.body;
+  const std::string id = json::parse(started.body)["release"];
+  f.traffic(4000, 4, 300, 60, 30);  // 20% 5xx vs 0.1%
+  EXPECT_EQ(f.candidate, nullptr);
+  EXPECT_EQ(f.store.commits.size(), 1u);
+  const auto list = json::parse(f.send("GET", "/admin/v1/releases").body);
+  ASSERT_EQ(list["data"].size(), 1u);
+  EXPECT_EQ(list["data"][0]["state"], "rolled_back");
+  EXPECT_EQ(list["data"][0]["percent"], 0);
+  EXPECT_NE(list["data"][0]["reason"].get<std::string>().find(
+                "5xx ratio 0.2000 on the candidate vs 0.0010 stable"),
+            std::string::npos)
+      << list;
+  EXPECT_EQ(f.send("POST", "/admin/v1/routes", R"({"name": "r2", "upstream": "u"})").status, 201);
+  // A candidate that does not compile is refused like any write: no release.
+  EXPECT_EQ(f.send("PUT", "/admin/v1/routes/r3?rollout=true", R"({"upstream": "nope"})").status,
+            400);
+  EXPECT_EQ(json::parse(f.send("GET", "/admin/v1/releases").body)["data"].size(), 1u);
+}
+
+// At 100% the stable side sees (nearly) nothing: the candidate is compared with the stable
+// side's last interval that had enough requests.
+TEST(AdminApiReleases, AtFullShareTheCandidateIsComparedWithTheLastStableInterval) {
+  Fixture f;
+  ASSERT_EQ(f.send("POST", "/admin/v1/upstreams?rollout=true", R"({"name": "u"})").status, 202);
+  f.traffic(4000, 0, 300, 0, 30);
+  f.traffic(3000, 0, 1000, 0, 30);
+  EXPECT_EQ(f.candidate_percent, 100);
+  f.traffic(3, 0, 4000, 0, 30, 60);  // 3 stragglers on the stable side; p99 60 ms vs 20 ms
+  EXPECT_EQ(f.candidate, nullptr);
+  const auto shown = json::parse(f.send("GET", "/admin/v1/releases").body)["data"][0];
+  EXPECT_EQ(shown["state"], "rolled_back");
+  EXPECT_NE(shown["reason"].get<std::string>().find("at 100%"), std::string::npos) << shown;
+  EXPECT_EQ(shown["intervals"][2]["stable_from"], "an earlier interval");
+  EXPECT_EQ(shown["intervals"][2]["stable"]["requests"], 3000);
+  EXPECT_TRUE(f.store.commits.empty());
+}
+
+TEST(AdminApiReleases, AnOperatorRollsBackByHand) {
+  Fixture f;
+  ASSERT_EQ(f.send("POST", "/admin/v1/upstreams?rollout=true", R"({"name": "u"})").status, 202);
+  const std::string id = json::parse(f.send("GET", "/admin/v1/releases").body)["data"][0]["id"];
+  EXPECT_EQ(f.send("GET", "/admin/v1/releases/" + id + "/rollback").status, 405);
+  const auto back = f.send("POST", "/admin/v1/releases/" + id + "/rollback");
+  ASSERT_EQ(back.status, 200);
+  EXPECT_EQ(json::parse(back.body)["reason"], "rolled back by ci");
+  EXPECT_EQ(f.candidate, nullptr);
+  EXPECT_EQ(f.send("POST", "/admin/v1/releases/" + id + "/rollback").status, 409);
+  EXPECT_EQ(f.send("GET", "/admin/v1/releases/nope").status, 404);
+  EXPECT_TRUE(f.store.commits.empty());
+}
+
+// Another node's release arrives through the store's watch: this node compiles the candidate,
+// serves the share the store says, judges its own traffic, and ends with the release.
+TEST(AdminApiReleases, ANodeFollowsAReleaseFromTheStore) {
+  Fixture f;
+  ASSERT_EQ(f.send("POST", "/admin/v1/upstreams", R"({"name": "u"})").status, 201);
+  ReleaseRecord r;
+  r.id = "r1-0001";
+  r.node = "other:9901";
+  r.base_revision = 1;
+  r.percent = 5;
+  r.changes.push_back({store::Kind::Routes, "r", json{{"name", "r"}, {"upstream", "u"}}});
+  store::StoreUpdate update;
+  update.releases.push_back({r.toJson(), 10});
+  f.api.applyFromStore(update);
+  EXPECT_EQ(f.candidate_percent, 5);
+  EXPECT_EQ(f.send("POST", "/admin/v1/upstreams", R"({"name": "v"})").status, 409);
+  r.percent = 25;
+  update.releases = {{r.toJson(), 11}};
+  f.api.applyFromStore(update);
+  EXPECT_EQ(f.candidate_percent, 25);
+  f.api.applyFromStore(update);  // the same event again changes nothing
+  r.state = "promoted";
+  update.releases = {{r.toJson(), 12}};
+  f.api.applyFromStore(update);
+  EXPECT_EQ(f.candidate, nullptr);
+  EXPECT_EQ(f.send("POST", "/admin/v1/upstreams", R"({"name": "v"})").status, 201);
+  // A value that is not a release is ignored.
+  update.releases = {{json{{"id", 3}}, 13}};
+  f.api.applyFromStore(update);
+  EXPECT_EQ(json::parse(f.send("GET", "/admin/v1/releases").body)["data"].size(), 1u);
 }
 
 TEST(AdminApiHelpers, RedactionAndItsReverse) {

@@ -40,6 +40,41 @@ TEST(ConfigParse, MinimalConfigHasDefaults) {
   EXPECT_EQ(p.config.server.drain_timeout, std::chrono::seconds(30));
 }
 
+TEST(ConfigParse, Rollout) {
+  auto p = parse(std::string(kMinimal) + R"(
+server:
+  rollout:
+    steps: [10, 100]
+    interval: 5s
+    guard: { max_5xx_ratio_increase: 0.05, max_p99_ratio: 2, min_requests: 50 }
+)");
+  ASSERT_EQ(p.errors, "");
+  const auto& r = p.config.server.rollout;
+  EXPECT_EQ(r.steps, (std::vector<int>{10, 100}));
+  EXPECT_EQ(r.interval, std::chrono::seconds(5));
+  EXPECT_DOUBLE_EQ(r.max_5xx_ratio_increase, 0.05);
+  EXPECT_DOUBLE_EQ(r.max_p99_ratio, 2);
+  EXPECT_EQ(r.min_requests, 50u);
+  EXPECT_EQ(parse(kMinimal).config.server.rollout.steps, (std::vector<int>{5, 25, 100}));
+
+  p = parse(std::string(kMinimal) + R"(
+server:
+  rollout:
+    steps: [25, 5, 0]
+    interval: 0s
+    guard: { max_5xx_ratio_increase: 2, max_p99_ratio: 0.5, min_requests: 0 }
+)");
+  for (const char* want :
+       {"server.rollout.steps[1]: steps must be ascending",
+        "server.rollout.steps[2]: must be between 1 and 100, got 0",
+        "server.rollout.steps: the last step must be 100",
+        "server.rollout.interval: must be at least 1s",
+        "server.rollout.guard.max_5xx_ratio_increase: must be a number from 0 to 1",
+        "server.rollout.guard.max_p99_ratio: must be a number from 1 to 1000",
+        "server.rollout.guard.min_requests: must be between 1 and 100000000, got 0"})
+    EXPECT_NE(p.errors.find(want), std::string::npos) << want << "\n" << p.errors;
+}
+
 TEST(ConfigParse, FullUpstreamAndRoute) {
   auto p = parse(std::string(kMinimal) + R"(
 server: { workers: 3, limits: { max_body_bytes: 2MiB, idle_timeout: 5s } }

@@ -67,18 +67,21 @@ TEST(ReleaseController, TooFewRequestsAreNotJudged) {
   EXPECT_TRUE(r.due(Clock::time_point{} + 31s));  // judged again at the next chance
 }
 
-TEST(ReleaseController, PolicyProblems) {
-  EXPECT_EQ(policyProblem(policy()), "");
-  auto p = policy();
-  p.steps = {25, 5, 100};
-  EXPECT_EQ(policyProblem(p), "steps: ascending");
-  p.steps = {5, 50};
-  EXPECT_EQ(policyProblem(p), "steps: the last is 100");
-  p.steps = {0, 100};
-  EXPECT_EQ(policyProblem(p), "steps: each is a percent from 1 to 100");
-  p = policy();
-  p.max_p99_ratio = 0.5;
-  EXPECT_EQ(policyProblem(p), "guard.max_p99_ratio: at least 1");
+TEST(ReleaseController, AFollowerOnlyJudgesTheGuard) {
+  const auto t0 = Clock::time_point{};
+  ReleaseController r(policy(), t0);
+  EXPECT_EQ(r.check(kGood, {500, 1, 21.0}, 25, t0 + 30s), ReleaseController::State::Progressing);
+  EXPECT_EQ(r.percent(), 5);  // the driving node moves the steps, not a follower
+  EXPECT_FALSE(r.due(t0 + 59s));
+  EXPECT_EQ(r.check(kGood, {500, 1, 40.0}, 25, t0 + 60s), ReleaseController::State::RolledBack);
+  EXPECT_NE(r.reason().find("(2.00x > 1.30x) at 25%"), std::string::npos) << r.reason();
+}
+
+TEST(ReleaseController, SubMillisecondP99DifferencesAreNoise) {
+  ReleaseController r(policy(), Clock::time_point{});
+  // 0.9 ms vs 0.3 ms: 3x, but under a millisecond apart.
+  EXPECT_EQ(r.judge({10000, 0, 0.3}, {400, 0, 0.9}, Clock::time_point{} + 30s),
+            ReleaseController::State::Progressing);
 }
 
 }  // namespace
