@@ -66,6 +66,9 @@ class AdminApi {
   // /metrics series of releases (once one ran): requests and 5xx per side, labelled with the
   // config revision each side serves (the candidate's is its release id), and the share.
   void appendReleaseMetrics(std::string& out) const;
+  // At start: joins the releases the store shares that still run; one this node drove
+  // before it restarted is rolled back (its steps and figures were in the old process).
+  void joinReleases();
   // Rolls back the running release, if any (the file it was compiled with changed).
   void abortRelease(const std::string& reason) { endRelease("rolled_back", reason); }
 

@@ -263,6 +263,36 @@ void AdminApi::followRelease(const store::ReleaseEvent& event) {
                have->percent);
 }
 
+void AdminApi::joinReleases() {
+  if (!store_.sharesReleases()) return;
+  auto shared = store_.releases();
+  if (!shared) {
+    spdlog::warn("store: releases not read ({}): joined when their next change arrives",
+                 shared.error().message);
+    return;
+  }
+  for (auto& event : *shared) {
+    auto record = ReleaseRecord::fromJson(event.value);
+    if (!record) continue;
+    if (!record->progressing()) {  // the history, for GET /admin/v1/releases
+      record->mod_revision = event.mod_revision;
+      keepRelease(std::move(*record));
+      continue;
+    }
+    if (record->node != self().id) {
+      followRelease(event);
+      continue;
+    }
+    ReleaseRecord ended = *record;
+    ended.mod_revision = event.mod_revision;
+    ended.state = "rolled_back";
+    ended.reason = "node " + ended.node + " restarted during the release";
+    ended.percent = 0;
+    ended.updated_at = hooks_.now();
+    if (shareRelease(ended)) keepRelease(std::move(ended));
+  }
+}
+
 void AdminApi::appendReleaseMetrics(std::string& out) const {
   if (releases_.empty() || !hooks_.release_totals) return;
   const auto totals = hooks_.release_totals();

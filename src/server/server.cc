@@ -656,6 +656,7 @@ int Server::run() {
   api_->setRollout(current_->config.server.rollout);
   if (!source_.stale()) source_.saveCache(api_->entities());
   source_.store().announce(api_->self());
+  api_->joinReleases();
   // Other nodes' writes (etcd): one watch per node, its updates applied on this thread. A
   // watch that works again after starting from the cache ends the stale state.
   source_.store().watch(api_->entities().revision, [this](store::StoreUpdate update) {

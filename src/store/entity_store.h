@@ -97,6 +97,8 @@ class EntityStore {
   virtual bool sharesReleases() const { return false; }
   // Writes release `id` if its key's mod_revision is `expected` (0: it must not exist yet);
   // the new mod_revision, or kConflict.
+  // Every shared release (at start: a node joins the ones running).
+  virtual Result<std::vector<ReleaseEvent>> releases() { return std::vector<ReleaseEvent>{}; }
   virtual Result<std::uint64_t> putRelease(const std::string& id, const nlohmann::json& value,
                                            std::uint64_t expected) {
     (void)id, (void)value, (void)expected;

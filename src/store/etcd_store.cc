@@ -220,6 +220,17 @@ class EtcdStore final : public EntityStore {
 
   bool sharesReleases() const override { return true; }
 
+  Result<std::vector<ReleaseEvent>> releases() override {
+    auto answer = client_.call("/v3/kv/range", prefixRange(releasePrefix()));
+    if (!answer) return answer.error();
+    std::vector<ReleaseEvent> out;
+    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
+      auto value = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
+      if (value.is_object()) out.push_back({std::move(value), number(kv, "mod_revision")});
+    }
+    return out;
+  }
+
   Result<std::uint64_t> putRelease(const std::string& id, const nlohmann::json& value,
                                    std::uint64_t expected) override {
     const std::string key = etcdKey(releasePrefix() + id);

@@ -11,7 +11,7 @@ namespace {
 using nlohmann::json;
 
 // A store in memory that records commits: enough for the API's logic without SQLite.
-class MemoryStore final : public store::EntityStore {
+class MemoryStore : public store::EntityStore {
  public:
   std::string_view type() const override { return "memory"; }
   bool writable() const override { return true; }
@@ -268,6 +268,75 @@ TEST(AdminApiReleases, ANodeFollowsAReleaseFromTheStore) {
   update.releases = {{json{{"id", 3}}, 13}};
   f.api.applyFromStore(update);
   EXPECT_EQ(json::parse(f.send("GET", "/admin/v1/releases").body)["data"].size(), 1u);
+
+  // A release whose driving node is gone (not among the store's nodes: its lease expired) is
+  // rolled back by a follower once an interval passed; nobody else would move it on.
+  r.id = "r2-0002";
+  r.state = "progressing";
+  update.releases = {{r.toJson(), 14}};
+  f.api.applyFromStore(update);
+  EXPECT_EQ(f.candidate_percent, 25);
+  f.traffic(0, 0, 0, 0, 31);
+  EXPECT_EQ(f.candidate, nullptr);
+  const auto gone = json::parse(f.send("GET", "/admin/v1/releases/r2-0002").body);
+  EXPECT_EQ(gone["state"], "rolled_back");
+  EXPECT_EQ(gone["reason"], "node other:9901 that drove the release is gone");
+}
+
+// A node that restarts finds the releases its store shares: it follows other nodes' running
+// ones, keeps the history, and rolls back one it drove itself before the restart.
+TEST(AdminApiReleases, ARestartedNodeJoinsRunningReleasesAndEndsItsOwn) {
+  struct SharingStore final : MemoryStore {
+    bool sharesReleases() const override { return true; }
+    Result<std::vector<store::ReleaseEvent>> releases() override { return shared; }
+    Result<std::uint64_t> putRelease(const std::string&, const json& value,
+                                     std::uint64_t expected) override {
+      for (auto& e : shared)
+        if (e.value["id"] == value["id"]) {
+          if (e.mod_revision != expected) return makeError(std::string(store::kConflict));
+          e = {value, ++revision};
+          return revision;
+        }
+      return makeError("unknown release");
+    }
+    std::vector<store::ReleaseEvent> shared;
+  };
+  Fixture f;
+  SharingStore store;
+  AdminApi api(store,
+               ControlHooks{[](const store::EntitySet&, const std::vector<store::Change>&,
+                               std::shared_ptr<const void>& prepared) {
+                              prepared = std::make_shared<int>(2);
+                              return std::vector<FieldError>{};
+                            },
+                            [](std::shared_ptr<const void>) {}, [] { return std::string("now"); },
+                            [&](std::shared_ptr<const void> prepared, int percent) {
+                              f.candidate = std::move(prepared);
+                              f.candidate_percent = percent;
+                            },
+                            [&] { return f.totals; }, [&] { return f.clock; }});
+  config::AdminConfig admin;
+  admin.listen = "127.0.0.1:9901";
+  api.setAdmin(admin);
+  const auto release = [](std::string id, std::string node, std::string state) {
+    ReleaseRecord r;
+    r.id = std::move(id);
+    r.node = std::move(node);
+    r.state = std::move(state);
+    r.percent = 25;
+    r.changes.push_back({store::Kind::Upstreams, "u", json{{"name", "u"}}});
+    return r.toJson();
+  };
+  store.shared = {{release("r1-old", "other:1", "promoted"), 3},
+                  {release("r2-mine", api.self().id, "progressing"), 4},
+                  {release("r3-theirs", "other:1", "progressing"), 5}};
+  store.revision = 5;
+  api.joinReleases();
+  EXPECT_EQ(f.candidate_percent, 25);  // following r3
+  EXPECT_EQ(store.shared[1].value["state"], "rolled_back");
+  EXPECT_EQ(store.shared[1].value["reason"],
+            "node " + api.self().id + " restarted during the release");
+  EXPECT_EQ(store.shared[2].value["state"], "progressing");
 }
 
 TEST(AdminApiHelpers, RedactionAndItsReverse) {

@@ -28,11 +28,13 @@ def cluster(tmp_path):
     etcd = EtcdCluster(tmp_path)
     nodes = []
 
-    def start(n=3):
+    def start(n=3, server=None):
         for i in range(n):
             work = tmp_path / f"node{len(nodes)}"
             work.mkdir()
-            nodes.append(Portico(work, node_config(etcd)))
+            cfg = node_config(etcd)
+            cfg["server"].update(server or {})
+            nodes.append(Portico(work, cfg))
         return nodes
 
     yield etcd, start
@@ -346,3 +348,68 @@ def test_the_audit_log_is_the_clusters(cluster):
     assert [(r["method"], r["path"], r["status"]) for r in records[:2]] == [
         ("POST", "/admin/v1/routes", 400), ("POST", "/admin/v1/routes", 201)], records
     assert records[1]["diff"][0]["op"] == "create" and records[1]["diff"][0]["name"] == "audited"
+
+
+def test_a_release_runs_on_every_node_and_rolls_back_everywhere(cluster, upstreams):
+    """A release made on one node is served by all three at the same share; a change to a
+    backend answering 500 is rolled back on every node within two intervals, a good one made on
+    another node is promoted and committed everywhere."""
+    from test_releases import INTERVAL_S, ROLLOUT, Load, wait_ended
+    etcd, start = cluster
+    a, b, c = start(3, {"rollout": ROLLOUT})
+    good, bad, better = upstreams("good"), upstreams("bad"), upstreams("better")
+    bad.forced_status = 500
+    assert call(a, "POST", "/upstreams", {"name": "svc", "targets": [good.address]})[0] == 201
+    assert call(a, "POST", "/routes", {"name": "api", "match": {"path_prefix": "/status"},
+                                       "upstream": "svc"})[0] == 201
+    for p in (a, b, c):
+        wait_for(lambda: request(p.port, "GET", "/status/200")[0] == 200, timeout=5, what="route")
+    loads = {p.port: Load(p.port, clients=2) for p in (a, b, c)}
+    try:
+        wait_for(lambda: all(len(load.answers) > 100 for load in loads.values()), what="traffic")
+        t0 = time.monotonic()
+        s, _, body = call(a, "PUT", "/upstreams/svc?rollout=true", {"targets": [bad.address]})
+        assert s == 202, body
+        rid = body["release"]
+        # Every node follows it: writes wait there too, and each serves the candidate.
+        wait_for(lambda: call(c, "POST", "/upstreams", {"name": "x", "targets": [good.address]})[0]
+                 == 409, timeout=2, what="the release on node c")
+        ended = wait_ended(a, rid, timeout=4 * INTERVAL_S)
+        took = time.monotonic() - t0
+        assert ended["state"] == "rolled_back" and "5xx ratio" in ended["reason"], ended
+        assert took <= 2 * INTERVAL_S + 1, took
+        for p in (b, c):
+            wait_for(lambda: call(p, "GET", f"/releases/{rid}")[2]["state"] == "rolled_back",
+                     timeout=2, what="the rollback on every node")
+        saw = {port: sum(1 for x in load.since(t0) if x[1] == 500) for port, load in loads.items()}
+        print(f"\ncluster release rolled back after {took:.2f} s; requests that saw the candidate "
+              f"per node: {sorted(saw.values())}")
+        assert all(n > 0 for n in saw.values()), saw
+        time.sleep(0.5)
+        after = time.monotonic()
+        time.sleep(1)
+        for load in loads.values():
+            assert {(x[1], x[2]) for x in load.since(after)} == {(200, "good")}
+        assert call(c, "GET", "/upstreams/svc")[2]["targets"] == [good.address]
+
+        # A good change made on node b: promoted, committed once, live on every node.
+        t1 = time.monotonic()
+        s, _, body = call(b, "PUT", "/upstreams/svc?rollout=true", {"targets": [better.address]})
+        assert s == 202, body
+        rid = body["release"]
+        ended = wait_ended(b, rid, timeout=6 * INTERVAL_S)
+        assert ended["state"] == "promoted", (ended["reason"], ended["intervals"])
+        assert ended["node"].endswith(f":{b.admin_port}"), ended["node"]  # b drove it
+        for p in (a, c):
+            wait_for(lambda: call(p, "GET", "/upstreams/svc")[2]["targets"] == [better.address],
+                     timeout=2, what="the promoted change on every node")
+            assert call(p, "GET", f"/releases/{rid}")[2]["state"] == "promoted"
+        time.sleep(0.5)
+        after = time.monotonic()
+        time.sleep(0.5)
+        for load in loads.values():
+            assert {x[1] for x in load.since(t1)} == {200}
+            assert {(x[1], x[2]) for x in load.since(after)} == {(200, "better")}
+    finally:
+        for load in loads.values():
+            load.stop()
