@@ -25,10 +25,11 @@ e2e: build test/oidc/node_modules test/dashboard/node_modules
 
 test: unit e2e
 
-# The cluster tests alone (real etcd members, several nodes, faults under load); `e2e` runs
-# them too.
+# The cluster tests alone (real etcd members, several nodes, faults under load, config
+# releases, the deploy/ files); `e2e` runs them too.
 test-ha: build
-	PORTICO_BIN=$(CURDIR)/build/release/portico $(PYTHON) -m pytest -q -p no:cacheprovider test/e2e/test_cluster.py
+	PORTICO_BIN=$(CURDIR)/build/release/portico $(PYTHON) -m pytest -q -p no:cacheprovider \
+		test/e2e/test_cluster.py test/e2e/test_releases.py test/e2e/test_deploy.py
 
 # The OpenID Connect provider the jwt tests run (npm oidc-provider, pinned in package-lock.json).
 test/oidc/node_modules: test/oidc/package-lock.json
