@@ -413,3 +413,79 @@ def test_a_release_runs_on_every_node_and_rolls_back_everywhere(cluster, upstrea
     finally:
         for load in loads.values():
             load.stop()
+
+
+class Spread:
+    """Clients in front of the nodes as an L4 balancer would be: each request goes to the next
+    node in turn on a fresh connection; a refused connection is retried on the next node (the
+    balancer's health check would drop the node), a request sent and not answered is lost."""
+
+    def __init__(self, ports, clients=6):
+        self.ports = list(ports)
+        self.ok = self.lost = self.retried = 0
+        self.lock = threading.Lock()
+        self.running = True
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, i):
+        import http.client
+        import socket
+        turn = i
+        while self.running:
+            for attempt in range(len(self.ports)):
+                port = self.ports[(turn + attempt) % len(self.ports)]
+                try:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                except ConnectionRefusedError:
+                    with self.lock:
+                        self.retried += 1
+                    continue
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.sock = sock
+                try:
+                    conn.request("GET", "/x")
+                    good = conn.getresponse().status == 200
+                except (OSError, http.client.HTTPException):
+                    good = False
+                finally:
+                    conn.close()
+                with self.lock:
+                    if good:
+                        self.ok += 1
+                    else:
+                        self.lost += 1
+                break
+            turn += 1
+
+    def stop(self):
+        self.running = False
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+def test_a_node_killed_under_spread_load_loses_only_its_in_flight_requests(cluster, upstreams):
+    etcd, start = cluster
+    a, b, c = start(3)
+    u = upstreams()
+    assert call(a, "POST", "/upstreams", {"name": "svc", "targets": [u.address]})[0] == 201
+    assert call(a, "POST", "/routes", {"name": "all", "match": {"path_prefix": "/"},
+                                       "upstream": "svc"})[0] == 201
+    for p in (a, b, c):
+        wait_for(lambda: request(p.port, "GET", "/x")[0] == 200, timeout=5, what="route")
+    load = Spread([a.port, b.port, c.port])
+    try:
+        wait_for(lambda: load.ok > 300, timeout=10, what="traffic on the three nodes")
+        c.proc.kill()  # -9
+        c.proc.wait()
+        before = load.ok
+        wait_for(lambda: load.ok > before + 600, timeout=20, what="traffic after the kill")
+    finally:
+        load.stop()
+    print(f"\nnode killed under load: {load.ok} answered, {load.lost} lost (in flight on it), "
+          f"{load.retried} refused connections retried on another node")
+    # At most one request per client can have been in flight on the killed node.
+    assert load.lost <= len(load.threads), (load.ok, load.lost)
+    assert load.retried > 0
