@@ -140,13 +140,13 @@ void AdminApi::tickRelease() {
     return;
   }
   const auto now = hooks_.steady_now();
-  if (!run.controller.due(now)) return;
+  const bool due = run.controller.due(now);
   const auto totals = hooks_.release_totals();
   auto stable =
       figuresOf(totals[observability::kStableSide].since(run.baseline[observability::kStableSide]));
   const auto candidate = figuresOf(
       totals[observability::kCandidateSide].since(run.baseline[observability::kCandidateSide]));
-  if (!run.driver) {
+  if (!run.driver && due) {
     // A follower also ends a release whose driving node is gone (its lease expired): nobody
     // would move it on, and writes are refused while it runs.
     if (auto nodes = store_.nodes()) {
@@ -168,8 +168,14 @@ void AdminApi::tickRelease() {
     earlier_stable = true;
   }
   const int at = record->percent;
-  const auto state = run.driver ? run.controller.judge(stable, candidate, now)
-                                : run.controller.check(stable, candidate, at, now);
+  ReleaseController::State state;
+  if (!due) {  // every tick: a candidate that already does worse goes now
+    state = run.controller.early(stable, candidate, at);
+    if (state != ReleaseController::State::RolledBack) return;
+  } else {
+    state = run.driver ? run.controller.judge(stable, candidate, now)
+                       : run.controller.check(stable, candidate, at, now);
+  }
   run.baseline = totals;
   json interval = {{"percent", at},
                    {"node", self().id},

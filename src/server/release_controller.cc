@@ -42,6 +42,14 @@ ReleaseController::State ReleaseController::judge(const SideFigures& stable,
   return state_;
 }
 
+ReleaseController::State ReleaseController::early(const SideFigures& stable,
+                                                  const SideFigures& candidate, int percent) {
+  if (state_ != State::Progressing || candidate.requests < policy_.min_requests) return state_;
+  reason_ = guardProblem(policy_, stable, candidate, percent);
+  if (!reason_.empty()) state_ = State::RolledBack;
+  return state_;
+}
+
 ReleaseController::State ReleaseController::check(const SideFigures& stable,
                                                   const SideFigures& candidate, int percent,
                                                   Clock::time_point now) {

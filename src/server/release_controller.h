@@ -45,6 +45,10 @@ class ReleaseController {
   // candidate saw fewer than min_requests: the step goes on), moves to the next step, or
   // promotes after the last one. The figures are both sides' over that interval only.
   State judge(const SideFigures& stable, const SideFigures& candidate, Clock::time_point now);
+  // Between judgements (the interval is not over): rolls back at once when the candidate saw
+  // min_requests since the step began and already breaks the guard; otherwise nothing changes.
+  // A bad candidate goes as soon as it shows; a good one moves on only when the interval ends.
+  State early(const SideFigures& stable, const SideFigures& candidate, int percent);
   // For a node that follows another node's release (etcd): judges the guard only, never moves
   // a step (the driving node does); rolls back or starts the next interval.
   // `percent`: the share the driving node set.

@@ -439,7 +439,7 @@ class Spread:
                 port = self.ports[(turn + attempt) % len(self.ports)]
                 try:
                     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-                except ConnectionRefusedError:
+                except OSError:  # refused, or reset from a dying node's backlog: nothing sent
                     with self.lock:
                         self.retried += 1
                     continue

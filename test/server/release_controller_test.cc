@@ -77,6 +77,15 @@ TEST(ReleaseController, AFollowerOnlyJudgesTheGuard) {
   EXPECT_NE(r.reason().find("(2.00x > 1.30x) at 25%"), std::string::npos) << r.reason();
 }
 
+TEST(ReleaseController, ABadCandidateGoesBeforeItsIntervalEnds) {
+  ReleaseController r(policy(), Clock::time_point{});
+  EXPECT_EQ(r.early(kGood, {150, 150, 20.0}, 5), ReleaseController::State::Progressing);  // < 200
+  EXPECT_EQ(r.early(kGood, {300, 0, 20.0}, 5), ReleaseController::State::Progressing);
+  EXPECT_EQ(r.percent(), 5);  // a good one waits for the interval
+  EXPECT_EQ(r.early(kGood, {300, 30, 20.0}, 5), ReleaseController::State::RolledBack);
+  EXPECT_NE(r.reason().find("5xx ratio 0.1000"), std::string::npos) << r.reason();
+}
+
 TEST(ReleaseController, SubMillisecondP99DifferencesAreNoise) {
   ReleaseController r(policy(), Clock::time_point{});
   // 0.9 ms vs 0.3 ms: 3x, but under a millisecond apart.
