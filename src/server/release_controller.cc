@@ -45,7 +45,7 @@ ReleaseController::State ReleaseController::judge(const SideFigures& stable,
 ReleaseController::State ReleaseController::early(const SideFigures& stable,
                                                   const SideFigures& candidate, int percent) {
   if (state_ != State::Progressing || candidate.requests < policy_.min_requests) return state_;
-  reason_ = guardProblem(policy_, stable, candidate, percent);
+  reason_ = guardProblem(policy_, stable, candidate, percent, false);
   if (!reason_.empty()) state_ = State::RolledBack;
   return state_;
 }
@@ -61,7 +61,7 @@ ReleaseController::State ReleaseController::check(const SideFigures& stable,
 }
 
 std::string guardProblem(const RolloutPolicy& policy, const SideFigures& stable,
-                         const SideFigures& candidate, int percent) {
+                         const SideFigures& candidate, int percent, bool with_latency) {
   char why[256];
   const double increase = candidate.errorRatio() - stable.errorRatio();
   if (increase > policy.max_5xx_ratio_increase) {
@@ -73,7 +73,7 @@ std::string guardProblem(const RolloutPolicy& policy, const SideFigures& stable,
   }
   // A stable side with no requests has no p99 to compare with (at 100%): the 5xx check holds.
   // Below kP99NoiseMs of difference the ratio is noise (loopback answers in 0.2 ms vs 0.3 ms).
-  if (stable.requests > 0 && stable.p99_ms > 0 &&
+  if (with_latency && stable.requests > 0 && stable.p99_ms > 0 &&
       candidate.p99_ms / stable.p99_ms > policy.max_p99_ratio &&
       candidate.p99_ms - stable.p99_ms > kP99NoiseMs) {
     std::snprintf(why, sizeof why,

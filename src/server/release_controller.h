@@ -46,8 +46,9 @@ class ReleaseController {
   // promotes after the last one. The figures are both sides' over that interval only.
   State judge(const SideFigures& stable, const SideFigures& candidate, Clock::time_point now);
   // Between judgements (the interval is not over): rolls back at once when the candidate saw
-  // min_requests since the step began and already breaks the guard; otherwise nothing changes.
-  // A bad candidate goes as soon as it shows; a good one moves on only when the interval ends.
+  // min_requests since the step began and its 5xx ratio already breaks the guard; otherwise
+  // nothing changes. A failing candidate goes as soon as it shows; latency is judged over whole
+  // intervals (the p99 of a partial one is mostly its slowest request: a cold pool's connect).
   State early(const SideFigures& stable, const SideFigures& candidate, int percent);
   // For a node that follows another node's release (etcd): judges the guard only, never moves
   // a step (the driving node does); rolls back or starts the next interval.
@@ -65,9 +66,9 @@ class ReleaseController {
 
 // Why the candidate's figures break the guard against the stable side's over the same interval
 // (both sides' figures and the share, for the record), or "" when they hold. A p99 only counts
-// when it is also more than kP99NoiseMs slower.
+// when it is also more than kP99NoiseMs slower; `with_latency` false: the 5xx ratio only.
 inline constexpr double kP99NoiseMs = 1.0;
 std::string guardProblem(const RolloutPolicy& policy, const SideFigures& stable,
-                         const SideFigures& candidate, int percent);
+                         const SideFigures& candidate, int percent, bool with_latency = true);
 
 }  // namespace portico::server

@@ -81,6 +81,7 @@ TEST(ReleaseController, ABadCandidateGoesBeforeItsIntervalEnds) {
   ReleaseController r(policy(), Clock::time_point{});
   EXPECT_EQ(r.early(kGood, {150, 150, 20.0}, 5), ReleaseController::State::Progressing);  // < 200
   EXPECT_EQ(r.early(kGood, {300, 0, 20.0}, 5), ReleaseController::State::Progressing);
+  EXPECT_EQ(r.early(kGood, {300, 0, 90.0}, 5), ReleaseController::State::Progressing);  // p99
   EXPECT_EQ(r.percent(), 5);  // a good one waits for the interval
   EXPECT_EQ(r.early(kGood, {300, 30, 20.0}, 5), ReleaseController::State::RolledBack);
   EXPECT_NE(r.reason().find("5xx ratio 0.1000"), std::string::npos) << r.reason();
