@@ -306,20 +306,22 @@ void AdminApi::appendReleaseMetrics(std::string& out) const {
   const std::string stable = "config_revision=\"" + std::to_string(entities_.revision) + "\"";
   const std::string candidate =
       "config_revision=\"" + observability::escapeLabel(running ? running->id : "") + "\"";
-  const std::pair<const char*, const std::string*> sides[] = {{"stable", &stable},
-                                                              {"candidate", &candidate}};
-  observability::family(out, "portico_release_requests_total", "counter",
-                        "Requests answered on each side of config releases (ADR 0014).");
-  for (std::size_t i = 0; i < 2; ++i)
-    observability::line(out, "portico_release_requests_total",
-                        "side=\"" + std::string(sides[i].first) + "\"," + *sides[i].second,
-                        static_cast<double>(totals[i].requests));
-  observability::family(out, "portico_release_5xx_total", "counter",
-                        "5xx answers (or none) on each side of config releases.");
-  for (std::size_t i = 0; i < 2; ++i)
-    observability::line(out, "portico_release_5xx_total",
-                        "side=\"" + std::string(sides[i].first) + "\"," + *sides[i].second,
-                        static_cast<double>(totals[i].errors_5xx));
+  const std::string sides[] = {"side=\"stable\"," + stable, "side=\"candidate\"," + candidate};
+  struct Family {
+    const char* name;
+    const char* help;
+    std::uint64_t observability::ReleaseTotals::*count;
+  };
+  for (const Family& f : {Family{"portico_release_requests_total",
+                                 "Requests answered on each side of config releases (ADR 0014).",
+                                 &observability::ReleaseTotals::requests},
+                          Family{"portico_release_5xx_total",
+                                 "5xx answers (or none) on each side of config releases.",
+                                 &observability::ReleaseTotals::errors_5xx}}) {
+    observability::family(out, f.name, "counter", f.help);
+    for (std::size_t i = 0; i < 2; ++i)
+      observability::line(out, f.name, sides[i], static_cast<double>(totals[i].*f.count));
+  }
   observability::family(out, "portico_release_candidate_percent", "gauge",
                         "Share of requests on the running release's candidate (0: none runs).");
   observability::line(out, "portico_release_candidate_percent", candidate,

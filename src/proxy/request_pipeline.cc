@@ -143,9 +143,7 @@ Task<bool> RequestPipeline::handleRequest() {
   route_ = &snap.routes[match.route->index];
   // The worker's table belongs to the snapshot just taken; a reload later in the request must
   // not shift the count to another route.
-  route_stats_ =
-      (release_side_ == observability::kCandidateSide ? w_.candidate_route_stats
-                                                      : w_.route_stats)[match.route->index];
+  route_stats_ = w_.routeStatsOf(snap, match.route->index);
   if (route_stats_) route_stats_->started.add();
   ctx_.route_name = route_->cfg->name;
   ctx_.path_params = std::move(match.params);

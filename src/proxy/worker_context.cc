@@ -136,6 +136,14 @@ void WorkerContext::installCandidate(std::shared_ptr<const snapshot::Snapshot> s
   candidate_percent = percent;
 }
 
+observability::RouteStats* WorkerContext::routeStatsOf(const snapshot::Snapshot& snap,
+                                                       std::size_t index) {
+  if (&snap == snapshot.get() && index < route_stats.size()) return route_stats[index];
+  if (&snap == candidate.get() && index < candidate_route_stats.size())
+    return candidate_route_stats[index];
+  return &stats.route(snap.routes[index].cfg->name);
+}
+
 observability::UpstreamStats& WorkerContext::upstreamStatsOf(const snapshot::Upstream& up) {
   const bool ours = up.index < upstream_stats.size() && up.index < snapshot->upstreams.size() &&
                     &snapshot->upstreams[up.index] == &up;

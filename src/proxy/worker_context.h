@@ -196,6 +196,9 @@ struct WorkerContext final : api::WorkerServices {
   void installSnapshot(std::shared_ptr<const snapshot::Snapshot> snap);
   // Starts, moves (another percent) or ends (null) a release's candidate.
   void installCandidate(std::shared_ptr<const snapshot::Snapshot> snap, std::uint32_t percent);
+  // Counters of route `index` of `snap`: from the table of the snapshot or the candidate it
+  // is, else by name (an internal call pinned to a snapshot a reload replaced since).
+  observability::RouteStats* routeStatsOf(const snapshot::Snapshot& snap, std::size_t index);
   // Counters of `up`: the table's when it belongs to the stable snapshot, else by name (a
   // request on a candidate, or one that began before a reload).
   observability::UpstreamStats& upstreamStatsOf(const snapshot::Upstream& up);
