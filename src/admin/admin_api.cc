@@ -343,6 +343,13 @@ std::vector<std::string> referrers(const store::EntitySet& set, Kind kind,
     if (it != r.body.end() && it->is_string() && it->get<std::string>() == name)
       out.push_back("routes/" + r.name);
   }
+  if (kind == Kind::Apis)  // plans list the APIs they open
+    for (const auto& p : set.list(Kind::Plans)) {
+      const auto apis = p.body.find("apis");
+      if (apis != p.body.end() && apis->is_array() &&
+          std::find(apis->begin(), apis->end(), json(name)) != apis->end())
+        out.push_back("plans/" + p.name);
+    }
   return out;
 }
 
@@ -578,11 +585,12 @@ AdminResponse AdminApi::applyDocument(const AdminRequest& request) {
       if (key == "version") continue;
       const auto kind = store::kindFromName(key);
       if (!kind) {
-        errors.push_back({{"path", "/" + key},
-                          {"message", "\"" + key +
-                                          "\" is not an entity kind (routes, upstreams, "
-                                          "consumers, plugins, apis); server and listeners stay in "
-                                          "the file"}});
+        errors.push_back(
+            {{"path", "/" + key},
+             {"message", "\"" + key +
+                             "\" is not an entity kind (routes, upstreams, "
+                             "consumers, plugins, apis, plans); server and listeners stay in "
+                             "the file"}});
         continue;
       }
       if (!value.is_array()) {

@@ -28,6 +28,25 @@ namespace {
 
 using nlohmann::json;
 
+// 64 hexadecimal digits as the 32 bytes they spell.
+bool hexDigest(std::string_view hex, std::string& out) {
+  if (hex.size() != 64) return false;
+  out.clear();
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    int byte = 0;
+    for (const char c : hex.substr(i, 2)) {
+      const int v = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+      if (v < 0) return false;
+      byte = byte * 16 + v;
+    }
+    out.push_back(static_cast<char>(byte));
+  }
+  return true;
+}
+
 // Reads `credentials.<method>` as a list of objects.
 template <class F>
 void forEachCredential(const json& creds, const std::string& path, const char* method,
@@ -87,17 +106,32 @@ std::shared_ptr<const ConsumerDirectory> ConsumerDirectory::build(
     }
     forEachCredential(c.credentials, creds_path, "key-auth", diag,
                       [&](config::ObjectReader& r, const std::string& p) {
-                        std::string key;
-                        r.string("key", key, true);
+                        // The key, or only its SHA-256 (hex): a key shown once (the developer
+                        // portal) is never stored.
+                        std::string key, digest_hex;
+                        r.string("key", key);
+                        r.string("key_sha256", digest_hex);
                         r.finish();
-                        if (key.empty()) return;
-                        if (key.size() < 8) {
-                          diag.add(config::joinPath(p, "key"), "must be at least 8 characters");
+                        if (key.empty() == digest_hex.empty()) {
+                          diag.add(p, "give one of key, key_sha256");
+                          return;
+                        }
+                        std::string digest;
+                        const char* field = key.empty() ? "key_sha256" : "key";
+                        if (!key.empty()) {
+                          if (key.size() < 8) {
+                            diag.add(config::joinPath(p, "key"), "must be at least 8 characters");
+                            return;
+                          }
+                          digest = sha256(key);
+                        } else if (!hexDigest(digest_hex, digest)) {
+                          diag.add(config::joinPath(p, "key_sha256"),
+                                   "must be 64 hexadecimal digits (a SHA-256)");
                           return;
                         }
                         // Never the key itself in a message: it is a secret.
-                        if (!dir->by_key_.emplace(sha256(key), consumer).second)
-                          diag.add(config::joinPath(p, "key"), "is used by another credential");
+                        if (!dir->by_key_.emplace(std::move(digest), consumer).second)
+                          diag.add(config::joinPath(p, field), "is used by another credential");
                       });
     forEachCredential(
         c.credentials, creds_path, "basic-auth", diag,

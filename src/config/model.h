@@ -328,6 +328,27 @@ struct ConsumerHeaders {
   std::string anonymous = "X-Anonymous-Consumer";
 };
 
+// A plan of the developer portal (docs/portal.md, ADR 0015): the APIs it opens to the
+// applications subscribed under it, with their limits and quota.
+struct PlanConfig {
+  struct Limit {
+    std::uint64_t requests = 0;
+    Duration per{0};
+  };
+  struct Quota {
+    std::uint64_t requests = 0;
+    std::string per;  // hour | day | month (calendar periods, UTC)
+  };
+  std::string name;
+  std::vector<std::string> apis;
+  std::vector<Limit> limits;  // every one must admit a request (rate-limit's shape)
+  std::optional<Quota> quota;
+  enum class Approval { Auto, Manual };
+  Approval approval = Approval::Auto;
+  Labels labels;
+  std::string path;
+};
+
 struct Config {
   int version = 1;
   ServerConfig server;
@@ -337,6 +358,7 @@ struct Config {
   std::vector<PluginConfig> plugins;  // global, run before route plugins
   std::vector<ConsumerConfig> consumers;
   std::vector<ApiConfig> apis;
+  std::vector<PlanConfig> plans;
   ConsumerHeaders consumer_headers;
   StoreConfig store;
 };

@@ -617,6 +617,53 @@ void checkUniqueNames(const std::vector<T>& items, const std::string& section, D
   }
 }
 
+PlanConfig parsePlan(const json& j, const std::string& path, Diagnostics& d) {
+  PlanConfig plan;
+  plan.path = path;
+  ObjectReader r(j, path, d);
+  r.string("name", plan.name, true);
+  r.stringList("apis", plan.apis);
+  forEachItem(r, "limits", [&](const json& l, const std::string& lp) {
+    PlanConfig::Limit limit;
+    ObjectReader lr(l, lp, d);
+    lr.number("requests", 1, 1'000'000'000, limit.requests);
+    lr.duration("per", limit.per);
+    if (!lr.has("requests")) d.add(joinPath(lp, "requests"), "is required");
+    if (limit.per.count() <= 0) d.add(joinPath(lp, "per"), "is required and positive");
+    lr.finish();
+    plan.limits.push_back(limit);
+  });
+  if (const json* q = r.get("quota")) {
+    PlanConfig::Quota quota;
+    ObjectReader qr(*q, r.childPath("quota"), d);
+    qr.number("requests", 1, 1'000'000'000'000, quota.requests);
+    qr.string("per", quota.per, true);
+    if (!qr.has("requests")) d.add(qr.childPath("requests"), "is required");
+    if (qr.has("per") && quota.per != "hour" && quota.per != "day" && quota.per != "month")
+      d.add(qr.childPath("per"), "unknown period \"" + quota.per + "\" (hour, day, month)");
+    qr.finish();
+    plan.quota = std::move(quota);
+  }
+  std::string approval = "auto";
+  r.string("approval", approval);
+  if (approval == "manual")
+    plan.approval = PlanConfig::Approval::Manual;
+  else if (approval != "auto")
+    d.add(r.childPath("approval"), "unknown approval \"" + approval + "\" (auto, manual)");
+  readLabels(r, plan.labels);
+  r.finish();
+  return plan;
+}
+
+// A plan lists APIs that exist.
+void checkPlans(const Config& c, Diagnostics& d) {
+  for (const auto& plan : c.plans)
+    for (std::size_t i = 0; i < plan.apis.size(); ++i)
+      if (std::none_of(c.apis.begin(), c.apis.end(),
+                       [&](const ApiConfig& a) { return a.name == plan.apis[i]; }))
+        d.add(indexPath(joinPath(plan.path, "apis"), i), "unknown api \"" + plan.apis[i] + "\"");
+}
+
 // Routes name their API; an API's routes lie under its base path.
 void checkApis(const Config& c, Diagnostics& d) {
   for (const auto& route : c.routes) {
@@ -727,6 +774,10 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
   forEachItem(
       r, "apis", [&](const json& j, const std::string& p) { c.apis.push_back(parseApi(j, p, d)); },
       sections);
+  forEachItem(
+      r, "plans",
+      [&](const json& j, const std::string& p) { c.plans.push_back(parsePlan(j, p, d)); },
+      sections);
   if (const json* st = r.get("store")) {
     ObjectReader sr(*st, "store", d);
     std::string type = "file";
@@ -790,6 +841,8 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
   checkUniqueNames(c.consumers, "consumers", d);
   checkUniqueNames(c.apis, "apis", d);
   checkApis(c, d);
+  checkUniqueNames(c.plans, "plans", d);
+  checkPlans(c, d);
   std::set<std::string> addresses;
   for (size_t i = 0; i < c.listeners.size(); ++i) {
     if (!addresses.insert(c.listeners[i].listen).second)

@@ -6,7 +6,7 @@ namespace portico::store {
 
 namespace {
 constexpr std::array<std::string_view, kKinds.size()> kNames = {"upstreams", "routes", "consumers",
-                                                                "plugins", "apis"};
+                                                                "plugins",   "apis",   "plans"};
 }  // namespace
 
 std::string_view kindName(Kind kind) {

@@ -40,6 +40,46 @@ TEST(ConfigParse, MinimalConfigHasDefaults) {
   EXPECT_EQ(p.config.server.drain_timeout, std::chrono::seconds(30));
 }
 
+TEST(ConfigParse, Plans) {
+  auto p = parse(std::string(kMinimal) + R"(
+apis: [ { name: items, base_path: /items } ]
+plans:
+  - name: free
+    apis: [ items ]
+    limits: [ { requests: 5, per: 1m } ]
+    quota: { requests: 1000, per: day }
+  - { name: gold, apis: [ items ], approval: manual }
+)");
+  ASSERT_EQ(p.errors, "");
+  ASSERT_EQ(p.config.plans.size(), 2u);
+  const auto& free = p.config.plans[0];
+  EXPECT_EQ(free.apis, (std::vector<std::string>{"items"}));
+  ASSERT_EQ(free.limits.size(), 1u);
+  EXPECT_EQ(free.limits[0].requests, 5u);
+  EXPECT_EQ(free.limits[0].per, std::chrono::minutes(1));
+  ASSERT_TRUE(free.quota);
+  EXPECT_EQ(free.quota->per, "day");
+  EXPECT_EQ(free.approval, PlanConfig::Approval::Auto);
+  EXPECT_EQ(p.config.plans[1].approval, PlanConfig::Approval::Manual);
+
+  p = parse(std::string(kMinimal) + R"(
+plans:
+  - name: bad
+    apis: [ nope ]
+    limits: [ { per: 0s } ]
+    quota: { requests: 10, per: week }
+    approval: sometimes
+  - { name: bad }
+)");
+  for (const char* want :
+       {"plans[0].apis[0]: unknown api \"nope\"", "plans[0].limits[0].requests: is required",
+        "plans[0].limits[0].per: is required and positive",
+        "plans[0].quota.per: unknown period \"week\" (hour, day, month)",
+        "plans[0].approval: unknown approval \"sometimes\" (auto, manual)",
+        "plans[1].name: duplicate name \"bad\""})
+    EXPECT_NE(p.errors.find(want), std::string::npos) << want << "\n" << p.errors;
+}
+
 TEST(ConfigParse, Rollout) {
   auto p = parse(std::string(kMinimal) + R"(
 server:

@@ -482,3 +482,26 @@ def test_admin_listener_over_mutual_tls(tmp_path, upstreams):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
         log.close()
+
+
+def test_plans_are_entities_that_name_existing_apis(portico, upstreams, tmp_path):
+    u = upstreams()
+    p = portico(config=admin_config(tmp_path, u.address))
+    assert call(p, "POST", "/apis", {"name": "items", "base_path": "/items"})[0] == 201
+    s, _, body = call(p, "POST", "/plans", {"name": "free", "apis": ["nope"],
+                                            "limits": [{"requests": 5, "per": "1m"}]})
+    assert s == 400 and body["errors"] == [{"path": "/plans/0/apis/0",
+                                            "message": 'unknown api "nope"'}], body
+    s, _, body = call(p, "POST", "/plans", {"name": "free", "apis": ["items"],
+                                            "limits": [{"requests": 5, "per": "1m"}],
+                                            "quota": {"requests": 1000, "per": "day"},
+                                            "approval": "manual"})
+    assert s == 201 and body["approval"] == "manual", body
+    assert [x["name"] for x in call(p, "GET", "/plans", token=READ)[2]["data"]] == ["free"]
+    # An API a plan opens cannot go while the plan lists it.
+    s, _, body = call(p, "DELETE", "/apis/items")
+    assert s == 409 and body["referrers"] == ["plans/free"], body
+    assert "plans:" in call(p, "GET", "/config", token=READ,
+                            headers={"Accept": "application/yaml"})[2]
+    assert call(p, "DELETE", "/plans/free")[0] == 200
+    assert call(p, "DELETE", "/apis/items")[0] == 200

@@ -2,6 +2,8 @@
 // hand-made request (the e2e tests cover them through the proxy).
 #include <gtest/gtest.h>
 
+#include "core/sha256.h"
+
 #include "api/filter_registry.h"
 #include "api/services.h"
 #include "auth/consumer_directory.h"
@@ -90,6 +92,35 @@ TEST(KeyAuth, AcceptsKnownKeysFromHeaderOrQueryAndRefusesOthers) {
   EXPECT_EQ(run(*s, wrong), api::FilterStatus::AuthFailed);
   EXPECT_EQ(wrong.ctx.auth_failure, api::AuthFailure::InvalidCredentials);
   EXPECT_EQ(wrong.ctx.local_reply.body.find("alice-key"), std::string::npos);
+}
+
+TEST(KeyAuth, AKeyMayBeStoredAsItsSha256Only) {
+  const std::string digest = sha256Hex("bob-key-98765");
+  auto s = build("key-auth", nlohmann::json::object(),
+                 {{{"name", "bob"}, {"credentials", {{"key-auth", {{{"key_sha256", digest}}}}}}}});
+  ASSERT_EQ(s->errors, "");
+  Request r("GET", "/");
+  r.head.headers.add("apikey", "bob-key-98765");
+  EXPECT_EQ(run(*s, r), api::FilterStatus::Continue);
+  EXPECT_EQ(r.ctx.consumer->name, "bob");
+  Request wrong("GET", "/");
+  wrong.head.headers.add("apikey", digest);  // the digest is not the key
+  EXPECT_EQ(run(*s, wrong), api::FilterStatus::AuthFailed);
+
+  auto bad =
+      build("key-auth", nlohmann::json::object(),
+            {{{"name", "a"}, {"credentials", {{"key-auth", {{{"key_sha256", "abc"}}}}}}},
+             {{"name", "b"},
+              {"credentials", {{"key-auth", {{{"key", "b-key-1234"}, {"key_sha256", digest}}}}}}},
+             {{"name", "c"},
+              {"credentials", {{"key-auth", {{{"key_sha256", sha256Hex("b-key-1234")}}}}}}}});
+  EXPECT_NE(bad->errors.find("consumers[0].credentials.key-auth[0].key_sha256: must be 64 "
+                             "hexadecimal digits"),
+            std::string::npos)
+      << bad->errors;
+  EXPECT_NE(bad->errors.find("consumers[1].credentials.key-auth[0]: give one of key, key_sha256"),
+            std::string::npos)
+      << bad->errors;
 }
 
 TEST(KeyAuth, ConfigErrors) {
