@@ -160,7 +160,7 @@ struct UpstreamTlsConfig {
   bool alpn_h2 = false;  // offer only h2 by ALPN (from the upstream's protocol, not a key here)
 };
 
-// Where routes, upstreams, consumers, global plugins and apis live (store/entity_store.h).
+// Where routes, upstreams, consumers, global plugins, apis and plans live (store/entity_store.h).
 struct StoreConfig {
   enum class Type { File, Sqlite, Etcd };
   Type type = Type::File;
