@@ -337,12 +337,20 @@ std::vector<std::string> referrers(const store::EntitySet& set, Kind kind,
                       : kind == Kind::Consumers ? "anonymous"
                                                 : nullptr;
   std::vector<std::string> out;
-  if (!field) return out;
-  for (const auto& r : set.list(Kind::Routes)) {
-    const auto it = r.body.find(field);
-    if (it != r.body.end() && it->is_string() && it->get<std::string>() == name)
-      out.push_back("routes/" + r.name);
-  }
+  const auto names = [&](const store::Entity& e, const char* key) {
+    const auto it = e.body.find(key);
+    return it != e.body.end() && it->is_string() && it->get<std::string>() == name;
+  };
+  if (field)
+    for (const auto& r : set.list(Kind::Routes))
+      if (names(r, field)) out.push_back("routes/" + r.name);
+  // Subscriptions name their application (a consumer), api and plan.
+  if (const char* by = kind == Kind::Consumers ? "application"
+                       : kind == Kind::Apis    ? "api"
+                       : kind == Kind::Plans   ? "plan"
+                                               : nullptr)
+    for (const auto& sub : set.list(Kind::Subscriptions))
+      if (names(sub, by)) out.push_back("subscriptions/" + sub.name);
   if (kind == Kind::Apis)  // plans list the APIs they open
     for (const auto& p : set.list(Kind::Plans)) {
       const auto apis = p.body.find("apis");
@@ -587,10 +595,12 @@ AdminResponse AdminApi::applyDocument(const AdminRequest& request) {
       if (!kind) {
         errors.push_back(
             {{"path", "/" + key},
-             {"message", "\"" + key +
-                             "\" is not an entity kind (routes, upstreams, "
-                             "consumers, plugins, apis, plans); server and listeners stay in "
-                             "the file"}});
+             {"message",
+              "\"" + key +
+                  "\" is not an entity kind (routes, upstreams, "
+                  "consumers, plugins, apis, plans, subscriptions); server and listeners "
+                  "stay in "
+                  "the file"}});
         continue;
       }
       if (!value.is_array()) {

@@ -349,6 +349,19 @@ struct PlanConfig {
   std::string path;
 };
 
+// An application's (a consumer's) subscription to an API under a plan (ADR 0015): made by the
+// developer portal or an operator; `pending` until approved when the plan says manual.
+struct SubscriptionConfig {
+  enum class State { Active, Pending, Rejected };
+  std::string name;         // its id
+  std::string application;  // a consumer's name
+  std::string api;
+  std::string plan;
+  State state = State::Active;
+  Labels labels;
+  std::string path;
+};
+
 struct Config {
   int version = 1;
   ServerConfig server;
@@ -359,6 +372,7 @@ struct Config {
   std::vector<ConsumerConfig> consumers;
   std::vector<ApiConfig> apis;
   std::vector<PlanConfig> plans;
+  std::vector<SubscriptionConfig> subscriptions;
   ConsumerHeaders consumer_headers;
   StoreConfig store;
 };

@@ -655,6 +655,47 @@ PlanConfig parsePlan(const json& j, const std::string& path, Diagnostics& d) {
   return plan;
 }
 
+SubscriptionConfig parseSubscription(const json& j, const std::string& path, Diagnostics& d) {
+  SubscriptionConfig sub;
+  sub.path = path;
+  ObjectReader r(j, path, d);
+  r.string("name", sub.name, true);
+  r.string("application", sub.application, true);
+  r.string("api", sub.api, true);
+  r.string("plan", sub.plan, true);
+  std::string state = "active";
+  r.string("state", state);
+  if (state == "pending")
+    sub.state = SubscriptionConfig::State::Pending;
+  else if (state == "rejected")
+    sub.state = SubscriptionConfig::State::Rejected;
+  else if (state != "active")
+    d.add(r.childPath("state"), "unknown state \"" + state + "\" (active, pending, rejected)");
+  readLabels(r, sub.labels);
+  r.finish();
+  return sub;
+}
+
+// A subscription names an application (consumer), an API, and a plan that lists that API; an
+// application has one subscription per API.
+void checkSubscriptions(const Config& c, Diagnostics& d) {
+  std::set<std::pair<std::string_view, std::string_view>> seen;
+  for (const auto& s : c.subscriptions) {
+    if (std::none_of(c.consumers.begin(), c.consumers.end(),
+                     [&](const ConsumerConfig& x) { return x.name == s.application; }))
+      d.add(joinPath(s.path, "application"), "unknown consumer \"" + s.application + "\"");
+    const auto plan = std::find_if(c.plans.begin(), c.plans.end(),
+                                   [&](const PlanConfig& p) { return p.name == s.plan; });
+    if (plan == c.plans.end())
+      d.add(joinPath(s.path, "plan"), "unknown plan \"" + s.plan + "\"");
+    else if (std::find(plan->apis.begin(), plan->apis.end(), s.api) == plan->apis.end())
+      d.add(joinPath(s.path, "api"), "plan \"" + s.plan + "\" does not list api \"" + s.api + "\"");
+    if (!seen.emplace(s.application, s.api).second)
+      d.add(s.path,
+            "application \"" + s.application + "\" already subscribes to api \"" + s.api + "\"");
+  }
+}
+
 // A plan lists APIs that exist.
 void checkPlans(const Config& c, Diagnostics& d) {
   for (const auto& plan : c.plans)
@@ -778,6 +819,12 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
       r, "plans",
       [&](const json& j, const std::string& p) { c.plans.push_back(parsePlan(j, p, d)); },
       sections);
+  forEachItem(
+      r, "subscriptions",
+      [&](const json& j, const std::string& p) {
+        c.subscriptions.push_back(parseSubscription(j, p, d));
+      },
+      sections);
   if (const json* st = r.get("store")) {
     ObjectReader sr(*st, "store", d);
     std::string type = "file";
@@ -843,6 +890,8 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
   checkApis(c, d);
   checkUniqueNames(c.plans, "plans", d);
   checkPlans(c, d);
+  checkUniqueNames(c.subscriptions, "subscriptions", d);
+  checkSubscriptions(c, d);
   std::set<std::string> addresses;
   for (size_t i = 0; i < c.listeners.size(); ++i) {
     if (!addresses.insert(c.listeners[i].listen).second)

@@ -1,6 +1,7 @@
 #include "snapshot/snapshot.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "auth/consumer_directory.h"
 
@@ -8,6 +9,7 @@
 #include "config/reader.h"
 #include "core/sha256.h"
 #include "filters/api_lifecycle/api_lifecycle_filter.h"
+#include "filters/subscription/subscription_filter.h"
 
 namespace portico::snapshot {
 namespace {
@@ -212,6 +214,19 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   snap->consumers = auth::ConsumerDirectory::build(cfg.consumers, diag);
   snap->global_filters =
       buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers, cfg.upstreams, diag);
+  // Per API that a plan lists: its subscription check (with the plans' limits), shared by its
+  // routes (ADR 0015); and key-auth for routes that do not authenticate otherwise.
+  std::unordered_map<std::string_view, std::shared_ptr<const api::FilterFactory>> subscriptions;
+  std::shared_ptr<const api::FilterFactory> key_auth;
+  for (const auto& a : cfg.apis) {
+    static const nlohmann::json kNoConfig;
+    api::FilterBuildContext ctx{kNoConfig,    "plans",         diag,
+                                *in.services, snap->consumers, &cfg.upstreams};
+    if (auto f = filters::makeSubscriptionFactory(a, cfg, *in.registry, ctx)) {
+      subscriptions.emplace(a.name, std::move(f));
+      if (!key_auth) key_auth = in.registry->find("key-auth")->build(ctx);
+    }
+  }
   snap->routes.resize(cfg.routes.size());
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
     auto& r = snap->routes[i];
@@ -238,6 +253,17 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
                             cfg.upstreams, diag);
     if (!r.cfg->anonymous.empty()) r.anonymous = snap->consumers->byName(r.cfg->anonymous);
     r.filters.insert(r.filters.end(), own.begin(), own.end());
+    if (const auto sub = subscriptions.find(r.cfg->api); sub != subscriptions.end()) {
+      // After the route's last authenticating filter; without one, key-auth before its own.
+      std::size_t at = r.filters.size();
+      while (at > 0 && !r.filters[at - 1]->create()->authenticates()) --at;
+      if (at == 0) {
+        at = r.filters.size() - own.size();
+        if (key_auth)
+          r.filters.insert(r.filters.begin() + static_cast<std::ptrdiff_t>(at++), key_auth);
+      }
+      r.filters.insert(r.filters.begin() + static_cast<std::ptrdiff_t>(at), sub->second);
+    }
   }
   if (!diag.empty()) return refuse();
 

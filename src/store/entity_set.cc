@@ -5,8 +5,12 @@
 namespace portico::store {
 
 namespace {
-constexpr std::array<std::string_view, kKinds.size()> kNames = {"upstreams", "routes", "consumers",
-                                                                "plugins",   "apis",   "plans"};
+// One per kind, in kKinds' order (checked below).
+constexpr std::array<std::string_view, kKinds.size()> kNames = {
+    "upstreams", "routes", "consumers", "plugins", "apis", "plans", "subscriptions"};
+static_assert(std::none_of(kNames.begin(), kNames.end(),
+                           [](std::string_view n) { return n.empty(); }),
+              "every kind has a name");
 }  // namespace
 
 std::string_view kindName(Kind kind) {

@@ -102,7 +102,9 @@ def test_a_bad_value_in_etcd_is_ignored_and_the_rest_applies(cluster):
     etcd.put("/portico/routes/other-name", '{"name": "mismatch"}')
     assert call(a, "POST", "/routes", hello("fine"))[0] == 201
     assert request(a.port, "GET", "/fine")[0] == 200
-    assert "etcd key /portico/routes/broken does not hold an object" in a.logs()
+    # The watch brings the bad values on its own thread: logged when it gets there.
+    wait_for(lambda: "etcd key /portico/routes/broken does not hold an object" in a.logs(),
+             timeout=5, what="the bad value logged")
     assert call(a, "GET", "/routes/broken")[0] == 404
     # ... and the node reports it, naming the key (its heartbeat carries it).
     wait_for(lambda: "/portico/routes/" in call(a, "GET", "/nodes")[2]["data"][0]["error"],

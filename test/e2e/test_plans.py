@@ -1,0 +1,70 @@
+"""Plans at the gateway (issue 18, ADR 0015): on the routes of an API a plan lists, a caller
+needs the key of an application (consumer) with an active subscription to the API; the plan's
+limits apply per application; pending and rejected subscriptions get 403 with a clear JSON
+error; an operator approves through the Admin API."""
+import hashlib
+import json
+
+from conftest import request
+from test_admin_api import admin_config, call
+
+KEY1, KEY2, KEY3 = "app1-key-0123456789", "app2-key-0123456789", "app3-key-0123456789"
+
+
+def digest(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_subscriptions_and_plan_limits_at_the_gateway(portico, upstreams, tmp_path):
+    u = upstreams()
+    cfg = admin_config(tmp_path, u.address)
+    cfg["upstreams"].append({"name": "items-svc", "targets": [u.address]})
+    cfg["apis"] = [{"name": "items", "base_path": "/items"}]
+    cfg["routes"].append({"name": "items", "match": {"path_prefix": "/items"}, "api": "items",
+                          "upstream": "items-svc"})
+    cfg["consumers"] = [
+        {"name": "app1", "credentials": {"key-auth": [{"key_sha256": digest(KEY1)}]}},
+        {"name": "app2", "credentials": {"key-auth": [{"key_sha256": digest(KEY2)}]}},
+        {"name": "app3", "credentials": {"key-auth": [{"key_sha256": digest(KEY3)}]}}]
+    cfg["plans"] = [{"name": "free", "apis": ["items"], "limits": [{"requests": 3, "per": "1m"}],
+                     "quota": {"requests": 1000, "per": "day"}},
+                    {"name": "gold", "apis": ["items"], "approval": "manual"}]
+    cfg["subscriptions"] = [
+        {"name": "s1", "application": "app1", "api": "items", "plan": "free"},
+        {"name": "s2", "application": "app2", "api": "items", "plan": "gold", "state": "pending"}]
+    p = portico(config=cfg)
+
+    def get(key=None):
+        status, headers, body = request(p.port, "GET", "/items/1",
+                                        {"apikey": key} if key else {})
+        return status, headers, json.loads(body) if status >= 400 else body
+
+    assert get()[0] == 401  # key-auth, put there by the plan
+    s, _, body = get(KEY3)
+    assert s == 403 and body["error"] == "application app3 has no subscription to api items", body
+    assert body["request_id"]
+    s, _, body = get(KEY2)
+    assert s == 403 and "awaits approval" in body["error"], body
+    # The plan's limit, per application: 3 a minute, then 429 with the rate-limit headers.
+    answers = [get(KEY1) for _ in range(4)]
+    assert [a[0] for a in answers] == [200, 200, 200, 429], answers
+    assert answers[0][1]["x-quota-remaining"] == "999"
+    assert answers[0][1]["ratelimit-limit"] == "3" and answers[0][1]["ratelimit-remaining"] == "2"
+    # The operator approves the pending subscription: its application gets through.
+    s, _, body = call(p, "PATCH", "/subscriptions/s2", {"state": "active"},
+                      content_type="application/merge-patch+json")
+    assert s == 200, body
+    assert get(KEY2)[0] == 200
+    s, _, body = call(p, "PATCH", "/subscriptions/s2", {"state": "rejected"},
+                      content_type="application/merge-patch+json")
+    assert s == 200 and "was rejected" in get(KEY2)[2]["error"]
+    # References hold: a subscription names a plan that lists its API and a real application.
+    s, _, body = call(p, "POST", "/subscriptions", {"name": "s3", "application": "app3",
+                                                    "api": "items", "plan": "nope"})
+    assert s == 400 and body["errors"][0]["message"] == 'unknown plan "nope"', body
+    s, _, body = call(p, "DELETE", "/plans/free")
+    assert s == 409 and body["referrers"] == ["subscriptions/s1"], body
+    s, _, body = call(p, "DELETE", "/consumers/app1")
+    assert s == 409 and body["referrers"] == ["subscriptions/s1"], body
+    # Routes outside the plans' APIs are untouched.
+    assert request(p.port, "GET", "/seed")[0] == 200

@@ -1,0 +1,88 @@
+#include "filters/subscription/subscription_filter.h"
+
+#include <gtest/gtest.h>
+
+#include "api/filter_registry.h"
+#include "api/services.h"
+#include "filters/builtins.h"
+
+namespace portico::filters {
+namespace {
+
+using State = config::SubscriptionConfig::State;
+
+class NoServices : public api::Services {
+ public:
+  std::shared_ptr<api::LogSink> logSink(const std::string&, const api::LogSinkOptions&) override {
+    return nullptr;
+  }
+};
+
+struct Plans {
+  config::Config cfg;
+  api::FilterRegistry registry;
+  NoServices services;
+  config::Diagnostics diag;
+  std::shared_ptr<const api::FilterFactory> factory;
+
+  Plans() {
+    registerBuiltins(registry);
+    cfg.apis.push_back({});
+    cfg.apis[0].name = "items";
+    config::PlanConfig free;
+    free.name = "free";
+    free.apis = {"items"};
+    free.limits.push_back({2, std::chrono::minutes(1)});
+    free.path = "plans[0]";
+    config::PlanConfig other;
+    other.name = "other";
+    other.apis = {"elsewhere"};
+    cfg.plans = {free, other};
+    cfg.subscriptions = {{"s1", "app1", "items", "free", State::Active, {}, ""},
+                         {"s2", "app2", "items", "free", State::Pending, {}, ""},
+                         {"s3", "app3", "items", "free", State::Rejected, {}, ""}};
+    static const nlohmann::json kNone;
+    api::FilterBuildContext ctx{kNone, "plans", diag, services, nullptr, nullptr};
+    factory = makeSubscriptionFactory(cfg.apis[0], cfg, registry, ctx);
+  }
+
+  // The status and the answer's status (0 when it went on).
+  std::pair<api::FilterStatus, int> call(const char* application) {
+    api::Consumer consumer;
+    consumer.name = application ? application : "";
+    http::RequestHead head;
+    api::RequestContext ctx;
+    ctx.request = &head;
+    ctx.request_id = "rid";
+    if (application) ctx.consumer = &consumer;
+    auto filter = factory->create();
+    auto status = filter->onRequestHeaders(ctx);
+    EXPECT_NE(status, api::FilterStatus::Async);  // local counters answer at once
+    return {status, status == api::FilterStatus::Reply ? ctx.local_reply.status : 0};
+  }
+};
+
+TEST(SubscriptionFilter, OnlyActiveSubscriptionsPassAndThePlanLimits) {
+  Plans s;
+  ASSERT_EQ(s.diag.format(), "");
+  ASSERT_TRUE(s.factory);
+  EXPECT_EQ(s.call(nullptr), std::make_pair(api::FilterStatus::Reply, 401));
+  EXPECT_EQ(s.call("app9"), std::make_pair(api::FilterStatus::Reply, 403));  // none
+  EXPECT_EQ(s.call("app2"), std::make_pair(api::FilterStatus::Reply, 403));  // pending
+  EXPECT_EQ(s.call("app3"), std::make_pair(api::FilterStatus::Reply, 403));  // rejected
+  EXPECT_EQ(s.call("app1"), std::make_pair(api::FilterStatus::Continue, 0));
+  EXPECT_EQ(s.call("app1"), std::make_pair(api::FilterStatus::Continue, 0));
+  EXPECT_EQ(s.call("app1"), std::make_pair(api::FilterStatus::Reply, 429));  // 2 a minute
+}
+
+TEST(SubscriptionFilter, AnApiNoPlanListsGetsNone) {
+  Plans s;
+  config::ApiConfig lone;
+  lone.name = "lone";
+  static const nlohmann::json kNone;
+  api::FilterBuildContext ctx{kNone, "plans", s.diag, s.services, nullptr, nullptr};
+  EXPECT_EQ(makeSubscriptionFactory(lone, s.cfg, s.registry, ctx), nullptr);
+}
+
+}  // namespace
+}  // namespace portico::filters
