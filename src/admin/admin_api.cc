@@ -506,6 +506,22 @@ void AdminApi::applyEntities(const store::StoreUpdate& update) {
   reportStatus();
 }
 
+AdminResponse AdminApi::applyChanges(std::vector<Change> changes, const std::string& actor,
+                                     const std::string& what) {
+  AdminRequest request{"POST", what, "", "", "", {}, ""};
+  attempt_ = {};
+  actor_ = actor;
+  AdminResponse r;
+  if (const ReleaseRecord* running = runningRelease())
+    r = failure(409, "release " + running->id + " is in progress: try again when it ends");
+  else if (!store_.writable())
+    r = failure(405, "store: file — entities are edited in the config file");
+  else
+    r = commit(std::move(changes), 200, json::object());
+  audit(request, actor, r.status);
+  return r;
+}
+
 AdminResponse AdminApi::commit(std::vector<Change> changes, int status, json body, bool rollout) {
   const std::string now = hooks_.now();
   const std::uint64_t next = entities_.revision + 1;
@@ -598,7 +614,8 @@ AdminResponse AdminApi::applyDocument(const AdminRequest& request) {
              {"message",
               "\"" + key +
                   "\" is not an entity kind (routes, upstreams, "
-                  "consumers, plugins, apis, plans, subscriptions); server and listeners "
+                  "consumers, plugins, apis, plans, subscriptions, accounts); server and "
+                  "listeners "
                   "stay in "
                   "the file"}});
         continue;

@@ -63,6 +63,10 @@ class AdminApi {
   // serves the next step, rolls back or promotes (commits). The server calls it often
   // (every 250 ms); tests call it after advancing the injected clock.
   void tickRelease();
+  // A write on behalf of another part (the developer portal): validated, stored, published and
+  // audited like an Admin API write by `actor` of `what` (a path, for the audit log).
+  AdminResponse applyChanges(std::vector<store::Change> changes, const std::string& actor,
+                             const std::string& what);
   // /metrics series of releases (once one ran): requests and 5xx per side, labelled with the
   // config revision each side serves (the candidate's is its release id), and the share.
   void appendReleaseMetrics(std::string& out) const;

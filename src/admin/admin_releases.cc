@@ -194,7 +194,7 @@ void AdminApi::tickRelease() {
     record->intervals.push_back(std::move(interval));
     // Committed as any write (compiled again from the entities now served, compared in the
     // store against the revisions the release was based on).
-    AdminRequest promotion{"POST", "/admin/v1/releases/" + run.id + "/promote", "", "", "", {}};
+    AdminRequest promotion{"POST", "/admin/v1/releases/" + run.id + "/promote", "", "", "", {}, ""};
     attempt_ = {};
     const AdminResponse done = commit(record->changes, 200, json::object());
     audit(promotion, "release " + run.id, done.status);

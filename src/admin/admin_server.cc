@@ -96,6 +96,9 @@ struct AdminServer::Impl {
             ar.headers.emplace_back(std::move(name), std::string(h.value));
           }
           if (accept) ar.accept = *accept;
+          error_code peer_ec;
+          const auto peer = socket.remote_endpoint(peer_ec);
+          if (!peer_ec) ar.client_ip = peer.address().to_string();
           r = handler(ar);
         }
       } else {

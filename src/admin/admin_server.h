@@ -34,6 +34,7 @@ struct AdminRequest {
   std::string accept;  // content negotiation: OpenMetrics for /metrics
   std::string body;    // with Content-Length, up to kMaxAdminBody
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string client_ip;
 
   const std::string* header(std::string_view lower_name) const {
     for (const auto& [n, v] : headers)

@@ -108,9 +108,11 @@ std::shared_ptr<const ConsumerDirectory> ConsumerDirectory::build(
                       [&](config::ObjectReader& r, const std::string& p) {
                         // The key, or only its SHA-256 (hex): a key shown once (the developer
                         // portal) is never stored.
-                        std::string key, digest_hex;
+                        std::string key, digest_hex, unused;
                         r.string("key", key);
                         r.string("key_sha256", digest_hex);
+                        r.string("id", unused);  // the portal's handle on a key
+                        r.string("created_at", unused);
                         r.finish();
                         if (key.empty() == digest_hex.empty()) {
                           diag.add(p, "give one of key, key_sha256");

@@ -86,6 +86,17 @@ struct RolloutConfig {
   std::uint64_t min_requests = 200;      // on the candidate before an interval is judged
 };
 
+// The developer portal's listener (docs/portal.md, ADR 0015).
+struct PortalConfig {
+  std::string listen;  // host:port
+  std::optional<TlsConfig> tls;
+  std::string title = "APIs";
+  enum class Signup { Open, Invite, Closed };
+  Signup signup = Signup::Open;
+  std::string gateway_url;  // shown in docs and examples
+  Duration session_idle = 30min;
+};
+
 struct ServerConfig {
   int workers = 0;  // 0 = auto: one per core
   std::optional<TracingConfig> tracing;
@@ -98,6 +109,7 @@ struct ServerConfig {
   Duration dns_refresh = 30s;
   bool watch_config = true;  // reload when the file changes
   RolloutConfig rollout;
+  std::optional<PortalConfig> portal;
 };
 
 // HTTP/2 on a listener: h2 by ALPN on TLS listeners, h2c with prior knowledge on plain ones.
@@ -362,6 +374,14 @@ struct SubscriptionConfig {
   std::string path;
 };
 
+// A developer-portal account (ADR 0015): named by its email, a crypt(3) password hash.
+struct AccountConfig {
+  std::string name;  // the email, lower-cased
+  std::string password_hash;
+  Labels labels;
+  std::string path;
+};
+
 struct Config {
   int version = 1;
   ServerConfig server;
@@ -373,6 +393,7 @@ struct Config {
   std::vector<ApiConfig> apis;
   std::vector<PlanConfig> plans;
   std::vector<SubscriptionConfig> subscriptions;
+  std::vector<AccountConfig> accounts;
   ConsumerHeaders consumer_headers;
   StoreConfig store;
 };

@@ -168,6 +168,30 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
     mr.finish();
   }
   if (const json* ro = r.get("rollout")) parseRollout(*ro, r.childPath("rollout"), d, s.rollout);
+  if (const json* po = r.get("portal")) {
+    PortalConfig portal;
+    ObjectReader pr(*po, r.childPath("portal"), d);
+    pr.string("listen", portal.listen, true);
+    if (const json* t = pr.get("tls")) {
+      portal.tls = parseTls(*t, pr.childPath("tls"), d);
+      portal.tls->offer_h2 = false;  // the portal speaks HTTP/1.1
+    }
+    pr.string("title", portal.title);
+    std::string signup = "open";
+    pr.string("signup", signup);
+    if (signup == "invite")
+      portal.signup = PortalConfig::Signup::Invite;
+    else if (signup == "closed")
+      portal.signup = PortalConfig::Signup::Closed;
+    else if (signup != "open")
+      d.add(pr.childPath("signup"), "unknown signup \"" + signup + "\" (open, invite, closed)");
+    pr.string("gateway_url", portal.gateway_url);
+    pr.duration("session_idle", portal.session_idle);
+    if (pr.get("oidc"))
+      d.add(pr.childPath("oidc"), "not supported yet: the portal has local accounts only");
+    pr.finish();
+    s.portal = std::move(portal);
+  }
   if (const json* t = r.get("tracing")) {
     TracingConfig tc;
     ObjectReader tr(*t, r.childPath("tracing"), d);
@@ -696,6 +720,22 @@ void checkSubscriptions(const Config& c, Diagnostics& d) {
   }
 }
 
+AccountConfig parseAccount(const json& j, const std::string& path, Diagnostics& d) {
+  AccountConfig account;
+  account.path = path;
+  ObjectReader r(j, path, d);
+  r.string("name", account.name, true);
+  r.string("password_hash", account.password_hash, true);
+  if (account.name.find('@') == std::string::npos)
+    d.add(r.childPath("name"), "must be an email address");
+  if (r.has("password_hash") && account.password_hash.rfind("$y$", 0) != 0 &&
+      account.password_hash.rfind("$2b$", 0) != 0 && account.password_hash.rfind("$6$", 0) != 0)
+    d.add(r.childPath("password_hash"), "must be a crypt(3) hash ($y$, $2b$ or $6$)");
+  readLabels(r, account.labels);
+  r.finish();
+  return account;
+}
+
 // A plan lists APIs that exist.
 void checkPlans(const Config& c, Diagnostics& d) {
   for (const auto& plan : c.plans)
@@ -820,6 +860,10 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
       [&](const json& j, const std::string& p) { c.plans.push_back(parsePlan(j, p, d)); },
       sections);
   forEachItem(
+      r, "accounts",
+      [&](const json& j, const std::string& p) { c.accounts.push_back(parseAccount(j, p, d)); },
+      sections);
+  forEachItem(
       r, "subscriptions",
       [&](const json& j, const std::string& p) {
         c.subscriptions.push_back(parseSubscription(j, p, d));
@@ -891,6 +935,7 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
   checkUniqueNames(c.plans, "plans", d);
   checkPlans(c, d);
   checkUniqueNames(c.subscriptions, "subscriptions", d);
+  checkUniqueNames(c.accounts, "accounts", d);
   checkSubscriptions(c, d);
   std::set<std::string> addresses;
   for (size_t i = 0; i < c.listeners.size(); ++i) {

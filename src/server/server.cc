@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -26,6 +27,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "admin/admin_api.h"
+#include "admin/admin_reply.h"
 #include "admin/admin_server.h"
 #include "admin/static_assets.h"
 #include "core/blocking_pool.h"
@@ -35,6 +37,8 @@
 #include "observability/metrics.h"
 #include "observability/stats_history.h"
 #include "observability/stats_totals.h"
+#include "portal/password.h"
+#include "portal/portal_api.h"
 #include "server/cache_admin.h"
 #include "server/entity_source.h"
 #include "server/health_checker.h"
@@ -125,6 +129,8 @@ class Server {
   void refreshDns();
   void sampleStats();
   void tickRelease();
+  // The developer portal's listener (server.portal), when configured: "" or why it cannot.
+  std::string startPortal();
   std::vector<const observability::WorkerStats*> workerStats() const;
   admin::AdminResponse dashboardAsset(const std::string& path) const;
   nlohmann::json reloadHistory() const;
@@ -153,6 +159,8 @@ class Server {
   std::unique_ptr<admin::AdminServer> admin_;
   EntitySource source_;
   std::unique_ptr<admin::AdminApi> api_;
+  std::unique_ptr<portal::PortalApi> portal_;
+  std::unique_ptr<admin::AdminServer> portal_server_;
   // The entities load() read, handed to the Admin API once published.
   store::EntitySet loaded_entities_;
   std::shared_ptr<const snapshot::Snapshot> current_;
@@ -521,6 +529,40 @@ admin::AdminResponse Server::dashboardAsset(const std::string& path) const {
   return {404, "application/json", R"({"error":"not found","status":404})", {}};
 }
 
+std::string Server::startPortal() {
+  const auto& cfg = current_->config.server.portal;
+  if (!cfg) return "";
+  portal::PortalHooks hooks;
+  hooks.write = [this](std::vector<store::Change> changes, const std::string& actor,
+                       const std::string& what) {
+    return api_->applyChanges(std::move(changes), actor, what);
+  };
+  hooks.entities = [this]() -> const store::EntitySet& { return api_->entities(); };
+  hooks.now = [] { return std::chrono::steady_clock::now(); };
+  hooks.utc_now = [] { return isoTime(std::chrono::system_clock::now()); };
+  hooks.random = [](std::size_t n) {
+    std::string out(n, '\0');
+    RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n));
+    return out;
+  };
+  hooks.hash_password = portal::hashPassword;
+  hooks.check_password = portal::checkPassword;
+  portal_ = std::make_unique<portal::PortalApi>(*cfg, std::move(hooks), cfg->tls.has_value());
+  portal_server_ = std::make_unique<admin::AdminServer>(io_, [this](const admin::AdminRequest& r) {
+    if (portal_->handles(r.path)) return portal_->handle(r, r.client_ip);
+    return admin::failure(404, "not found: the portal's pages are not built yet");
+  });
+  std::shared_ptr<const tls::ServerContext> tls;
+  if (cfg->tls) {
+    auto context = tls::ServerContext::build(*cfg->tls, &ticket_keys_);
+    if (!context) return "server.portal.tls: " + context.error().message;
+    tls = *context;
+  }
+  if (auto ok = portal_server_->listen(cfg->listen, tls); !ok) return ok.error().message;
+  spdlog::info("developer portal on {}{}", cfg->tls ? "https://" : "http://", cfg->listen);
+  return "";
+}
+
 void Server::tickRelease() {
   if (api_ && !draining_) api_->tickRelease();
   release_timer_.expires_after(std::chrono::milliseconds(250));
@@ -657,6 +699,10 @@ int Server::run() {
   if (!source_.stale()) source_.saveCache(api_->entities());
   source_.store().announce(api_->self());
   api_->joinReleases();
+  if (const auto problem = startPortal(); !problem.empty()) {
+    std::cerr << "portico: " << problem << "\n";
+    return 1;
+  }
   // Other nodes' writes (etcd): one watch per node, its updates applied on this thread. A
   // watch that works again after starting from the cache ends the stale state.
   source_.store().watch(api_->entities().revision, [this](store::StoreUpdate update) {
@@ -684,6 +730,7 @@ int Server::run() {
   tickRelease();
   io_.run();
   admin_->stop();
+  if (portal_server_) portal_server_->stop();
   for (auto& w : workers_) w->stop();
   workers_.clear();
   logs_.flushAll();

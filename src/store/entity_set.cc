@@ -7,7 +7,7 @@ namespace portico::store {
 namespace {
 // One per kind, in kKinds' order (checked below).
 constexpr std::array<std::string_view, kKinds.size()> kNames = {
-    "upstreams", "routes", "consumers", "plugins", "apis", "plans", "subscriptions"};
+    "upstreams", "routes", "consumers", "plugins", "apis", "plans", "subscriptions", "accounts"};
 static_assert(std::none_of(kNames.begin(), kNames.end(),
                            [](std::string_view n) { return n.empty(); }),
               "every kind has a name");

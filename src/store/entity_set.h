@@ -15,11 +15,11 @@
 
 namespace portico::store {
 
-enum class Kind { Upstreams, Routes, Consumers, Plugins, Apis, Plans, Subscriptions };
+enum class Kind { Upstreams, Routes, Consumers, Plugins, Apis, Plans, Subscriptions, Accounts };
 // In the order the declarative document lists them (what a route names comes before it).
-inline constexpr std::array<Kind, 7> kKinds = {Kind::Upstreams,    Kind::Routes, Kind::Consumers,
-                                               Kind::Plugins,      Kind::Apis,   Kind::Plans,
-                                               Kind::Subscriptions};
+inline constexpr std::array<Kind, 8> kKinds = {Kind::Upstreams,     Kind::Routes,  Kind::Consumers,
+                                               Kind::Plugins,       Kind::Apis,    Kind::Plans,
+                                               Kind::Subscriptions, Kind::Accounts};
 
 std::string_view kindName(Kind kind);  // "routes", ...: the document's key and the API's path
 std::optional<Kind> kindFromName(std::string_view name);

@@ -1,0 +1,157 @@
+"""The developer portal's JSON API (issue 18, ADR 0015) with the real binary: sign up, sign in,
+create an application, subscribe it under a plan, create a key, call the API through the
+gateway, hit the plan's limit, rotate the key, a manual plan's pending subscription approved by
+an operator; sessions, CSRF, throttling and accounts seeing only their own applications."""
+import http.client
+import json
+
+from conftest import free_port, request, wait_for
+from test_admin_api import admin_config, call
+
+PASSWORD = "correct horse battery"
+
+
+class Browser:
+    """A client of the portal's JSON API that keeps its session cookie and CSRF token."""
+
+    def __init__(self, port):
+        self.port = port
+        self.cookie = None
+        self.csrf = None
+
+    def send(self, method, path, body=None, csrf=True):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Content-Type": "application/json"}
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if csrf and self.csrf:
+            headers["X-CSRF-Token"] = self.csrf
+        try:
+            conn.request(method, "/portal/api" + path,
+                         body=json.dumps(body) if body is not None else None, headers=headers)
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(data or b"null")
+        finally:
+            conn.close()
+
+    def login(self, email, password=PASSWORD):
+        s, h, body = self.send("POST", "/login", {"email": email, "password": password})
+        if s == 200:
+            self.cookie = h["set-cookie"].split(";")[0]
+            self.csrf = body["csrf_token"]
+        return s, h, body
+
+
+def portal_config(tmp_path, upstream):
+    cfg = admin_config(tmp_path, upstream.address)
+    cfg["upstreams"].append({"name": "items-svc", "targets": [upstream.address]})
+    cfg["apis"] = [{"name": "items", "version": "1", "base_path": "/items"}]
+    cfg["routes"].append({"name": "items", "match": {"path_prefix": "/items"}, "api": "items",
+                          "upstream": "items-svc"})
+    cfg["plans"] = [{"name": "free", "apis": ["items"], "limits": [{"requests": 5, "per": "1m"}]},
+                    {"name": "gold", "apis": ["items"], "approval": "manual"}]
+    cfg["server"]["portal"] = {"listen": f"127.0.0.1:{free_port()}", "title": "Acme APIs",
+                               "signup": "open"}
+    return cfg
+
+
+def test_the_whole_journey(portico, upstreams, tmp_path):
+    u = upstreams()
+    cfg = portal_config(tmp_path, u)
+    p = portico(config=cfg)
+    web = Browser(int(cfg["server"]["portal"]["listen"].rsplit(":", 1)[1]))
+
+    # Sign up and sign in.
+    assert web.send("POST", "/signup", {"email": "dev@example.com", "password": "short"})[0] == 400
+    assert web.send("POST", "/signup", {"email": "Dev@Example.com", "password": PASSWORD})[0] == 201
+    assert web.send("POST", "/signup", {"email": "dev@example.com", "password": PASSWORD})[0] == 409
+    s, _, body = web.login("dev@example.com", "wrong password!!")
+    assert s == 401 and body["error"] == "invalid email or password"
+    assert web.login("nobody@example.com")[2]["error"] == "invalid email or password"
+    s, h, body = web.login("dev@example.com")
+    assert s == 200 and "HttpOnly" in h["set-cookie"] and "SameSite=Lax" in h["set-cookie"]
+    assert len(body["csrf_token"]) == 32
+
+    # The catalogue, with the plans that open each API.
+    s, _, cat = web.send("GET", "/apis")
+    assert s == 200 and cat["title"] == "Acme APIs"
+    assert [a["name"] for a in cat["data"]] == ["items"]
+    assert [x["name"] for x in cat["data"][0]["plans"]] == ["free", "gold"]
+
+    # An application, subscribed under the free plan, with a key shown once.
+    assert web.send("POST", "/apps", {"name": "mine"}, csrf=False)[0] == 403  # no CSRF token
+    s, _, app = web.send("POST", "/apps", {"name": "<script>alert(1)</script>"})
+    assert s == 201
+    s, _, sub = web.send("POST", f"/apps/{app['id']}/subscriptions", {"api": "items", "plan": "free"})
+    assert s == 201 and sub["state"] == "active", sub
+    s, _, key1 = web.send("POST", f"/apps/{app['id']}/keys")
+    assert s == 201 and key1["key"].startswith("pk_")
+    listed = web.send("GET", "/apps")[2]["data"]
+    assert listed[0]["name"] == "<script>alert(1)</script>"  # kept as text
+    assert listed[0]["keys"][0]["id"] == key1["id"] and "key" not in listed[0]["keys"][0]
+
+    def gateway(key):
+        return request(p.port, "GET", "/items/1", {"apikey": key})[0]
+
+    # Through the gateway: the plan's limit is 5 a minute.
+    assert [gateway(key1["key"]) for _ in range(3)] == [200, 200, 200]
+    # Rotation: a second key, a third is refused, the first revoked stops working at once.
+    s, _, key2 = web.send("POST", f"/apps/{app['id']}/keys")
+    assert s == 201
+    assert web.send("POST", f"/apps/{app['id']}/keys")[0] == 409
+    assert web.send("DELETE", f"/apps/{app['id']}/keys/{key1['id']}")[0] == 200
+    assert gateway(key1["key"]) == 401
+    assert gateway(key2["key"]) == 200
+    assert gateway(key2["key"]) == 200
+    assert gateway(key2["key"]) == 429  # the sixth in the minute
+
+    # A manual plan: pending (403 at the gateway) until an operator approves.
+    s, _, app2 = web.send("POST", "/apps", {"name": "second"})
+    s, _, sub2 = web.send("POST", f"/apps/{app2['id']}/subscriptions", {"api": "items", "plan": "gold"})
+    assert s == 201 and sub2["state"] == "pending"
+    k = web.send("POST", f"/apps/{app2['id']}/keys")[2]["key"]
+    assert gateway(k) == 403
+    s, _, body = call(p, "PATCH", f"/subscriptions/{sub2['id']}", {"state": "active"},
+                      content_type="application/merge-patch+json")
+    assert s == 200, body
+    assert gateway(k) == 200
+
+    # Operators see accounts and applications, never a password or a key.
+    s, _, accounts = call(p, "GET", "/accounts")
+    assert s == 200 and accounts["data"][0]["name"] == "dev@example.com"
+    assert accounts["data"][0]["password_hash"] == "<redacted>"
+    consumer = call(p, "GET", f"/consumers/{app['id']}")[2]
+    assert key2["key"] not in json.dumps(consumer)
+
+    # Another account sees none of it.
+    other = Browser(web.port)
+    assert other.send("POST", "/signup", {"email": "eve@example.com", "password": PASSWORD})[0] == 201
+    assert other.login("eve@example.com")[0] == 200
+    assert other.send("GET", "/apps")[2]["data"] == []
+    assert other.send("POST", f"/apps/{app['id']}/keys")[0] == 404
+
+    # Sign out: the session is gone.
+    assert web.send("POST", "/logout")[0] == 200
+    assert web.send("GET", "/apps")[0] == 401
+
+
+def test_sign_in_is_throttled_and_sign_up_can_be_closed(portico, upstreams, tmp_path):
+    u = upstreams()
+    cfg = portal_config(tmp_path, u)
+    p = portico(config=cfg)
+    web = Browser(int(cfg["server"]["portal"]["listen"].rsplit(":", 1)[1]))
+    assert web.send("POST", "/signup", {"email": "a@example.com", "password": PASSWORD})[0] == 201
+    for _ in range(5):
+        assert web.login("a@example.com", "not the password")[0] == 401
+    s, h, _ = web.login("a@example.com")  # the right one, but too late
+    assert s == 429 and 0 < int(h["retry-after"]) <= 900
+    assert Browser(web.port).send("GET", "/apps")[0] == 401
+    p.stop()
+    (tmp_path / "closed").mkdir()
+    cfg = portal_config(tmp_path / "closed", u)
+    cfg["server"]["portal"]["signup"] = "closed"
+    portico(config=cfg)
+    closed = Browser(int(cfg["server"]["portal"]["listen"].rsplit(":", 1)[1]))
+    s, _, body = closed.send("POST", "/signup", {"email": "b@example.com", "password": PASSWORD})
+    assert s == 403 and body["error"] == "sign-up is closed"
