@@ -39,6 +39,7 @@
 #include "observability/stats_totals.h"
 #include "portal/password.h"
 #include "portal/portal_api.h"
+#include "portal/portal_pages.h"
 #include "server/cache_admin.h"
 #include "server/entity_source.h"
 #include "server/health_checker.h"
@@ -548,10 +549,12 @@ std::string Server::startPortal() {
   hooks.hash_password = portal::hashPassword;
   hooks.check_password = portal::checkPassword;
   portal_ = std::make_unique<portal::PortalApi>(*cfg, std::move(hooks), cfg->tls.has_value());
-  portal_server_ = std::make_unique<admin::AdminServer>(io_, [this](const admin::AdminRequest& r) {
-    if (portal_->handles(r.path)) return portal_->handle(r, r.client_ip);
-    return admin::failure(404, "not found: the portal's pages are not built yet");
-  });
+  portal_server_ = std::make_unique<admin::AdminServer>(
+      io_, [this, page_config = *cfg](const admin::AdminRequest& r) {
+        if (portal_->handles(r.path)) return portal_->handle(r, r.client_ip);
+        if (r.method != "GET" && r.method != "HEAD") return admin::notAllowed("GET, HEAD");
+        return portal::portalPage(r.path, page_config, api_->entities());
+      });
   std::shared_ptr<const tls::ServerContext> tls;
   if (cfg->tls) {
     auto context = tls::ServerContext::build(*cfg->tls, &ticket_keys_);

@@ -4,6 +4,9 @@ gateway, hit the plan's limit, rotate the key, a manual plan's pending subscript
 an operator; sessions, CSRF, throttling and accounts seeing only their own applications."""
 import http.client
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 from conftest import free_port, request, wait_for
 from test_admin_api import admin_config, call
@@ -155,3 +158,47 @@ def test_sign_in_is_throttled_and_sign_up_can_be_closed(portico, upstreams, tmp_
     closed = Browser(int(cfg["server"]["portal"]["listen"].rsplit(":", 1)[1]))
     s, _, body = closed.send("POST", "/signup", {"email": "b@example.com", "password": PASSWORD})
     assert s == 403 and body["error"] == "sign-up is closed"
+
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "build" / "portal.png"
+SPEC = {"openapi": "3.0.3", "info": {"title": "Items", "version": "1"},
+        "paths": {"/{id}": {"get": {"summary": "One item", "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]}},
+            "/search": {"post": {"summary": "Search items"}}}}  # under the API's base path
+
+
+def test_the_pages_in_headless_chromium(portico, upstreams, tmp_path):
+    assert shutil.which("node") and Path("/usr/bin/chromium").exists(), \
+        "make test installs chromium (scripts/install-deps.sh) and playwright-core (npm ci)"
+    u = upstreams()
+    cfg = portal_config(tmp_path, u)
+    cfg["apis"][0]["openapi"] = SPEC
+    cfg["apis"].append({"name": "<b>old</b>", "base_path": "/old", "state": "deprecated",
+                        "sunset": "2027-06-30T00:00:00Z"})
+    cfg["server"]["portal"]["gateway_url"] = "https://api.example.com"
+    portico(config=cfg)
+    url = "http://" + cfg["server"]["portal"]["listen"]
+    status, headers, page = request(int(url.rsplit(":", 1)[1]), "GET", "/portal/")
+    assert status == 200 and "default-src 'self'" in headers["content-security-policy"]
+    assert b"&lt;b&gt;old&lt;/b&gt;" in page and b"<b>old</b>" not in page  # escaped
+    assert b"deprecated, sunset 2027-06-30T00:00:00Z" in page
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    SCREENSHOT.unlink(missing_ok=True)
+    opts = {"portal": url, "api": "items", "screenshot": str(SCREENSHOT)}
+    run = subprocess.run(["node", "portal.mjs", json.dumps(opts)], cwd=REPO / "test/dashboard",
+                         capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"portal screenshot: {SCREENSHOT}")
+    assert result["problems"] == []  # no console error, failed request, error answer or alert
+    assert result["apis"] == ["items", "<b>old</b>"]
+    assert sorted(result["operations"]) == ["GET /{id}", "POST /search"]
+    assert result["plans"] == ["free", "gold"]
+    # (paths in name order: /search first)
+    assert result["curl"] == "curl -X POST -H 'apikey: YOUR_KEY' 'https://api.example.com/items/search'"
+    assert result["shownName"] == "<script>alert(1)</script>"  # shown as text
+    assert result["scripts"] == 1  # only the portal's own
+    assert "items under free: active" in result["subscription"]
+    assert result["keyShown"]
+    assert SCREENSHOT.stat().st_size > 10_000
