@@ -3,21 +3,13 @@
 // e2e test (test/e2e/test_dashboard.py) to assert on; takes a screenshot.
 //   node check.mjs '{"admin": URL, "proxy": URL, "route": NAME, "path": "/x", "requests": N,
 //                    "screenshot": FILE}'
-import { chromium } from 'playwright-core';
+import { launch, watchedPage } from './browser.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 const problems = [];
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-dev-shm-usage',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()}`));
-  page.on('response', (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`); });
+  const page = await watchedPage(browser, { width: 1400, height: 1000 }, problems);
 
   await page.goto(`${opts.admin}/dashboard/`);
   const row = `tr[data-route="${opts.route}"]`;

@@ -2,21 +2,13 @@
 // page from its OpenAPI spec, then sign-up, sign-in, an application named like markup, a
 // subscription and a key. Prints one JSON line for test/e2e/test_portal.py; takes a screenshot.
 //   node portal.mjs '{"portal": URL, "api": NAME, "screenshot": FILE}'
-import { chromium } from 'playwright-core';
+import { launch, watchedPage } from './browser.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 const problems = [];
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-dev-shm-usage',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
-  const page = await browser.newPage({ viewport: { width: 420, height: 900 } });  // a phone
-  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()}`));
-  page.on('response', (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`); });
+  const page = await watchedPage(browser, { width: 420, height: 900 }, problems);
   page.on('dialog', (d) => { problems.push(`dialog: ${d.message()}`); d.dismiss(); });
 
   await page.goto(`${opts.portal}/portal/`);
