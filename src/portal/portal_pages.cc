@@ -182,10 +182,19 @@ std::string apiPage(const config::PortalConfig& config, const store::EntitySet& 
                     const store::Entity& api) {
   std::string base = api.body.value("base_path", "/");
   if (!base.empty() && base.back() == '/') base.pop_back();
+  // The header the API's routes read the key from: their own key-auth's, else the default the
+  // gateway puts there.
+  std::string header = "apikey";
+  for (const auto& route : set.list(Kind::Routes)) {
+    if (route.body.value("api", "") != api.name) continue;
+    for (const auto& plugin : route.body.value("plugins", json::array()))
+      if (plugin.value("name", "") == "key-auth")
+        header = plugin.value("config", json::object()).value("header", header);
+  }
   std::string out = "<h1>" + escapeHtml(api.name) + " <span>" +
                     escapeHtml(api.body.value("version", "")) + "</span>" + stateBadge(api) +
-                    "</h1><h2>Authentication</h2><p>Send your application's key in the "
-                    "<code>apikey</code> header (or the <code>apikey</code> query parameter).</p>";
+                    "</h1><h2>Authentication</h2><p>Send your application's key in the <code>" +
+                    escapeHtml(header) + "</code> header.</p>";
   out += "<h2>Plans</h2><ul>";
   for (const auto& plan : set.list(Kind::Plans)) {
     const auto apis = plan.body.value("apis", json::array());
@@ -230,7 +239,7 @@ std::string apiPage(const config::PortalConfig& config, const store::EntitySet& 
       if (!rows.empty())
         out += "<table><tr><th>parameter</th><th>in</th><th></th><th>type</th></tr>" + rows +
                "</table>";
-      out += "<pre>curl -X " + upper + " -H 'apikey: YOUR_KEY' '" +
+      out += "<pre>curl -X " + upper + " -H '" + escapeHtml(header) + ": YOUR_KEY' '" +
              escapeHtml(config.gateway_url + base + it.key()) + "'</pre></section>";
     }
   }
