@@ -7,6 +7,7 @@
 
 #include "admin/admin_reply.h"
 #include "core/sha256.h"
+#include "http/url.h"
 
 namespace portico::portal {
 
@@ -122,8 +123,13 @@ AdminResponse PortalApi::handle(const AdminRequest& request, const std::string& 
       return createKey(*app, account);
     if (parts.size() == 4 && parts[2] == "keys" && method == "DELETE")
       return revokeKey(*app, account, parts[3]);
-    if (parts.size() == 3 && parts[2] == "usage" && read)
-      return failure(501, "usage is not kept yet (ADR 0015)");
+    if (parts.size() == 3 && parts[2] == "usage" && read) {
+      if (!hooks_.usage) return failure(501, "usage is not kept here");
+      const auto days = http::findQueryParam(request.query, "days");
+      const long n = days.found ? std::strtol(std::string(days.value).c_str(), nullptr, 10) : 7;
+      if (n < 1 || n > 31) return failure(400, "days: from 1 to 31");
+      return answer(200, hooks_.usage(app->name, static_cast<int>(n)));
+    }
   }
   return failure(404, "not found: " + request.path);
 }

@@ -29,6 +29,8 @@ struct PortalHooks {
   // crypt(3) with a fresh yescrypt salt, and a check against a stored hash.
   std::function<std::string(const std::string& password)> hash_password;
   std::function<bool(const std::string& password, const std::string& hash)> check_password;
+  // An application's use over the last `days` days (filters::UsageBook::report); unset: 501.
+  std::function<nlohmann::json(const std::string& application, int days)> usage;
 };
 
 class PortalApi {

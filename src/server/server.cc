@@ -32,6 +32,8 @@
 #include "admin/static_assets.h"
 #include "core/blocking_pool.h"
 #include "filters/builtins.h"
+#include "filters/subscription/subscription_filter.h"
+#include "filters/subscription/usage_book.h"
 #include "http/url.h"
 #include "observability/log_writer.h"
 #include "observability/metrics.h"
@@ -160,6 +162,7 @@ class Server {
   std::unique_ptr<admin::AdminServer> admin_;
   EntitySource source_;
   std::unique_ptr<admin::AdminApi> api_;
+  std::shared_ptr<filters::UsageBook> usage_;
   std::unique_ptr<portal::PortalApi> portal_;
   std::unique_ptr<admin::AdminServer> portal_server_;
   // The entities load() read, handed to the Admin API once published.
@@ -545,6 +548,14 @@ std::string Server::startPortal() {
     std::string out(n, '\0');
     RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n));
     return out;
+  };
+  // The workers' subscription filters record into the process's usage book; held here so it
+  // lives as long as the portal that shows it.
+  usage_ = std::static_pointer_cast<filters::UsageBook>(logs_.shared(
+      std::string(filters::kUsageBookKey), [] { return std::make_shared<filters::UsageBook>(); }));
+  hooks.usage = [book = usage_](const std::string& application, int days) {
+    return book->report(application, filters::UsageBook::dayOf(std::chrono::system_clock::now()),
+                        days);
   };
   hooks.hash_password = portal::hashPassword;
   hooks.check_password = portal::checkPassword;

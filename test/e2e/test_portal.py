@@ -108,6 +108,14 @@ def test_the_whole_journey(portico, upstreams, tmp_path):
     assert gateway(key2["key"]) == 200
     assert gateway(key2["key"]) == 200
     assert gateway(key2["key"]) == 429  # the sixth in the minute
+    # Usage: today's calls of the application (the revoked key's 401 is nobody's).
+    s, _, usage = web.send("GET", f"/apps/{app['id']}/usage?days=7")
+    assert s == 200, usage
+    today = usage["data"][0]
+    assert (today["api"], today["requests"], today["errors_4xx"], today["errors_5xx"]) == \
+        ("items", 6, 1, 0), usage
+    assert today["p95_ms"] > 0
+    assert web.send("GET", f"/apps/{app['id']}/usage?days=99")[0] == 400
 
     # A manual plan: pending (403 at the gateway) until an operator approves.
     s, _, app2 = web.send("POST", "/apps", {"name": "second"})

@@ -5,6 +5,7 @@
 #include "api/filter_registry.h"
 #include "api/services.h"
 #include "filters/builtins.h"
+#include "filters/subscription/usage_book.h"
 
 namespace portico::filters {
 namespace {
@@ -82,6 +83,28 @@ TEST(SubscriptionFilter, AnApiNoPlanListsGetsNone) {
   static const nlohmann::json kNone;
   api::FilterBuildContext ctx{kNone, "plans", s.diag, s.services, nullptr, nullptr};
   EXPECT_EQ(makeSubscriptionFactory(lone, s.cfg, s.registry, ctx), nullptr);
+}
+
+TEST(UsageBook, CountsPerApplicationApiAndDayAcrossWorkers) {
+  UsageBook book;
+  const std::int64_t today = UsageBook::dayOf(std::chrono::system_clock::time_point{} +
+                                              std::chrono::hours(24 * 20000 + 5));
+  using std::chrono::milliseconds;
+  for (int i = 0; i < 19; ++i) book.record(i % 3, "app1", "items", today, 200, milliseconds(2));
+  book.record(1, "app1", "items", today, 429, milliseconds(40));
+  book.record(0, "app1", "items", today - 1, 502, milliseconds(3));
+  book.record(0, "app2", "items", today, 200, milliseconds(1));
+  const auto r = book.report("app1", today, 7)["data"];
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0]["day"], "2024-10-04");  // newest first
+  EXPECT_EQ(r[0]["requests"], 20);
+  EXPECT_EQ(r[0]["errors_4xx"], 1);
+  EXPECT_NEAR(r[0]["p95_ms"].get<double>(), 2.0, 0.25);  // 19 of 20 at 2 ms
+  EXPECT_EQ(r[1]["errors_5xx"], 1);
+  EXPECT_EQ(book.report("app1", today, 1)["data"].size(), 1u);
+  // A day long past is dropped once newer days come.
+  book.record(0, "app1", "items", today + UsageBook::kDays, 200, milliseconds(1));
+  EXPECT_EQ(book.report("app1", today, 7)["data"].size(), 1u);  // that shard forgot day - 1
 }
 
 }  // namespace

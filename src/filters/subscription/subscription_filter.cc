@@ -4,7 +4,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/services.h"
+#include "api/worker_services.h"
 #include "filters/auth_reply.h"
+#include "filters/subscription/usage_book.h"
 
 namespace portico::filters {
 namespace {
@@ -29,6 +32,7 @@ class SubscriptionFactory final : public api::FilterFactory {
     std::vector<std::shared_ptr<const api::FilterFactory>> filters;
   };
   std::vector<Plan> plans;
+  std::shared_ptr<UsageBook> usage;  // the process's, shared by every snapshot
 };
 
 // Runs the plan's filters as its own small chain: each may go asynchronous (Redis).
@@ -42,6 +46,7 @@ class SubscriptionFilter final : public api::Filter {
                         "api " + f_.api + " needs the key of an application subscribed to it");
     const auto it = f_.by_application.find(ctx.consumer->name);
     const std::string who = "application " + ctx.consumer->name;
+    subscribed_ = it != f_.by_application.end();  // its use is counted, refused or not
     if (it == f_.by_application.end())
       return replyError(ctx, 403, who + " has no subscription to api " + f_.api);
     if (it->second.state == State::Pending)
@@ -85,6 +90,10 @@ class SubscriptionFilter final : public api::Filter {
 
   void onLog(const api::RequestContext& ctx) noexcept override {
     for (auto& f : inner_) f->onLog(ctx);
+    if (subscribed_ && ctx.consumer && f_.usage)
+      f_.usage->record(ctx.worker ? ctx.worker->workerId() : 0, ctx.consumer->name, f_.api,
+                       UsageBook::dayOf(ctx.wall_start), ctx.status,
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(ctx.total_latency));
   }
 
  private:
@@ -106,6 +115,7 @@ class SubscriptionFilter final : public api::Filter {
   const SubscriptionFactory& f_;
   std::vector<api::FilterPtr> inner_;
   std::size_t next_ = 0;
+  bool subscribed_ = false;
 };
 
 api::FilterPtr SubscriptionFactory::create() const {
@@ -156,6 +166,8 @@ std::shared_ptr<const api::FilterFactory> makeSubscriptionFactory(
     f->plans.push_back(std::move(built));
   }
   if (f->plans.empty()) return nullptr;
+  f->usage = std::static_pointer_cast<UsageBook>(context.services.shared(
+      std::string(kUsageBookKey), [] { return std::make_shared<UsageBook>(); }));
   for (const auto& s : cfg.subscriptions) {
     if (s.api != api.name) continue;
     const auto plan = plan_index.find(s.plan);

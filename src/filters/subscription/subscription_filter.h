@@ -4,12 +4,17 @@
 // API; its plan's limits and quota then apply, counted per application. Not a plugin users
 // list: the snapshot puts it on those routes, after their authentication.
 #include <memory>
+#include <string_view>
 
 #include "api/filter.h"
 #include "api/filter_registry.h"
 #include "config/model.h"
 
 namespace portico::filters {
+
+// Under this key in api::Services::shared: the UsageBook every snapshot's subscription
+// filters record into (the portal reads it).
+inline constexpr std::string_view kUsageBookKey = "portal-usage";
 
 // Null when no plan lists `api`. The plan's limits and quota are rate-limit and quota filters
 // built from `registry` (errors reported under the plan's path).
