@@ -181,7 +181,11 @@ AdminResponse PortalApi::login(const AdminRequest& request, const std::string& c
   if (const std::string old = cookieValue(request, kCookie); !old.empty()) sessions_.erase(old);
   const std::string id = token(16);
   const std::string csrf = token(16);
-  sessions_[id] = {email, csrf, hooks_.now()};
+  const auto now = hooks_.now();
+  if (sessions_.size() >= 10000)  // abandoned sessions go when new ones come
+    std::erase_if(sessions_,
+                  [&](const auto& e) { return now - e.second.seen > config_.session_idle; });
+  sessions_[id] = {email, csrf, now};
   AdminResponse r = answer(200, {{"csrf_token", csrf}, {"email", email}});
   r.headers.emplace_back("Set-Cookie", std::string(kCookie) + "=" + id +
                                            "; Path=/portal; HttpOnly; SameSite=Lax" +
