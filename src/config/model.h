@@ -378,6 +378,7 @@ struct SubscriptionConfig {
 struct AccountConfig {
   std::string name;  // the email, lower-cased
   std::string password_hash;
+  bool invited = false;  // an operator's invitation: signing up sets the password
   Labels labels;
   std::string path;
 };

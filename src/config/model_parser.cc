@@ -725,7 +725,11 @@ AccountConfig parseAccount(const json& j, const std::string& path, Diagnostics& 
   account.path = path;
   ObjectReader r(j, path, d);
   r.string("name", account.name, true);
-  r.string("password_hash", account.password_hash, true);
+  r.boolean("invited", account.invited);
+  // An invitation (made by an operator) has no password until its invitee signs up.
+  r.string("password_hash", account.password_hash, !account.invited);
+  if (account.invited && r.has("password_hash"))
+    d.add(r.childPath("invited"), "an invitation has no password_hash yet");
   if (account.name.find('@') == std::string::npos)
     d.add(r.childPath("name"), "must be an email address");
   if (r.has("password_hash") && account.password_hash.rfind("$y$", 0) != 0 &&

@@ -137,8 +137,6 @@ AdminResponse PortalApi::handle(const AdminRequest& request, const std::string& 
 AdminResponse PortalApi::signup(const AdminRequest& request) {
   if (config_.signup == config::PortalConfig::Signup::Closed)
     return failure(403, "sign-up is closed");
-  if (config_.signup == config::PortalConfig::Signup::Invite)
-    return failure(403, "sign-up is by invitation only");
   const auto body = objectBody(request);
   if (!body) return failure(400, "expected a JSON object {email, password}");
   const std::string email = lower(body->value("email", ""));
@@ -146,8 +144,12 @@ AdminResponse PortalApi::signup(const AdminRequest& request) {
   if (!plausibleEmail(email)) return failure(400, "email: not an email address");
   if (password.size() < 12) return failure(400, "password: at least 12 characters");
   if (password.size() > 1024) return failure(400, "password: at most 1024 characters");
-  if (hooks_.entities().find(Kind::Accounts, email))
-    return failure(409, "an account with this email exists");
+  // An operator's invitation (`accounts` entry with `invited: true`) is claimed by signing up.
+  const store::Entity* existing = hooks_.entities().find(Kind::Accounts, email);
+  const bool invited = existing && existing->body.value("invited", false);
+  if (existing && !invited) return failure(409, "an account with this email exists");
+  if (!invited && config_.signup == config::PortalConfig::Signup::Invite)
+    return failure(403, "sign-up is by invitation only");
   const AdminResponse r =
       hooks_.write({{Kind::Accounts, email,
                      json{{"name", email}, {"password_hash", hooks_.hash_password(password)}}}},

@@ -168,6 +168,26 @@ def test_sign_in_is_throttled_and_sign_up_can_be_closed(portico, upstreams, tmp_
     assert s == 403 and body["error"] == "sign-up is closed"
 
 
+def test_sign_up_by_invitation(portico, upstreams, tmp_path):
+    u = upstreams()
+    cfg = portal_config(tmp_path, u)
+    cfg["server"]["portal"]["signup"] = "invite"
+    p = portico(config=cfg)
+    web = Browser(int(cfg["server"]["portal"]["listen"].rsplit(":", 1)[1]))
+    s, _, body = web.send("POST", "/signup", {"email": "new@example.com", "password": PASSWORD})
+    assert s == 403 and body["error"] == "sign-up is by invitation only"
+    # An operator invites; an invitation cannot carry a password, nor sign in before sign-up.
+    s, _, body = call(p, "POST", "/accounts", {"name": "new@example.com", "invited": True,
+                                               "password_hash": "$y$x"})
+    assert s == 400, body
+    assert call(p, "POST", "/accounts", {"name": "new@example.com", "invited": True})[0] == 201
+    assert web.login("new@example.com", "")[0] == 401
+    assert web.send("POST", "/signup", {"email": "new@example.com", "password": PASSWORD})[0] == 201
+    assert web.send("POST", "/signup", {"email": "new@example.com", "password": PASSWORD})[0] == 409
+    assert web.login("new@example.com")[0] == 200
+    assert "invited" not in call(p, "GET", "/accounts/new@example.com")[2]
+
+
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "build" / "portal.png"
 SPEC = {"openapi": "3.0.3", "info": {"title": "Items", "version": "1"},
