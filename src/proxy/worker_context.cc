@@ -128,10 +128,15 @@ void WorkerContext::installCandidate(std::shared_ptr<const snapshot::Snapshot> s
     candidate.reset();
     candidate_percent = 0;
     candidate_route_stats.clear();
+    candidate_upstream_stats.clear();
     return;
   }
-  if (snap != candidate)
+  if (snap != candidate) {
     candidate_route_stats = routeTable(stats, *snap, snapshot.get(), route_stats);
+    candidate_upstream_stats.clear();
+    for (const auto& u : snap->upstreams)
+      candidate_upstream_stats.push_back(&stats.upstream(u.cfg->name));
+  }
   candidate = std::move(snap);
   candidate_percent = percent;
 }
@@ -145,9 +150,14 @@ observability::RouteStats* WorkerContext::routeStatsOf(const snapshot::Snapshot&
 }
 
 observability::UpstreamStats& WorkerContext::upstreamStatsOf(const snapshot::Upstream& up) {
-  const bool ours = up.index < upstream_stats.size() && up.index < snapshot->upstreams.size() &&
-                    &snapshot->upstreams[up.index] == &up;
-  return ours ? *upstream_stats[up.index] : stats.upstream(up.cfg->name);
+  const auto in = [&](const snapshot::Snapshot* snap,
+                      const std::vector<observability::UpstreamStats*>& table) {
+    return snap && up.index < table.size() && up.index < snap->upstreams.size() &&
+           &snap->upstreams[up.index] == &up;
+  };
+  if (in(snapshot.get(), upstream_stats)) return *upstream_stats[up.index];
+  if (in(candidate.get(), candidate_upstream_stats)) return *candidate_upstream_stats[up.index];
+  return stats.upstream(up.cfg->name);
 }
 
 void WorkerContext::add(SessionBase* s) {

@@ -164,6 +164,7 @@ struct WorkerContext final : api::WorkerServices {
   std::shared_ptr<const snapshot::Snapshot> candidate;
   std::uint32_t candidate_percent = 0;
   std::vector<observability::RouteStats*> candidate_route_stats;
+  std::vector<observability::UpstreamStats*> candidate_upstream_stats;
   ConnectionPool pool;
   std::shared_ptr<UpstreamH2Pool> h2_pool;   // HTTP/2 upstream connections, made on first use
   std::shared_ptr<OriginUpstreams> origins;  // upstreams of URL calls, made on first use
@@ -199,8 +200,8 @@ struct WorkerContext final : api::WorkerServices {
   // Counters of route `index` of `snap`: from the table of the snapshot or the candidate it
   // is, else by name (an internal call pinned to a snapshot a reload replaced since).
   observability::RouteStats* routeStatsOf(const snapshot::Snapshot& snap, std::size_t index);
-  // Counters of `up`: the table's when it belongs to the stable snapshot, else by name (a
-  // request on a candidate, or one that began before a reload).
+  // Counters of `up`: from the table of the snapshot or candidate it belongs to, else by name
+  // (a request that began before a reload).
   observability::UpstreamStats& upstreamStatsOf(const snapshot::Upstream& up);
 
   void add(SessionBase* s);
