@@ -9,6 +9,7 @@
 
 #include <ctime>
 
+#include "config/parse_helpers.h"
 #include "config/reader.h"
 #include "core/sha256.h"
 
@@ -16,42 +17,6 @@ namespace portico::config {
 namespace {
 
 using nlohmann::json;
-
-template <class F>
-void forEachItem(ObjectReader& parent, std::string_view key, F&& f,
-                 const ExternalSections* sections = nullptr) {
-  if (sections) {
-    for (const auto& [name, items] : *sections) {
-      if (name != key) continue;
-      for (std::size_t i = 0; i < items.size(); ++i) f(*items[i], indexPath(std::string(key), i));
-      return;
-    }
-  }
-  const json* list = parent.get(key);
-  if (!list) return;
-  std::string path = parent.childPath(key);
-  if (!list->is_array()) {
-    parent.diagnostics().add(path, "expected a list");
-    return;
-  }
-  for (size_t i = 0; i < list->size(); ++i) f((*list)[i], indexPath(path, i));
-}
-
-// `labels`: a map of strings, for selecting objects (Admin API filters, pruning); never
-// compiled into anything.
-void readLabels(ObjectReader& r, Labels& out) {
-  const json* j = r.get("labels");
-  if (!j) return;
-  if (!j->is_object()) {
-    r.diagnostics().add(r.childPath("labels"), "expected a map of strings");
-    return;
-  }
-  for (auto it = j->begin(); it != j->end(); ++it) {
-    std::string v;
-    if (readString(*it, joinPath(r.childPath("labels"), it.key()), r.diagnostics(), v))
-      out[it.key()] = std::move(v);
-  }
-}
 
 // An RFC 3339 time in UTC ("2027-06-30T00:00:00Z") as unix seconds.
 std::optional<std::int64_t> parseUtcTime(const std::string& text) {
@@ -89,8 +54,6 @@ void parseLimits(const json& j, const std::string& path, Diagnostics& d, Limits&
   if (l.max_header_bytes < 1024) d.add(joinPath(path, "max_header_bytes"), "must be at least 1KiB");
   if (l.max_uri_bytes < 64) d.add(joinPath(path, "max_uri_bytes"), "must be at least 64");
 }
-
-TlsConfig parseTls(const json& j, const std::string& path, Diagnostics& d);
 
 void parseRollout(const json& j, const std::string& path, Diagnostics& d, RolloutConfig& out) {
   ObjectReader r(j, path, d);
@@ -168,30 +131,7 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
     mr.finish();
   }
   if (const json* ro = r.get("rollout")) parseRollout(*ro, r.childPath("rollout"), d, s.rollout);
-  if (const json* po = r.get("portal")) {
-    PortalConfig portal;
-    ObjectReader pr(*po, r.childPath("portal"), d);
-    pr.string("listen", portal.listen, true);
-    if (const json* t = pr.get("tls")) {
-      portal.tls = parseTls(*t, pr.childPath("tls"), d);
-      portal.tls->offer_h2 = false;  // the portal speaks HTTP/1.1
-    }
-    pr.string("title", portal.title);
-    std::string signup = "open";
-    pr.string("signup", signup);
-    if (signup == "invite")
-      portal.signup = PortalConfig::Signup::Invite;
-    else if (signup == "closed")
-      portal.signup = PortalConfig::Signup::Closed;
-    else if (signup != "open")
-      d.add(pr.childPath("signup"), "unknown signup \"" + signup + "\" (open, invite, closed)");
-    pr.string("gateway_url", portal.gateway_url);
-    pr.duration("session_idle", portal.session_idle);
-    if (pr.get("oidc"))
-      d.add(pr.childPath("oidc"), "not supported yet: the portal has local accounts only");
-    pr.finish();
-    s.portal = std::move(portal);
-  }
+  if (const json* po = r.get("portal")) s.portal = parsePortal(*po, r.childPath("portal"), d);
   if (const json* t = r.get("tracing")) {
     TracingConfig tc;
     ObjectReader tr(*t, r.childPath("tracing"), d);
@@ -300,6 +240,22 @@ void parseHttp2(const json& j, const std::string& path, Diagnostics& d, Http2Con
   r.finish();
 }
 
+}  // namespace
+
+void readLabels(ObjectReader& r, Labels& out) {
+  const json* j = r.get("labels");
+  if (!j) return;
+  if (!j->is_object()) {
+    r.diagnostics().add(r.childPath("labels"), "expected a map of strings");
+    return;
+  }
+  for (auto it = j->begin(); it != j->end(); ++it) {
+    std::string v;
+    if (readString(*it, joinPath(r.childPath("labels"), it.key()), r.diagnostics(), v))
+      out[it.key()] = std::move(v);
+  }
+}
+
 TlsConfig parseTls(const json& j, const std::string& path, Diagnostics& d) {
   TlsConfig t;
   ObjectReader r(j, path, d);
@@ -337,6 +293,8 @@ TlsConfig parseTls(const json& j, const std::string& path, Diagnostics& d) {
     d.add(r.childPath("certificates"), "at least one certificate is required");
   return t;
 }
+
+namespace {
 
 PluginConfig parsePlugin(const json& j, const std::string& path, Diagnostics& d) {
   PluginConfig p;
@@ -641,114 +599,6 @@ void checkUniqueNames(const std::vector<T>& items, const std::string& section, D
   }
 }
 
-PlanConfig parsePlan(const json& j, const std::string& path, Diagnostics& d) {
-  PlanConfig plan;
-  plan.path = path;
-  ObjectReader r(j, path, d);
-  r.string("name", plan.name, true);
-  r.stringList("apis", plan.apis);
-  forEachItem(r, "limits", [&](const json& l, const std::string& lp) {
-    PlanConfig::Limit limit;
-    ObjectReader lr(l, lp, d);
-    lr.number("requests", 1, 1'000'000'000, limit.requests);
-    lr.duration("per", limit.per);
-    if (!lr.has("requests")) d.add(joinPath(lp, "requests"), "is required");
-    if (limit.per.count() <= 0) d.add(joinPath(lp, "per"), "is required and positive");
-    lr.finish();
-    plan.limits.push_back(limit);
-  });
-  if (const json* q = r.get("quota")) {
-    PlanConfig::Quota quota;
-    ObjectReader qr(*q, r.childPath("quota"), d);
-    qr.number("requests", 1, 1'000'000'000'000, quota.requests);
-    qr.string("per", quota.per, true);
-    if (!qr.has("requests")) d.add(qr.childPath("requests"), "is required");
-    if (qr.has("per") && quota.per != "hour" && quota.per != "day" && quota.per != "month")
-      d.add(qr.childPath("per"), "unknown period \"" + quota.per + "\" (hour, day, month)");
-    qr.finish();
-    plan.quota = std::move(quota);
-  }
-  std::string approval = "auto";
-  r.string("approval", approval);
-  if (approval == "manual")
-    plan.approval = PlanConfig::Approval::Manual;
-  else if (approval != "auto")
-    d.add(r.childPath("approval"), "unknown approval \"" + approval + "\" (auto, manual)");
-  readLabels(r, plan.labels);
-  r.finish();
-  return plan;
-}
-
-SubscriptionConfig parseSubscription(const json& j, const std::string& path, Diagnostics& d) {
-  SubscriptionConfig sub;
-  sub.path = path;
-  ObjectReader r(j, path, d);
-  r.string("name", sub.name, true);
-  r.string("application", sub.application, true);
-  r.string("api", sub.api, true);
-  r.string("plan", sub.plan, true);
-  std::string state = "active";
-  r.string("state", state);
-  if (state == "pending")
-    sub.state = SubscriptionConfig::State::Pending;
-  else if (state == "rejected")
-    sub.state = SubscriptionConfig::State::Rejected;
-  else if (state != "active")
-    d.add(r.childPath("state"), "unknown state \"" + state + "\" (active, pending, rejected)");
-  readLabels(r, sub.labels);
-  r.finish();
-  return sub;
-}
-
-// A subscription names an application (consumer), an API, and a plan that lists that API; an
-// application has one subscription per API.
-void checkSubscriptions(const Config& c, Diagnostics& d) {
-  std::set<std::pair<std::string_view, std::string_view>> seen;
-  for (const auto& s : c.subscriptions) {
-    if (std::none_of(c.consumers.begin(), c.consumers.end(),
-                     [&](const ConsumerConfig& x) { return x.name == s.application; }))
-      d.add(joinPath(s.path, "application"), "unknown consumer \"" + s.application + "\"");
-    const auto plan = std::find_if(c.plans.begin(), c.plans.end(),
-                                   [&](const PlanConfig& p) { return p.name == s.plan; });
-    if (plan == c.plans.end())
-      d.add(joinPath(s.path, "plan"), "unknown plan \"" + s.plan + "\"");
-    else if (std::find(plan->apis.begin(), plan->apis.end(), s.api) == plan->apis.end())
-      d.add(joinPath(s.path, "api"), "plan \"" + s.plan + "\" does not list api \"" + s.api + "\"");
-    if (!seen.emplace(s.application, s.api).second)
-      d.add(s.path,
-            "application \"" + s.application + "\" already subscribes to api \"" + s.api + "\"");
-  }
-}
-
-AccountConfig parseAccount(const json& j, const std::string& path, Diagnostics& d) {
-  AccountConfig account;
-  account.path = path;
-  ObjectReader r(j, path, d);
-  r.string("name", account.name, true);
-  r.boolean("invited", account.invited);
-  // An invitation (made by an operator) has no password until its invitee signs up.
-  r.string("password_hash", account.password_hash, !account.invited);
-  if (account.invited && r.has("password_hash"))
-    d.add(r.childPath("invited"), "an invitation has no password_hash yet");
-  if (account.name.find('@') == std::string::npos)
-    d.add(r.childPath("name"), "must be an email address");
-  if (r.has("password_hash") && account.password_hash.rfind("$y$", 0) != 0 &&
-      account.password_hash.rfind("$2b$", 0) != 0 && account.password_hash.rfind("$6$", 0) != 0)
-    d.add(r.childPath("password_hash"), "must be a crypt(3) hash ($y$, $2b$ or $6$)");
-  readLabels(r, account.labels);
-  r.finish();
-  return account;
-}
-
-// A plan lists APIs that exist.
-void checkPlans(const Config& c, Diagnostics& d) {
-  for (const auto& plan : c.plans)
-    for (std::size_t i = 0; i < plan.apis.size(); ++i)
-      if (std::none_of(c.apis.begin(), c.apis.end(),
-                       [&](const ApiConfig& a) { return a.name == plan.apis[i]; }))
-        d.add(indexPath(joinPath(plan.path, "apis"), i), "unknown api \"" + plan.apis[i] + "\"");
-}
-
 // Routes name their API; an API's routes lie under its base path.
 void checkApis(const Config& c, Diagnostics& d) {
   for (const auto& route : c.routes) {
@@ -937,10 +787,9 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
   checkUniqueNames(c.apis, "apis", d);
   checkApis(c, d);
   checkUniqueNames(c.plans, "plans", d);
-  checkPlans(c, d);
   checkUniqueNames(c.subscriptions, "subscriptions", d);
   checkUniqueNames(c.accounts, "accounts", d);
-  checkSubscriptions(c, d);
+  checkPortalEntities(c, d);
   std::set<std::string> addresses;
   for (size_t i = 0; i < c.listeners.size(); ++i) {
     if (!addresses.insert(c.listeners[i].listen).second)
