@@ -145,6 +145,7 @@ class AdminApi {
     // The stable side's last interval with min_requests: what a candidate at (nearly) 100%
     // is compared with, the stable side then seeing (nearly) nothing.
     server::SideFigures reference;
+    std::chrono::steady_clock::time_point driver_checked;  // a follower's last look at nodes
   };
   std::optional<Running> running_;
   ControlHooks hooks_;

@@ -90,6 +90,7 @@ AdminResponse AdminApi::startRelease(std::vector<store::Change> changes, std::ui
                            hooks_.release_totals(),
                            true,
                            false,
+                           {},
                            {}});
   hooks_.serve_candidate(running_->prepared, r.percent);
   spdlog::info("release {}: {} change(s) on {}% of requests", r.id, r.changes.size(), r.percent);
@@ -146,9 +147,10 @@ void AdminApi::tickRelease() {
       figuresOf(totals[observability::kStableSide].since(run.baseline[observability::kStableSide]));
   const auto candidate = figuresOf(
       totals[observability::kCandidateSide].since(run.baseline[observability::kCandidateSide]));
-  if (!run.driver && due) {
+  if (!run.driver && due && now - run.driver_checked >= rollout_.interval) {
     // A follower also ends a release whose driving node is gone (its lease expired): nobody
-    // would move it on, and writes are refused while it runs.
+    // would move it on, and writes are refused while it runs. Asked once per interval.
+    run.driver_checked = now;
     if (auto nodes = store_.nodes()) {
       const bool alive = std::any_of(nodes->begin(), nodes->end(), [&](const store::NodeInfo& n) {
         return n.id == record->node;
@@ -258,6 +260,7 @@ void AdminApi::followRelease(const store::ReleaseEvent& event) {
                            hooks_.release_totals(),
                            false,
                            false,
+                           {},
                            {}});
   if (!errors.empty()) {  // like a refused config: this node cannot serve it, so nobody does
     endRelease("rolled_back", "node " + self().id + " refused the candidate: " +
