@@ -359,19 +359,12 @@ ApiConfig parseApi(const json& j, const std::string& path, Diagnostics& d) {
   r.string("base_path", api.base_path);
   if (api.base_path.empty() || api.base_path[0] != '/')
     d.add(r.childPath("base_path"), "must start with /");
-  std::string state = "published";
-  r.string("state", state);
-  static const std::pair<const char*, ApiConfig::State> kStates[] = {
-      {"draft", ApiConfig::State::Draft},
-      {"published", ApiConfig::State::Published},
-      {"deprecated", ApiConfig::State::Deprecated},
-      {"retired", ApiConfig::State::Retired}};
-  bool known = false;
-  for (const auto& [n, s] : kStates)
-    if (state == n) api.state = s, known = true;
-  if (!known)
-    d.add(r.childPath("state"),
-          "unknown state \"" + state + "\" (draft, published, deprecated, retired)");
+  readChoice(r, "state",
+             {{"draft", ApiConfig::State::Draft},
+              {"published", ApiConfig::State::Published},
+              {"deprecated", ApiConfig::State::Deprecated},
+              {"retired", ApiConfig::State::Retired}},
+             api.state);
   for (const auto& [key, out] :
        {std::pair{"sunset", &api.sunset}, std::pair{"deprecated_at", &api.deprecated_at}}) {
     std::string text;

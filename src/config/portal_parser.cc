@@ -19,14 +19,10 @@ PortalConfig parsePortal(const json& j, const std::string& path, Diagnostics& d)
     portal.tls->offer_h2 = false;  // the portal speaks HTTP/1.1
   }
   pr.string("title", portal.title);
-  std::string signup = "open";
-  pr.string("signup", signup);
-  if (signup == "invite")
-    portal.signup = PortalConfig::Signup::Invite;
-  else if (signup == "closed")
-    portal.signup = PortalConfig::Signup::Closed;
-  else if (signup != "open")
-    d.add(pr.childPath("signup"), "unknown signup \"" + signup + "\" (open, invite, closed)");
+  using Signup = PortalConfig::Signup;
+  readChoice(pr, "signup",
+             {{"open", Signup::Open}, {"invite", Signup::Invite}, {"closed", Signup::Closed}},
+             portal.signup);
   pr.string("gateway_url", portal.gateway_url);
   pr.duration("session_idle", portal.session_idle);
   if (pr.get("oidc"))
@@ -62,12 +58,9 @@ PlanConfig parsePlan(const json& j, const std::string& path, Diagnostics& d) {
     qr.finish();
     plan.quota = std::move(quota);
   }
-  std::string approval = "auto";
-  r.string("approval", approval);
-  if (approval == "manual")
-    plan.approval = PlanConfig::Approval::Manual;
-  else if (approval != "auto")
-    d.add(r.childPath("approval"), "unknown approval \"" + approval + "\" (auto, manual)");
+  readChoice(r, "approval",
+             {{"auto", PlanConfig::Approval::Auto}, {"manual", PlanConfig::Approval::Manual}},
+             plan.approval);
   readLabels(r, plan.labels);
   r.finish();
   return plan;
@@ -81,14 +74,11 @@ SubscriptionConfig parseSubscription(const json& j, const std::string& path, Dia
   r.string("application", sub.application, true);
   r.string("api", sub.api, true);
   r.string("plan", sub.plan, true);
-  std::string state = "active";
-  r.string("state", state);
-  if (state == "pending")
-    sub.state = SubscriptionConfig::State::Pending;
-  else if (state == "rejected")
-    sub.state = SubscriptionConfig::State::Rejected;
-  else if (state != "active")
-    d.add(r.childPath("state"), "unknown state \"" + state + "\" (active, pending, rejected)");
+  using State = SubscriptionConfig::State;
+  readChoice(
+      r, "state",
+      {{"active", State::Active}, {"pending", State::Pending}, {"rejected", State::Rejected}},
+      sub.state);
   readLabels(r, sub.labels);
   r.finish();
   return sub;
