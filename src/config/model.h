@@ -357,6 +357,9 @@ struct PlanConfig {
   std::optional<Quota> quota;
   enum class Approval { Auto, Manual };
   Approval approval = Approval::Auto;
+  // Where the limits and quota count, as rate-limit's keys `backend`, `redis` and
+  // `on_backend_failure` (kept raw; the filters check them): local when empty.
+  nlohmann::json counters = nlohmann::json::object();
   Labels labels;
   std::string path;
 };

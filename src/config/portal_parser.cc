@@ -61,6 +61,8 @@ PlanConfig parsePlan(const json& j, const std::string& path, Diagnostics& d) {
   readChoice(r, "approval",
              {{"auto", PlanConfig::Approval::Auto}, {"manual", PlanConfig::Approval::Manual}},
              plan.approval);
+  for (const char* key : {"backend", "redis", "on_backend_failure"})
+    if (const json* v = r.get(key)) plan.counters[key] = *v;
   readLabels(r, plan.labels);
   r.finish();
   return plan;

@@ -5,7 +5,8 @@ error; an operator approves through the Admin API."""
 import hashlib
 import json
 
-from conftest import request
+from conftest import base_config, free_port, request, validate
+from redis_server import RedisServer
 from test_admin_api import admin_config, call
 
 KEY1, KEY2, KEY3 = "app1-key-0123456789", "app2-key-0123456789", "app3-key-0123456789"
@@ -68,3 +69,46 @@ def test_subscriptions_and_plan_limits_at_the_gateway(portico, upstreams, tmp_pa
     assert s == 409 and body["referrers"] == ["subscriptions/s1"], body
     # Routes outside the plans' APIs are untouched.
     assert request(p.port, "GET", "/seed")[0] == 200
+
+
+def test_plan_counters_in_redis_are_shared_by_nodes(portico, upstreams, tmp_path):
+    """A plan with `backend: redis` counts its limits and quota in Redis: two nodes sharing it
+    admit the plan's limit once between them, and the quota continues on the other node."""
+    u = upstreams()
+    r = RedisServer(tmp_path / "redis", free_port())
+    try:
+        nodes = []
+        for _ in range(2):
+            cfg = base_config(free_port(), free_port(), {"items-svc": [u.address]},
+                              [{"name": "items", "match": {"path_prefix": "/items"},
+                                "api": "items", "upstream": "items-svc"}])
+            cfg["apis"] = [{"name": "items", "base_path": "/items"}]
+            cfg["consumers"] = [{"name": "app1", "credentials": {
+                "key-auth": [{"key_sha256": digest(KEY1)}]}}]
+            cfg["plans"] = [{"name": "free", "apis": ["items"],
+                             "limits": [{"requests": 4, "per": "1m"}],
+                             "quota": {"requests": 100, "per": "day"},
+                             "backend": "redis", "redis": {"address": r.address},
+                             "on_backend_failure": "fail_closed"}]
+            cfg["subscriptions"] = [{"name": "s1", "application": "app1", "api": "items",
+                                     "plan": "free"}]
+            nodes.append(portico(config=cfg))
+        answers = [request(nodes[i % 2].port, "GET", "/items/1", {"apikey": KEY1})
+                   for i in range(6)]
+        assert [a[0] for a in answers] == [200, 200, 200, 200, 429, 429], answers
+        # The quota went on counting across the nodes: 4 admitted, 96 left on either.
+        assert answers[3][1]["x-quota-remaining"] == "96", answers[3][1]
+        assert r.command("KEYS", "portico:quota:plan:free:items*") == b"*1"
+    finally:
+        r.stop()
+    # Redis gone and fail_closed: the plan's counters cannot be read, so no request passes.
+    assert request(nodes[0].port, "GET", "/items/1", {"apikey": KEY1})[0] == 503
+
+
+def test_plan_counter_settings_are_checked(tmp_path):
+    cfg = base_config(free_port(), free_port(), {}, [])
+    cfg["apis"] = [{"name": "items", "base_path": "/items"}]
+    cfg["plans"] = [{"name": "free", "apis": ["items"], "limits": [{"requests": 4, "per": "1m"}],
+                     "backend": "memcached"}]
+    code, out = validate(cfg, tmp_path)
+    assert code != 0 and "plans[0].backend" in out, out

@@ -145,23 +145,26 @@ std::shared_ptr<const api::FilterFactory> makeSubscriptionFactory(
     SubscriptionFactory::Plan built{plan.name, {}};
     // Counters per plan, API and application, shared by the API's routes, kept across reloads.
     const std::string counters = "plan:" + plan.name + ":" + api.name;
+    // Built at the plan's path: the keys they share with it (limits, backend, redis) are
+    // reported where the plan has them.
     if (!plan.limits.empty()) {
       json limits = json::array();
       for (const auto& l : plan.limits)
         limits.push_back({{"requests", l.requests}, {"per", std::to_string(l.per.count()) + "ms"}});
-      if (auto rl = build(registry, "rate-limit",
-                          {{"limits", limits}, {"key", "consumer"}, {"name", counters}},
-                          plan.path + ".limits", context))
+      json config = plan.counters;
+      config.update({{"limits", limits}, {"key", "consumer"}, {"name", counters}});
+      if (auto rl = build(registry, "rate-limit", config, plan.path, context))
         built.filters.push_back(std::move(rl));
     }
-    if (plan.quota)
-      if (auto q = build(registry, "quota",
-                         {{"limit", plan.quota->requests},
-                          {"period", plan.quota->per},
-                          {"key", "consumer"},
-                          {"name", counters}},
-                         plan.path + ".quota", context))
+    if (plan.quota) {
+      json config = plan.counters;
+      config.update({{"limit", plan.quota->requests},
+                     {"period", plan.quota->per},
+                     {"key", "consumer"},
+                     {"name", counters}});
+      if (auto q = build(registry, "quota", config, plan.path, context))
         built.filters.push_back(std::move(q));
+    }
     plan_index.emplace(plan.name, f->plans.size());
     f->plans.push_back(std::move(built));
   }
