@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Starts the demo services and Portico on examples/quickstart.yaml, prints what to try, and
-# serves in the foreground until Ctrl-C (which drains Portico and stops the demo services).
+# Starts the demo services and Portico on examples/quickstart.yaml (gateway, Admin API and the
+# developer portal), prints what to try, and serves in the foreground until Ctrl-C (which
+# drains Portico and stops the demo services). Each run starts from a fresh database that the
+# file's entities seed (the file's store setting), so the demo always starts the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build/release/portico
 CONFIG=examples/quickstart.yaml
 
-for port in 8080 9001 9002 9901; do
+for port in 8080 8088 9001 9002 9901; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
     echo "port $port is already in use; stop whatever listens there first" >&2
     exit 1
   fi
 done
 
+rm -f build/quickstart.db build/quickstart.db-wal build/quickstart.db-shm
 /usr/bin/python3 examples/demo_services.py users:9001 orders:9002 &
 DEMO_PID=$!
 # Also on SIGTERM or SIGINT (an untrapped signal would skip the EXIT trap).
@@ -38,7 +41,18 @@ Portico is starting on http://127.0.0.1:8080 (admin on http://127.0.0.1:9901). T
   curl -s http://127.0.0.1:9901/metrics | head -20   # Prometheus metrics
   open http://127.0.0.1:9901/dashboard/ in a browser  # live dashboard
 
-Edit examples/quickstart.yaml and save: Portico reloads it. Ctrl-C drains and stops.
+The developer portal: open http://127.0.0.1:8088/portal/ — sign up, create an application,
+subscribe it to "users" under the free plan, create a key, then:
+
+  curl -i -H 'apikey: <your key>' http://127.0.0.1:8080/api/users/7   # 200; without it 401
+  curl -s -H 'Authorization: Bearer quickstart-demo-token' \
+    http://127.0.0.1:9901/admin/v1/subscriptions                  # the operator's view
+  curl -s -X PATCH -H 'Authorization: Bearer quickstart-demo-token' \
+    -H 'Content-Type: application/merge-patch+json' -d '{"state": "active"}' \
+    http://127.0.0.1:9901/admin/v1/subscriptions/<id>             # approve a partner subscription
+
+Change routes, upstreams and plans through the Admin API (docs/admin-api.md) or edit
+examples/quickstart.yaml and run `make run` again. Ctrl-C drains and stops.
 
 MSG
 "$BIN" run -c "$CONFIG"

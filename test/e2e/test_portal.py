@@ -230,3 +230,46 @@ def test_the_pages_in_headless_chromium(portico, upstreams, tmp_path):
     assert "items under free: active" in result["subscription"]
     assert result["keyShown"]
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_the_quick_start_serves_the_portal(portico, tmp_path):
+    """`make run`'s config (examples/quickstart.yaml) on free ports: its database seeded from
+    the file, the portal lists the demo APIs, and a developer gets a key that opens one."""
+    import yaml
+    cfg = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    ports = {name: free_port() for name in ("users", "orders")}
+    demo = subprocess.Popen(["/usr/bin/python3",
+                             str(REPO / "examples" / "demo_services.py"),
+                             *(f"{n}:{p}" for n, p in ports.items())],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cfg["listeners"][0]["listen"] = f"127.0.0.1:{free_port()}"
+        cfg["server"]["admin"]["listen"] = f"127.0.0.1:{free_port()}"
+        cfg["server"]["portal"]["listen"] = f"127.0.0.1:{free_port()}"
+        cfg["store"]["path"] = str(tmp_path / "quickstart.db")
+        for u in cfg["upstreams"]:
+            for i, t in enumerate(u["targets"]):
+                address = t["address"] if isinstance(t, dict) else t
+                port = {"9001": ports["users"], "9002": ports["orders"]}[address.rsplit(":")[1]]
+                address = f"127.0.0.1:{port}"
+                u["targets"][i] = {**t, "address": address} if isinstance(t, dict) else address
+        cfg["plugins"] = []  # no access log on the test's stdout
+        p = portico(config=cfg)
+        web = Browser(int(cfg["server"]["portal"]["listen"].rsplit(":", 1)[1]))
+        s, _, cat = web.send("GET", "/apis")
+        assert s == 200 and sorted(a["name"] for a in cat["data"]) == ["legacy-orders", "users"], cat
+        assert web.send("POST", "/signup", {"email": "dev@example.com", "password": PASSWORD})[0] \
+            == 201
+        assert web.login("dev@example.com")[0] == 200
+        s, _, app = web.send("POST", "/apps", {"name": "demo"})
+        assert s == 201, app
+        assert web.send("POST", f"/apps/{app['id']}/subscriptions",
+                        {"api": "users", "plan": "free"})[2]["state"] == "active"
+        key = web.send("POST", f"/apps/{app['id']}/keys")[2]["key"]
+        assert request(p.port, "GET", "/api/users/7")[0] == 401
+        status, _, body = request(p.port, "GET", "/api/users/7", {"apikey": key})
+        assert status == 200 and json.loads(body)["path"] == "/users/7", body
+        assert request(p.port, "GET", "/users/7")[0] == 200  # the open demo routes stay open
+    finally:
+        demo.terminate()
+        demo.wait(timeout=10)
