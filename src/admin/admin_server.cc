@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -23,9 +24,10 @@ using boost::system::error_code;
 namespace asio = boost::asio;
 
 struct AdminServer::Impl {
-  Impl(asio::io_context& io_context, AdminHandler h) : io(io_context), handler(std::move(h)) {}
+  explicit Impl(asio::io_context& io_context) : io(io_context) {}
   asio::io_context& io;
   AdminHandler handler;
+  AsyncAdminHandler async_handler;  // instead of `handler`
   std::unique_ptr<proxy::Acceptor> acceptor;
   std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
 
@@ -99,7 +101,11 @@ struct AdminServer::Impl {
           error_code peer_ec;
           const auto peer = socket.remote_endpoint(peer_ec);
           if (!peer_ec) ar.client_ip = peer.address().to_string();
-          r = handler(ar);
+          // Not a conditional expression: GCC 12 evaluates a co_await in one wrongly.
+          if (async_handler)
+            r = co_await answerLater(ar);
+          else
+            r = handler(ar);
         }
       } else {
         r.status = 400;
@@ -121,6 +127,20 @@ struct AdminServer::Impl {
     }
   }
 
+  // The async handler's reply, resumed on this loop whichever thread gave it.
+  proxy::Task<AdminResponse> answerLater(const AdminRequest& request) {
+    co_return co_await asio::async_initiate<decltype(proxy::kUseAwaitable), void(AdminResponse)>(
+        [this, &request](auto completion) {
+          auto shared = std::make_shared<decltype(completion)>(std::move(completion));
+          async_handler(request, [this, shared](AdminResponse response) {
+            asio::post(io, [shared, response = std::move(response)]() mutable {
+              (*shared)(std::move(response));
+            });
+          });
+        },
+        proxy::kUseAwaitable);
+  }
+
   proxy::Task<void> acceptLoop() {
     for (;;) {
       error_code ec;
@@ -133,7 +153,14 @@ struct AdminServer::Impl {
 };
 
 AdminServer::AdminServer(asio::io_context& io, AdminHandler handler)
-    : impl_(std::make_unique<Impl>(io, std::move(handler))) {}
+    : impl_(std::make_unique<Impl>(io)) {
+  impl_->handler = std::move(handler);
+}
+
+AdminServer::AdminServer(asio::io_context& io, AsyncAdminHandler handler)
+    : impl_(std::make_unique<Impl>(io)) {
+  impl_->async_handler = std::move(handler);
+}
 
 AdminServer::~AdminServer() {
   stop();

@@ -45,10 +45,15 @@ struct AdminRequest {
 constexpr std::size_t kMaxAdminBody = 16 * 1024 * 1024;
 
 using AdminHandler = std::function<AdminResponse(const AdminRequest&)>;
+// A handler that may answer later (after an outgoing call): it calls `reply` once, from any
+// thread; the answer is written from the server's loop.
+using AsyncAdminHandler =
+    std::function<void(const AdminRequest&, std::function<void(AdminResponse)> reply)>;
 
 class AdminServer {
  public:
   AdminServer(boost::asio::io_context& io, AdminHandler handler);
+  AdminServer(boost::asio::io_context& io, AsyncAdminHandler handler);
   ~AdminServer();
   // `tls`: serve HTTPS with that context (certificates, client certificates); null: HTTP.
   Result<bool> listen(const std::string& address,

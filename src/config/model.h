@@ -95,6 +95,17 @@ struct PortalConfig {
   Signup signup = Signup::Open;
   std::string gateway_url;  // shown in docs and examples
   Duration session_idle = 30min;
+  // Sign-in with an OpenID Connect provider (authorization code + PKCE).
+  struct Oidc {
+    std::string issuer;  // its discovery document is <issuer>/.well-known/openid-configuration
+    std::string client_id;
+    std::string client_secret;  // "" = a public client (PKCE only)
+    // Where the provider sends the browser back; "" = <scheme>://<Host>/portal/oidc/callback.
+    std::string redirect_uri;
+    std::vector<std::string> scopes{"openid", "email"};
+    std::string ca;  // https: trust anchors for the provider ("" = the system's)
+  };
+  std::optional<Oidc> oidc;
 };
 
 struct ServerConfig {
@@ -381,7 +392,8 @@ struct SubscriptionConfig {
 struct AccountConfig {
   std::string name;  // the email, lower-cased
   std::string password_hash;
-  bool invited = false;  // an operator's invitation: signing up sets the password
+  bool invited = false;      // an operator's invitation: signing up sets the password
+  std::string oidc_subject;  // made or linked by OpenID Connect sign-in: the provider's `sub`
   Labels labels;
   std::string path;
 };

@@ -25,8 +25,24 @@ PortalConfig parsePortal(const json& j, const std::string& path, Diagnostics& d)
              portal.signup);
   pr.string("gateway_url", portal.gateway_url);
   pr.duration("session_idle", portal.session_idle);
-  if (pr.get("oidc"))
-    d.add(pr.childPath("oidc"), "not supported yet: the portal has local accounts only");
+  if (const json* o = pr.get("oidc")) {
+    PortalConfig::Oidc oidc;
+    ObjectReader r(*o, pr.childPath("oidc"), d);
+    r.string("issuer", oidc.issuer, true);
+    r.string("client_id", oidc.client_id, true);
+    r.string("client_secret", oidc.client_secret);
+    r.string("redirect_uri", oidc.redirect_uri);
+    r.stringList("scopes", oidc.scopes);
+    r.string("ca", oidc.ca);
+    for (const auto& [key, url] :
+         {std::pair{"issuer", &oidc.issuer}, std::pair{"redirect_uri", &oidc.redirect_uri}})
+      if (!url->empty() && url->rfind("https://", 0) != 0 && url->rfind("http://", 0) != 0)
+        d.add(r.childPath(key), "must be an http:// or https:// URL");
+    if (std::find(oidc.scopes.begin(), oidc.scopes.end(), "openid") == oidc.scopes.end())
+      d.add(r.childPath("scopes"), "must include openid");
+    r.finish();
+    portal.oidc = std::move(oidc);
+  }
   pr.finish();
   return portal;
 }
@@ -92,8 +108,11 @@ AccountConfig parseAccount(const json& j, const std::string& path, Diagnostics& 
   ObjectReader r(j, path, d);
   r.string("name", account.name, true);
   r.boolean("invited", account.invited);
-  // An invitation (made by an operator) has no password until its invitee signs up.
-  r.string("password_hash", account.password_hash, !account.invited);
+  r.string("oidc_subject", account.oidc_subject);
+  // An invitation (made by an operator) has no password until its invitee signs up; an account
+  // made by OpenID Connect sign-in has none at all.
+  r.string("password_hash", account.password_hash,
+           !account.invited && account.oidc_subject.empty());
   if (account.invited && r.has("password_hash"))
     d.add(r.childPath("invited"), "an invitation has no password_hash yet");
   if (account.name.find('@') == std::string::npos)

@@ -30,6 +30,13 @@ std::string base64Encode(std::string_view data) {
   return out;
 }
 
+std::string base64UrlEncode(std::string_view data) {
+  std::string out = base64Encode(data);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (auto& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
 bool base64Decode(std::string_view text, std::string& out) {
   out.clear();
   if (text.size() % 4 != 0) return false;

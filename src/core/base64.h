@@ -6,6 +6,8 @@
 namespace portico {
 
 std::string base64Encode(std::string_view data);
+// The URL-safe alphabet without padding (RFC 4648 §5), as JWTs and PKCE use it.
+std::string base64UrlEncode(std::string_view data);
 // Strict: padded, standard alphabet, no whitespace. False on anything else.
 bool base64Decode(std::string_view text, std::string& out);
 

@@ -4,16 +4,20 @@
 
 namespace portico {
 
-std::string sha256Hex(std::string_view data) {
+std::string sha256(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(digest), len);
+}
+
+std::string sha256Hex(std::string_view data) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(2 * len);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
+  out.reserve(64);
+  for (const unsigned char c : sha256(data)) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #include "admin/admin_reply.h"
 #include "core/sha256.h"
 #include "http/url.h"
+#include "portal/web.h"
 
 namespace portico::portal {
 
@@ -33,22 +34,6 @@ std::vector<std::string> split(const std::string& path) {
     start = end + 1;
   }
   return parts;
-}
-
-std::string cookieValue(const AdminRequest& request, std::string_view name) {
-  const std::string* header = request.header("cookie");
-  if (!header) return "";
-  std::string_view rest = *header;
-  while (!rest.empty()) {
-    const std::size_t end = std::min(rest.find(';'), rest.size());
-    std::string_view pair = rest.substr(0, end);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    if (pair.size() > name.size() && pair.substr(0, name.size()) == name &&
-        pair[name.size()] == '=')
-      return std::string(pair.substr(name.size() + 1));
-    rest.remove_prefix(std::min(end + 1, rest.size()));
-  }
-  return "";
 }
 
 bool sameSecret(const std::string& a, const std::string& b) {
@@ -95,6 +80,11 @@ AdminResponse PortalApi::handle(const AdminRequest& request, const std::string& 
     if (parts.size() == 3 && parts[2] == "openapi") return spec(parts[1]);
   }
   Session* s = session(request);
+  // The page's script asks for the CSRF token after a sign-in that was not its own (OpenID
+  // Connect): readable only by this origin, like the answer of /login. Signed out is no error.
+  if (parts.size() == 1 && parts[0] == "session" && read)
+    return answer(200, s ? json{{"signed_in", true}, {"csrf_token", s->csrf}, {"email", s->account}}
+                         : json{{"signed_in", false}});
   if (!s) return failure(401, "sign in first");
   // Every change needs the token the session gave (a form on another site cannot send it).
   if (!read) {
@@ -172,13 +162,24 @@ AdminResponse PortalApi::login(const AdminRequest& request, const std::string& c
   const store::Entity* account = hooks_.entities().find(Kind::Accounts, email);
   // An unknown email costs the same hash as a known one, and answers the same.
   if (dummy_hash_.empty()) dummy_hash_ = hooks_.hash_password(token(16));
-  const std::string hash = account ? account->body.value("password_hash", "") : dummy_hash_;
-  if (!hooks_.check_password(password, hash) || !account) {
+  // So does an account without a password (an invitation, one that signs in with OpenID
+  // Connect).
+  const std::string stored = account ? account->body.value("password_hash", "") : "";
+  if (!hooks_.check_password(password, stored.empty() ? dummy_hash_ : stored) || stored.empty()) {
     fail(by_ip_, client_ip);
     fail(by_account_, email);
     return failure(401, "invalid email or password");
   }
   by_account_.erase(email);
+  AdminResponse r;
+  const std::string csrf = openSession(request, email, r);
+  r.status = 200;
+  r.body = json{{"csrf_token", csrf}, {"email", email}}.dump();
+  return r;
+}
+
+std::string PortalApi::openSession(const AdminRequest& request, const std::string& email,
+                                   AdminResponse& response) {
   // A new session id at every sign-in (never one the client brought).
   if (const std::string old = cookieValue(request, kCookie); !old.empty()) sessions_.erase(old);
   const std::string id = token(16);
@@ -188,10 +189,42 @@ AdminResponse PortalApi::login(const AdminRequest& request, const std::string& c
     std::erase_if(sessions_,
                   [&](const auto& e) { return now - e.second.seen > config_.session_idle; });
   sessions_[id] = {email, csrf, now};
-  AdminResponse r = answer(200, {{"csrf_token", csrf}, {"email", email}});
-  r.headers.emplace_back("Set-Cookie", std::string(kCookie) + "=" + id +
-                                           "; Path=/portal; HttpOnly; SameSite=Lax" +
-                                           (tls_ ? "; Secure" : ""));
+  response.headers.emplace_back("Set-Cookie", std::string(kCookie) + "=" + id +
+                                                  "; Path=/portal; HttpOnly; SameSite=Lax" +
+                                                  (tls_ ? "; Secure" : ""));
+  return csrf;
+}
+
+AdminResponse PortalApi::signInWith(const AdminRequest& request, const std::string& provider_email,
+                                    const std::string& subject) {
+  const std::string email = lower(provider_email);
+  if (!plausibleEmail(email)) return failure(403, "the identity provider gave no usable email");
+  const store::Entity* existing = hooks_.entities().find(Kind::Accounts, email);
+  json body;
+  if (existing) {
+    const std::string linked = existing->body.value("oidc_subject", "");
+    if (!linked.empty() && linked != subject)
+      return failure(403, "account " + email + " is linked to another identity");
+    if (linked.empty()) {  // link it (an invitation is claimed: it gets no password)
+      body = existing->body;
+      body.erase("invited");
+      body["oidc_subject"] = subject;
+    }
+  } else if (config_.signup == config::PortalConfig::Signup::Open) {
+    body = {{"name", email}, {"oidc_subject", subject}};
+  } else {
+    return failure(403, config_.signup == config::PortalConfig::Signup::Closed
+                            ? "sign-up is closed"
+                            : "sign-up is by invitation only");
+  }
+  if (!body.is_null()) {
+    const AdminResponse w =
+        hooks_.write({{Kind::Accounts, email, std::move(body)}}, "portal", "/portal/oidc/callback");
+    if (w.status >= 300) return w;
+  }
+  AdminResponse r = answer(302, {{"email", email}});
+  openSession(request, email, r);
+  r.headers.emplace_back("Location", "/portal/account");
   return r;
 }
 
@@ -363,13 +396,7 @@ void PortalApi::fail(std::map<std::string, Failures>& table, const std::string& 
 }
 
 std::string PortalApi::token(std::size_t bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (const unsigned char c : hooks_.random(bytes)) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
+  return hexToken(hooks_.random(bytes));
 }
 
 }  // namespace portico::portal

@@ -42,6 +42,12 @@ class PortalApi {
   // `client_ip`: for login throttling.
   admin::AdminResponse handle(const admin::AdminRequest& request, const std::string& client_ip);
 
+  // After an OpenID Connect sign-in: the account with that email (made when sign-up allows,
+  // an invitation claimed, an account linked to `subject`), a new session, 302 to the account
+  // page.
+  admin::AdminResponse signInWith(const admin::AdminRequest& request, const std::string& email,
+                                  const std::string& subject);
+
   static constexpr int kMaxFailures = 5;  // per IP and per account, within kFailureWindow
   static constexpr std::chrono::minutes kFailureWindow{15};
 
@@ -58,6 +64,9 @@ class PortalApi {
 
   admin::AdminResponse signup(const admin::AdminRequest& request);
   admin::AdminResponse login(const admin::AdminRequest& request, const std::string& client_ip);
+  // A new session for `email`: its cookie goes into `response`; returns its CSRF token.
+  std::string openSession(const admin::AdminRequest& request, const std::string& email,
+                          admin::AdminResponse& response);
   admin::AdminResponse catalogue() const;
   admin::AdminResponse spec(const std::string& api) const;
   admin::AdminResponse apps(const std::string& account) const;

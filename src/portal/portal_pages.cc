@@ -130,7 +130,18 @@ $('#logout')?.addEventListener('click', async () => {
   csrf = null;
   showApps();
 });
-if ($('#apps') && csrf) showApps();
+// After a sign-in the page did not make (OpenID Connect), the session gives its token.
+async function start() {
+  if (!csrf) {
+    const r = await call('GET', '/session');
+    if (!r.data.signed_in) return;
+    csrf = r.data.csrf_token;
+    sessionStorage.setItem('portico-csrf', csrf);
+    say(`Signed in as ${r.data.email}`);
+  }
+  showApps();
+}
+if ($('#apps')) start();
 )js";
 
 admin::AdminResponse html(int status, std::string body) {
@@ -254,6 +265,7 @@ constexpr std::string_view kAccount = R"html(
   <form id="login"><input name="email" type="email" placeholder="email" required>
     <input name="password" type="password" placeholder="password" required>
     <button type="submit">Sign in</button></form>
+  @OIDC@
   <h2>Create an account</h2>
   <form id="signup"><input name="email" type="email" placeholder="email" required>
     <input name="password" type="password" placeholder="password (12 characters or more)"
@@ -302,8 +314,14 @@ admin::AdminResponse portalPage(const std::string& path, const config::PortalCon
   if (path == "/favicon.ico") return {204, "image/x-icon", "", {}};  // none; not an error
   if (path == "/portal/")
     return html(200, layout(config, config.title, catalogue(config, entities)));
-  if (path == "/portal/account")
-    return html(200, layout(config, "My applications", std::string(kAccount)));
+  if (path == "/portal/account") {
+    std::string page(kAccount);
+    page.replace(page.find("@OIDC@"), 6,
+                 config.oidc ? "<p><a id=\"oidc-login\" href=\"/portal/oidc/login\">Sign in with " +
+                                   escapeHtml(config.oidc->issuer) + "</a></p>"
+                             : "");
+    return html(200, layout(config, "My applications", std::move(page)));
+  }
   if (path == "/portal/static/portal.css") {
     auto r = html(200, std::string(kCss));
     r.content_type = "text/css; charset=utf-8";

@@ -40,8 +40,7 @@
 #include "observability/stats_history.h"
 #include "observability/stats_totals.h"
 #include "portal/password.h"
-#include "portal/portal_api.h"
-#include "portal/portal_pages.h"
+#include "portal/portal_site.h"
 #include "server/cache_admin.h"
 #include "server/entity_source.h"
 #include "server/health_checker.h"
@@ -163,8 +162,7 @@ class Server {
   EntitySource source_;
   std::unique_ptr<admin::AdminApi> api_;
   std::shared_ptr<filters::UsageBook> usage_;
-  std::unique_ptr<portal::PortalApi> portal_;
-  std::unique_ptr<admin::AdminServer> portal_server_;
+  std::unique_ptr<portal::PortalSite> portal_;
   // The entities load() read, handed to the Admin API once published.
   store::EntitySet loaded_entities_;
   std::shared_ptr<const snapshot::Snapshot> current_;
@@ -559,20 +557,14 @@ std::string Server::startPortal() {
   };
   hooks.hash_password = portal::hashPassword;
   hooks.check_password = portal::checkPassword;
-  portal_ = std::make_unique<portal::PortalApi>(*cfg, std::move(hooks), cfg->tls.has_value());
-  portal_server_ = std::make_unique<admin::AdminServer>(
-      io_, [this, page_config = *cfg](const admin::AdminRequest& r) {
-        if (portal_->handles(r.path)) return portal_->handle(r, r.client_ip);
-        if (r.method != "GET" && r.method != "HEAD") return admin::notAllowed("GET, HEAD");
-        return portal::portalPage(r.path, page_config, api_->entities());
-      });
+  portal_ = std::make_unique<portal::PortalSite>(io_, *cfg, std::move(hooks), logs_);
   std::shared_ptr<const tls::ServerContext> tls;
   if (cfg->tls) {
     auto context = tls::ServerContext::build(*cfg->tls, &ticket_keys_);
     if (!context) return "server.portal.tls: " + context.error().message;
     tls = *context;
   }
-  if (auto ok = portal_server_->listen(cfg->listen, tls); !ok) return ok.error().message;
+  if (auto error = portal_->listen(tls); !error.empty()) return error;
   spdlog::info("developer portal on {}{}", cfg->tls ? "https://" : "http://", cfg->listen);
   return "";
 }
@@ -744,7 +736,7 @@ int Server::run() {
   tickRelease();
   io_.run();
   admin_->stop();
-  if (portal_server_) portal_server_->stop();
+  if (portal_) portal_->stop();
   for (auto& w : workers_) w->stop();
   workers_.clear();
   logs_.flushAll();

@@ -2,14 +2,18 @@
 create an application, subscribe it under a plan, create a key, call the API through the
 gateway, hit the plan's limit, rotate the key, a manual plan's pending subscription approved by
 an operator; sessions, CSRF, throttling and accounts seeing only their own applications."""
+import html
 import http.client
 import json
+import re
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 
-from conftest import free_port, request, wait_for
+from conftest import base_config, free_port, request, validate, wait_for
 from test_admin_api import admin_config, call
+from test_token_auth import node_modules, provider  # noqa: F401 (fixtures)
 
 PASSWORD = "correct horse battery"
 
@@ -109,6 +113,9 @@ def test_the_whole_journey(portico, upstreams, tmp_path):
     assert gateway(key2["key"]) == 200
     assert gateway(key2["key"]) == 429  # the sixth in the minute
     # Usage: today's calls of the application (the revoked key's 401 is nobody's).
+    # (Counted in the log phase, just after each answer went out.)
+    wait_for(lambda: sum(d["requests"] for d in web.send(
+        "GET", f"/apps/{app['id']}/usage?days=7")[2]["data"]) >= 6, what="usage counted")
     s, _, usage = web.send("GET", f"/apps/{app['id']}/usage?days=7")
     assert s == 200, usage
     today = usage["data"][0]
@@ -273,3 +280,121 @@ def test_the_quick_start_serves_the_portal(portico, tmp_path):
     finally:
         demo.terminate()
         demo.wait(timeout=10)
+
+
+class Navigator:
+    """A browser's redirects and cookies, by hand: cookies kept per port (the provider and the
+    portal share 127.0.0.1), every hop visible to the test."""
+
+    def __init__(self):
+        self.cookies = {}  # port -> {name: value}
+
+    def go(self, url, method="GET", form=None):
+        parts = urllib.parse.urlsplit(url)
+        jar = self.cookies.setdefault(parts.port, {})
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())} if jar else {}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        try:
+            conn.request(method, parts.path + ("?" + parts.query if parts.query else ""),
+                         body=body, headers=headers)
+            r = conn.getresponse()
+            data = r.read().decode(errors="replace")
+            for name, value in r.getheaders():
+                if name.lower() == "set-cookie":
+                    k, v = value.split(";")[0].split("=", 1)
+                    if "max-age=0" in value.lower() or "expires=thu, 01 jan 1970" in value.lower():
+                        jar.pop(k, None)
+                    else:
+                        jar[k] = v
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            conn.close()
+
+    def sign_in(self, portal_port, login):
+        """From the portal's "Sign in with" link through the provider's login and consent pages
+        back to the portal's callback; returns the callback URL and the portal's answer."""
+        status, headers, body = self.go(f"http://127.0.0.1:{portal_port}/portal/oidc/login")
+        assert status == 302, body
+        url = headers["location"]
+        for _ in range(20):
+            status, headers, body = self.go(url)
+            if status in (302, 303):
+                url = urllib.parse.urljoin(url, headers["location"])
+                if url.startswith(f"http://127.0.0.1:{portal_port}/"):
+                    return url, self.go(url)
+                continue
+            action = re.search(r'<form[^>]*action="([^"]+)"', body)
+            prompt = re.search(r'name="prompt" value="(\w+)"', body)
+            assert status == 200 and action and prompt, (status, body[:2000])
+            fields = {"prompt": prompt.group(1)}
+            if fields["prompt"] == "login":
+                fields.update(login=login, password="anything")
+            status, headers, body = self.go(urllib.parse.urljoin(url, html.unescape(
+                action.group(1))), "POST", fields)
+            assert status in (302, 303), (status, body[:2000])
+            url = urllib.parse.urljoin(url, headers["location"])
+        raise AssertionError("the provider never sent the browser back")
+
+
+def test_sign_in_with_openid_connect(portico, upstreams, provider, tmp_path):
+    """Authorization code + PKCE against the real oidc-provider the jwt tests use: the account
+    is made at the first sign-in, the session works like a password one, a replayed or foreign
+    callback and an unverified email are refused."""
+    u = upstreams()
+    cfg = portal_config(tmp_path, u)
+    portal_port = int(cfg["server"]["portal"]["listen"].rsplit(":", 1)[1])
+    idp = provider(redirect_uri=f"http://127.0.0.1:{portal_port}/portal/oidc/callback")
+    cfg["server"]["portal"]["oidc"] = {"issuer": idp.issuer, "client_id": "portal",
+                                       "client_secret": "portal-secret"}
+    p = portico(config=cfg)
+    # The provider's discovery document is fetched at start: the link works once it is read.
+    wait_for(lambda: Navigator().go(f"http://127.0.0.1:{portal_port}/portal/oidc/login")[0] == 302,
+             what="discovery read")
+    status, _, page = request(portal_port, "GET", "/portal/account")
+    assert b'href="/portal/oidc/login"' in page
+
+    nav = Navigator()
+    callback, (status, headers, body) = nav.sign_in(portal_port, "dev")
+    assert "code=" in callback and "state=" in callback
+    assert status == 302 and headers["location"] == "/portal/account", body
+    assert "HttpOnly" in headers["set-cookie"] and "SameSite=Lax" in headers["set-cookie"]
+    # The account exists, linked to the provider's subject, without a password.
+    s, _, account = call(p, "GET", "/accounts/dev@example.com")
+    assert s == 200 and account["oidc_subject"] == "dev" and "password_hash" not in account
+    assert Browser(portal_port).login("dev@example.com", "anything at all!")[0] == 401
+    # The session works like a password one: the page's script gets its CSRF token.
+    web = Browser(portal_port)
+    web.cookie = "portico_portal=" + nav.cookies[portal_port]["portico_portal"]
+    s, _, session = web.send("GET", "/session")
+    assert s == 200 and session["email"] == "dev@example.com" and session["signed_in"], session
+    web.csrf = session["csrf_token"]
+    assert web.send("POST", "/apps", {"name": "from-oidc"})[0] == 201
+    assert Browser(portal_port).send("GET", "/session")[2] == {"signed_in": False}
+
+    # A callback replayed (its state was used) or from a browser without the state cookie.
+    assert nav.go(callback)[0] == 400
+    other = Navigator()
+    callback2, _ = other.sign_in(portal_port, "dev")  # consumes nothing: nav's jar is not used
+    stranger = Navigator()
+    assert stranger.go(callback2)[0] == 400  # another browser: no state cookie
+    # Signing in again reaches the same account (a new session); an unverified email does not.
+    _, (status, headers, _) = Navigator().sign_in(portal_port, "dev")
+    assert status == 302 and len(call(p, "GET", "/accounts")[2]["data"]) == 1
+    _, (status, _, body) = Navigator().sign_in(portal_port, "unverified-bob")
+    assert status == 403 and "has not verified" in json.loads(body)["error"], body
+
+
+def test_portal_oidc_settings_are_checked(tmp_path):
+    cfg = base_config(free_port(), free_port(), {}, [])
+    cfg["server"]["portal"] = {"listen": f"127.0.0.1:{free_port()}", "oidc": {
+        "issuer": "id.example.com", "client_id": "portal", "scopes": ["email"], "secret": "x"}}
+    code, out = validate(cfg, tmp_path)
+    assert code != 0
+    for error in ("server.portal.oidc.issuer: must be an http:// or https:// URL",
+                  "server.portal.oidc.scopes: must include openid",
+                  'server.portal.oidc.secret: unknown key "secret"'):
+        assert error in out, out

@@ -27,10 +27,11 @@ def b64url(data):
 
 
 class Provider:
-    def __init__(self, port, prefix):
+    def __init__(self, port, prefix, redirect_uri=None):
         self.port = port
         self.issuer = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(["node", str(OIDC_DIR / "provider.mjs"), str(port), prefix],
+        self.proc = subprocess.Popen(["node", str(OIDC_DIR / "provider.mjs"), str(port), prefix,
+                                      *([redirect_uri] if redirect_uri else [])],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_for(self.ready, timeout=20, what="oidc-provider")
 
@@ -69,8 +70,8 @@ def node_modules():
 def provider(node_modules):
     started = []
 
-    def make(port=None, prefix="k1"):
-        p = Provider(port or free_port(), prefix)
+    def make(port=None, prefix="k1", redirect_uri=None):
+        p = Provider(port or free_port(), prefix, redirect_uri)
         started.append(p)
         return p
 

@@ -1,13 +1,17 @@
 // A real OpenID Connect provider (oidc-provider) for the end-to-end tests: client-credentials
 // grant, JWT access tokens signed RS256 or ES256 (one client each), opaque access tokens for
 // the resource "urn:opaque", and introspection.
-//   node provider.mjs PORT KEY_PREFIX
+// With REDIRECT_URI, also a client "portal" (secret "portal-secret") for the authorization
+// code flow, signing in through the provider's development pages: any login and password, the
+// login is the account id and its email ("x" -> x@example.com; ids starting "unverified" get
+// email_verified false).
+//   node provider.mjs PORT KEY_PREFIX [REDIRECT_URI]
 // KEY_PREFIX names the signing keys (kid "<prefix>-rsa", "<prefix>-ec"): restarting with another
 // prefix rotates the keys.
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
-const [port, prefix] = process.argv.slice(2);
+const [port, prefix, redirect] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 const audience = 'https://api.example.com';
 
@@ -26,14 +30,25 @@ const clients = [
 ].map(({ alg, ...c }) => ({ ...c, grant_types: ['client_credentials'], redirect_uris: [],
   response_types: [], token_endpoint_auth_method: 'client_secret_basic', 'x-alg': alg }));
 
+const codeClients = redirect ? [{
+  client_id: 'portal', client_secret: 'portal-secret', grant_types: ['authorization_code'],
+  response_types: ['code'], redirect_uris: [redirect],
+  token_endpoint_auth_method: 'client_secret_basic' }] : [];
+
 const provider = new Provider(issuer, {
-  clients: clients.map(({ 'x-alg': _, ...c }) => c),
+  clients: [...clients.map(({ 'x-alg': _, ...c }) => c), ...codeClients],
   jwks: { keys },
-  scopes: ['orders.read', 'orders.write'],
+  scopes: ['openid', 'email', 'orders.read', 'orders.write'],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+  findAccount: (ctx, id) => ({
+    accountId: id,
+    claims: () => ({ sub: id, email: id.includes('@') ? id : `${id}@example.com`,
+      email_verified: !id.startsWith('unverified') }),
+  }),
   features: {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(redirect) },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => audience,

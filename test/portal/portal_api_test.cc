@@ -13,7 +13,9 @@ struct Fixture {
   store::EntitySet entities;
   std::chrono::steady_clock::time_point clock{};
   int counter = 0;
-  PortalApi api{config::PortalConfig{}, hooks(), false};
+  PortalApi api;
+
+  explicit Fixture(config::PortalConfig config = {}) : api(std::move(config), hooks(), false) {}
 
   PortalHooks hooks() {
     PortalHooks h;
@@ -98,6 +100,66 @@ TEST(PortalApi, FailedSignInsAreThrottledPerAccountAndPerAddress) {
                    "10.0.0.99")
                 .status,
             200);
+}
+
+admin::AdminResponse signInWith(Fixture& f, const std::string& email, const std::string& subject) {
+  admin::AdminRequest request;
+  request.method = "GET";
+  request.path = "/portal/oidc/callback";
+  return f.api.signInWith(request, email, subject);
+}
+
+TEST(PortalApi, OpenIdConnectSignInMakesOrLinksTheAccountAndOpensASession) {
+  Fixture f;
+  auto r = signInWith(f, "Dev@Example.com", "sub-1");
+  ASSERT_EQ(r.status, 302);
+  EXPECT_EQ(Fixture::header(r, "Location"), "/portal/account");
+  const store::Entity* account = f.entities.find(store::Kind::Accounts, "dev@example.com");
+  ASSERT_NE(account, nullptr);
+  EXPECT_EQ(account->body, (json{{"name", "dev@example.com"}, {"oidc_subject", "sub-1"}}));
+  // The session is a full one: the page's script reads its CSRF token and can write.
+  const std::string cookie = Fixture::header(r, "Set-Cookie").substr(0, 47);
+  const auto session = f.send("GET", "/session", nullptr, {{"cookie", cookie}});
+  const json s = json::parse(session.body);
+  ASSERT_EQ(s["signed_in"], true);
+  EXPECT_EQ(s["email"], "dev@example.com");
+  EXPECT_EQ(f.send("POST", "/apps", {{"name", "a"}},
+                   {{"cookie", cookie}, {"x-csrf-token", s["csrf_token"].get<std::string>()}})
+                .status,
+            201);
+  EXPECT_EQ(json::parse(f.send("GET", "/session").body), (json{{"signed_in", false}}));
+  // No password: signing in with one fails like a wrong one.
+  EXPECT_EQ(
+      f.send("POST", "/login", {{"email", "dev@example.com"}, {"password", kPassword}}).status,
+      401);
+  // Another subject with the same email is someone else.
+  EXPECT_EQ(signInWith(f, "dev@example.com", "sub-2").status, 403);
+  // A local account is linked at its first sign-in through the provider; its password stays.
+  ASSERT_EQ(f.send("POST", "/signup", {{"email", "b@example.com"}, {"password", kPassword}}).status,
+            201);
+  EXPECT_EQ(signInWith(f, "b@example.com", "sub-b").status, 302);
+  EXPECT_EQ(f.entities.find(store::Kind::Accounts, "b@example.com")->body["oidc_subject"], "sub-b");
+  EXPECT_EQ(f.send("POST", "/login", {{"email", "b@example.com"}, {"password", kPassword}}).status,
+            200);
+}
+
+TEST(PortalApi, OpenIdConnectSignInFollowsTheSignUpPolicy) {
+  config::PortalConfig closed;
+  closed.signup = config::PortalConfig::Signup::Closed;
+  Fixture c(closed);
+  EXPECT_EQ(signInWith(c, "new@example.com", "s").status, 403);
+  EXPECT_EQ(c.entities.find(store::Kind::Accounts, "new@example.com"), nullptr);
+
+  config::PortalConfig invite;
+  invite.signup = config::PortalConfig::Signup::Invite;
+  Fixture i(invite);
+  EXPECT_EQ(signInWith(i, "new@example.com", "s").status, 403);
+  i.entities.apply({{store::Kind::Accounts, "guest@example.com",
+                     json{{"name", "guest@example.com"}, {"invited", true}}}},
+                   1, "now");
+  EXPECT_EQ(signInWith(i, "guest@example.com", "s").status, 302);  // the invitation is claimed
+  EXPECT_EQ(i.entities.find(store::Kind::Accounts, "guest@example.com")->body,
+            (json{{"name", "guest@example.com"}, {"oidc_subject", "s"}}));
 }
 
 }  // namespace

@@ -15,8 +15,13 @@ std::shared_ptr<KeySource> KeySource::create(api::Services& services, Options op
 }
 
 std::string KeySource::issuer() const {
+  return discovered("issuer");
+}
+
+std::string KeySource::discovered(const char* field) const {
   std::lock_guard lock(mu_);
-  return issuer_;
+  const auto it = discovery_.find(field);
+  return it != discovery_.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 void KeySource::refreshIfStale() {
@@ -62,11 +67,11 @@ void KeySource::start() {
   req.timeout = options_.timeout;
   req.ca_file = options_.ca_file;
   services_.fetch(std::move(req), [weak = weak_from_this()](api::HttpResponse r) {
-    if (auto self = weak.lock()) self->discovered(r);
+    if (auto self = weak.lock()) self->onDiscovery(r);
   });
 }
 
-void KeySource::discovered(const api::HttpResponse& r) {
+void KeySource::onDiscovery(const api::HttpResponse& r) {
   auto doc = r.status == 200 ? nlohmann::json::parse(r.body, nullptr, false) : nlohmann::json();
   if (!doc.is_object() || !doc.contains("jwks_uri") || !doc["jwks_uri"].is_string()) {
     spdlog::warn(
@@ -77,8 +82,7 @@ void KeySource::discovered(const api::HttpResponse& r) {
   }
   {
     std::lock_guard lock(mu_);
-    if (doc.contains("issuer") && doc["issuer"].is_string())
-      issuer_ = doc["issuer"].get<std::string>();
+    discovery_ = doc;
   }
   fetchJwks(doc["jwks_uri"].get<std::string>());
 }

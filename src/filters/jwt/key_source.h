@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "api/services.h"
 #include "auth/jwt.h"
 
@@ -35,6 +37,8 @@ class KeySource : public std::enable_shared_from_this<KeySource> {
 
   std::shared_ptr<const auth::KeySet> keys() const { return keys_.load(); }
   std::string issuer() const;  // from discovery, "" otherwise
+  // A string field of the discovery document (token_endpoint...), "" when absent or not yet.
+  std::string discovered(const char* field) const;
   const std::string& url() const { return options_.url; }
 
   // Starts a refresh when the set is stale; never waits.
@@ -49,7 +53,7 @@ class KeySource : public std::enable_shared_from_this<KeySource> {
   void start();  // under mu_
   void finish(std::shared_ptr<const auth::KeySet> set, std::string issuer);
   void fetchJwks(const std::string& url);
-  void discovered(const api::HttpResponse& r);
+  void onDiscovery(const api::HttpResponse& r);
 
   api::Services& services_;
   Options options_;
@@ -59,7 +63,7 @@ class KeySource : public std::enable_shared_from_this<KeySource> {
   bool loaded_once_ = false;
   Clock::time_point last_attempt_{};
   Clock::time_point last_success_{};
-  std::string issuer_;
+  nlohmann::json discovery_;  // the last discovery document
   std::vector<std::function<void()>> waiters_;
 };
 
