@@ -193,6 +193,7 @@ struct StoreConfig {
   std::string cache;  // etcd: the last applied entities, for starting while etcd is down
   std::string username, password;        // etcd: authentication (both, or neither)
   std::optional<UpstreamTlsConfig> tls;  // etcd over https: ca, cert, key (client certificate)
+  Duration usage_flush = 1min;           // sqlite, etcd: how often the portal's usage is written
 };
 
 // Active health checks: a probe per target, off the request path.

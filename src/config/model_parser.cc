@@ -726,6 +726,8 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
     sr.string("cache", c.store.cache);
     sr.string("username", c.store.username);
     sr.string("password", c.store.password);
+    sr.duration("usage_flush", c.store.usage_flush);
+    if (c.store.usage_flush.count() <= 0) d.add("store.usage_flush", "must be positive");
     if (const json* t = sr.get("tls")) {  // the names: ca, cert, key
       ObjectReader tr(*t, "store.tls", d);
       UpstreamTlsConfig tls;

@@ -99,8 +99,35 @@ async function showApps() {
       say(r.status === 201 ? `Your new key (shown once): ${r.data.key}` : r.data.error);
     });
     box.append(make);
+    box.append(await usageOf(app.id));
     list.append(box);
   }
+}
+
+// The last 7 days per API, and the quota left, as a table of text.
+async function usageOf(id) {
+  const { status, data } = await call('GET', `/apps/${id}/usage?days=7`);
+  const part = el('div', undefined, { class: 'usage' });
+  if (status !== 200) return part;
+  for (const q of data.quota || [])
+    part.append(el('p', `Quota left on ${q.api}: ${q.remaining} of ${q.limit}` +
+      (q.resets_at ? ` until ${q.resets_at}` : ''), { class: 'quota' }));
+  if (!data.data.length) {
+    part.append(el('p', 'No calls in the last 7 days.'));
+    return part;
+  }
+  const table = el('table');
+  const head = el('tr');
+  for (const h of ['day', 'api', 'requests', '4xx', '5xx', 'p95 ms']) head.append(el('th', h));
+  table.append(head);
+  for (const d of data.data) {
+    const row = el('tr');
+    for (const v of [d.day, d.api, d.requests, d.errors_4xx, d.errors_5xx, d.p95_ms])
+      row.append(el('td', String(v)));
+    table.append(row);
+  }
+  part.append(el('h4', 'Usage, last 7 days'), table);
+  return part;
 }
 
 for (const [form, path] of [['#signup', '/signup'], ['#login', '/login']]) {

@@ -48,6 +48,7 @@
 #include "server/scaling_advisor.h"
 #include "server/stats_report.h"
 #include "server/upstream_report.h"
+#include "server/usage_keeper.h"
 #include "server/worker.h"
 #include "tls/server_context.h"
 
@@ -99,7 +100,8 @@ class Server {
         dns_timer_(io_),
         drain_timer_(io_),
         stats_timer_(io_),
-        release_timer_(io_) {
+        release_timer_(io_),
+        usage_timer_(io_) {
     filters::registerBuiltins(registry_);
   }
 
@@ -131,6 +133,7 @@ class Server {
   void refreshDns();
   void sampleStats();
   void tickRelease();
+  void flushUsage();  // the portal's usage into the store, every store.usage_flush
   // The developer portal's listener (server.portal), when configured: "" or why it cannot.
   std::string startPortal();
   std::vector<const observability::WorkerStats*> workerStats() const;
@@ -151,6 +154,7 @@ class Server {
   asio::steady_timer drain_timer_;
   asio::steady_timer stats_timer_;
   asio::steady_timer release_timer_;
+  asio::steady_timer usage_timer_;
   api::FilterRegistry registry_;
   observability::LogWriter logs_;
   tls::TicketKeys ticket_keys_;      // outlives every snapshot, so tickets survive reloads
@@ -161,7 +165,7 @@ class Server {
   std::unique_ptr<admin::AdminServer> admin_;
   EntitySource source_;
   std::unique_ptr<admin::AdminApi> api_;
-  std::shared_ptr<filters::UsageBook> usage_;
+  std::unique_ptr<UsageKeeper> usage_keeper_;
   std::unique_ptr<portal::PortalSite> portal_;
   // The entities load() read, handed to the Admin API once published.
   store::EntitySet loaded_entities_;
@@ -547,13 +551,8 @@ std::string Server::startPortal() {
     RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n));
     return out;
   };
-  // The workers' subscription filters record into the process's usage book; held here so it
-  // lives as long as the portal that shows it.
-  usage_ = std::static_pointer_cast<filters::UsageBook>(logs_.shared(
-      std::string(filters::kUsageBookKey), [] { return std::make_shared<filters::UsageBook>(); }));
-  hooks.usage = [book = usage_](const std::string& application, int days) {
-    return book->report(application, filters::UsageBook::dayOf(std::chrono::system_clock::now()),
-                        days);
+  hooks.usage = [this](const std::string& application, int days) {
+    return usage_keeper_->report(application, days, std::chrono::system_clock::now());
   };
   hooks.hash_password = portal::hashPassword;
   hooks.check_password = portal::checkPassword;
@@ -574,6 +573,15 @@ void Server::tickRelease() {
   release_timer_.expires_after(std::chrono::milliseconds(250));
   release_timer_.async_wait([this](error_code ec) {
     if (!ec) tickRelease();
+  });
+}
+
+void Server::flushUsage() {
+  if (const auto error = usage_keeper_->flush(std::chrono::system_clock::now()); !error.empty())
+    spdlog::warn("portal usage: the store refused it (tried again later): {}", error);
+  usage_timer_.expires_after(current_->config.store.usage_flush);
+  usage_timer_.async_wait([this](error_code ec) {
+    if (!ec) flushUsage();
   });
 }
 
@@ -705,6 +713,13 @@ int Server::run() {
   if (!source_.stale()) source_.saveCache(api_->entities());
   source_.store().announce(api_->self());
   api_->joinReleases();
+  // The workers' subscription filters record into the process's usage book (Services::shared:
+  // the one the snapshots' filters hold); kept in the store when the store keeps usage.
+  usage_keeper_ =
+      std::make_unique<UsageKeeper>(std::static_pointer_cast<filters::UsageBook>(logs_.shared(
+                                        std::string(filters::kUsageBookKey),
+                                        [] { return std::make_shared<filters::UsageBook>(); })),
+                                    source_.store());
   if (const auto problem = startPortal(); !problem.empty()) {
     std::cerr << "portico: " << problem << "\n";
     return 1;
@@ -734,11 +749,13 @@ int Server::run() {
   refreshDns();
   sampleStats();
   tickRelease();
+  if (source_.store().keepsUsage()) flushUsage();
   io_.run();
   admin_->stop();
   if (portal_) portal_->stop();
   for (auto& w : workers_) w->stop();
   workers_.clear();
+  usage_keeper_->flush(std::chrono::system_clock::now());  // what the last requests added
   logs_.flushAll();
   spdlog::info("portico stopped");
   return 0;

@@ -64,6 +64,18 @@ struct NodeInfo {
   std::int64_t heartbeat_ms = 0;  // when it last said so (Unix ms)
 };
 
+// The developer portal's usage of one application, API and UTC day (ADR 0015): `value` is
+// filters::UsageBook's JSON (counts, latency buckets, the last quota seen). Kept outside the
+// entities: it changes every minute and never reaches a snapshot.
+struct UsageRecord {
+  std::string application;
+  std::string api;
+  std::int64_t day = 0;  // days since 1970-01-01
+  nlohmann::json value;
+};
+// Merges an addition into a stored value (the store does not know the value's shape).
+using UsageMerge = std::function<void(nlohmann::json& into, const nlohmann::json& add)>;
+
 class EntityStore {
  public:
   virtual ~EntityStore() = default;
@@ -99,6 +111,22 @@ class EntityStore {
   // the new mod_revision, or kConflict.
   // Every shared release (at start: a node joins the ones running).
   virtual Result<std::vector<ReleaseEvent>> releases() { return std::vector<ReleaseEvent>{}; }
+  // Whether usage is kept here (shared by nodes, kept across restarts); else the portal shows
+  // what the node counted since it started.
+  virtual bool keepsUsage() const { return false; }
+  // Adds each record to the stored one (merge), all or nothing; drops days before
+  // `oldest_day`.
+  virtual Result<bool> addUsage(const std::vector<UsageRecord>& records, const UsageMerge& merge,
+                                std::int64_t oldest_day) {
+    (void)records, (void)merge, (void)oldest_day;
+    return makeError("this store does not keep usage");
+  }
+  // An application's records from `from_day` on (one per API and day, every node's merged).
+  virtual Result<std::vector<UsageRecord>> usage(const std::string& application,
+                                                 std::int64_t from_day, const UsageMerge& merge) {
+    (void)application, (void)from_day, (void)merge;
+    return std::vector<UsageRecord>{};
+  }
   virtual Result<std::uint64_t> putRelease(const std::string& id, const nlohmann::json& value,
                                            std::uint64_t expected) {
     (void)id, (void)value, (void)expected;

@@ -246,6 +246,66 @@ class EtcdStore final : public EntityStore {
     return number(answer->value("header", nlohmann::json::object()), "revision");
   }
 
+  // Usage lives beside the entities (`<prefix>.usage/`), so that loading and watching them
+  // never reads it: one key per application, day, API and node
+  // (`<prefix>.usage/<application>/<day>/<api>/<node>`), written only by its node, read by
+  // any and merged.
+  bool keepsUsage() const override { return true; }
+
+  Result<bool> addUsage(const std::vector<UsageRecord>& records, const UsageMerge& merge,
+                        std::int64_t oldest_day) override {
+    (void)oldest_day;  // old days are kept (pruning by day range is a follow-up)
+    std::string node;
+    {
+      std::lock_guard lock(mutex_);
+      node = self_.id.empty() ? "node" : self_.id;
+    }
+    nlohmann::json puts = nlohmann::json::array();
+    for (const auto& r : records) {
+      const std::string key = etcdKey(usagePrefix() + r.application + "/" + std::to_string(r.day) +
+                                      "/" + r.api + "/" + node);
+      auto answer = client_.call("/v3/kv/range", {{"key", key}});
+      if (!answer) return answer.error();
+      nlohmann::json value = nlohmann::json::object();
+      const auto kvs = answer->value("kvs", nlohmann::json::array());
+      if (!kvs.empty()) value = nlohmann::json::parse(decoded(kvs[0], "value"), nullptr, false);
+      if (!value.is_object()) value = nlohmann::json::object();
+      merge(value, r.value);
+      puts.push_back({{"request_put", {{"key", key}, {"value", base64Encode(value.dump())}}}});
+      // etcd takes at most 128 operations per transaction (--max-txn-ops).
+      if (puts.size() == 100 || &r == &records.back()) {
+        auto answer = client_.call("/v3/kv/txn", {{"success", puts}});
+        if (!answer) return answer.error();
+        puts = nlohmann::json::array();
+      }
+    }
+    return true;
+  }
+
+  Result<std::vector<UsageRecord>> usage(const std::string& application, std::int64_t from_day,
+                                         const UsageMerge& merge) override {
+    const std::string prefix = usagePrefix() + application + "/";
+    auto answer = client_.call("/v3/kv/range", prefixRange(prefix));
+    if (!answer) return answer.error();
+    std::map<std::pair<std::int64_t, std::string>, nlohmann::json> merged;  // (day, api)
+    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
+      const std::string rest = decoded(kv, "key").substr(prefix.size());  // day/api/node
+      const std::size_t a = rest.find('/'), b = rest.rfind('/');
+      if (a == std::string::npos || b == a) continue;
+      const std::int64_t day = std::strtoll(rest.substr(0, a).c_str(), nullptr, 10);
+      if (day < from_day) continue;
+      auto value = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
+      if (!value.is_object()) continue;
+      auto& into = merged[{day, rest.substr(a + 1, b - a - 1)}];
+      if (into.is_null()) into = nlohmann::json::object();
+      merge(into, value);
+    }
+    std::vector<UsageRecord> out;
+    for (auto& [key, value] : merged)
+      out.push_back({application, key.second, key.first, std::move(value)});
+    return out;
+  }
+
   void watch(std::uint64_t revision, std::function<void(StoreUpdate)> on_update) override {
     watcher_ = std::thread(
         [this, revision, on_update = std::move(on_update)] { follow(revision, on_update); });
@@ -256,6 +316,7 @@ class EtcdStore final : public EntityStore {
 
   std::string auditPrefix() const { return settings_.prefix + "/audit/"; }
   std::string releasePrefix() const { return settings_.prefix + "/releases/"; }
+  std::string usagePrefix() const { return settings_.prefix + ".usage/"; }
 
   // Deletes the oldest audit records beyond kAuditKept (best effort: the next prune retries).
   void pruneAudit() {

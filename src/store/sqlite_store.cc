@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, actor TEXT NOT NULL,
   method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, revision INTEGER NOT NULL,
   diff TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (
+  application TEXT NOT NULL, api TEXT NOT NULL, day INTEGER NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (application, day, api));
 )sql";
 
 std::string text(sqlite3_stmt* s, int column) {
@@ -118,6 +121,33 @@ class SqliteStore final : public EntityStore {
     return true;
   }
 
+  bool keepsUsage() const override { return true; }
+
+  Result<bool> addUsage(const std::vector<UsageRecord>& records, const UsageMerge& merge,
+                        std::int64_t oldest_day) override {
+    if (auto ok = exec("BEGIN IMMEDIATE"); !ok) return ok.error();
+    auto ok = addUsageInTransaction(records, merge, oldest_day);
+    if (ok && !exec("COMMIT")) ok = failure("committing usage");
+    if (!ok) (void)exec("ROLLBACK");
+    return ok;
+  }
+
+  Result<std::vector<UsageRecord>> usage(const std::string& application, std::int64_t from_day,
+                                         const UsageMerge&) override {
+    auto s = prepare("SELECT api, day, value FROM usage WHERE application = ? AND day >= ?");
+    if (!s) return s.error();
+    bindText(s->get(), 1, application);
+    sqlite3_bind_int64(s->get(), 2, from_day);
+    std::vector<UsageRecord> out;
+    while (sqlite3_step(s->get()) == SQLITE_ROW) {
+      auto value = nlohmann::json::parse(text(s->get(), 2), nullptr, false);
+      if (value.is_object())
+        out.push_back(
+            {application, text(s->get(), 0), sqlite3_column_int64(s->get(), 1), std::move(value)});
+    }
+    return out;
+  }
+
   Result<std::vector<AuditRecord>> audit(std::size_t limit) override {
     auto s = prepare(
         "SELECT time, actor, method, path, status, revision, diff FROM audit "
@@ -140,6 +170,34 @@ class SqliteStore final : public EntityStore {
   }
 
  private:
+  Result<bool> addUsageInTransaction(const std::vector<UsageRecord>& records,
+                                     const UsageMerge& merge, std::int64_t oldest_day) {
+    auto read = prepare("SELECT value FROM usage WHERE application = ? AND day = ? AND api = ?");
+    auto write = prepare(
+        "INSERT OR REPLACE INTO usage (application, day, api, value) "
+        "VALUES (?, ?, ?, ?)");
+    auto prune = prepare("DELETE FROM usage WHERE day < ?");
+    if (!read || !write || !prune) return failure("preparing usage statements");
+    for (const auto& r : records) {
+      for (auto* s : {read->get(), write->get()}) {
+        sqlite3_reset(s);
+        bindText(s, 1, r.application);
+        sqlite3_bind_int64(s, 2, r.day);
+        bindText(s, 3, r.api);
+      }
+      nlohmann::json value = nlohmann::json::object();
+      if (sqlite3_step(read->get()) == SQLITE_ROW)
+        value = nlohmann::json::parse(text(read->get(), 0), nullptr, false);
+      if (!value.is_object()) value = nlohmann::json::object();
+      merge(value, r.value);
+      bindText(write->get(), 4, value.dump());
+      if (sqlite3_step(write->get()) != SQLITE_DONE) return failure("writing usage");
+    }
+    sqlite3_bind_int64(prune->get(), 1, oldest_day);
+    if (sqlite3_step(prune->get()) != SQLITE_DONE) return failure("pruning usage");
+    return true;
+  }
+
   Result<std::uint64_t> commitInTransaction(std::uint64_t base, const std::vector<Change>& changes,
                                             const std::string& now) {
     auto rev = prepare("SELECT value FROM meta WHERE key = 'revision'");

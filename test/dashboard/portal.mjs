@@ -39,10 +39,11 @@ try {
   await page.click('.app .new-key');
   await page.waitForFunction(() => document.getElementById('message').textContent.includes('shown once'));
   const keyMessage = await page.textContent('#message');
+  const usage = await page.textContent('.app .usage');
   const scripts = await page.$$eval('script', (s) => s.length);
   await page.screenshot({ path: opts.screenshot, fullPage: true });
   console.log(JSON.stringify({ apis, operations, plans, curl, shownName, subscription,
-    keyShown: keyMessage.includes('pk_'), scripts, problems }));
+    keyShown: keyMessage.includes('pk_'), usage, scripts, problems }));
 } finally {
   await browser.close();
 }

@@ -28,12 +28,13 @@ def cluster(tmp_path):
     etcd = EtcdCluster(tmp_path)
     nodes = []
 
-    def start(n=3, server=None):
+    def start(n=3, server=None, store=None):
         for i in range(n):
             work = tmp_path / f"node{len(nodes)}"
             work.mkdir()
             cfg = node_config(etcd)
             cfg["server"].update(server or {})
+            cfg["store"].update(store or {})
             nodes.append(Portico(work, cfg))
         return nodes
 
@@ -491,3 +492,42 @@ def test_a_node_killed_under_spread_load_loses_only_its_in_flight_requests(clust
     # At most one request per client can have been in flight on the killed node.
     assert load.lost <= len(load.threads), (load.ok, load.lost)
     assert load.retried > 0
+
+
+def test_portal_usage_is_the_clusters(cluster):
+    """Every node adds its applications' usage to etcd (store.usage_flush); the portal, on one
+    node, shows the calls made through all of them and the quota left."""
+    from test_plans import digest
+    from test_portal import PASSWORD, Browser
+    etcd, start = cluster
+    portal_port = free_port()
+    fast = {"usage_flush": "200ms"}
+    a, = start(1, server={"portal": {"listen": f"127.0.0.1:{portal_port}"}}, store=fast)
+    b = start(1, store=fast)[1]
+    route = hello("items", path="/items/1")
+    route["api"] = "items"
+    assert call(a, "POST", "/apis", {"name": "items", "base_path": "/items"})[0] == 201
+    assert call(a, "POST", "/routes", route)[0] == 201
+    assert call(a, "POST", "/plans", {"name": "free", "apis": ["items"],
+                                      "quota": {"requests": 100, "per": "day"}})[0] == 201
+    web = Browser(portal_port)
+    assert web.send("POST", "/signup", {"email": "dev@example.com", "password": PASSWORD})[0] \
+        == 201
+    assert web.login("dev@example.com")[0] == 200
+    app = web.send("POST", "/apps", {"name": "mine"})[2]
+    assert web.send("POST", f"/apps/{app['id']}/subscriptions",
+                    {"api": "items", "plan": "free"})[0] == 201
+    key = web.send("POST", f"/apps/{app['id']}/keys")[2]["key"]
+    wait_for(lambda: request(b.port, "GET", "/items/1", {"apikey": key})[0] == 200, timeout=5,
+             what="the subscription on b")
+    codes = [request(p.port, "GET", "/items/1", {"apikey": key})[0] for p in (a, b, b, b)]
+    assert codes == [200] * 4, codes
+
+    def usage():
+        return web.send("GET", f"/apps/{app['id']}/usage?days=1")[2]
+    wait_for(lambda: usage()["data"] and usage()["data"][0]["requests"] == 5, timeout=10,
+             what="b's usage in etcd")
+    u = usage()
+    assert u["quota"][0]["limit"] == 100
+    # The local quota counts per node: the figure is the one the application saw last.
+    assert u["quota"][0]["remaining"] in (99, 96), u

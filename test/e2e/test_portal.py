@@ -236,6 +236,7 @@ def test_the_pages_in_headless_chromium(portico, upstreams, tmp_path):
     assert result["scripts"] == 1  # only the portal's own
     assert "items under free: active" in result["subscription"]
     assert result["keyShown"]
+    assert result["usage"] == "No calls in the last 7 days.", result["usage"]
     assert SCREENSHOT.stat().st_size > 10_000
 
 
@@ -398,3 +399,42 @@ def test_portal_oidc_settings_are_checked(tmp_path):
                   "server.portal.oidc.scopes: must include openid",
                   'server.portal.oidc.secret: unknown key "secret"'):
         assert error in out, out
+
+
+def test_usage_is_kept_in_the_store_across_restarts(portico, upstreams, tmp_path):
+    """With SQLite, usage goes to the database (every store.usage_flush and at shutdown): a
+    restarted node shows the calls made before, and the quota the application has left."""
+    u = upstreams()
+    cfg = portal_config(tmp_path, u)
+    cfg["plans"][0]["quota"] = {"requests": 50, "per": "day"}
+    p = portico(config=cfg)
+    web = Browser(int(cfg["server"]["portal"]["listen"].rsplit(":", 1)[1]))
+    assert web.send("POST", "/signup", {"email": "dev@example.com", "password": PASSWORD})[0] == 201
+    assert web.login("dev@example.com")[0] == 200
+    app = web.send("POST", "/apps", {"name": "mine"})[2]
+    assert web.send("POST", f"/apps/{app['id']}/subscriptions",
+                    {"api": "items", "plan": "free"})[0] == 201
+    key = web.send("POST", f"/apps/{app['id']}/keys")[2]["key"]
+    codes = [request(p.port, "GET", "/items/1", {"apikey": key})[0] for _ in range(3)]
+    assert codes == [200, 200, 200]
+
+    def usage():
+        return web.send("GET", f"/apps/{app['id']}/usage?days=7")[2]
+    wait_for(lambda: usage()["data"] and usage()["data"][0]["requests"] == 3, what="usage")
+    assert usage()["quota"] == [{"api": "items", "limit": 50, "remaining": 47,
+                                 "resets_at": usage()["quota"][0]["resets_at"]}]
+    assert usage()["quota"][0]["resets_at"].endswith("T00:00:00Z")  # a day quota: at midnight
+
+    p.stop()  # graceful: what was counted goes to the database
+    again = dict(cfg)
+    for section in ("upstreams", "routes", "apis", "plans"):  # they live in the database now
+        again.pop(section, None)
+    again["listeners"] = [{"name": "main", "listen": f"127.0.0.1:{free_port()}"}]
+    again["server"] = {**cfg["server"], "admin": {**cfg["server"]["admin"],
+                                                  "listen": f"127.0.0.1:{free_port()}"}}
+    q = portico(config=again)
+    assert web.login("dev@example.com")[0] == 200  # sessions are per process
+    u2 = usage()
+    assert u2["data"][0]["requests"] == 3 and u2["quota"][0]["remaining"] == 47, u2
+    assert request(q.port, "GET", "/items/1", {"apikey": key})[0] == 200
+    wait_for(lambda: usage()["data"][0]["requests"] == 4, what="the new call added")

@@ -85,6 +85,11 @@ TEST(SubscriptionFilter, AnApiNoPlanListsGetsNone) {
   EXPECT_EQ(makeSubscriptionFactory(lone, s.cfg, s.registry, ctx), nullptr);
 }
 
+nlohmann::json reportOf(const UsageBook& book, const std::string& app, std::int64_t today, int days,
+                        std::int64_t now_unix = 0) {
+  return UsageBook::report(book.peek(app, today - UsageBook::kDays), today, days, now_unix);
+}
+
 TEST(UsageBook, CountsPerApplicationApiAndDayAcrossWorkers) {
   UsageBook book;
   const std::int64_t today = UsageBook::dayOf(std::chrono::system_clock::time_point{} +
@@ -94,17 +99,51 @@ TEST(UsageBook, CountsPerApplicationApiAndDayAcrossWorkers) {
   book.record(1, "app1", "items", today, 429, milliseconds(40));
   book.record(0, "app1", "items", today - 1, 502, milliseconds(3));
   book.record(0, "app2", "items", today, 200, milliseconds(1));
-  const auto r = book.report("app1", today, 7)["data"];
+  const auto r = reportOf(book, "app1", today, 7)["data"];
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[0]["day"], "2024-10-04");  // newest first
   EXPECT_EQ(r[0]["requests"], 20);
   EXPECT_EQ(r[0]["errors_4xx"], 1);
   EXPECT_NEAR(r[0]["p95_ms"].get<double>(), 2.0, 0.25);  // 19 of 20 at 2 ms
   EXPECT_EQ(r[1]["errors_5xx"], 1);
-  EXPECT_EQ(book.report("app1", today, 1)["data"].size(), 1u);
+  EXPECT_EQ(reportOf(book, "app1", today, 1)["data"].size(), 1u);
   // A day long past is dropped once newer days come.
   book.record(0, "app1", "items", today + UsageBook::kDays, 200, milliseconds(1));
-  EXPECT_EQ(book.report("app1", today, 7)["data"].size(), 1u);  // that shard forgot day - 1
+  EXPECT_EQ(reportOf(book, "app1", today, 7)["data"].size(), 1u);  // that shard forgot day - 1
+}
+
+TEST(UsageBook, TakenRecordsMergeLikeTheBookAndKeepTheQuotaSeenLast) {
+  UsageBook book;
+  const std::int64_t today = 20000;
+  const std::int64_t now = today * 86400 + 3600;
+  using std::chrono::milliseconds;
+  book.record(0, "app1", "items", today, 200, milliseconds(2), {100, 60, now + 600, now * 1000});
+  book.record(1, "app1", "items", today, 200, milliseconds(2),
+              {100, 59, now + 599, now * 1000 + 1});
+  book.record(2, "app1", "items", today, 503, milliseconds(9));  // an answer without quota
+  auto taken = book.take();
+  ASSERT_EQ(taken.size(), 1u);       // the shards' records merged
+  EXPECT_TRUE(book.take().empty());  // forgotten once taken
+  EXPECT_TRUE(book.peek("app1", 0).empty());
+  // Merged as a store would (another node's record for the same day added too).
+  nlohmann::json stored;
+  for (const auto& r : taken) UsageBook::merge(stored, r.value);
+  UsageBook::merge(stored, {{"requests", 5}, {"errors_4xx", 5}, {"latency", {{"3", 5}}}});
+  EXPECT_EQ(stored["requests"], 8);
+  EXPECT_EQ(stored["errors_4xx"], 5);
+  EXPECT_EQ(stored["errors_5xx"], 1);
+  EXPECT_EQ(stored["quota"]["remaining"], 59);  // the later answer's figure
+  const auto r = UsageBook::report({{"app1", "items", today, stored}}, today, 7, now);
+  EXPECT_EQ(r["data"][0]["requests"], 8);
+  EXPECT_EQ(r["quota"], (nlohmann::json{{{"api", "items"},
+                                         {"limit", 100},
+                                         {"remaining", 59},
+                                         {"resets_at", "2024-10-04T01:09:59Z"}}}));
+  // Once its period is over, all of the quota is left.
+  const auto later =
+      UsageBook::report({{"app1", "items", today, stored}}, today + 1, 7, now + 86400);
+  EXPECT_EQ(later["quota"][0]["remaining"], 100);
+  EXPECT_FALSE(later["quota"][0].contains("resets_at"));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "store/entity_set.h"
 #include "store/etcd_client.h"
@@ -128,6 +129,37 @@ TEST(SqliteStore, CommitsAtomicallyAndRefusesAStaleBase) {
   ASSERT_TRUE(audit.ok());
   ASSERT_EQ(audit->size(), 1u);
   EXPECT_EQ((*audit)[0].actor, "ci");
+}
+
+TEST(SqliteStore, KeepsUsageMergedPerApplicationApiAndDayAcrossRestarts) {
+  TempDb db;
+  // A merge that adds "n" (the store does not know the value's shape).
+  const UsageMerge add = [](nlohmann::json& into, const nlohmann::json& more) {
+    into["n"] = into.value("n", 0) + more.value("n", 0);
+  };
+  {
+    auto store = openSqliteStore(db.path);
+    ASSERT_TRUE(store.ok());
+    EXPECT_TRUE((*store)->keepsUsage());
+    ASSERT_TRUE((*store)
+                    ->addUsage({{"app1", "items", 100, {{"n", 2}}},
+                                {"app1", "items", 101, {{"n", 1}}},
+                                {"app1", "items", 60, {{"n", 9}}},
+                                {"app2", "items", 101, {{"n", 7}}}},
+                               add, 50)
+                    .ok());
+    // The next minute: added to what is there; days before 70 dropped.
+    ASSERT_TRUE((*store)->addUsage({{"app1", "items", 101, {{"n", 3}}}}, add, 70).ok());
+  }
+  auto store = openSqliteStore(db.path);
+  ASSERT_TRUE(store.ok());
+  auto rows = (*store)->usage("app1", 0, add);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);  // day 60 was pruned, app2 is not app1's
+  std::map<std::int64_t, int> by_day;
+  for (const auto& r : *rows) by_day[r.day] = r.value["n"];
+  EXPECT_EQ(by_day, (std::map<std::int64_t, int>{{100, 2}, {101, 4}}));
+  EXPECT_EQ((*store)->usage("app1", 101, add)->size(), 1u);
 }
 
 TEST(SqliteStore, RefusesAFileThatIsNotADatabase) {

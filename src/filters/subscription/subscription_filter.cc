@@ -35,6 +35,24 @@ class SubscriptionFactory final : public api::FilterFactory {
   std::shared_ptr<UsageBook> usage;  // the process's, shared by every snapshot
 };
 
+// The plan's quota figures as the answer told the application (the quota filter's headers):
+// what the portal shows as the quota left.
+QuotaSeen quotaOf(const api::RequestContext& ctx) {
+  const http::HeaderList& headers = ctx.response ? ctx.response->headers : ctx.local_reply.headers;
+  const std::string* limit = headers.find("x-quota-limit");
+  const std::string* remaining = headers.find("x-quota-remaining");
+  const std::string* reset = headers.find("x-quota-reset");
+  if (!limit || !remaining || !reset) return {};
+  const auto now = ctx.wall_start.time_since_epoch();
+  QuotaSeen q;
+  q.limit = std::strtoll(limit->c_str(), nullptr, 10);
+  q.remaining = std::strtoll(remaining->c_str(), nullptr, 10);
+  q.resets_at = std::chrono::duration_cast<std::chrono::seconds>(now).count() +
+                std::strtoll(reset->c_str(), nullptr, 10);
+  q.seen_at = std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
+  return q;
+}
+
 // Runs the plan's filters as its own small chain: each may go asynchronous (Redis).
 class SubscriptionFilter final : public api::Filter {
  public:
@@ -93,7 +111,8 @@ class SubscriptionFilter final : public api::Filter {
     if (subscribed_ && ctx.consumer && f_.usage)
       f_.usage->record(ctx.worker ? ctx.worker->workerId() : 0, ctx.consumer->name, f_.api,
                        UsageBook::dayOf(ctx.wall_start), ctx.status,
-                       std::chrono::duration_cast<std::chrono::nanoseconds>(ctx.total_latency));
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(ctx.total_latency),
+                       quotaOf(ctx));
   }
 
  private:
