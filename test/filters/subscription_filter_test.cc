@@ -121,6 +121,9 @@ TEST(UsageBook, TakenRecordsMergeLikeTheBookAndKeepTheQuotaSeenLast) {
   book.record(1, "app1", "items", today, 200, milliseconds(2),
               {100, 59, now + 599, now * 1000 + 1});
   book.record(2, "app1", "items", today, 503, milliseconds(9));  // an answer without quota
+  // Another worker's answer in the same microsecond: the fewer left is the later one.
+  book.record(3, "app1", "items", today, 200, milliseconds(2),
+              {100, 58, now + 599, now * 1000 + 1});
   auto taken = book.take();
   ASSERT_EQ(taken.size(), 1u);       // the shards' records merged
   EXPECT_TRUE(book.take().empty());  // forgotten once taken
@@ -129,15 +132,15 @@ TEST(UsageBook, TakenRecordsMergeLikeTheBookAndKeepTheQuotaSeenLast) {
   nlohmann::json stored;
   for (const auto& r : taken) UsageBook::merge(stored, r.value);
   UsageBook::merge(stored, {{"requests", 5}, {"errors_4xx", 5}, {"latency", {{"3", 5}}}});
-  EXPECT_EQ(stored["requests"], 8);
+  EXPECT_EQ(stored["requests"], 9);
   EXPECT_EQ(stored["errors_4xx"], 5);
   EXPECT_EQ(stored["errors_5xx"], 1);
-  EXPECT_EQ(stored["quota"]["remaining"], 59);  // the later answer's figure
+  EXPECT_EQ(stored["quota"]["remaining"], 58);  // the later answer's figure
   const auto r = UsageBook::report({{"app1", "items", today, stored}}, today, 7, now);
-  EXPECT_EQ(r["data"][0]["requests"], 8);
+  EXPECT_EQ(r["data"][0]["requests"], 9);
   EXPECT_EQ(r["quota"], (nlohmann::json{{{"api", "items"},
                                          {"limit", 100},
-                                         {"remaining", 59},
+                                         {"remaining", 58},
                                          {"resets_at", "2024-10-04T01:09:59Z"}}}));
   // Once its period is over, all of the quota is left.
   const auto later =

@@ -49,7 +49,7 @@ QuotaSeen quotaOf(const api::RequestContext& ctx) {
   q.remaining = std::strtoll(remaining->c_str(), nullptr, 10);
   q.resets_at = std::chrono::duration_cast<std::chrono::seconds>(now).count() +
                 std::strtoll(reset->c_str(), nullptr, 10);
-  q.seen_at = std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
+  q.seen_at = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
   return q;
 }
 

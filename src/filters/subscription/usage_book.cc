@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <tuple>
 
 namespace portico::filters {
 
@@ -26,6 +27,18 @@ std::uint64_t count(const json& v, const char* key) {
                                   : static_cast<std::uint64_t>(std::max<std::int64_t>(0, *it));
 }
 
+// Whether quota figures `b` were seen after `a`: by time, and for answers at the same time
+// (two workers, one microsecond) the later period, then the fewer left (a count only grows).
+bool seenLater(const QuotaSeen& a, const QuotaSeen& b) {
+  return std::tuple(a.seen_at, a.resets_at, -a.remaining) <=
+         std::tuple(b.seen_at, b.resets_at, -b.remaining);
+}
+
+QuotaSeen quotaOf(const json& q) {
+  return {q.value("limit", std::int64_t{-1}), q.value("remaining", std::int64_t{0}),
+          q.value("resets_at", std::int64_t{0}), q.value("seen_at", std::int64_t{0})};
+}
+
 }  // namespace
 
 std::int64_t UsageBook::dayOf(std::chrono::system_clock::time_point t) {
@@ -42,7 +55,7 @@ void UsageBook::record(int worker, const std::string& application, const std::st
   if (status >= 400 && status < 500) ++c.errors_4xx;
   if (status >= 500 || status == 0) ++c.errors_5xx;
   ++c.latency[observability::FineLatency::bucketOf(latency)];
-  if (quota.limit >= 0 && quota.seen_at >= c.quota.seen_at) c.quota = quota;
+  if (quota.limit >= 0 && seenLater(c.quota, quota)) c.quota = quota;
   // Old days go as new ones come (a day's first request in a shard pays for it).
   if (c.requests == 1)
     std::erase_if(s.counts, [&](const auto& e) { return std::get<1>(e.first) <= day - kDays; });
@@ -113,8 +126,7 @@ void UsageBook::merge(json& into, const json& add) {
       latency[bucket] = count(latency, bucket.c_str()) + count(*it, bucket.c_str());
   const auto quota = add.find("quota");
   if (quota != add.end() && quota->is_object() &&
-      (!into.contains("quota") ||
-       into["quota"].value("seen_at", 0LL) <= quota->value("seen_at", 0LL)))
+      (!into.contains("quota") || seenLater(quotaOf(into["quota"]), quotaOf(*quota))))
     into["quota"] = *quota;
 }
 
@@ -125,7 +137,7 @@ json UsageBook::report(const std::vector<store::UsageRecord>& records, std::int6
   for (const auto& r : records) {
     if (const auto q = r.value.find("quota"); q != r.value.end() && q->is_object()) {
       json& last = quota[r.api];
-      if (last.is_null() || last.value("seen_at", 0LL) <= q->value("seen_at", 0LL)) last = *q;
+      if (last.is_null() || seenLater(quotaOf(last), quotaOf(*q))) last = *q;
     }
     if (r.day > today || r.day <= today - days) continue;
     merge(merged[{r.day, r.api}], r.value);

@@ -6,7 +6,7 @@
 // store keeps usage, takes what was counted every minute and adds it to the store. A record's
 // value is JSON (below), merged by merge() wherever several meet: shards, nodes, the store.
 //   {"requests", "errors_4xx", "errors_5xx", "latency": {"<bucket>": n},
-//    "quota": {"limit", "remaining", "resets_at" (Unix s), "seen_at" (Unix ms)}}
+//    "quota": {"limit", "remaining", "resets_at" (Unix s), "seen_at" (Unix µs)}}
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -28,7 +28,7 @@ struct QuotaSeen {
   std::int64_t limit = -1;
   std::int64_t remaining = 0;
   std::int64_t resets_at = 0;  // Unix seconds
-  std::int64_t seen_at = 0;    // Unix milliseconds
+  std::int64_t seen_at = 0;    // Unix microseconds
 };
 
 class UsageBook {
