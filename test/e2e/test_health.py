@@ -78,7 +78,8 @@ def test_passive_ejection_grows_and_ends(portico, upstreams):
                                    "max_ejection": "10s"})
     codes = [request(p.port, "GET", "/x")[0] for _ in range(6)]
     assert codes.count(500) == 3  # round robin: the third failure on two ejects it
-    assert target_state(p, u2.address)["healthy"] is False
+    # (An attempt's outcome is recorded as its exchange ends, a moment after the response.)
+    wait_for(lambda: target_state(p, u2.address)["healthy"] is False, timeout=2, what="ejected")
     assert p.metric("portico_upstream_ejections_total", 'upstream="svc"') == 1
     hits = len(served_by(u2))
     assert all(request(p.port, "GET", "/y")[0] == 200 for _ in range(10))
@@ -89,6 +90,7 @@ def test_passive_ejection_grows_and_ends(portico, upstreams):
     wait_for(lambda: target_state(p, u2.address)["healthy"], timeout=3, what="ejection over")
     codes = [request(p.port, "GET", "/z")[0] for _ in range(6)]
     assert codes.count(500) == 3
+    wait_for(lambda: not target_state(p, u2.address)["healthy"], timeout=2, what="ejected again")
     assert 1000 < target_state(p, u2.address)["ejected_for_ms"] <= 2000
 
 
