@@ -14,6 +14,27 @@
 namespace portico::snapshot {
 namespace {
 
+// An application's groups include the plans of its active subscriptions (ADR 0015): `acl`
+// and the consumer headers see them; pending and rejected ones give none.
+// `storage` holds the copy when one is needed (no copy without active subscriptions).
+const std::vector<config::ConsumerConfig>& withPlanGroups(
+    const config::Config& cfg, std::vector<config::ConsumerConfig>& storage) {
+  std::unordered_map<std::string_view, std::vector<std::string_view>> plans;
+  for (const auto& s : cfg.subscriptions)
+    if (s.state == config::SubscriptionConfig::State::Active)
+      plans[s.application].push_back(s.plan);
+  if (plans.empty()) return cfg.consumers;
+  std::vector<config::ConsumerConfig>& out = storage = cfg.consumers;
+  for (auto& c : out) {
+    const auto it = plans.find(c.name);
+    if (it == plans.end()) continue;
+    for (const auto plan : it->second)
+      if (std::find(c.groups.begin(), c.groups.end(), plan) == c.groups.end())
+        c.groups.emplace_back(plan);
+  }
+  return out;
+}
+
 FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
                              const api::FilterRegistry& registry, api::Services& services,
                              const std::shared_ptr<const auth::ConsumerDirectory>& consumers,
@@ -211,7 +232,8 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
   const auto loaded_at = std::chrono::duration_cast<std::chrono::seconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-  snap->consumers = auth::ConsumerDirectory::build(cfg.consumers, diag);
+  std::vector<config::ConsumerConfig> with_plans;
+  snap->consumers = auth::ConsumerDirectory::build(withPlanGroups(cfg, with_plans), diag);
   snap->global_filters =
       buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers, cfg.upstreams, diag);
   // Per API that a plan lists: its subscription check (with the plans' limits), shared by its

@@ -23,6 +23,10 @@ def test_subscriptions_and_plan_limits_at_the_gateway(portico, upstreams, tmp_pa
     cfg["apis"] = [{"name": "items", "base_path": "/items"}]
     cfg["routes"].append({"name": "items", "match": {"path_prefix": "/items"}, "api": "items",
                           "upstream": "items-svc"})
+    # An application's plans are its groups: an acl may open a route to a plan's members.
+    cfg["routes"].append({"name": "free-only", "match": {"path": "/free-only"},
+                          "upstream": "items-svc", "plugins": [
+                              {"name": "key-auth"}, {"name": "acl", "config": {"allow": ["free"]}}]})
     cfg["consumers"] = [
         {"name": "app1", "credentials": {"key-auth": [{"key_sha256": digest(KEY1)}]}},
         {"name": "app2", "credentials": {"key-auth": [{"key_sha256": digest(KEY2)}]}},
@@ -46,6 +50,8 @@ def test_subscriptions_and_plan_limits_at_the_gateway(portico, upstreams, tmp_pa
     assert body["request_id"]
     s, _, body = get(KEY2)
     assert s == 403 and "awaits approval" in body["error"], body
+    assert request(p.port, "GET", "/free-only", {"apikey": KEY1})[0] == 200
+    assert request(p.port, "GET", "/free-only", {"apikey": KEY2})[0] == 403  # gold, pending
     # The plan's limit, per application: 3 a minute, then 429 with the rate-limit headers.
     answers = [get(KEY1) for _ in range(4)]
     assert [a[0] for a in answers] == [200, 200, 200, 429], answers
