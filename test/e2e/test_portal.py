@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -359,7 +360,10 @@ def test_sign_in_with_openid_connect(portico, upstreams, provider, tmp_path):
     assert b'href="/portal/oidc/login"' in page
 
     nav = Navigator()
+    t0 = time.monotonic()
     callback, (status, headers, body) = nav.sign_in(portal_port, "dev")
+    print(f"OpenID Connect sign-in, link to session (login and consent pages, account made): "
+          f"{(time.monotonic() - t0) * 1000:.0f} ms")
     assert "code=" in callback and "state=" in callback
     assert status == 302 and headers["location"] == "/portal/account", body
     assert "HttpOnly" in headers["set-cookie"] and "SameSite=Lax" in headers["set-cookie"]
