@@ -55,10 +55,6 @@ def group_cpu_split(pgid):
     return user / CLK_TCK, system / CLK_TCK
 
 
-def group_cpu_seconds(pgid):
-    return sum(group_cpu_split(pgid))
-
-
 def rss_kib(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -359,6 +355,13 @@ def run_scenario(args, protocol):
         "nginx": [nginx, "-p", str(work), "-e", str(work / "nginx-error.log"), "-c", str(work / "nginx.conf")],
         "haproxy": [haproxy, "-db", "-f", str(work / "haproxy.cfg")],
     }
+    if protocol == "http":
+        # The kernel's floor: a byte relay with no user-space work per request (bench/floor).
+        relay = work / "relay"
+        subprocess.run([shutil.which("cc") or "gcc", "-O2", "-o", str(relay),
+                        str(Path(__file__).resolve().parent / "floor" / "relay.c")], check=True)
+        ports["floor"] = up_port + 4
+        commands["floor"] = [str(relay), str(ports["floor"]), str(up_port)]
     upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
                       str(work / "upstream.conf")], args.load_cpu, work, "upstream")
     if not wait_port(up_port):
@@ -382,10 +385,13 @@ def run_scenario(args, protocol):
                     return wrk(ports[name], duration, args.connections, args.load_cpu, scheme)
 
                 load(args.warmup)
-                cpu0 = group_cpu_seconds(proc.pid)
+                user0, sys0 = group_cpu_split(proc.pid)
                 r = load(args.duration)
-                r["cpu"] = group_cpu_seconds(proc.pid) - cpu0
+                user1, sys1 = group_cpu_split(proc.pid)
+                r["cpu"] = (user1 - user0) + (sys1 - sys0)
                 r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+                r["user_us"] = (user1 - user0) * 1e6 / max(r["requests"], 1)
+                r["sys_us"] = (sys1 - sys0) * 1e6 / max(r["requests"], 1)
                 stop(proc)
                 results[name].append(r)
                 print(f"{protocol} round {rnd + 1} {name:8s} {r['rps']:10.0f} req/s  "
@@ -394,7 +400,8 @@ def run_scenario(args, protocol):
     finally:
         stop(upstream)
 
-    med = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "per_cpu", "p50", "p99")}
+    med = {n: {k: statistics.median(r[k] for r in rs)
+               for k in ("rps", "per_cpu", "p50", "p99", "user_us", "sys_us")}
            for n, rs in results.items()}
     errors = {n: sum(r["errors"] for r in rs) for n, rs in results.items()}
     what = {"http": "Plain HTTP/1.1", "https": "HTTPS (TLS 1.3, keep-alive, same certificate)",
@@ -405,11 +412,12 @@ def run_scenario(args, protocol):
     print(f"\n{what} pass-through to an HTTP/1.1 upstream ({BODY_SIZE}-byte answers), "
           f"1 worker each, {args.rounds} "
           f"interleaved rounds, {tool}, pinned: {'no' if args.no_pin else 'yes'}\n")
-    print("| proxy | req/s | req/CPU-s | p50 ms | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| proxy | req/s | req/CPU-s | user µs/req | kernel µs/req | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for n in commands:
         m = med[n]
-        print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {errors[n]} |")
+        print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['user_us']:.2f} | "
+              f"{m['sys_us']:.2f} | {m['p50']:.2f} | {m['p99']:.2f} | {errors[n]} |")
     p = med["portico"]
     print()
     target = "1.2x" if protocol == "http" else "1.0x"
@@ -417,6 +425,10 @@ def run_scenario(args, protocol):
           f"(target >= {target})   p99: {p['p99'] / med['nginx']['p99']:.2f}x (target <= 1.0x)")
     print(f"portico / haproxy req/CPU-s: {p['per_cpu'] / med['haproxy']['per_cpu']:.2f}x   "
           f"(target >= 1.0x)")
+    if "floor" in med:
+        print(f"portico / floor   req/CPU-s: {p['per_cpu'] / med['floor']['per_cpu']:.2f}x   "
+              f"(nginx {med['nginx']['per_cpu'] / med['floor']['per_cpu']:.2f}x, haproxy "
+              f"{med['haproxy']['per_cpu'] / med['floor']['per_cpu']:.2f}x of the byte relay)")
     print(f"portico idle RSS: {statistics.median(idle_rss) / 1024:.1f} MiB (target < 15 MiB)")
     shutil.rmtree(work, ignore_errors=True)
 
