@@ -1,9 +1,11 @@
 #include "store/etcd_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <unistd.h>
@@ -248,13 +250,22 @@ class EtcdStore final : public EntityStore {
 
   // Usage lives beside the entities (`<prefix>.usage/`), so that loading and watching them
   // never reads it: one key per application, day, API and node
-  // (`<prefix>.usage/<application>/<day>/<api>/<node>`), written only by its node, read by
-  // any and merged.
+  // (`<prefix>.usage/<application>/<day, 8 digits>/<api>/<node>`), written only by its node,
+  // read by any and merged. An application's days before `oldest_day` go when it is written
+  // again (so what an idle application keeps is bounded too: its last days of use).
   bool keepsUsage() const override { return true; }
 
   Result<bool> addUsage(const std::vector<UsageRecord>& records, const UsageMerge& merge,
                         std::int64_t oldest_day) override {
-    (void)oldest_day;  // old days are kept (pruning by day range is a follow-up)
+    std::set<std::string> applications;
+    for (const auto& r : records) applications.insert(r.application);
+    for (const auto& application : applications) {
+      const std::string from = usagePrefix() + application + "/";
+      auto answer = client_.call(
+          "/v3/kv/deleterange",
+          {{"key", etcdKey(from)}, {"range_end", etcdKey(from + usageDay(oldest_day))}});
+      if (!answer) return answer.error();
+    }
     std::string node;
     {
       std::lock_guard lock(mutex_);
@@ -262,8 +273,8 @@ class EtcdStore final : public EntityStore {
     }
     nlohmann::json puts = nlohmann::json::array();
     for (const auto& r : records) {
-      const std::string key = etcdKey(usagePrefix() + r.application + "/" + std::to_string(r.day) +
-                                      "/" + r.api + "/" + node);
+      const std::string key =
+          etcdKey(usagePrefix() + r.application + "/" + usageDay(r.day) + "/" + r.api + "/" + node);
       auto answer = client_.call("/v3/kv/range", {{"key", key}});
       if (!answer) return answer.error();
       nlohmann::json value = nlohmann::json::object();
@@ -317,6 +328,11 @@ class EtcdStore final : public EntityStore {
   std::string auditPrefix() const { return settings_.prefix + "/audit/"; }
   std::string releasePrefix() const { return settings_.prefix + "/releases/"; }
   std::string usagePrefix() const { return settings_.prefix + ".usage/"; }
+  // Fixed width, so that keys sort by day and a range ends before a day.
+  static std::string usageDay(std::int64_t day) {
+    std::string text = std::to_string(std::max<std::int64_t>(0, day));
+    return std::string(text.size() < 8 ? 8 - text.size() : 0, '0') + text;
+  }
 
   // Deletes the oldest audit records beyond kAuditKept (best effort: the next prune retries).
   void pruneAudit() {

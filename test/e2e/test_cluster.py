@@ -2,6 +2,7 @@
 node is live on the others (propagation measured), If-Match holds across nodes, deletes
 propagate, a hand-written bad value is ignored, and with etcd down nodes keep serving while
 writes answer 503, catching up when it returns."""
+import json
 import statistics
 import subprocess
 import threading
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from conftest import Portico, base_config, free_port, request, wait_for
-from etcd_server import EtcdCluster
+from etcd_server import EtcdCluster, b64
 from test_admin_api import WRITE, call
 
 
@@ -518,6 +519,9 @@ def test_portal_usage_is_the_clusters(cluster):
     assert web.send("POST", f"/apps/{app['id']}/subscriptions",
                     {"api": "items", "plan": "free"})[0] == 201
     key = web.send("POST", f"/apps/{app['id']}/keys")[2]["key"]
+    # A day long past, as a node would have written it then: pruned at the next write.
+    old = f"/portico.usage/{app['id']}/00000001/items/gone-node"
+    etcd.put(old, json.dumps({"requests": 99}))
     wait_for(lambda: request(b.port, "GET", "/items/1", {"apikey": key})[0] == 200, timeout=5,
              what="the subscription on b")
     codes = [request(p.port, "GET", "/items/1", {"apikey": key})[0] for p in (a, b, b, b)]
@@ -532,3 +536,4 @@ def test_portal_usage_is_the_clusters(cluster):
     # The local quota counts per node: the figure is the one the application saw last (b's
     # fourth answer; a's said 99).
     assert u["quota"][0]["remaining"] == 96, u
+    assert etcd.call("/v3/kv/range", {"key": b64(old)}).get("count", "0") == "0"
