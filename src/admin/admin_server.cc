@@ -8,9 +8,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <nlohmann/json.hpp>
 
 #include "core/address.h"
 #include "core/io_buffer.h"
+#include "core/request_id.h"
 #include "http/codec/head_parser.h"
 #include "proxy/io_types.h"
 #include "proxy/message_writer.h"
@@ -22,6 +24,24 @@ namespace portico::admin {
 using boost::asio::redirect_error;
 using boost::system::error_code;
 namespace asio = boost::asio;
+
+namespace {
+
+// Every answer carries a request id (the client's X-Request-Id when it is a sane one, else a
+// fresh one), and a JSON error names it, as the gateway's errors do.
+void withRequestId(const http::RequestHead& req, AdminResponse& r) {
+  const std::string* incoming = req.headers.find("x-request-id");
+  const std::string id =
+      incoming && isAcceptableRequestId(*incoming) ? *incoming : generateRequestId();
+  r.headers.emplace_back("X-Request-Id", id);
+  if (r.status < 400 || r.content_type != "application/json") return;
+  auto body = nlohmann::json::parse(r.body, nullptr, false);
+  if (!body.is_object() || body.contains("request_id")) return;
+  body["request_id"] = id;
+  r.body = body.dump();
+}
+
+}  // namespace
 
 struct AdminServer::Impl {
   explicit Impl(asio::io_context& io_context) : io(io_context) {}
@@ -111,6 +131,7 @@ struct AdminServer::Impl {
         r.status = 400;
         r.body = R"({"error":"bad request","status":400})";
       }
+      withRequestId(req, r);
       std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " +
                         std::string(proxy::reasonPhrase(r.status)) +
                         "\r\nContent-Type: " + r.content_type +

@@ -124,8 +124,12 @@ def test_tokens_scopes_audit_and_redaction(portico, upstreams, tmp_path):
     u = upstreams()
     p = portico(config=admin_config(tmp_path, u.address))
     assert call(p, "GET", "/routes", token=None)[0] == 401
-    s, h, _ = call(p, "GET", "/routes", token="wrong-token-0123456789")
+    s, h, body = call(p, "GET", "/routes", token="wrong-token-0123456789")
     assert s == 401 and h["www-authenticate"].startswith("Bearer")
+    # Errors are JSON with a request id, as the gateway's are (the client's own when sane).
+    assert len(body["request_id"]) == 32 and h["x-request-id"] == body["request_id"], body
+    s, h, body = call(p, "GET", "/routes", token=None, headers={"X-Request-Id": "trace-me-42"})
+    assert s == 401 and body["request_id"] == "trace-me-42" == h["x-request-id"], body
     assert call(p, "GET", "/routes", token=READ)[0] == 200
     assert call(p, "POST", "/upstreams", {"name": "x", "targets": [u.address]},
                 token=READ)[0] == 403
