@@ -1,6 +1,6 @@
 #pragma once
-// Pieces the config parser's files share (model_parser.cc, portal_parser.cc); not for other
-// subsystems.
+// Pieces the config parser's files share (model_parser.cc, upstream_parser.cc,
+// portal_parser.cc); not for other subsystems.
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -60,6 +60,9 @@ void readChoice(ObjectReader& r, std::string_view key,
 void readLabels(ObjectReader& r, Labels& out);
 
 TlsConfig parseTls(const nlohmann::json& j, const std::string& path, Diagnostics& d);
+// One `upstreams[]` entry (upstream_parser.cc).
+void parseUpstream(const nlohmann::json& j, const std::string& path, Diagnostics& d,
+                   UpstreamConfig& u);
 
 // The developer portal's parts (portal_parser.cc, ADR 0015).
 PortalConfig parsePortal(const nlohmann::json& j, const std::string& path, Diagnostics& d);
