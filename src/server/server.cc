@@ -8,13 +8,10 @@
 #include <csignal>
 #include <ctime>
 #include <deque>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -31,6 +28,7 @@
 #include "admin/admin_server.h"
 #include "admin/static_assets.h"
 #include "core/blocking_pool.h"
+#include "core/read_file.h"
 #include "filters/builtins.h"
 #include "filters/subscription/subscription_filter.h"
 #include "filters/subscription/usage_book.h"
@@ -57,14 +55,6 @@ namespace {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
-
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return makeError("cannot read " + path + ": " + std::strerror(errno));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 struct FileStamp {
   std::int64_t mtime_ns = 0;
@@ -767,45 +757,6 @@ int run(const std::string& config_path) {
   std::signal(SIGPIPE, SIG_IGN);
   Server server(config_path);
   return server.run();
-}
-
-Result<std::string> validate(const std::string& config_path) {
-  auto text = readFile(config_path);
-  if (!text) return text.error();
-  api::FilterRegistry registry;
-  filters::registerBuiltins(registry);
-  observability::LogWriter logs;
-  snapshot::SnapshotInputs in;
-  in.text = std::move(*text);
-  in.file = config_path;
-  in.env = config::processEnvironment();
-  in.registry = &registry;
-  in.services = &logs;
-  in.version = 1;
-  auto snap = snapshot::buildSnapshot(in);
-  if (!snap) return snap.error();
-  std::string source;
-  if ((*snap)->config.store.type == config::StoreConfig::Type::Sqlite &&
-      !std::filesystem::exists((*snap)->config.store.path)) {
-    source = " (store: sqlite, no database yet: the file's entities would seed it)";
-  } else if ((*snap)->config.store.type != config::StoreConfig::Type::File) {
-    // The database's entities with the file's sections, compiled as `portico run` would
-    // (nothing is written: a seed is only checked).
-    config::ConfigTree tree;
-    config::Diagnostics diag;
-    config::parseConfigText(in.text, config_path, in.env, tree, diag);
-    EntitySource entities;
-    auto composed = entities.compose((*snap)->config.store, tree.root, true);
-    if (!composed) return composed.error();
-    entities.inputsFor(composed->entities, in);
-    snap = snapshot::buildSnapshot(in);
-    if (!snap) return snap.error();
-    source = " (store: " + std::string(entities.store().type()) + ", revision " +
-             std::to_string(composed->entities.revision) + ")";
-  }
-  return "config ok: " + std::to_string((*snap)->config.routes.size()) + " routes, " +
-         std::to_string((*snap)->config.upstreams.size()) + " upstreams, " +
-         std::to_string((*snap)->config.listeners.size()) + " listeners" + source;
 }
 
 }  // namespace portico::server
