@@ -207,6 +207,7 @@ AdminResponse PortalApi::signInWith(const AdminRequest& request, const std::stri
       return failure(403, "account " + email + " is linked to another identity");
     if (linked.empty()) {  // link it (an invitation is claimed: it gets no password)
       body = existing->body;
+      store::stripMetadata(body);
       body.erase("invited");
       body["oidc_subject"] = subject;
     }
