@@ -1,5 +1,7 @@
 #include "server/usage_keeper.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace portico::server {
@@ -17,10 +19,12 @@ std::string UsageKeeper::flush(std::chrono::system_clock::time_point now) {
     unsaved_.clear();
     return "";
   }
-  if (unsaved_.size() > kMaxUnsaved) {  // the store has been failing long: keep the newest
+  if (unsaved_.size() > kMaxUnsaved) {  // the store has been failing long: keep the newest days
     spdlog::warn("portal usage: the store refuses it; {} records dropped",
                  unsaved_.size() - kMaxUnsaved);
-    unsaved_.erase(unsaved_.begin(), unsaved_.end() - kMaxUnsaved);
+    std::nth_element(unsaved_.begin(), unsaved_.begin() + kMaxUnsaved, unsaved_.end(),
+                     [](const auto& a, const auto& b) { return a.day > b.day; });
+    unsaved_.resize(kMaxUnsaved);
   }
   return ok.error().message;
 }

@@ -122,8 +122,8 @@ void UsageBook::merge(json& into, const json& add) {
   json& latency = into["latency"];
   if (!latency.is_object()) latency = json::object();
   if (const auto it = add.find("latency"); it != add.end() && it->is_object())
-    for (const auto& [bucket, n] : it->items())
-      latency[bucket] = count(latency, bucket.c_str()) + count(*it, bucket.c_str());
+    for (const auto& item : it->items())
+      latency[item.key()] = count(latency, item.key().c_str()) + count(*it, item.key().c_str());
   const auto quota = add.find("quota");
   if (quota != add.end() && quota->is_object() &&
       (!into.contains("quota") || seenLater(quotaOf(into["quota"]), quotaOf(*quota))))
@@ -146,9 +146,10 @@ json UsageBook::report(const std::vector<store::UsageRecord>& records, std::int6
   for (const auto& [key, v] : merged) {
     observability::ReleaseTotals t;  // its quantile over the same buckets
     t.requests = count(v, "requests");
-    for (const auto& [bucket, n] : v["latency"].items()) {
-      const auto i = static_cast<std::size_t>(std::strtoul(bucket.c_str(), nullptr, 10));
-      if (i < t.latency.size()) t.latency[i] = count(v["latency"], bucket.c_str());
+    const json& latency = v.at("latency");  // merge() always makes it
+    for (const auto& item : latency.items()) {
+      const auto i = static_cast<std::size_t>(std::strtoul(item.key().c_str(), nullptr, 10));
+      if (i < t.latency.size()) t.latency[i] = count(latency, item.key().c_str());
     }
     data.push_back({{"day", utcDate(key.first * 86400, "%Y-%m-%d")},
                     {"api", key.second},
