@@ -8,7 +8,7 @@
 
 namespace portico::auth {
 
-std::string sha256(std::string_view data) {
+void sha256Into(std::string_view data, std::string& out) {
   // Fetched once (OpenSSL 3 would look the implementation up on every call, under a lock);
   // one context per thread, reused.
   static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
@@ -21,7 +21,13 @@ std::string sha256(std::string_view data) {
   EVP_DigestInit_ex2(ctx.get(), md, nullptr);
   EVP_DigestUpdate(ctx.get(), data.data(), data.size());
   EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  return std::string(reinterpret_cast<const char*>(digest), len);
+  out.assign(reinterpret_cast<const char*>(digest), len);
+}
+
+std::string sha256(std::string_view data) {
+  std::string out;
+  sha256Into(data, out);
+  return out;
 }
 
 namespace {
@@ -197,7 +203,8 @@ const api::Consumer* ConsumerDirectory::byName(std::string_view name) const {
 }
 
 const api::Consumer* ConsumerDirectory::byKey(std::string_view key) const {
-  const std::string digest = sha256(key);
+  thread_local std::string digest;  // reused: no allocation per lookup
+  sha256Into(key, digest);
   auto it = by_key_.find(digest);
   if (it == by_key_.end()) return nullptr;
   // The map compared digests; confirm in constant time anyway (no early exit on a prefix).

@@ -59,5 +59,6 @@ class ConsumerDirectory {
 
 // SHA-256 of `data`, raw 32 bytes.
 std::string sha256(std::string_view data);
+void sha256Into(std::string_view data, std::string& out);  // the same, into `out`
 
 }  // namespace portico::auth

@@ -132,7 +132,8 @@ class Exchange {
         joined_(scratch.joined),
         tried_(scratch.tried),
         scratch_transform_error_(scratch.transform_error),
-        pieces_(scratch.pieces) {
+        pieces_(scratch.pieces),
+        pool_key_(scratch.pool_key) {
     stats_ = &w_.upstreamStatsOf(up);
   }
 
@@ -162,11 +163,15 @@ class Exchange {
   Task<AttemptOutcome> attempt(const snapshot::UpstreamTarget& target, bool last);
   Task<Failure> connect(UpstreamConnection& conn, const snapshot::UpstreamTarget& target);
   const char* overload_reason_ = "";
-  std::string poolKey(const snapshot::UpstreamTarget& target) const;
+  // The pool's key for connections to `target` after `prefix` (built in the session's scratch
+  // unless it is the target's address: no allocation per request).
+  const std::string& poolKey(const snapshot::UpstreamTarget& target, std::string_view prefix = {});
   // Sends a request whose body streams from the client (the replayable case is inline).
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
   Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
+  // A response from an HTTP/1 upstream through clientSink().
+  Task<ExchangeResult> relayH1ToStream(std::unique_ptr<UpstreamConnection> conn);
   // Where a response goes when it is not relayed as raw HTTP/1 bytes: the client's HTTP/2
   // stream or an HTTP/1 writer, through the body transforms when filters installed some.
   struct ClientSink {
@@ -270,7 +275,8 @@ class Exchange {
   upstream::Excluded& tried_;
   std::string& scratch_transform_error_;
   std::vector<std::string_view>& pieces_;  // the body pieces of one round of a stream relay
-  std::vector<asio::const_buffer> rest_;   // what writeNow could not send at once
+  std::string& pool_key_;
+  std::vector<asio::const_buffer> rest_;  // what writeNow could not send at once
   ForwardInfo info_;
   http::HeaderList h2_fields_;
   bool replayable_ = false;  // the whole body is in the client buffer

@@ -33,7 +33,7 @@ Task<AttemptOutcome> Exchange::attemptH2(const snapshot::UpstreamTarget& target,
   const auto started = w_.time.steady();
   stats_->attempts.add();
   if (!w_.h2_pool) w_.h2_pool = std::make_shared<UpstreamH2Pool>();
-  const std::string key = "h2|" + poolKey(target);
+  const std::string& key = poolKey(target, "h2|");
   std::shared_ptr<UpstreamH2Connection> h2 = w_.h2_pool->find(key);
   if (!h2) {
     auto conn = std::make_unique<UpstreamConnection>(w_.io);

@@ -101,7 +101,24 @@ void RequestPipeline::createFilters(const snapshot::FilterFactories& factories) 
   for (const auto& f : factories) filters_.push_back(f->create());
 }
 
+// Coroutine frames: Asio recycles a worker's freed frames only up to 1 KiB each, and GCC keeps
+// every local and every co_await's temporaries of a coroutine in its frame. So the request
+// runs as three small coroutines (this one, the request filters, the forwarding) around
+// synchronous steps, instead of one large frame allocated anew per request
+// (test/alloc/proxy_allocations_test.cc holds the path to that).
 Task<bool> RequestPipeline::handleRequest() {
+  const router::CompiledRoute* compiled = nullptr;
+  const EarlyAnswer early = routeRequest(compiled);
+  if (early.status) {
+    co_return co_await replyError(early.status, early.reason, early.close,
+                                  early.status == 405 ? std::string_view(allow_) : "");
+  }
+  const std::optional<bool> answered = co_await runRequestFilters();
+  if (answered) co_return *answered;
+  co_return co_await forward(*compiled);
+}
+
+RequestPipeline::EarlyAnswer RequestPipeline::routeRequest(const router::CompiledRoute*& compiled) {
   beginRequest();
   w_.stats.requests.add();
   const std::string* incoming_id = req_.headers.find("x-request-id");
@@ -122,24 +139,27 @@ Task<bool> RequestPipeline::handleRequest() {
   const snapshot::Snapshot& snap = *snapshot_;
   if (!applyClientCertificate()) {
     createFilters(snap.global_filters);
-    co_return co_await replyError(401, "client certificate not trusted", !skipBufferedBody());
+    return {401, "client certificate not trusted", !skipBufferedBody()};
   }
 
   if (req_.framing == http::BodyFraming::ContentLength &&
       req_.content_length > limits_.max_body_bytes) {
     createFilters(snap.global_filters);
-    co_return co_await replyError(413, "request body too large", true);
+    return {413, "request body too large", true};
   }
 
   router::RequestView view{req_.host, req_.method, req_.path, req_.query, &req_.headers};
   router::MatchResult match = (matcher_ ? matcher_ : snap.matcher.get())->match(view);
   if (match.kind != router::MatchResult::Kind::Matched) {
     createFilters(snap.global_filters);
-    bool keep = skipBufferedBody();
-    if (match.kind == router::MatchResult::Kind::MethodNotAllowed)
-      co_return co_await replyError(405, "method not allowed", !keep, match.allow);
-    co_return co_await replyError(404, "no route matched", !keep);
+    const bool keep = skipBufferedBody();
+    if (match.kind == router::MatchResult::Kind::MethodNotAllowed) {
+      allow_ = std::move(match.allow);
+      return {405, "method not allowed", !keep};
+    }
+    return {404, "no route matched", !keep};
   }
+  compiled = match.route;
   route_ = &snap.routes[match.route->index];
   // The worker's table belongs to the snapshot just taken; a reload later in the request must
   // not shift the count to another route.
@@ -151,7 +171,7 @@ Task<bool> RequestPipeline::handleRequest() {
   if (replay_) {  // the filters before the replaying one ran for the client's request
     if (ctx_.route_name != replay_->route || replay_->from_filter >= filters_.size()) {
       filters_ran_ = filters_.size();
-      co_return co_await replyError(500, "the replayed request matches another route", true);
+      return {500, "the replayed request matches another route", true};
     }
     filters_ran_ = first_filter_ = replay_->from_filter;
     ctx_.consumer = replay_->consumer;
@@ -159,7 +179,10 @@ Task<bool> RequestPipeline::handleRequest() {
     ctx_.anonymous = replay_->anonymous;
     ctx_.replay = true;
   }
+  return {};
+}
 
+Task<std::optional<bool>> RequestPipeline::runRequestFilters() {
   // Request phase: filters in order; one may answer locally or go asynchronous. Auth filters
   // may refuse with AuthFailed: with auth_mode `any` the refusal waits, since a later auth
   // filter may still accept the request; it is decided before the first non-auth filter.
@@ -220,12 +243,16 @@ Task<bool> RequestPipeline::handleRequest() {
         req_.content_length > limits_.max_body_bytes)
       co_return co_await replyError(413, "request body too large", true);
   }
+  const auto& consumer_headers = snapshot_->config.consumer_headers;
   if (ctx_.consumer) {
-    applyConsumerHeaders(snap.config.consumer_headers);
+    applyConsumerHeaders(consumer_headers);
   } else if (route_authenticates) {
-    clearConsumerHeaders(snap.config.consumer_headers);
+    clearConsumerHeaders(consumer_headers);
   }
+  co_return std::nullopt;
+}
 
+Task<bool> RequestPipeline::forward(const router::CompiledRoute& compiled) {
   if (route_->flow) co_return co_await runFlow();
   if (!route_->upstream) {
     bool keep = skipBufferedBody();
@@ -233,7 +260,7 @@ Task<bool> RequestPipeline::handleRequest() {
   }
   ctx_.upstream_name = route_->upstream->cfg->name;
   std::string& target = target_;
-  target = router::rewritePath(*route_->cfg, *match.route, req_.path, ctx_.path_params);
+  target = router::rewritePath(*route_->cfg, compiled, req_.path, ctx_.path_params);
   if (!req_.query.empty()) {
     target += target.find('?') == std::string::npos ? '?' : '&';
     target += req_.query;
@@ -263,7 +290,8 @@ Task<bool> RequestPipeline::handleRequest() {
     hooks.response_transforms = &ctx_.response_transforms;
   }
   if (!ctx_.request_transforms.empty() && req_.framing != http::BodyFraming::None) {
-    if (auto answered = co_await readWholeBody()) co_return *answered;
+    const std::optional<bool> answered = co_await readWholeBody();
+    if (answered) co_return *answered;
     hooks.request_body_replaced = &request_body_;
   }
   ctx_.forward_target = target;

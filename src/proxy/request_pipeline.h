@@ -80,6 +80,20 @@ class RequestPipeline : public DeadlineIo {
   std::optional<Replay> replay_;
 
  private:
+  // An answer decided before the request filters run (status 0: none, the request goes on).
+  struct EarlyAnswer {
+    int status = 0;
+    const char* reason = "";
+    bool close = false;
+  };
+  // Request id, snapshot, client certificate, size limit, route and filters: everything before
+  // the first filter runs. Sets `compiled` to the matched route.
+  EarlyAnswer routeRequest(const router::CompiledRoute*& compiled);
+  // The request filters; the request's end (whether the connection may continue) when one
+  // answered or refused, nullopt when the request goes on.
+  Task<std::optional<bool>> runRequestFilters();
+  // The route's flow or upstream exchange, and the answer when it failed.
+  Task<bool> forward(const router::CompiledRoute& compiled);
   Task<bool> replyLocal(bool close);
   bool acceptAnonymous();
   Task<bool> refuseRequest(api::LocalReply reply);
@@ -131,6 +145,7 @@ class RequestPipeline : public DeadlineIo {
   RequestCalls calls_;
   std::string request_body_;  // a transformed request body, while it is forwarded
   std::string target_;
+  std::string allow_;                // a 405's Allow header
   api::LocalReply pending_refusal_;  // auth_mode any: the first refusal, while others may accept
   api::AuthFailure pending_failure_ = api::AuthFailure::None;
 };

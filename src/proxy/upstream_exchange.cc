@@ -335,11 +335,15 @@ Task<ExchangeResult> Exchange::run() {
   co_return failure;
 }
 
-std::string Exchange::poolKey(const snapshot::UpstreamTarget& target) const {
+const std::string& Exchange::poolKey(const snapshot::UpstreamTarget& target,
+                                     std::string_view prefix) {
   // TLS connections are only reused for the upstream (and so the TLS settings) they were made
   // for; plain ones by address.
-  if (!up_.tls) return target.address.text;
-  return "tls|" + cfg_.name + "|" + target.address.text;
+  if (!up_.tls && prefix.empty()) return target.address.text;
+  pool_key_.assign(prefix);
+  if (up_.tls) pool_key_.append("tls|").append(cfg_.name).append("|");
+  pool_key_.append(target.address.text);
+  return pool_key_;
 }
 
 void Exchange::recordAttemptSpan(std::uint64_t id, Clock::time_point start,
@@ -439,7 +443,7 @@ Task<Failure> Exchange::connect(UpstreamConnection& conn, const snapshot::Upstre
 Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, bool last) {
   const auto started = w_.time.steady();
   stats_->attempts.add();
-  const std::string key = poolKey(target);
+  const std::string& key = poolKey(target);
   std::unique_ptr<UpstreamConnection> conn = w_.pool.acquire(key);
   if (conn && !replayable_ && !looksAlive(conn->socket)) conn.reset();
 
@@ -562,11 +566,7 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
       if (hooks_.response_head && hooks_.response_head()) co_await hooks_.response_head_async();
       if (io_.responseStream() || transforming()) {
         // Payload through a stream writer (HTTP/2 client, transforms); else raw HTTP/1 bytes.
-        ClientSink sink;
-        ResponseStream& out = clientSink(sink);
-        H1BodySource body(*conn, resp);
-        r = settle(sink, co_await relayToStream(out, body));
-        if (body.complete() || resp.framing == http::BodyFraming::None) recycle(std::move(conn));
+        r = co_await relayH1ToStream(std::move(conn));
       } else {
         r = co_await relayResponse(std::move(conn));
       }
@@ -574,6 +574,17 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
     if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
     co_return AttemptOutcome{Failure::Done, r};
   }
+}
+
+// Apart from attempt(): its sink and body source would grow attempt's coroutine frame past what
+// Asio recycles (see RequestPipeline::handleRequest).
+Task<ExchangeResult> Exchange::relayH1ToStream(std::unique_ptr<UpstreamConnection> conn) {
+  ClientSink sink;
+  ResponseStream& out = clientSink(sink);
+  H1BodySource body(*conn, resp_);
+  ExchangeResult r = settle(sink, co_await relayToStream(out, body));
+  if (body.complete() || resp_.framing == http::BodyFraming::None) recycle(std::move(conn));
+  co_return r;
 }
 
 void Exchange::reportRequestBody() {

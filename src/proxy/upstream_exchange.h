@@ -106,6 +106,7 @@ struct ExchangeScratch {
   upstream::Excluded tried;
   std::string transform_error;           // why a response body transform failed
   std::vector<std::string_view> pieces;  // the body pieces of one round of a stream relay
+  std::string pool_key;                  // a TLS upstream's connection pool key
 };
 
 struct ExchangeResult {

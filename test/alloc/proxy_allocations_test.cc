@@ -1,0 +1,298 @@
+// Heap allocations per proxied request, counted on the worker thread of a real server::Worker
+// (its own loop, listener and upstream pool) while a blocking client and upstream on other
+// threads exchange plain HTTP/1.1 keep-alive requests through it. The count fails the test when
+// the hot path starts allocating again (issue 17: allocation-free hot path).
+//
+// This executable replaces malloc and friends (forwarding to glibc's own entry points) to count
+// the calls made by the thread that asked to be counted; it is not built with the sanitizers,
+// which interpose the same functions.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/filter_registry.h"
+#include "filters/builtins.h"
+#include "observability/log_writer.h"
+#include "observability/metrics.h"
+#include "server/worker.h"
+#include "snapshot/snapshot.h"
+
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void* __libc_memalign(size_t, size_t);
+}
+
+namespace {
+
+// The counted thread's tally: plain thread-local storage of the executable (no allocation to
+// reach it, so malloc may touch it).
+thread_local bool t_counted = false;
+std::atomic<std::uint64_t> g_allocations{0};
+
+inline void note() {
+  if (t_counted) g_allocations.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+extern "C" {
+void* malloc(size_t n) {
+  note();
+  return __libc_malloc(n);
+}
+void* calloc(size_t n, size_t size) {
+  note();
+  return __libc_calloc(n, size);
+}
+void* realloc(void* p, size_t n) {
+  note();
+  return __libc_realloc(p, n);
+}
+int posix_memalign(void** out, size_t alignment, size_t n) {
+  note();
+  void* p = __libc_memalign(alignment, n);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+void* aligned_alloc(size_t alignment, size_t n) {
+  note();
+  return __libc_memalign(alignment, n);
+}
+void* memalign(size_t alignment, size_t n) {
+  note();
+  return __libc_memalign(alignment, n);
+}
+}
+
+namespace portico {
+namespace {
+
+int listenOnLoopback(std::uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 64) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
+int connectTo(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+// Reads one response or request of known framing: a head, then Content-Length bytes.
+bool readMessage(int fd, std::string& buf) {
+  buf.clear();
+  char chunk[4096];
+  for (;;) {
+    if (auto end = buf.find("\r\n\r\n"); end != std::string::npos) {
+      std::size_t length = 0;
+      if (auto cl = buf.find("Content-Length: "); cl != std::string::npos && cl < end)
+        length = std::strtoul(buf.c_str() + cl + 16, nullptr, 10);
+      if (buf.size() >= end + 4 + length) return true;
+    }
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n <= 0) return false;
+    buf.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+bool writeAll(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// An upstream answering every request of every connection with the same 100-byte JSON body.
+class BlockingUpstream {
+ public:
+  BlockingUpstream() : fd_(listenOnLoopback(port)) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::thread([c] {
+          const std::string body(100, 'x');
+          const std::string answer =
+              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n" +
+              body;
+          std::string request;
+          while (readMessage(c, request) && writeAll(c, answer)) {
+          }
+          ::close(c);
+        }).detach();
+      }
+    });
+  }
+  ~BlockingUpstream() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::uint16_t port = 0;
+
+ private:
+  int fd_;
+  std::thread thread_;
+};
+
+class ProxyAllocations : public ::testing::Test {
+ protected:
+  ProxyAllocations() { filters::registerBuiltins(registry_); }
+
+  // Starts a worker serving `sections` (consumers, routes...) with one upstream "u"; returns the
+  // listener's port.
+  std::uint16_t startWorker(const std::string& sections) {
+    std::uint16_t port = 0;
+    int listen_fd = listenOnLoopback(port);
+    EXPECT_GE(listen_fd, 0);
+    const std::string address = "127.0.0.1:" + std::to_string(port);
+    snapshot::SnapshotInputs in;
+    in.text = "version: 1\nserver: { workers: 1 }\nlisteners: [ { name: m, listen: \"" + address +
+              "\" } ]\nupstreams:\n  - { name: u, targets: [ \"127.0.0.1:" +
+              std::to_string(upstream_.port) + "\" ] }\n" + sections;
+    in.file = "t.yaml";
+    in.env = [](const std::string&) { return std::optional<std::string>(); };
+    in.registry = &registry_;
+    in.services = &logs_;
+    auto snap = snapshot::buildSnapshot(in);
+    EXPECT_TRUE(snap) << (snap ? "" : snap.error().message);
+    worker_.start();
+    std::promise<void> installed;
+    worker_.install(*snap, {{address, listen_fd}}, [&] {
+      t_counted = true;  // on the worker's thread: count what it allocates from now on
+      installed.set_value();
+    });
+    installed.get_future().wait();
+    return port;
+  }
+
+  // Allocations the worker made per request over `count` sequential keep-alive requests,
+  // after `warmup` requests on the same connection (pools, buffers and caches filled).
+  double allocationsPerRequest(std::uint16_t port, int warmup, int count,
+                               const std::string& extra_headers = "") {
+    int fd = connectTo(port);
+    EXPECT_GE(fd, 0);
+    const std::string request =
+        "GET /items/7 HTTP/1.1\r\nHost: bench\r\nUser-Agent: t\r\n" + extra_headers + "\r\n";
+    std::string response;
+    for (int i = 0; i < warmup; ++i) {
+      EXPECT_TRUE(writeAll(fd, request) && readMessage(fd, response));
+      EXPECT_EQ(response.rfind("HTTP/1.1 200", 0), 0u) << response;
+    }
+    const auto before = g_allocations.load();
+    for (int i = 0; i < count; ++i) {
+      EXPECT_TRUE(writeAll(fd, request) && readMessage(fd, response));
+    }
+    const auto after = g_allocations.load();
+    EXPECT_EQ(response.rfind("HTTP/1.1 200", 0), 0u) << response;
+    ::close(fd);
+    const double per = static_cast<double>(after - before) / count;
+    std::printf("allocations per proxied request: %.2f\n", per);
+    return per;
+  }
+
+  // The same with `connections` clients sending at once (a request on each, then the answers),
+  // as a loaded worker sees them: many requests in flight, so many coroutine frames at once.
+  double allocationsPerConcurrentRequest(std::uint16_t port, int connections, int rounds) {
+    std::vector<int> fds;
+    for (int i = 0; i < connections; ++i) fds.push_back(connectTo(port));
+    const std::string request = "GET /items/7 HTTP/1.1\r\nHost: bench\r\nUser-Agent: t\r\n\r\n";
+    std::string response;
+    int ok = 0;
+    auto round = [&] {
+      for (int fd : fds) writeAll(fd, request);
+      for (int fd : fds) ok += readMessage(fd, response) && response.rfind("HTTP/1.1 200", 0) == 0;
+    };
+    for (int i = 0; i < 20; ++i) round();
+    const auto before = g_allocations.load();
+    for (int i = 0; i < rounds; ++i) round();
+    const auto after = g_allocations.load();
+    for (int fd : fds) ::close(fd);
+    EXPECT_EQ(ok, (20 + rounds) * connections);
+    const double per = static_cast<double>(after - before) / (rounds * connections);
+    std::printf("allocations per proxied request, %d connections: %.2f\n", connections, per);
+    return per;
+  }
+
+  api::FilterRegistry registry_;
+  observability::LogWriter logs_;
+  observability::WorkerStats stats_;
+  BlockingUpstream upstream_;
+  server::Worker worker_{0, stats_};
+};
+
+// The bounds: what the path allocates today (session 13: Boost 1.81, every coroutine frame of
+// the path under the 1 KiB Asio recycles), so that any new allocation on it shows. The worker's
+// 25 ms sweeper runs meanwhile, hence not exactly zero. With 64 requests in flight Asio's
+// per-thread cache (16 blocks per kind, each reused only for a frame no larger) runs dry: about
+// 4.8 per request then, which glibc's per-thread cache mostly absorbs (docs/performance.md).
+constexpr double kMaxPlainRequest = 0.01;
+constexpr double kMaxPlainConcurrentRequest = 6;
+
+TEST_F(ProxyAllocations, PlainKeepAliveRequestAllocatesNothing) {
+  const auto port =
+      startWorker("routes:\n  - { name: r, match: { path_prefix: / }, upstream: u }\n");
+  EXPECT_LE(allocationsPerRequest(port, 200, 2000), kMaxPlainRequest);
+  EXPECT_LE(allocationsPerConcurrentRequest(port, 64, 40), kMaxPlainConcurrentRequest);
+  worker_.stop();
+}
+
+// Issue 17's feature row: key-auth, a local rate limit and an access log on one route (metrics
+// are always on). Today 3: the key-auth and rate-limit instances, made per request, and one in
+// key-auth's request phase.
+constexpr double kMaxFilteredRequest = 3;
+
+TEST_F(ProxyAllocations, KeyAuthRateLimitAccessLogStayUnderTheBound) {
+  const auto log = ::testing::TempDir() + "portico-alloc-access.log";
+  const auto port = startWorker(
+      "consumers:\n  - { name: c, credentials: { key-auth: [ { key: \"alloc-key-0123456789\" } ] } "
+      "}\nroutes:\n  - name: r\n    match: { path_prefix: / }\n    upstream: u\n    plugins:\n"
+      "      - { name: key-auth }\n"
+      "      - { name: rate-limit, config: { limits: [ { requests: 1000000000, per: 10s } ], "
+      "key: consumer } }\n"
+      "      - { name: access-log, config: { path: \"" +
+      log + "\" } }\n");
+  EXPECT_LE(allocationsPerRequest(port, 200, 2000, "apikey: alloc-key-0123456789\r\n"),
+            kMaxFilteredRequest);
+  worker_.stop();
+  std::remove(log.c_str());
+}
+
+}  // namespace
+}  // namespace portico
