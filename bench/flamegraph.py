@@ -48,8 +48,12 @@ def folded_stacks(lines):
             parts = line.strip().split(None, 1)
             if len(parts) < 2:
                 continue
-            sym = re.sub(r"\+0x[0-9a-f]+$", "", parts[1].rsplit(" (", 1)[0])
-            frames.append("[unknown]" if sym == "[unknown]" else short_name(sym))
+            sym_dso = parts[1].rsplit(" (", 1)
+            sym = re.sub(r"\+0x[0-9a-f]+$", "", sym_dso[0])
+            name = "[unknown]" if sym == "[unknown]" else short_name(sym)
+            if len(sym_dso) > 1 and "kernel" in sym_dso[1]:
+                name = "k:" + name  # the kernel's frames, told apart for the self-time list
+            frames.append(name)
     if frames:
         stacks[tuple(reversed(frames))] += 1
     return stacks
@@ -68,7 +72,7 @@ def build_tree(stacks):
 
 def colour(name):
     h = sum(map(ord, name)) % 60
-    if "kernel" in name or name.startswith(("__", "tcp_", "ip_", "sock_", "do_", "entry_")):
+    if name.startswith("k:"):
         return f"rgb(230,{120 + h},{60})"
     if name.startswith("asio::"):
         return f"rgb({200 + h // 2},{170 + h},90)"
@@ -91,7 +95,7 @@ def render(root, title, width=1400, row=16, min_px=0.4):
             return
         y = height - 20 - (level + 1) * row
         pct = 100.0 * node["value"] / total
-        label = html.escape(node["name"])
+        label = html.escape(node["name"].removeprefix("k:"))
         text = label if w > 40 else ""
         rects.append(f'<g><title>{label} ({node["value"]} samples, {pct:.2f}%)</title>'
                      f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 1}" '
@@ -117,7 +121,8 @@ def main():
     ap.add_argument("input", nargs="?", help="perf script output (default: stdin)")
     ap.add_argument("--title", default="flame graph")
     ap.add_argument("--top", type=int, default=0,
-                    help="also print the N frames with the most samples on the stack to stderr")
+                    help="also print to stderr the kernel's share and the N user-space frames "
+                         "with the most samples of their own (self time)")
     args = ap.parse_args()
     src = open(args.input, errors="replace") if args.input else sys.stdin
     stacks = folded_stacks(src)
@@ -126,13 +131,15 @@ def main():
     root = build_tree(stacks)
     sys.stdout.write(render(root, args.title))
     if args.top:
-        inclusive = defaultdict(int)
+        own = defaultdict(int)
         for stack, n in stacks.items():
-            for frame in set(stack):
-                inclusive[frame] += n
-        for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[: args.top]:
-            print(f"{100.0 * n / root['value']:6.2f}%  {name}", file=sys.stderr)
-
+            own[stack[-1]] += n
+        kernel = sum(n for name, n in own.items() if name.startswith("k:"))
+        total = root["value"]
+        print(f"{100.0 * kernel / total:6.2f}%  (kernel, all frames)", file=sys.stderr)
+        users = [(name, n) for name, n in own.items() if not name.startswith("k:")]
+        for name, n in sorted(users, key=lambda kv: -kv[1])[: args.top]:
+            print(f"{100.0 * n / total:6.2f}%  {name}", file=sys.stderr)
 
 if __name__ == "__main__":
     main()

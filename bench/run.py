@@ -472,7 +472,7 @@ def flame_graph(args, protocol, what, command, port, work, load):
                           "--title", f"Portico, {what}, 1 worker", "--top", "25"],
                          input=script, capture_output=True, text=True, check=True)
     svg.write_text(top.stdout)
-    print(f"\nflame graph: {svg}; frames on the stack in most samples:\n{top.stderr}")
+    print(f"\nflame graph: {svg}; self time (share of samples):\n{top.stderr}")
 
 
 # Portico alone, one worker, in front of the nginx upstream: the scenarios' routes follow.
