@@ -267,9 +267,10 @@ class ProxyAllocations : public ::testing::Test {
 // the path under the 1 KiB Asio recycles), so that any new allocation on it shows. The worker's
 // 25 ms sweeper runs meanwhile, hence not exactly zero. With 64 requests in flight Asio's
 // per-thread cache (16 blocks per kind, each reused only for a frame no larger) runs dry: about
-// 4.8 per request then, which glibc's per-thread cache mostly absorbs (docs/performance.md).
+// 4.7-5.6 per request then (bound 8: it depends on how the bursts fall), which glibc mostly
+// absorbs (docs/performance.md).
 constexpr double kMaxPlainRequest = 0.01;
-constexpr double kMaxPlainConcurrentRequest = 6;
+constexpr double kMaxPlainConcurrentRequest = 8;
 
 TEST_F(ProxyAllocations, PlainKeepAliveRequestAllocatesNothing) {
   const auto port =
