@@ -319,6 +319,12 @@ def make_certificate(work):
                                        (work / "key.pem").read_text())
 
 
+def what_of(protocol):
+    return {"http": "Plain HTTP/1.1", "https": "HTTPS (TLS 1.3, keep-alive, same certificate)",
+            "h2c": "HTTP/2 cleartext (prior knowledge)",
+            "h2": "HTTP/2 over TLS 1.3 (same certificate)"}[protocol]
+
+
 def run_scenario(args, protocol):
     tls = protocol in ("https", "h2")
     http2 = protocol in ("h2c", "h2")
@@ -373,6 +379,12 @@ def run_scenario(args, protocol):
         sys.exit("upstream nginx did not start; see " + str(work))
     results = {name: [] for name in commands}
     idle_rss = []
+
+    def load(name, duration):
+        if http2:
+            return h2load(ports[name], duration, args.connections, args.load_cpu, scheme, work)
+        return wrk(ports[name], duration, args.connections, args.load_cpu, scheme)
+
     try:
         for rnd in range(args.rounds):
             for name, cmd in commands.items():
@@ -383,15 +395,9 @@ def run_scenario(args, protocol):
                 if name == "portico":
                     time.sleep(0.3)
                     idle_rss.append(rss_kib(proc.pid))
-                def load(duration):
-                    if http2:
-                        return h2load(ports[name], duration, args.connections, args.load_cpu,
-                                      scheme, work)
-                    return wrk(ports[name], duration, args.connections, args.load_cpu, scheme)
-
-                load(args.warmup)
+                load(name, args.warmup)
                 user0, sys0 = group_cpu_split(proc.pid)
-                r = load(args.duration)
+                r = load(name, args.duration)
                 user1, sys1 = group_cpu_split(proc.pid)
                 r["cpu"] = (user1 - user0) + (sys1 - sys0)
                 r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
@@ -402,6 +408,9 @@ def run_scenario(args, protocol):
                 print(f"{protocol} round {rnd + 1} {name:8s} {r['rps']:10.0f} req/s  "
                       f"{r['per_cpu']:10.0f} req/CPU-s  p99 {r['p99']:.2f} ms  errors {r['errors']}",
                       file=sys.stderr)
+        if args.flamegraph:
+            flame_graph(args, protocol, what_of(protocol), commands["portico"],
+                        ports["portico"], work, lambda d: load("portico", d))
     finally:
         stop(upstream)
 
@@ -409,9 +418,7 @@ def run_scenario(args, protocol):
                for k in ("rps", "per_cpu", "p50", "p99", "user_us", "sys_us")}
            for n, rs in results.items()}
     errors = {n: sum(r["errors"] for r in rs) for n, rs in results.items()}
-    what = {"http": "Plain HTTP/1.1", "https": "HTTPS (TLS 1.3, keep-alive, same certificate)",
-            "h2c": "HTTP/2 cleartext (prior knowledge)",
-            "h2": "HTTP/2 over TLS 1.3 (same certificate)"}[protocol]
+    what = what_of(protocol)
     tool = (f"h2load -c{max(1, args.connections // 4)} -m8 -D{args.duration}" if http2
             else f"wrk -c{args.connections} -d{args.duration}s")
     print(f"\n{what} pass-through to an HTTP/1.1 upstream ({BODY_SIZE}-byte answers), "
@@ -438,17 +445,6 @@ def run_scenario(args, protocol):
               f"(nginx {med['nginx']['per_cpu'] / med['floor']['per_cpu']:.2f}x, haproxy "
               f"{med['haproxy']['per_cpu'] / med['floor']['per_cpu']:.2f}x of the byte relay)")
     print(f"portico idle RSS: {statistics.median(idle_rss) / 1024:.1f} MiB (target <= 12 MiB)")
-    if args.flamegraph:
-        upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
-                          str(work / "upstream.conf")], args.load_cpu, work, "upstream")
-        try:
-            wait_port(up_port)
-            flame_graph(args, protocol, what, commands["portico"], ports["portico"], work,
-                        lambda d: h2load(ports["portico"], d, args.connections, args.load_cpu,
-                                         scheme, work) if http2 else
-                        wrk(ports["portico"], d, args.connections, args.load_cpu, scheme))
-        finally:
-            stop(upstream)
     shutil.rmtree(work, ignore_errors=True)
 
 
