@@ -14,6 +14,7 @@
 #include "core/time_source.h"
 #include "observability/metrics.h"
 #include "proxy/io_types.h"
+#include "proxy/socket_read.h"
 #include "proxy/tls_stream.h"
 #include "snapshot/snapshot.h"
 #include "tls/client_context.h"
@@ -23,14 +24,9 @@ namespace portico::proxy {
 
 std::uint64_t randomSeed();
 
-// Reads or writes on a connection that may be TLS. Plain functions returning the operation's
-// awaitable (no extra coroutine frame). GCC 12 miscompiles co_await inside ?: and inside an
-// if condition (`if (!co_await f())`): always await into a variable first.
-inline Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
-                                  boost::system::error_code& ec) {
-  if (tls) return tls->readSome(buffer, ec);
-  return socket.async_read_some(buffer, asio::redirect_error(kUseAwaitable, ec));
-}
+// Writes on a connection that may be TLS (reads: proxy/socket_read.h). Plain functions returning
+// the operation's awaitable (no extra coroutine frame). GCC 12 miscompiles co_await inside ?: and
+// inside an if condition (`if (!co_await f())`): always await into a variable first.
 template <class Buffers>
 Task<std::size_t> writeAll(Socket& socket, TlsStream* tls, const Buffers& buffers,
                            boost::system::error_code& ec) {

@@ -1,0 +1,126 @@
+#include "proxy/socket_read.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <boost/version.hpp>
+
+#include "proxy/draining_receive.h"
+#include "proxy/tls_stream.h"
+
+// Asio's epoll reactor skips the speculative attempt of a read when the socket's last read
+// operation reported "done and exhausted" and no epoll event came since; its own receive
+// reports that only at EOF. A receive operation for our buffer type (below) also reports it
+// when receiveDraining() saw the socket empty after the bytes it took. The operation's shape is
+// Asio's (Boost 1.81, the version Debian ships and ADR 0016 pins); with another Boost, or the
+// io_uring backend, reads fall back to Asio's own receive.
+#if BOOST_VERSION / 100 == 1081 && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+#define PORTICO_DRAIN_AWARE_READS 1
+#else
+#define PORTICO_DRAIN_AWARE_READS 0
+#endif
+
+namespace portico::proxy {
+
+// A buffer whose receive operation knows when it drained the socket.
+struct DrainingBuffer : asio::mutable_buffer {
+  explicit DrainingBuffer(asio::mutable_buffer b) : asio::mutable_buffer(b) {}
+};
+
+// A "receive" that reads nothing: it completes on the socket's next epoll edge, or at once when
+// an edge came since the last operation that drained the socket. Asio's async_wait would arm
+// the socket with epoll_ctl on every wait instead. (One byte long: Asio completes empty reads
+// without waiting.)
+struct EdgeWaitBuffer : asio::mutable_buffer {
+  EdgeWaitBuffer() : asio::mutable_buffer(&never_written, 1) {}
+  static inline char never_written = 0;
+};
+
+}  // namespace portico::proxy
+
+#if PORTICO_DRAIN_AWARE_READS
+#include <boost/asio/detail/reactive_socket_recv_op.hpp>
+
+namespace boost::asio::detail {
+
+template <>
+class reactive_socket_recv_op_base<portico::proxy::DrainingBuffer> : public reactor_op {
+ public:
+  reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
+                               socket_ops::state_type, const portico::proxy::DrainingBuffer& buffer,
+                               socket_base::message_flags, func_type complete_func)
+      : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func),
+        socket_(socket),
+        buffer_(buffer) {}
+
+  static status do_perform(reactor_op* base) {
+    auto* o = static_cast<reactive_socket_recv_op_base*>(base);
+    const auto r = portico::proxy::receiveDraining(
+        o->socket_, static_cast<char*>(o->buffer_.data()), o->buffer_.size());
+    if (r.would_block) return not_done;
+    o->bytes_transferred_ = r.bytes;
+    if (r.error != 0) {
+      o->ec_ = boost::system::error_code(r.error, boost::asio::error::get_system_category());
+      return done;
+    }
+    if (r.bytes == 0) {
+      o->ec_ = boost::asio::error::eof;
+      return done_and_exhausted;
+    }
+    return r.drained ? done_and_exhausted : done;
+  }
+
+ private:
+  socket_type socket_;
+  portico::proxy::DrainingBuffer buffer_;
+};
+
+template <>
+class reactive_socket_recv_op_base<portico::proxy::EdgeWaitBuffer> : public reactor_op {
+ public:
+  reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type,
+                               socket_ops::state_type, const portico::proxy::EdgeWaitBuffer&,
+                               socket_base::message_flags, func_type complete_func)
+      : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func) {}
+
+  // Performed at once only when an edge came since the socket was last drained; otherwise when
+  // the next edge comes. Either way the caller reads next, and finds the socket drained again
+  // before it waits: "exhausted" keeps the following wait from completing at once.
+  static status do_perform(reactor_op*) { return done_and_exhausted; }
+};
+
+}  // namespace boost::asio::detail
+#endif
+
+namespace portico::proxy {
+
+Task<std::size_t> readPlain(Socket& socket, asio::mutable_buffer buffer,
+                            boost::system::error_code& ec) {
+#if PORTICO_DRAIN_AWARE_READS
+  return socket.async_read_some(DrainingBuffer(buffer), asio::redirect_error(kUseAwaitable, ec));
+#else
+  return socket.async_read_some(buffer, asio::redirect_error(kUseAwaitable, ec));
+#endif
+}
+
+#if PORTICO_DRAIN_AWARE_READS
+Task<std::size_t> waitReadable(Socket& socket, boost::system::error_code& ec) {
+  return socket.async_read_some(EdgeWaitBuffer(), asio::redirect_error(kUseAwaitable, ec));
+}
+#else
+Task<std::size_t> waitReadable(Socket& socket, boost::system::error_code& ec) {
+  co_await socket.async_wait(Socket::wait_read, asio::redirect_error(kUseAwaitable, ec));
+  co_return 0;
+}
+#endif
+
+Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                           boost::system::error_code& ec) {
+  if (tls) return tls->readSome(buffer, ec);
+  return readPlain(socket, buffer, ec);
+}
+
+}  // namespace portico::proxy

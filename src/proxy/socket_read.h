@@ -1,0 +1,30 @@
+#pragma once
+// Reading a worker's socket without the read that finds nothing.
+//
+// Asio tries every read at once ("speculatively") and only waits for epoll when the socket has
+// nothing: a proxy that reads the next request right after answering, or the upstream's answer
+// right after sending the request, pays a recv() that fails with EAGAIN on both sides of every
+// request (about 1.2 µs each on the bench machine: two syscalls out of six per request).
+// nginx and HAProxy remember that a socket was drained and wait for the next edge instead.
+// readSome() does the same: see socket_read.cc and docs/decisions/0017-drain-aware-reads.md.
+#include "proxy/io_types.h"
+
+namespace portico::proxy {
+
+class TlsStream;
+
+// Some bytes from the socket (or, when `tls` is set, from the TLS stream on it), or 0 with
+// `ec` set (eof on a clean close).
+Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                           boost::system::error_code& ec);
+
+// The same for a socket without TLS. Exposed for the unit tests of the drained-socket logic.
+Task<std::size_t> readPlain(Socket& socket, asio::mutable_buffer buffer,
+                            boost::system::error_code& ec);
+
+// Waits until the socket may be read, for a reader that just found it empty with
+// receiveDraining() (TLS: OpenSSL reads through a BIO that does). Completes at once when epoll
+// reported the socket since the last wait, so the caller must read and may find nothing.
+Task<std::size_t> waitReadable(Socket& socket, boost::system::error_code& ec);
+
+}  // namespace portico::proxy

@@ -1,0 +1,201 @@
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+
+#include "proxy/draining_receive.h"
+#include "proxy/socket_read.h"
+
+namespace portico::proxy {
+namespace {
+
+// A connected loopback TCP pair: `reader` is what the proxy reads, `writer` the peer.
+struct TcpPair {
+  TcpPair() {
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(listener, 1), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+    writer = ::socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_EQ(::connect(writer, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    reader = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
+    ::close(listener);
+  }
+  ~TcpPair() {
+    if (reader >= 0) ::close(reader);
+    if (writer >= 0) ::close(writer);
+  }
+  void send(const std::string& s) {
+    ASSERT_EQ(::write(writer, s.data(), s.size()), ssize_t(s.size()));
+  }
+  // Loopback delivers before write() returns; a short wait covers a busy machine.
+  void settle() { ::usleep(2000); }
+  int reader = -1;
+  int writer = -1;
+};
+
+TEST(DrainingReceive, NothingToReadWouldBlock) {
+  TcpPair p;
+  char buf[4096];
+  const auto r = receiveDraining(p.reader, buf, sizeof buf);
+  EXPECT_TRUE(r.would_block);
+  EXPECT_EQ(r.bytes, 0u);
+}
+
+TEST(DrainingReceive, ShortReadReportsTheSocketDrained) {
+  TcpPair p;
+  p.send("GET / HTTP/1.1\r\n\r\n");
+  p.settle();
+  char buf[4096];
+  const auto r = receiveDraining(p.reader, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, r.bytes), "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_TRUE(r.drained);
+  EXPECT_TRUE(receiveDraining(p.reader, buf, sizeof buf).would_block);
+}
+
+TEST(DrainingReceive, MoreThanTheBufferIsContiguousAndNotDrained) {
+  TcpPair p;
+  std::string data;
+  for (int i = 0; i < 5000; ++i) data += static_cast<char>('a' + i % 26);
+  p.send(data);
+  p.settle();
+  char buf[4096];
+  const auto first = receiveDraining(p.reader, buf, sizeof buf);
+  EXPECT_EQ(first.bytes, sizeof buf);
+  EXPECT_FALSE(first.drained);
+  EXPECT_EQ(std::string(buf, first.bytes), data.substr(0, sizeof buf));
+  const auto rest = receiveDraining(p.reader, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, rest.bytes), data.substr(sizeof buf));
+  EXPECT_TRUE(rest.drained);
+}
+
+// The case a plain recv() cannot see: the FIN queued behind the bytes. Not drained: the next
+// read must try at once (no epoll edge will come for it) and find EOF.
+TEST(DrainingReceive, FinBehindTheBytesIsNotDrained) {
+  TcpPair p;
+  p.send("last words");
+  ::shutdown(p.writer, SHUT_WR);
+  p.settle();
+  char buf[4096];
+  const auto r = receiveDraining(p.reader, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, r.bytes), "last words");
+  EXPECT_FALSE(r.drained);
+  const auto eof = receiveDraining(p.reader, buf, sizeof buf);
+  EXPECT_EQ(eof.bytes, 0u);
+  EXPECT_FALSE(eof.would_block);
+  EXPECT_EQ(eof.error, 0);
+}
+
+TEST(DrainingReceive, TinyBufferReadsWithoutTheProbe) {
+  TcpPair p;
+  p.send("abc");
+  p.settle();
+  char buf[2];
+  const auto r = receiveDraining(p.reader, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, r.bytes), "ab");
+  EXPECT_FALSE(r.drained);
+}
+
+// Through Asio: after a read that drained the socket the next one waits for epoll's edge
+// (no attempt at once), and must still complete when bytes, or the FIN, arrive later.
+class ReadPlain : public ::testing::Test {
+ protected:
+  Socket adopt(int fd) {
+    Socket s(io_.get_executor());
+    s.assign(tcp::v4(), fd);
+    return s;
+  }
+  // Starts readPlain on `socket`; the result lands in `out` when it completes.
+  void startRead(Socket& socket, std::optional<std::string>& out, boost::system::error_code& ec) {
+    asio::co_spawn(
+        io_.get_executor(),
+        [&]() -> Task<void> {
+          char buf[1024];
+          std::size_t n = co_await readPlain(socket, asio::buffer(buf), ec);
+          out = std::string(buf, n);
+        },
+        asio::detached);
+  }
+  // Runs the loop until `done` or two seconds pass (a read that never completes fails here).
+  bool runUntil(const std::optional<std::string>& done) {
+    const auto until = Clock::now() + std::chrono::seconds(2);
+    while (!done && Clock::now() < until) runFor(10);
+    return done.has_value();
+  }
+  void runFor(int ms) {
+    io_.restart();  // a loop that ran out of work stays stopped until restarted
+    io_.run_for(std::chrono::milliseconds(ms));
+  }
+  asio::io_context io_;
+};
+
+TEST_F(ReadPlain, ReadAfterADrainedReadCompletesWhenBytesArrive) {
+  TcpPair p;
+  Socket s = adopt(p.reader);
+  p.reader = -1;
+  boost::system::error_code ec;
+  p.send("one");
+  p.settle();
+  std::optional<std::string> first;
+  startRead(s, first, ec);
+  ASSERT_TRUE(runUntil(first));
+  EXPECT_EQ(*first, "one");
+  std::optional<std::string> second;
+  startRead(s, second, ec);
+  runFor(20);  // queued, waiting for the edge
+  EXPECT_FALSE(second);
+  p.send("two");
+  ASSERT_TRUE(runUntil(second));
+  EXPECT_EQ(*second, "two");
+  EXPECT_FALSE(ec);
+}
+
+TEST_F(ReadPlain, FinArrivingWithTheBytesEndsTheNextRead) {
+  TcpPair p;
+  Socket s = adopt(p.reader);
+  p.reader = -1;
+  boost::system::error_code ec;
+  std::optional<std::string> first;
+  startRead(s, first, ec);  // waiting before anything arrives: completes from the epoll edge
+  runFor(20);
+  p.send("bye");
+  ::shutdown(p.writer, SHUT_WR);
+  ASSERT_TRUE(runUntil(first));
+  EXPECT_EQ(*first, "bye");
+  std::optional<std::string> second;
+  startRead(s, second, ec);
+  ASSERT_TRUE(runUntil(second));
+  EXPECT_EQ(ec, asio::error::eof);
+}
+
+TEST_F(ReadPlain, FinAfterADrainedReadEndsTheWaitingRead) {
+  TcpPair p;
+  Socket s = adopt(p.reader);
+  p.reader = -1;
+  boost::system::error_code ec;
+  p.send("data");
+  p.settle();
+  std::optional<std::string> first;
+  startRead(s, first, ec);
+  ASSERT_TRUE(runUntil(first));
+  std::optional<std::string> second;
+  startRead(s, second, ec);
+  runFor(20);
+  ::shutdown(p.writer, SHUT_WR);
+  ASSERT_TRUE(runUntil(second));
+  EXPECT_EQ(ec, asio::error::eof);
+}
+
+}  // namespace
+}  // namespace portico::proxy
