@@ -2,10 +2,15 @@
 
 #include <openssl/err.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
+
+#include "proxy/draining_receive.h"
+#include "proxy/socket_read.h"
 
 namespace portico::proxy {
 
@@ -21,11 +26,89 @@ void clearStaleErrors() {
 
 }  // namespace
 
+// OpenSSL's socket BIO, with reads that know when they drained the socket. Errors and EOF are
+// reported as the socket BIO does (errno; BIO_CTRL_EOF), so OpenSSL tells them apart the same.
+struct SocketBio {
+  static TlsStream& stream(BIO* b) { return *static_cast<TlsStream*>(BIO_get_data(b)); }
+  static int fd(BIO* b) { return static_cast<int>(stream(b).socket_.native_handle()); }
+
+  static int read(BIO* b, char* out, size_t len, size_t* got) {
+    TlsStream& s = stream(b);
+    BIO_clear_retry_flags(b);
+    if (s.drained_) {
+      BIO_set_retry_read(b);
+      return 0;
+    }
+    const DrainingReceive r = receiveDraining(fd(b), out, len);
+    if (r.would_block) {
+      s.drained_ = true;
+      BIO_set_retry_read(b);
+      return 0;
+    }
+    if (r.error != 0) {
+      errno = r.error;
+      return 0;
+    }
+    if (r.bytes == 0) {
+      s.eof_ = true;
+      return 0;
+    }
+    s.drained_ = r.drained;
+    *got = r.bytes;
+    return 1;
+  }
+
+  static int write(BIO* b, const char* in, size_t len, size_t* written) {
+    BIO_clear_retry_flags(b);
+    ssize_t n;
+    do {
+      n = ::send(fd(b), in, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) {
+      *written = static_cast<size_t>(n);
+      return 1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+    return 0;
+  }
+
+  static long ctrl(BIO* b, int cmd, long, void*) {
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;
+      case BIO_CTRL_EOF:
+        return stream(b).eof_ ? 1 : 0;
+      default:
+        return 0;
+    }
+  }
+
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+
+  // Made once per process, immutable afterwards.
+  static const BIO_METHOD* method() {
+    static BIO_METHOD* const m = [] {
+      BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portico socket");
+      BIO_meth_set_read_ex(bm, &SocketBio::read);
+      BIO_meth_set_write_ex(bm, &SocketBio::write);
+      BIO_meth_set_ctrl(bm, &SocketBio::ctrl);
+      BIO_meth_set_create(bm, &SocketBio::create);
+      return bm;
+    }();
+    return m;
+  }
+};
+
 TlsStream::TlsStream(Socket& socket, asio::ssl::context& context)
     : socket_(socket), ssl_(SSL_new(context.native_handle())) {
   error_code ec;
   socket_.non_blocking(true, ec);
-  SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  BIO* bio = BIO_new(SocketBio::method());
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // the SSL owns it (one reference for both directions)
   SSL_set_mode(ssl_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_set_read_ahead(ssl_, 1);  // one read() per batch of records, not two per record
 }
@@ -36,6 +119,11 @@ TlsStream::~TlsStream() {
 
 Task<bool> TlsStream::settle(int ret, error_code& ec) {
   const int err = SSL_get_error(ssl_, ret);
+  if (err == SSL_ERROR_WANT_READ && drained_) {
+    co_await waitReadable(socket_, ec);  // the BIO found the socket empty
+    drained_ = false;
+    co_return !ec;
+  }
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
     co_await socket_.async_wait(err == SSL_ERROR_WANT_READ ? Socket::wait_read : Socket::wait_write,
                                 asio::redirect_error(kUseAwaitable, ec));

@@ -1,9 +1,11 @@
 #pragma once
 // TLS on a worker's socket, driven directly: OpenSSL reads and writes the (non-blocking) socket
-// itself, and the coroutine waits for readiness only when OpenSSL asks for it. Compared with
-// asio::ssl::stream this skips the memory-BIO pair (two copies per record) and the engine's
-// state machine. One read and one write may be pending at once (a tunnel's two directions),
-// as with any socket.
+// itself, through a small BIO of ours, and the coroutine waits for readiness only when OpenSSL
+// asks for it. Compared with asio::ssl::stream this skips the memory-BIO pair (two copies per
+// record) and the engine's state machine. The BIO reads with receiveDraining(): a read that
+// left the socket empty makes the next one wait for epoll's edge (no read that finds nothing,
+// no epoll_ctl per wait: ADR 0017). One read and one write may be pending at once (a tunnel's
+// two directions), as with any socket.
 #include <openssl/ssl.h>
 
 #include "proxy/io_types.h"
@@ -43,8 +45,12 @@ class TlsStream {
   // or sets `ec` and returns false.
   Task<bool> settle(int ret, boost::system::error_code& ec);
 
+  friend struct SocketBio;
+
   Socket& socket_;
   SSL* ssl_;
+  bool drained_ = false;  // the BIO's last read found the socket empty: wait before reading
+  bool eof_ = false;      // the BIO read the peer's FIN
 };
 
 }  // namespace portico::proxy

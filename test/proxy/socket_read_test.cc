@@ -197,5 +197,46 @@ TEST_F(ReadPlain, FinAfterADrainedReadEndsTheWaitingRead) {
   EXPECT_EQ(ec, asio::error::eof);
 }
 
+// The wait TLS uses after its BIO found the socket empty. It may complete at once when an
+// epoll edge came since the last drained read (here: the one from registering a socket that
+// had bytes), so the caller reads and waits again; then it must wait for bytes, and complete
+// when they arrive.
+TEST_F(ReadPlain, WaitReadableWaitsForTheNextEdge) {
+  TcpPair p;
+  Socket s = adopt(p.reader);
+  p.reader = -1;
+  boost::system::error_code ec;
+  p.send("first");
+  p.settle();
+  std::optional<std::string> first;
+  startRead(s, first, ec);
+  ASSERT_TRUE(runUntil(first));
+  int wakes = 0;
+  std::optional<std::string> got;
+  asio::co_spawn(
+      io_.get_executor(),
+      [&]() -> Task<void> {
+        for (;;) {
+          co_await waitReadable(s, ec);
+          ++wakes;
+          char buf[64];
+          const auto r = receiveDraining(s.native_handle(), buf, sizeof buf);
+          if (ec || !r.would_block) {
+            got = std::string(buf, r.bytes);
+            co_return;
+          }
+        }
+      },
+      asio::detached);
+  runFor(20);
+  EXPECT_FALSE(got);  // nothing arrived: waiting
+  EXPECT_LE(wakes, 1);
+  p.send("second");
+  ASSERT_TRUE(runUntil(got));
+  EXPECT_EQ(*got, "second");
+  EXPECT_LE(wakes, 2);
+  EXPECT_FALSE(ec);
+}
+
 }  // namespace
 }  // namespace portico::proxy
