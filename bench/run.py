@@ -282,7 +282,9 @@ def main():
                          "compression (zstd level 3 on a 16 KiB JSON answer vs pass-through), "
                          "validation (request-validation of a 1 KiB JSON body vs pass-through), "
                          "cache (answers from the cache filter's store vs pass-through), stack "
-                         "(key-auth + rate-limit + access-log on one route vs pass-through)")
+                         "(key-auth + rate-limit + access-log on one route vs pass-through), scale (the "
+                         "stack on 1 route vs 1,000 routes and 10,000 consumers; then 4 workers "
+                         "with 1,000 connections)")
     args = ap.parse_args()
     global BODY_SIZE
     BODY_SIZE = parse_size(args.body)
@@ -300,7 +302,7 @@ def main():
                     "json-transform": run_json_transform_scenario,
                     "compression": run_compression_scenario,
                     "validation": run_validation_scenario,
-                    "stack": run_stack_scenario,
+                    "stack": run_stack_scenario, "scale": run_scale_scenario,
                     "cache": run_cache_scenario}.get(protocol)
         if scenario:
             scenario(args)
@@ -604,7 +606,7 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
         errors = sum(r["errors"] for r in results[n])
         print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['user_us']:.2f} | "
               f"{m['sys_us']:.2f} | {m['p99']:.2f} | {errors} |")
-    base = med["pass-through"]
+    base = med.get("pass-through")
     for n, target in costs.items():
         cost = 1 - med[n]["per_cpu"] / base["per_cpu"]
         user_cost = (med[n]["user_us"] - base["user_us"]) / (base["user_us"] + base["sys_us"])
@@ -639,6 +641,102 @@ def run_stack_scenario(args):
     ratio = med["key-auth + rate-limit + access-log"]["per_cpu"] / med["pass-through"]["per_cpu"]
     print(f"the stack: {ratio:.2f}x Portico's pass-through req/CPU-s (issue 17: >= 1.0x nginx's "
           f"pass-through; multiply by the http table's portico / nginx)")
+
+
+def stack_route(name, prefix, work):
+    return (f"  - name: {name}\n    match: {{ path_prefix: {prefix} }}\n    upstream: origin\n"
+            "    plugins:\n      - { name: key-auth }\n"
+            "      - { name: rate-limit, config: { limits: [ { requests: 1000000000, per: 10s } ], "
+            "key: consumer } }\n"
+            f"      - {{ name: access-log, config: {{ path: \"{work}/access.log\" }} }}\n")
+
+
+def scale_script(work, name, paths, keys):
+    """A wrk script cycling over `paths` and `keys` (a different key each request)."""
+    lua = ["local paths = {" + ",".join(f'"{p}"' for p in paths) + "}",
+           "local keys = {" + ",".join(f'"{k}"' for k in keys) + "}",
+           "local i = 0",
+           "request = function()",
+           "  i = i + 1",
+           "  return wrk.format(\"GET\", paths[i % #paths + 1], "
+           "{[\"apikey\"] = keys[(i * 7919) % #keys + 1]})",
+           "end"]
+    path = work / f"{name}.lua"
+    path.write_text("\n".join(lua) + "\n")
+    return path
+
+
+def run_scale_scenario(args):
+    """Issue 17's scale rows. (1) The features stack (key-auth + local rate limit per consumer +
+    access log) on 1 route with 1 consumer, against 1,000 such routes and 10,000 consumers, each
+    request to another route with another consumer's key (a wrk script, the same kind for both).
+    (2) 4 workers on the machine's cores (not pinned), 1,000 connections, pass-through."""
+    work = Path(tempfile.mkdtemp(prefix="portico-bench-scale-"))
+    head = PORTICO_ALONE.replace("{{", "{").replace("}}", "}")  # placeholders left: port...
+
+    def consumers(n):
+        return "consumers:\n" + "".join(
+            f"  - {{ name: c{i:05d}, credentials: {{ key-auth: [ {{ key: \"bench-key-{i:05d}\" }} "
+            "] } }\n" for i in range(n))
+
+    def template(text):  # back to a str.format template for run_filter_scenario
+        text = text.replace("{", "{{").replace("}", "}}")
+        for name in ("port", "upstream", "admin", "work"):
+            text = text.replace("{{" + name + "}}", "{" + name + "}")
+        return text
+
+    one = head + consumers(1) + "routes:\n" + stack_route("stack", "/stack", "{work}")
+    many = head + consumers(10000) + "routes:\n" + "".join(
+        stack_route(f"r{i:04d}", f"/r{i:04d}/", "{work}") for i in range(1000))
+    small = scale_script(work, "one", ["/stack"], ["bench-key-00000"])
+    large = scale_script(work, "many", [f"/r{i:04d}/items" for i in range(1000)],
+                         [f"bench-key-{i:05d}" for i in range(10000)])
+    hot = scale_script(work, "hot", ["/r0500/items"], ["bench-key-05000"])
+    base, same, spread = ("stack, 1 route, 1 consumer",
+                          "1,000 routes, 10,000 consumers, traffic to one of each",
+                          "1,000 routes, 10,000 consumers, traffic spread over all")
+    configs = {base: template(one), same: template(many), spread: template(many)}
+    variants = {base: ("/", [], small), same: ("/", [], hot), spread: ("/", [], large)}
+    med = run_filter_scenario(args, "Scale", configs, variants, {})
+    for name in (same, spread):
+        ratio = med[name]["per_cpu"] / med[base]["per_cpu"]
+        print(f"{name}: {(1 - ratio) * 100:.1f}% below the 1-route figure (issue 17: within 5%)")
+    run_many_connections(args, work)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def run_many_connections(args, work, workers=4, connections=1000):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    up_port, port = args.base_port, args.base_port + 1
+    (work / "upstream.conf").write_text(upstream_conf(work, up_port))
+    (work / "portico-4w.yaml").write_text(
+        PORTICO.format(port=port, upstream=up_port, admin=up_port + 9, portico_tls="")
+        .replace("workers: 1", f"workers: {workers}"))
+    upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
+                      str(work / "upstream.conf")], "", work, "upstream")
+    rows = []
+    try:
+        wait_port(up_port)
+        for rnd in range(args.rounds):
+            proc = start([args.portico, "run", "-c", str(work / "portico-4w.yaml")], "", work,
+                         "portico")
+            if not wait_port(port):
+                stop(proc)
+                sys.exit(f"portico did not start; see {work}/portico.log")
+            wrk(port, args.warmup, connections, "")
+            r = wrk(port, args.duration, connections, "")
+            stop(proc)
+            rows.append(r)
+            print(f"{workers} workers round {rnd + 1} {r['rps']:10.0f} req/s  p99 {r['p99']:.2f} ms"
+                  f"  errors {r['errors']}", file=sys.stderr)
+    finally:
+        stop(upstream)
+    print(f"\n{workers} workers on {os.cpu_count()} cores (not pinned), wrk -c{connections} "
+          f"-d{args.duration}s, pass-through, {args.rounds} rounds\n")
+    print("| round | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|")
+    for i, r in enumerate(rows):
+        print(f"| {i + 1} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |")
 
 
 def run_auth_scenario(args):

@@ -135,6 +135,10 @@ struct FilterType {
   std::string name;
   // Validates the config and builds the factory. Returns nullptr after reporting errors.
   std::function<std::shared_ptr<const FilterFactory>(FilterBuildContext&)> build;
+  // The factory depends on its config alone (not on where the config is, e.g. counters named
+  // after the route): the routes of one snapshot with the same config share one factory, so
+  // a request on any of 1,000 such routes reaches the same (cache-warm) objects.
+  bool same_config_shares_factory = false;
 };
 
 }  // namespace portico::api

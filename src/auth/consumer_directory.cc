@@ -8,7 +8,7 @@
 
 namespace portico::auth {
 
-void sha256Into(std::string_view data, std::string& out) {
+void sha256Into(std::string_view data, Sha256Digest& out) {
   // Fetched once (OpenSSL 3 would look the implementation up on every call, under a lock);
   // one context per thread, reused.
   static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
@@ -16,18 +16,16 @@ void sha256Into(std::string_view data, std::string& out) {
     void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
   };
   thread_local std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
-  unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestInit_ex2(ctx.get(), md, nullptr);
   EVP_DigestUpdate(ctx.get(), data.data(), data.size());
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  out.assign(reinterpret_cast<const char*>(digest), len);
+  EVP_DigestFinal_ex(ctx.get(), out.data(), &len);
 }
 
 std::string sha256(std::string_view data) {
-  std::string out;
-  sha256Into(data, out);
-  return out;
+  Sha256Digest digest;
+  sha256Into(data, digest);
+  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
 
 namespace {
@@ -35,9 +33,8 @@ namespace {
 using nlohmann::json;
 
 // 64 hexadecimal digits as the 32 bytes they spell.
-bool hexDigest(std::string_view hex, std::string& out) {
-  if (hex.size() != 64) return false;
-  out.clear();
+bool hexDigest(std::string_view hex, Sha256Digest& out) {
+  if (hex.size() != 2 * out.size()) return false;
   for (std::size_t i = 0; i < hex.size(); i += 2) {
     int byte = 0;
     for (const char c : hex.substr(i, 2)) {
@@ -48,7 +45,7 @@ bool hexDigest(std::string_view hex, std::string& out) {
       if (v < 0) return false;
       byte = byte * 16 + v;
     }
-    out.push_back(static_cast<char>(byte));
+    out[i / 2] = static_cast<unsigned char>(byte);
   }
   return true;
 }
@@ -124,21 +121,21 @@ std::shared_ptr<const ConsumerDirectory> ConsumerDirectory::build(
                           diag.add(p, "give one of key, key_sha256");
                           return;
                         }
-                        std::string digest;
+                        Sha256Digest digest;
                         const char* field = key.empty() ? "key_sha256" : "key";
                         if (!key.empty()) {
                           if (key.size() < 8) {
                             diag.add(config::joinPath(p, "key"), "must be at least 8 characters");
                             return;
                           }
-                          digest = sha256(key);
+                          sha256Into(key, digest);
                         } else if (!hexDigest(digest_hex, digest)) {
                           diag.add(config::joinPath(p, "key_sha256"),
                                    "must be 64 hexadecimal digits (a SHA-256)");
                           return;
                         }
                         // Never the key itself in a message: it is a secret.
-                        if (!dir->by_key_.emplace(std::move(digest), consumer).second)
+                        if (!dir->by_key_.emplace(digest, consumer).second)
                           diag.add(config::joinPath(p, field), "is used by another credential");
                       });
     forEachCredential(
@@ -203,7 +200,7 @@ const api::Consumer* ConsumerDirectory::byName(std::string_view name) const {
 }
 
 const api::Consumer* ConsumerDirectory::byKey(std::string_view key) const {
-  thread_local std::string digest;  // reused: no allocation per lookup
+  Sha256Digest digest;
   sha256Into(key, digest);
   auto it = by_key_.find(digest);
   if (it == by_key_.end()) return nullptr;

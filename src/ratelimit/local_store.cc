@@ -41,6 +41,11 @@ void LocalStore::evictIdle(std::int64_t now_us) {
   }
 }
 
+void LocalStore::makeRoom(Map& cache) {
+  std::erase_if(cache, [](const auto& kv) { return kv.second->evicted.load(); });
+  if (cache.size() >= kCacheSize) cache.clear();
+}
+
 Outcome LocalStore::take(const std::string& key, int worker, std::int64_t now_us,
                          std::size_t& which) {
   Map* cache = worker >= 0 && worker < kCachedWorkers ? &caches_[worker].map : nullptr;
@@ -53,7 +58,7 @@ Outcome LocalStore::take(const std::string& key, int worker, std::int64_t now_us
     if (!entry) {
       entry = find(key, now_us);
       if (cache) {
-        if (cache->size() >= kCacheSize) cache->clear();
+        if (cache->size() >= kCacheSize) makeRoom(*cache);
         cache->emplace(key, entry);
       }
     }

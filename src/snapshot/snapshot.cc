@@ -35,11 +35,15 @@ const std::vector<config::ConsumerConfig>& withPlanGroups(
   return out;
 }
 
+// Factories of filter types whose factory depends on the config alone, by type and config:
+// one per distinct config in a snapshot (api::FilterType::same_config_shares_factory).
+using SharedFactories = std::unordered_map<std::string, std::shared_ptr<const api::FilterFactory>>;
+
 FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
                              const api::FilterRegistry& registry, api::Services& services,
                              const std::shared_ptr<const auth::ConsumerDirectory>& consumers,
                              const std::vector<config::UpstreamConfig>& upstreams,
-                             config::Diagnostics& diag) {
+                             SharedFactories& shared, config::Diagnostics& diag) {
   FilterFactories out;
   static const nlohmann::json kNull;
   for (const auto& p : plugins) {
@@ -50,13 +54,27 @@ FilterFactories buildFilters(const std::vector<config::PluginConfig>& plugins,
                  "unknown plugin \"" + p.name + "\" (known: " + registry.names() + ")");
       continue;
     }
+    std::string key;
+    if (type->same_config_shares_factory) {
+      key = p.name + '\n' + p.config.dump();
+      if (auto it = shared.find(key); it != shared.end()) {
+        out.push_back(it->second);
+        continue;
+      }
+    }
     api::FilterBuildContext ctx{p.config.is_null() ? kNull : p.config,
                                 p.path + ".config",
                                 diag,
                                 services,
                                 consumers,
                                 &upstreams};
-    if (auto f = type->build(ctx)) out.push_back(std::move(f));
+    const std::size_t problems = diag.items().size();
+    auto f = type->build(ctx);
+    if (!f) continue;
+    // Only a config that built cleanly is reused: another copy of a faulty one reports its own
+    // problems at its own path.
+    if (!key.empty() && diag.items().size() == problems) shared.emplace(std::move(key), f);
+    out.push_back(std::move(f));
   }
   return out;
 }
@@ -234,8 +252,9 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
                              .count();
   std::vector<config::ConsumerConfig> with_plans;
   snap->consumers = auth::ConsumerDirectory::build(withPlanGroups(cfg, with_plans), diag);
-  snap->global_filters =
-      buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers, cfg.upstreams, diag);
+  SharedFactories shared_factories;
+  snap->global_filters = buildFilters(cfg.plugins, *in.registry, *in.services, snap->consumers,
+                                      cfg.upstreams, shared_factories, diag);
   // Per API that a plan lists: its subscription check (with the plans' limits), shared by its
   // routes (ADR 0015); and key-auth for routes that do not authenticate otherwise.
   std::unordered_map<std::string_view, std::shared_ptr<const api::FilterFactory>> subscriptions;
@@ -272,7 +291,7 @@ Result<std::shared_ptr<const Snapshot>> buildSnapshot(const SnapshotInputs& in) 
       r.internal_matcher = router::RouteMatcher::build(
           cfg.routes, diag, [i](std::size_t j) { return j == i; }, true);
     auto own = buildFilters(r.cfg->plugins, *in.registry, *in.services, snap->consumers,
-                            cfg.upstreams, diag);
+                            cfg.upstreams, shared_factories, diag);
     if (!r.cfg->anonymous.empty()) r.anonymous = snap->consumers->byName(r.cfg->anonymous);
     r.filters.insert(r.filters.end(), own.begin(), own.end());
     if (const auto sub = subscriptions.find(r.cfg->api); sub != subscriptions.end()) {

@@ -100,6 +100,18 @@ TEST(LocalStore, KeysAreIndependentAndCachesAgree) {
   EXPECT_EQ(store.size(), 2u);
 }
 
+// 10,000 active keys (issue 17's scale row) stay in a worker's cache: a cache smaller than the
+// active keys sent every request through the store's lock.
+TEST(LocalStore, WorkerCacheHoldsTenThousandKeys) {
+  LocalStore store(Algorithm::SlidingWindow, {{100, 10 * kSecond}});
+  std::size_t which = 0;
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < 10000; ++i)
+      ASSERT_TRUE(store.take("consumer-" + std::to_string(i), 0, 0, which).allowed);
+  EXPECT_EQ(store.cachedKeys(0), 10000u);
+  EXPECT_EQ(store.size(), 10000u);
+}
+
 // The scripts answer one string of integers.
 redis::Reply integers(std::vector<std::int64_t> values) {
   redis::Reply r;

@@ -103,5 +103,37 @@ TEST_F(SnapshotTest, UnknownPluginAndBadPluginConfigAreReportedTogether) {
       << msg;
 }
 
+// Issue 17's 1,000-route row: routes with the same config of a type that depends on its config
+// alone share one factory; a rate limit (counters per route) and different configs do not.
+TEST_F(SnapshotTest, RoutesWithTheSameConfigShareTheFactory) {
+  dns_["svc.test"] = {"10.0.0.1"};
+  const std::string log = ::testing::TempDir() + "portico-shared-factory.log";
+  std::string text = R"(version: 1
+listeners: [ { name: m, listen: "127.0.0.1:1" } ]
+upstreams: [ { name: u, targets: [ "svc.test:8080" ] } ]
+consumers: [ { name: c, credentials: { key-auth: [ { key: "key-0123456789" } ] } } ]
+routes:
+)";
+  for (const char* name : {"a", "b", "c"}) {
+    const std::string hide = std::string(name) == "c" ? "true" : "false";
+    text += std::string("  - name: ") + name + "\n    match: { path_prefix: /" + name +
+            " }\n    upstream: u\n    plugins:\n      - { name: key-auth, config: { "
+            "hide_credentials: " +
+            hide + " } }\n      - { name: access-log, config: { path: \"" + log +
+            "\" } }\n      - { name: rate-limit, config: { limits: [ { requests: 5, per: "
+            "1s } ] } }\n";
+  }
+  auto snap = buildSnapshot(inputs(text));
+  ASSERT_TRUE(snap) << snap.error().message;
+  const auto& routes = (*snap)->routes;
+  ASSERT_EQ(routes.size(), 3u);
+  ASSERT_EQ(routes[0].filters.size(), 3u);
+  EXPECT_EQ(routes[0].filters[0], routes[1].filters[0]);  // key-auth, same config
+  EXPECT_NE(routes[0].filters[0], routes[2].filters[0]);  // hide_credentials differs
+  EXPECT_EQ(routes[0].filters[1], routes[2].filters[1]);  // access-log
+  EXPECT_NE(routes[0].filters[2], routes[1].filters[2]);  // rate-limit: counters per route
+  std::remove(log.c_str());
+}
+
 }  // namespace
 }  // namespace portico::snapshot

@@ -358,7 +358,8 @@ std::string formatAccessLogLine(const api::RequestContext& ctx, const CompiledTe
 
 api::FilterType accessLogFilterType() {
   return {
-      "access-log", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+      "access-log",
+      [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
         AccessLogConfig c;
         config::ObjectReader r(b.config, b.path, b.diag);
         r.string("path", c.path);
@@ -421,7 +422,8 @@ api::FilterType accessLogFilterType() {
           return nullptr;
         }
         return std::make_shared<AccessLogFactory>(std::move(c), std::move(sink));
-      }};
+      },
+      true};
 }
 
 }  // namespace portico::filters

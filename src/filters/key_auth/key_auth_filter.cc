@@ -53,7 +53,8 @@ class KeyAuthFilter final : public api::Filter {
 }  // namespace
 
 api::FilterType keyAuthFilterType() {
-  return {"key-auth", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+  return {"key-auth",
+          [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
             KeyAuthConfig c;
             config::ObjectReader r(b.config, b.path, b.diag);
             r.string("header", c.header);
@@ -65,7 +66,8 @@ api::FilterType keyAuthFilterType() {
             c.consumers = b.consumers;
             if (!c.consumers) return nullptr;
             return std::make_shared<ConfigFactory<KeyAuthFilter, KeyAuthConfig>>(std::move(c));
-          }};
+          },
+          true};
 }
 
 }  // namespace portico::filters
