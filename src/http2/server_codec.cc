@@ -34,7 +34,7 @@ struct Callbacks {
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto& c = ServerCodec::self(user);
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-      c.streams_[frame->hd.stream_id] = c.newStream();
+      c.openStream(frame->hd.stream_id);
     return 0;
   }
 
@@ -116,8 +116,8 @@ struct Callbacks {
     auto& c = ServerCodec::self(user);
     auto it = c.streams_.find(stream_id);
     if (it == c.streams_.end()) return 0;
-    if (c.spare_.size() < 64) c.spare_.push_back(std::move(it->second));
-    c.streams_.erase(it);
+    auto node = c.streams_.extract(it);
+    if (c.spare_.size() < 64) c.spare_.push_back(std::move(node));
     c.handler_.onStreamClosed(stream_id, error_code);
     return 0;
   }
@@ -131,20 +131,26 @@ struct Callbacks {
   }
 };
 
-std::unique_ptr<ServerCodec::Stream> ServerCodec::newStream() {
-  if (spare_.empty()) return std::make_unique<Stream>();
-  auto s = std::move(spare_.back());
+void ServerCodec::openStream(std::int32_t id) {
+  if (spare_.empty()) {
+    streams_.insert_or_assign(id, std::make_unique<Stream>());
+    return;
+  }
+  Streams::node_type node = std::move(spare_.back());
   spare_.pop_back();
-  Request& r = s->request;
+  Stream& s = *node.mapped();
+  Request& r = s.request;
   r.method.clear();
   r.scheme.clear();
   r.authority.clear();
   r.path.clear();
   r.protocol.clear();
   r.headers.clear();
-  s->header_bytes = 0;
-  s->body.reset();
-  return s;
+  s.header_bytes = 0;
+  s.body.reset();
+  node.key() = id;
+  auto placed = streams_.insert(std::move(node));
+  if (!placed.inserted) placed.position->second = std::move(placed.node.mapped());
 }
 
 ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), limits_(limits) {

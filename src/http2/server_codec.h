@@ -98,14 +98,16 @@ class ServerCodec {
  private:
   struct Stream;
   static ServerCodec& self(void* user_data) { return *static_cast<ServerCodec*>(user_data); }
-  std::unique_ptr<Stream> newStream();
 
   Handler& handler_;
   Limits limits_;
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<std::int32_t, std::unique_ptr<Stream>> streams_;
-  std::vector<std::unique_ptr<Stream>> spare_;  // closed streams, reused with their buffers
-  std::vector<nghttp2_nv> nva_;                 // scratch for the fields of one response
+  using Streams = std::unordered_map<std::int32_t, std::unique_ptr<Stream>>;
+  void openStream(std::int32_t id);
+  Streams streams_;
+  // Closed streams, with their map nodes: reused with their buffers, no allocation per stream.
+  std::vector<Streams::node_type> spare_;
+  std::vector<nghttp2_nv> nva_;  // scratch for the fields of one response
   detail::FrameOutput output_;
   Stats stats_;
   bool failed_ = false;

@@ -85,12 +85,17 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
   config::Http2Config cfg;
   std::string listener_address;
   http2::ServerCodec codec;
-  std::unordered_map<std::int32_t, std::unique_ptr<Http2Stream>> streams;
-  std::vector<std::unique_ptr<Http2Stream>> spare;  // finished streams, kept for reuse
-  void retire(std::unique_ptr<Http2Stream> s) {
-    if (spare.size() < cfg.max_concurrent_streams && spare.size() < 64)
-      spare.push_back(std::move(s));
-  }
+  // Stream objects are owned by their coroutine (serveStreams), which serves one stream after
+  // another: a finished object is parked in `spare` and woken for a new stream, so a stream
+  // costs no coroutine launch; one not kept is dismissed and its coroutine ends.
+  using Streams = std::unordered_map<std::int32_t, Http2Stream*>;
+  Streams streams;                              // by stream id, until finished and closed
+  std::vector<Streams::node_type> spare_nodes;  // map nodes reused: no allocation per stream
+  std::vector<Http2Stream*> spare;              // finished stream objects, parked for reuse
+  void addStream(std::int32_t id, Http2Stream* s);
+  void removeStream(Streams::iterator it);
+  void retire(Http2Stream* s);
+  std::size_t alive = 0;          // stream objects (each with its coroutine)
   std::size_t running = 0;        // stream pipelines not finished
   std::size_t drain_waiters = 0;  // streams waiting for their queued response to drain
   Timer write_wake;               // cancelled to wake the writer
@@ -137,6 +142,19 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   }
 
   Task<void> run();
+  std::int32_t id() const { return id_; }
+
+  // The object's coroutine waits here between streams: true when given one (reuse() and
+  // start()), false when dismissed.
+  Task<bool> nextStream();
+  void start() {
+    assigned_ = true;
+    wake();
+  }
+  void dismiss() {
+    dismissed_ = true;
+    wake();
+  }
 
   void onData(std::string_view data) {
     if (finished) {  // nobody will read it: open the window at once
@@ -218,6 +236,8 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   bool final_chunk_sent_ = false;
   bool read_cancelled_ = false;
   bool extended_connect_ = false;
+  bool assigned_ = false;   // a stream to serve next
+  bool dismissed_ = false;  // the connection no longer needs this object
   Timer signal_;
   IoBuffer body_;
   std::string queue_;  // body bytes received and not yet taken
@@ -326,6 +346,36 @@ Task<void> Http2Stream::run() {
   queue_pos_ = 0;
   c_.flush();
 }
+
+Task<bool> Http2Stream::nextStream() {
+  error_code ec;
+  while (!assigned_ && !dismissed_)
+    co_await signal_.async_wait(asio::redirect_error(kUseAwaitable, ec));
+  const bool go = assigned_ && !dismissed_;
+  assigned_ = false;
+  co_return go;
+}
+
+namespace {
+
+// The life of one stream object: the streams it serves, one after another, until dismissed.
+// It owns the object; the connection waits for every such coroutine to end before it goes.
+Task<void> serveStreams(Http2Connection::Impl& c, std::unique_ptr<Http2Stream> stream) {
+  for (;;) {
+    const bool go = co_await stream->nextStream();
+    if (!go) break;
+    try {
+      co_await stream->run();
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP/2 stream ended by an exception: {}", e.what());
+    }
+    c.streamFinished(stream->id());
+  }
+  stream.reset();
+  if (--c.alive == 0) c.done_wake.cancel();
+}
+
+}  // namespace
 
 Task<bool> Http2Stream::wait() {
   error_code ec;
@@ -463,29 +513,47 @@ void Http2Connection::Impl::onRequest(std::int32_t id, const http2::Request& req
     return;
   }
   w.stats.http2_streams.add();
-  std::unique_ptr<Http2Stream> stream;
+  Http2Stream* s;
   if (!spare.empty()) {
-    stream = std::move(spare.back());
+    s = spare.back();
     spare.pop_back();
-    stream->reuse(id, request, end_stream);
+    s->reuse(id, request, end_stream);
+    s->start();
   } else {
-    stream = std::make_unique<Http2Stream>(*this, id, request, end_stream);
+    auto stream = std::make_unique<Http2Stream>(*this, id, request, end_stream);
+    s = stream.get();
+    s->start();
+    ++alive;
+    asio::co_spawn(w.io.get_executor(), serveStreams(*this, std::move(stream)), asio::detached);
   }
-  Http2Stream* s = stream.get();
-  streams[id] = std::move(stream);
+  addStream(id, s);
   ++running;
   idle_deadline = Clock::time_point::max();
-  asio::co_spawn(
-      w.io.get_executor(),
-      [](Impl& self, Http2Stream* s, std::int32_t id) -> Task<void> {
-        try {
-          co_await s->run();
-        } catch (const std::exception& e) {
-          spdlog::error("HTTP/2 stream ended by an exception: {}", e.what());
-        }
-        self.streamFinished(id);
-      }(*this, s, id),
-      asio::detached);
+}
+
+void Http2Connection::Impl::addStream(std::int32_t id, Http2Stream* s) {
+  if (spare_nodes.empty()) {
+    streams.insert_or_assign(id, s);
+    return;
+  }
+  Streams::node_type node = std::move(spare_nodes.back());
+  spare_nodes.pop_back();
+  node.key() = id;
+  node.mapped() = s;
+  auto placed = streams.insert(std::move(node));
+  if (!placed.inserted) placed.position->second = s;
+}
+
+void Http2Connection::Impl::removeStream(Streams::iterator it) {
+  auto node = streams.extract(it);
+  if (spare_nodes.size() < 64) spare_nodes.push_back(std::move(node));
+}
+
+void Http2Connection::Impl::retire(Http2Stream* s) {
+  if (!closing && spare.size() < cfg.max_concurrent_streams && spare.size() < 64)
+    spare.push_back(s);
+  else
+    s->dismiss();
 }
 
 void Http2Connection::Impl::onRequestData(std::int32_t id, std::string_view data) {
@@ -505,8 +573,8 @@ void Http2Connection::Impl::onStreamClosed(std::int32_t id, std::uint32_t) {
   auto it = streams.find(id);
   if (it == streams.end()) return;
   if (it->second->finished) {
-    retire(std::move(it->second));
-    streams.erase(it);
+    retire(it->second);
+    removeStream(it);
   } else {
     it->second->onClosed();
   }
@@ -515,8 +583,8 @@ void Http2Connection::Impl::onStreamClosed(std::int32_t id, std::uint32_t) {
 void Http2Connection::Impl::streamFinished(std::int32_t id) {
   auto it = streams.find(id);
   if (it != streams.end() && it->second->closed()) {
-    retire(std::move(it->second));
-    streams.erase(it);
+    retire(it->second);
+    removeStream(it);
   }
   if (--running == 0) {
     idle_deadline = w.time.coarseSteady() + w.snapshot->config.server.limits.idle_timeout;
@@ -618,6 +686,13 @@ Task<void> Http2Connection::Impl::run(std::string_view received) {
     flush();
     co_await done_wake.async_wait(asio::redirect_error(kUseAwaitable, ec));
   }
+  // Every pipeline is done: the stream objects (parked, or finished and never closed by the
+  // peer) end their coroutines before the connection goes.
+  for (auto& [id, s] : streams) s->dismiss();
+  streams.clear();
+  for (Http2Stream* s : spare) s->dismiss();
+  spare.clear();
+  while (alive > 0) co_await done_wake.async_wait(asio::redirect_error(kUseAwaitable, ec));
 }
 
 // ---- public face ----
