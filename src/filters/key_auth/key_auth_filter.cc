@@ -17,6 +17,7 @@ struct KeyAuthConfig {
 
 class KeyAuthFilter final : public api::Filter {
  public:
+  static constexpr bool kStateless = true;  // one instance serves every request
   explicit KeyAuthFilter(const KeyAuthConfig& c) : c_(&c) {}
   bool authenticates() const override { return true; }
 
