@@ -111,10 +111,23 @@ TEST(DrainingReceive, TinyBufferReadsWithoutTheProbe) {
 // (no attempt at once), and must still complete when bytes, or the FIN, arrive later.
 class ReadPlain : public ::testing::Test {
  protected:
-  Socket adopt(int fd) {
+  // The pair's reading end as an Asio socket, which owns it from now on.
+  Socket adopt(TcpPair& p) {
     Socket s(io_.get_executor());
-    s.assign(tcp::v4(), fd);
+    s.assign(tcp::v4(), p.reader);
+    p.reader = -1;
     return s;
+  }
+  // Sends `text` and reads it with readPlain: the socket is left drained.
+  void drainedRead(TcpPair& p, Socket& s, const std::string& text) {
+    boost::system::error_code ec;
+    p.send(text);
+    p.settle();
+    std::optional<std::string> got;
+    startRead(s, got, ec);
+    ASSERT_TRUE(runUntil(got));
+    EXPECT_EQ(*got, text);
+    EXPECT_FALSE(ec);
   }
   // Starts readPlain on `socket`; the result lands in `out` when it completes.
   void startRead(Socket& socket, std::optional<std::string>& out, boost::system::error_code& ec) {
@@ -142,15 +155,9 @@ class ReadPlain : public ::testing::Test {
 
 TEST_F(ReadPlain, ReadAfterADrainedReadCompletesWhenBytesArrive) {
   TcpPair p;
-  Socket s = adopt(p.reader);
-  p.reader = -1;
+  Socket s = adopt(p);
+  drainedRead(p, s, "one");
   boost::system::error_code ec;
-  p.send("one");
-  p.settle();
-  std::optional<std::string> first;
-  startRead(s, first, ec);
-  ASSERT_TRUE(runUntil(first));
-  EXPECT_EQ(*first, "one");
   std::optional<std::string> second;
   startRead(s, second, ec);
   runFor(20);  // queued, waiting for the edge
@@ -163,8 +170,7 @@ TEST_F(ReadPlain, ReadAfterADrainedReadCompletesWhenBytesArrive) {
 
 TEST_F(ReadPlain, FinArrivingWithTheBytesEndsTheNextRead) {
   TcpPair p;
-  Socket s = adopt(p.reader);
-  p.reader = -1;
+  Socket s = adopt(p);
   boost::system::error_code ec;
   std::optional<std::string> first;
   startRead(s, first, ec);  // waiting before anything arrives: completes from the epoll edge
@@ -181,14 +187,9 @@ TEST_F(ReadPlain, FinArrivingWithTheBytesEndsTheNextRead) {
 
 TEST_F(ReadPlain, FinAfterADrainedReadEndsTheWaitingRead) {
   TcpPair p;
-  Socket s = adopt(p.reader);
-  p.reader = -1;
+  Socket s = adopt(p);
+  drainedRead(p, s, "data");
   boost::system::error_code ec;
-  p.send("data");
-  p.settle();
-  std::optional<std::string> first;
-  startRead(s, first, ec);
-  ASSERT_TRUE(runUntil(first));
   std::optional<std::string> second;
   startRead(s, second, ec);
   runFor(20);
@@ -203,14 +204,9 @@ TEST_F(ReadPlain, FinAfterADrainedReadEndsTheWaitingRead) {
 // when they arrive.
 TEST_F(ReadPlain, WaitReadableWaitsForTheNextEdge) {
   TcpPair p;
-  Socket s = adopt(p.reader);
-  p.reader = -1;
+  Socket s = adopt(p);
+  drainedRead(p, s, "first");
   boost::system::error_code ec;
-  p.send("first");
-  p.settle();
-  std::optional<std::string> first;
-  startRead(s, first, ec);
-  ASSERT_TRUE(runUntil(first));
   int wakes = 0;
   std::optional<std::string> got;
   asio::co_spawn(
