@@ -117,20 +117,16 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
       : RequestPipeline(c.w, c.conn),
         c_(c),
         id_(id),
-        h2req_(request),
         ended_(ended),
         signal_(c.w.io.get_executor(), Clock::time_point::max()),
-        body_(0) {}
+        body_(0) {
+    takeRequest(request);
+  }
 
   // A finished stream object serves a new stream: its buffers keep their capacity.
   void reuse(std::int32_t id, const http2::Request& request, bool ended) {
     id_ = id;
-    h2req_.method = request.method;  // assignments reuse the strings' capacity
-    h2req_.scheme = request.scheme;
-    h2req_.authority = request.authority;
-    h2req_.path = request.path;
-    h2req_.protocol = request.protocol;
-    h2req_.headers.copyFrom(request.headers);
+    takeRequest(request);
     ended_ = ended;
     closed_ = gone_ = end_sent_ = head_sent_ = waiting_drain_ = false;
     final_chunk_sent_ = read_cancelled_ = finished = false;
@@ -217,6 +213,16 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   Task<bool> writeLocalReply(const std::string& body, bool close) override;
   std::string_view protocol() const override { return "HTTP/2"; }
 
+  // Copies what the codec decoded into the request head, once (the codec's copy is reused when
+  // the stream closes, possibly before the pipeline starts); buildRequest() completes it.
+  void takeRequest(const http2::Request& request) {
+    req_.clear();
+    req_.method = request.method;  // assignments reuse the strings' capacity
+    req_.target = request.path;
+    req_.host = request.authority;
+    req_.headers.copyFrom(request.headers);
+    protocol_ = request.protocol;
+  }
   bool head(const http::ResponseHead& resp, bool end_stream);
   bool trailers(const http::HeaderList& trailers);
   bool buildRequest();
@@ -226,7 +232,7 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
 
   Http2Connection::Impl& c_;
   std::int32_t id_;
-  http2::Request h2req_;
+  std::string protocol_;  // :protocol of an extended CONNECT
   bool ended_;
   bool closed_ = false;
   bool gone_ = false;
@@ -248,10 +254,6 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
 // ---- stream ----
 
 bool Http2Stream::buildRequest() {
-  req_.clear();
-  req_.method = h2req_.method;
-  req_.target = h2req_.path;
-  req_.headers.copyFrom(h2req_.headers);
   req_.version_minor = 1;
   req_.keep_alive = true;
   if (req_.target.empty() || req_.target.front() != '/') return false;
@@ -259,7 +261,7 @@ bool Http2Stream::buildRequest() {
   if (req_.method == "CONNECT") {
     // Extended CONNECT (RFC 8441): a WebSocket on this stream. Upstream it is an HTTP/1.1
     // Upgrade, which needs a Sec-WebSocket-Key an HTTP/2 client does not send.
-    if (!http::equalsIgnoreCase(h2req_.protocol, "websocket")) return false;
+    if (!http::equalsIgnoreCase(protocol_, "websocket")) return false;
     extended_connect_ = true;
     req_.method = "GET";
     req_.upgrade = "websocket";
@@ -275,8 +277,7 @@ bool Http2Stream::buildRequest() {
   const auto q = req_.target.find('?');
   req_.path.assign(req_.target, 0, q);
   if (q != std::string::npos) req_.query.assign(req_.target, q + 1);
-  if (!h2req_.authority.empty()) {
-    req_.host = h2req_.authority;
+  if (!req_.host.empty()) {  // :authority
     http::toLower(req_.host);
     if (!req_.headers.has(http::HeaderId::Host)) req_.headers.add("host", req_.host);
   } else if (const std::string* host = req_.headers.find(http::HeaderId::Host)) {

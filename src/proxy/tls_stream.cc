@@ -72,12 +72,15 @@ struct SocketBio {
     return 0;
   }
 
-  static long ctrl(BIO* b, int cmd, long, void*) {
+  static long ctrl(BIO* b, int cmd, long, void* ptr) {
     switch (cmd) {
       case BIO_CTRL_FLUSH:
         return 1;
       case BIO_CTRL_EOF:
         return stream(b).eof_ ? 1 : 0;
+      case BIO_C_GET_FD:  // SSL_get_fd and kin, as on a socket BIO
+        if (ptr) *static_cast<int*>(ptr) = fd(b);
+        return fd(b);
       default:
         return 0;
     }
