@@ -3,6 +3,8 @@
 #include <charconv>
 #include <vector>
 
+#include "http2/session_memory.h"
+
 namespace portico::http2 {
 
 using detail::makeNv;
@@ -102,7 +104,7 @@ ClientCodec::ClientCodec(Handler& handler, ClientLimits limits)
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_session_client_new2(&session_, cbs, this, opt);
+  nghttp2_session_client_new3(&session_, cbs, this, opt, detail::sessionMemory());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   nghttp2_settings_entry settings[] = {

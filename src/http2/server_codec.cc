@@ -1,6 +1,7 @@
 #include "http2/server_codec.h"
 
 #include "http2/outbound.h"
+#include "http2/session_memory.h"
 
 #include <nghttp2/nghttp2.h>
 
@@ -167,7 +168,7 @@ ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), l
   nghttp2_option_set_no_auto_window_update(opt, 1);  // the consumer opens the window
   nghttp2_option_set_max_outbound_ack(opt, limits_.max_outbound_ack);
   nghttp2_option_set_max_settings(opt, limits_.max_settings_per_frame);
-  nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_session_server_new3(&session_, cbs, this, opt, detail::sessionMemory());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 
