@@ -91,6 +91,7 @@ nghttp2_mem g_memory = {nullptr, &allocate, &release, &allocateZeroed, &realloca
 
 nghttp2_mem* sessionMemory() {
 #if defined(__SANITIZE_ADDRESS__)
+  (void)g_memory;
   return nullptr;
 #else
   return &g_memory;
