@@ -113,8 +113,11 @@ Task<bool> RequestPipeline::handleRequest() {
     co_return co_await replyError(early.status, early.reason, early.close,
                                   early.status == 405 ? std::string_view(allow_) : "");
   }
-  const std::optional<bool> answered = co_await runRequestFilters();
-  if (answered) co_return *answered;
+  // A route without filters (pass-through) has nothing for that coroutine to do: no frame.
+  if (filters_ran_ < filters_.size() || ctx_.consumer || ctx_.max_body_bytes) {
+    const std::optional<bool> answered = co_await runRequestFilters();
+    if (answered) co_return *answered;
+  }
   co_return co_await forward(*compiled);
 }
 
