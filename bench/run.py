@@ -81,6 +81,27 @@ def stop(proc):
         proc.wait()
 
 
+def start_upstream(work, port, cpu):
+    """The upstream nginx (work/upstream.conf, written by upstream_conf), once it listens."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    (work / "upstream.conf").write_text(upstream_conf(work, port))
+    proc = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
+                  str(work / "upstream.conf")], cpu, work, "upstream")
+    if not wait_port(port):
+        stop(proc)
+        sys.exit("upstream nginx did not start; see " + str(work))
+    return proc
+
+
+def start_proxy(cmd, port, cpu, work, name):
+    """A proxy under test, once it listens on `port` (the run stops when it does not)."""
+    proc = start(cmd, cpu, work, name)
+    if not wait_port(port):
+        stop(proc)
+        sys.exit(f"{name} did not start; see {work}/{name}.log")
+    return proc
+
+
 def parse_latency(text, label):
     m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
     if not m:
@@ -355,7 +376,6 @@ def run_scenario(args, protocol):
             "portico_tls": f', tls: {{ certificates: [ {{ cert: "{work}/cert.pem", '
                            f'key: "{work}/key.pem" }} ], min_version: "1.3" }}',
         }
-    (work / "upstream.conf").write_text(upstream_conf(work, up_port))
     (work / "nginx.conf").write_text(NGINX_PROXY.format(dir=work, port=ports["nginx"],
                                                         upstream=up_port, **tls_vars))
     (work / "haproxy.cfg").write_text(HAPROXY.format(port=ports["haproxy"], upstream=up_port,
@@ -375,10 +395,7 @@ def run_scenario(args, protocol):
                         str(Path(__file__).resolve().parent / "floor" / "relay.c")], check=True)
         ports["floor"] = up_port + 4
         commands["floor"] = [str(relay), str(ports["floor"]), str(up_port)]
-    upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
-                      str(work / "upstream.conf")], args.load_cpu, work, "upstream")
-    if not wait_port(up_port):
-        sys.exit("upstream nginx did not start; see " + str(work))
+    upstream = start_upstream(work, up_port, args.load_cpu)
     results = {name: [] for name in commands}
     idle_rss = []
 
@@ -390,10 +407,7 @@ def run_scenario(args, protocol):
     try:
         for rnd in range(args.rounds):
             for name, cmd in commands.items():
-                proc = start(cmd, args.proxy_cpu, work, name)
-                if not wait_port(ports[name]):
-                    stop(proc)
-                    sys.exit(f"{name} did not start; see {work}/{name}.log")
+                proc = start_proxy(cmd, ports[name], args.proxy_cpu, work, name)
                 if name == "portico":
                     time.sleep(0.3)
                     idle_rss.append(rss_kib(proc.pid))
@@ -556,26 +570,20 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
     `config` is one config text, or a dict giving each variant its own."""
     if args.no_pin:
         args.proxy_cpu = args.load_cpu = ""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     work = Path(tempfile.mkdtemp(prefix="portico-bench-filters-"))
     up_port, port = args.base_port, args.base_port + 1
-    (work / "upstream.conf").write_text(upstream_conf(work, up_port))
     configs = config if isinstance(config, dict) else {name: config for name in variants}
     for name, text in configs.items():
         (work / f"portico-{slug(name)}.yaml").write_text(
             text.format(port=port, upstream=up_port, admin=up_port + 9, work=work, **(fmt or {})))
-    upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
-                      str(work / "upstream.conf")], args.load_cpu, work, "upstream")
+    upstream = start_upstream(work, up_port, args.load_cpu)
     results = {name: [] for name in variants}
     try:
-        wait_port(up_port)
         for rnd in range(args.rounds):
             for name, (path, headers, *script) in variants.items():
-                proc = start([args.portico, "run", "-c", str(work / f"portico-{slug(name)}.yaml")],
-                             args.proxy_cpu, work, "portico")
-                if not wait_port(port):
-                    stop(proc)
-                    sys.exit(f"portico did not start; see {work}/portico.log")
+                proc = start_proxy([args.portico, "run", "-c",
+                                    str(work / f"portico-{slug(name)}.yaml")],
+                                   port, args.proxy_cpu, work, "portico")
                 wrk(port, args.warmup, args.connections, args.load_cpu, "http", path, headers,
                     *script)
                 user0, sys0 = group_cpu_split(proc.pid)
@@ -617,18 +625,28 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
     return med
 
 
+def as_template(text):
+    """Literal config text as a str.format template again (run_filter_scenario formats its
+    configs): braces doubled, the placeholders port, upstream, admin and work kept."""
+    text = text.replace("{", "{{").replace("}", "}}")
+    for name in ("port", "upstream", "admin", "work"):
+        text = text.replace("{{" + name + "}}", "{" + name + "}")
+    return text
+
+
+def stack_route(name, prefix, work):
+    return (f"  - name: {name}\n    match: {{ path_prefix: {prefix} }}\n    upstream: origin\n"
+            "    plugins:\n      - { name: key-auth }\n"
+            "      - { name: rate-limit, config: { limits: [ { requests: 1000000000, per: 10s } ], "
+            "key: consumer } }\n"
+            f"      - {{ name: access-log, config: {{ path: \"{work}/access.log\" }} }}\n")
+
+
 PORTICO_STACK = PORTICO_ALONE + """consumers:
   - {{ name: bench, credentials: {{ key-auth: [ {{ key: "bench-key-0123456789" }} ] }} }}
 routes:
   - {{ name: pass, match: {{ path_prefix: /pass }}, upstream: origin }}
-  - name: stack
-    match: {{ path_prefix: /stack }}
-    upstream: origin
-    plugins:
-      - {{ name: key-auth }}
-      - {{ name: rate-limit, config: {{ limits: [ {{ requests: 1000000000, per: 10s }} ], key: consumer }} }}
-      - {{ name: access-log, config: {{ path: "{work}/access.log" }} }}
-"""
+""" + as_template(stack_route("stack", "/stack", "{work}"))
 
 
 def run_stack_scenario(args):
@@ -641,14 +659,6 @@ def run_stack_scenario(args):
     ratio = med["key-auth + rate-limit + access-log"]["per_cpu"] / med["pass-through"]["per_cpu"]
     print(f"the stack: {ratio:.2f}x Portico's pass-through req/CPU-s (issue 17: >= 1.0x nginx's "
           f"pass-through; multiply by the http table's portico / nginx)")
-
-
-def stack_route(name, prefix, work):
-    return (f"  - name: {name}\n    match: {{ path_prefix: {prefix} }}\n    upstream: origin\n"
-            "    plugins:\n      - { name: key-auth }\n"
-            "      - { name: rate-limit, config: { limits: [ { requests: 1000000000, per: 10s } ], "
-            "key: consumer } }\n"
-            f"      - {{ name: access-log, config: {{ path: \"{work}/access.log\" }} }}\n")
 
 
 def scale_script(work, name, paths, keys):
@@ -679,12 +689,6 @@ def run_scale_scenario(args):
             f"  - {{ name: c{i:05d}, credentials: {{ key-auth: [ {{ key: \"bench-key-{i:05d}\" }} "
             "] } }\n" for i in range(n))
 
-    def template(text):  # back to a str.format template for run_filter_scenario
-        text = text.replace("{", "{{").replace("}", "}}")
-        for name in ("port", "upstream", "admin", "work"):
-            text = text.replace("{{" + name + "}}", "{" + name + "}")
-        return text
-
     one = head + consumers(1) + "routes:\n" + stack_route("stack", "/stack", "{work}")
     many = head + consumers(10000) + "routes:\n" + "".join(
         stack_route(f"r{i:04d}", f"/r{i:04d}/", "{work}") for i in range(1000))
@@ -695,7 +699,7 @@ def run_scale_scenario(args):
     base, same, spread = ("stack, 1 route, 1 consumer",
                           "1,000 routes, 10,000 consumers, traffic to one of each",
                           "1,000 routes, 10,000 consumers, traffic spread over all")
-    configs = {base: template(one), same: template(many), spread: template(many)}
+    configs = {base: as_template(one), same: as_template(many), spread: as_template(many)}
     variants = {base: ("/", [], small), same: ("/", [], hot), spread: ("/", [], large)}
     med = run_filter_scenario(args, "Scale", configs, variants, {})
     for name in (same, spread):
@@ -706,23 +710,16 @@ def run_scale_scenario(args):
 
 
 def run_many_connections(args, work, workers=4, connections=1000):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     up_port, port = args.base_port, args.base_port + 1
-    (work / "upstream.conf").write_text(upstream_conf(work, up_port))
     (work / "portico-4w.yaml").write_text(
         PORTICO.format(port=port, upstream=up_port, admin=up_port + 9, portico_tls="")
         .replace("workers: 1", f"workers: {workers}"))
-    upstream = start([nginx, "-p", str(work), "-e", str(work / "upstream-error.log"), "-c",
-                      str(work / "upstream.conf")], "", work, "upstream")
+    upstream = start_upstream(work, up_port, "")
     rows = []
     try:
-        wait_port(up_port)
         for rnd in range(args.rounds):
-            proc = start([args.portico, "run", "-c", str(work / "portico-4w.yaml")], "", work,
-                         "portico")
-            if not wait_port(port):
-                stop(proc)
-                sys.exit(f"portico did not start; see {work}/portico.log")
+            proc = start_proxy([args.portico, "run", "-c", str(work / "portico-4w.yaml")], port, "",
+                               work, "portico")
             wrk(port, args.warmup, connections, "")
             r = wrk(port, args.duration, connections, "")
             stop(proc)

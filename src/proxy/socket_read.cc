@@ -1,11 +1,5 @@
 #include "proxy/socket_read.h"
 
-#include <sys/socket.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
-
 #include <boost/version.hpp>
 
 #include "proxy/draining_receive.h"
