@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config clang-format clang libclang-rt-14-dev
+  build-essential cmake ninja-build ccache pkg-config lld clang-format clang libclang-rt-14-dev
   libboost1.81-dev libyaml-cpp-dev nlohmann-json3-dev libsimdjson-dev libre2-dev
   zlib1g-dev libbrotli-dev libzstd-dev brotli zstd libvalijson-dev libxml2-dev
   libprotobuf-dev protobuf-compiler python3-protobuf libsqlite3-dev sqlite3 etcd-server etcd-client

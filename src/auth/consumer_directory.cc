@@ -2,31 +2,10 @@
 
 #include <crypt.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "config/reader.h"
 
 namespace portico::auth {
-
-void sha256Into(std::string_view data, Sha256Digest& out) {
-  // Fetched once (OpenSSL 3 would look the implementation up on every call, under a lock);
-  // one context per thread, reused.
-  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  struct CtxFree {
-    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-  };
-  thread_local std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
-  unsigned int len = 0;
-  EVP_DigestInit_ex2(ctx.get(), md, nullptr);
-  EVP_DigestUpdate(ctx.get(), data.data(), data.size());
-  EVP_DigestFinal_ex(ctx.get(), out.data(), &len);
-}
-
-std::string sha256(std::string_view data) {
-  Sha256Digest digest;
-  sha256Into(data, digest);
-  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
-}
 
 namespace {
 

@@ -14,10 +14,11 @@
 #include "auth/jwt.h"
 #include "config/diagnostics.h"
 #include "config/model.h"
+#include "core/sha256.h"
 
 namespace portico::auth {
 
-using Sha256Digest = std::array<unsigned char, 32>;
+using portico::Sha256Digest;
 
 struct BasicCredential {
   const api::Consumer* consumer = nullptr;
@@ -69,9 +70,5 @@ class ConsumerDirectory {
       "$6$portico$"
       "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
 };
-
-// SHA-256 of `data`, raw 32 bytes.
-std::string sha256(std::string_view data);
-void sha256Into(std::string_view data, Sha256Digest& out);  // the same, into `out`
 
 }  // namespace portico::auth

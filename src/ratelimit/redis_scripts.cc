@@ -20,7 +20,7 @@ return table.concat(out, ' ')
 // "count newest_bucket n" and, for the refusing limit only, n "bucket count" pairs; counts as
 // they were before this request. One string of integers: one reply object to parse, and the
 // full bucket list only when Retry-After needs it.
-const redis::Script kSlidingWindow(std::string(R"lua(
+constexpr std::string_view kSlidingWindow = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local P = tonumber(ARGV[1])
@@ -65,12 +65,12 @@ if refused == 0 then
     redis.call('PEXPIRE', KEYS[i], buckets[i][2])
   end
 end
-)lua") + kAnswer);
+)lua";
 
 // KEYS: one string per limit (the theoretical arrival time, in microseconds).
 // ARGV: window_us, emission_us per limit.
 // Returns "refused now_us tat..." (tat per limit, before this request), as one string.
-const redis::Script kTokenBucket(std::string(R"lua(
+constexpr std::string_view kTokenBucket = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local refused = 0
@@ -92,12 +92,16 @@ if refused == 0 then
     redis.call('SET', KEYS[i], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1)
   end
 end
-)lua") + kAnswer);
+)lua";
 
 }  // namespace
 
 const redis::Script& redisScript(Algorithm algorithm) {
-  return algorithm == Algorithm::SlidingWindow ? kSlidingWindow : kTokenBucket;
+  // Made on first use (a Redis-backed filter's config load): a script's SHA-1 is OpenSSL's
+  // first use in a process, which a config without Redis then never pays for.
+  static const redis::Script sliding_window(std::string(kSlidingWindow) + kAnswer);
+  static const redis::Script token_bucket(std::string(kTokenBucket) + kAnswer);
+  return algorithm == Algorithm::SlidingWindow ? sliding_window : token_bucket;
 }
 
 std::vector<std::string> redisArgs(Algorithm algorithm, const std::vector<Limit>& limits) {

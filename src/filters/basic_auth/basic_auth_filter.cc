@@ -60,7 +60,7 @@ class BasicAuthFilter final : public api::Filter {
     username_ = decoded.substr(0, colon);
     password_ = decoded.substr(colon + 1);
     credential_ = c_.consumers->byUsername(username_);
-    digest_ = auth::sha256(username_ + '\0' + password_);
+    digest_ = sha256(username_ + '\0' + password_);
     Verified known;
     if (credential_ && c_.cache->find(digest_, unixNow(ctx), known) &&
         known.consumer == credential_->consumer)

@@ -47,7 +47,7 @@ namespace {
 
 // KEYS[1]: the period's counter. ARGV: limit, expiry (unix ms).
 // Returns {admitted (0/1), count after this request}.
-const redis::Script kQuotaScript(R"lua(
+constexpr std::string_view kQuotaScript = R"lua(
 local c = redis.call('INCR', KEYS[1])
 if c == 1 then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
 if c > tonumber(ARGV[1]) then
@@ -55,7 +55,13 @@ if c > tonumber(ARGV[1]) then
   return {0, c - 1}
 end
 return {1, c}
-)lua");
+)lua";
+
+// Made on first use (a Redis-backed quota's config load), like the rate-limit scripts.
+const redis::Script& quotaScript() {
+  static const redis::Script script{std::string(kQuotaScript)};
+  return script;
+}
 
 struct QuotaConfig {
   std::int64_t limit = 0;
@@ -63,6 +69,7 @@ struct QuotaConfig {
   std::vector<KeyPart> key;
   CounterBackend backend;
   std::shared_ptr<ratelimit::LocalStore> local;
+  const redis::Script* script = nullptr;  // Redis backend only
 };
 
 class QuotaFilter final : public api::Filter {
@@ -92,7 +99,7 @@ class QuotaFilter final : public api::Filter {
     // Kept a day past the period's end (clock skew between nodes).
     std::vector<std::string> args{std::to_string(c_.limit),
                                   std::to_string((window_.ends + 86400) * 1000)};
-    redis_->eval(kQuotaScript, keys, args, [this, &ctx, done = std::move(done)](redis::Reply r) {
+    redis_->eval(*c_.script, keys, args, [this, &ctx, done = std::move(done)](redis::Reply r) {
       if (r.type == redis::Reply::Type::Array && r.elements.size() == 2) {
         done(decide(ctx, r.elements[0].integer == 1, r.elements[1].integer));
         return;
@@ -167,6 +174,8 @@ api::FilterType quotaFilterType() {
               std::vector<ratelimit::Limit> limits{{c.limit, period_us}};
               const std::string key = "quota|" + c.backend.name + "|" + std::to_string(c.limit);
               c.local = sharedLocalStore(b.services, key, ratelimit::Algorithm::Fixed, limits);
+            } else {
+              c.script = &quotaScript();
             }
             return std::make_shared<ConfigFactory<QuotaFilter, QuotaConfig>>(std::move(c));
           }};

@@ -31,6 +31,7 @@ struct RateLimitConfig {
   std::string redis_prefix;
   std::vector<std::string> redis_args;    // the script's ARGV: the same for every request
   std::vector<std::string> key_suffixes;  // ":<window ms>" per limit
+  const redis::Script* script = nullptr;
 };
 
 std::int64_t seconds(std::int64_t us) {
@@ -60,19 +61,18 @@ class RateLimitFilter final : public api::Filter {
     done_ = std::move(done);
     call_span_.begin(ctx, "rate-limit redis");
     // Two pointers: small enough for std::function to hold without an allocation.
-    redis_->eval(ratelimit::redisScript(c_.algorithm), keys, c_.redis_args,
-                 [this, &ctx](redis::Reply reply) {
-                   if (call_span_.active()) traceCall(ctx, reply);
-                   Outcome o;
-                   std::size_t which = 0;
-                   if (!reply.isError() &&
-                       ratelimit::parseRedisReply(c_.algorithm, c_.limits, reply, o, which)) {
-                     which_ = which;
-                     done_(decide(ctx, o));
-                     return;
-                   }
-                   done_(backendDown(ctx));
-                 });
+    redis_->eval(*c_.script, keys, c_.redis_args, [this, &ctx](redis::Reply reply) {
+      if (call_span_.active()) traceCall(ctx, reply);
+      Outcome o;
+      std::size_t which = 0;
+      if (!reply.isError() &&
+          ratelimit::parseRedisReply(c_.algorithm, c_.limits, reply, o, which)) {
+        which_ = which;
+        done_(decide(ctx, o));
+        return;
+      }
+      done_(backendDown(ctx));
+    });
   }
 
   // A client span for the Redis call, child of the request's server span.
@@ -202,6 +202,7 @@ api::FilterType rateLimitFilterType() {
                                         c.algorithm, std::move(scaled));
           c.redis_prefix = "portico:rl:" + c.backend.name + ":";
           c.redis_args = ratelimit::redisArgs(c.algorithm, c.limits);
+          c.script = &ratelimit::redisScript(c.algorithm);
           for (const auto& l : c.limits)
             c.key_suffixes.push_back(":" + std::to_string(l.window_us / 1000));
         }
