@@ -2,56 +2,29 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
+#include "core/thread_block_cache.h"
+
 namespace portico::http2::detail {
 namespace {
 
-// Block sizes (header included); larger requests go to malloc and back.
-constexpr std::array<std::size_t, 7> kClassSizes = {64, 128, 256, 512, 1024, 2048, 4096};
-constexpr std::size_t kKeepPerClass = 64;  // freed blocks kept per class and thread
-constexpr std::uint32_t kNoClass = ~0u;
-
-// In front of every block: the bytes the caller may use and the class (16 bytes keep the
-// caller's pointer aligned as malloc's).
+// In front of every block: the bytes the caller may use and the block's class in the
+// per-thread cache (16 bytes keep the caller's pointer aligned as malloc's).
 struct alignas(16) Header {
   std::size_t usable;
   std::uint32_t size_class;
 };
 
-struct ThreadCache {
-  std::array<std::array<void*, kKeepPerClass>, kClassSizes.size()> blocks{};
-  std::array<std::size_t, kClassSizes.size()> count{};
-  bool alive = true;  // false once the thread's cache is destroyed (late frees go to free())
-  ~ThreadCache() {
-    alive = false;
-    for (std::size_t c = 0; c < count.size(); ++c)
-      for (std::size_t i = 0; i < count[c]; ++i) std::free(blocks[c][i]);
-  }
-};
-
-thread_local ThreadCache t_cache;
-
-std::uint32_t classOf(std::size_t block_bytes) {
-  for (std::uint32_t c = 0; c < kClassSizes.size(); ++c)
-    if (block_bytes <= kClassSizes[c]) return c;
-  return kNoClass;
-}
-
 void* allocate(std::size_t size, void*) {
-  const std::uint32_t c = classOf(size + sizeof(Header));
-  void* block = nullptr;
-  if (c != kNoClass && t_cache.alive && t_cache.count[c] > 0) {
-    block = t_cache.blocks[c][--t_cache.count[c]];
-  } else {
-    block = std::malloc(c != kNoClass ? kClassSizes[c] : size + sizeof(Header));
-    if (!block) return nullptr;
-  }
+  const std::uint32_t c = block_cache::classOf(size + sizeof(Header));
+  void* block =
+      c != block_cache::kNoClass ? block_cache::take(c) : std::malloc(size + sizeof(Header));
+  if (!block) return nullptr;
   auto* h = static_cast<Header*>(block);
-  h->usable = c != kNoClass ? kClassSizes[c] - sizeof(Header) : size;
+  h->usable = c != block_cache::kNoClass ? block_cache::classSize(c) - sizeof(Header) : size;
   h->size_class = c;
   return h + 1;
 }
@@ -59,12 +32,10 @@ void* allocate(std::size_t size, void*) {
 void release(void* p, void*) {
   if (!p) return;
   Header* h = static_cast<Header*>(p) - 1;
-  const std::uint32_t c = h->size_class;
-  if (c != kNoClass && t_cache.alive && t_cache.count[c] < kKeepPerClass) {
-    t_cache.blocks[c][t_cache.count[c]++] = h;
-    return;
-  }
-  std::free(h);
+  if (h->size_class != block_cache::kNoClass)
+    block_cache::give(h->size_class, h);
+  else
+    std::free(h);
 }
 
 void* allocateZeroed(std::size_t n, std::size_t size, void* user) {
