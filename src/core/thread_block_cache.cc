@@ -2,23 +2,31 @@
 
 #include <array>
 #include <cstdlib>
+#include <new>
+#include <utility>
 
 namespace portico::block_cache {
 namespace {
 
 constexpr std::array<std::size_t, 7> kClassSizes = {64, 128, 256, 512, 1024, 2048, 4096};
-// Freed blocks kept per class and thread: a worker with 64 connections in flight holds about
-// 6 frames per request (docs/performance.md); at most 1 MiB per thread if every class is full.
-constexpr std::size_t kKeepPerClass = 128;
+// Bytes of freed blocks a thread keeps. A worker with 128 HTTP/2 streams in flight holds about
+// 770 frames (six per request, 0.6 MB); a cap of 128 blocks per class sent a third of them
+// back to malloc (heaptrack, docs/performance.md).
+constexpr std::size_t kKeepBytes = 2 << 20;
+
+// A freed block holds the link to the next one of its class (every class has room for it).
+struct FreeBlock {
+  FreeBlock* next;
+};
 
 struct ThreadCache {
-  std::array<std::array<void*, kKeepPerClass>, kClassSizes.size()> blocks{};
-  std::array<std::size_t, kClassSizes.size()> count{};
+  std::array<FreeBlock*, kClassSizes.size()> heads{};
+  std::size_t kept_bytes = 0;
   bool alive = true;  // false once the thread's cache is destroyed (late frees go to free())
   ~ThreadCache() {
     alive = false;
-    for (std::size_t c = 0; c < count.size(); ++c)
-      for (std::size_t i = 0; i < count[c]; ++i) std::free(blocks[c][i]);
+    for (FreeBlock*& head : heads)
+      while (head) std::free(std::exchange(head, head->next));
   }
 };
 
@@ -37,14 +45,18 @@ std::size_t classSize(std::uint32_t size_class) {
 }
 
 void* take(std::uint32_t size_class) {
-  if (t_cache.alive && t_cache.count[size_class] > 0)
-    return t_cache.blocks[size_class][--t_cache.count[size_class]];
+  FreeBlock*& head = t_cache.heads[size_class];
+  if (t_cache.alive && head) {
+    t_cache.kept_bytes -= kClassSizes[size_class];
+    return std::exchange(head, head->next);
+  }
   return std::malloc(kClassSizes[size_class]);
 }
 
 void give(std::uint32_t size_class, void* block) {
-  if (t_cache.alive && t_cache.count[size_class] < kKeepPerClass) {
-    t_cache.blocks[size_class][t_cache.count[size_class]++] = block;
+  if (t_cache.alive && t_cache.kept_bytes + kClassSizes[size_class] <= kKeepBytes) {
+    t_cache.kept_bytes += kClassSizes[size_class];
+    t_cache.heads[size_class] = new (block) FreeBlock{t_cache.heads[size_class]};
     return;
   }
   std::free(block);

@@ -16,8 +16,8 @@ std::size_t classSize(std::uint32_t size_class);
 
 // A cached block of the class, else a new one from malloc (nullptr when that fails).
 void* take(std::uint32_t size_class);
-// Keeps the block for this thread's next take() of its class, or frees it when the class's
-// cache is full or the thread's cache is gone (a late free during thread exit).
+// Keeps the block for this thread's next take() of its class, or frees it when the thread
+// keeps 2 MiB already or its cache is gone (a late free during thread exit).
 void give(std::uint32_t size_class, void* block);
 
 }  // namespace portico::block_cache

@@ -346,11 +346,10 @@ class ProxyAllocations : public ::testing::Test {
 // The bounds: what the path allocates today, so that any new allocation on it shows. The
 // worker's 25 ms sweeper runs meanwhile, hence not exactly zero. Coroutine frames come from a
 // per-thread pool (core/frame_pool.h, session 15); before it, with 64 requests in flight,
-// Asio's 16-slot frame cache ran dry and 4.7-5.6 allocations per request went to malloc. What
-// is left with 64 in flight (0.85-1.5 per request) is Asio's handler memory and the pool's first
-// fills; it depends on how the bursts fall.
+// Asio's 16-slot frame cache ran dry and 4.7-5.6 allocations per request went to malloc; now
+// 0.00-0.03 (the pool's first fills).
 constexpr double kMaxPlainRequest = 0.01;
-constexpr double kMaxPlainConcurrentRequest = 3;
+constexpr double kMaxPlainConcurrentRequest = 0.5;
 
 TEST_F(ProxyAllocations, PlainKeepAliveRequestAllocatesNothing) {
   const auto port =
