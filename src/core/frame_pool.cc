@@ -24,12 +24,14 @@ void* thread_info_base::allocate(thread_info_base::awaitable_frame_tag, thread_i
   const std::uint32_t c = portico::block_cache::classOf(size);
   const std::size_t a = std::max(align, alignof(std::max_align_t));
   void* block = nullptr;
-  if (kCacheFrames && c != portico::block_cache::kNoClass && a == alignof(std::max_align_t))
+  if (kCacheFrames && c != portico::block_cache::kNoClass && a == alignof(std::max_align_t)) {
     block = portico::block_cache::take(c);
-  else if (c != portico::block_cache::kNoClass)  // the class's size: it may join a cache later
-    block = std::aligned_alloc(a, (portico::block_cache::classSize(c) + a - 1) / a * a);
-  else
-    block = std::aligned_alloc(a, (size + a - 1) / a * a);
+  } else {
+    // A block of the class's size: deallocate() may give it to the cache.
+    const std::size_t bytes =
+        c != portico::block_cache::kNoClass ? portico::block_cache::classSize(c) : size;
+    block = std::aligned_alloc(a, (bytes + a - 1) / a * a);
+  }
   if (!block) throw std::bad_alloc();
   return block;
 }
