@@ -433,6 +433,8 @@ def run_scenario(args, protocol):
     med = {n: {k: statistics.median(r[k] for r in rs)
                for k in ("rps", "per_cpu", "p50", "p99", "user_us", "sys_us")}
            for n, rs in results.items()}
+    for n, rs in results.items():
+        med[n]["rounds"] = [r["per_cpu"] for r in rs]
     errors = {n: sum(r["errors"] for r in rs) for n, rs in results.items()}
     what = what_of(protocol)
     tool = (f"h2load -c{max(1, args.connections // 4)} -m8 -D{args.duration}" if http2
@@ -456,6 +458,10 @@ def run_scenario(args, protocol):
           f"(target >= {target})   p99: {p['p99'] / med['nginx']['p99']:.2f}x (target <= 1.0x)")
     print(f"portico / haproxy req/CPU-s: {p['per_cpu'] / med['haproxy']['per_cpu']:.2f}x   "
           f"(target >= {'1.25x' if protocol == 'http' else '1.0x'})")
+    for peer in ("nginx", "haproxy"):
+        paired, rounds = paired_ratios(med, "portico", peer)
+        print(f"portico / {peer:7s} round by round: {', '.join(f'{r:.2f}' for r in rounds)}, "
+              f"median {paired:.2f}x")
     if "floor" in med:
         print(f"portico / floor   req/CPU-s: {p['per_cpu'] / med['floor']['per_cpu']:.2f}x   "
               f"(nginx {med['nginx']['per_cpu'] / med['floor']['per_cpu']:.2f}x, haproxy "

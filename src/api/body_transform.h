@@ -17,11 +17,13 @@
 #include <string>
 #include <string_view>
 
+#include "core/thread_block_cache.h"
 #include "http/codec/message_head.h"
 
 namespace portico::api {
 
-class BodyTransform {
+// Made per request: from the worker's cache of freed blocks, not from malloc.
+class BodyTransform : public block_cache::CacheAllocated {
  public:
   virtual ~BodyTransform() = default;
   // The filter's name, for logs and errors.

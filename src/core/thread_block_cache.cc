@@ -8,6 +8,18 @@
 namespace portico::block_cache {
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCache = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kCache = false;
+#else
+constexpr bool kCache = true;
+#endif
+#else
+constexpr bool kCache = true;
+#endif
+
 constexpr std::array<std::size_t, 7> kClassSizes = {64, 128, 256, 512, 1024, 2048, 4096};
 // Bytes of freed blocks a thread keeps. A worker with 128 HTTP/2 streams in flight holds about
 // 770 frames (six per request, 0.6 MB); a cap of 128 blocks per class sent a third of them
@@ -60,6 +72,24 @@ void give(std::uint32_t size_class, void* block) {
     return;
   }
   std::free(block);
+}
+
+std::size_t blockSize(std::size_t bytes) {
+  const std::uint32_t c = kCache ? classOf(bytes) : kNoClass;
+  return c != kNoClass ? kClassSizes[c] : bytes;
+}
+
+void* allocate(std::size_t bytes) {
+  const std::uint32_t c = kCache ? classOf(bytes) : kNoClass;
+  return c != kNoClass ? take(c) : std::malloc(bytes);
+}
+
+void deallocate(void* block, std::size_t bytes) {
+  const std::uint32_t c = kCache ? classOf(bytes) : kNoClass;
+  if (c != kNoClass)
+    give(c, block);
+  else
+    std::free(block);
 }
 
 }  // namespace portico::block_cache

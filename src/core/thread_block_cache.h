@@ -1,10 +1,12 @@
 #pragma once
 // A per-thread cache of freed heap blocks by size class (64 B to 4 KiB, powers of two), for the
 // allocators of the request path whose blocks come and go in bursts: coroutine frames
-// (core/frame_pool.h) and nghttp2's (http2/session_memory.h). A block taken on one thread may
-// be given back on another: every block is plain malloc memory of its class's size.
+// (core/frame_pool.h), nghttp2's (http2/session_memory.h) and the filters made per request
+// (api/filter.h). A block taken on one thread may be given back on another: every block is
+// plain malloc memory of its class's size.
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 namespace portico::block_cache {
 
@@ -19,5 +21,28 @@ void* take(std::uint32_t size_class);
 // Keeps the block for this thread's next take() of its class, or frees it when the thread
 // keeps 2 MiB already or its cache is gone (a late free during thread exit).
 void give(std::uint32_t size_class, void* block);
+
+// What the allocators above use: sized blocks, from the cache up to 4 KiB and from malloc
+// above. Under AddressSanitizer every block comes from malloc and goes back at once, so that
+// a use after free stays visible (take() and give() themselves still cache).
+//
+// The bytes a block for `bytes` really holds (its class's size when cached).
+std::size_t blockSize(std::size_t bytes);
+// nullptr when malloc fails.
+void* allocate(std::size_t bytes);
+// `bytes` as given to allocate() (or anything with the same blockSize()).
+void deallocate(void* block, std::size_t bytes);
+
+// A base for objects made per request and deleted through a base with a virtual destructor
+// (filters, body transforms): `new` and `delete` go through allocate() and deallocate(); the
+// deleting destructor passes the most derived type's size.
+struct CacheAllocated {
+  static void* operator new(std::size_t bytes) {
+    void* p = allocate(bytes);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  static void operator delete(void* p, std::size_t bytes) noexcept { deallocate(p, bytes); }
+};
 
 }  // namespace portico::block_cache

@@ -5,37 +5,35 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "core/thread_block_cache.h"
 
 namespace portico::http2::detail {
 namespace {
 
-// In front of every block: the bytes the caller may use and the block's class in the
-// per-thread cache (16 bytes keep the caller's pointer aligned as malloc's).
+// In front of every block: the block's size, which block_cache::deallocate() wants back; the
+// caller may use all of it past the header (16 bytes keep its pointer aligned as malloc's).
 struct alignas(16) Header {
-  std::size_t usable;
-  std::uint32_t size_class;
+  std::size_t block;
 };
 
 void* allocate(std::size_t size, void*) {
-  const std::uint32_t c = block_cache::classOf(size + sizeof(Header));
-  void* block =
-      c != block_cache::kNoClass ? block_cache::take(c) : std::malloc(size + sizeof(Header));
+  if (size > SIZE_MAX - sizeof(Header)) return nullptr;
+  const std::size_t bytes = block_cache::blockSize(size + sizeof(Header));
+  void* block = block_cache::allocate(bytes);
   if (!block) return nullptr;
-  auto* h = static_cast<Header*>(block);
-  h->usable = c != block_cache::kNoClass ? block_cache::classSize(c) - sizeof(Header) : size;
-  h->size_class = c;
-  return h + 1;
+  return new (block) Header{bytes} + 1;
+}
+
+std::size_t usable(const void* p) {
+  return (static_cast<const Header*>(p) - 1)->block - sizeof(Header);
 }
 
 void release(void* p, void*) {
   if (!p) return;
   Header* h = static_cast<Header*>(p) - 1;
-  if (h->size_class != block_cache::kNoClass)
-    block_cache::give(h->size_class, h);
-  else
-    std::free(h);
+  block_cache::deallocate(h, h->block);
 }
 
 void* allocateZeroed(std::size_t n, std::size_t size, void* user) {
@@ -47,11 +45,11 @@ void* allocateZeroed(std::size_t n, std::size_t size, void* user) {
 
 void* reallocate(void* p, std::size_t size, void* user) {
   if (!p) return allocate(size, user);
-  const Header* h = static_cast<const Header*>(p) - 1;
-  if (size <= h->usable) return p;
+  const std::size_t have = usable(p);
+  if (size <= have) return p;
   void* q = allocate(size, user);
   if (!q) return nullptr;
-  std::memcpy(q, p, h->usable);
+  std::memcpy(q, p, have);
   release(p, user);
   return q;
 }
@@ -61,12 +59,7 @@ nghttp2_mem g_memory = {nullptr, &allocate, &release, &allocateZeroed, &realloca
 }  // namespace
 
 nghttp2_mem* sessionMemory() {
-#if defined(__SANITIZE_ADDRESS__)
-  (void)g_memory;
-  return nullptr;
-#else
   return &g_memory;
-#endif
 }
 
 }  // namespace portico::http2::detail

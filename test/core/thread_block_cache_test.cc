@@ -40,5 +40,42 @@ TEST(ThreadBlockCache, ABlockMayBeGivenBackOnAnotherThread) {
   }).join();  // and frees it when the thread ends
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
+TEST(ThreadBlockCache, SizedBlocksComeFromTheCacheUpTo4KiB) {
+  EXPECT_EQ(blockSize(600), 1024u);
+  EXPECT_EQ(blockSize(5000), 5000u);  // malloc's
+  void* a = allocate(600);
+  ASSERT_NE(a, nullptr);
+  deallocate(a, 600);
+  EXPECT_EQ(allocate(1000), a);  // the same class
+  deallocate(a, 1000);
+  void* big = allocate(5000);
+  ASSERT_NE(big, nullptr);
+  deallocate(big, 5000);
+}
+
+struct Base : CacheAllocated {
+  virtual ~Base() = default;
+};
+struct Derived : Base {
+  char payload[700] = {};
+};
+
+TEST(ThreadBlockCache, DeletingThroughABaseGivesTheBlockToTheDerivedTypesClass) {
+  Base* d = new Derived;
+  delete d;
+  void* again = allocate(sizeof(Derived));
+  EXPECT_EQ(again, static_cast<void*>(d));
+  deallocate(again, sizeof(Derived));
+}
+#else
+TEST(ThreadBlockCache, UnderAddressSanitizerSizedBlocksAreMallocs) {
+  EXPECT_EQ(blockSize(600), 600u);
+  void* a = allocate(600);
+  ASSERT_NE(a, nullptr);
+  deallocate(a, 600);
+}
+#endif
+
 }  // namespace
 }  // namespace portico::block_cache
