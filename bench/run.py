@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -39,9 +40,8 @@ def wait_port(port, timeout=15):
     return False
 
 
-def group_cpu_split(pgid):
-    """User and system CPU seconds of every process in the group."""
-    user = system = 0
+def group_stats(pgid):
+    """/proc/PID/stat fields (after the comm) of every process in the group."""
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -50,9 +50,21 @@ def group_cpu_split(pgid):
         except OSError:
             continue
         if int(fields[2]) == pgid:  # field 5 (pgrp) is index 2 after the comm
-            user += int(fields[11])
-            system += int(fields[12])
+            yield fields
+
+
+def group_cpu_split(pgid):
+    """User and system CPU seconds of every process in the group."""
+    user = system = 0
+    for fields in group_stats(pgid):
+        user += int(fields[11])
+        system += int(fields[12])
     return user / CLK_TCK, system / CLK_TCK
+
+
+def group_rss_kib(pgid):
+    """Resident memory of every process in the group (nginx: master and worker)."""
+    return sum(int(f[21]) for f in group_stats(pgid)) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def rss_kib(pid):
@@ -305,7 +317,8 @@ def main():
                          "cache (answers from the cache filter's store vs pass-through), stack "
                          "(key-auth + rate-limit + access-log on one route vs pass-through), scale (the "
                          "stack on 1 route vs 1,000 routes and 10,000 consumers; then 4 workers "
-                         "with 1,000 connections)")
+                         "with 1,000 connections), idle (memory per idle keep-alive "
+                         "connection, plain and TLS, against nginx and HAProxy)")
     args = ap.parse_args()
     global BODY_SIZE
     BODY_SIZE = parse_size(args.body)
@@ -324,7 +337,7 @@ def main():
                     "compression": run_compression_scenario,
                     "validation": run_validation_scenario,
                     "stack": run_stack_scenario, "scale": run_scale_scenario,
-                    "cache": run_cache_scenario}.get(protocol)
+                    "cache": run_cache_scenario, "idle": run_idle_scenario}.get(protocol)
         if scenario:
             scenario(args)
             continue
@@ -348,18 +361,13 @@ def what_of(protocol):
             "h2": "HTTP/2 over TLS 1.3 (same certificate)"}[protocol]
 
 
-def run_scenario(args, protocol):
+def proxy_setup(args, protocol, work):
+    """The three proxies' configs for `protocol` (http, https, h2c, h2) in `work`: their ports
+    and commands, the upstream on args.base_port."""
     tls = protocol in ("https", "h2")
     http2 = protocol in ("h2c", "h2")
-    if args.no_pin:
-        args.proxy_cpu = args.load_cpu = ""
-    for tool in ("wrk", "h2load", "nginx", "haproxy", "taskset"):
-        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
-            sys.exit(f"{tool} is missing: run scripts/install-deps.sh")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-
-    work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     up_port = args.base_port
     ports = {"portico": up_port + 1, "nginx": up_port + 2, "haproxy": up_port + 3}
     tls_vars = {"nginx_ssl": "", "nginx_tls": "", "haproxy_tls": "", "portico_tls": "",
@@ -382,12 +390,27 @@ def run_scenario(args, protocol):
                                                      **tls_vars))
     (work / "portico.yaml").write_text(PORTICO.format(port=ports["portico"], upstream=up_port,
                                                       admin=up_port + 9, **tls_vars))
-    scheme = "https" if tls else "http"
     commands = {
         "portico": [args.portico, "run", "-c", str(work / "portico.yaml")],
         "nginx": [nginx, "-p", str(work), "-e", str(work / "nginx-error.log"), "-c", str(work / "nginx.conf")],
         "haproxy": [haproxy, "-db", "-f", str(work / "haproxy.cfg")],
     }
+    return ports, commands
+
+
+def run_scenario(args, protocol):
+    tls = protocol in ("https", "h2")
+    http2 = protocol in ("h2c", "h2")
+    if args.no_pin:
+        args.proxy_cpu = args.load_cpu = ""
+    for tool in ("wrk", "h2load", "nginx", "haproxy", "taskset"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            sys.exit(f"{tool} is missing: run scripts/install-deps.sh")
+
+    work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
+    up_port = args.base_port
+    ports, commands = proxy_setup(args, protocol, work)
+    scheme = "https" if tls else "http"
     if protocol == "http":
         # The kernel's floor: a byte relay with no user-space work per request (bench/floor).
         relay = work / "relay"
@@ -727,6 +750,65 @@ def run_scale_scenario(args):
               f"median {(1 - paired) * 100:.1f}%")
     run_many_connections(args, work)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def open_idle_connections(port, count, tls):
+    """`count` keep-alive connections to `port`, each after one request and its whole answer."""
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    conns = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if context:
+            s = context.wrap_socket(s)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < BODY_SIZE:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError(f"port {port} closed a connection before answering")
+            answer += chunk
+        conns.append(s)
+    return conns
+
+
+def run_idle_scenario(args, count=1000):
+    """Memory per idle keep-alive connection: each proxy's resident memory with `count`
+    connections that made one request each and stay open, over its memory before them."""
+    rows = {}
+    for protocol in ("http", "https"):
+        work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
+        ports, commands = proxy_setup(args, protocol, work)
+        upstream = start_upstream(work, args.base_port, args.load_cpu)
+        try:
+            for rnd in range(args.rounds):
+                for name, cmd in commands.items():
+                    proc = start_proxy(cmd, ports[name], args.proxy_cpu, work, name)
+                    time.sleep(0.3)
+                    before = group_rss_kib(proc.pid)
+                    conns = open_idle_connections(ports[name], count, protocol == "https")
+                    time.sleep(0.5)
+                    per = (group_rss_kib(proc.pid) - before) / count
+                    for c in conns:
+                        c.close()
+                    stop(proc)
+                    rows.setdefault((protocol, name), []).append(per)
+                    print(f"idle {protocol} round {rnd + 1} {name:8s} {per:6.1f} KiB per connection",
+                          file=sys.stderr)
+        finally:
+            stop(upstream)
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\nMemory per idle keep-alive connection ({count} connections, one request each, "
+          f"resident memory over the proxy's own before them; median of {args.rounds} rounds)\n")
+    print("| protocol | portico KiB | nginx KiB | haproxy KiB |")
+    print("|---|---:|---:|---:|")
+    for protocol in ("http", "https"):
+        cells = [f"{statistics.median(rows[(protocol, n)]):.1f}"
+                 for n in ("portico", "nginx", "haproxy")]
+        print(f"| {protocol} | {' | '.join(cells)} |")
 
 
 def run_many_connections(args, work, workers=4, connections=1000):

@@ -53,8 +53,7 @@ class HttpSession final : public SessionBase, public RequestPipeline {
       : RequestPipeline(w, conn_info_),
         http2_(listener.http2),
         listener_address_(std::move(listener.address)),
-        client_(std::move(socket)),
-        in_(16 * 1024) {
+        client_(std::move(socket)) {
     conn_info_.tls = std::move(listener.tls);
     w_.add(this);
     w_.stats.connections_accepted.add();
@@ -186,6 +185,8 @@ Task<void> HttpSession::run() {
     bool started = !in_.empty();
     idle_ = !started;
     if (w_.draining && !started) break;
+    // Waiting for the next request: the buffer goes back to the worker's pool meanwhile.
+    if (!started) in_.park(w_.buffers);
     armOp(started ? header_timeout : lim.idle_timeout);
     http::ParseResult pr;
     std::size_t scanned = 0;
@@ -210,17 +211,22 @@ Task<void> HttpSession::run() {
         first_line_seen |= line_complete;
       }
       scanned = in_.size();
-      if (in_.writable() == 0) {
-        if (in_.capacity() >= limits_.head.max_header_bytes + 4096) {
-          pr.status = http::ParseStatus::Error;
-          pr.error_status = 431;
-          pr.error = "header too large";
-          break;
+      std::size_t n = 0;
+      if (in_.parked()) {
+        n = co_await readParked(client_, clientTls(), in_, w_.buffers, ec);
+      } else {
+        if (in_.writable() == 0) {
+          if (in_.capacity() >= limits_.head.max_header_bytes + 4096) {
+            pr.status = http::ParseStatus::Error;
+            pr.error_status = 431;
+            pr.error = "header too large";
+            break;
+          }
+          in_.reserve(limits_.head.max_header_bytes + 4096);
         }
-        in_.reserve(limits_.head.max_header_bytes + 4096);
+        n = co_await readSome(client_, clientTls(), asio::buffer(in_.writePtr(), in_.writable()),
+                              ec);
       }
-      std::size_t n =
-          co_await readSome(client_, clientTls(), asio::buffer(in_.writePtr(), in_.writable()), ec);
       if (ec || n == 0) {
         if (timed_out_ && started) {
           disarmOp();

@@ -2,6 +2,7 @@
 
 #include <boost/version.hpp>
 
+#include "core/io_buffer.h"
 #include "proxy/draining_receive.h"
 #include "proxy/tls_stream.h"
 
@@ -31,6 +32,14 @@ struct DrainingBuffer : asio::mutable_buffer {
 struct EdgeWaitBuffer : asio::mutable_buffer {
   EdgeWaitBuffer() : asio::mutable_buffer(&never_written, 1) {}
   static inline char never_written = 0;
+};
+
+// A parked buffer's receive: takes the pool's storage when the receive runs (readParked).
+struct ParkedBuffer : asio::mutable_buffer {
+  ParkedBuffer(IoBuffer& buffer, BufferPool& buffers)
+      : asio::mutable_buffer(&EdgeWaitBuffer::never_written, 1), in(&buffer), pool(&buffers) {}
+  IoBuffer* in;
+  BufferPool* pool;
 };
 
 }  // namespace portico::proxy
@@ -86,6 +95,44 @@ class reactive_socket_recv_op_base<portico::proxy::EdgeWaitBuffer> : public reac
   static status do_perform(reactor_op*) { return done_and_exhausted; }
 };
 
+// The DrainingBuffer receive into a parked buffer: storage is taken when the socket has bytes,
+// and parked again when it had none (a speculative attempt that found the socket empty).
+template <>
+class reactive_socket_recv_op_base<portico::proxy::ParkedBuffer> : public reactor_op {
+ public:
+  reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
+                               socket_ops::state_type, const portico::proxy::ParkedBuffer& buffer,
+                               socket_base::message_flags, func_type complete_func)
+      : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func),
+        socket_(socket),
+        buffer_(buffer) {}
+
+  static status do_perform(reactor_op* base) {
+    auto* o = static_cast<reactive_socket_recv_op_base*>(base);
+    portico::IoBuffer& in = *o->buffer_.in;
+    in.unpark(*o->buffer_.pool);
+    const auto r = portico::proxy::receiveDraining(o->socket_, in.writePtr(), in.writable());
+    if (r.would_block) {
+      in.park(*o->buffer_.pool);
+      return not_done;
+    }
+    o->bytes_transferred_ = r.bytes;
+    if (r.error != 0) {
+      o->ec_ = boost::system::error_code(r.error, boost::asio::error::get_system_category());
+      return done;
+    }
+    if (r.bytes == 0) {
+      o->ec_ = boost::asio::error::eof;
+      return done_and_exhausted;
+    }
+    return r.drained ? done_and_exhausted : done;
+  }
+
+ private:
+  socket_type socket_;
+  portico::proxy::ParkedBuffer buffer_;
+};
+
 }  // namespace boost::asio::detail
 #endif
 
@@ -115,6 +162,32 @@ Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer 
                            boost::system::error_code& ec) {
   if (tls) return tls->readSome(buffer, ec);
   return readPlain(socket, buffer, ec);
+}
+
+namespace {
+
+// Waits for input without a buffer, then reads as readSome() does.
+Task<std::size_t> readParkedAfterWait(Socket& socket, TlsStream* tls, IoBuffer& in,
+                                      BufferPool& pool, boost::system::error_code& ec) {
+  if (tls) {
+    co_await tls->waitForInput(ec);
+  } else {
+    co_await socket.async_wait(Socket::wait_read, asio::redirect_error(kUseAwaitable, ec));
+  }
+  if (ec) co_return 0;
+  in.unpark(pool);
+  co_return co_await readSome(socket, tls, asio::buffer(in.writePtr(), in.writable()), ec);
+}
+
+}  // namespace
+
+Task<std::size_t> readParked(Socket& socket, TlsStream* tls, IoBuffer& in, BufferPool& pool,
+                             boost::system::error_code& ec) {
+#if PORTICO_DRAIN_AWARE_READS
+  if (!tls)
+    return socket.async_read_some(ParkedBuffer(in, pool), asio::redirect_error(kUseAwaitable, ec));
+#endif
+  return readParkedAfterWait(socket, tls, in, pool, ec);
 }
 
 }  // namespace portico::proxy

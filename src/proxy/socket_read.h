@@ -9,6 +9,11 @@
 // readSome() does the same: see socket_read.cc and docs/decisions/0017-drain-aware-reads.md.
 #include "proxy/io_types.h"
 
+namespace portico {
+class BufferPool;
+class IoBuffer;
+}  // namespace portico
+
 namespace portico::proxy {
 
 class TlsStream;
@@ -21,6 +26,13 @@ Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer 
 // The same for a socket without TLS. Exposed for the unit tests of the drained-socket logic.
 Task<std::size_t> readPlain(Socket& socket, asio::mutable_buffer buffer,
                             boost::system::error_code& ec);
+
+// Some bytes into `in`, a parked buffer (IoBuffer::park) of a connection waiting for its next
+// request: the buffer takes its storage from `pool` only once bytes are there (a plain
+// socket's receive does it when it runs; TLS waits for the socket first, then reads as
+// readSome does), so the wait holds none. The caller commits the bytes as after readSome().
+Task<std::size_t> readParked(Socket& socket, TlsStream* tls, IoBuffer& in, BufferPool& pool,
+                             boost::system::error_code& ec);
 
 // Waits until the socket may be read, for a reader that just found it empty with
 // receiveDraining() (TLS: OpenSSL reads through a BIO that does). Completes at once when epoll

@@ -112,7 +112,9 @@ TlsStream::TlsStream(Socket& socket, asio::ssl::context& context)
   BIO* bio = BIO_new(SocketBio::method());
   BIO_set_data(bio, this);
   SSL_set_bio(ssl_, bio, bio);  // the SSL owns it (one reference for both directions)
-  SSL_set_mode(ssl_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Released buffers: OpenSSL frees its 17 KiB read and write buffers whenever they are empty
+  // (an idle connection keeps neither), as nginx and HAProxy ask it to.
+  SSL_set_mode(ssl_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
   SSL_set_read_ahead(ssl_, 1);  // one read() per batch of records, not two per record
 }
 
@@ -165,6 +167,13 @@ Task<std::size_t> TlsStream::readSome(asio::mutable_buffer buffer, error_code& e
     const bool again = co_await settle(r, ec);
     if (!again) co_return 0;
   }
+}
+
+Task<void> TlsStream::waitForInput(error_code& ec) {
+  ec = {};
+  if (SSL_has_pending(ssl_) || !drained_) co_return;
+  co_await waitReadable(socket_, ec);
+  drained_ = false;
 }
 
 Task<std::size_t> TlsStream::write(asio::const_buffer buffer, error_code& ec) {

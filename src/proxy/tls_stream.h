@@ -24,6 +24,10 @@ class TlsStream {
   Task<void> handshake(bool server, boost::system::error_code& ec);
   // Some bytes, or 0 with `ec` set (eof on a clean close).
   Task<std::size_t> readSome(asio::mutable_buffer buffer, boost::system::error_code& ec);
+  // Returns when a read may find bytes: at once when OpenSSL holds some or the socket was not
+  // seen empty, else on the socket's next edge. Lets a connection wait for its next request
+  // before it takes a buffer (readParked).
+  Task<void> waitForInput(boost::system::error_code& ec);
   // All of `buffer`.
   Task<std::size_t> write(asio::const_buffer buffer, boost::system::error_code& ec);
 

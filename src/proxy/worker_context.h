@@ -162,6 +162,9 @@ struct WorkerContext final : api::WorkerServices {
   std::vector<observability::RouteStats*> candidate_route_stats;
   std::vector<observability::UpstreamStats*> candidate_upstream_stats;
   ConnectionPool pool;
+  // Spare client-connection buffers: a keep-alive connection parks its own here while it waits
+  // for its next request (IoBuffer::park).
+  BufferPool buffers;
   std::shared_ptr<UpstreamH2Pool> h2_pool;   // HTTP/2 upstream connections, made on first use
   std::shared_ptr<OriginUpstreams> origins;  // upstreams of URL calls, made on first use
   // TLS sessions to resume, by pool key: a new connection to a TLS upstream skips the full

@@ -10,6 +10,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 
+#include "core/io_buffer.h"
 #include "proxy/draining_receive.h"
 #include "proxy/socket_read.h"
 
@@ -141,7 +142,8 @@ class ReadPlain : public ::testing::Test {
         asio::detached);
   }
   // Runs the loop until `done` or two seconds pass (a read that never completes fails here).
-  bool runUntil(const std::optional<std::string>& done) {
+  template <class T>
+  bool runUntil(const std::optional<T>& done) {
     const auto until = Clock::now() + std::chrono::seconds(2);
     while (!done && Clock::now() < until) runFor(10);
     return done.has_value();
@@ -232,6 +234,59 @@ TEST_F(ReadPlain, WaitReadableWaitsForTheNextEdge) {
   EXPECT_EQ(*got, "second");
   EXPECT_LE(wakes, 2);
   EXPECT_FALSE(ec);
+}
+
+// A keep-alive connection's wait for its next request: the buffer has no storage while the
+// socket has nothing, takes the pool's when bytes arrive, and the read after it (the rest of
+// a large request) does not wait for another edge.
+TEST_F(ReadPlain, AParkedBufferTakesStorageOnlyWhenBytesArrive) {
+  TcpPair p;
+  Socket s = adopt(p);
+  drainedRead(p, s, "first");
+  BufferPool pool;
+  IoBuffer in;
+  boost::system::error_code ec;
+  std::optional<std::size_t> got;
+  asio::co_spawn(
+      io_.get_executor(),
+      [&]() -> Task<void> { got = co_await readParked(s, nullptr, in, pool, ec); }, asio::detached);
+  runFor(20);
+  EXPECT_FALSE(got);
+  EXPECT_TRUE(in.parked());  // waiting without storage
+  const std::string big(BufferPool::kBufferSize + 100, 'x');
+  ASSERT_EQ(::send(p.writer, big.data(), big.size(), 0), ssize_t(big.size()));
+  p.settle();
+  ASSERT_TRUE(runUntil(got));
+  EXPECT_FALSE(ec);
+  EXPECT_FALSE(in.parked());
+  EXPECT_EQ(*got, BufferPool::kBufferSize);  // the buffer's worth; the rest waits in the socket
+  in.commit(*got);
+  in.consume(*got);
+  std::optional<std::string> rest;
+  startRead(s, rest, ec);
+  ASSERT_TRUE(runUntil(rest));  // at once: the socket was not drained
+  EXPECT_EQ(rest->size(), 100u);
+  in.park(pool);
+  EXPECT_TRUE(in.parked());
+  EXPECT_EQ(pool.spare(), 1u);
+}
+
+TEST_F(ReadPlain, AParkedReadEndsOnFinWithoutStorage) {
+  TcpPair p;
+  Socket s = adopt(p);
+  drainedRead(p, s, "first");
+  BufferPool pool;
+  IoBuffer in;
+  boost::system::error_code ec;
+  std::optional<std::size_t> got;
+  asio::co_spawn(
+      io_.get_executor(),
+      [&]() -> Task<void> { got = co_await readParked(s, nullptr, in, pool, ec); }, asio::detached);
+  runFor(20);
+  ::shutdown(p.writer, SHUT_WR);
+  ASSERT_TRUE(runUntil(got));
+  EXPECT_EQ(ec, asio::error::eof);
+  EXPECT_EQ(*got, 0u);
 }
 
 }  // namespace
