@@ -8,11 +8,13 @@
 namespace portico::block_cache {
 namespace {
 
-TEST(ThreadBlockCache, ClassesArePowersOfTwoFrom64BytesTo4KiB) {
+TEST(ThreadBlockCache, ClassesGoFrom64BytesTo4KiB) {
   EXPECT_EQ(classSize(classOf(1)), 64u);
   EXPECT_EQ(classSize(classOf(64)), 64u);
   EXPECT_EQ(classSize(classOf(65)), 128u);
-  EXPECT_EQ(classSize(classOf(1500)), 2048u);
+  EXPECT_EQ(classSize(classOf(600)), 768u);
+  EXPECT_EQ(classSize(classOf(1500)), 1536u);
+  EXPECT_EQ(classSize(classOf(2496)), 3072u);  // the HTTP/1 session's frame
   EXPECT_EQ(classSize(classOf(4096)), 4096u);
   EXPECT_EQ(classOf(4097), kNoClass);
 }
@@ -42,13 +44,13 @@ TEST(ThreadBlockCache, ABlockMayBeGivenBackOnAnotherThread) {
 
 #if !defined(__SANITIZE_ADDRESS__)
 TEST(ThreadBlockCache, SizedBlocksComeFromTheCacheUpTo4KiB) {
-  EXPECT_EQ(blockSize(600), 1024u);
+  EXPECT_EQ(blockSize(600), 768u);
   EXPECT_EQ(blockSize(5000), 5000u);  // malloc's
   void* a = allocate(600);
   ASSERT_NE(a, nullptr);
   deallocate(a, 600);
-  EXPECT_EQ(allocate(1000), a);  // the same class
-  deallocate(a, 1000);
+  EXPECT_EQ(allocate(700), a);  // the same class
+  deallocate(a, 700);
   void* big = allocate(5000);
   ASSERT_NE(big, nullptr);
   deallocate(big, 5000);

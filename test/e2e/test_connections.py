@@ -123,8 +123,8 @@ def test_max_connections_bounds_concurrent_clients(portico, upstreams):
 
 def test_idle_keepalive_connections_hold_no_read_buffer(portico, upstreams):
     # Between requests a connection parks its 16 KiB read buffer in the worker's pool: 400 idle
-    # keep-alive connections cost their sockets and sessions, not 400 buffers (11.5 KiB each
-    # before; 7.5 with the buffers parked).
+    # keep-alive connections cost their sessions, not 400 buffers (about 12.5 KiB each here
+    # before, 7.5 with the buffers parked and the session's frame in a 3 KiB block).
     u = upstreams()
     p = simple(portico, u)
     time.sleep(0.3)
@@ -138,7 +138,7 @@ def test_idle_keepalive_connections_hold_no_read_buffer(portico, upstreams):
             conns.append(s)
         time.sleep(0.3)
         per_connection = (p.rss_kib() - before) / len(conns)
-        assert per_connection < 9.5, f"{per_connection:.1f} KiB per idle connection"
+        assert per_connection < 10, f"{per_connection:.1f} KiB per idle connection"
         # They still serve their next request.
         for s in conns[:20]:
             s.sendall(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
