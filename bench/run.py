@@ -318,7 +318,7 @@ def main():
                          "(key-auth + rate-limit + access-log on one route vs pass-through), scale (the "
                          "stack on 1 route vs 1,000 routes and 10,000 consumers; then 4 workers "
                          "with 1,000 connections), idle (memory per idle keep-alive "
-                         "connection, plain and TLS, against nginx and HAProxy)")
+                         "connection, HTTP/1.1, HTTPS and h2c, against nginx and HAProxy)")
     args = ap.parse_args()
     global BODY_SIZE
     BODY_SIZE = parse_size(args.body)
@@ -752,6 +752,43 @@ def run_scale_scenario(args):
     shutil.rmtree(work, ignore_errors=True)
 
 
+def whole_answer(data):
+    """Whether `data` holds a whole answer with a Content-Length."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    return m is not None and len(body) >= int(m.group(1))
+
+
+def open_idle_h2c_connections(port, count):
+    """`count` HTTP/2 (prior knowledge) connections to `port`, each after one request and its
+    whole answer (python3-h2)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    conns = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        c.initiate_connection()
+        c.send_headers(1, [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                           (":authority", "bench")], end_stream=True)
+        s.sendall(c.data_to_send())
+        ended = False
+        while not ended:
+            data = s.recv(65536)
+            if not data:
+                raise RuntimeError(f"port {port} closed a connection before answering")
+            for event in c.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    c.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                ended = ended or isinstance(event, h2.events.StreamEnded)
+            s.sendall(c.data_to_send())
+        conns.append(s)
+    return conns
+
+
 def open_idle_connections(port, count, tls):
     """`count` keep-alive connections to `port`, each after one request and its whole answer."""
     context = None
@@ -766,7 +803,7 @@ def open_idle_connections(port, count, tls):
             s = context.wrap_socket(s)
         s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
         answer = b""
-        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < BODY_SIZE:
+        while not whole_answer(answer):
             chunk = s.recv(65536)
             if not chunk:
                 raise RuntimeError(f"port {port} closed a connection before answering")
@@ -779,7 +816,8 @@ def run_idle_scenario(args, count=1000):
     """Memory per idle keep-alive connection: each proxy's resident memory with `count`
     connections that made one request each and stay open, over its memory before them."""
     rows = {}
-    for protocol in ("http", "https"):
+    protocols = ("http", "https", "h2c")
+    for protocol in protocols:
         work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
         ports, commands = proxy_setup(args, protocol, work)
         upstream = start_upstream(work, args.base_port, args.load_cpu)
@@ -787,14 +825,18 @@ def run_idle_scenario(args, count=1000):
             for rnd in range(args.rounds):
                 for name, cmd in commands.items():
                     proc = start_proxy(cmd, ports[name], args.proxy_cpu, work, name)
-                    time.sleep(0.3)
-                    before = group_rss_kib(proc.pid)
-                    conns = open_idle_connections(ports[name], count, protocol == "https")
-                    time.sleep(0.5)
-                    per = (group_rss_kib(proc.pid) - before) / count
-                    for c in conns:
-                        c.close()
-                    stop(proc)
+                    try:
+                        time.sleep(0.3)
+                        before = group_rss_kib(proc.pid)
+                        conns = (open_idle_h2c_connections(ports[name], count)
+                                 if protocol == "h2c" else
+                                 open_idle_connections(ports[name], count, protocol == "https"))
+                        time.sleep(0.5)
+                        per = (group_rss_kib(proc.pid) - before) / count
+                        for c in conns:
+                            c.close()
+                    finally:
+                        stop(proc)
                     rows.setdefault((protocol, name), []).append(per)
                     print(f"idle {protocol} round {rnd + 1} {name:8s} {per:6.1f} KiB per connection",
                           file=sys.stderr)
@@ -805,7 +847,7 @@ def run_idle_scenario(args, count=1000):
           f"resident memory over the proxy's own before them; median of {args.rounds} rounds)\n")
     print("| protocol | portico KiB | nginx KiB | haproxy KiB |")
     print("|---|---:|---:|---:|")
-    for protocol in ("http", "https"):
+    for protocol in protocols:
         cells = [f"{statistics.median(rows[(protocol, n)]):.1f}"
                  for n in ("portico", "nginx", "haproxy")]
         print(f"| {protocol} | {' | '.join(cells)} |")

@@ -25,6 +25,8 @@ using boost::system::error_code;
 // A response waits while more than this is queued for its stream and not yet framed: the
 // client's flow-control window decides how fast it drains.
 constexpr std::size_t kStreamHighWater = 64 * 1024;
+// How long a connection runs no stream before its spare stream objects go (trimSpares).
+constexpr Clock::duration kSpareStreamsIdle = std::chrono::seconds(1);
 
 http2::Limits codecLimits(const config::Http2Config& c) {
   http2::Limits l;
@@ -105,8 +107,11 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
   bool going_away = false;
   Clock::time_point idle_deadline = Clock::time_point::max();
   const snapshot::Snapshot* snapshot;  // the one last checked for listener changes
-  IoBuffer in{16 * 1024};
+  IoBuffer in;  // parked between reads: the codec takes what a read brought at once
   std::vector<asio::const_buffer> rest;
+  // Since when no stream has run (the sweeper then lets the spare stream objects go).
+  Clock::time_point idle_since = Clock::time_point::max();
+  void trimSpares();
 };
 
 // One request on the connection. Its pipeline runs as a coroutine of its own; the connection
@@ -529,7 +534,7 @@ void Http2Connection::Impl::onRequest(std::int32_t id, const http2::Request& req
   }
   addStream(id, s);
   ++running;
-  idle_deadline = Clock::time_point::max();
+  idle_deadline = idle_since = Clock::time_point::max();
 }
 
 void Http2Connection::Impl::addStream(std::int32_t id, Http2Stream* s) {
@@ -588,7 +593,8 @@ void Http2Connection::Impl::streamFinished(std::int32_t id) {
     removeStream(it);
   }
   if (--running == 0) {
-    idle_deadline = w.time.coarseSteady() + w.snapshot->config.server.limits.idle_timeout;
+    idle_since = w.time.coarseSteady();
+    idle_deadline = idle_since + w.snapshot->config.server.limits.idle_timeout;
     done_wake.cancel();
   }
   flush();
@@ -646,9 +652,20 @@ void Http2Connection::Impl::goAway() {
   flush();
 }
 
+// A connection idle for a moment keeps no spare stream objects (each holds a request
+// pipeline, its buffers and its coroutine: ~3 KiB): a client that opened 100 streams at once
+// and then went quiet would otherwise hold them as long as it stays connected. A busy
+// connection reuses them; one that wakes up launches new ones.
+void Http2Connection::Impl::trimSpares() {
+  for (Http2Stream* s : spare) s->dismiss();
+  spare.clear();
+  spare_nodes.clear();
+}
+
 void Http2Connection::Impl::checkDeadline(Clock::time_point now) {
   for (auto& [id, s] : streams)
     if (!s->finished) s->checkDeadline(now);
+  if (running == 0 && !spare.empty() && now - idle_since >= kSpareStreamsIdle) trimSpares();
   if (now >= idle_deadline && running == 0) {
     idle_deadline = Clock::time_point::max();
     goAway();
@@ -670,9 +687,12 @@ Task<void> Http2Connection::Impl::run(std::string_view received) {
   flush();
   error_code ec;
   while (ok && !closing) {
-    std::size_t n = co_await readSome(socket, tls, asio::buffer(in.writePtr(), in.writable()), ec);
+    // The buffer is taken when bytes arrive and given back once the codec has them: an idle
+    // connection holds none.
+    std::size_t n = co_await readParked(socket, tls, in, w.buffers, ec);
     if (ec || n == 0) break;
     ok = codec.receive(std::string_view(in.writePtr(), n), w.time.coarseSteady());
+    in.park(w.buffers);
     flush();
   }
   if (!ok) w.stats.http2_protocol_closes.add();
@@ -691,8 +711,7 @@ Task<void> Http2Connection::Impl::run(std::string_view received) {
   // peer) end their coroutines before the connection goes.
   for (auto& [id, s] : streams) s->dismiss();
   streams.clear();
-  for (Http2Stream* s : spare) s->dismiss();
-  spare.clear();
+  trimSpares();
   while (alive > 0) co_await done_wake.async_wait(asio::redirect_error(kUseAwaitable, ec));
 }
 

@@ -303,7 +303,12 @@ Task<void> HttpSession::runHttp2(std::string_view received) {
   h2_ = std::make_unique<Http2Connection>(w_, client_, clientTls(), conn_info_, http2_,
                                           listener_address_);
   idle_ = false;
-  co_await h2_->run(received);
+  // HTTP/2 reads into buffers of its own: this one goes back to the pool once the bytes read
+  // so far (the preface and what came with it) are copied out.
+  const std::string first(received);
+  in_.clear();
+  in_.park(w_.buffers);
+  co_await h2_->run(first);
   h2_.reset();
   error_code ec;
   client_.shutdown(Socket::shutdown_send, ec);

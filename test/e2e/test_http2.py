@@ -77,6 +77,23 @@ def test_h2c_prior_knowledge_get_and_post(portico, upstreams):
     assert p.metric("portico_http2_streams_total") >= 3
 
 
+def test_h2_connection_idle_for_a_second_serves_new_bursts(portico, upstreams):
+    # A connection with no stream running for a second lets its spare stream objects go (the
+    # worker's sweeper); the next burst on it gets new ones.
+    u = upstreams()
+    p = portico(upstreams={"svc": [u.address]}, routes=svc_routes())
+    c = H2Client(p.port)
+    for burst in range(3):
+        sids = [c.request(f"/burst{burst}/{i}") for i in range(24)]
+        for sid in sids:
+            r = c.wait(sid)
+            assert r.status == 200
+            assert json.loads(r.body)["target"].startswith(f"/burst{burst}/")
+        time.sleep(1.2 if burst == 0 else 0.05)
+    c.close()
+    assert len(u.requests) == 72
+
+
 def test_h2_local_replies_routes_and_filters_behave_as_over_http1(portico, upstreams):
     u = upstreams()
     p = portico(upstreams={"svc": [u.address]},
