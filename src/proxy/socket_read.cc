@@ -49,6 +49,22 @@ struct ParkedBuffer : asio::mutable_buffer {
 
 namespace boost::asio::detail {
 
+// What a drain-aware receive tells the reactor: "exhausted" when it saw the socket empty behind
+// the bytes (or at EOF), so the next receive waits for epoll's edge instead of trying at once.
+inline reactor_op::status receiveStatus(reactor_op& op, const portico::proxy::DrainingReceive& r) {
+  if (r.would_block) return reactor_op::not_done;
+  op.bytes_transferred_ = r.bytes;
+  if (r.error != 0) {
+    op.ec_ = boost::system::error_code(r.error, boost::asio::error::get_system_category());
+    return reactor_op::done;
+  }
+  if (r.bytes == 0) {
+    op.ec_ = boost::asio::error::eof;
+    return reactor_op::done_and_exhausted;
+  }
+  return r.drained ? reactor_op::done_and_exhausted : reactor_op::done;
+}
+
 template <>
 class reactive_socket_recv_op_base<portico::proxy::DrainingBuffer> : public reactor_op {
  public:
@@ -61,19 +77,9 @@ class reactive_socket_recv_op_base<portico::proxy::DrainingBuffer> : public reac
 
   static status do_perform(reactor_op* base) {
     auto* o = static_cast<reactive_socket_recv_op_base*>(base);
-    const auto r = portico::proxy::receiveDraining(
-        o->socket_, static_cast<char*>(o->buffer_.data()), o->buffer_.size());
-    if (r.would_block) return not_done;
-    o->bytes_transferred_ = r.bytes;
-    if (r.error != 0) {
-      o->ec_ = boost::system::error_code(r.error, boost::asio::error::get_system_category());
-      return done;
-    }
-    if (r.bytes == 0) {
-      o->ec_ = boost::asio::error::eof;
-      return done_and_exhausted;
-    }
-    return r.drained ? done_and_exhausted : done;
+    return receiveStatus(
+        *o, portico::proxy::receiveDraining(o->socket_, static_cast<char*>(o->buffer_.data()),
+                                            o->buffer_.size()));
   }
 
  private:
@@ -112,20 +118,8 @@ class reactive_socket_recv_op_base<portico::proxy::ParkedBuffer> : public reacto
     portico::IoBuffer& in = *o->buffer_.in;
     in.unpark(*o->buffer_.pool);
     const auto r = portico::proxy::receiveDraining(o->socket_, in.writePtr(), in.writable());
-    if (r.would_block) {
-      in.park(*o->buffer_.pool);
-      return not_done;
-    }
-    o->bytes_transferred_ = r.bytes;
-    if (r.error != 0) {
-      o->ec_ = boost::system::error_code(r.error, boost::asio::error::get_system_category());
-      return done;
-    }
-    if (r.bytes == 0) {
-      o->ec_ = boost::asio::error::eof;
-      return done_and_exhausted;
-    }
-    return r.drained ? done_and_exhausted : done;
+    if (r.would_block) in.park(*o->buffer_.pool);
+    return receiveStatus(*o, r);
   }
 
  private:

@@ -141,6 +141,14 @@ class ReadPlain : public ::testing::Test {
         },
         asio::detached);
   }
+  // Starts readParked on `socket` into `in`; the byte count lands in `out` when it completes.
+  void startParkedRead(Socket& socket, IoBuffer& in, BufferPool& pool,
+                       std::optional<std::size_t>& out, boost::system::error_code& ec) {
+    asio::co_spawn(
+        io_.get_executor(),
+        [&]() -> Task<void> { out = co_await readParked(socket, nullptr, in, pool, ec); },
+        asio::detached);
+  }
   // Runs the loop until `done` or two seconds pass (a read that never completes fails here).
   template <class T>
   bool runUntil(const std::optional<T>& done) {
@@ -247,9 +255,7 @@ TEST_F(ReadPlain, AParkedBufferTakesStorageOnlyWhenBytesArrive) {
   IoBuffer in;
   boost::system::error_code ec;
   std::optional<std::size_t> got;
-  asio::co_spawn(
-      io_.get_executor(),
-      [&]() -> Task<void> { got = co_await readParked(s, nullptr, in, pool, ec); }, asio::detached);
+  startParkedRead(s, in, pool, got, ec);
   runFor(20);
   EXPECT_FALSE(got);
   EXPECT_TRUE(in.parked());  // waiting without storage
@@ -271,7 +277,7 @@ TEST_F(ReadPlain, AParkedBufferTakesStorageOnlyWhenBytesArrive) {
   EXPECT_EQ(pool.spare(), 1u);
 }
 
-TEST_F(ReadPlain, AParkedReadEndsOnFinWithoutStorage) {
+TEST_F(ReadPlain, AParkedReadEndsOnFin) {
   TcpPair p;
   Socket s = adopt(p);
   drainedRead(p, s, "first");
@@ -279,9 +285,7 @@ TEST_F(ReadPlain, AParkedReadEndsOnFinWithoutStorage) {
   IoBuffer in;
   boost::system::error_code ec;
   std::optional<std::size_t> got;
-  asio::co_spawn(
-      io_.get_executor(),
-      [&]() -> Task<void> { got = co_await readParked(s, nullptr, in, pool, ec); }, asio::detached);
+  startParkedRead(s, in, pool, got, ec);
   runFor(20);
   ::shutdown(p.writer, SHUT_WR);
   ASSERT_TRUE(runUntil(got));
