@@ -23,6 +23,9 @@ namespace portico::proxy {
 // A buffer whose receive operation knows when it drained the socket.
 struct DrainingBuffer : asio::mutable_buffer {
   explicit DrainingBuffer(asio::mutable_buffer b) : asio::mutable_buffer(b) {}
+  DrainingReceive receive(int fd) const {
+    return receiveDraining(fd, static_cast<char*>(data()), size());
+  }
 };
 
 // A "receive" that reads nothing: it completes on the socket's next epoll edge, or at once when
@@ -34,10 +37,17 @@ struct EdgeWaitBuffer : asio::mutable_buffer {
   static inline char never_written = 0;
 };
 
-// A parked buffer's receive: takes the pool's storage when the receive runs (readParked).
+// A parked buffer's receive (readParked): takes the pool's storage when the receive runs, and
+// parks it again when the socket had nothing (a speculative attempt).
 struct ParkedBuffer : asio::mutable_buffer {
   ParkedBuffer(IoBuffer& buffer, BufferPool& buffers)
       : asio::mutable_buffer(&EdgeWaitBuffer::never_written, 1), in(&buffer), pool(&buffers) {}
+  DrainingReceive receive(int fd) const {
+    in->unpark(*pool);
+    const DrainingReceive r = receiveDraining(fd, in->writePtr(), in->writable());
+    if (r.would_block) in->park(*pool);
+    return r;
+  }
   IoBuffer* in;
   BufferPool* pool;
 };
@@ -49,42 +59,52 @@ struct ParkedBuffer : asio::mutable_buffer {
 
 namespace boost::asio::detail {
 
-// What a drain-aware receive tells the reactor: "exhausted" when it saw the socket empty behind
-// the bytes (or at EOF), so the next receive waits for epoll's edge instead of trying at once.
-inline reactor_op::status receiveStatus(reactor_op& op, const portico::proxy::DrainingReceive& r) {
-  if (r.would_block) return reactor_op::not_done;
-  op.bytes_transferred_ = r.bytes;
-  if (r.error != 0) {
-    op.ec_ = boost::system::error_code(r.error, boost::asio::error::get_system_category());
-    return reactor_op::done;
-  }
-  if (r.bytes == 0) {
-    op.ec_ = boost::asio::error::eof;
-    return reactor_op::done_and_exhausted;
-  }
-  return r.drained ? reactor_op::done_and_exhausted : reactor_op::done;
-}
-
-template <>
-class reactive_socket_recv_op_base<portico::proxy::DrainingBuffer> : public reactor_op {
+// The receive of a buffer that reports whether it drained the socket (DrainingBuffer,
+// ParkedBuffer): "exhausted" when it saw the socket empty behind the bytes (or at EOF), so the
+// next receive waits for epoll's edge instead of trying at once.
+template <class Buffer>
+class drain_aware_recv_op : public reactor_op {
  public:
-  reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
-                               socket_ops::state_type, const portico::proxy::DrainingBuffer& buffer,
-                               socket_base::message_flags, func_type complete_func)
-      : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func),
+  drain_aware_recv_op(const boost::system::error_code& success_ec, socket_type socket,
+                      socket_ops::state_type, const Buffer& buffer, socket_base::message_flags,
+                      func_type complete_func)
+      : reactor_op(success_ec, &drain_aware_recv_op::do_perform, complete_func),
         socket_(socket),
         buffer_(buffer) {}
 
   static status do_perform(reactor_op* base) {
-    auto* o = static_cast<reactive_socket_recv_op_base*>(base);
-    return receiveStatus(
-        *o, portico::proxy::receiveDraining(o->socket_, static_cast<char*>(o->buffer_.data()),
-                                            o->buffer_.size()));
+    auto* o = static_cast<drain_aware_recv_op*>(base);
+    const portico::proxy::DrainingReceive r = o->buffer_.receive(o->socket_);
+    if (r.would_block) return not_done;
+    o->bytes_transferred_ = r.bytes;
+    if (r.error != 0) {
+      o->ec_ = boost::system::error_code(r.error, boost::asio::error::get_system_category());
+      return done;
+    }
+    if (r.bytes == 0) {
+      o->ec_ = boost::asio::error::eof;
+      return done_and_exhausted;
+    }
+    return r.drained ? done_and_exhausted : done;
   }
 
  private:
   socket_type socket_;
-  portico::proxy::DrainingBuffer buffer_;
+  Buffer buffer_;
+};
+
+template <>
+class reactive_socket_recv_op_base<portico::proxy::DrainingBuffer>
+    : public drain_aware_recv_op<portico::proxy::DrainingBuffer> {
+ public:
+  using drain_aware_recv_op::drain_aware_recv_op;
+};
+
+template <>
+class reactive_socket_recv_op_base<portico::proxy::ParkedBuffer>
+    : public drain_aware_recv_op<portico::proxy::ParkedBuffer> {
+ public:
+  using drain_aware_recv_op::drain_aware_recv_op;
 };
 
 template <>
@@ -99,32 +119,6 @@ class reactive_socket_recv_op_base<portico::proxy::EdgeWaitBuffer> : public reac
   // the next edge comes. Either way the caller reads next, and finds the socket drained again
   // before it waits: "exhausted" keeps the following wait from completing at once.
   static status do_perform(reactor_op*) { return done_and_exhausted; }
-};
-
-// The DrainingBuffer receive into a parked buffer: storage is taken when the socket has bytes,
-// and parked again when it had none (a speculative attempt that found the socket empty).
-template <>
-class reactive_socket_recv_op_base<portico::proxy::ParkedBuffer> : public reactor_op {
- public:
-  reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
-                               socket_ops::state_type, const portico::proxy::ParkedBuffer& buffer,
-                               socket_base::message_flags, func_type complete_func)
-      : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func),
-        socket_(socket),
-        buffer_(buffer) {}
-
-  static status do_perform(reactor_op* base) {
-    auto* o = static_cast<reactive_socket_recv_op_base*>(base);
-    portico::IoBuffer& in = *o->buffer_.in;
-    in.unpark(*o->buffer_.pool);
-    const auto r = portico::proxy::receiveDraining(o->socket_, in.writePtr(), in.writable());
-    if (r.would_block) in.park(*o->buffer_.pool);
-    return receiveStatus(*o, r);
-  }
-
- private:
-  socket_type socket_;
-  portico::proxy::ParkedBuffer buffer_;
 };
 
 }  // namespace boost::asio::detail

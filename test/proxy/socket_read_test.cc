@@ -141,13 +141,23 @@ class ReadPlain : public ::testing::Test {
         },
         asio::detached);
   }
-  // Starts readParked on `socket` into `in`; the byte count lands in `out` when it completes.
-  void startParkedRead(Socket& socket, IoBuffer& in, BufferPool& pool,
-                       std::optional<std::size_t>& out, boost::system::error_code& ec) {
+  // A readParked into a parked buffer, and what it returned once it completes.
+  struct ParkedRead {
+    BufferPool pool;
+    IoBuffer in;
+    boost::system::error_code ec;
+    std::optional<std::size_t> got;
+  };
+  // Leaves `p`'s socket drained, then starts `read` on it and lets the loop run a little.
+  void startParkedRead(TcpPair& p, Socket& socket, ParkedRead& read) {
+    drainedRead(p, socket, "first");
     asio::co_spawn(
         io_.get_executor(),
-        [&]() -> Task<void> { out = co_await readParked(socket, nullptr, in, pool, ec); },
+        [&]() -> Task<void> {
+          read.got = co_await readParked(socket, nullptr, read.in, read.pool, read.ec);
+        },
         asio::detached);
+    runFor(20);
   }
   // Runs the loop until `done` or two seconds pass (a read that never completes fails here).
   template <class T>
@@ -250,47 +260,38 @@ TEST_F(ReadPlain, WaitReadableWaitsForTheNextEdge) {
 TEST_F(ReadPlain, AParkedBufferTakesStorageOnlyWhenBytesArrive) {
   TcpPair p;
   Socket s = adopt(p);
-  drainedRead(p, s, "first");
-  BufferPool pool;
-  IoBuffer in;
-  boost::system::error_code ec;
-  std::optional<std::size_t> got;
-  startParkedRead(s, in, pool, got, ec);
-  runFor(20);
-  EXPECT_FALSE(got);
-  EXPECT_TRUE(in.parked());  // waiting without storage
+  ParkedRead read;
+  startParkedRead(p, s, read);
+  EXPECT_FALSE(read.got);
+  EXPECT_TRUE(read.in.parked());  // waiting without storage
   const std::string big(BufferPool::kBufferSize + 100, 'x');
   ASSERT_EQ(::send(p.writer, big.data(), big.size(), 0), ssize_t(big.size()));
   p.settle();
-  ASSERT_TRUE(runUntil(got));
-  EXPECT_FALSE(ec);
-  EXPECT_FALSE(in.parked());
-  EXPECT_EQ(*got, BufferPool::kBufferSize);  // the buffer's worth; the rest waits in the socket
-  in.commit(*got);
-  in.consume(*got);
+  ASSERT_TRUE(runUntil(read.got));
+  EXPECT_FALSE(read.ec);
+  EXPECT_FALSE(read.in.parked());
+  // The buffer's worth; the rest waits in the socket.
+  EXPECT_EQ(*read.got, BufferPool::kBufferSize);
+  read.in.commit(*read.got);
+  read.in.consume(*read.got);
   std::optional<std::string> rest;
-  startRead(s, rest, ec);
+  startRead(s, rest, read.ec);
   ASSERT_TRUE(runUntil(rest));  // at once: the socket was not drained
   EXPECT_EQ(rest->size(), 100u);
-  in.park(pool);
-  EXPECT_TRUE(in.parked());
-  EXPECT_EQ(pool.spare(), 1u);
+  read.in.park(read.pool);
+  EXPECT_TRUE(read.in.parked());
+  EXPECT_EQ(read.pool.spare(), 1u);
 }
 
 TEST_F(ReadPlain, AParkedReadEndsOnFin) {
   TcpPair p;
   Socket s = adopt(p);
-  drainedRead(p, s, "first");
-  BufferPool pool;
-  IoBuffer in;
-  boost::system::error_code ec;
-  std::optional<std::size_t> got;
-  startParkedRead(s, in, pool, got, ec);
-  runFor(20);
+  ParkedRead read;
+  startParkedRead(p, s, read);
   ::shutdown(p.writer, SHUT_WR);
-  ASSERT_TRUE(runUntil(got));
-  EXPECT_EQ(ec, asio::error::eof);
-  EXPECT_EQ(*got, 0u);
+  ASSERT_TRUE(runUntil(read.got));
+  EXPECT_EQ(read.ec, asio::error::eof);
+  EXPECT_EQ(*read.got, 0u);
 }
 
 }  // namespace
