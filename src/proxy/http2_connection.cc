@@ -695,6 +695,7 @@ Task<void> Http2Connection::Impl::run(std::string_view received) {
     in.park(w.buffers);
     flush();
   }
+  in.park(w.buffers);
   if (!ok) w.stats.http2_protocol_closes.add();
   closing = true;
   // Nothing more will arrive: streams still waiting for the client end now; those relaying a

@@ -74,6 +74,8 @@ class HttpSession final : public SessionBase, public RequestPipeline {
   }
 
   ~HttpSession() override {
+    in_.clear();
+    in_.park(w_.buffers);  // for the next connection: no 16 KiB malloc per connection
     w_.remove(this);
     w_.stats.connections_active.sub();
     if (listener_stats_) listener_stats_->active.sub();
