@@ -37,6 +37,7 @@ std::unique_ptr<UpstreamConnection> ConnectionPool::acquire(const std::string& t
   if (it == idle_.end() || it->second.empty()) return nullptr;
   auto conn = std::move(it->second.back());
   it->second.pop_back();
+  if (buffers_) conn->buffer.unpark(*buffers_);
   return conn;
 }
 
@@ -44,6 +45,7 @@ void ConnectionPool::release(std::unique_ptr<UpstreamConnection> conn,
                              const config::PoolConfig& cfg, Clock::time_point now) {
   auto& list = idle_[conn->target];
   if (list.size() >= cfg.max_idle || !conn->buffer.empty()) return;  // closes it
+  if (buffers_) conn->buffer.park(*buffers_);
   conn->idle_since = now;
   conn->idle_timeout = cfg.idle_timeout;
   list.push_back(std::move(conn));

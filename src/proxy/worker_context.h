@@ -98,6 +98,9 @@ struct UpstreamConnection {
 
 class ConnectionPool {
  public:
+  // With `buffers`, an idle connection's read buffer waits there (parked) until the
+  // connection is taken again.
+  explicit ConnectionPool(BufferPool* buffers = nullptr) : buffers_(buffers) {}
   // An idle connection to `target`, most recently used first; nullptr when none.
   std::unique_ptr<UpstreamConnection> acquire(const std::string& target);
   // Keeps the connection for reuse unless the pool for its target is full.
@@ -109,6 +112,7 @@ class ConnectionPool {
   std::size_t idleCount() const;
 
  private:
+  BufferPool* buffers_;
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
 };
 
@@ -161,10 +165,11 @@ struct WorkerContext final : api::WorkerServices {
   std::uint32_t candidate_percent = 0;
   std::vector<observability::RouteStats*> candidate_route_stats;
   std::vector<observability::UpstreamStats*> candidate_upstream_stats;
-  ConnectionPool pool;
-  // Spare client-connection buffers: a keep-alive connection parks its own here while it waits
-  // for its next request (IoBuffer::park).
+  // Spare connection buffers: a keep-alive client connection parks its own here while it
+  // waits for its next request, a pooled upstream connection while it is idle
+  // (IoBuffer::park).
   BufferPool buffers;
+  ConnectionPool pool{&buffers};
   std::shared_ptr<UpstreamH2Pool> h2_pool;   // HTTP/2 upstream connections, made on first use
   std::shared_ptr<OriginUpstreams> origins;  // upstreams of URL calls, made on first use
   // TLS sessions to resume, by pool key: a new connection to a TLS upstream skips the full

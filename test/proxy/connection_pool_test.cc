@@ -53,5 +53,18 @@ TEST(ConnectionPool, ConnectionWithUnreadBytesIsNotKept) {
   EXPECT_EQ(pool.idleCount(), 0u);
 }
 
+TEST(ConnectionPool, AnIdleConnectionsBufferWaitsInTheBufferPool) {
+  asio::io_context io;
+  BufferPool buffers;
+  ConnectionPool pool(&buffers);
+  pool.release(conn(io, "a"), config::PoolConfig{}, Clock::now());
+  EXPECT_EQ(buffers.spare(), 1u);  // the idle connection holds no buffer
+  auto again = pool.acquire("a");
+  ASSERT_NE(again, nullptr);
+  EXPECT_FALSE(again->buffer.parked());
+  EXPECT_EQ(again->buffer.writable(), BufferPool::kBufferSize);
+  EXPECT_EQ(buffers.spare(), 0u);
+}
+
 }  // namespace
 }  // namespace portico::proxy
