@@ -3,7 +3,9 @@ import http.client
 import socket
 import time
 
-from conftest import raw, request, statuses, wait_for
+import pytest
+
+from conftest import SLOW, raw, request, statuses, wait_for
 
 
 def simple(p_factory, u):
@@ -121,6 +123,7 @@ def test_max_connections_bounds_concurrent_clients(portico, upstreams):
         s.close()
 
 
+@pytest.mark.skipif(SLOW, reason="sanitizer builds add shadow memory and redzones to every block")
 def test_idle_keepalive_connections_hold_no_read_buffer(portico, upstreams):
     # Between requests a connection parks its 16 KiB read buffer in the worker's pool: 400 idle
     # keep-alive connections cost their sessions, not 400 buffers (about 12.5 KiB each here
