@@ -8,13 +8,7 @@
 #include <emmintrin.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PORTICO_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PORTICO_ASAN 1
-#endif
-#endif
+#include "core/sanitizers.h"
 
 namespace portico {
 

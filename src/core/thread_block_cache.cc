@@ -5,17 +5,13 @@
 #include <new>
 #include <utility>
 
+#include "core/sanitizers.h"
+
 namespace portico::block_cache {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(PORTICO_ASAN)
 constexpr bool kCache = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kCache = false;
-#else
-constexpr bool kCache = true;
-#endif
 #else
 constexpr bool kCache = true;
 #endif

@@ -9,13 +9,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/sanitizers.h"
+
 namespace portico {
 namespace {
 
 namespace asio = boost::asio;
 using asio::detail::thread_info_base;
 
-#if defined(PORTICO_FRAME_POOL) && !defined(__SANITIZE_ADDRESS__)
+#if defined(PORTICO_FRAME_POOL) && !defined(PORTICO_ASAN)
 TEST(FramePool, AFreedFrameIsReusedForTheNextOfItsSizeClass) {
   // Asio's own cache never kept a frame above 1020 bytes; the pool keeps them up to 4 KiB.
   for (const std::size_t size : {200u, 700u, 1500u, 4000u}) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/sanitizers.h"
+
 #include <cstring>
 #include <thread>
 
@@ -42,7 +44,7 @@ TEST(ThreadBlockCache, ABlockMayBeGivenBackOnAnotherThread) {
   }).join();  // and frees it when the thread ends
 }
 
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(PORTICO_ASAN)
 TEST(ThreadBlockCache, SizedBlocksComeFromTheCacheUpTo4KiB) {
   EXPECT_EQ(blockSize(600), 768u);
   EXPECT_EQ(blockSize(5000), 5000u);  // malloc's
