@@ -21,6 +21,18 @@ TEST(ThreadBlockCache, ClassesGoFrom64BytesTo4KiB) {
   EXPECT_EQ(classOf(4097), kNoClass);
 }
 
+TEST(ThreadBlockCache, EverySizeGetsTheSmallestClassHoldingIt) {
+  for (std::size_t bytes = 1; bytes <= 4096; ++bytes) {
+    const auto c = classOf(bytes);
+    ASSERT_NE(c, kNoClass) << bytes;
+    ASSERT_GE(classSize(c), bytes) << bytes;
+    if (c > 0) {
+      ASSERT_LT(classSize(c - 1), bytes) << bytes;
+    }
+  }
+  EXPECT_EQ(classOf(1 << 20), kNoClass);
+}
+
 TEST(ThreadBlockCache, AGivenBlockIsTheNextTakenOfItsClass) {
   const auto c = classOf(600);
   void* a = take(c);
