@@ -1,5 +1,7 @@
 #include "proxy/draining_receive.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -7,22 +9,23 @@
 
 namespace portico::proxy {
 
+void enableDrainHint(int fd) {
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one);
+}
+
 DrainingReceive receiveDraining(int fd, char* data, std::size_t size) {
   DrainingReceive r;
-  // The tail the second message reads into: any size works (it only proves the socket empty,
-  // or takes what arrived meanwhile); a quarter keeps the first message's reads large.
-  const std::size_t tail = size / 4;
-  const std::size_t head = size - tail;
-  iovec iov[2] = {{data, head}, {data + head, tail}};
-  mmsghdr msgs[2]{};
-  msgs[0].msg_hdr.msg_iov = &iov[0];
-  msgs[0].msg_hdr.msg_iovlen = 1;
-  msgs[1].msg_hdr.msg_iov = &iov[1];
-  msgs[1].msg_hdr.msg_iovlen = 1;
-  const unsigned count = tail > 0 ? 2 : 1;
-  int got;
+  iovec iov{data, size};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t got;
   do {
-    got = ::recvmmsg(fd, msgs, count, MSG_DONTWAIT, nullptr);
+    got = ::recvmsg(fd, &msg, MSG_DONTWAIT);
   } while (got < 0 && errno == EINTR);
   if (got < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -31,17 +34,15 @@ DrainingReceive receiveDraining(int fd, char* data, std::size_t size) {
       r.error = errno;
     return r;
   }
-  const std::size_t first = msgs[0].msg_len;
-  if (got == 1) {
-    r.bytes = first;
-    r.drained = first > 0 && count == 2;  // the second found nothing
-    return r;
+  r.bytes = static_cast<std::size_t>(got);
+  if (got == 0) return r;  // EOF
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ) {
+      int queued = 0;
+      std::memcpy(&queued, CMSG_DATA(c), sizeof queued);
+      r.drained = queued == 0;  // the kernel says 1 when only a FIN or reset is left
+    }
   }
-  // Two messages: the second found EOF (0 bytes: reported on the next read) or more bytes,
-  // which go right after the first's.
-  const std::size_t second = msgs[1].msg_len;
-  if (second > 0 && first < head) std::memmove(data + first, data + head, second);
-  r.bytes = first + second;
   return r;
 }
 

@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "proxy/draining_receive.h"
 #include "proxy/exchange.h"
 
 namespace portico::proxy {
@@ -435,6 +436,7 @@ Task<Failure> Exchange::connect(UpstreamConnection& conn, const snapshot::Upstre
   if (ec) co_return timed_out ? Failure::ConnectTimeout : Failure::Connect;
   conn.socket.set_option(tcp::no_delay(true), ec);
   conn.socket.non_blocking(true, ec);  // for writeNow
+  enableDrainHint(conn.socket.native_handle());
   conn.counted = up_.state;
   conn.counted->connections().fetch_add(1, std::memory_order_relaxed);
   co_return Failure::None;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/address.h"
+#include "proxy/draining_receive.h"
 
 namespace portico::server {
 
@@ -23,6 +24,7 @@ Result<int> openListener(const std::string& address, int backlog) {
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  proxy::enableDrainHint(fd);  // accepted connections inherit it: no syscall per connection
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&a.storage), a.length) != 0) {
     std::string err = std::strerror(errno);
     ::close(fd);

@@ -28,6 +28,7 @@
 #include "http2/client_codec.h"
 #include "observability/log_writer.h"
 #include "observability/metrics.h"
+#include "server/listener.h"
 #include "server/worker.h"
 #include "snapshot/snapshot.h"
 
@@ -44,7 +45,7 @@ namespace {
 // reach it, so malloc may touch it).
 thread_local bool t_counted = false;
 std::atomic<std::uint64_t> g_allocations{0};
-std::atomic<std::uint64_t> g_receives{0};        // recv/recvfrom/recvmmsg calls
+std::atomic<std::uint64_t> g_receives{0};        // recv/recvfrom/recvmsg/recvmmsg calls
 std::atomic<std::uint64_t> g_empty_receives{0};  // ... that found nothing (EAGAIN)
 
 inline void note() {
@@ -95,6 +96,9 @@ ssize_t recv(int fd, void* buf, size_t n, int flags) {
 }
 ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from, socklen_t* len) {
   return noteReceive(::syscall(SYS_recvfrom, fd, buf, n, flags, from, len));
+}
+ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  return noteReceive(::syscall(SYS_recvmsg, fd, msg, flags));
 }
 int recvmmsg(int fd, mmsghdr* msgs, unsigned int count, int flags, timespec* timeout) {
   return static_cast<int>(noteReceive(::syscall(SYS_recvmmsg, fd, msgs, count, flags, timeout)));
@@ -201,9 +205,14 @@ class ProxyAllocations : public ::testing::Test {
   // Starts a worker serving `sections` (consumers, routes...) with one upstream "u"; returns the
   // listener's port.
   std::uint16_t startWorker(const std::string& sections) {
-    std::uint16_t port = 0;
-    int listen_fd = listenOnLoopback(port);
-    EXPECT_GE(listen_fd, 0);
+    // The worker's listener as the server opens it (socket options its connections inherit).
+    const auto opened = server::openListener("127.0.0.1:0");
+    EXPECT_TRUE(opened);
+    const int listen_fd = opened ? *opened : -1;
+    sockaddr_in bound{};
+    socklen_t bound_len = sizeof bound;
+    ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
+    const std::uint16_t port = ntohs(bound.sin_port);
     const std::string address = "127.0.0.1:" + std::to_string(port);
     snapshot::SnapshotInputs in;
     in.text = "version: 1\nserver: { workers: 1 }\nlisteners: [ { name: m, listen: \"" + address +
