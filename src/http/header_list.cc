@@ -2,20 +2,6 @@
 
 namespace portico::http {
 
-namespace {
-inline char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
-}  // namespace
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool isSafeFieldValue(std::string_view v) {
   return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
@@ -30,7 +16,14 @@ bool hasJsonContentType(const HeaderList& headers) {
 }
 
 void toLower(std::string& s) {
-  for (auto& c : s) c = lower(c);
+  char* p = s.data();
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const std::uint64_t x = detail::lowerAscii8(detail::load8(p + i));
+    std::memcpy(p + i, &x, 8);
+  }
+  for (; i < n; ++i) p[i] = detail::lowerAscii(p[i]);
 }
 
 HeaderId classifyHeader(std::string_view n) {

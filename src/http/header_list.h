@@ -2,6 +2,8 @@
 // An ordered list of header fields. Names keep their original case (relayed byte-faithfully)
 // and are compared case-insensitively.
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -9,7 +11,45 @@
 
 namespace portico::http {
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b);
+namespace detail {
+// Eight ASCII bytes with 'A'..'Z' lowered; every other byte (also obs-text) unchanged.
+inline std::uint64_t lowerAscii8(std::uint64_t x) {
+  constexpr std::uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ull;
+  const std::uint64_t h = x & kLow7;
+  const std::uint64_t at_least_a = h + 0x3f3f3f3f3f3f3f3full;  // bit 7 set where h >= 'A'
+  const std::uint64_t above_z = h + 0x2525252525252525ull;     // bit 7 set where h > 'Z'
+  return x | ((at_least_a & ~above_z & ~x & kHigh) >> 2);
+}
+inline std::uint64_t load8(const char* p) {
+  std::uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+inline char lowerAscii(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
+}  // namespace detail
+
+// ASCII case-insensitive equality, eight bytes at a time (header names and tokens are short;
+// the literal side of a compare folds at compile time).
+inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n < 8) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (detail::lowerAscii(a[i]) != detail::lowerAscii(b[i])) return false;
+    }
+    return true;
+  }
+  for (std::size_t i = 0;; i += 8) {
+    if (i + 8 > n) i = n - 8;  // the last word overlaps the one before
+    const std::uint64_t x = detail::load8(a.data() + i);
+    const std::uint64_t y = detail::load8(b.data() + i);
+    if (x != y && detail::lowerAscii8(x) != detail::lowerAscii8(y)) return false;
+    if (i + 8 == n) return true;
+  }
+}
 void toLower(std::string& s);
 // A value made by Portico (a template) that may be sent as a field: no CR, LF or NUL.
 bool isSafeFieldValue(std::string_view v);

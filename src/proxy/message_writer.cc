@@ -1,5 +1,8 @@
 #include "proxy/message_writer.h"
 
+#include <array>
+#include <cstring>
+
 #include "core/json_escape.h"
 
 namespace portico::proxy {
@@ -13,41 +16,62 @@ bool isAlwaysHopByHop(http::HeaderId id) {
          id == HeaderId::TransferEncoding || id == HeaderId::ContentLength;
 }
 
-// Whether this field must be dropped: always-hop-by-hop, or named by a Connection header.
-bool dropped(const http::Header& h, const http::HeaderList& headers, bool has_connection) {
+// Whether a Connection header names a field that is not dropped anyway. Usually it names only
+// keep-alive (or upgrade, te...), and then no field needs checking against its list.
+bool connectionNamesOthers(const http::HeaderList& headers) {
+  bool others = false;
+  for (const auto& h : headers) {
+    if (h.id != http::HeaderId::Connection) continue;
+    http::forEachToken(h.value, [&](std::string_view token) {
+      others = others || !isAlwaysHopByHop(http::classifyHeader(token));
+    });
+  }
+  return others;
+}
+
+// Whether this field must be dropped: always-hop-by-hop, or named by a Connection header
+// (`named_by_connection`: connectionNamesOthers() of the message).
+bool dropped(const http::Header& h, const http::HeaderList& headers, bool named_by_connection) {
   if (isAlwaysHopByHop(h.id)) return true;
-  return has_connection && isHopByHop(h.name, headers);
+  return named_by_connection && isHopByHop(h.name, headers);
+}
+
+// Appends the parts with one growth of `out`: an append each would check the capacity and
+// call memcpy for every piece (the literals' copies are inlined here).
+template <class... Parts>
+void appendAll(std::string& out, const Parts&... parts) {
+  const std::size_t at = out.size();
+  out.resize(at + (std::string_view(parts).size() + ...));
+  char* p = out.data() + at;
+  const auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  (put(std::string_view(parts)), ...);
 }
 
 void appendHeader(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
+  appendAll(out, name, ": ", value, "\r\n");
 }
 
 // A list-valued header with our element appended to what the previous hop sent.
 void appendListHeader(std::string& out, std::string_view name, const std::string* previous,
                       std::string_view ours) {
-  out.append(name);
-  out.append(": ");
   if (previous) {
-    out.append(*previous);
-    out.append(", ");
+    appendAll(out, name, ": ", *previous, ", ", ours, "\r\n");
+  } else {
+    appendAll(out, name, ": ", ours, "\r\n");
   }
-  out.append(ours);
-  out.append("\r\n");
 }
 
 std::string_view viaElement(int version_minor) {
   return version_minor == 0 ? "1.0 portico" : "1.1 portico";
 }
 
-// Writes the three digits of a status code (100..999).
-void appendStatus(std::string& out, int status) {
-  out += static_cast<char>('0' + status / 100 % 10);
-  out += static_cast<char>('0' + status / 10 % 10);
-  out += static_cast<char>('0' + status % 10);
+// The three digits of a status code (100..999).
+std::array<char, 3> statusDigits(int status) {
+  return {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
+          static_cast<char>('0' + status % 10)};
 }
 
 }  // namespace
@@ -72,11 +96,11 @@ namespace {
 template <class Sink>
 void forwardedFields(const http::RequestHead& req, const ForwardInfo& info, Sink& sink) {
   using http::HeaderId;
-  const bool has_connection = req.headers.has(HeaderId::Connection);
+  const bool named_by_connection = connectionNamesOthers(req.headers);
   const std::string* xff = nullptr;
   const std::string* via = nullptr;
   for (const auto& h : req.headers) {
-    if (dropped(h, req.headers, has_connection)) continue;
+    if (dropped(h, req.headers, named_by_connection)) continue;
     switch (h.id) {
       case HeaderId::XForwardedFor:
         xff = &h.value;
@@ -134,10 +158,7 @@ struct Http2Sink {
 
 void writeUpstreamRequestHead(std::string& out, const http::RequestHead& req,
                               std::string_view target, const ForwardInfo& info) {
-  out.append(req.method);
-  out += ' ';
-  out.append(target);
-  out.append(" HTTP/1.1\r\n");
+  appendAll(out, req.method, " ", target, " HTTP/1.1\r\n");
   Http1Sink sink{out};
   forwardedFields(req, info, sink);
   if (!req.upgrade.empty()) {  // the one hop-by-hop pair that must reach the upstream
@@ -183,19 +204,14 @@ void writeUpstreamRequestFields(http::HeaderList& out, const http::RequestHead& 
 
 void writeResponseHead(std::string& out, const http::ResponseHead& resp,
                        const ResponseFraming& framing) {
-  out.append("HTTP/1.1 ");
-  appendStatus(out, resp.status);
-  out += ' ';
-  if (resp.reason.empty()) {
-    out.append(reasonPhrase(resp.status));
-  } else {
-    out.append(resp.reason);
-  }
-  out.append("\r\n");
-  const bool has_connection = resp.headers.has(http::HeaderId::Connection);
+  const auto digits = statusDigits(resp.status);
+  appendAll(out, "HTTP/1.1 ", std::string_view(digits.data(), digits.size()), " ",
+            resp.reason.empty() ? reasonPhrase(resp.status) : std::string_view(resp.reason),
+            "\r\n");
+  const bool named_by_connection = connectionNamesOthers(resp.headers);
   const std::string* via = nullptr;
   for (const auto& h : resp.headers) {
-    if (dropped(h, resp.headers, has_connection)) continue;
+    if (dropped(h, resp.headers, named_by_connection)) continue;
     if (h.id == http::HeaderId::Via) {
       via = &h.value;
       continue;
@@ -228,11 +244,11 @@ void writeResponseHead(std::string& out, const http::ResponseHead& resp,
 
 void writeHttp2ResponseFields(http::HeaderList& out, const http::ResponseHead& resp) {
   out.clear();
-  const bool has_connection = resp.headers.has(http::HeaderId::Connection);
+  const bool named_by_connection = connectionNamesOthers(resp.headers);
   const std::string* via = nullptr;
   std::string name;
   for (const auto& h : resp.headers) {
-    if (dropped(h, resp.headers, has_connection)) continue;
+    if (dropped(h, resp.headers, named_by_connection)) continue;
     if (h.id == http::HeaderId::Via) {
       via = &h.value;
       continue;

@@ -93,6 +93,22 @@ TEST(RequestHeadParser, RefusesMalformedInput) {
   EXPECT_EQ(errorOf("GET /#frag HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
 }
 
+// Field values are checked eight bytes at a time: a control character or DEL is refused at
+// any position of any length, HTAB and obs-text are taken.
+TEST(RequestHeadParser, FieldValueCharactersAtEveryPosition) {
+  for (std::size_t len = 1; len <= 24; ++len) {
+    for (std::size_t pos = 0; pos < len; ++pos) {
+      for (int v : {0x00, 0x01, 0x08, 0x09, 0x0b, 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xff}) {
+        std::string value(len, 'v');
+        value[pos] = static_cast<char>(v);
+        const std::string req = "GET / HTTP/1.1\r\nHost: a\r\nX-V: " + value + "\r\n\r\n";
+        const bool ok = v == 0x09 || (v >= 0x20 && v != 0x7f);
+        ASSERT_EQ(errorOf(req), ok ? 0 : 400) << len << " " << pos << " " << v;
+      }
+    }
+  }
+}
+
 TEST(RequestHeadParser, RefusesAmbiguousFraming) {
   EXPECT_EQ(errorOf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: "
                     "chunked\r\n\r\n"),

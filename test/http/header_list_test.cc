@@ -15,6 +15,33 @@ TEST(HeaderList, ClassifiesKnownNamesCaseInsensitively) {
   EXPECT_EQ(classifyHeader("Content-Lengths"), HeaderId::Other);
 }
 
+// The word-at-a-time compare and lowering against a byte-by-byte reference: every length up
+// to 20, each position holding each byte value (letters of both cases, the neighbours of
+// 'A'..'Z' and 'a'..'z', obs-text).
+TEST(HeaderList, CaseFoldingMatchesTheBytewiseRule) {
+  const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; };
+  for (std::size_t len = 0; len <= 20; ++len) {
+    for (std::size_t pos = 0; pos < len; ++pos) {
+      for (int v = 0; v < 256; ++v) {
+        std::string a(len, 'k');
+        a[pos] = static_cast<char>(v);
+        std::string expected = a;
+        for (auto& c : expected) c = lower(c);
+        std::string lowered = a;
+        toLower(lowered);
+        ASSERT_EQ(lowered, expected) << len << " " << pos << " " << v;
+        std::string b = expected;  // equal ignoring case
+        ASSERT_TRUE(equalsIgnoreCase(a, b)) << len << " " << pos << " " << v;
+        b[pos] = static_cast<char>(lower(char(v)) ^ 0x20);  // the other case, or another byte
+        const bool same = lower(b[pos]) == lower(char(v));
+        ASSERT_EQ(equalsIgnoreCase(a, b), same) << len << " " << pos << " " << v;
+      }
+    }
+  }
+  EXPECT_FALSE(equalsIgnoreCase("content-length", "content-lengtH "));
+  EXPECT_TRUE(equalsIgnoreCase("X-Forwarded-Proto", "x-forwarded-PROTO"));
+}
+
 TEST(HeaderList, ClearKeepsObjectsAndRemoveKeepsOrder) {
   HeaderList h;
   h.add("A", "1");

@@ -66,5 +66,38 @@ TEST(MessageWriter, ResponseHeadFraming) {
   EXPECT_NE(out.find("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"), std::string::npos);
 }
 
+// A response's Connection header: the fields it names go (both protocols), whatever else it
+// lists; naming only keep-alive, it leaves every other field alone.
+TEST(MessageWriter, ResponseDropsTheFieldsItsConnectionHeaderNames) {
+  http::ResponseHead resp;
+  resp.status = 200;
+  resp.headers.add("Connection", "keep-alive, X-Hop");
+  resp.headers.add("X-Hop", "1");
+  resp.headers.add("X-Keep", "2");
+  resp.headers.add("Keep-Alive", "timeout=5");
+  resp.framing = http::BodyFraming::None;
+  std::string out;
+  writeResponseHead(out, resp, ResponseFraming{});
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nX-Keep: 2\r\nVia: 1.1 portico\r\nContent-Length: 0\r\n\r\n");
+  http::HeaderList fields;
+  writeHttp2ResponseFields(fields, resp);
+  EXPECT_FALSE(fields.has("x-hop"));
+  EXPECT_TRUE(fields.has("x-keep"));
+  EXPECT_FALSE(fields.has("keep-alive"));
+
+  resp.headers.clear();
+  resp.headers.add("Connection", "Keep-Alive");
+  resp.headers.add("X-Keep", "2");
+  resp.headers.add("Close", "3");  // a field named like an option no Connection header names
+  out.clear();
+  writeResponseHead(out, resp, ResponseFraming{});
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nX-Keep: 2\r\nClose: 3\r\nVia: 1.1 portico\r\n"
+            "Content-Length: 0\r\n\r\n");
+  writeHttp2ResponseFields(fields, resp);
+  EXPECT_TRUE(fields.has("x-keep"));
+  EXPECT_TRUE(fields.has("close"));
+}
+
 }  // namespace
 }  // namespace portico::proxy

@@ -2,6 +2,8 @@
 
 #include <array>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 
 namespace portico::http {
 namespace {
@@ -23,6 +25,30 @@ inline bool isTchar(char c) {
 inline bool isFieldChar(char c) {
   auto u = static_cast<unsigned char>(c);
   return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
+// Whether all of `v` are field-value characters: eight bytes at a time, the bytes of a word
+// that may hold a control character (or DEL) checked one by one (HTAB is one of those).
+bool allFieldChars(std::string_view v) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ull;
+  const char* p = v.data();
+  const std::size_t n = v.size();
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t x;
+    std::memcpy(&x, p + i, 8);
+    const std::uint64_t below_space = (x - kOnes * 0x20) & ~x & kHigh;  // some byte < 0x20
+    const std::uint64_t d = x ^ (kOnes * 0x7f);
+    const std::uint64_t del = (d - kOnes) & ~d & kHigh;  // some byte == 0x7f
+    if ((below_space | del) == 0) continue;
+    for (std::size_t j = i; j < i + 8; ++j) {
+      if (!isFieldChar(p[j])) return false;
+    }
+  }
+  for (; i < n; ++i) {
+    if (!isFieldChar(p[i])) return false;
+  }
+  return true;
 }
 // request-target characters: visible US-ASCII only.
 inline bool isTargetChar(char c) {
@@ -117,9 +143,7 @@ ParseResult parseFields(LineReader& reader, const HeadLimits& limits, HeaderList
     if (colon == 0 || colon == line.size() || line[colon] != ':')
       return fail(400, "invalid header name");
     std::string_view value = line.substr(colon + 1);
-    for (char c : value) {
-      if (!isFieldChar(c)) return fail(400, "invalid character in header value");
-    }
+    if (!allFieldChars(value)) return fail(400, "invalid character in header value");
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
