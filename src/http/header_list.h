@@ -114,7 +114,10 @@ class HeaderList {
   }
 
   void add(std::string_view name, std::string_view value) {
-    const HeaderId id = classifyHeader(name);
+    add(name, value, classifyHeader(name));
+  }
+  // The same for a name whose class is known (`id`: classifyHeader(name)).
+  void add(std::string_view name, std::string_view value, HeaderId id) {
     if (size_ < items_.size()) {
       items_[size_].name.assign(name);
       items_[size_].value.assign(value);
@@ -123,6 +126,11 @@ class HeaderList {
       items_.push_back(Header{std::string(name), std::string(value), id});
     }
     ++size_;
+  }
+  // Adds a field with its name lower-cased (HTTP/2 field names), of class `id`.
+  void addLowerCase(std::string_view name, std::string_view value, HeaderId id) {
+    add(name, value, id);
+    toLower(items_[size_ - 1].name);
   }
   // Becomes a copy of `o`, reusing this list's header objects (no allocation once warm).
   void copyFrom(const HeaderList& o) {

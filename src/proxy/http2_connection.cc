@@ -487,12 +487,7 @@ Task<bool> Http2Stream::sendData(std::string_view data, bool end_stream) {
 bool Http2Stream::trailers(const http::HeaderList& trailers) {
   if (!usable()) return false;
   fields_.clear();
-  std::string name;
-  for (const auto& t : trailers) {
-    name = t.name;
-    http::toLower(name);
-    fields_.add(name, t.value);
-  }
+  for (const auto& t : trailers) fields_.addLowerCase(t.name, t.value, t.id);
   c_.codec.sendTrailers(id_, fields_);
   end_sent_ = true;
   c_.flush();

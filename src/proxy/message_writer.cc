@@ -139,18 +139,15 @@ struct Http1Sink {
 
 struct Http2Sink {
   http::HeaderList& out;
-  std::string name_buf;
   std::string value_buf;
   void field(std::string_view name, std::string_view value, http::HeaderId id) {
     if (id == http::HeaderId::Host) return;  // it is :authority
-    name_buf = name;
-    http::toLower(name_buf);
-    out.add(name_buf, value);
+    out.addLowerCase(name, value, id);
   }
   void list(std::string_view name, const std::string* previous, std::string_view ours) {
     value_buf = previous ? *previous + ", " : std::string();
     value_buf += ours;
-    field(name, value_buf, http::HeaderId::Other);
+    field(name, value_buf, http::classifyHeader(name));
   }
 };
 
@@ -189,7 +186,7 @@ void writeUpstreamRequestFields(http::HeaderList& out, const http::RequestHead& 
     out.add(":authority", req.host);
   }
   out.add(":path", target);
-  Http2Sink sink{out, {}, {}};
+  Http2Sink sink{out, {}};
   forwardedFields(req, info, sink);
   // TE is hop-by-hop, but "trailers" must reach an HTTP/2 upstream (gRPC requires it).
   if (const std::string* te = req.headers.find(http::HeaderId::TE)) {
@@ -246,24 +243,21 @@ void writeHttp2ResponseFields(http::HeaderList& out, const http::ResponseHead& r
   out.clear();
   const bool named_by_connection = connectionNamesOthers(resp.headers);
   const std::string* via = nullptr;
-  std::string name;
   for (const auto& h : resp.headers) {
     if (dropped(h, resp.headers, named_by_connection)) continue;
     if (h.id == http::HeaderId::Via) {
       via = &h.value;
       continue;
     }
-    name = h.name;
-    http::toLower(name);
-    out.add(name, h.value);
+    out.addLowerCase(h.name, h.value, h.id);
   }
   std::string via_value = via ? *via + ", " : std::string();
   via_value += viaElement(resp.version_minor);
-  out.add("via", via_value);
+  out.add("via", via_value, http::HeaderId::Via);
   const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
   if (resp.framing == http::BodyFraming::ContentLength || resp.content_length > 0 ||
       (!bodiless && resp.framing == http::BodyFraming::None))
-    out.add("content-length", std::to_string(resp.content_length));
+    out.add("content-length", std::to_string(resp.content_length), http::HeaderId::ContentLength);
 }
 
 std::string_view reasonPhrase(int status) {

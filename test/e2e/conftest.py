@@ -44,6 +44,26 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+_HELD_PORTS = []
+
+
+def refused_port():
+    """A port nothing listens on, for the whole run: bound here without listen(), so connecting
+    to it is refused and free_port() never hands it to a server started later (a "dead"
+    target picked with free_port() could become the gateway's own admin port)."""
+    for _ in range(200):
+        port = _RNG.randrange(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
+        _HELD_PORTS.append(s)
+        return port
+    raise RuntimeError("no free port")
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout * (4 if SLOW else 1)
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from certs import Pki
-from conftest import base_config, free_port, validate, wait_for
+from conftest import base_config, free_port, refused_port, validate, wait_for
 from grpc_service import Client, serve
 from h2client import H2Client
 
@@ -105,7 +105,7 @@ def test_grpc_timeout_is_the_upstream_deadline(portico, grpc_server):
 
 
 def test_gateway_failures_are_grpc_statuses(portico, grpc_server):
-    dead = free_port()
+    dead = refused_port()
     p = portico(upstreams={"grpc": {"targets": [{"address": f"127.0.0.1:{grpc_server()}"}],
                                     "protocol": "h2c"},
                            "down": {"targets": [{"address": f"127.0.0.1:{dead}"}],

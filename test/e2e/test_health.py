@@ -5,7 +5,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import base_config, free_port, request, validate, wait_for
+from conftest import base_config, free_port, refused_port, request, validate, wait_for
 
 
 def served_by(u):
@@ -145,7 +145,7 @@ def test_health_config_errors(tmp_path, upstreams):
 
 def test_retry_budget_caps_retries(portico, upstreams):
     u = upstreams()
-    dead = f"127.0.0.1:{free_port()}"  # nothing listens: connect refused
+    dead = f"127.0.0.1:{refused_port()}"  # nothing listens: connect refused
 
     def run(budget):
         cfg = base_config(free_port(), free_port(), {"svc": {

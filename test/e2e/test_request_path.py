@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import conftest
-from conftest import free_port, raw, request, statuses, wait_for
+from conftest import free_port, refused_port, raw, request, statuses, wait_for
 
 
 def curl(port, path, *args, http2=False, max_time=10, input_bytes=None):
@@ -86,7 +86,7 @@ def test_mirror_gets_the_same_request_and_never_delays_the_client(portico, upstr
     main, mirror = upstreams("main"), upstreams("mirror")
     p = portico(
         upstreams={"main": [main.address], "mirror": [mirror.address],
-                   "slow": [blackhole.address], "dead": [f"127.0.0.1:{free_port()}"]},
+                   "slow": [blackhole.address], "dead": [f"127.0.0.1:{refused_port()}"]},
         routes=[{"name": "api", "match": {"path_prefix": "/api"}, "upstream": "main",
                  "strip_prefix": True,
                  "plugins": [{"name": "traffic-mirror", "config": {"upstream": "mirror"}}]},
@@ -150,7 +150,7 @@ def test_ext_auth_through_an_upstream_with_a_dead_target(portico, upstreams):
     try:
         u = upstreams()
         auth_addr = auth.url.split("//")[1].split("/")[0]
-        dead = f"127.0.0.1:{free_port()}"
+        dead = f"127.0.0.1:{refused_port()}"
         p = portico(
             upstreams={"svc": [u.address],
                        "auth-svc": {"targets": [dead, auth_addr], "retries": {"attempts": 2}}},

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import base_config, free_port, request, validate, wait_for
+from conftest import base_config, free_port, refused_port, request, validate, wait_for
 
 OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
 AUDIENCE = "https://api.example.com"
@@ -335,7 +335,7 @@ def test_ext_auth_forwards_and_relays_refusals(portico, upstreams):
     auth = AuthService()
     try:
         u = upstreams()
-        dead = f"http://127.0.0.1:{free_port()}/auth"
+        dead = f"http://127.0.0.1:{refused_port()}/auth"
         p = portico(upstreams={"svc": [u.address]}, routes=[
             {"name": "ext", "match": {"path_prefix": "/api"}, "upstream": "svc",
              "plugins": [{"name": "ext-auth", "config": {

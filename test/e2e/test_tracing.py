@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import base_config, free_port, request, wait_for
+from conftest import base_config, free_port, refused_port, request, wait_for
 from redis_server import RedisServer
 
 
@@ -78,7 +78,7 @@ def test_client_trace_is_continued_through_auth_retry_and_redis(portico, upstrea
                                                                  tmp_path):
     u = upstreams()
     redis = RedisServer(tmp_path / "redis", free_port())
-    dead = f"127.0.0.1:{free_port()}"
+    dead = f"127.0.0.1:{refused_port()}"
     try:
         # Round robin starts with the dead target: the first attempt fails, the retry succeeds.
         p = traced_gateway(portico, u, otlp, 0.0, redis=redis, targets=[dead, u.address])

@@ -3,7 +3,7 @@ import json
 import socket
 import time
 
-from conftest import free_port, request
+from conftest import refused_port, request
 
 
 def all_route(upstream="svc"):
@@ -17,7 +17,7 @@ def assert_json_error(status, hdrs, body, expected):
 
 
 def test_unreachable_upstream_is_a_fast_502(portico):
-    dead = f"127.0.0.1:{free_port()}"
+    dead = f"127.0.0.1:{refused_port()}"
     p = portico(upstreams={"svc": {"targets": [dead], "retries": {"attempts": 3}}},
                 routes=all_route())
     start = time.monotonic()
@@ -83,7 +83,7 @@ def test_connect_timeout_is_504(portico):
 
 def test_connect_failure_retries_on_another_target(portico, upstreams):
     live = upstreams("live")
-    dead = f"127.0.0.1:{free_port()}"
+    dead = f"127.0.0.1:{refused_port()}"
     p = portico(upstreams={"svc": {"targets": [dead, live.address],
                                    "retries": {"attempts": 2, "backoff_base": "1ms"}}},
                 routes=all_route(), server={"workers": 1})

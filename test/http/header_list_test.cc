@@ -42,6 +42,20 @@ TEST(HeaderList, CaseFoldingMatchesTheBytewiseRule) {
   EXPECT_TRUE(equalsIgnoreCase("X-Forwarded-Proto", "x-forwarded-PROTO"));
 }
 
+TEST(HeaderList, AddLowerCaseKeepsTheClass) {
+  HeaderList h;
+  h.add("Host", "old");
+  h.clear();  // the slot's strings are reused
+  h.addLowerCase("X-Request-ID", "r1", HeaderId::XRequestId);
+  h.addLowerCase("X-Custom-Name", "v", HeaderId::Other);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.begin()->name, "x-request-id");
+  EXPECT_EQ(h.begin()->value, "r1");
+  EXPECT_EQ(*h.find(HeaderId::XRequestId), "r1");
+  EXPECT_EQ((h.begin() + 1)->name, "x-custom-name");
+  EXPECT_EQ((h.begin() + 1)->id, HeaderId::Other);
+}
+
 TEST(HeaderList, ClearKeepsObjectsAndRemoveKeepsOrder) {
   HeaderList h;
   h.add("A", "1");

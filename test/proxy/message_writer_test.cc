@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "http/codec/head_parser.h"
 
 namespace portico::proxy {
@@ -84,6 +88,12 @@ TEST(MessageWriter, ResponseDropsTheFieldsItsConnectionHeaderNames) {
   EXPECT_FALSE(fields.has("x-hop"));
   EXPECT_TRUE(fields.has("x-keep"));
   EXPECT_FALSE(fields.has("keep-alive"));
+  for (const auto& f : fields) {
+    std::string lower = f.name;
+    http::toLower(lower);
+    EXPECT_EQ(f.name, lower);  // HTTP/2 field names are lower case
+    EXPECT_EQ(f.id, http::classifyHeader(f.name));
+  }
 
   resp.headers.clear();
   resp.headers.add("Connection", "Keep-Alive");
@@ -97,6 +107,36 @@ TEST(MessageWriter, ResponseDropsTheFieldsItsConnectionHeaderNames) {
   writeHttp2ResponseFields(fields, resp);
   EXPECT_TRUE(fields.has("x-keep"));
   EXPECT_TRUE(fields.has("close"));
+}
+
+// Towards an HTTP/2 upstream: pseudo-headers, lower-case names of the right class, the
+// forwarding fields, no Host (it is :authority) and no hop-by-hop field.
+TEST(MessageWriter, UpstreamRequestFieldsForHttp2) {
+  auto req = parse(
+      "POST /a HTTP/1.1\r\nHost: shop\r\nConnection: keep-alive\r\nX-Forwarded-For: 10.0.0.1\r\n"
+      "X-Keep: Yes\r\nTE: trailers\r\nContent-Length: 3\r\n\r\n");
+  http::HeaderList out;
+  writeUpstreamRequestFields(out, req, "/b", "https", ForwardInfo{"127.0.0.2", "https", "rid", {}});
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const auto& f : out) {
+    got.emplace_back(f.name, f.value);
+    EXPECT_EQ(f.id, http::classifyHeader(f.name)) << f.name;
+  }
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {":method", "POST"},
+      {":scheme", "https"},
+      {":authority", "shop"},
+      {":path", "/b"},
+      {"x-keep", "Yes"},
+      {"x-forwarded-for", "10.0.0.1, 127.0.0.2"},
+      {"x-forwarded-proto", "https"},
+      {"x-forwarded-host", "shop"},
+      {"via", "1.1 portico"},
+      {"x-request-id", "rid"},
+      {"te", "trailers"},
+      {"content-length", "3"},
+  };
+  EXPECT_EQ(got, expected);
 }
 
 }  // namespace
