@@ -68,10 +68,12 @@ ParseResult incomplete() {
   return ParseResult{};
 }
 
+enum class DotSegments { None, Removed, ClimbAboveRoot };
+
 // Removes "." and ".." segments (RFC 3986 5.2.4) so that routing sees the path the upstream
-// will resolve. Returns false if ".." would climb above the root.
-bool removeDotSegments(std::string& path) {
-  if (path.find("/.") == std::string::npos) return true;
+// will resolve.
+DotSegments removeDotSegments(std::string& path) {
+  if (path.find("/.") == std::string::npos) return DotSegments::None;
   std::string out;
   out.reserve(path.size());
   size_t i = 0;
@@ -81,7 +83,7 @@ bool removeDotSegments(std::string& path) {
     if (seg == "/.") {
       if (next == std::string::npos) out += '/';
     } else if (seg == "/..") {
-      if (out.empty()) return false;
+      if (out.empty()) return DotSegments::ClimbAboveRoot;
       out.resize(out.rfind('/'));
       if (next == std::string::npos) out += '/';
     } else {
@@ -90,8 +92,9 @@ bool removeDotSegments(std::string& path) {
     i = next == std::string::npos ? path.size() : next;
   }
   if (out.empty()) out = "/";
+  if (out == path) return DotSegments::None;  // "/.x": no dot segment after all
   path = std::move(out);
-  return true;
+  return DotSegments::Removed;
 }
 
 struct LineReader {
@@ -275,12 +278,21 @@ ParseResult parseRequestHead(std::string_view data, const HeadLimits& limits, Re
       if (out.target[0] == '?') out.target.insert(0, "/");
     }
   }
-  auto q = out.target.find('?');
-  out.path = out.target.substr(0, q);
-  if (q != std::string::npos) out.query = out.target.substr(q + 1);
+  const auto q = out.target.find('?');
+  out.path.assign(out.target, 0, q);  // assign: the strings keep their capacity
+  if (q != std::string::npos) out.query.assign(out.target, q + 1);
   if (out.path.find('#') != std::string::npos) return fail(400, "fragment in request target");
-  if (out.path != "*" && !removeDotSegments(out.path)) return fail(400, "path climbs above root");
-  if (out.path != "*") out.target = q == std::string::npos ? out.path : out.path + "?" + out.query;
+  if (out.path != "*") {
+    switch (removeDotSegments(out.path)) {
+      case DotSegments::None:
+        break;
+      case DotSegments::Removed:  // the target carries the normalised path
+        out.target = q == std::string::npos ? out.path : out.path + "?" + out.query;
+        break;
+      case DotSegments::ClimbAboveRoot:
+        return fail(400, "path climbs above root");
+    }
+  }
 
   ParseResult r = parseFields(reader, limits, out.headers, 431);
   if (r.status != ParseStatus::Complete) return r;
