@@ -40,7 +40,7 @@ DrainingReceive receiveDraining(int fd, char* data, std::size_t size) {
     if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ) {
       int queued = 0;
       std::memcpy(&queued, CMSG_DATA(c), sizeof queued);
-      r.drained = queued == 0;  // the kernel says 1 when only a FIN or reset is left
+      r.drained = queued == 0;  // the kernel says 1 when only a FIN is left
     }
   }
   return r;

@@ -37,7 +37,8 @@ bool dropped(const http::Header& h, const http::HeaderList& headers, bool named_
 }
 
 // Appends the parts with one growth of `out`: an append each would check the capacity and
-// call memcpy for every piece (the literals' copies are inlined here).
+// call memcpy for every piece (the literals' copies are inlined here). No part may point into
+// `out` (the growth may move it).
 template <class... Parts>
 void appendAll(std::string& out, const Parts&... parts) {
   const std::size_t at = out.size();
