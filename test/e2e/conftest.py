@@ -30,18 +30,24 @@ def pytest_configure(config):
 _RNG = random.Random(os.getpid())
 
 
+def _bound_socket():
+    """A socket bound to a random port below the kernel's ephemeral range."""
+    for _ in range(200):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", _RNG.randrange(20000, 32000)))
+        except OSError:
+            s.close()
+            continue
+        return s
+    raise RuntimeError("no free port")
+
+
 def free_port():
     """A port for Portico to listen on. Chosen below the kernel's ephemeral range, so that no
     outgoing connection (Portico's own, to its upstreams) can take it between now and the bind."""
-    for _ in range(200):
-        port = _RNG.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
+    with _bound_socket() as s:
+        return s.getsockname()[1]
 
 
 _HELD_PORTS = []
@@ -51,17 +57,9 @@ def refused_port():
     """A port nothing listens on, for the whole run: bound here without listen(), so connecting
     to it is refused and free_port() never hands it to a server started later (a "dead"
     target picked with free_port() could become the gateway's own admin port)."""
-    for _ in range(200):
-        port = _RNG.randrange(20000, 32000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            s.close()
-            continue
-        _HELD_PORTS.append(s)
-        return port
-    raise RuntimeError("no free port")
+    s = _bound_socket()
+    _HELD_PORTS.append(s)
+    return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
