@@ -41,6 +41,7 @@ bool mayHoldHead(std::string_view data, std::size_t from) {
 // What a connection keeps of its listener's config: copied when it is accepted, since the
 // snapshot may be replaced before the session's coroutine first runs.
 struct ListenerSettings {
+  tcp::endpoint peer;  // the client's address, as accept() returned it
   std::shared_ptr<const tls::ServerContext> tls;
   config::Http2Config http2;
   std::string address;
@@ -63,13 +64,11 @@ class HttpSession final : public SessionBase, public RequestPipeline {
       listener_stats_->accepted.add();
       listener_stats_->active.add();
     }
+    // The peer's address came with accept(), and TCP_NODELAY from the listener
+    // (server::openListener): no getpeername or setsockopt per connection.
+    conn_info_.client_ip = listener.peer.address().to_string();
+    conn_info_.client_port = listener.peer.port();
     error_code ec;
-    auto ep = client_.remote_endpoint(ec);
-    if (!ec) {
-      conn_info_.client_ip = ep.address().to_string();
-      conn_info_.client_port = ep.port();
-    }
-    client_.set_option(tcp::no_delay(true), ec);
     if (!conn_info_.tls) client_.non_blocking(true, ec);  // for writeNow (plain sockets only)
   }
 
@@ -356,8 +355,10 @@ Task<void> runSession(WorkerContext& worker, Socket socket, ListenerSettings lis
 
 }  // namespace
 
-void startHttpSession(WorkerContext& worker, Socket socket, const snapshot::Listener* listener) {
+void startHttpSession(WorkerContext& worker, Socket socket, const tcp::endpoint& peer,
+                      const snapshot::Listener* listener) {
   ListenerSettings settings;
+  settings.peer = peer;
   if (listener) {
     settings.tls = listener->tls;
     settings.http2 = listener->cfg->http2;

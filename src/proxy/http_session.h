@@ -13,6 +13,9 @@ namespace portico::proxy {
 // On a TLS listener the session first completes a TLS handshake (within header_timeout), and
 // turns into HTTP/2 when ALPN chose h2; on a plain one, the HTTP/2 preface as the first bytes
 // (h2c with prior knowledge) does the same. `listener` may be null (removed by a reload).
-void startHttpSession(WorkerContext& worker, Socket socket, const snapshot::Listener* listener);
+// `peer` is the client's address as accept() returned it; the socket comes from a listener
+// opened by server::openListener (its options, TCP_NODELAY among them, are inherited).
+void startHttpSession(WorkerContext& worker, Socket socket, const tcp::endpoint& peer,
+                      const snapshot::Listener* listener);
 
 }  // namespace portico::proxy

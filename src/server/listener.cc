@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,7 +25,9 @@ Result<int> openListener(const std::string& address, int backlog) {
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  proxy::enableDrainHint(fd);  // accepted connections inherit it: no syscall per connection
+  // Accepted connections inherit these: no syscall per connection for them.
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  proxy::enableDrainHint(fd);
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&a.storage), a.length) != 0) {
     std::string err = std::strerror(errno);
     ::close(fd);

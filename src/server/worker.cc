@@ -37,8 +37,9 @@ struct Worker::Impl {
   proxy::Task<void> acceptLoop(proxy::Acceptor& acceptor, std::string address) {
     for (;;) {
       error_code ec;
+      proxy::tcp::endpoint peer;
       proxy::Socket socket =
-          co_await acceptor.async_accept(asio::redirect_error(proxy::kUseAwaitable, ec));
+          co_await acceptor.async_accept(peer, asio::redirect_error(proxy::kUseAwaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       if (ec) {
         // EMFILE and friends: back off briefly instead of spinning.
@@ -51,7 +52,7 @@ struct Worker::Impl {
       // The listener's TLS context from the snapshot current now: a replaced certificate is
       // used by new connections while established ones keep theirs.
       const snapshot::Listener* listener = ctx.snapshot->findListener(address);
-      proxy::startHttpSession(ctx, std::move(socket), listener);
+      proxy::startHttpSession(ctx, std::move(socket), peer, listener);
     }
   }
 
