@@ -136,16 +136,7 @@ class HeaderList {
   void copyFrom(const HeaderList& o) {
     if (this == &o) return;
     size_ = 0;
-    for (const auto& h : o) {
-      if (size_ < items_.size()) {
-        items_[size_].name.assign(h.name);
-        items_[size_].value.assign(h.value);
-        items_[size_].id = h.id;
-      } else {
-        items_.push_back(h);
-      }
-      ++size_;
-    }
+    for (const auto& h : o) add(h.name, h.value, h.id);
   }
   // Replaces every field of that name by a single one.
   void set(std::string_view name, std::string_view value);
