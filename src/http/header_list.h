@@ -132,6 +132,12 @@ class HeaderList {
     add(name, value, id);
     toLower(items_[size_ - 1].name);
   }
+  // Exchanges contents with `o`: each keeps the other's header objects (and their capacity),
+  // and the strings stay where they are.
+  void swap(HeaderList& o) noexcept {
+    items_.swap(o.items_);
+    std::swap(size_, o.size_);
+  }
   // Becomes a copy of `o`, reusing this list's header objects (no allocation once warm).
   void copyFrom(const HeaderList& o) {
     if (this == &o) return;

@@ -5,6 +5,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <array>
 #include <cstring>
 
 namespace portico::http2 {
@@ -15,6 +16,11 @@ struct ServerCodec::Stream {
   Request request;
   std::size_t header_bytes = 0;
   detail::Outbound body;  // response body not yet taken by nghttp2
+  // The response head, which nghttp2 references (NO_COPY) until it has encoded it. The stream
+  // object is reused only after nghttp2 closed the stream; a HEADERS frame still queued for a
+  // closed stream is dropped before its fields are read (nghttp2's send predicates).
+  http::HeaderList response;
+  std::array<char, 3> status{};
 };
 
 struct Callbacks {
@@ -178,6 +184,7 @@ ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), l
       {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, limits_.max_frame_size},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits_.max_header_list_bytes},
       {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},  // WebSocket over HTTP/2 (RFC 8441)
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
@@ -207,17 +214,27 @@ void ServerCodec::consume(std::int32_t stream, std::size_t bytes) {
   nghttp2_session_consume(session_, stream, bytes);
 }
 
-bool ServerCodec::respond(std::int32_t stream, int status, const http::HeaderList& headers,
+bool ServerCodec::respond(std::int32_t stream, int status, http::HeaderList& headers,
                           bool end_stream) {
-  const std::string code = std::to_string(status);
+  auto it = streams_.find(stream);
+  if (it == streams_.end() || status < 100 || status > 999) return false;
+  Stream& s = *it->second;
+  s.response.swap(headers);
+  s.status = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
+              static_cast<char>('0' + status % 10)};
+  constexpr std::uint8_t kReferenced = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
   auto& nva = nva_;  // reused: no allocation per response once warm
   nva.clear();
-  nva.push_back(makeNv(":status", code));
-  for (const auto& h : headers) {
+  nva.push_back(makeNv(":status", std::string_view(s.status.data(), s.status.size())));
+  nva.back().flags = kReferenced;
+  for (const auto& h : s.response) {
     nva.push_back(makeNv(h.name, h.value));
+    nva.back().flags = kReferenced;
     // A value unique to each response (the request id) would only churn the HPACK dynamic
-    // table: send it as a literal that is never indexed.
-    if (h.id == http::HeaderId::XRequestId) nva.back().flags = NGHTTP2_NV_FLAG_NO_INDEX;
+    // table: send it as a literal that is never indexed — except one in 64, whose entry puts
+    // the field's name in the table, so that the others refer to it instead of encoding it.
+    if (h.id == http::HeaderId::XRequestId && request_ids_sent_++ % 64 != 0)
+      nva.back().flags |= NGHTTP2_NV_FLAG_NO_INDEX;
   }
   nghttp2_data_provider provider{};
   provider.read_callback = Callbacks::readBody;

@@ -76,8 +76,10 @@ class ServerCodec {
 
   void consume(std::int32_t stream, std::size_t bytes);
 
-  // Response side. Header names must be lower-case.
-  bool respond(std::int32_t stream, int status, const http::HeaderList& headers, bool end_stream);
+  // Response side. Header names must be lower-case. The codec keeps `headers` until the stream
+  // closes and nghttp2 encodes them from there, without a copy; `headers` gets back the
+  // stream's previous list, to reuse. False when the stream is closed.
+  bool respond(std::int32_t stream, int status, http::HeaderList& headers, bool end_stream);
   void sendData(std::int32_t stream, std::string_view data, bool end_stream);
   void sendTrailers(std::int32_t stream, const http::HeaderList& trailers);
   // An interim (1xx) response head, e.g. 100 Continue.
@@ -111,6 +113,7 @@ class ServerCodec {
   detail::FrameOutput output_;
   Stats stats_;
   bool failed_ = false;
+  std::uint32_t request_ids_sent_ = 0;  // x-request-id fields sent: one in 64 is indexed
   std::deque<Clock::time_point> reset_times_;
   Clock::time_point now_{};
   std::uint32_t continuations_ = 0;  // in the header block being received

@@ -100,6 +100,7 @@ class ClientCodecTest : public ::testing::Test {
   ServerCodec server;
   ClientCodec client;
   bool preface_stripped_ = false;
+  http::HeaderList no_fields;
 };
 
 TEST_F(ClientCodecTest, RequestResponseWithBodyAndTrailers) {
@@ -137,7 +138,7 @@ TEST_F(ClientCodecTest, InterimResponsesAreSkipped) {
   const std::int32_t id = client.submitRequest(request("GET", "/"), true);
   exchange();
   server.sendInterim(id, 100);
-  server.respond(id, 204, {}, true);
+  server.respond(id, 204, no_fields, true);
   exchange();
   EXPECT_EQ(down.status[id], 204);
   EXPECT_TRUE(down.ended[id]);
@@ -190,7 +191,7 @@ TEST_F(ClientCodecTest, ResponseWindowOpensOnlyWhenConsumed) {
   down.consume = false;
   const std::int32_t id = client.submitRequest(request("GET", "/big"), true);
   exchange();
-  server.respond(id, 200, {}, false);
+  server.respond(id, 200, no_fields, false);
   server.sendData(id, std::string(3 * 1024 * 1024, 'x'), true);
   exchange();
   // The stream window (1 MiB) bounds what arrives until the consumer lets more in.

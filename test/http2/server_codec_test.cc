@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace portico::http2 {
 namespace {
@@ -137,6 +138,7 @@ class ServerCodecTest : public ::testing::Test {
   ServerCodec codec;
   Client client;
   Clock::time_point now = Clock::now();
+  http::HeaderList no_fields;
 };
 
 TEST_F(ServerCodecTest, RequestsAndResponsesOnConcurrentStreams) {
@@ -155,7 +157,7 @@ TEST_F(ServerCodecTest, RequestsAndResponsesOnConcurrentStreams) {
   h.add("content-type", "text/plain");
   ASSERT_TRUE(codec.respond(b, 201, h, false));
   codec.sendData(b, "part1-", false);
-  ASSERT_TRUE(codec.respond(a, 204, {}, true));
+  ASSERT_TRUE(codec.respond(a, 204, no_fields, true));
   pump();
   codec.sendData(b, "part2", false);
   http::HeaderList trailers;
@@ -221,9 +223,108 @@ TEST_F(ServerCodecTest, GracefulGoawayLetsInFlightStreamsFinish) {
   codec.goAway();
   pump();
   EXPECT_EQ(client.goaway, NGHTTP2_NO_ERROR);
-  ASSERT_TRUE(codec.respond(id, 200, {}, true));
+  ASSERT_TRUE(codec.respond(id, 200, no_fields, true));
   pump();
   EXPECT_EQ(client.headers[id][":status"], "200");
+}
+
+// nghttp2 encodes a response's fields from the codec's copy when it frames them, after
+// respond() returned: the caller's list may be reused at once (it is, for the next stream).
+TEST_F(ServerCodecTest, ResponseFieldsAreTheCodecsUntilFramed) {
+  const auto a = client.get("/a");
+  const auto b = client.get("/b");
+  ASSERT_TRUE(pump());
+  http::HeaderList fields;
+  fields.add("content-type", "text/a");
+  fields.add("x-one", "1");
+  ASSERT_TRUE(codec.respond(a, 200, fields, true));
+  fields.clear();
+  fields.add("content-type", "text/b");
+  ASSERT_TRUE(codec.respond(b, 404, fields, true));
+  fields.clear();
+  fields.add("content-type", "overwritten");
+  pump();
+  EXPECT_EQ(client.headers[a][":status"], "200");
+  EXPECT_EQ(client.headers[a]["content-type"], "text/a");
+  EXPECT_EQ(client.headers[a]["x-one"], "1");
+  EXPECT_EQ(client.headers[b][":status"], "404");
+  EXPECT_EQ(client.headers[b]["content-type"], "text/b");
+  EXPECT_EQ(client.headers[b].count("x-one"), 0u);
+}
+
+TEST_F(ServerCodecTest, NoResponseOnAClosedStream) {
+  const auto id = client.get("/a");
+  ASSERT_TRUE(pump());
+  nghttp2_submit_rst_stream(client.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  pump();
+  http::HeaderList fields;
+  fields.add("content-type", "text/plain");
+  EXPECT_FALSE(codec.respond(id, 200, fields, true));
+}
+
+// A response queued, then the stream reset before it was framed, then its stream object
+// reused by the next stream, whose response replaces the fields the queued one referenced:
+// the reset stream's HEADERS is dropped unread, the next stream's goes out whole.
+TEST_F(ServerCodecTest, AResetStreamsQueuedResponseIsDroppedUnread) {
+  const auto a = client.get("/a");
+  ASSERT_TRUE(pump());
+  http::HeaderList fields;
+  fields.add("content-type", "text/a");
+  ASSERT_TRUE(codec.respond(a, 200, fields, true));  // queued: not framed until output()
+  nghttp2_submit_rst_stream(client.session, NGHTTP2_FLAG_NONE, a, NGHTTP2_CANCEL);
+  ASSERT_TRUE(codec.receive(client.output(), now));
+  EXPECT_EQ(recorder.closed.count(a), 1u);
+  const auto b = client.get("/b");
+  ASSERT_TRUE(codec.receive(client.output(), now));
+  ASSERT_EQ(recorder.requests.count(b), 1u);
+  fields = http::HeaderList();  // the list `a` was framed from, if it still were: gone
+  fields.add("content-type", "text/b");
+  ASSERT_TRUE(codec.respond(b, 201, fields, true));
+  fields = http::HeaderList();
+  pump();
+  EXPECT_EQ(client.headers.count(a), 0u);
+  EXPECT_EQ(client.headers[b][":status"], "201");
+  EXPECT_EQ(client.headers[b]["content-type"], "text/b");
+}
+
+// RFC 9218: the codec tells clients it ignores RFC 7540 priorities (and nghttp2 keeps no
+// priority tree, nor closed streams for it).
+TEST_F(ServerCodecTest, AnnouncesNoRfc7540Priorities) {
+  client.get("/a");
+  ASSERT_TRUE(pump());
+  EXPECT_EQ(
+      nghttp2_session_get_remote_settings(client.session, NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES),
+      1u);
+}
+
+// Request ids go out whole on every response. The first one on a connection is indexed, which
+// puts the field name in the HPACK table; the others are never indexed (no churn of the
+// table) and refer to that name instead of spelling it out.
+TEST_F(ServerCodecTest, RequestIdsAreSentWholeWithTheirNameIndexed) {
+  client.get("/warm");  // SETTINGS exchanged before anything is measured
+  ASSERT_TRUE(pump());
+  std::vector<std::size_t> frame_bytes, table_bytes;
+  for (int i = 0; i < 3; ++i) {
+    const auto id = client.get("/");
+    ASSERT_TRUE(codec.receive(client.output(), now));
+    const std::string request_id = "0123456789abcdef0123456789abcde" + std::to_string(i);
+    http::HeaderList fields;
+    fields.add("content-type", "text/plain");
+    fields.add("x-request-id", request_id);
+    ASSERT_TRUE(codec.respond(id, 200, fields, true));
+    std::string_view out = codec.output();
+    frame_bytes.push_back(out.size());
+    client.input(out);
+    codec.consumeOutput(out.size());
+    EXPECT_EQ(client.headers[id]["x-request-id"], request_id);
+    table_bytes.push_back(nghttp2_session_get_hd_inflate_dynamic_table_size(client.session));
+  }
+  // content-type (12 + 10 + 32) and the first request id (12 + 32 + 32), nothing after.
+  EXPECT_EQ(table_bytes[0], 54u + 76u);
+  EXPECT_EQ(table_bytes[1], table_bytes[0]);
+  EXPECT_EQ(table_bytes[2], table_bytes[0]);
+  EXPECT_LT(frame_bytes[1] + 8, frame_bytes[0]);  // the name: an index, not ~9 Huffman bytes
+  EXPECT_EQ(frame_bytes[2], frame_bytes[1]);
 }
 
 }  // namespace
