@@ -56,8 +56,9 @@ class ServerCodec {
   class Handler {
    public:
     virtual ~Handler() = default;
-    // `request` is the codec's: copy what is needed, it is reused once the stream closes.
-    virtual void onRequest(std::int32_t stream, const Request& request, bool end_stream) = 0;
+    // `request` is the codec's, reused once the stream closes: copy what is needed, or take
+    // its contents (swap them out; the codec clears the object before it serves again).
+    virtual void onRequest(std::int32_t stream, Request& request, bool end_stream) = 0;
     // Body bytes; call consume() once they are passed on, to open the flow-control window.
     virtual void onRequestData(std::int32_t stream, std::string_view data) = 0;
     virtual void onRequestEnd(std::int32_t stream) = 0;

@@ -16,6 +16,7 @@
 #include "core/request_id.h"
 #include "http2/server_codec.h"
 #include "proxy/message_writer.h"
+#include "proxy/wake_event.h"
 
 namespace portico::proxy {
 namespace {
@@ -62,20 +63,20 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
         cfg(cfg),
         listener_address(std::move(listener_address)),
         codec(*this, codecLimits(cfg)),
-        write_wake(w.io.get_executor(), Clock::time_point::max()),
-        done_wake(w.io.get_executor(), Clock::time_point::max()),
+        write_wake(w.io.get_executor()),
+        done_wake(w.io.get_executor()),
         snapshot(w.snapshot.get()) {}
 
   Task<void> run(std::string_view received);
   Task<void> writer();
-  void flush() { write_wake.cancel(); }
+  void flush() { write_wake.wake(); }
   void checkDeadline(Clock::time_point now);
   void goAway();
   void streamFinished(std::int32_t id);
   void afterOutput();
 
   // ServerCodec::Handler
-  void onRequest(std::int32_t id, const http2::Request& request, bool end_stream) override;
+  void onRequest(std::int32_t id, http2::Request& request, bool end_stream) override;
   void onRequestData(std::int32_t id, std::string_view data) override;
   void onRequestEnd(std::int32_t id) override;
   void onStreamClosed(std::int32_t id, std::uint32_t error_code) override;
@@ -100,8 +101,8 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
   std::size_t alive = 0;          // stream objects (each with its coroutine)
   std::size_t running = 0;        // stream pipelines not finished
   std::size_t drain_waiters = 0;  // streams waiting for their queued response to drain
-  Timer write_wake;               // cancelled to wake the writer
-  Timer done_wake;                // cancelled when the writer or the last pipeline ends
+  WakeEvent write_wake;           // wakes the writer
+  WakeEvent done_wake;            // woken when the writer or the last pipeline ends
   bool closing = false;           // no more reads; the writer flushes and stops
   bool writer_done = false;
   bool going_away = false;
@@ -118,18 +119,18 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
 // feeds it body bytes and close events, and frames what it answers.
 class Http2Stream final : public RequestPipeline, public ResponseStream {
  public:
-  Http2Stream(Http2Connection::Impl& c, std::int32_t id, const http2::Request& request, bool ended)
+  Http2Stream(Http2Connection::Impl& c, std::int32_t id, http2::Request& request, bool ended)
       : RequestPipeline(c.w, c.conn),
         c_(c),
         id_(id),
         ended_(ended),
-        signal_(c.w.io.get_executor(), Clock::time_point::max()),
+        signal_(c.w.io.get_executor()),
         body_(0) {
     takeRequest(request);
   }
 
   // A finished stream object serves a new stream: its buffers keep their capacity.
-  void reuse(std::int32_t id, const http2::Request& request, bool ended) {
+  void reuse(std::int32_t id, http2::Request& request, bool ended) {
     id_ = id;
     takeRequest(request);
     ended_ = ended;
@@ -181,7 +182,7 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
     checkDeadline(Clock::time_point::max());  // cancels the upstream socket too
     if (awaitingPhase()) clientGone();
   }
-  void wake() { signal_.cancel(); }
+  void wake() { signal_.wake(); }
   bool waitingForDrain() const { return waiting_drain_; }
   bool finished = false;
   bool closed() const { return closed_; }
@@ -218,15 +219,17 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   Task<bool> writeLocalReply(const std::string& body, bool close) override;
   std::string_view protocol() const override { return "HTTP/2"; }
 
-  // Copies what the codec decoded into the request head, once (the codec's copy is reused when
+  // Takes what the codec decoded into the request head (the codec's object is reused when
   // the stream closes, possibly before the pipeline starts); buildRequest() completes it.
-  void takeRequest(const http2::Request& request) {
+  // Swapped, not copied: the codec gets this head's cleared strings and header objects back,
+  // with their capacity, for a later stream.
+  void takeRequest(http2::Request& request) {
     req_.clear();
-    req_.method = request.method;  // assignments reuse the strings' capacity
-    req_.target = request.path;
-    req_.host = request.authority;
-    req_.headers.copyFrom(request.headers);
-    protocol_ = request.protocol;
+    req_.method.swap(request.method);
+    req_.target.swap(request.path);
+    req_.host.swap(request.authority);
+    req_.headers.swap(request.headers);
+    protocol_.swap(request.protocol);
   }
   bool head(const http::ResponseHead& resp, bool end_stream);
   bool trailers(const http::HeaderList& trailers);
@@ -249,7 +252,7 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   bool extended_connect_ = false;
   bool assigned_ = false;   // a stream to serve next
   bool dismissed_ = false;  // the connection no longer needs this object
-  Timer signal_;
+  WakeEvent signal_;
   IoBuffer body_;
   std::string queue_;  // body bytes received and not yet taken
   std::size_t queue_pos_ = 0;
@@ -378,7 +381,7 @@ Task<void> serveStreams(Http2Connection::Impl& c, std::unique_ptr<Http2Stream> s
     c.streamFinished(stream->id());
   }
   stream.reset();
-  if (--c.alive == 0) c.done_wake.cancel();
+  if (--c.alive == 0) c.done_wake.wake();
 }
 
 }  // namespace
@@ -507,8 +510,7 @@ Task<bool> Http2Stream::writeLocalReply(const std::string& body, bool) {
 
 // ---- connection ----
 
-void Http2Connection::Impl::onRequest(std::int32_t id, const http2::Request& request,
-                                      bool end_stream) {
+void Http2Connection::Impl::onRequest(std::int32_t id, http2::Request& request, bool end_stream) {
   if (going_away) {  // after GOAWAY only streams it announced are served
     codec.resetStream(id, NGHTTP2_REFUSED_STREAM);
     return;
@@ -590,7 +592,7 @@ void Http2Connection::Impl::streamFinished(std::int32_t id) {
   if (--running == 0) {
     idle_since = w.time.coarseSteady();
     idle_deadline = idle_since + w.snapshot->config.server.limits.idle_timeout;
-    done_wake.cancel();
+    done_wake.wake();
   }
   flush();
 }
@@ -637,7 +639,7 @@ Task<void> Http2Connection::Impl::writer() {
     }
   }
   writer_done = true;
-  done_wake.cancel();
+  done_wake.wake();
 }
 
 void Http2Connection::Impl::goAway() {

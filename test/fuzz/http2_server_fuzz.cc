@@ -10,7 +10,7 @@ namespace {
 
 struct Answerer : portico::http2::ServerCodec::Handler {
   portico::http2::ServerCodec* codec = nullptr;
-  void onRequest(std::int32_t stream, const portico::http2::Request&, bool) override {
+  void onRequest(std::int32_t stream, portico::http2::Request&, bool) override {
     portico::http::HeaderList h;
     h.add("content-type", "text/plain");
     codec->respond(stream, 200, h, false);

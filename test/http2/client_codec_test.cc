@@ -17,7 +17,7 @@ struct Upstream : ServerCodec::Handler {
   std::map<std::int32_t, Request> requests;
   std::map<std::int32_t, std::string> bodies;
   std::map<std::int32_t, bool> ended;
-  void onRequest(std::int32_t s, const Request& r, bool end) override {
+  void onRequest(std::int32_t s, Request& r, bool end) override {
     requests[s] = r;
     ended[s] = end;
   }

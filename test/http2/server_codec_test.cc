@@ -20,7 +20,7 @@ struct Recorder : ServerCodec::Handler {
   std::map<std::int32_t, std::uint32_t> closed;
   ServerCodec* codec = nullptr;
 
-  void onRequest(std::int32_t s, const Request& r, bool end) override {
+  void onRequest(std::int32_t s, Request& r, bool end) override {
     requests[s] = r;
     if (end) ended[s] = true;
   }
