@@ -21,6 +21,7 @@ struct ServerCodec::Stream {
   // closed stream is dropped before its fields are read (nghttp2's send predicates).
   http::HeaderList response;
   std::array<char, 3> status{};
+  bool responded = false;  // a second response head would take the fields from under the first
 };
 
 struct Callbacks {
@@ -154,6 +155,7 @@ void ServerCodec::openStream(std::int32_t id) {
   r.protocol.clear();
   r.headers.clear();
   s.header_bytes = 0;
+  s.responded = false;
   s.body.reset();
   node.key() = id;
   auto placed = streams_.insert(std::move(node));
@@ -217,8 +219,9 @@ void ServerCodec::consume(std::int32_t stream, std::size_t bytes) {
 bool ServerCodec::respond(std::int32_t stream, int status, http::HeaderList& headers,
                           bool end_stream) {
   auto it = streams_.find(stream);
-  if (it == streams_.end() || status < 100 || status > 999) return false;
+  if (it == streams_.end() || status < 100 || status > 999 || it->second->responded) return false;
   Stream& s = *it->second;
+  s.responded = true;
   s.response.swap(headers);
   s.status = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
               static_cast<char>('0' + status % 10)};

@@ -79,7 +79,8 @@ class ServerCodec {
 
   // Response side. Header names must be lower-case. The codec keeps `headers` until the stream
   // closes and nghttp2 encodes them from there, without a copy; `headers` gets back the
-  // stream's previous list, to reuse. False when the stream is closed.
+  // stream's previous list, to reuse. False when the stream is closed or already has its
+  // response head.
   bool respond(std::int32_t stream, int status, http::HeaderList& headers, bool end_stream);
   void sendData(std::int32_t stream, std::string_view data, bool end_stream);
   void sendTrailers(std::int32_t stream, const http::HeaderList& trailers);

@@ -252,6 +252,22 @@ TEST_F(ServerCodecTest, ResponseFieldsAreTheCodecsUntilFramed) {
   EXPECT_EQ(client.headers[b].count("x-one"), 0u);
 }
 
+TEST_F(ServerCodecTest, OneResponseHeadPerStream) {
+  const auto id = client.get("/a");
+  ASSERT_TRUE(pump());
+  http::HeaderList fields;
+  fields.add("content-type", "text/first");
+  ASSERT_TRUE(codec.respond(id, 200, fields, false));
+  fields.clear();
+  fields.add("content-type", "text/second");
+  EXPECT_FALSE(codec.respond(id, 500, fields, true));
+  codec.sendData(id, "body", true);
+  pump();
+  EXPECT_EQ(client.headers[id][":status"], "200");
+  EXPECT_EQ(client.headers[id]["content-type"], "text/first");
+  EXPECT_EQ(client.bodies[id], "body");
+}
+
 TEST_F(ServerCodecTest, NoResponseOnAClosedStream) {
   const auto id = client.get("/a");
   ASSERT_TRUE(pump());
