@@ -11,6 +11,7 @@
 #include "core/io_buffer.h"
 #include "proxy/io_types.h"
 #include "proxy/upstream_exchange.h"
+#include "proxy/wake_event.h"
 
 namespace portico::proxy {
 
@@ -40,8 +41,7 @@ void completeCall(RunningCall& call, api::CallResponse response);
 // through the BodyWriter side, framed chunked when no length was given).
 class CallBody final : public api::BodyWriter {
  public:
-  explicit CallBody(asio::io_context& io)
-      : buffered_(16 * 1024), more_(io.get_executor(), Clock::time_point::max()) {}
+  explicit CallBody(asio::io_context& io) : buffered_(16 * 1024), more_(io.get_executor()) {}
 
   // The whole body now (moved from `body`).
   void fill(std::string& body);
@@ -59,7 +59,7 @@ class CallBody final : public api::BodyWriter {
   Task<std::size_t> read(asio::mutable_buffer space, boost::system::error_code& ec,
                          std::function<bool()> stopped);
   // Wakes a pending read (a deadline passed, the call ended).
-  void wake() { more_.cancel(); }
+  void wake() { more_.wake(); }
   // Nobody reads any more: write() refuses from now on.
   void close() {
     closed_ = true;
@@ -82,7 +82,7 @@ class CallBody final : public api::BodyWriter {
   bool ended_ = false;
   bool aborted_ = false;
   bool closed_ = false;
-  Timer more_;  // cancelled when bytes arrive, the body ends, or the reader should look again
+  WakeEvent more_;  // woken when bytes arrive, the body ends, or the reader should look again
 };
 
 // Collects a call's response: head and body (up to a limit, or dropped, or handed piece by

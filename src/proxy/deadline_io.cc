@@ -1,5 +1,7 @@
 #include "proxy/deadline_io.h"
 
+#include "proxy/wake_event.h"
+
 namespace portico::proxy {
 
 void DeadlineIo::armOp(Clock::duration d) {
@@ -34,7 +36,7 @@ void DeadlineIo::cancelAll() {
   cancelClientIo();
   boost::system::error_code ec;
   if (upstream_socket_) upstream_socket_->cancel(ec);
-  if (upstream_signal_) upstream_signal_->cancel();
+  if (upstream_signal_) upstream_signal_->wake();
 }
 
 }  // namespace portico::proxy

@@ -16,7 +16,7 @@ class DeadlineIo : public SessionIo {
   bool totalExpired() const override { return total_expired_; }
   void setTotalDeadline(Clock::duration d) override;
   void setUpstreamSocket(Socket* s) override { upstream_socket_ = s; }
-  void setUpstreamSignal(Timer* t) override { upstream_signal_ = t; }
+  void setUpstreamSignal(WakeEvent* e) override { upstream_signal_ = e; }
 
   // Called by the worker's sweeper: a passed deadline cancels the pending I/O.
   void checkDeadline(Clock::time_point now);
@@ -36,7 +36,7 @@ class DeadlineIo : public SessionIo {
   Clock::time_point op_deadline_ = kNever;
   Clock::time_point total_deadline_ = kNever;
   Socket* upstream_socket_ = nullptr;
-  Timer* upstream_signal_ = nullptr;
+  WakeEvent* upstream_signal_ = nullptr;
 };
 
 }  // namespace portico::proxy

@@ -17,6 +17,7 @@
 #include "proxy/http1_response_stream.h"
 #include "proxy/message_writer.h"
 #include "proxy/upstream_exchange.h"
+#include "proxy/wake_event.h"
 
 namespace portico::proxy {
 
@@ -194,12 +195,12 @@ class Exchange {
   void recycle(std::unique_ptr<UpstreamConnection> conn);
   // After a 101: bytes both ways until either side closes, idles or runs out of time.
   Task<ExchangeResult> tunnel(std::unique_ptr<UpstreamConnection> conn);
-  Task<void> pumpUpstreamToClient(UpstreamConnection& conn, bool& done, Timer& finished);
+  Task<void> pumpUpstreamToClient(UpstreamConnection& conn, bool& done, WakeEvent& finished);
   // The same for a WebSocket over an HTTP/2 stream (RFC 8441): the 101 becomes a 200 and the
   // stream's DATA carries the bytes.
   Task<ExchangeResult> tunnelStream(ResponseStream& out, std::unique_ptr<UpstreamConnection> conn);
   Task<void> pumpUpstreamToStream(ResponseStream& out, UpstreamConnection& conn, bool& done,
-                                  Timer& finished);
+                                  WakeEvent& finished);
   void reportRequestBody();
   // What the client buffer holds of a streamed request body: how much of it to forward and
   // whether that ends the body. Payload bytes are counted, shown to the body filters and passed
@@ -242,10 +243,10 @@ class Exchange {
   // the client while the response comes back (gRPC streams go both ways at once).
   Task<AttemptOutcome> attemptH2(const snapshot::UpstreamTarget& target, bool last);
   struct H2Pump {
-    explicit H2Pump(asio::io_context& io) : finished(io.get_executor(), Clock::time_point::max()) {}
+    explicit H2Pump(asio::io_context& io) : finished(io.get_executor()) {}
     bool done = false;
     Failure failure = Failure::None;
-    Timer finished;
+    WakeEvent finished;
   };
   Task<void> pumpBodyH2(UpstreamH2Connection& h2, std::int32_t id, UpstreamH2Stream& st,
                         H2Pump& pump);

@@ -170,7 +170,7 @@ Task<void> Exchange::pumpBodyH2(UpstreamH2Connection& h2, std::int32_t id, Upstr
     }
   }
   pump.done = true;
-  pump.finished.cancel();
+  pump.finished.wake();
   st.wake();  // the exchange may be waiting for the response head: let it see a failure
 }
 

@@ -105,7 +105,7 @@ bool H1BodySource::arrived(std::size_t n, const error_code& ec, bool expired) {
 }
 
 Task<void> Exchange::pumpUpstreamToStream(ResponseStream& out, UpstreamConnection& conn, bool& done,
-                                          Timer& finished) {
+                                          WakeEvent& finished) {
   IoBuffer& buf = conn.buffer;
   error_code ec;
   bool open = true;
@@ -125,7 +125,7 @@ Task<void> Exchange::pumpUpstreamToStream(ResponseStream& out, UpstreamConnectio
   if (open) co_await out.sendData({}, true);
   done = true;
   io_.cancelRead();  // ends the other direction
-  finished.cancel();
+  finished.wake();
 }
 
 Task<ExchangeResult> Exchange::tunnelStream(ResponseStream& out,
@@ -142,7 +142,7 @@ Task<ExchangeResult> Exchange::tunnelStream(ResponseStream& out,
   io_.setTotalDeadline(hooks_.tunnel.max_duration);
   w_.stats.tunnels_active.add();
   bool upstream_done = false;
-  Timer finished(w_.io.get_executor(), Clock::time_point::max());
+  WakeEvent finished(w_.io.get_executor());
   asio::co_spawn(w_.io.get_executor(), pumpUpstreamToStream(out, *conn, upstream_done, finished),
                  asio::detached);
   error_code ec;

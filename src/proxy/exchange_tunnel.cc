@@ -8,7 +8,8 @@
 
 namespace portico::proxy::detail {
 
-Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done, Timer& finished) {
+Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done,
+                                          WakeEvent& finished) {
   IoBuffer& buf = conn.buffer;
   error_code ec;
   for (;;) {
@@ -23,7 +24,7 @@ Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done, 
   }
   done = true;
   io_.client().cancel(ec);  // ends the other direction
-  finished.cancel();
+  finished.wake();
 }
 
 Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) {
@@ -47,7 +48,7 @@ Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) 
   io_.setTotalDeadline(hooks_.tunnel.max_duration);
   w_.stats.tunnels_active.add();
   bool upstream_done = false;
-  Timer finished(w_.io.get_executor(), Clock::time_point::max());
+  WakeEvent finished(w_.io.get_executor());
   asio::co_spawn(w_.io.get_executor(), pumpUpstreamToClient(*conn, upstream_done, finished),
                  asio::detached);
   // Client to upstream here, starting with what the client sent after its request head.

@@ -13,6 +13,8 @@
 
 namespace portico::proxy {
 
+class WakeEvent;
+
 struct RequestLimits {
   http::HeadLimits head;
   std::uint64_t max_body_bytes = 10 * 1024 * 1024;
@@ -59,7 +61,7 @@ class SessionIo {
   virtual bool totalExpired() const = 0;
   virtual void setTotalDeadline(Clock::duration d) = 0;  // 0 = none
   virtual void setUpstreamSocket(Socket* s) = 0;         // cancelled too on a deadline
-  virtual void setUpstreamSignal(Timer* t) = 0;          // likewise (HTTP/2 upstream streams)
+  virtual void setUpstreamSignal(WakeEvent* e) = 0;      // woken too (HTTP/2 upstream streams)
   // Ends a pending readClient() (with an error); the request body is no longer wanted.
   virtual void cancelRead() = 0;
   virtual const RequestLimits& limits() const = 0;

@@ -14,7 +14,7 @@ UpstreamH2Connection::UpstreamH2Connection(WorkerContext& w,
     : codec(*this, http2::ClientLimits{}),
       w_(w),
       conn_(std::move(conn)),
-      write_wake_(w.io.get_executor(), Clock::time_point::max()),
+      write_wake_(w.io.get_executor()),
       idle_since_(w.time.coarseSteady()) {}
 
 UpstreamH2Connection::~UpstreamH2Connection() = default;

@@ -10,6 +10,7 @@
 
 #include "http/header_list.h"
 #include "http2/client_codec.h"
+#include "proxy/wake_event.h"
 #include "proxy/worker_context.h"
 
 namespace portico::proxy {
@@ -17,11 +18,10 @@ namespace portico::proxy {
 // One request's view of its stream. Lives on the exchange's frame; registered with the
 // connection from open() to detach().
 struct UpstreamH2Stream {
-  explicit UpstreamH2Stream(asio::io_context& io)
-      : signal(io.get_executor(), Clock::time_point::max()) {}
-  void wake() { signal.cancel(); }
+  explicit UpstreamH2Stream(asio::io_context& io) : signal(io.get_executor()) {}
+  void wake() { signal.wake(); }
 
-  Timer signal;  // cancelled on every event below
+  WakeEvent signal;  // woken on every event below
   bool head = false;
   int status = 0;
   http::HeaderList fields;
@@ -43,7 +43,7 @@ class UpstreamH2Connection final : public http2::ClientCodec::Handler {
   std::int32_t open(UpstreamH2Stream& stream, const http::HeaderList& fields, bool end_stream);
   // The request is done with its stream; resets it if still open.
   void detach(std::int32_t id);
-  void flush() { write_wake_.cancel(); }
+  void flush() { write_wake_.wake(); }
   bool usable() const { return !closing_ && codec.canOpenStream(); }
   void close();  // stops reading; streams still open fail
   bool closing() const { return closing_; }
@@ -70,7 +70,7 @@ class UpstreamH2Connection final : public http2::ClientCodec::Handler {
   WorkerContext& w_;
   std::unique_ptr<UpstreamConnection> conn_;
   std::unordered_map<std::int32_t, UpstreamH2Stream*> streams_;
-  Timer write_wake_;
+  WakeEvent write_wake_;
   std::vector<asio::const_buffer> rest_;
   bool closing_ = false;
   Clock::time_point idle_since_;
