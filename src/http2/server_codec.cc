@@ -1,5 +1,6 @@
 #include "http2/server_codec.h"
 
+#include "http/codec/message_head.h"
 #include "http2/outbound.h"
 #include "http2/session_memory.h"
 
@@ -223,8 +224,7 @@ bool ServerCodec::respond(std::int32_t stream, int status, http::HeaderList& hea
   Stream& s = *it->second;
   s.responded = true;
   s.response.swap(headers);
-  s.status = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
-              static_cast<char>('0' + status % 10)};
+  s.status = http::statusDigits(status);
   constexpr std::uint8_t kReferenced = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
   auto& nva = nva_;  // reused: no allocation per response once warm
   nva.clear();

@@ -1,6 +1,5 @@
 #include "proxy/message_writer.h"
 
-#include <array>
 #include <cstring>
 
 #include "core/json_escape.h"
@@ -67,12 +66,6 @@ void appendListHeader(std::string& out, std::string_view name, const std::string
 
 std::string_view viaElement(int version_minor) {
   return version_minor == 0 ? "1.0 portico" : "1.1 portico";
-}
-
-// The three digits of a status code (100..999).
-std::array<char, 3> statusDigits(int status) {
-  return {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
-          static_cast<char>('0' + status % 10)};
 }
 
 }  // namespace
@@ -202,7 +195,7 @@ void writeUpstreamRequestFields(http::HeaderList& out, const http::RequestHead& 
 
 void writeResponseHead(std::string& out, const http::ResponseHead& resp,
                        const ResponseFraming& framing) {
-  const auto digits = statusDigits(resp.status);
+  const auto digits = http::statusDigits(resp.status);
   appendAll(out, "HTTP/1.1 ", std::string_view(digits.data(), digits.size()), " ",
             resp.reason.empty() ? reasonPhrase(resp.status) : std::string_view(resp.reason),
             "\r\n");

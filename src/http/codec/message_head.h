@@ -1,5 +1,6 @@
 #pragma once
 // Parsed request and response heads. Sans-I/O: filled by head_parser from bytes.
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -39,5 +40,11 @@ struct ResponseHead {
 
   void clear();
 };
+
+// The three digits of a status code (100..999), as a status line and :status carry them.
+inline std::array<char, 3> statusDigits(int status) {
+  return {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
+          static_cast<char>('0' + status % 10)};
+}
 
 }  // namespace portico::http
