@@ -26,6 +26,8 @@ struct ServerCodec::Stream {
 };
 
 struct Callbacks {
+  using Stream = ServerCodec::Stream;
+
   // CONTINUATION floods (CVE-2024-27316 and kin): a header block spread over more frames than
   // any honest client needs ends the connection, whatever the frames hold.
   static int onBeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
@@ -50,9 +52,9 @@ struct Callbacks {
   static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user) {
     auto& c = ServerCodec::self(user);
-    auto it = c.streams_.find(frame->hd.stream_id);
-    if (it == c.streams_.end()) return 0;
-    auto& s = *it->second;
+    Stream* found = c.find(frame->hd.stream_id);
+    if (!found) return 0;
+    auto& s = *found;
     // HPACK bombs: the decoded size is bounded per stream, whatever the compression ratio.
     s.header_bytes += namelen + valuelen + 32;
     if (s.header_bytes > c.limits_.max_header_list_bytes) {
@@ -84,17 +86,17 @@ struct Callbacks {
     const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     switch (frame->hd.type) {
       case NGHTTP2_HEADERS: {
-        auto it = c.streams_.find(id);
-        if (it == c.streams_.end()) return 0;
+        Stream* s = c.find(id);
+        if (!s) return 0;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-          c.handler_.onRequest(id, it->second->request, end);
+          c.handler_.onRequest(id, s->request, end);
         } else if (end) {
           c.handler_.onRequestEnd(id);  // after trailers
         }
         return 0;
       }
       case NGHTTP2_DATA:
-        if (end && c.streams_.count(id)) c.handler_.onRequestEnd(id);
+        if (end && c.find(id)) c.handler_.onRequestEnd(id);
         return 0;
       case NGHTTP2_RST_STREAM: {
         ++c.stats_.resets_received;
@@ -115,7 +117,7 @@ struct Callbacks {
   static int onData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
                     void* user) {
     auto& c = ServerCodec::self(user);
-    if (c.streams_.count(stream_id))
+    if (c.find(stream_id))
       c.handler_.onRequestData(stream_id,
                                std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
@@ -125,6 +127,7 @@ struct Callbacks {
     auto& c = ServerCodec::self(user);
     auto it = c.streams_.find(stream_id);
     if (it == c.streams_.end()) return 0;
+    if (c.last_id_ == stream_id) c.last_ = nullptr;
     auto node = c.streams_.extract(it);
     if (c.spare_.size() < 64) c.spare_.push_back(std::move(node));
     c.handler_.onStreamClosed(stream_id, error_code);
@@ -134,15 +137,26 @@ struct Callbacks {
   static ssize_t readBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
                           uint32_t* flags, nghttp2_data_source*, void* user) {
     auto& c = ServerCodec::self(user);
-    auto it = c.streams_.find(stream_id);
-    if (it == c.streams_.end()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    return detail::Outbound::read(session, stream_id, buf, length, flags, it->second->body);
+    Stream* s = c.find(stream_id);
+    if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return detail::Outbound::read(session, stream_id, buf, length, flags, s->body);
   }
 };
 
+ServerCodec::Stream* ServerCodec::find(std::int32_t id) const {
+  if (last_ && last_id_ == id) return last_;
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return nullptr;
+  last_id_ = id;
+  last_ = it->second.get();
+  return last_;
+}
+
 void ServerCodec::openStream(std::int32_t id) {
   if (spare_.empty()) {
-    streams_.insert_or_assign(id, std::make_unique<Stream>());
+    auto placed = streams_.insert_or_assign(id, std::make_unique<Stream>());
+    last_id_ = id;
+    last_ = placed.first->second.get();
     return;
   }
   Streams::node_type node = std::move(spare_.back());
@@ -161,6 +175,8 @@ void ServerCodec::openStream(std::int32_t id) {
   node.key() = id;
   auto placed = streams_.insert(std::move(node));
   if (!placed.inserted) placed.position->second = std::move(placed.node.mapped());
+  last_id_ = id;
+  last_ = placed.position->second.get();
 }
 
 ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), limits_(limits) {
@@ -219,9 +235,9 @@ void ServerCodec::consume(std::int32_t stream, std::size_t bytes) {
 
 bool ServerCodec::respond(std::int32_t stream, int status, http::HeaderList& headers,
                           bool end_stream) {
-  auto it = streams_.find(stream);
-  if (it == streams_.end() || status < 100 || status > 999 || it->second->responded) return false;
-  Stream& s = *it->second;
+  Stream* found = find(stream);
+  if (!found || status < 100 || status > 999 || found->responded) return false;
+  Stream& s = *found;
   s.responded = true;
   s.response.swap(headers);
   s.status = http::statusDigits(status);
@@ -246,15 +262,14 @@ bool ServerCodec::respond(std::int32_t stream, int status, http::HeaderList& hea
 }
 
 void ServerCodec::sendData(std::int32_t stream, std::string_view data, bool end_stream) {
-  auto it = streams_.find(stream);
-  if (it != streams_.end()) it->second->body.queue(session_, stream, data, end_stream);
+  if (Stream* s = find(stream)) s->body.queue(session_, stream, data, end_stream);
 }
 
 void ServerCodec::sendTrailers(std::int32_t stream, const http::HeaderList& trailers) {
-  auto it = streams_.find(stream);
-  if (it == streams_.end()) return;
-  it->second->body.setTrailers(trailers);
-  it->second->body.queue(session_, stream, {}, true);
+  Stream* s = find(stream);
+  if (!s) return;
+  s->body.setTrailers(trailers);
+  s->body.queue(session_, stream, {}, true);
 }
 
 void ServerCodec::sendInterim(std::int32_t stream, int status) {
@@ -264,8 +279,8 @@ void ServerCodec::sendInterim(std::int32_t stream, int status) {
 }
 
 std::size_t ServerCodec::pendingBytes(std::int32_t stream) const {
-  auto it = streams_.find(stream);
-  return it == streams_.end() ? 0 : it->second->body.pending();
+  const Stream* s = find(stream);
+  return s ? s->body.pending() : 0;
 }
 
 void ServerCodec::resetStream(std::int32_t stream, std::uint32_t error_code) {

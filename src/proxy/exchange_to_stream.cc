@@ -15,7 +15,11 @@ Task<ExchangeResult> Exchange::relayToStream(ResponseStream& out, Source& src) {
   const int status = resp_.status;
   const ExchangeResult gone{true, false, status, "client closed"};
   const bool no_body = resp_.framing == http::BodyFraming::None;
-  const bool head_sent = co_await out.sendHead(resp_, no_body);
+  bool head_sent;
+  if (auto at_once = out.sendHeadNow(resp_, no_body))
+    head_sent = *at_once;
+  else
+    head_sent = co_await out.sendHead(resp_, no_body);
   if (!head_sent) co_return gone;
   if (no_body) co_return ExchangeResult{true, true, status, ""};
   std::vector<std::string_view>& pieces = pieces_;
@@ -28,8 +32,13 @@ Task<ExchangeResult> Exchange::relayToStream(ResponseStream& out, Source& src) {
     const bool ends_with_data = p.end && !p.trailers;
     for (std::size_t i = 0; i < pieces.size(); ++i) {
       ctx_.bytes_sent += pieces[i].size();
+      const bool ends = ends_with_data && i + 1 == pieces.size();
+      if (auto at_once = out.sendDataNow(pieces[i], ends)) {
+        if (!*at_once) co_return gone;
+        continue;
+      }
       io_.armOp(io_.limits().idle_timeout);
-      const bool sent = co_await out.sendData(pieces[i], ends_with_data && i + 1 == pieces.size());
+      const bool sent = co_await out.sendData(pieces[i], ends);
       io_.disarmOp();
       if (!sent) co_return gone;
     }

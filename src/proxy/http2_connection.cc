@@ -212,6 +212,10 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   }
   Task<bool> sendData(std::string_view data, bool end_stream) override;
   Task<bool> sendTrailers(const http::HeaderList& fields) override { co_return trailers(fields); }
+  std::optional<bool> sendHeadNow(const http::ResponseHead& resp, bool end_stream) override {
+    return head(resp, end_stream);
+  }
+  std::optional<bool> sendDataNow(std::string_view data, bool end_stream) override;
 
  private:
   void cancelClientIo() override { wake(); }
@@ -232,6 +236,7 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
     protocol_.swap(request.protocol);
   }
   bool head(const http::ResponseHead& resp, bool end_stream);
+  void queueData(std::string_view data, bool end_stream);
   bool trailers(const http::HeaderList& trailers);
   bool buildRequest();
   std::size_t takeBody(asio::mutable_buffer space);
@@ -467,11 +472,23 @@ bool Http2Stream::head(const http::ResponseHead& resp, bool end_stream) {
   return true;
 }
 
-Task<bool> Http2Stream::sendData(std::string_view data, bool end_stream) {
-  if (!usable()) co_return false;
+// sendData without its wait: when what it queues stays within the high-water mark.
+std::optional<bool> Http2Stream::sendDataNow(std::string_view data, bool end_stream) {
+  if (!usable()) return false;
+  if (c_.codec.pendingBytes(id_) + data.size() > kStreamHighWater) return std::nullopt;
+  queueData(data, end_stream);
+  return true;
+}
+
+void Http2Stream::queueData(std::string_view data, bool end_stream) {
   c_.codec.sendData(id_, data, end_stream);
   end_sent_ = end_sent_ || end_stream;
   c_.flush();
+}
+
+Task<bool> Http2Stream::sendData(std::string_view data, bool end_stream) {
+  if (!usable()) co_return false;
+  queueData(data, end_stream);
   while (c_.codec.pendingBytes(id_) > kStreamHighWater) {
     waiting_drain_ = true;
     ++c_.drain_waiters;

@@ -773,7 +773,7 @@ void Exchange::recycle(std::unique_ptr<UpstreamConnection> conn) {
   const http::ResponseHead& resp = resp_;
   if (resp.keep_alive && resp.framing != http::BodyFraming::UntilClose && conn->buffer.empty() &&
       !w_.draining) {
-    w_.pool.release(std::move(conn), cfg_.pool, w_.time.steady());
+    w_.pool.release(std::move(conn), cfg_.pool, w_.time.coarseSteady());
   }
 }
 

@@ -4,6 +4,7 @@
 // stale-connection replays and timeouts live here.
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,11 @@ class ResponseStream {
   // Sends body bytes; waits while the client (its flow-control window) holds them back.
   virtual Task<bool> sendData(std::string_view data, bool end_stream) = 0;
   virtual Task<bool> sendTrailers(const http::HeaderList& trailers) = 0;  // ends the response
+  // sendHead and sendData done at once, where they need not wait (an HTTP/2 stream queues into
+  // its codec): their result, or nullopt when the caller must co_await them (the default).
+  // The common path then costs no coroutine frame per call.
+  virtual std::optional<bool> sendHeadNow(const http::ResponseHead&, bool) { return std::nullopt; }
+  virtual std::optional<bool> sendDataNow(std::string_view, bool) { return std::nullopt; }
 
  protected:
   ~ResponseStream() = default;

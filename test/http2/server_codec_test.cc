@@ -278,6 +278,31 @@ TEST_F(ServerCodecTest, NoResponseOnAClosedStream) {
   EXPECT_FALSE(codec.respond(id, 200, fields, true));
 }
 
+// The codec remembers the stream it looked up last: a closed stream whose object serves the
+// next one is not found under its old id, in any order of lookups.
+TEST_F(ServerCodecTest, AClosedStreamsReusedObjectIsNotFoundUnderItsOldId) {
+  const auto a = client.get("/a");
+  ASSERT_TRUE(pump());
+  nghttp2_submit_rst_stream(client.session, NGHTTP2_FLAG_NONE, a, NGHTTP2_CANCEL);
+  pump();
+  const auto b = client.get("/b");
+  const auto c = client.get("/c", "body");
+  ASSERT_TRUE(pump());
+  ASSERT_EQ(recorder.requests[b].path, "/b");
+  http::HeaderList fields;
+  EXPECT_FALSE(codec.respond(a, 200, fields, true));
+  EXPECT_EQ(codec.pendingBytes(a), 0u);
+  ASSERT_TRUE(codec.respond(c, 200, fields, false));
+  codec.sendData(c, "for c", true);
+  ASSERT_TRUE(codec.respond(b, 204, fields, true));
+  codec.sendData(a, "for nobody", true);
+  pump();
+  EXPECT_EQ(client.headers.count(a), 0u);
+  EXPECT_EQ(client.headers[b][":status"], "204");
+  EXPECT_EQ(client.bodies[c], "for c");
+  EXPECT_EQ(client.bodies.count(b), 0u);
+}
+
 // A response queued, then the stream reset before it was framed, then its stream object
 // reused by the next stream, whose response replaces the fields the queued one referenced:
 // the reset stream's HEADERS is dropped unread, the next stream's goes out whole.
