@@ -643,7 +643,10 @@ Task<void> Http2Connection::Impl::writer() {
     }
     std::size_t n = 0;
     if (tls) {
-      n = co_await writeAll(socket, tls, asio::buffer(out), ec);
+      if (tls->writeAtOnce(asio::buffer(out)))
+        n = out.size();
+      else
+        n = co_await tls->write(asio::buffer(out), ec);
     } else {
       n = writeNow(socket, asio::buffer(out), rest, ec);
       if (!ec && !rest.empty()) n += co_await writeAll(socket, nullptr, rest, ec);

@@ -176,6 +176,12 @@ Task<void> TlsStream::waitForInput(error_code& ec) {
   drained_ = false;
 }
 
+bool TlsStream::writeAtOnce(asio::const_buffer buffer) {
+  clearStaleErrors();
+  std::size_t n = 0;
+  return SSL_write_ex(ssl_, buffer.data(), buffer.size(), &n) == 1;
+}
+
 Task<std::size_t> TlsStream::write(asio::const_buffer buffer, error_code& ec) {
   ec = {};
   for (;;) {

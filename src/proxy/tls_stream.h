@@ -30,6 +30,10 @@ class TlsStream {
   Task<void> waitForInput(boost::system::error_code& ec);
   // All of `buffer`.
   Task<std::size_t> write(asio::const_buffer buffer, boost::system::error_code& ec);
+  // All of `buffer` when OpenSSL and the socket take it without waiting: true. Else false, and
+  // write() with the same buffer finishes it (OpenSSL resumes the record it began) or reports
+  // the failure. Spares the coroutine frames of write() on the common path.
+  bool writeAtOnce(asio::const_buffer buffer);
 
   template <class Buffers>
   Task<std::size_t> writeAll(const Buffers& buffers, boost::system::error_code& ec) {

@@ -468,7 +468,8 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
       error_code write_ec;
       io_.armOp(cfg_.timeouts.read);
       if (conn->tls) {
-        co_await writeJoined(conn->socket, conn->tlsStream(), buffers, joined_, write_ec);
+        if (!writeJoinedAtOnce(*conn->tlsStream(), buffers, joined_))
+          co_await writeJoined(conn->socket, conn->tlsStream(), buffers, joined_, write_ec);
       } else if (writeNow(conn->socket, buffers, rest_, write_ec); !write_ec && !rest_.empty()) {
         co_await writeAll(conn->socket, nullptr, rest_, write_ec);
       }
@@ -708,8 +709,11 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     }
     if (!spans.empty()) {
       io_.armOp(io_.limits().idle_timeout);
-      if (io_.clientTls()) {
-        ctx_.bytes_sent += co_await writeJoined(io_.client(), io_.clientTls(), spans, joined_, ec);
+      if (TlsStream* tls = io_.clientTls()) {
+        if (writeJoinedAtOnce(*tls, spans, joined_))
+          ctx_.bytes_sent += joined_.size();
+        else
+          ctx_.bytes_sent += co_await writeJoined(io_.client(), tls, spans, joined_, ec);
       } else {
         ctx_.bytes_sent += writeNow(io_.client(), spans, rest_, ec);
         if (!ec && !rest_.empty())

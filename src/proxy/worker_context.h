@@ -38,19 +38,31 @@ Task<std::size_t> writeAll(Socket& socket, TlsStream* tls, const Buffers& buffer
 // until the write ends): Asio's TLS stream writes one buffer per record, so a head and a body
 // would cost two records and two syscalls.
 template <class Buffers>
+bool joinForTls(const Buffers& buffers, std::string& scratch) {
+  constexpr std::size_t kJoinUpTo = 64 * 1024;
+  if (asio::buffer_size(buffers) > kJoinUpTo) return false;
+  scratch.clear();
+  for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+       ++it) {
+    asio::const_buffer b(*it);
+    scratch.append(static_cast<const char*>(b.data()), b.size());
+  }
+  return true;
+}
+
+template <class Buffers>
 Task<std::size_t> writeJoined(Socket& socket, TlsStream* tls, const Buffers& buffers,
                               std::string& scratch, boost::system::error_code& ec) {
-  constexpr std::size_t kJoinUpTo = 64 * 1024;
-  if (tls && asio::buffer_size(buffers) <= kJoinUpTo) {
-    scratch.clear();
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
-         ++it) {
-      asio::const_buffer b(*it);
-      scratch.append(static_cast<const char*>(b.data()), b.size());
-    }
-    return tls->write(asio::buffer(scratch), ec);
-  }
+  if (tls && joinForTls(buffers, scratch)) return tls->write(asio::buffer(scratch), ec);
   return writeAll(socket, tls, buffers, ec);
+}
+
+// writeJoined over TLS done at once, when OpenSSL and the socket take all of it: true, and no
+// coroutine frame. False: the caller co_awaits writeJoined with the same arguments, which joins
+// the same bytes again and lets OpenSSL resume the record it began (TlsStream::writeAtOnce).
+template <class Buffers>
+bool writeJoinedAtOnce(TlsStream& tls, const Buffers& buffers, std::string& scratch) {
+  return joinForTls(buffers, scratch) && tls.writeAtOnce(asio::buffer(scratch));
 }
 
 // Writes what a plain socket accepts right now (it is in non-blocking mode), without going
