@@ -84,6 +84,13 @@ class H1BodySource {
   bool arrived(std::size_t n, const error_code& ec, bool expired);
   // The body ended where its framing said: the connection may be pooled again.
   bool complete() const { return complete_; }
+  // The body's size when all of it is in the buffer already (0 for none), else nullopt.
+  std::optional<std::size_t> bufferedWhole() const {
+    if (resp_.framing == http::BodyFraming::None) return 0;
+    if (resp_.framing != http::BodyFraming::ContentLength || conn_.buffer.size() < remaining_)
+      return std::nullopt;
+    return static_cast<std::size_t>(remaining_);
+  }
 
  private:
   UpstreamConnection& conn_;
@@ -191,6 +198,9 @@ class Exchange {
   // body as the source has it (BodySource below), then the end or the trailers.
   template <class Source>
   Task<ExchangeResult> relayToStream(ResponseStream& out, Source& src);
+  // The same, for a response whose body is whole in the buffer and a stream that takes it
+  // without waiting: done at once, without a coroutine frame. nullopt (nothing sent) otherwise.
+  std::optional<ExchangeResult> relayAtOnce(ResponseStream& out, H1BodySource& src);
   // After a response body ended well: the connection goes back to the pool if it can.
   void recycle(std::unique_ptr<UpstreamConnection> conn);
   // After a 101: bytes both ways until either side closes, idles or runs out of time.

@@ -68,6 +68,28 @@ Task<ExchangeResult> Exchange::relayToStream(ResponseStream& out, Source& src) {
   co_return ExchangeResult{true, false, status, "upstream body cut short"};
 }
 
+std::optional<ExchangeResult> Exchange::relayAtOnce(ResponseStream& out, H1BodySource& src) {
+  const std::optional<std::size_t> body = src.bufferedWhole();
+  if (!body || !out.sendsAtOnce(*body)) return std::nullopt;
+  const int status = resp_.status;
+  const bool no_body = resp_.framing == http::BodyFraming::None;
+  const std::optional<bool> head_sent = out.sendHeadNow(resp_, no_body);
+  if (!head_sent) return std::nullopt;  // nothing sent: relayToStream does it all
+  const ExchangeResult gone{true, false, status, "client closed"};
+  if (!*head_sent) return gone;
+  if (no_body) return ExchangeResult{true, true, status, ""};
+  std::vector<std::string_view>& pieces = pieces_;
+  pieces.clear();
+  BodyPieces p{pieces};
+  src.next(p);  // all of the body, and its end
+  const std::string_view data = pieces.empty() ? std::string_view() : pieces.front();
+  ctx_.bytes_sent += data.size();
+  // sendsAtOnce() said it would take this: a stream breaking that promise loses the response.
+  if (!out.sendDataNow(data, true).value_or(false)) return gone;
+  src.release();
+  return ExchangeResult{true, true, status, ""};
+}
+
 template Task<ExchangeResult> Exchange::relayToStream(ResponseStream&, H1BodySource&);
 template Task<ExchangeResult> Exchange::relayToStream(ResponseStream&, H2BodySource&);
 

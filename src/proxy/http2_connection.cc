@@ -216,6 +216,9 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
     return head(resp, end_stream);
   }
   std::optional<bool> sendDataNow(std::string_view data, bool end_stream) override;
+  bool sendsAtOnce(std::size_t body_bytes) const override {
+    return c_.codec.pendingBytes(id_) + body_bytes <= kStreamHighWater;
+  }
 
  private:
   void cancelClientIo() override { wake(); }

@@ -585,7 +585,12 @@ Task<ExchangeResult> Exchange::relayH1ToStream(std::unique_ptr<UpstreamConnectio
   ClientSink sink;
   ResponseStream& out = clientSink(sink);
   H1BodySource body(*conn, resp_);
-  ExchangeResult r = settle(sink, co_await relayToStream(out, body));
+  ExchangeResult r;
+  if (auto at_once = relayAtOnce(out, body))
+    r = *at_once;
+  else
+    r = co_await relayToStream(out, body);
+  r = settle(sink, r);
   if (body.complete() || resp_.framing == http::BodyFraming::None) recycle(std::move(conn));
   co_return r;
 }

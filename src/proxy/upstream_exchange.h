@@ -37,6 +37,10 @@ class ResponseStream {
   // The common path then costs no coroutine frame per call.
   virtual std::optional<bool> sendHeadNow(const http::ResponseHead&, bool) { return std::nullopt; }
   virtual std::optional<bool> sendDataNow(std::string_view, bool) { return std::nullopt; }
+  // Whether a head and `body_bytes` of body would all go at once (sendHeadNow, then
+  // sendDataNow for each piece): a response already whole in the upstream's buffer then
+  // relays without a coroutine (Exchange::relayAtOnce).
+  virtual bool sendsAtOnce(std::size_t /*body_bytes*/) const { return false; }
 
  protected:
   ~ResponseStream() = default;
