@@ -88,7 +88,7 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
   config::Http2Config cfg;
   std::string listener_address;
   http2::ServerCodec codec;
-  // Stream objects are owned by their coroutine (serveStreams), which serves one stream after
+  // Stream objects are owned by their coroutine (Http2Stream::serve), which serves one stream after
   // another: a finished object is parked in `spare` and woken for a new stream, so a stream
   // costs no coroutine launch; one not kept is dismissed and its coroutine ends.
   using Streams = std::unordered_map<std::int32_t, Http2Stream*>;
@@ -143,12 +143,12 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
     setTotalDeadline({});
   }
 
-  Task<void> run();
+  // The life of a stream object, in its own coroutine: the streams it serves, one after another
+  // (given by reuse() and start()), until dismissed. It owns the object; the connection waits
+  // for every such coroutine to end before it goes.
+  static Task<void> serve(Http2Connection::Impl& c, std::unique_ptr<Http2Stream> stream);
   std::int32_t id() const { return id_; }
 
-  // The object's coroutine waits here between streams: true when given one (reuse() and
-  // start()), false when dismissed.
-  Task<bool> nextStream();
   void start() {
     assigned_ = true;
     wake();
@@ -238,6 +238,8 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
     req_.headers.swap(request.headers);
     protocol_.swap(request.protocol);
   }
+  Task<bool> answer();
+  void afterAnswer();  // the stream's end, whatever the answer
   bool head(const http::ResponseHead& resp, bool end_stream);
   void queueData(std::string_view data, bool end_stream);
   bool trailers(const http::HeaderList& trailers);
@@ -339,17 +341,19 @@ bool Http2Stream::buildRequest() {
   return true;
 }
 
-Task<void> Http2Stream::run() {
+// Not a coroutine: the pipeline's awaitable for this stream's request, which serve() awaits
+// (no frame of its own per stream).
+Task<bool> Http2Stream::answer() {
   loadLimits();
-  if (!buildRequest()) {
-    beginRequest();
-    generateRequestId(ctx_.request_id);
-    w_.stats.bad_requests.add();
-    createFilters(w_.snapshot->global_filters);
-    co_await replyError(400, "invalid request", true);
-  } else {
-    co_await handleRequest();
-  }
+  if (buildRequest()) return handleRequest();
+  beginRequest();
+  generateRequestId(ctx_.request_id);
+  w_.stats.bad_requests.add();
+  createFilters(w_.snapshot->global_filters);
+  return replyError(400, "invalid request", true);
+}
+
+void Http2Stream::afterAnswer() {
   if (!end_sent_ && usable()) {
     // The response was cut short (or never started): the client must not take it as whole.
     c_.codec.resetStream(id_, head_sent_ ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_CANCEL);
@@ -364,35 +368,27 @@ Task<void> Http2Stream::run() {
   c_.flush();
 }
 
-Task<bool> Http2Stream::nextStream() {
+// The waits and the answer are awaited here directly, not through coroutines of their own: a
+// stream costs no frame beyond its pipeline's.
+Task<void> Http2Stream::serve(Http2Connection::Impl& c, std::unique_ptr<Http2Stream> stream) {
+  Http2Stream& s = *stream;
   error_code ec;
-  while (!assigned_ && !dismissed_)
-    co_await signal_.async_wait(asio::redirect_error(kUseAwaitable, ec));
-  const bool go = assigned_ && !dismissed_;
-  assigned_ = false;
-  co_return go;
-}
-
-namespace {
-
-// The life of one stream object: the streams it serves, one after another, until dismissed.
-// It owns the object; the connection waits for every such coroutine to end before it goes.
-Task<void> serveStreams(Http2Connection::Impl& c, std::unique_ptr<Http2Stream> stream) {
   for (;;) {
-    const bool go = co_await stream->nextStream();
-    if (!go) break;
+    while (!s.assigned_ && !s.dismissed_)
+      co_await s.signal_.async_wait(asio::redirect_error(kUseAwaitable, ec));
+    if (s.dismissed_) break;
+    s.assigned_ = false;
     try {
-      co_await stream->run();
+      co_await s.answer();
     } catch (const std::exception& e) {
       spdlog::error("HTTP/2 stream ended by an exception: {}", e.what());
     }
-    c.streamFinished(stream->id());
+    s.afterAnswer();  // after an exception too: the stream is reset, not left open
+    c.streamFinished(s.id());
   }
   stream.reset();
   if (--c.alive == 0) c.done_wake.wake();
 }
-
-}  // namespace
 
 Task<bool> Http2Stream::wait() {
   error_code ec;
@@ -547,7 +543,8 @@ void Http2Connection::Impl::onRequest(std::int32_t id, http2::Request& request, 
     s = stream.get();
     s->start();
     ++alive;
-    asio::co_spawn(w.io.get_executor(), serveStreams(*this, std::move(stream)), asio::detached);
+    asio::co_spawn(w.io.get_executor(), Http2Stream::serve(*this, std::move(stream)),
+                   asio::detached);
   }
   addStream(id, s);
   ++running;

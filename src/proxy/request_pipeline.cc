@@ -106,19 +106,26 @@ void RequestPipeline::createFilters(const snapshot::FilterFactories& factories) 
 // runs as three small coroutines (this one, the request filters, the forwarding) around
 // synchronous steps, instead of one large frame allocated anew per request
 // (test/alloc/proxy_allocations_test.cc holds the path to that).
+// Not a coroutine: it returns the awaitable of the step that takes the request on (whatever
+// it refers to outlives the request: the snapshot's route, static reasons, members), so that
+// a request costs no frame of its own here.
 Task<bool> RequestPipeline::handleRequest() {
   const router::CompiledRoute* compiled = nullptr;
   const EarlyAnswer early = routeRequest(compiled);
   if (early.status) {
-    co_return co_await replyError(early.status, early.reason, early.close,
-                                  early.status == 405 ? std::string_view(allow_) : "");
+    return replyError(early.status, early.reason, early.close,
+                      early.status == 405 ? std::string_view(allow_) : "");
   }
   // A route without filters (pass-through) has nothing for that coroutine to do: no frame.
-  if (filters_ran_ < filters_.size() || ctx_.consumer || ctx_.max_body_bytes) {
-    const std::optional<bool> answered = co_await runRequestFilters();
-    if (answered) co_return *answered;
-  }
-  co_return co_await forward(*compiled);
+  if (filters_ran_ < filters_.size() || ctx_.consumer || ctx_.max_body_bytes)
+    return filterThenForward(*compiled);
+  return forward(*compiled);
+}
+
+Task<bool> RequestPipeline::filterThenForward(const router::CompiledRoute& compiled) {
+  const std::optional<bool> answered = co_await runRequestFilters();
+  if (answered) co_return *answered;
+  co_return co_await forward(compiled);
 }
 
 RequestPipeline::EarlyAnswer RequestPipeline::routeRequest(const router::CompiledRoute*& compiled) {

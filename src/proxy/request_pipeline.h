@@ -92,6 +92,7 @@ class RequestPipeline : public DeadlineIo {
   // The request filters; the request's end (whether the connection may continue) when one
   // answered or refused, nullopt when the request goes on.
   Task<std::optional<bool>> runRequestFilters();
+  Task<bool> filterThenForward(const router::CompiledRoute& compiled);
   // The route's flow or upstream exchange, and the answer when it failed.
   Task<bool> forward(const router::CompiledRoute& compiled);
   Task<bool> replyLocal(bool close);
