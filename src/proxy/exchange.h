@@ -1,6 +1,7 @@
 #pragma once
-// Internal to the upstream exchange (proxy/upstream_exchange*.cc, split by responsibility):
-// the Exchange class that carries one request to an upstream and its response back.
+// The Exchange class that carries one request to an upstream and its response back. Its users
+// (the request pipeline, upstream calls) keep it in their own coroutine frame and await run():
+// no frame of a wrapper per request. Its code, split by responsibility:
 //   upstream_exchange.cc     target choice, retries, HTTP/1 upstreams (connect, send, relay)
 //   exchange_to_stream.cc    HTTP/1 upstream responses and WebSocket tunnels to HTTP/2 clients
 //   exchange_h2_upstream.cc  HTTP/2 upstreams (multiplexed streams, body pump, relay)

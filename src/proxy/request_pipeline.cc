@@ -8,6 +8,7 @@
 #include "grpc/grpc_status.h"
 #include "http/codec/chunked_decoder.h"
 #include "proxy/body_transforms.h"
+#include "proxy/exchange.h"
 #include "proxy/message_writer.h"
 
 namespace portico::proxy {
@@ -307,8 +308,8 @@ Task<bool> RequestPipeline::forward(const router::CompiledRoute& compiled) {
   ctx_.forward_target = target;
   if (req_.framing == http::BodyFraming::None)  // the body is "complete" before it starts
     for (auto& f : filters_) f->onRequestBody(ctx_, {}, true);
-  ExchangeResult r =
-      co_await exchangeWithUpstream(*this, *route_->upstream, req_, target, ctx_, hooks, scratch_);
+  detail::Exchange exchange(*this, *route_->upstream, req_, target, ctx_, hooks, scratch_);
+  ExchangeResult r = co_await exchange.run();
   if (!r.responded) {
     if (r.status == 0) {  // the client went away; nothing can be answered
       finish(499);

@@ -12,6 +12,7 @@
 
 #include "proxy/call_parts.h"
 #include "proxy/deadline_io.h"
+#include "proxy/exchange.h"
 #include "proxy/origin_upstreams.h"
 
 namespace portico::proxy {
@@ -95,8 +96,8 @@ Task<void> runCall(std::shared_ptr<CallState> call) {
     ExchangeHooks hooks;
     hooks.preserve_host = c.origin || !c.request.host.empty();
     hooks.deadline = c.request.timeout;
-    ExchangeResult r =
-        co_await exchangeWithUpstream(c, *up, c.head, c.head.target, c.ctx, hooks, c.scratch);
+    detail::Exchange exchange(c, *up, c.head, c.head.target, c.ctx, hooks, c.scratch);
+    ExchangeResult r = co_await exchange.run();
     if (*c.collector.failure()) {
       failCall(c.response, 502, c.collector.failure());
     } else if (!r.responded) {

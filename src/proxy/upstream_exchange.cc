@@ -788,12 +788,4 @@ void Exchange::recycle(std::unique_ptr<UpstreamConnection> conn) {
 
 }  // namespace detail
 
-Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const snapshot::Upstream& upstream,
-                                          http::RequestHead& req, std::string_view target,
-                                          api::RequestContext& ctx, const ExchangeHooks& hooks,
-                                          ExchangeScratch& scratch) {
-  detail::Exchange exchange(io, upstream, req, target, ctx, hooks, scratch);
-  co_return co_await exchange.run();
-}
-
 }  // namespace portico::proxy

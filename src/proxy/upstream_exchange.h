@@ -131,9 +131,4 @@ struct ExchangeResult {
   bool upstream_ok = false;
 };
 
-Task<ExchangeResult> exchangeWithUpstream(SessionIo& io, const snapshot::Upstream& upstream,
-                                          http::RequestHead& req, std::string_view target,
-                                          api::RequestContext& ctx, const ExchangeHooks& hooks,
-                                          ExchangeScratch& scratch);
-
 }  // namespace portico::proxy
