@@ -181,6 +181,9 @@ class Exchange {
   Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
   // A response from an HTTP/1 upstream through clientSink().
   Task<ExchangeResult> relayH1ToStream(std::unique_ptr<UpstreamConnection> conn);
+  // The same done at once (relayAtOnce) to the client's own stream, without transforms; the
+  // connection goes back to the pool. nullopt, with nothing done, when it cannot be.
+  std::optional<ExchangeResult> relayH1AtOnce(std::unique_ptr<UpstreamConnection>& conn);
   // Where a response goes when it is not relayed as raw HTTP/1 bytes: the client's HTTP/2
   // stream or an HTTP/1 writer, through the body transforms when filters installed some.
   struct ClientSink {

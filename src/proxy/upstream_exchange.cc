@@ -569,7 +569,10 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
       if (hooks_.response_head && hooks_.response_head()) co_await hooks_.response_head_async();
       if (io_.responseStream() || transforming()) {
         // Payload through a stream writer (HTTP/2 client, transforms); else raw HTTP/1 bytes.
-        r = co_await relayH1ToStream(std::move(conn));
+        if (auto at_once = relayH1AtOnce(conn))
+          r = *at_once;
+        else
+          r = co_await relayH1ToStream(std::move(conn));
       } else {
         r = co_await relayResponse(std::move(conn));
       }
@@ -579,18 +582,22 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
   }
 }
 
+std::optional<ExchangeResult> Exchange::relayH1AtOnce(std::unique_ptr<UpstreamConnection>& conn) {
+  ResponseStream* out = io_.responseStream();
+  if (!out || transforming()) return std::nullopt;
+  H1BodySource body(*conn, resp_);
+  std::optional<ExchangeResult> r = relayAtOnce(*out, body);
+  if (r && (body.complete() || resp_.framing == http::BodyFraming::None)) recycle(std::move(conn));
+  return r;
+}
+
 // Apart from attempt(): its sink and body source would grow attempt's coroutine frame past what
 // Asio recycles (see RequestPipeline::handleRequest).
 Task<ExchangeResult> Exchange::relayH1ToStream(std::unique_ptr<UpstreamConnection> conn) {
   ClientSink sink;
   ResponseStream& out = clientSink(sink);
   H1BodySource body(*conn, resp_);
-  ExchangeResult r;
-  if (auto at_once = relayAtOnce(out, body))
-    r = *at_once;
-  else
-    r = co_await relayToStream(out, body);
-  r = settle(sink, r);
+  ExchangeResult r = settle(sink, co_await relayToStream(out, body));
   if (body.complete() || resp_.framing == http::BodyFraming::None) recycle(std::move(conn));
   co_return r;
 }
