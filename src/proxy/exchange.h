@@ -179,6 +179,15 @@ class Exchange {
   Task<Failure> sendRequest(UpstreamConnection& conn);
   Task<Failure> streamRequestBody(UpstreamConnection& conn);
   Task<ExchangeResult> relayResponse(std::unique_ptr<UpstreamConnection> conn);
+  // Its common case without a coroutine: a response whole in the buffer (Content-Length or no
+  // body), head and body written at once. nullopt, with nothing written, when the response is
+  // not whole; with `unsent` set, the client's socket took part of it only and finishRelay()
+  // sends the rest (rest_, or joined_ over TLS) before the connection is pooled.
+  std::optional<ExchangeResult> relayResponseAtOnce(std::unique_ptr<UpstreamConnection>& conn,
+                                                    bool& unsent);
+  Task<ExchangeResult> finishRelay(std::unique_ptr<UpstreamConnection> conn, ExchangeResult result);
+  // How the response is framed for the client (its HTTP version, keep-alive).
+  ResponseFraming clientFraming() const;
   // A response from an HTTP/1 upstream through clientSink().
   Task<ExchangeResult> relayH1ToStream(std::unique_ptr<UpstreamConnection> conn);
   // The same done at once (relayAtOnce) to the client's own stream, without transforms; the

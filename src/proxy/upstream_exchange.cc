@@ -574,7 +574,13 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
         else
           r = co_await relayH1ToStream(std::move(conn));
       } else {
-        r = co_await relayResponse(std::move(conn));
+        bool unsent = false;
+        if (auto at_once = relayResponseAtOnce(conn, unsent); !at_once)
+          r = co_await relayResponse(std::move(conn));
+        else if (unsent)
+          r = co_await finishRelay(std::move(conn), *at_once);
+        else
+          r = *at_once;
       }
     }
     if (r.status == 0) co_return AttemptOutcome{Failure::ClientGone, {}};
@@ -662,8 +668,8 @@ Task<Failure> Exchange::streamRequestBody(UpstreamConnection& conn) {
   }
 }
 
-Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn) {
-  http::ResponseHead& resp = resp_;
+ResponseFraming Exchange::clientFraming() const {
+  const http::ResponseHead& resp = resp_;
   const bool to_http10 = req_.version_minor == 0;
   ResponseFraming framing;
   framing.client_version_minor = req_.version_minor;
@@ -671,6 +677,59 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
   framing.until_close = resp.framing == http::BodyFraming::UntilClose ||
                         (resp.framing == http::BodyFraming::Chunked && to_http10);
   framing.keep_alive = req_.keep_alive && !framing.until_close && !w_.draining;
+  return framing;
+}
+
+std::optional<ExchangeResult> Exchange::relayResponseAtOnce(
+    std::unique_ptr<UpstreamConnection>& conn, bool& unsent) {
+  const http::ResponseHead& resp = resp_;
+  IoBuffer& buf = conn->buffer;
+  const bool sized = resp.framing == http::BodyFraming::ContentLength;
+  if (!sized && resp.framing != http::BodyFraming::None) return std::nullopt;
+  if (sized && buf.size() < resp.content_length) return std::nullopt;
+  const std::size_t body = sized ? static_cast<std::size_t>(resp.content_length) : 0;
+  const ResponseFraming framing = clientFraming();
+  out_.clear();
+  writeResponseHead(out_, resp, framing);
+  std::array<asio::const_buffer, 2> spans{asio::buffer(out_),
+                                          asio::buffer(buf.readable().data(), body)};
+  const ExchangeResult result{true, framing.keep_alive, resp.status, ""};
+  if (TlsStream* tls = io_.clientTls()) {
+    if (!joinForTls(spans, joined_)) return std::nullopt;  // nothing written
+    unsent = !tls->writeAtOnce(asio::buffer(joined_));
+    if (!unsent) ctx_.bytes_sent += joined_.size();
+  } else {
+    error_code ec;
+    ctx_.bytes_sent += writeNow(io_.client(), spans, rest_, ec);
+    if (ec) return ExchangeResult{true, false, resp.status, "client closed"};
+    unsent = !rest_.empty();
+  }
+  if (unsent) return result;
+  buf.consume(body);
+  recycle(std::move(conn));
+  return result;
+}
+
+Task<ExchangeResult> Exchange::finishRelay(std::unique_ptr<UpstreamConnection> conn,
+                                           ExchangeResult result) {
+  error_code ec;
+  io_.armOp(io_.limits().idle_timeout);
+  if (TlsStream* tls = io_.clientTls())
+    ctx_.bytes_sent += co_await tls->write(asio::buffer(joined_), ec);
+  else
+    ctx_.bytes_sent += co_await writeAll(io_.client(), nullptr, rest_, ec);
+  io_.disarmOp();
+  if (ec) co_return ExchangeResult{true, false, result.status, "client closed"};
+  if (resp_.framing == http::BodyFraming::ContentLength)
+    conn->buffer.consume(static_cast<std::size_t>(resp_.content_length));
+  recycle(std::move(conn));
+  co_return result;
+}
+
+Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection> conn) {
+  http::ResponseHead& resp = resp_;
+  const bool to_http10 = req_.version_minor == 0;
+  const ResponseFraming framing = clientFraming();
   out_.clear();
   writeResponseHead(out_, resp, framing);
 

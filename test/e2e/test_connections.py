@@ -1,6 +1,9 @@
 """Keep-alive on both sides, pipelining, stale pooled connections."""
 import http.client
+import json
+import re
 import socket
+import threading
 import time
 
 import pytest
@@ -149,3 +152,36 @@ def test_idle_keepalive_connections_hold_no_read_buffer(portico, upstreams):
     finally:
         for s in conns:
             s.close()
+
+
+def test_pipelined_answers_to_a_client_that_does_not_read_arrive_whole(portico, upstreams):
+    """Answers written at once until the client's socket pushes back: the rest of the one that
+    did not fit follows when the client reads again, and every answer arrives whole, in order."""
+    u = upstreams()
+    p = simple(portico, u)
+    count, pad = 2500, "x" * 4000  # ~4 KiB answers (the upstream echoes the target): ~10 MB
+    reqs = b"".join(b"GET /p/%d?%s HTTP/1.1\r\nHost: t\r\n\r\n" % (i, pad.encode())
+                    for i in range(count))
+    reqs += b"GET /last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", p.port), timeout=20) as s:
+        sender = threading.Thread(target=s.sendall, args=(reqs,))
+        sender.start()
+        time.sleep(1.0)  # nothing read meanwhile: Portico's writes to this client block
+        out = b""
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            out += chunk
+        sender.join(timeout=20)
+    answers = []
+    rest = out
+    while rest:
+        head, sep, rest = rest.partition(b"\r\n\r\n")
+        assert sep, "a truncated head"
+        assert head.startswith(b"HTTP/1.1 200 "), head[:80]
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        body, rest = rest[:length], rest[length:]
+        assert len(body) == length, "a truncated body"
+        answers.append(json.loads(body)["target"])
+    assert answers == [f"/p/{i}?{pad}" for i in range(count)] + ["/last"]
