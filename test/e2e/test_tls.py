@@ -2,6 +2,7 @@
 certificates. Clients are curl and Python's ssl module."""
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -385,3 +386,49 @@ def test_health_probes_present_the_client_certificate(portico, pki):
         assert target["active_check"] == "healthy"
     finally:
         up.stop()
+
+
+def test_pipelined_answers_over_tls_to_a_client_that_does_not_read_arrive_whole(
+        portico, upstreams, pki, tmp_path):
+    """Over TLS too: an answer OpenSSL could not write at once (the client stopped reading) is
+    finished by resuming the same record when the client reads again; all arrive whole."""
+    cert = pki.issue("pipe", "pipe.test", dns=["pipe.test"])
+    port = free_port()
+    u = upstreams()
+    pad = "p" * 6000  # a ~6 KiB response field: big answers to small requests
+    cfg = base_config(free_port(), free_port(), {"svc": [u.address]},
+                      [{"name": "all", "match": {"path_prefix": "/"}, "upstream": "svc",
+                        "plugins": [{"name": "headers",
+                                     "config": {"response": {"set": {"X-Pad": pad}}}}]}],
+                      server={"workers": 1})
+    cfg["listeners"] = [tls_listener(port, [cert])]
+    portico(config=cfg)
+    count = 1000  # ~6.5 MB of answers to ~90 KB of requests
+    reqs = b"".join(b"GET /p/%d HTTP/1.1\r\nHost: pipe.test\r\n\r\n" % i for i in range(count))
+    reqs += b"GET /last HTTP/1.1\r\nHost: pipe.test\r\nConnection: close\r\n\r\n"
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="pipe.test") as s:
+            s.sendall(reqs)
+            time.sleep(1.0)  # nothing read meanwhile: Portico's writes to this client block
+            out = b""
+            while True:
+                try:
+                    chunk = s.recv(1 << 20)
+                except (ssl.SSLEOFError, ConnectionResetError):
+                    break  # closed after the last answer without close_notify
+                if not chunk:
+                    break
+                out += chunk
+    targets = []
+    rest = out
+    while rest:
+        head, sep, rest = rest.partition(b"\r\n\r\n")
+        assert sep, "a truncated head"
+        assert head.startswith(b"HTTP/1.1 200 "), head[:80]
+        assert b"\r\nx-pad: " + pad.encode() in head.lower()
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        body, rest = rest[:length], rest[length:]
+        assert len(body) == length, "a truncated body"
+        targets.append(json.loads(body)["target"])
+    assert targets == [f"/p/{i}" for i in range(count)] + ["/last"]
