@@ -305,3 +305,18 @@ def raw(port, data, timeout=3.0):
 def statuses(response_bytes):
     """Status codes of every response in a byte stream (pipelining)."""
     return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", response_bytes)]
+
+
+def pipelined_answers(response_bytes):
+    """(head, body) of every answer in a byte stream of Content-Length answers, in order; fails
+    on a truncated one."""
+    answers = []
+    rest = response_bytes
+    while rest:
+        head, sep, rest = rest.partition(b"\r\n\r\n")
+        assert sep, "a truncated head"
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        body, rest = rest[:length], rest[length:]
+        assert len(body) == length, "a truncated body"
+        answers.append((head, body))
+    return answers

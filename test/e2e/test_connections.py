@@ -1,14 +1,13 @@
 """Keep-alive on both sides, pipelining, stale pooled connections."""
 import http.client
 import json
-import re
 import socket
 import threading
 import time
 
 import pytest
 
-from conftest import SLOW, raw, request, statuses, wait_for
+from conftest import SLOW, pipelined_answers, raw, request, statuses, wait_for
 
 
 def simple(p_factory, u):
@@ -174,14 +173,7 @@ def test_pipelined_answers_to_a_client_that_does_not_read_arrive_whole(portico, 
                 break
             out += chunk
         sender.join(timeout=20)
-    answers = []
-    rest = out
-    while rest:
-        head, sep, rest = rest.partition(b"\r\n\r\n")
-        assert sep, "a truncated head"
-        assert head.startswith(b"HTTP/1.1 200 "), head[:80]
-        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
-        body, rest = rest[:length], rest[length:]
-        assert len(body) == length, "a truncated body"
-        answers.append(json.loads(body)["target"])
-    assert answers == [f"/p/{i}?{pad}" for i in range(count)] + ["/last"]
+    answers = pipelined_answers(out)
+    assert all(head.startswith(b"HTTP/1.1 200 ") for head, _ in answers)
+    targets = [json.loads(body)["target"] for _, body in answers]
+    assert targets == [f"/p/{i}?{pad}" for i in range(count)] + ["/last"]

@@ -2,7 +2,6 @@
 certificates. Clients are curl and Python's ssl module."""
 import json
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -12,7 +11,7 @@ import time
 import pytest
 
 from certs import Pki
-from conftest import base_config, free_port, wait_for
+from conftest import base_config, free_port, pipelined_answers, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -420,15 +419,8 @@ def test_pipelined_answers_over_tls_to_a_client_that_does_not_read_arrive_whole(
                 if not chunk:
                     break
                 out += chunk
-    targets = []
-    rest = out
-    while rest:
-        head, sep, rest = rest.partition(b"\r\n\r\n")
-        assert sep, "a truncated head"
-        assert head.startswith(b"HTTP/1.1 200 "), head[:80]
-        assert b"\r\nx-pad: " + pad.encode() in head.lower()
-        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
-        body, rest = rest[:length], rest[length:]
-        assert len(body) == length, "a truncated body"
-        targets.append(json.loads(body)["target"])
+    answers = pipelined_answers(out)
+    assert all(head.startswith(b"HTTP/1.1 200 ") and b"\r\nx-pad: " + pad.encode() in head.lower()
+               for head, _ in answers)
+    targets = [json.loads(body)["target"] for _, body in answers]
     assert targets == [f"/p/{i}" for i in range(count)] + ["/last"]
