@@ -2,8 +2,9 @@
 // The Exchange class that carries one request to an upstream and its response back. Its users
 // (the request pipeline, upstream calls) keep it in their own coroutine frame and await run():
 // no frame of a wrapper per request. Its code, split by responsibility:
-//   upstream_exchange.cc     target choice, retries, HTTP/1 upstreams (connect, send, relay)
-//   exchange_to_stream.cc    HTTP/1 upstream responses and WebSocket tunnels to HTTP/2 clients
+//   upstream_exchange.cc     target choice, retries, HTTP/1 upstreams (connect, send)
+//   exchange_h1_relay.cc     HTTP/1 upstream responses to the client (raw, or through a stream)
+//   exchange_to_stream.cc    the stream relay, and WebSocket tunnels to HTTP/2 clients
 //   exchange_h2_upstream.cc  HTTP/2 upstreams (multiplexed streams, body pump, relay)
 //   exchange_tunnel.cc       WebSocket tunnels between HTTP/1 peers
 #include <memory>

@@ -102,14 +102,12 @@ void RequestPipeline::createFilters(const snapshot::FilterFactories& factories) 
   for (const auto& f : factories) filters_.push_back(f->create());
 }
 
-// Coroutine frames: Asio recycles a worker's freed frames only up to 1 KiB each, and GCC keeps
-// every local and every co_await's temporaries of a coroutine in its frame. So the request
-// runs as three small coroutines (this one, the request filters, the forwarding) around
-// synchronous steps, instead of one large frame allocated anew per request
-// (test/alloc/proxy_allocations_test.cc holds the path to that).
 // Not a coroutine: it returns the awaitable of the step that takes the request on (whatever
 // it refers to outlives the request: the snapshot's route, static reasons, members), so that
-// a request costs no frame of its own here.
+// a request costs no frame of its own here. The request runs as small coroutines (the request
+// filters, the forwarding) around synchronous steps: every coroutine call costs a frame and
+// two resumptions, and GCC keeps every local and co_await temporary of a coroutine in its
+// frame (test/alloc/proxy_allocations_test.cc holds the path to no allocation).
 Task<bool> RequestPipeline::handleRequest() {
   const router::CompiledRoute* compiled = nullptr;
   const EarlyAnswer early = routeRequest(compiled);
