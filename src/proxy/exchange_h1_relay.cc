@@ -19,8 +19,8 @@ std::optional<ExchangeResult> Exchange::relayH1AtOnce(std::unique_ptr<UpstreamCo
   return r;
 }
 
-// Apart from attempt(): its sink and body source would grow attempt's coroutine frame past what
-// Asio recycles (see RequestPipeline::handleRequest).
+// Apart from attempt(): its sink (an HTTP/1 writer, transforms) and body source would grow
+// attempt's coroutine frame for every request, relayed this way or not.
 Task<ExchangeResult> Exchange::relayH1ToStream(std::unique_ptr<UpstreamConnection> conn) {
   ClientSink sink;
   ResponseStream& out = clientSink(sink);

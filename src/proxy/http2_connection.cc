@@ -474,7 +474,7 @@ bool Http2Stream::head(const http::ResponseHead& resp, bool end_stream) {
 // sendData without its wait: when what it queues stays within the high-water mark.
 std::optional<bool> Http2Stream::sendDataNow(std::string_view data, bool end_stream) {
   if (!usable()) return false;
-  if (c_.codec.pendingBytes(id_) + data.size() > kStreamHighWater) return std::nullopt;
+  if (!sendsAtOnce(data.size())) return std::nullopt;
   queueData(data, end_stream);
   return true;
 }
