@@ -7,8 +7,9 @@
 # run) only lands elsewhere in the binary; rerun this after changing what start-up runs.
 #
 # usage: scripts/startup-order.sh [path/to/portico]   (default build/release/portico)
-# Runs the binary under valgrind's callgrind on two configs: the bench's plain pass-through
-# and the quick start (admin API, portal, SQLite store, filters), each until it is idle.
+# Runs the binary under valgrind's callgrind on three configs: the bench's plain pass-through,
+# the same behind TLS, and the quick start (admin API, portal, SQLite store, filters), each
+# until it is idle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/release/portico}")
@@ -23,6 +24,13 @@ listeners: [ { name: bench, listen: "127.0.0.1:18480" } ]
 upstreams: [ { name: origin, targets: [ "127.0.0.1:18481" ] } ]
 routes: [ { name: all, match: { path_prefix: / }, upstream: origin } ]
 EOF
+# The same behind TLS (the bench's HTTPS and h2 rows): OpenSSL is linked statically (ADR 0020),
+# so its start-up (library init, the context, the certificate and key) is placed here too.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/key.pem" \
+  -out "$WORK/cert.pem" -days 2 -subj /CN=startup.test 2> /dev/null
+sed -e 's|listen: "127.0.0.1:18480" }|listen: "127.0.0.1:18482", tls: { certificates: [ { cert: "'"$WORK"'/cert.pem", key: "'"$WORK"'/key.pem" } ], min_version: "1.3" } }|' \
+  "$WORK/plain.yaml" > "$WORK/tls.yaml"
+grep -q cert.pem "$WORK/tls.yaml" || { echo "the TLS config was not made" >&2; exit 1; }
 # The quick start with its store in the scratch directory and its ports moved off the demo's.
 sed -e "s|build/quickstart.db|$WORK/quickstart.db|" \
     -e 's|127.0.0.1:8080|127.0.0.1:18490|g; s|127.0.0.1:8088|127.0.0.1:18491|g' \
@@ -35,13 +43,14 @@ profile() {  # $1: config; callgrind's output in $WORK/$2
   test -s "$WORK/$2" || { echo "callgrind wrote nothing; see $WORK/$2.log" >&2; exit 1; }
 }
 profile "$WORK/plain.yaml" plain.out
+profile "$WORK/tls.yaml" tls.out
 profile "$WORK/quickstart.yaml" quickstart.out
 
 # Every function callgrind saw run in the portico object (names are compressed: "(id) name"
 # the first time, "(id)" after; "'N" marks a recursion level, not another symbol). The plain
-# config's functions first, then what only the quick start ran: a config that uses less then
-# touches fewer 64 KiB blocks.
-/usr/bin/python3 - "$WORK/plain.out" "$WORK/quickstart.out" > "$WORK/order.txt" <<'EOF'
+# config's functions first, then what only TLS ran, then what only the quick start ran: a
+# config that uses less then touches fewer 64 KiB blocks.
+/usr/bin/python3 - "$WORK/plain.out" "$WORK/tls.out" "$WORK/quickstart.out" > "$WORK/order.txt" <<'EOF'
 import re, sys
 seen = set()
 for path in sys.argv[1:]:
