@@ -74,6 +74,6 @@ class RequestCalls final : public api::UpstreamCalls {
 
 // Per worker: upstreams made on first use for the origins of URL calls (scheme, host, port),
 // each with its own pool key, balancer and TLS context, resolved again after a minute.
-class OriginUpstreams;
+struct OriginUpstreams;
 
 }  // namespace portico::proxy

@@ -59,7 +59,7 @@ class WakeEvent {
   template <class Token>
   auto async_wait(Token&& token) {
     return asio::async_initiate<Token, void(boost::system::error_code)>(
-        [this](auto handler) { park(std::move(handler)); }, token);
+        [this](auto handler) { this->park(std::move(handler)); }, token);
   }
 
   // Wakes the waiter, if any: its completion is posted, to run once the caller is back in the
