@@ -125,11 +125,10 @@ struct Callbacks {
 
   static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user) {
     auto& c = ServerCodec::self(user);
-    auto it = c.streams_.find(stream_id);
-    if (it == c.streams_.end()) return 0;
+    std::unique_ptr<Stream> closed;
+    if (!c.streams_.erase(stream_id, &closed)) return 0;
     if (c.last_id_ == stream_id) c.last_ = nullptr;
-    auto node = c.streams_.extract(it);
-    if (c.spare_.size() < 64) c.spare_.push_back(std::move(node));
+    if (c.spare_.size() < 64) c.spare_.push_back(std::move(closed));
     c.handler_.onStreamClosed(stream_id, error_code);
     return 0;
   }
@@ -145,23 +144,22 @@ struct Callbacks {
 
 ServerCodec::Stream* ServerCodec::find(std::int32_t id) const {
   if (last_ && last_id_ == id) return last_;
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return nullptr;
+  const std::unique_ptr<Stream>* s = streams_.find(id);
+  if (!s) return nullptr;
   last_id_ = id;
-  last_ = it->second.get();
+  last_ = s->get();
   return last_;
 }
 
 void ServerCodec::openStream(std::int32_t id) {
   if (spare_.empty()) {
-    auto placed = streams_.insert_or_assign(id, std::make_unique<Stream>());
+    last_ = streams_.insert(id, std::make_unique<Stream>()).get();
     last_id_ = id;
-    last_ = placed.first->second.get();
     return;
   }
-  Streams::node_type node = std::move(spare_.back());
+  std::unique_ptr<Stream> reused = std::move(spare_.back());
   spare_.pop_back();
-  Stream& s = *node.mapped();
+  Stream& s = *reused;
   Request& r = s.request;
   r.method.clear();
   r.scheme.clear();
@@ -172,11 +170,8 @@ void ServerCodec::openStream(std::int32_t id) {
   s.header_bytes = 0;
   s.responded = false;
   s.body.reset();
-  node.key() = id;
-  auto placed = streams_.insert(std::move(node));
-  if (!placed.inserted) placed.position->second = std::move(placed.node.mapped());
+  last_ = streams_.insert(id, std::move(reused)).get();
   last_id_ = id;
-  last_ = placed.position->second.get();
 }
 
 ServerCodec::ServerCodec(Handler& handler, Limits limits) : handler_(handler), limits_(limits) {

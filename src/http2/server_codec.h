@@ -11,11 +11,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "http/header_list.h"
 #include "http2/outbound.h"
+#include "http2/stream_table.h"
 
 typedef struct nghttp2_session nghttp2_session;
 
@@ -106,16 +106,16 @@ class ServerCodec {
   Handler& handler_;
   Limits limits_;
   nghttp2_session* session_ = nullptr;
-  using Streams = std::unordered_map<std::int32_t, std::unique_ptr<Stream>>;
+  using Streams = StreamTable<std::unique_ptr<Stream>>;
   void openStream(std::int32_t id);
   Stream* find(std::int32_t id) const;
   Streams streams_;
   // The stream last looked up: a header block's fields, its end and the response's frames come
-  // in runs for one stream, and each would otherwise hash into streams_ again.
+  // in runs for one stream, and each would otherwise probe streams_ again.
   mutable Stream* last_ = nullptr;
   mutable std::int32_t last_id_ = 0;
-  // Closed streams, with their map nodes: reused with their buffers, no allocation per stream.
-  std::vector<Streams::node_type> spare_;
+  // Closed streams: reused with their buffers, no allocation per stream.
+  std::vector<std::unique_ptr<Stream>> spare_;
   std::vector<nghttp2_nv> nva_;  // scratch for the fields of one response
   detail::FrameOutput output_;
   Stats stats_;

@@ -4,7 +4,6 @@
 
 #include <charconv>
 #include <cstring>
-#include <unordered_map>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,6 +14,7 @@
 #include "core/base64.h"
 #include "core/request_id.h"
 #include "http2/server_codec.h"
+#include "http2/stream_table.h"
 #include "proxy/message_writer.h"
 #include "proxy/wake_event.h"
 
@@ -91,12 +91,8 @@ class Http2Connection::Impl final : public http2::ServerCodec::Handler {
   // Stream objects are owned by their coroutine (Http2Stream::serve), which serves one stream after
   // another: a finished object is parked in `spare` and woken for a new stream, so a stream
   // costs no coroutine launch; one not kept is dismissed and its coroutine ends.
-  using Streams = std::unordered_map<std::int32_t, Http2Stream*>;
-  Streams streams;                              // by stream id, until finished and closed
-  std::vector<Streams::node_type> spare_nodes;  // map nodes reused: no allocation per stream
-  std::vector<Http2Stream*> spare;              // finished stream objects, parked for reuse
-  void addStream(std::int32_t id, Http2Stream* s);
-  void removeStream(Streams::iterator it);
+  http2::StreamTable<Http2Stream*> streams;  // by stream id, until finished and closed
+  std::vector<Http2Stream*> spare;           // finished stream objects, parked for reuse
   void retire(Http2Stream* s);
   std::size_t alive = 0;          // stream objects (each with its coroutine)
   std::size_t running = 0;        // stream pipelines not finished
@@ -546,27 +542,9 @@ void Http2Connection::Impl::onRequest(std::int32_t id, http2::Request& request, 
     asio::co_spawn(w.io.get_executor(), Http2Stream::serve(*this, std::move(stream)),
                    asio::detached);
   }
-  addStream(id, s);
+  streams.insert(id, s);
   ++running;
   idle_deadline = idle_since = Clock::time_point::max();
-}
-
-void Http2Connection::Impl::addStream(std::int32_t id, Http2Stream* s) {
-  if (spare_nodes.empty()) {
-    streams.insert_or_assign(id, s);
-    return;
-  }
-  Streams::node_type node = std::move(spare_nodes.back());
-  spare_nodes.pop_back();
-  node.key() = id;
-  node.mapped() = s;
-  auto placed = streams.insert(std::move(node));
-  if (!placed.inserted) placed.position->second = s;
-}
-
-void Http2Connection::Impl::removeStream(Streams::iterator it) {
-  auto node = streams.extract(it);
-  if (spare_nodes.size() < 64) spare_nodes.push_back(std::move(node));
 }
 
 void Http2Connection::Impl::retire(Http2Stream* s) {
@@ -577,34 +555,35 @@ void Http2Connection::Impl::retire(Http2Stream* s) {
 }
 
 void Http2Connection::Impl::onRequestData(std::int32_t id, std::string_view data) {
-  auto it = streams.find(id);
-  if (it == streams.end()) {
+  Http2Stream** s = streams.find(id);
+  if (!s) {
     codec.consume(id, data.size());
     return;
   }
-  it->second->onData(data);
+  (*s)->onData(data);
 }
 
 void Http2Connection::Impl::onRequestEnd(std::int32_t id) {
-  if (auto it = streams.find(id); it != streams.end()) it->second->onEnd();
+  if (Http2Stream** s = streams.find(id)) (*s)->onEnd();
 }
 
 void Http2Connection::Impl::onStreamClosed(std::int32_t id, std::uint32_t) {
-  auto it = streams.find(id);
-  if (it == streams.end()) return;
-  if (it->second->finished) {
-    retire(it->second);
-    removeStream(it);
+  Http2Stream** found = streams.find(id);
+  if (!found) return;
+  Http2Stream* s = *found;
+  if (s->finished) {
+    retire(s);
+    streams.erase(id);
   } else {
-    it->second->onClosed();
+    s->onClosed();
   }
 }
 
 void Http2Connection::Impl::streamFinished(std::int32_t id) {
-  auto it = streams.find(id);
-  if (it != streams.end() && it->second->closed()) {
-    retire(it->second);
-    removeStream(it);
+  Http2Stream** found = streams.find(id);
+  if (found && (*found)->closed()) {
+    retire(*found);
+    streams.erase(id);
   }
   if (--running == 0) {
     idle_since = w.time.coarseSteady();
@@ -618,8 +597,9 @@ void Http2Connection::Impl::streamFinished(std::int32_t id) {
 // with nothing left to do (after GOAWAY) stops reading.
 void Http2Connection::Impl::afterOutput() {
   if (drain_waiters > 0) {
-    for (auto& [id, s] : streams)
+    streams.forEach([&](std::int32_t id, Http2Stream* s) {
       if (s->waitingForDrain() && codec.pendingBytes(id) <= kStreamHighWater) s->wake();
+    });
   }
   if (!closing && codec.wantsClose()) {
     closing = true;
@@ -676,12 +656,12 @@ void Http2Connection::Impl::goAway() {
 void Http2Connection::Impl::trimSpares() {
   for (Http2Stream* s : spare) s->dismiss();
   spare.clear();
-  spare_nodes.clear();
 }
 
 void Http2Connection::Impl::checkDeadline(Clock::time_point now) {
-  for (auto& [id, s] : streams)
+  streams.forEach([&](std::int32_t, Http2Stream* s) {
     if (!s->finished) s->checkDeadline(now);
+  });
   if (running == 0 && !spare.empty() && now - idle_since >= kSpareStreamsIdle) trimSpares();
   if (now >= idle_deadline && running == 0) {
     idle_deadline = Clock::time_point::max();
@@ -718,8 +698,9 @@ Task<void> Http2Connection::Impl::run(std::string_view received) {
   // Nothing more will arrive: streams still waiting for the client end now; those relaying a
   // response find their stream gone.
   if (!ok || !writer_done) {
-    for (auto& [id, s] : streams)
+    streams.forEach([](std::int32_t, Http2Stream* s) {
       if (!s->finished) s->abandon();
+    });
   }
   while (running > 0 || !writer_done) {
     flush();
@@ -727,7 +708,7 @@ Task<void> Http2Connection::Impl::run(std::string_view received) {
   }
   // Every pipeline is done: the stream objects (parked, or finished and never closed by the
   // peer) end their coroutines before the connection goes.
-  for (auto& [id, s] : streams) s->dismiss();
+  streams.forEach([](std::int32_t, Http2Stream* s) { s->dismiss(); });
   streams.clear();
   trimSpares();
   while (alive > 0) co_await done_wake.async_wait(asio::redirect_error(kUseAwaitable, ec));
