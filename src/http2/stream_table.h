@@ -97,7 +97,7 @@ class StreamTable {
 
   void grow() {
     std::vector<Slot> old =
-        std::exchange(slots_, std::vector<Slot>(slots_.empty() ? 16 : slots_.size() * 2));
+        std::exchange(slots_, std::vector<Slot>(slots_.empty() ? 8 : slots_.size() * 2));
     size_ = 0;
     for (Slot& s : old)
       if (s.id != 0) insert(s.id, std::move(s.value));

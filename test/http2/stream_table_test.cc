@@ -43,8 +43,9 @@ TEST(StreamTable, EraseHandsTheValueOverAndForgetsTheId) {
   EXPECT_TRUE(t.empty());
 }
 
-// Ids 16 slots apart share a home slot in a 16-slot table: the run they form must stay
-// searchable when members leave from its middle, its start, and across the array's end.
+// Ids 32 apart share a home slot in a 16-slot table (five streams grow it to 16): the run
+// they form must stay searchable when members leave from its middle, its start, and across
+// the array's end.
 TEST(StreamTable, CollidingIdsStayFoundWhenNeighboursLeave) {
   StreamTable<int> t;
   std::set<int> present = {31, 63, 95, 127, 1};  // 31 >> 1 = 15: the last slot, so the run wraps
