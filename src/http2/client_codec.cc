@@ -20,20 +20,20 @@ struct ClientCodec::Stream {
 struct ClientCodec::Callbacks {
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto& c = self(user);
-    auto it = c.streams_.find(frame->hd.stream_id);
-    if (it == c.streams_.end()) return 0;
-    it->second->status = 0;
-    it->second->header_bytes = 0;
-    it->second->fields.clear();
+    std::unique_ptr<Stream>* s = c.streams_.find(frame->hd.stream_id);
+    if (!s) return 0;
+    (*s)->status = 0;
+    (*s)->header_bytes = 0;
+    (*s)->fields.clear();
     return 0;
   }
 
   static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user) {
     auto& c = self(user);
-    auto it = c.streams_.find(frame->hd.stream_id);
-    if (it == c.streams_.end()) return 0;
-    auto& s = *it->second;
+    std::unique_ptr<Stream>* found = c.streams_.find(frame->hd.stream_id);
+    if (!found) return 0;
+    auto& s = **found;
     s.header_bytes += namelen + valuelen + 32;
     if (s.header_bytes > c.limits_.max_header_list_bytes)
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets this stream
@@ -50,9 +50,9 @@ struct ClientCodec::Callbacks {
   static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto& c = self(user);
     const std::int32_t id = frame->hd.stream_id;
-    auto it = c.streams_.find(id);
-    if (it == c.streams_.end()) return 0;
-    auto& s = *it->second;
+    std::unique_ptr<Stream>* found = c.streams_.find(id);
+    if (!found) return 0;
+    auto& s = **found;
     const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (frame->hd.type == NGHTTP2_HEADERS) {
       if (!s.head_done) {
@@ -72,7 +72,7 @@ struct ClientCodec::Callbacks {
   static int onData(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
                     void* user) {
     auto& c = self(user);
-    if (c.streams_.count(id))
+    if (c.streams_.find(id))
       c.handler_.onResponseData(id, std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
   }
@@ -86,9 +86,9 @@ struct ClientCodec::Callbacks {
   static ssize_t readBody(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
                           uint32_t* flags, nghttp2_data_source*, void* user) {
     auto& c = self(user);
-    auto it = c.streams_.find(id);
-    if (it == c.streams_.end()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    return detail::Outbound::read(session, id, buf, length, flags, it->second->body);
+    std::unique_ptr<Stream>* s = c.streams_.find(id);
+    if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return detail::Outbound::read(session, id, buf, length, flags, (*s)->body);
   }
 };
 
@@ -132,18 +132,18 @@ std::int32_t ClientCodec::submitRequest(const http::HeaderList& fields, bool end
   const std::int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
                                                  end_stream ? nullptr : &provider, nullptr);
   if (id < 0) return -1;
-  streams_[id] = std::move(stream);
+  streams_.insert(id, std::move(stream));
   return id;
 }
 
 void ClientCodec::sendData(std::int32_t stream, std::string_view data, bool end_stream) {
-  auto it = streams_.find(stream);
-  if (it != streams_.end()) it->second->body.queue(session_, stream, data, end_stream);
+  if (std::unique_ptr<Stream>* s = streams_.find(stream))
+    (*s)->body.queue(session_, stream, data, end_stream);
 }
 
 std::size_t ClientCodec::pendingBytes(std::int32_t stream) const {
-  auto it = streams_.find(stream);
-  return it == streams_.end() ? 0 : it->second->body.pending();
+  const std::unique_ptr<Stream>* s = streams_.find(stream);
+  return s ? (*s)->body.pending() : 0;
 }
 
 void ClientCodec::consume(std::int32_t stream, std::size_t bytes) {

@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
-#include <unordered_map>
 
 #include "http/header_list.h"
 #include "http2/outbound.h"
+#include "http2/stream_table.h"
 
 namespace portico::http2 {
 
@@ -64,7 +64,7 @@ class ClientCodec {
   Handler& handler_;
   ClientLimits limits_;
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<std::int32_t, std::unique_ptr<Stream>> streams_;
+  StreamTable<std::unique_ptr<Stream>> streams_;
   detail::FrameOutput output_;
   bool failed_ = false;
 };

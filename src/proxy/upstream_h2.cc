@@ -30,16 +30,16 @@ std::int32_t UpstreamH2Connection::open(UpstreamH2Stream& stream, const http::He
   if (!usable()) return -1;
   const std::int32_t id = codec.submitRequest(fields, end_stream);
   if (id < 0) return -1;
-  streams_[id] = &stream;
+  streams_.insert(id, &stream);
   flush();
   return id;
 }
 
 void UpstreamH2Connection::detach(std::int32_t id) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return;
-  if (!it->second->closed && !closing_) codec.resetStream(id, NGHTTP2_CANCEL);
-  streams_.erase(it);
+  UpstreamH2Stream** found = streams_.find(id);
+  if (!found) return;
+  if (!(*found)->closed && !closing_) codec.resetStream(id, NGHTTP2_CANCEL);
+  streams_.erase(id);
   if (streams_.empty()) idle_since_ = w_.time.coarseSteady();
   flush();
 }
@@ -53,18 +53,18 @@ void UpstreamH2Connection::close() {
 }
 
 UpstreamH2Stream* UpstreamH2Connection::find(std::int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second;
+  UpstreamH2Stream** found = streams_.find(id);
+  return found ? *found : nullptr;
 }
 
 void UpstreamH2Connection::failAll() {
-  for (auto& [id, s] : streams_) {
+  streams_.forEach([](std::int32_t, UpstreamH2Stream* s) {
     if (!s->closed) {
       s->closed = true;
       if (s->error == 0) s->error = NGHTTP2_CONNECT_ERROR;
     }
     s->wake();
-  }
+  });
 }
 
 void UpstreamH2Connection::onResponseHead(std::int32_t id, int status, http::HeaderList fields) {
@@ -116,7 +116,7 @@ Task<void> UpstreamH2Connection::reader(std::shared_ptr<UpstreamH2Connection> ke
     const bool ok = codec.receive(std::string_view(buf.writePtr(), n));
     flush();
     // Requests waiting for their body to drain may go on now (WINDOW_UPDATE).
-    for (auto& [id, s] : streams_) s->wake();
+    streams_.forEach([](std::int32_t, UpstreamH2Stream* s) { s->wake(); });
     if (!ok || codec.wantsClose()) break;
   }
   closing_ = true;
@@ -142,7 +142,8 @@ Task<void> UpstreamH2Connection::writer(std::shared_ptr<UpstreamH2Connection> ke
       if (!ec && !rest_.empty()) n += co_await writeAll(conn_->socket, nullptr, rest_, ec);
     }
     codec.consumeOutput(n);
-    for (auto& [id, s] : streams_) s->wake();  // their queued body may have left
+    // Their queued body may have left.
+    streams_.forEach([](std::int32_t, UpstreamH2Stream* s) { s->wake(); });
     if (ec) {
       closing_ = true;
       conn_->socket.cancel(ec);

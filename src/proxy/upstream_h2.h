@@ -10,6 +10,7 @@
 
 #include "http/header_list.h"
 #include "http2/client_codec.h"
+#include "http2/stream_table.h"
 #include "proxy/wake_event.h"
 #include "proxy/worker_context.h"
 
@@ -69,7 +70,7 @@ class UpstreamH2Connection final : public http2::ClientCodec::Handler {
 
   WorkerContext& w_;
   std::unique_ptr<UpstreamConnection> conn_;
-  std::unordered_map<std::int32_t, UpstreamH2Stream*> streams_;
+  http2::StreamTable<UpstreamH2Stream*> streams_;
   WakeEvent write_wake_;
   std::vector<asio::const_buffer> rest_;
   bool closing_ = false;
