@@ -296,6 +296,13 @@ def main():
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
     ap.add_argument("--base-port", type=int, default=18180)
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="http, https, h2c, h2: another portico binary run as one more proxy in "
+                         "every round (an A/B of two builds); prints portico / baseline round by "
+                         "round")
+    ap.add_argument("--peers", default="nginx,haproxy",
+                    help="http, https, h2c, h2: the other proxies to run (comma-separated, from "
+                         "nginx and haproxy; empty for Portico alone, with --baseline)")
     ap.add_argument("--flamegraph", metavar="DIR",
                     help="after the rounds, profile Portico (perf, call stacks) under the same "
                          "load and write DIR/<protocol>.svg (http, https, h2c, h2 only)")
@@ -395,6 +402,16 @@ def proxy_setup(args, protocol, work):
         "nginx": [nginx, "-p", str(work), "-e", str(work / "nginx-error.log"), "-c", str(work / "nginx.conf")],
         "haproxy": [haproxy, "-db", "-f", str(work / "haproxy.cfg")],
     }
+    if args.baseline:
+        ports["baseline"] = up_port + 5
+        (work / "baseline.yaml").write_text(PORTICO.format(port=ports["baseline"],
+                                                           upstream=up_port, admin=up_port + 8,
+                                                           **tls_vars))
+        commands["baseline"] = [args.baseline, "run", "-c", str(work / "baseline.yaml")]
+    peers = set(filter(None, args.peers.split(",")))
+    for peer in ("nginx", "haproxy"):
+        if peer not in peers:
+            del commands[peer], ports[peer]
     return ports, commands
 
 
@@ -477,18 +494,24 @@ def run_scenario(args, protocol):
     target = {"http": "1.25x", "https": "1.15x", "h2c": "1.15x", "h2": "1.15x"}[protocol]
     if protocol == "http" and BODY_SIZE != 100:
         target = "1.2x"  # the 16 KiB row
-    print(f"portico / nginx   req/CPU-s: {p['per_cpu'] / med['nginx']['per_cpu']:.2f}x   "
-          f"(target >= {target})   p99: {p['p99'] / med['nginx']['p99']:.2f}x (target <= 1.0x)")
-    print(f"portico / haproxy req/CPU-s: {p['per_cpu'] / med['haproxy']['per_cpu']:.2f}x   "
-          f"(target >= {'1.25x' if protocol == 'http' else '1.0x'})")
+    targets = {"nginx": target, "haproxy": "1.25x" if protocol == "http" else "1.0x"}
     for peer in ("nginx", "haproxy"):
+        if peer not in med:
+            continue
+        p99 = (f"   p99: {p['p99'] / med[peer]['p99']:.2f}x (target <= 1.0x)"
+               if peer == "nginx" else "")
+        print(f"portico / {peer:7s} req/CPU-s: {p['per_cpu'] / med[peer]['per_cpu']:.2f}x   "
+              f"(target >= {targets[peer]}){p99}")
+    for peer in ("nginx", "haproxy", "baseline"):
+        if peer not in med:
+            continue
         paired, rounds = paired_ratios(med, "portico", peer)
-        print(f"portico / {peer:7s} round by round: {', '.join(f'{r:.2f}' for r in rounds)}, "
+        print(f"portico / {peer:8s} round by round: {', '.join(f'{r:.2f}' for r in rounds)}, "
               f"median {paired:.2f}x")
     if "floor" in med:
-        print(f"portico / floor   req/CPU-s: {p['per_cpu'] / med['floor']['per_cpu']:.2f}x   "
-              f"(nginx {med['nginx']['per_cpu'] / med['floor']['per_cpu']:.2f}x, haproxy "
-              f"{med['haproxy']['per_cpu'] / med['floor']['per_cpu']:.2f}x of the byte relay)")
+        print(f"portico / floor   req/CPU-s: {p['per_cpu'] / med['floor']['per_cpu']:.2f}x   " +
+              ", ".join(f"{n} {med[n]['per_cpu'] / med['floor']['per_cpu']:.2f}x"
+                        for n in ("nginx", "haproxy") if n in med) + " of the byte relay")
     print(f"portico idle RSS: {statistics.median(idle_rss) / 1024:.1f} MiB (target <= 12 MiB)")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -125,7 +125,10 @@ std::int32_t ClientCodec::submitRequest(const http::HeaderList& fields, bool end
   if (!canOpenStream()) return -1;
   std::vector<nghttp2_nv> nva;
   nva.reserve(fields.size());
-  for (const auto& f : fields) nva.push_back(makeNv(f.name, f.value));
+  for (const auto& f : fields) {
+    nva.push_back(makeNv(f.name, f.value));
+    detail::markIfNeverIndexed(f, nva.back());
+  }
   nghttp2_data_provider provider{};
   provider.read_callback = Callbacks::readBody;
   auto stream = std::make_unique<Stream>();

@@ -14,6 +14,14 @@ namespace portico::http2::detail {
 // nghttp2 copies names and values (NGHTTP2_NV_FLAG_NONE).
 nghttp2_nv makeNv(std::string_view name, std::string_view value);
 
+// The request id is new in every message: in HPACK's dynamic table it would only churn. Worse,
+// nghttp2's encoder files every entry of one name in one hash bucket, so each such entry
+// lengthens a chain that lookups walk for every message of the connection (measured:
+// docs/performance.md, session 21). Sent as a literal never indexed.
+inline void markIfNeverIndexed(const http::Header& field, nghttp2_nv& nv) {
+  if (field.id == http::HeaderId::XRequestId) nv.flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+}
+
 class Outbound {
  public:
   // Queues body bytes; `end` ends the body (with trailers when set first).

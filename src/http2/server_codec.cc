@@ -244,11 +244,7 @@ bool ServerCodec::respond(std::int32_t stream, int status, http::HeaderList& hea
   for (const auto& h : s.response) {
     nva.push_back(makeNv(h.name, h.value));
     nva.back().flags = kReferenced;
-    // A value unique to each response (the request id) would only churn the HPACK dynamic
-    // table: send it as a literal that is never indexed — except one in 64, whose entry puts
-    // the field's name in the table, so that the others refer to it instead of encoding it.
-    if (h.id == http::HeaderId::XRequestId && request_ids_sent_++ % 64 != 0)
-      nva.back().flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+    detail::markIfNeverIndexed(h, nva.back());
   }
   nghttp2_data_provider provider{};
   provider.read_callback = Callbacks::readBody;

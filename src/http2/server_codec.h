@@ -120,7 +120,6 @@ class ServerCodec {
   detail::FrameOutput output_;
   Stats stats_;
   bool failed_ = false;
-  std::uint32_t request_ids_sent_ = 0;  // x-request-id fields sent: one in 64 is indexed
   std::deque<Clock::time_point> reset_times_;
   Clock::time_point now_{};
   std::uint32_t continuations_ = 0;  // in the header block being received

@@ -3,6 +3,7 @@
 // connection pools, counters and the list of live sessions. Touched only on the worker thread
 // (except the counters, which the admin thread reads).
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -65,6 +66,39 @@ bool writeJoinedAtOnce(TlsStream& tls, const Buffers& buffers, std::string& scra
   return joinForTls(buffers, scratch) && tls.writeAtOnce(asio::buffer(scratch));
 }
 
+// Up to this many bytes in several buffers are copied together and sent with send(2): Asio
+// sends a buffer sequence with sendmsg(2), whose msghdr and iovec copy-in cost the kernel more
+// than copying a small head and body here (docs/performance.md, session 21).
+inline constexpr std::size_t kJoinToSendUpTo = 4096;
+
+// One send(2) for `buffers`: a single non-empty buffer as it is, small ones joined on the stack,
+// larger sequences through sendmsg(2).
+template <class Buffers>
+std::size_t sendSome(Socket& socket, const Buffers& buffers, boost::system::error_code& ec) {
+  std::size_t total = 0;
+  std::size_t non_empty = 0;
+  asio::const_buffer only;
+  for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+       ++it) {
+    asio::const_buffer b(*it);
+    if (b.size() == 0) continue;
+    total += b.size();
+    ++non_empty;
+    only = b;
+  }
+  if (non_empty == 1) return socket.write_some(only, ec);
+  if (non_empty == 0 || total > kJoinToSendUpTo) return socket.write_some(buffers, ec);
+  char joined[kJoinToSendUpTo];
+  std::size_t at = 0;
+  for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+       ++it) {
+    asio::const_buffer b(*it);
+    std::memcpy(joined + at, b.data(), b.size());
+    at += b.size();
+  }
+  return socket.write_some(asio::const_buffer(joined, total), ec);
+}
+
 // Writes what a plain socket accepts right now (it is in non-blocking mode), without going
 // through the event loop: small requests and responses leave in one syscall and no coroutine
 // suspension. Returns the bytes written; `rest` gets the buffers still to send (empty when all
@@ -73,7 +107,7 @@ template <class Buffers>
 std::size_t writeNow(Socket& socket, const Buffers& buffers, std::vector<asio::const_buffer>& rest,
                      boost::system::error_code& ec) {
   rest.clear();
-  std::size_t n = socket.write_some(buffers, ec);
+  std::size_t n = sendSome(socket, buffers, ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
   if (ec) return n;
   std::size_t skip = n;

@@ -134,6 +134,63 @@ TEST_F(ClientCodecTest, RequestResponseWithBodyAndTrailers) {
   EXPECT_EQ(client.openStreams(), 0u);
 }
 
+// The fields of the HEADERS frames in `frames` (no padding, no priority), with the flags the
+// encoding gave them (NGHTTP2_NV_FLAG_NO_INDEX: a literal never indexed).
+std::map<std::string, std::uint8_t> headerFlags(nghttp2_hd_inflater* inflater,
+                                                std::string_view frames) {
+  std::map<std::string, std::uint8_t> flags;
+  while (frames.size() >= 9) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(frames.data());
+    const std::size_t length = (std::size_t{p[0]} << 16) | (std::size_t{p[1]} << 8) | p[2];
+    if (p[3] == NGHTTP2_HEADERS) {
+      auto* in = const_cast<std::uint8_t*>(p + 9);
+      std::size_t left = length;
+      for (;;) {
+        nghttp2_nv nv;
+        int inflate_flags = 0;
+        const auto n = nghttp2_hd_inflate_hd2(inflater, &nv, &inflate_flags, in, left, 1);
+        if (n < 0) return {};
+        in += n;
+        left -= static_cast<std::size_t>(n);
+        if (inflate_flags & NGHTTP2_HD_INFLATE_EMIT)
+          flags[std::string(reinterpret_cast<char*>(nv.name), nv.namelen)] = nv.flags;
+        if (inflate_flags & NGHTTP2_HD_INFLATE_FINAL) break;
+      }
+      nghttp2_hd_inflate_end_headers(inflater);
+    }
+    frames.remove_prefix(9 + length);
+  }
+  return flags;
+}
+
+// Request ids are new in every request: sent as literals never indexed, they do not churn the
+// upstream's HPACK table. The other fields are indexed as before.
+TEST_F(ClientCodecTest, RequestIdsAreNeverIndexed) {
+  exchange();  // the preface and SETTINGS, both ways
+  nghttp2_hd_inflater* inflater = nullptr;
+  ASSERT_EQ(nghttp2_hd_inflate_new(&inflater), 0);
+  for (int i = 0; i < 2; ++i) {
+    http::HeaderList fields = request("GET", "/");
+    const std::string request_id = "0123456789abcdef0123456789abcde" + std::to_string(i);
+    fields.add("x-request-id", request_id);
+    const std::int32_t id = client.submitRequest(fields, true);
+    ASSERT_GT(id, 0);
+    const std::string out(client.output());
+    client.consumeOutput(out.size());
+    const auto flags = headerFlags(inflater, out);
+    ASSERT_EQ(flags.count("x-request-id"), 1u);
+    EXPECT_EQ(flags.at("x-request-id") & NGHTTP2_NV_FLAG_NO_INDEX, NGHTTP2_NV_FLAG_NO_INDEX);
+    ASSERT_EQ(flags.count("x-custom"), 1u);
+    EXPECT_EQ(flags.at("x-custom") & NGHTTP2_NV_FLAG_NO_INDEX, 0);
+    server.receive(out, Clock::now());
+    ASSERT_EQ(up.requests.count(id), 1u);
+    EXPECT_EQ(*up.requests[id].headers.find("x-request-id"), request_id);
+  }
+  // Only x-custom (8 + 1 + 32) and :authority (10 + 12 + 32) entered the table.
+  EXPECT_EQ(nghttp2_hd_inflate_get_dynamic_table_size(inflater), 41u + 54u);
+  nghttp2_hd_inflate_del(inflater);
+}
+
 TEST_F(ClientCodecTest, InterimResponsesAreSkipped) {
   const std::int32_t id = client.submitRequest(request("GET", "/"), true);
   exchange();

@@ -13,40 +13,10 @@
 #include "core/io_buffer.h"
 #include "proxy/draining_receive.h"
 #include "proxy/socket_read.h"
+#include "tcp_pair.h"
 
 namespace portico::proxy {
 namespace {
-
-// A connected loopback TCP pair: `reader` is what the proxy reads, `writer` the peer. The
-// reader has the drain hint from its listener, as the proxy's accepted connections do.
-struct TcpPair {
-  explicit TcpPair(bool drain_hint = true) {
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (drain_hint) enableDrainHint(listener);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(listener, 1), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-    writer = ::socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_EQ(::connect(writer, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    reader = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
-    ::close(listener);
-  }
-  ~TcpPair() {
-    if (reader >= 0) ::close(reader);
-    if (writer >= 0) ::close(writer);
-  }
-  void send(const std::string& s) {
-    ASSERT_EQ(::write(writer, s.data(), s.size()), ssize_t(s.size()));
-  }
-  // Loopback delivers before write() returns; a short wait covers a busy machine.
-  void settle() { ::usleep(2000); }
-  int reader = -1;
-  int writer = -1;
-};
 
 TEST(DrainingReceive, NothingToReadWouldBlock) {
   TcpPair p;
