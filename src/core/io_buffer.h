@@ -22,14 +22,14 @@ class IoBuffer {
   // (grown for a large head) to the allocator.
   void park(BufferPool& pool) {
     if (!data_ || !empty()) return;
-    if (capacity_ == BufferPool::kBufferSize) pool.give(std::move(data_));
+    if (capacity_ == pool.bufferSize()) pool.give(std::move(data_));
     data_.reset();
     capacity_ = 0;
   }
   void unpark(BufferPool& pool) {
     if (data_) return;
     data_ = pool.take();
-    capacity_ = BufferPool::kBufferSize;
+    capacity_ = pool.bufferSize();
   }
 
   std::string_view readable() const { return {data_.get() + begin_, end_ - begin_}; }

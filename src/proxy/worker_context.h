@@ -135,7 +135,7 @@ struct UpstreamConnection {
   std::shared_ptr<const tls::ClientContext> tls_context;  // keeps the stream's context alive
   std::shared_ptr<upstream::UpstreamState> counted;       // its upstream's open connections
   std::optional<TlsStream> tls;
-  IoBuffer buffer{16 * 1024};
+  IoBuffer buffer{BufferPool::kUpstreamBufferSize};
   std::string target;  // resolved address text, the pool key
   Clock::time_point idle_since{};
   Clock::duration idle_timeout{};
@@ -211,11 +211,12 @@ struct WorkerContext final : api::WorkerServices {
   std::uint32_t candidate_percent = 0;
   std::vector<observability::RouteStats*> candidate_route_stats;
   std::vector<observability::UpstreamStats*> candidate_upstream_stats;
-  // Spare connection buffers: a keep-alive client connection parks its own here while it
-  // waits for its next request, a pooled upstream connection while it is idle
-  // (IoBuffer::park).
+  // Spare connection buffers: a keep-alive client connection parks its own in `buffers` while
+  // it waits for its next request, a pooled upstream connection its larger one in
+  // `upstream_buffers` while it is idle (IoBuffer::park).
   BufferPool buffers;
-  ConnectionPool pool{&buffers};
+  BufferPool upstream_buffers{BufferPool::kUpstreamBufferSize, 128};
+  ConnectionPool pool{&upstream_buffers};
   std::shared_ptr<UpstreamH2Pool> h2_pool;   // HTTP/2 upstream connections, made on first use
   std::shared_ptr<OriginUpstreams> origins;  // upstreams of URL calls, made on first use
   // TLS sessions to resume, by pool key: a new connection to a TLS upstream skips the full

@@ -55,14 +55,14 @@ TEST(ConnectionPool, ConnectionWithUnreadBytesIsNotKept) {
 
 TEST(ConnectionPool, AnIdleConnectionsBufferWaitsInTheBufferPool) {
   asio::io_context io;
-  BufferPool buffers;
+  BufferPool buffers(BufferPool::kUpstreamBufferSize);
   ConnectionPool pool(&buffers);
   pool.release(conn(io, "a"), config::PoolConfig{}, Clock::now());
   EXPECT_EQ(buffers.spare(), 1u);  // the idle connection holds no buffer
   auto again = pool.acquire("a");
   ASSERT_NE(again, nullptr);
   EXPECT_FALSE(again->buffer.parked());
-  EXPECT_EQ(again->buffer.writable(), BufferPool::kBufferSize);
+  EXPECT_EQ(again->buffer.writable(), BufferPool::kUpstreamBufferSize);
   EXPECT_EQ(buffers.spare(), 0u);
 }
 

@@ -251,14 +251,14 @@ TEST_F(ReadPlain, AParkedBufferTakesStorageOnlyWhenBytesArrive) {
   startParkedRead(p, s, read);
   EXPECT_FALSE(read.got);
   EXPECT_TRUE(read.in.parked());  // waiting without storage
-  const std::string big(BufferPool::kBufferSize + 100, 'x');
+  const std::string big(BufferPool::kClientBufferSize + 100, 'x');
   ASSERT_EQ(::send(p.writer, big.data(), big.size(), 0), ssize_t(big.size()));
   p.settle();
   ASSERT_TRUE(runUntil(read.got));
   EXPECT_FALSE(read.ec);
   EXPECT_FALSE(read.in.parked());
   // The buffer's worth; the rest waits in the socket.
-  EXPECT_EQ(*read.got, BufferPool::kBufferSize);
+  EXPECT_EQ(*read.got, BufferPool::kClientBufferSize);
   read.in.commit(*read.got);
   read.in.consume(*read.got);
   std::optional<std::string> rest;
