@@ -99,13 +99,7 @@ TEST(DrainingReceive, WithoutTheHintNothingIsDrained) {
 // (no attempt at once), and must still complete when bytes, or the FIN, arrive later.
 class ReadPlain : public ::testing::Test {
  protected:
-  // The pair's reading end as an Asio socket, which owns it from now on.
-  Socket adopt(TcpPair& p) {
-    Socket s(io_.get_executor());
-    s.assign(tcp::v4(), p.reader);
-    p.reader = -1;
-    return s;
-  }
+  Socket adopt(TcpPair& p) { return p.adoptReader(io_); }
   // Sends `text` and reads it with readPlain: the socket is left drained.
   void drainedRead(TcpPair& p, Socket& s, const std::string& text) {
     boost::system::error_code ec;

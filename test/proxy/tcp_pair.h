@@ -8,6 +8,7 @@
 #include <string>
 
 #include "proxy/draining_receive.h"
+#include "proxy/io_types.h"
 
 namespace portico::proxy {
 
@@ -35,6 +36,13 @@ struct TcpPair {
   }
   void send(const std::string& s) {
     ASSERT_EQ(::write(writer, s.data(), s.size()), ssize_t(s.size()));
+  }
+  // The reading end (the proxy's side) as an Asio socket on `io`, which owns it from now on.
+  Socket adoptReader(asio::io_context& io) {
+    Socket s(io.get_executor());
+    s.assign(tcp::v4(), reader);
+    reader = -1;
+    return s;
   }
   // Reads `n` bytes on the peer's side (blocking): what the proxy's side wrote.
   std::string receive(std::size_t n) {

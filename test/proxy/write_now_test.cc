@@ -13,12 +13,7 @@ namespace {
 
 class WriteNow : public ::testing::Test {
  protected:
-  Socket adopt(TcpPair& p) {
-    Socket s(io_.get_executor());
-    s.assign(tcp::v4(), p.reader);
-    p.reader = -1;
-    return s;
-  }
+  Socket adopt(TcpPair& p) { return p.adoptReader(io_); }
   static std::size_t total(const std::vector<asio::const_buffer>& buffers) {
     return asio::buffer_size(buffers);
   }
