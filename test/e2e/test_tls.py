@@ -1,7 +1,6 @@
 """TLS termination: SNI certificate choice, versions, ALPN, reload of certificates, client
 certificates. Clients are curl and Python's ssl module."""
 import json
-import os
 import shutil
 import socket
 import ssl
