@@ -93,6 +93,7 @@ std::size_t sendSome(Socket& socket, const Buffers& buffers, boost::system::erro
   for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
        ++it) {
     asio::const_buffer b(*it);
+    if (b.size() == 0) continue;  // an empty buffer may have no storage: no memcpy from null
     std::memcpy(joined + at, b.data(), b.size());
     at += b.size();
   }
