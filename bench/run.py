@@ -297,9 +297,9 @@ def main():
     ap.add_argument("--portico", default=str(REPO / "build/release/portico"))
     ap.add_argument("--base-port", type=int, default=18180)
     ap.add_argument("--baseline", metavar="BIN",
-                    help="http, https, h2c, h2: another portico binary run as one more proxy in "
-                         "every round (an A/B of two builds); prints portico / baseline round by "
-                         "round")
+                    help="another portico binary run as one more proxy in every round (http, "
+                         "https, h2c, h2), or right after each Portico run (filters, stack, "
+                         "scale): an A/B of two builds; prints portico / baseline round by round")
     ap.add_argument("--peers", default="nginx,haproxy",
                     help="http, https, h2c, h2: the other proxies to run (comma-separated, from "
                          "nginx and haproxy; empty for Portico alone, with --baseline)")
@@ -612,6 +612,9 @@ PORTICO_RATELIMIT = PORTICO_ALONE + """routes:
 """
 
 
+BASELINE = " [baseline]"  # run_filter_scenario's name suffix for the --baseline binary's runs
+
+
 def slug(name):
     return re.sub(r"[^a-z0-9]+", "-", name.lower())
 
@@ -629,12 +632,18 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
         (work / f"portico-{slug(name)}.yaml").write_text(
             text.format(port=port, upstream=up_port, admin=up_port + 9, work=work, **(fmt or {})))
     upstream = start_upstream(work, up_port, args.load_cpu)
-    results = {name: [] for name in variants}
+    # With --baseline every variant runs once more on the other binary, right after this one's.
+    binaries = {"": args.portico}
+    if args.baseline:
+        binaries[BASELINE] = args.baseline
+    runs = [(name + tag, name, binary) for name in variants for tag, binary in binaries.items()]
+    results = {run: [] for run, _, _ in runs}
     try:
         for rnd in range(args.rounds):
-            for name, (path, headers, *script) in variants.items():
-                proc = start_proxy([args.portico, "run", "-c",
-                                    str(work / f"portico-{slug(name)}.yaml")],
+            for name, variant, binary in runs:
+                path, headers, *script = variants[variant]
+                proc = start_proxy([binary, "run", "-c",
+                                    str(work / f"portico-{slug(variant)}.yaml")],
                                    port, args.proxy_cpu, work, "portico")
                 wrk(port, args.warmup, args.connections, args.load_cpu, "http", path, headers,
                     *script)
@@ -663,11 +672,16 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
           f"wrk -c{args.connections} -d{args.duration}s\n")
     print("| route | req/s | req/CPU-s | user µs/req | kernel µs/req | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for n in variants:
+    for n in results:
         m = med[n]
         errors = sum(r["errors"] for r in results[n])
         print(f"| {n} | {m['rps']:.0f} | {m['per_cpu']:.0f} | {m['user_us']:.2f} | "
               f"{m['sys_us']:.2f} | {m['p99']:.2f} | {errors} |")
+    if args.baseline:
+        for n in variants:
+            paired, rounds = paired_ratios(med, n, n + BASELINE)
+            print(f"{n}: portico / baseline round by round "
+                  f"{', '.join(f'{r:.2f}' for r in rounds)}, median {paired:.2f}x")
     base = med.get("pass-through")
     for n, target in costs.items():
         cost = 1 - med[n]["per_cpu"] / base["per_cpu"]
@@ -771,7 +785,8 @@ def run_scale_scenario(args):
         print(f"{name}: {(1 - ratio) * 100:.1f}% below the 1-route figure (issue 17: within 5%); "
               f"round by round {', '.join(f'{(1 - r) * 100:.1f}%' for r in rounds)}, "
               f"median {(1 - paired) * 100:.1f}%")
-    run_many_connections(args, work)
+    if not args.baseline:  # an A/B compares the rows above; this one has no ratio
+        run_many_connections(args, work)
     shutil.rmtree(work, ignore_errors=True)
 
 

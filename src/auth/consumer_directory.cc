@@ -1,7 +1,6 @@
 #include "auth/consumer_directory.h"
 
 #include <crypt.h>
-#include <openssl/crypto.h>
 
 #include "config/reader.h"
 
@@ -181,10 +180,10 @@ const api::Consumer* ConsumerDirectory::byName(std::string_view name) const {
 const api::Consumer* ConsumerDirectory::byKey(std::string_view key) const {
   Sha256Digest digest;
   sha256Into(key, digest);
-  auto it = by_key_.find(digest);
-  if (it == by_key_.end()) return nullptr;
-  // The map compared digests; confirm in constant time anyway (no early exit on a prefix).
-  return CRYPTO_memcmp(it->first.data(), digest.data(), digest.size()) == 0 ? it->second : nullptr;
+  // The map compares digests, not keys: how long a compare takes tells an attacker how much of
+  // a SHA-256 digest of their own key matches a stored one, which does not lead to the key.
+  const api::Consumer* const* found = by_key_.find(digest);
+  return found ? *found : nullptr;
 }
 
 const BasicCredential* ConsumerDirectory::byUsername(std::string_view username) const {

@@ -14,6 +14,7 @@
 #include "auth/jwt.h"
 #include "config/diagnostics.h"
 #include "config/model.h"
+#include "core/flat_map.h"
 #include "core/sha256.h"
 
 namespace portico::auth {
@@ -55,7 +56,7 @@ class ConsumerDirectory {
   std::vector<api::Consumer> consumers_;  // stable: sized once
   std::unordered_map<std::string_view, const api::Consumer*> by_name_;
   // SHA-256 digest of the key -> consumer. The digest is its own hash (its first 8 bytes) and is
-  // kept inline: one node to reach per lookup, not a node and a heap string.
+  // kept in the slot: one slot to read per lookup, then the consumer.
   struct DigestHash {
     std::size_t operator()(const Sha256Digest& d) const {
       std::size_t h;
@@ -63,7 +64,7 @@ class ConsumerDirectory {
       return h;
     }
   };
-  std::unordered_map<Sha256Digest, const api::Consumer*, DigestHash> by_key_;
+  FlatMap<Sha256Digest, const api::Consumer*, DigestHash> by_key_;
   std::unordered_map<std::string, BasicCredential> by_username_;
   std::unordered_map<std::string, JwtCredential> by_jwt_kid_;
   std::string any_hash_ =

@@ -119,11 +119,16 @@ void TokenBucket::giveBack(const Limit& limit) {
   tat_.fetch_sub(emissionUs(limit), std::memory_order_acq_rel);
 }
 
-KeyCounters::KeyCounters(Algorithm algorithm, std::size_t limits)
-    : algorithm_(algorithm),
-      windows_(algorithm == Algorithm::SlidingWindow ? limits : 0),
-      buckets_(algorithm == Algorithm::TokenBucket ? limits : 0),
-      counts_(algorithm == Algorithm::Fixed ? limits : 0) {}
+KeyCounters::KeyCounters(Algorithm algorithm, std::size_t limits) : algorithm_(algorithm) {
+  if (limits > 1) rest_ = std::make_unique<Counter[]>(limits - 1);
+  // Each counter starts as a count (its union's first active member); the algorithm's own kind
+  // takes its place (every kind is trivially destructible).
+  for (std::size_t i = 0; i < limits; ++i) {
+    Counter& c = counter(i);
+    if (algorithm == Algorithm::SlidingWindow) std::construct_at(&c.window);
+    if (algorithm == Algorithm::TokenBucket) std::construct_at(&c.bucket);
+  }
+}
 
 bool tighter(const Outcome& a, const Outcome& b) {
   if (a.allowed != b.allowed) return !a.allowed;
@@ -156,16 +161,17 @@ void KeyCounters::giveBack(const std::vector<Limit>& limits, std::int64_t now_us
 Outcome KeyCounters::takeOne(std::size_t i, const Limit& limit, std::int64_t now_us) {
   switch (algorithm_) {
     case Algorithm::SlidingWindow:
-      return windows_[i].take(limit, now_us);
+      return counter(i).window.take(limit, now_us);
     case Algorithm::TokenBucket:
-      return buckets_[i].take(limit, now_us);
+      return counter(i).bucket.take(limit, now_us);
     case Algorithm::Fixed:
       break;
   }
   Outcome o;
-  const std::int64_t n = counts_[i].fetch_add(1, std::memory_order_acq_rel) + 1;
+  auto& count = counter(i).count;
+  const std::int64_t n = count.fetch_add(1, std::memory_order_acq_rel) + 1;
   o.allowed = n <= limit.requests;
-  if (!o.allowed) counts_[i].fetch_sub(1, std::memory_order_acq_rel);
+  if (!o.allowed) count.fetch_sub(1, std::memory_order_acq_rel);
   o.remaining = std::max<std::int64_t>(0, limit.requests - (o.allowed ? n : n - 1));
   return o;
 }
@@ -173,13 +179,13 @@ Outcome KeyCounters::takeOne(std::size_t i, const Limit& limit, std::int64_t now
 void KeyCounters::giveBackOne(std::size_t i, const Limit& limit, std::int64_t now_us) {
   switch (algorithm_) {
     case Algorithm::SlidingWindow:
-      windows_[i].giveBack(limit, now_us);
+      counter(i).window.giveBack(limit, now_us);
       break;
     case Algorithm::TokenBucket:
-      buckets_[i].giveBack(limit);
+      counter(i).bucket.giveBack(limit);
       break;
     case Algorithm::Fixed:
-      counts_[i].fetch_sub(1, std::memory_order_acq_rel);
+      counter(i).count.fetch_sub(1, std::memory_order_acq_rel);
       break;
   }
 }

@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -85,13 +86,23 @@ class KeyCounters {
   void giveBack(const std::vector<Limit>& limits, std::int64_t now_us);
 
  private:
+  // One limit's counter, of the filter's one algorithm.
+  union Counter {
+    Counter() : count(0) {}
+    SlidingWindow window;
+    TokenBucket bucket;
+    std::atomic<std::int64_t> count;
+  };
+  Counter& counter(std::size_t i) { return i == 0 ? first_ : rest_[i - 1]; }
   Outcome takeOne(std::size_t i, const Limit& limit, std::int64_t now_us);
   void giveBackOne(std::size_t i, const Limit& limit, std::int64_t now_us);
 
   Algorithm algorithm_;
-  std::vector<SlidingWindow> windows_;
-  std::vector<TokenBucket> buckets_;
-  std::vector<std::atomic<std::int64_t>> counts_;
+  // The first limit's counter is held inline: a key's counters then sit next to whatever holds
+  // them, read in the same cache misses rather than one miss after another (issue 17's spread
+  // scale row). Most filters have one limit.
+  Counter first_;
+  std::unique_ptr<Counter[]> rest_;
 };
 
 // The limit whose figures go in the RateLimit-* headers: the refusing one, else the one with

@@ -41,25 +41,28 @@ void LocalStore::evictIdle(std::int64_t now_us) {
   }
 }
 
-void LocalStore::makeRoom(Map& cache) {
-  std::erase_if(cache, [](const auto& kv) { return kv.second->evicted.load(); });
+void LocalStore::makeRoom(CacheMap& cache) {
+  cache.eraseIf(
+      [](const std::string&, const std::shared_ptr<Entry>& e) { return e->evicted.load(); });
   if (cache.size() >= kCacheSize) cache.clear();
 }
 
 Outcome LocalStore::take(const std::string& key, int worker, std::int64_t now_us,
                          std::size_t& which) {
-  Map* cache = worker >= 0 && worker < kCachedWorkers ? &caches_[worker].map : nullptr;
+  CacheMap* cache = worker >= 0 && worker < kCachedWorkers ? &caches_[worker].map : nullptr;
   for (;;) {
-    std::shared_ptr<Entry> entry;
+    // The cache keeps a cached entry alive; `found` keeps one the cache does not hold.
+    Entry* entry = nullptr;
+    std::shared_ptr<Entry> found;
     if (cache) {
-      auto it = cache->find(key);
-      if (it != cache->end()) entry = it->second;
+      if (auto* cached = cache->find(key)) entry = cached->get();
     }
     if (!entry) {
-      entry = find(key, now_us);
+      found = find(key, now_us);
+      entry = found.get();
       if (cache) {
         if (cache->size() >= kCacheSize) makeRoom(*cache);
-        cache->emplace(key, entry);
+        cache->emplace(key, std::move(found));
       }
     }
     entry->last_used.store(now_us);

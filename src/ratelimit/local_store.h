@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/flat_map.h"
 #include "ratelimit/counters.h"
 
 namespace portico::ratelimit {
@@ -29,26 +30,28 @@ class LocalStore {
   std::size_t cachedKeys(int worker) const { return caches_[worker].map.size(); }
 
  private:
+  // Allocated with its shared_ptr's count (make_shared), its counters inline: one run of
+  // cache lines per key.
   struct Entry {
     Entry(Algorithm a, std::size_t n) : counters(a, n) {}
-    KeyCounters counters;
     std::atomic<std::int64_t> last_used{0};
     std::atomic<bool> evicted{false};
+    KeyCounters counters;
   };
-  // A hasher of our own: libstdc++ treats std::hash<std::string> as slow and then searches maps
-  // of up to 20 keys by walking every node, which is the common case here (a store per
-  // rate-limit instance, a few keys each) and costs a cache miss per node once many routes
-  // share the CPU cache (issue 17's 1,000-route row). Ours is taken as fast: always hashed.
   struct KeyHash {
-    std::size_t operator()(const std::string& key) const {
+    std::size_t operator()(std::string_view key) const {
       return std::hash<std::string_view>{}(key);
     }
   };
+  // The store's own keys, looked up under its lock only for a key a worker has not cached.
   using Map = std::unordered_map<std::string, std::shared_ptr<Entry>, KeyHash>;
+  // A worker's cache, read on every request: a flat table (core/flat_map.h), one slot per
+  // lookup where a key's store and entry are cold (1,000 routes' stores, 10,000 keys).
+  using CacheMap = FlatMap<std::string, std::shared_ptr<Entry>, KeyHash>;
 
   std::shared_ptr<Entry> find(const std::string& key, std::int64_t now_us);
   void evictIdle(std::int64_t now_us);  // with mu_ held
-  static void makeRoom(Map& cache);
+  static void makeRoom(CacheMap& cache);
 
   // A worker's cache holds every key the store may hold: a smaller one, cleared when full,
   // sent every request to the store's lock once more keys were active than it held (10,000
@@ -63,7 +66,7 @@ class LocalStore {
   mutable std::mutex mu_;
   Map entries_;
   struct alignas(64) Cache {
-    Map map;
+    CacheMap map;
   };
   std::array<Cache, kCachedWorkers> caches_;
 };
