@@ -112,6 +112,31 @@ TEST(LocalStore, WorkerCacheHoldsTenThousandKeys) {
   EXPECT_EQ(store.size(), 10000u);
 }
 
+// Past 100,000 keys the store drops the idle ones. The worker that filled its cache lets go of
+// them when it next needs room; another worker whose cache still holds a dropped key finds it
+// marked, and looks the key up again.
+TEST(LocalStore, IdleKeysLeaveTheStoreAndTheCaches) {
+  LocalStore store(Algorithm::SlidingWindow, {{1, kSecond}});
+  std::size_t which = 0;
+  ASSERT_TRUE(store.take("k0", 1, 0, which).allowed);
+  for (int i = 1; i < 100000; ++i)
+    ASSERT_TRUE(store.take("k" + std::to_string(i), 0, 0, which).allowed);
+  EXPECT_FALSE(store.take("k0", 0, 0, which).allowed);  // one request a second, taken
+  EXPECT_EQ(store.size(), 100000u);
+  EXPECT_EQ(store.cachedKeys(0), 100000u);
+
+  const std::int64_t later = 10 * kSecond;
+  EXPECT_TRUE(store.take("fresh", 0, later, which).allowed);
+  EXPECT_EQ(store.size(), 1u);
+  EXPECT_EQ(store.cachedKeys(0), 1u);
+  EXPECT_EQ(store.cachedKeys(1), 1u);  // k0, dropped by the store
+
+  EXPECT_TRUE(store.take("k0", 1, later, which).allowed);
+  EXPECT_FALSE(store.take("k0", 0, later, which).allowed);  // both workers, the new entry
+  EXPECT_EQ(store.size(), 2u);
+  EXPECT_EQ(store.cachedKeys(1), 1u);
+}
+
 // The scripts answer one string of integers.
 redis::Reply integers(std::vector<std::int64_t> values) {
   redis::Reply r;
