@@ -87,6 +87,13 @@ class FlatMap {
     return erased;
   }
 
+  // Calls f(key, value) for each entry. f must not add or erase entries.
+  template <class F>
+  void forEach(F&& f) {
+    for (Slot& s : slots_)
+      if (s.hash != 0) f(std::as_const(s.key), s.value);
+  }
+
   void clear() {
     for (Slot& s : slots_) s = Slot{};
     size_ = 0;
