@@ -38,6 +38,9 @@ class LocalStore {
     std::atomic<bool> evicted{false};
     KeyCounters counters;
   };
+  // A hasher of our own: libstdc++ takes std::hash<std::string> for slow and then searches
+  // small unordered_maps by walking every node (a cache miss each when cold). Ours counts as
+  // fast, and hashes the string_view the worker's cache is searched with.
   struct KeyHash {
     std::size_t operator()(std::string_view key) const {
       return std::hash<std::string_view>{}(key);

@@ -227,7 +227,7 @@ void insertPath(TrieNode& root, const CompiledRoute* route, std::string_view pat
         if (!child) {
           // The node first, then its segment: the arena lays them out one after the other.
           TrieNode* made = TrieNode::make(arena);
-          auto* chars = static_cast<char*>(arena->allocate(seg.size() + 1, 1));
+          auto* chars = static_cast<char*>(arena->allocate(seg.size(), 1));
           std::memcpy(chars, seg.data(), seg.size());
           child = node->children.emplace(std::string_view(chars, seg.size()), made).first;
         }
