@@ -23,9 +23,9 @@ using ratelimit::Outcome;
 struct RateLimitConfig {
   std::vector<Limit> limits;
   Algorithm algorithm = Algorithm::SlidingWindow;
+  bool headers = true;  // next to `key`, which every request reads: still cached at its response
   std::vector<KeyPart> key;
   CounterBackend backend;
-  bool headers = true;
   std::shared_ptr<ratelimit::LocalStore> local;
   // Redis down and fail_open: this node's share of the limits.
   std::shared_ptr<ratelimit::LocalStore> fallback;
@@ -69,6 +69,7 @@ class RateLimitFilter final : public api::Filter {
       if (!reply.isError() &&
           ratelimit::parseRedisReply(c_.algorithm, c_.limits, reply, o, which)) {
         which_ = which;
+        limit_ = c_.limits[which].requests;
         done_(decide(ctx, o));
         return;
       }
@@ -96,12 +97,16 @@ class RateLimitFilter final : public api::Filter {
   Outcome takeLocal(ratelimit::LocalStore& store, const api::RequestContext& ctx) {
     const auto now_us =
         std::chrono::duration_cast<std::chrono::microseconds>(ctx.start.time_since_epoch()).count();
-    return store.take(key_, ctx.worker ? ctx.worker->workerId() : -1, now_us, which_);
+    Outcome o = store.take(key_, ctx.worker ? ctx.worker->workerId() : -1, now_us, which_);
+    limit_ = store.limits()[which_].requests;  // the store just read them: in the CPU's cache
+    return o;
   }
 
   api::FilterStatus backendDown(api::RequestContext& ctx) {
     if (!c_.backend.fail_open) return unavailable(ctx, "rate limit backend unavailable");
-    return decide(ctx, takeLocal(*c_.fallback, ctx));
+    const Outcome o = takeLocal(*c_.fallback, ctx);
+    limit_ = c_.limits[which_].requests;  // the cluster's limit, as when Redis answers
+    return decide(ctx, o);
   }
 
   api::FilterStatus decide(api::RequestContext& ctx, const Outcome& o) {
@@ -115,7 +120,7 @@ class RateLimitFilter final : public api::Filter {
   }
 
   void addHeaders(http::HeaderList& h) const {
-    addNumber(h, "RateLimit-Limit", c_.limits[which_].requests);
+    addNumber(h, "RateLimit-Limit", limit_);
     addNumber(h, "RateLimit-Remaining", outcome_.remaining);
     addNumber(h, "RateLimit-Reset", seconds(outcome_.reset_us));
   }
@@ -135,6 +140,7 @@ class RateLimitFilter final : public api::Filter {
   bool decided_ = false;
   Outcome outcome_;
   std::size_t which_ = 0;
+  std::int64_t limit_ = 0;  // the requests of the limit `which_` names
 };
 
 void readLimits(const nlohmann::json* node, const std::string& path, config::Diagnostics& diag,
