@@ -59,14 +59,16 @@ class FlatMap {
     return {&slots_[i].value, true};
   }
 
+  // Erases the key; its value goes to `out` (when given). False when the key is absent.
   template <class Q>
-  bool erase(const Q& key) {
+  bool erase(const Q& key, V* out = nullptr) {
     if (size_ == 0) return false;
     const std::size_t h = hashOf(key);
     std::size_t i = h & mask();
     for (; !(slots_[i].hash == h && slots_[i].key == key); i = (i + 1) & mask()) {
       if (slots_[i].hash == 0) return false;
     }
+    if (out) *out = std::move(slots_[i].value);
     eraseAt(i);
     return true;
   }

@@ -34,13 +34,7 @@ class StreamTable {
   }
 
   // Removes the stream; its value goes to `out` (when given). False when the id is absent.
-  bool erase(std::int32_t id, V* out = nullptr) {
-    V* present = find(id);
-    if (!present) return false;
-    if (out) *out = std::move(*present);
-    map_.erase(id);
-    return true;
-  }
+  bool erase(std::int32_t id, V* out = nullptr) { return id != 0 && map_.erase(id, out); }
 
   std::size_t size() const { return map_.size(); }
   bool empty() const { return map_.empty(); }
