@@ -26,11 +26,9 @@ class StreamTable {
 
   // Adds the stream, or gives an id already present the new value.
   V& insert(std::int32_t id, V value) {
-    if (V* present = map_.find(id)) {
-      *present = std::move(value);
-      return *present;
-    }
-    return *map_.emplace(id, std::move(value)).first;
+    V& slot = *map_.emplace(id, V{}).first;
+    slot = std::move(value);
+    return slot;
   }
 
   // Removes the stream; its value goes to `out` (when given). False when the id is absent.
