@@ -18,10 +18,13 @@ run: build
 	./scripts/run-quickstart.sh
 
 unit: build
-	ctest --test-dir build/release --output-on-failure -j$(JOBS)
+	ctest --test-dir build/release --output-on-failure --timeout 300 -j$(JOBS)
 
+# Each test is bounded (conftest.py); the whole run too, well past its ~5 minutes, so that a
+# stuck run ends with pytest's summary (SIGINT) long before CI's limit.
 e2e: build test/oidc/node_modules test/dashboard/node_modules
-	PORTICO_BIN=$(CURDIR)/build/release/portico $(PYTHON) -m pytest -q -p no:cacheprovider test/e2e
+	PORTICO_BIN=$(CURDIR)/build/release/portico timeout -s INT -k 60 40m \
+		$(PYTHON) -m pytest -q -p no:cacheprovider test/e2e
 
 test: unit e2e
 

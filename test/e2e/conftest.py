@@ -23,8 +23,23 @@ PORTICO_BIN = os.environ.get("PORTICO_BIN", str(REPO / "build/release/portico"))
 SLOW = os.environ.get("PORTICO_SLOW") == "1"  # sanitizer builds: scale waits
 
 
+# Every test is bounded in time: one that hangs fails with every thread's stack printed
+# (pytest-timeout) instead of running the whole suite into CI's limit with no trace. The
+# slowest test takes ~30 s on 2 cores.
+TEST_TIMEOUT_S = 120 * (4 if SLOW else 1)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "heavy: large transfers or load, skipped under sanitizers")
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError("the e2e tests need pytest-timeout: run scripts/install-deps.sh "
+                                "(Debian's python3-pytest-timeout)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_S))
 
 
 _RNG = random.Random(os.getpid())

@@ -202,8 +202,20 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
         rotated = jwks.sign({"sub": "x", "exp": int(time.time()) + 60}, kid="rotated")
         assert request(p.port, "GET", "/jwt/1", {"authorization": f"Bearer {rotated}"})[0] == 401
 
-        wait_for(lambda: {"ext-auth", "oauth2-introspection", "jwt keys: unknown kid"} <=
-                 {s["name"] for s in otlp.spans}, timeout=5, what="the call-out spans")
+        # Each request's server span ends after its answer went out, so a flush can carry a
+        # call-out span without its server span: wait for every span the checks read.
+        def exported():
+            spans = {s["name"]: s for s in otlp.spans}
+            routes = {s["attrs"].get("http.route") for s in otlp.spans if s["kind"] == 2}
+            callouts = ("ext-auth", "oauth2-introspection", "jwt keys: unknown kid")
+            return (all(name in spans for name in callouts) and
+                    {"ext", "opaque", "jwt"} <= routes and
+                    all(child_of(spans[name]) for name in callouts[:2]))
+
+        def child_of(parent):
+            return next((s for s in otlp.spans if s.get("parentSpanId") == parent["spanId"]), None)
+
+        wait_for(exported, timeout=5, what="the call-out spans, their attempts and servers")
         servers = {s["attrs"]["http.route"]: s for s in otlp.spans if s["kind"] == 2}
         spans = {s["name"]: s for s in otlp.spans}
 
@@ -214,7 +226,7 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
         assert ext["attrs"]["http.response.status_code"] == "200"
         # The call ran on the upstream-call engine: its attempt is a child of the ext-auth
         # span, and the authorization service got the trace with that attempt as its parent.
-        attempt = next(s for s in otlp.spans if s.get("parentSpanId") == ext["spanId"])
+        attempt = child_of(ext)
         assert attempt["kind"] == 3 and attempt["attrs"]["portico.attempt"] == "1"
         sent = auth.calls[-1][2]["traceparent"]
         assert sent == f"00-{ext['traceId']}-{attempt['spanId']}-01"
@@ -222,7 +234,7 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
         intro = spans["oauth2-introspection"]
         assert intro["parentSpanId"] == servers["opaque"]["spanId"]
         assert intro["attrs"]["url.full"] == idp.url
-        intro_attempt = next(s for s in otlp.spans if s.get("parentSpanId") == intro["spanId"])
+        intro_attempt = child_of(intro)
         assert idp.traceparents[-1] == f"00-{intro['traceId']}-{intro_attempt['spanId']}-01"
 
         keys = spans["jwt keys: unknown kid"]
