@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/filter.h"
+#include "core/keyed_hash.h"
 
 namespace portico::auth {
 class ConsumerDirectory;
@@ -58,9 +59,10 @@ class TokenCache {
   static constexpr std::size_t kShards = 16;
   struct Shard {
     std::mutex mu;
-    std::unordered_map<std::string, Verified> entries;
+    std::unordered_map<std::string, Verified, KeyedHash, std::equal_to<>> entries;
   };
-  Shard& shard(const std::string& key) { return shards_[std::hash<std::string>{}(key) % kShards]; }
+  // Keyed hash: the key can be the client's token itself (core/keyed_hash.h).
+  Shard& shard(const std::string& key) { return shards_[KeyedHash{}(key) % kShards]; }
   std::size_t per_shard_;
   std::array<Shard, kShards> shards_;
 };

@@ -60,7 +60,7 @@ bool InFlight::idle() const {
 
 std::shared_ptr<InFlight> InFlightTable::get(std::string_view key) {
   std::lock_guard lock(mu_);
-  auto it = entries_.find(std::string(key));
+  auto it = entries_.find(key);
   if (it != entries_.end()) return it->second;
   if (entries_.size() >= 10000) {
     for (auto i = entries_.begin(); i != entries_.end();)

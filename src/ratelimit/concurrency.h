@@ -12,6 +12,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/keyed_hash.h"
+
 namespace portico::ratelimit {
 
 class InFlight {
@@ -55,7 +57,8 @@ class InFlightTable {
  private:
   const std::int64_t max_;
   std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<InFlight>> entries_;
+  // Keyed hash: keys can come from a header (core/keyed_hash.h).
+  std::unordered_map<std::string, std::shared_ptr<InFlight>, KeyedHash, std::equal_to<>> entries_;
 };
 
 }  // namespace portico::ratelimit

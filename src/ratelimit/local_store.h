@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/flat_map.h"
+#include "core/keyed_hash.h"
 #include "ratelimit/counters.h"
 
 namespace portico::ratelimit {
@@ -38,14 +39,11 @@ class LocalStore {
     std::atomic<bool> evicted{false};
     KeyCounters counters;
   };
-  // A hasher of our own: libstdc++ takes std::hash<std::string> for slow and then searches
-  // small unordered_maps by walking every node (a cache miss each when cold). Ours counts as
-  // fast, and hashes the string_view the worker's cache is searched with.
-  struct KeyHash {
-    std::size_t operator()(std::string_view key) const {
-      return std::hash<std::string_view>{}(key);
-    }
-  };
+  // Keys can come from a header, so they are hashed with this process's secret
+  // (core/keyed_hash.h). A hasher of our own also counts as fast: libstdc++ takes
+  // std::hash<std::string> for slow and then searches small unordered_maps by walking every
+  // node (a cache miss each when cold).
+  using KeyHash = KeyedHash;
   // The store's own keys, looked up under its lock only for a key a worker has not cached.
   using Map = std::unordered_map<std::string, std::shared_ptr<Entry>, KeyHash>;
   // A worker's cache, read on every request: a flat table (core/flat_map.h), one slot per

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/keyed_hash.h"
 #include "core/time_source.h"
 #include "http/header_list.h"
 #include "http/http_date.h"
@@ -123,17 +124,19 @@ class CacheStore {
   struct Shard {
     mutable std::mutex mu;
     Lru lru;
-    std::unordered_map<std::string, std::vector<Lru::iterator>> variants;  // by key
-    std::unordered_map<std::string, std::vector<std::function<void()>>> fills;
+    // Keys come from the request (its URL, its headers): hashed with this process's secret
+    // (core/keyed_hash.h).
+    std::unordered_map<std::string, std::vector<Lru::iterator>, KeyedHash, std::equal_to<>>
+        variants;
+    std::unordered_map<std::string, std::vector<std::function<void()>>, KeyedHash, std::equal_to<>>
+        fills;
     std::uint64_t bytes = 0;
   };
   struct alignas(64) Slot {
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Event::Count)> events{};
   };
 
-  Shard& shardOf(const std::string& key) {
-    return shards_[std::hash<std::string>{}(key) % kShards];
-  }
+  Shard& shardOf(const std::string& key) { return shards_[KeyedHash{}(key) % kShards]; }
   void erase(Shard& s, Lru::iterator it);  // under s.mu
   void release(Claim* c);
 

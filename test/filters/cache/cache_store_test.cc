@@ -51,7 +51,7 @@ TEST(CacheStore, EvictsTheLeastRecentlyUsedPastItsMemory) {
   EXPECT_FALSE(store.insert(entry("/big", 1001)));
   // Keys of one shard: fill it, touch the oldest, add one more: the untouched one goes.
   std::vector<std::string> same_shard;
-  const auto shard = [](const std::string& k) { return std::hash<std::string>{}(k) % 8; };
+  const auto shard = [](const std::string& k) { return KeyedHash{}(k) % 8; };  // the store's
   for (int i = 0; same_shard.size() < 4; ++i) {
     std::string k = "/k" + std::to_string(i);
     if (same_shard.empty() || shard(k) == shard(same_shard[0])) same_shard.push_back(k);
