@@ -137,6 +137,10 @@ TEST(FastSchema, ParsesExactlyJson) {
                           "1e400",
                           "-1e999"})
     EXPECT_FALSE(any->valid(doc)) << doc;
+  // Past double's range without an exponent: nlohmann-json refuses it too.
+  EXPECT_FALSE(any->valid("[1" + std::string(310, '6') + "]"));
+  EXPECT_FALSE(any->valid("-" + std::string(310, '7') + ".5"));
+  EXPECT_TRUE(any->valid("[1" + std::string(300, '6') + "]"));  // 1.7e300 is a double
   EXPECT_FALSE(any->valid(std::string_view("[1]\0", 4)));
   EXPECT_TRUE(any->valid(std::string(200, '[') + std::string(200, ']')));
   EXPECT_FALSE(any->valid(std::string(300, '[') + std::string(300, ']')));  // to valijson
