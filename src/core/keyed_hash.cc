@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <bit>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -74,6 +75,7 @@ const SipKey& processSipKey() {
     std::size_t got = 0;
     while (got < sizeof bytes) {
       const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+      if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw std::runtime_error("getrandom failed: no key for the keyed hash");
       got += static_cast<std::size_t>(n);
     }
