@@ -39,16 +39,15 @@ class LocalStore {
     std::atomic<bool> evicted{false};
     KeyCounters counters;
   };
-  // Keys can come from a header, so they are hashed with this process's secret
+  // Keys can come from a header, so both tables hash them with this process's secret
   // (core/keyed_hash.h). A hasher of our own also counts as fast: libstdc++ takes
   // std::hash<std::string> for slow and then searches small unordered_maps by walking every
   // node (a cache miss each when cold).
-  using KeyHash = KeyedHash;
   // The store's own keys, looked up under its lock only for a key a worker has not cached.
-  using Map = std::unordered_map<std::string, std::shared_ptr<Entry>, KeyHash>;
+  using Map = std::unordered_map<std::string, std::shared_ptr<Entry>, KeyedHash>;
   // A worker's cache, read on every request: a flat table (core/flat_map.h), one slot per
   // lookup where a key's store and entry are cold (1,000 routes' stores, 10,000 keys).
-  using CacheMap = FlatMap<std::string, std::shared_ptr<Entry>, KeyHash>;
+  using CacheMap = FlatMap<std::string, std::shared_ptr<Entry>, KeyedHash>;
 
   std::shared_ptr<Entry> find(const std::string& key, std::int64_t now_us);
   void evictIdle(std::int64_t now_us);  // with mu_ held
