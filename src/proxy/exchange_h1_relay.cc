@@ -205,7 +205,7 @@ ExchangeResult Exchange::settle(const ClientSink& sink, ExchangeResult r) {
 void Exchange::recycle(std::unique_ptr<UpstreamConnection> conn) {
   if (conn->tls && conn->requests == 1) {  // once per connection: its session is resumable
     if (SSL_SESSION* session = SSL_get1_session(conn->tls->native_handle()))
-      w_.tls_sessions[conn->target].reset(session);
+      w_.keepTlsSession(conn->target, session);
   }
   const http::ResponseHead& resp = resp_;
   if (resp.keep_alive && resp.framing != http::BodyFraming::UntilClose && conn->buffer.empty() &&

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -21,6 +22,24 @@ SocketAddress toAddress(const tcp::endpoint& ep) {
   const std::string ip = ep.address().to_string();
   a.text = (ep.address().is_v6() ? "[" + ip + "]" : ip) + ":" + std::to_string(ep.port());
   return a;
+}
+
+// Before a new origin goes in: out go the entries due for resolving again, or else the one
+// resolved longest ago, with its balancer (its idle connections time out in the pool).
+void makeRoom(WorkerContext& w, OriginUpstreams& origins, Clock::time_point now) {
+  if (origins.by_key.size() < OriginUpstreams::kMaxOrigins) return;
+  const auto forget = [&](const OriginUpstream& o) { w.forgetBalancer(o.cfg.name); };
+  std::erase_if(origins.by_key, [&](const auto& entry) {
+    const bool stale = now - entry.second->resolved_at >= kResolveAgainAfter;
+    if (stale) forget(*entry.second);
+    return stale;
+  });
+  if (origins.by_key.size() < OriginUpstreams::kMaxOrigins) return;
+  auto oldest = std::min_element(
+      origins.by_key.begin(), origins.by_key.end(),
+      [](const auto& a, const auto& b) { return a.second->resolved_at < b.second->resolved_at; });
+  forget(*oldest->second);
+  origins.by_key.erase(oldest);
 }
 
 }  // namespace
@@ -81,7 +100,14 @@ Task<Result<std::shared_ptr<const OriginUpstream>>> originUpstream(WorkerContext
     up.targets.push_back(snapshot::UpstreamTarget{parts->authority, parts->host, std::move(a), 1});
   }
   up.state = std::make_shared<upstream::UpstreamState>();
-  w.origins->by_key[key] = origin;
+  auto& origins = *w.origins;
+  if (!origins.own_series.contains(cfg.name) &&
+      origins.own_series.size() >= OriginUpstreams::kMaxOrigins)
+    up.stats = &w.stats.upstream(OriginUpstreams::kOtherOrigins);
+  else
+    origins.own_series.insert(cfg.name);
+  if (!origins.by_key.contains(key)) makeRoom(w, origins, now);
+  origins.by_key[key] = origin;
   co_return origin;
 }
 

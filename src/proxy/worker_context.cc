@@ -60,12 +60,25 @@ void ConnectionPool::sweep(Clock::time_point now) {
       return now - c->idle_since >= c->idle_timeout;
     });
   }
+  // Targets come and go with URL calls' origins: past a few dozen, those with no idle
+  // connection leave the table (a configured upstream's targets stay while they have one).
+  if (idle_.size() > kKeepEmptyTargets)
+    std::erase_if(idle_, [](const auto& entry) { return entry.second.empty(); });
 }
 
 std::size_t ConnectionPool::idleCount() const {
   std::size_t n = 0;
   for (const auto& [_, list] : idle_) n += list.size();
   return n;
+}
+
+void WorkerContext::keepTlsSession(const std::string& key, SSL_SESSION* session) {
+  auto it = tls_sessions.find(key);
+  if (it == tls_sessions.end()) {
+    if (tls_sessions.size() >= kMaxTlsSessions) tls_sessions.erase(tls_sessions.begin());
+    it = tls_sessions.emplace(key, nullptr).first;
+  }
+  it->second.reset(session);
 }
 
 upstream::LoadBalancer& WorkerContext::balancer(const snapshot::Upstream& up) {
@@ -162,7 +175,7 @@ observability::UpstreamStats& WorkerContext::upstreamStatsOf(const snapshot::Ups
   };
   if (in(snapshot.get(), upstream_stats)) return *upstream_stats[up.index];
   if (in(candidate.get(), candidate_upstream_stats)) return *candidate_upstream_stats[up.index];
-  return stats.upstream(up.cfg->name);
+  return up.stats ? *up.stats : stats.upstream(up.cfg->name);
 }
 
 void WorkerContext::add(SessionBase* s) {

@@ -12,6 +12,7 @@
 
 #include "api/worker_services.h"
 #include "core/io_buffer.h"
+#include "core/keyed_hash.h"
 #include "core/time_source.h"
 #include "observability/metrics.h"
 #include "proxy/io_types.h"
@@ -157,6 +158,8 @@ class ConnectionPool {
   void sweep(Clock::time_point now);
   void clear() { idle_.clear(); }
   std::size_t idleCount() const;
+  std::size_t targetCount() const { return idle_.size(); }
+  static constexpr std::size_t kKeepEmptyTargets = 64;
 
  private:
   BufferPool* buffers_;
@@ -225,7 +228,8 @@ struct WorkerContext final : api::WorkerServices {
   struct SessionFree {
     void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
   };
-  std::unordered_map<std::string, std::unique_ptr<SSL_SESSION, SessionFree>> tls_sessions;
+  std::unordered_map<std::string, std::unique_ptr<SSL_SESSION, SessionFree>, KeyedHash>
+      tls_sessions;
   Rng rng{static_cast<std::uint64_t>(id) * 0x9e3779b97f4a7c15ULL + 1};  // retry jitter
   Rng trace_rng{randomSeed()};  // trace and span ids: must differ between processes
   std::uint64_t spanId() {
@@ -245,6 +249,12 @@ struct WorkerContext final : api::WorkerServices {
 
   // Balancer for `up`, rebuilt when its targets changed since last use.
   upstream::LoadBalancer& balancer(const snapshot::Upstream& up);
+  // Drops the balancer of an upstream that is gone for good (a URL call's origin).
+  void forgetBalancer(const std::string& name) { balancers_.erase(name); }
+  // Keeps a TLS session to resume for the pool key; at most kMaxTlsSessions keys (then one
+  // goes: a URL call's origins can be many).
+  void keepTlsSession(const std::string& key, SSL_SESSION* session);
+  static constexpr std::size_t kMaxTlsSessions = 1024;
 
   void installSnapshot(std::shared_ptr<const snapshot::Snapshot> snap);
   // Starts, moves (another percent) or ends (null) a release's candidate.

@@ -26,6 +26,10 @@
 #include "upstream/health.h"
 #include "upstream/lb/consistent_hash.h"
 
+namespace portico::observability {
+struct UpstreamStats;
+}
+
 namespace portico::snapshot {
 
 using FilterFactories = std::vector<std::shared_ptr<const api::FilterFactory>>;
@@ -48,6 +52,8 @@ struct Upstream {
   // Shared with every snapshot that has the same upstream (and target): health survives reloads.
   std::vector<std::shared_ptr<upstream::TargetHealth>> health;  // by target index
   std::shared_ptr<upstream::UpstreamState> state;
+  // Set for an upstream outside every snapshot (a URL call's origin): the series it counts in.
+  observability::UpstreamStats* stats = nullptr;
 };
 
 struct Listener {

@@ -85,6 +85,40 @@ TEST(AccessLog, WritesOneJsonLinePerRequest) {
   EXPECT_NE(bad.errors.find("fields[0]: unknown field \"nope\""), std::string::npos);
 }
 
+// Sampling keeps a share of the successful requests, decided by the request id under a key of
+// the process (a client sending its own ids cannot pick ones that stay out of the log), the
+// same way for the same id; errors are always kept.
+TEST(AccessLog, SamplingKeepsAShareByRequestIdAndEveryError) {
+  FakeServices s;
+  auto b = build("access-log", {{"path", "stdout"}, {"fields", {"request_id"}}, {"sample", 0.25}}, s);
+  ASSERT_EQ(b.errors, "");
+  auto filter = b.factory->create();
+  api::RequestContext ctx;
+  ctx.status = 200;
+  for (int i = 0; i < 4000; ++i) {
+    ctx.request_id = "id-" + std::to_string(i);
+    filter->onLog(ctx);
+  }
+  const std::size_t kept = s.sink->lines.size();
+  EXPECT_GT(kept, 800u);  // 1,000 expected; the bounds are ~6.5 standard deviations away
+  EXPECT_LT(kept, 1200u);
+  s.sink->lines.clear();
+  for (int round = 0; round < 2; ++round) {  // the same ids: the same decisions
+    for (int i = 0; i < 4000; ++i) {
+      ctx.request_id = "id-" + std::to_string(i);
+      filter->onLog(ctx);
+    }
+  }
+  EXPECT_EQ(s.sink->lines.size(), 2 * kept);
+  s.sink->lines.clear();
+  ctx.status = 503;
+  for (int i = 0; i < 100; ++i) {
+    ctx.request_id = "id-" + std::to_string(i);
+    filter->onLog(ctx);
+  }
+  EXPECT_EQ(s.sink->lines.size(), 100u);
+}
+
 TEST(AccessLog, TemplateLinesEscapeWhatCouldForgeALine) {
   FakeServices s;
   auto b = build(

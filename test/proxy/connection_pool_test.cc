@@ -44,6 +44,30 @@ TEST(ConnectionPool, IdleTimeoutClosesConnections) {
   EXPECT_EQ(pool.idleCount(), 0u);
 }
 
+// URL calls' origins come and go: past kKeepEmptyTargets targets, a sweep forgets those with
+// no idle connection; below that, the table keeps them (no allocation when one comes back).
+TEST(ConnectionPool, SweepForgetsTargetsWithNoIdleConnectionPastAFewDozen) {
+  asio::io_context io;
+  ConnectionPool pool;
+  config::PoolConfig cfg;
+  cfg.idle_timeout = std::chrono::seconds(1);
+  const auto now = Clock::now();
+  pool.release(conn(io, "few"), cfg, now);
+  ASSERT_NE(pool.acquire("few"), nullptr);
+  pool.sweep(now);
+  EXPECT_EQ(pool.targetCount(), 1u);  // few targets: the empty one stays
+
+  const std::size_t many = ConnectionPool::kKeepEmptyTargets + 10;
+  for (std::size_t i = 0; i < many; ++i) pool.release(conn(io, "t" + std::to_string(i)), cfg, now);
+  pool.release(conn(io, "fresh"), cfg, now + std::chrono::milliseconds(900));
+  pool.sweep(now + std::chrono::milliseconds(500));
+  EXPECT_EQ(pool.targetCount(), many + 1);    // every "t" still has its connection, "few" went
+  pool.sweep(now + std::chrono::seconds(1));  // the "t" connections time out, and their targets go
+  EXPECT_EQ(pool.targetCount(), 1u);
+  EXPECT_EQ(pool.idleCount(), 1u);
+  EXPECT_NE(pool.acquire("fresh"), nullptr);
+}
+
 TEST(ConnectionPool, ConnectionWithUnreadBytesIsNotKept) {
   asio::io_context io;
   ConnectionPool pool;

@@ -14,6 +14,7 @@
 #include "api/filter_registry.h"
 #include "filters/builtins.h"
 #include "observability/log_writer.h"
+#include "proxy/origin_upstreams.h"
 
 namespace portico::proxy {
 namespace {
@@ -463,6 +464,54 @@ TEST_F(CallsTest, UnknownUpstreamAndUrlCalls) {
   EXPECT_EQ(again->status, 200);
   EXPECT_EQ(other_.closed_by_peer, 0);
   EXPECT_EQ(other_.requests.size(), 2u);
+}
+
+// A URL is a template, so a client may make a worker call ever more origins. The worker keeps
+// at most kMaxOrigins of them, each with its own /metrics series while there are no more than
+// that; later origins count in one shared series.
+TEST_F(CallsTest, UrlOriginsAreBoundedPerWorker) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n");
+  const auto resolve = [&](const std::string& url) {
+    std::optional<Result<std::shared_ptr<const OriginUpstream>>> got;
+    asio::co_spawn(
+        io_, [&]() -> Task<void> { got = co_await originUpstream(w_, url, ""); }, asio::detached);
+    EXPECT_TRUE(runUntil([&] { return got.has_value(); }));
+    return got && *got ? got->value() : nullptr;
+  };
+  constexpr std::size_t kMax = OriginUpstreams::kMaxOrigins;
+  // Numeric addresses resolve without DNS; nothing connects to them.
+  for (std::size_t i = 0; i < kMax; ++i) {
+    auto origin = resolve("http://127.0.0.2:" + std::to_string(1000 + i) + "/");
+    ASSERT_NE(origin, nullptr);
+    EXPECT_EQ(origin->upstream.stats, nullptr) << i;  // a series named after the origin
+  }
+  EXPECT_EQ(w_.origins->by_key.size(), kMax);
+  auto first_again = resolve("http://127.0.0.2:1000/x");  // known: no new entry
+  ASSERT_NE(first_again, nullptr);
+  EXPECT_EQ(w_.origins->by_key.size(), kMax);
+
+  // One more: the table stays full (one went), and its calls count in the shared series.
+  const std::string later = "http://" + other_.address() + "/late";
+  auto origin = resolve(later);
+  ASSERT_NE(origin, nullptr);
+  EXPECT_EQ(w_.origins->by_key.size(), kMax);
+  auto& others = stats_.upstream(OriginUpstreams::kOtherOrigins);
+  EXPECT_EQ(origin->upstream.stats, &others);
+  std::optional<api::CallResponse> answer;
+  api::CallRequest call;
+  call.url = later;
+  calls_.start(std::move(call), keep(answer));
+  ASSERT_TRUE(runUntil([&] { return answer.has_value(); }));
+  EXPECT_EQ(answer->status, 200);
+  EXPECT_EQ(others.by_class[2].get(), 1u);
+  std::size_t series = 0;
+  stats_.forEachUpstream([&](const std::string&, const auto&) { ++series; });
+  EXPECT_LE(series, kMax + 2);  // the origins' own, the shared one, the configured "u"
+
+  // A minute on, every entry is due for resolving again: the next new origin clears them.
+  time_.advance(std::chrono::seconds(61));
+  ASSERT_NE(resolve("http://127.0.0.3:80/"), nullptr);
+  EXPECT_EQ(w_.origins->by_key.size(), 1u);
 }
 
 TEST_F(CallsTest, CallsAnInternalRouteInProcessWithItsPlugins) {

@@ -13,6 +13,7 @@
 #include "api/services.h"
 #include "config/reader.h"
 #include "core/json_escape.h"
+#include "core/keyed_hash.h"
 
 namespace portico::filters {
 
@@ -315,10 +316,11 @@ class AccessLogFilter final : public api::Filter {
   }
 
  private:
-  // Decided by the request id (random): no shared state, and the same request is logged or
-  // not by every access-log filter with the same ratio.
+  // Decided by the request id: no shared state, and the same request is logged or not by
+  // every access-log filter with the same ratio. A client may send its own X-Request-Id, so
+  // the hash is keyed (a secret of this process): no id can be picked to stay out of the log.
   bool sampled(const api::RequestContext& ctx) const {
-    const std::uint64_t h = std::hash<std::string>{}(ctx.request_id);
+    const std::uint64_t h = KeyedHash{}(ctx.request_id);
     return static_cast<double>(h >> 11) * 0x1.0p-53 < c_.sample;
   }
 
