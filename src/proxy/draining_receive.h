@@ -25,4 +25,10 @@ void enableDrainHint(int fd);
 // edge, when the reset came after the last one) or at the reader's timeout.
 DrainingReceive receiveDraining(int fd, char* data, std::size_t size);
 
+// A plain recv() that takes a short read (fewer bytes than `size`) as drained. Cheaper in the
+// kernel than receiveDraining() (no msghdr, iovec or control message to copy), but blind to a
+// FIN or reset queued behind the bytes: only for a reader that then knows whether it needs
+// more (see readAnswerStart in socket_read.h).
+DrainingReceive receiveShortDrained(int fd, char* data, std::size_t size);
+
 }  // namespace portico::proxy

@@ -146,8 +146,9 @@ Task<void> Exchange::pumpUpstreamToStream(ResponseStream& out, UpstreamConnectio
     buf.clear();
   }
   while (open) {
-    std::size_t n = co_await readSome(conn.socket, conn.tlsStream(),
-                                      asio::buffer(buf.writePtr(), buf.writable()), ec);
+    std::size_t n =
+        co_await readAnswerMore(conn.socket, conn.tlsStream(),
+                                asio::buffer(buf.writePtr(), buf.writable()), conn.read_unsure, ec);
     if (ec || n == 0) break;
     io_.armOp(hooks_.tunnel.idle);
     open = co_await out.sendData(std::string_view(buf.writePtr(), n), false);

@@ -13,8 +13,9 @@ Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done,
   IoBuffer& buf = conn.buffer;
   error_code ec;
   for (;;) {
-    std::size_t n = co_await readSome(conn.socket, conn.tlsStream(),
-                                      asio::buffer(buf.writePtr(), buf.writable()), ec);
+    std::size_t n =
+        co_await readAnswerMore(conn.socket, conn.tlsStream(),
+                                asio::buffer(buf.writePtr(), buf.writable()), conn.read_unsure, ec);
     if (ec || n == 0) break;
     io_.armOp(hooks_.tunnel.idle);
     co_await writeAll(io_.client(), io_.clientTls(), asio::buffer(buf.writePtr(), n), ec);

@@ -28,6 +28,19 @@ struct DrainingBuffer : asio::mutable_buffer {
   }
 };
 
+// The first read of an upstream's answer (readAnswerStart): a plain recv(), drained when
+// short, which it records in `unsure` (a FIN could hide behind the bytes).
+struct AnswerStartBuffer : asio::mutable_buffer {
+  AnswerStartBuffer(asio::mutable_buffer b, bool& unsure_flag)
+      : asio::mutable_buffer(b), unsure(&unsure_flag) {}
+  DrainingReceive receive(int fd) const {
+    const DrainingReceive r = receiveShortDrained(fd, static_cast<char*>(data()), size());
+    *unsure = r.drained;
+    return r;
+  }
+  bool* unsure;
+};
+
 // A "receive" that reads nothing: it completes on the socket's next epoll edge, or at once when
 // an edge came since the last operation that drained the socket. Asio's async_wait would arm
 // the socket with epoll_ctl on every wait instead. (One byte long: Asio completes empty reads
@@ -101,6 +114,13 @@ class reactive_socket_recv_op_base<portico::proxy::DrainingBuffer>
 };
 
 template <>
+class reactive_socket_recv_op_base<portico::proxy::AnswerStartBuffer>
+    : public drain_aware_recv_op<portico::proxy::AnswerStartBuffer> {
+ public:
+  using drain_aware_recv_op::drain_aware_recv_op;
+};
+
+template <>
 class reactive_socket_recv_op_base<portico::proxy::ParkedBuffer>
     : public drain_aware_recv_op<portico::proxy::ParkedBuffer> {
  public:
@@ -150,6 +170,47 @@ Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer 
                            boost::system::error_code& ec) {
   if (tls) return tls->readSome(buffer, ec);
   return readPlain(socket, buffer, ec);
+}
+
+Task<std::size_t> readAnswerStart(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                                  bool& unsure, boost::system::error_code& ec) {
+  unsure = false;
+#if PORTICO_DRAIN_AWARE_READS
+  if (!tls)
+    return socket.async_read_some(AnswerStartBuffer(buffer, unsure),
+                                  asio::redirect_error(kUseAwaitable, ec));
+#endif
+  return readSome(socket, tls, buffer, ec);
+}
+
+namespace {
+
+// After a short first read: one receive at once, which finds a FIN (or bytes) queued behind
+// that read's bytes; only an empty socket waits for its next edge.
+Task<std::size_t> readAnswerAfterShortRead(Socket& socket, asio::mutable_buffer buffer,
+                                           bool& unsure, boost::system::error_code& ec) {
+  unsure = false;
+  const DrainingReceive r =
+      receiveDraining(socket.native_handle(), static_cast<char*>(buffer.data()), buffer.size());
+  if (r.would_block) co_return co_await readPlain(socket, buffer, ec);
+  if (r.error != 0) {
+    ec = boost::system::error_code(r.error, boost::system::system_category());
+  } else if (r.bytes == 0) {
+    ec = asio::error::eof;
+  } else {
+    // Bytes with more queued behind them: Asio still takes the socket for drained (the short
+    // read said so), so the next read must look at once again.
+    unsure = !r.drained;
+  }
+  co_return r.bytes;
+}
+
+}  // namespace
+
+Task<std::size_t> readAnswerMore(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                                 bool& unsure, boost::system::error_code& ec) {
+  if (unsure && !tls) return readAnswerAfterShortRead(socket, buffer, unsure, ec);
+  return readSome(socket, tls, buffer, ec);
 }
 
 namespace {

@@ -27,6 +27,23 @@ Task<std::size_t> readSome(Socket& socket, TlsStream* tls, asio::mutable_buffer 
 Task<std::size_t> readPlain(Socket& socket, asio::mutable_buffer buffer,
                             boost::system::error_code& ec);
 
+// Reading an upstream's answer on a plain socket. readSome()'s receive asks the kernel whether
+// bytes are left behind (TCP_INQ), which costs recvmsg()'s copies of the message header, the
+// iovec and the control message on every read. The first read of an answer is a plain recv()
+// instead, and a short read counts as drained — but a FIN or reset queued behind its bytes
+// then gets no epoll edge of its own, so `unsure` is set and every further read of the same
+// connection goes through readAnswerMore(), which receives once at once before it waits. A
+// complete answer needs no further read: its connection goes back to the pool, where the next
+// answer's first read sees a hidden FIN through the reset that the request written to it
+// brings back (a stale pooled connection: replayed as one found closed). TLS reads as
+// readSome() does.
+Task<std::size_t> readAnswerStart(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                                  bool& unsure, boost::system::error_code& ec);
+// Any read of an upstream connection after readAnswerStart() (the rest of a head or body, a
+// tunnel).
+Task<std::size_t> readAnswerMore(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                                 bool& unsure, boost::system::error_code& ec);
+
 // Some bytes into `in`, a parked buffer (IoBuffer::park) of a connection waiting for its next
 // request: the buffer takes its storage from `pool` only once bytes are there (a plain
 // socket's receive does it when it runs; TLS waits for the socket first, then reads as

@@ -522,8 +522,11 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
         buf.reserve(io_.limits().head.max_header_bytes + 4096);
       }
       io_.armOp(cfg_.timeouts.read);
-      std::size_t n = co_await readSome(conn->socket, conn->tlsStream(),
-                                        asio::buffer(buf.writePtr(), buf.writable()), ec);
+      const asio::mutable_buffer space(buf.writePtr(), buf.writable());
+      std::size_t n = received_any ? co_await readAnswerMore(conn->socket, conn->tlsStream(), space,
+                                                             conn->read_unsure, ec)
+                                   : co_await readAnswerStart(conn->socket, conn->tlsStream(),
+                                                              space, conn->read_unsure, ec);
       const bool timed_out = io_.opTimedOut();
       io_.disarmOp();
       if (io_.totalExpired()) {

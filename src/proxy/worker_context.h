@@ -142,6 +142,8 @@ struct UpstreamConnection {
   Clock::time_point idle_since{};
   Clock::duration idle_timeout{};
   std::uint64_t requests = 0;
+  // The last read was a short first read of an answer: a FIN may hide behind it (readAnswerMore).
+  bool read_unsure = false;
 };
 
 class ConnectionPool {

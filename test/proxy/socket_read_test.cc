@@ -95,6 +95,29 @@ TEST(DrainingReceive, WithoutTheHintNothingIsDrained) {
   EXPECT_FALSE(r.drained);
 }
 
+// The upstream answer's first read: a plain recv(). A short read counts as drained — even
+// with a FIN queued behind it, which it cannot see (the readers handle that: readAnswerMore).
+TEST(DrainingReceive, ShortDrainedTakesAShortReadForDrained) {
+  TcpPair p;
+  char buf[8];
+  EXPECT_TRUE(receiveShortDrained(p.reader, buf, sizeof buf).would_block);
+  p.send("0123456789");
+  p.settle();
+  const auto full = receiveShortDrained(p.reader, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, full.bytes), "01234567");
+  EXPECT_FALSE(full.drained);
+  p.send("ab");
+  ::shutdown(p.writer, SHUT_WR);
+  p.settle();
+  const auto rest = receiveShortDrained(p.reader, buf, sizeof buf);
+  EXPECT_EQ(std::string(buf, rest.bytes), "89ab");
+  EXPECT_TRUE(rest.drained);  // blind to the FIN behind
+  const auto eof = receiveShortDrained(p.reader, buf, sizeof buf);
+  EXPECT_EQ(eof.bytes, 0u);
+  EXPECT_FALSE(eof.would_block);
+  EXPECT_FALSE(eof.drained);
+}
+
 // Through Asio: after a read that drained the socket the next one waits for epoll's edge
 // (no attempt at once), and must still complete when bytes, or the FIN, arrive later.
 class ReadPlain : public ::testing::Test {
@@ -262,6 +285,102 @@ TEST_F(ReadPlain, AParkedBufferTakesStorageOnlyWhenBytesArrive) {
   read.in.park(read.pool);
   EXPECT_TRUE(read.in.parked());
   EXPECT_EQ(read.pool.spare(), 1u);
+}
+
+// The case readAnswerMore exists for: the upstream's last bytes and its FIN arrived together,
+// so the edge that announced them is spent when the short first read takes the bytes. A read
+// that waited for the next edge would wait for ever; readAnswerMore looks at once and finds
+// the FIN (an answer delimited by the connection's end completes).
+TEST_F(ReadPlain, FinHiddenBehindAShortFirstAnswerReadIsFoundByTheNextRead) {
+  TcpPair p;
+  Socket s = adopt(p);
+  bool unsure = false;
+  boost::system::error_code ec;
+  std::optional<std::string> first;
+  asio::co_spawn(
+      io_.get_executor(),
+      [&]() -> Task<void> {
+        char buf[1024];
+        std::size_t n = co_await readAnswerStart(s, nullptr, asio::buffer(buf), unsure, ec);
+        first = std::string(buf, n);
+      },
+      asio::detached);
+  runFor(20);  // waiting for the answer
+  EXPECT_FALSE(first);
+  p.send("HTTP/1.0 200 OK\r\n\r\nbody until close");
+  ::shutdown(p.writer, SHUT_WR);
+  ASSERT_TRUE(runUntil(first));
+  EXPECT_EQ(*first, "HTTP/1.0 200 OK\r\n\r\nbody until close");
+  EXPECT_TRUE(unsure);
+
+  // Asio took the socket for drained: its own read waits for an edge that will not come.
+  std::optional<std::string> stuck;
+  startRead(s, stuck, ec);
+  runFor(50);
+  EXPECT_FALSE(stuck);
+  s.cancel();
+  ASSERT_TRUE(runUntil(stuck));
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+
+  ec.clear();
+  std::optional<std::size_t> more;
+  asio::co_spawn(
+      io_.get_executor(),
+      [&]() -> Task<void> {
+        char buf[1024];
+        more = co_await readAnswerMore(s, nullptr, asio::buffer(buf), unsure, ec);
+      },
+      asio::detached);
+  ASSERT_TRUE(runUntil(more));
+  EXPECT_EQ(*more, 0u);
+  EXPECT_EQ(ec, asio::error::eof);
+  EXPECT_FALSE(unsure);
+}
+
+// An answer in pieces: after the short first read, the next read finds nothing at once and
+// waits for the rest, then reads it; a full first read leaves nothing unsure.
+TEST_F(ReadPlain, AnswerInPiecesWaitsForTheRest) {
+  TcpPair p;
+  Socket s = adopt(p);
+  bool unsure = false;
+  boost::system::error_code ec;
+  p.send("HTTP/1.1 200 OK\r\n");
+  p.settle();
+  std::optional<std::string> head, rest;
+  asio::co_spawn(
+      io_.get_executor(),
+      [&]() -> Task<void> {
+        char buf[64];
+        std::size_t n = co_await readAnswerStart(s, nullptr, asio::buffer(buf), unsure, ec);
+        head = std::string(buf, n);
+        n = co_await readAnswerMore(s, nullptr, asio::buffer(buf), unsure, ec);
+        rest = std::string(buf, n);
+      },
+      asio::detached);
+  ASSERT_TRUE(runUntil(head));
+  EXPECT_EQ(*head, "HTTP/1.1 200 OK\r\n");
+  runFor(20);
+  EXPECT_FALSE(rest);  // nothing more yet: waiting for the edge
+  EXPECT_FALSE(unsure);
+  p.send("Content-Length: 0\r\n\r\n");
+  ASSERT_TRUE(runUntil(rest));
+  EXPECT_EQ(*rest, "Content-Length: 0\r\n\r\n");
+  EXPECT_FALSE(ec);
+
+  const std::string big(100, 'x');
+  p.send(big);
+  p.settle();
+  std::optional<std::size_t> full;
+  asio::co_spawn(
+      io_.get_executor(),
+      [&]() -> Task<void> {
+        char buf[64];
+        full = co_await readAnswerStart(s, nullptr, asio::buffer(buf), unsure, ec);
+      },
+      asio::detached);
+  ASSERT_TRUE(runUntil(full));
+  EXPECT_EQ(*full, 64u);
+  EXPECT_FALSE(unsure);
 }
 
 TEST_F(ReadPlain, AParkedReadEndsOnFin) {
