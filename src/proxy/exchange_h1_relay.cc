@@ -159,9 +159,9 @@ Task<ExchangeResult> Exchange::relayResponse(std::unique_ptr<UpstreamConnection>
     buf.consume(take);
     if (done) break;
     io_.armOp(cfg_.timeouts.read);
-    std::size_t n = co_await readAnswerMore(conn->socket, conn->tlsStream(),
-                                            asio::buffer(buf.writePtr(), buf.writable()),
-                                            conn->read_unsure, ec);
+    std::size_t n =
+        co_await readMore(conn->socket, conn->tlsStream(),
+                          asio::buffer(buf.writePtr(), buf.writable()), conn->read_unsure, ec);
     io_.disarmOp();
     if (ec || n == 0 || io_.totalExpired()) {
       upstream_ok = resp.framing == http::BodyFraming::UntilClose && !ec && n == 0;

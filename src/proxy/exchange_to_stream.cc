@@ -147,8 +147,8 @@ Task<void> Exchange::pumpUpstreamToStream(ResponseStream& out, UpstreamConnectio
   }
   while (open) {
     std::size_t n =
-        co_await readAnswerMore(conn.socket, conn.tlsStream(),
-                                asio::buffer(buf.writePtr(), buf.writable()), conn.read_unsure, ec);
+        co_await readMore(conn.socket, conn.tlsStream(),
+                          asio::buffer(buf.writePtr(), buf.writable()), conn.read_unsure, ec);
     if (ec || n == 0) break;
     io_.armOp(hooks_.tunnel.idle);
     open = co_await out.sendData(std::string_view(buf.writePtr(), n), false);

@@ -14,8 +14,8 @@ Task<void> Exchange::pumpUpstreamToClient(UpstreamConnection& conn, bool& done,
   error_code ec;
   for (;;) {
     std::size_t n =
-        co_await readAnswerMore(conn.socket, conn.tlsStream(),
-                                asio::buffer(buf.writePtr(), buf.writable()), conn.read_unsure, ec);
+        co_await readMore(conn.socket, conn.tlsStream(),
+                          asio::buffer(buf.writePtr(), buf.writable()), conn.read_unsure, ec);
     if (ec || n == 0) break;
     io_.armOp(hooks_.tunnel.idle);
     co_await writeAll(io_.client(), io_.clientTls(), asio::buffer(buf.writePtr(), n), ec);
@@ -64,7 +64,7 @@ Task<ExchangeResult> Exchange::tunnel(std::unique_ptr<UpstreamConnection> conn) 
     if (upstream_done) break;
     io_.armOp(hooks_.tunnel.idle);
     auto space = asio::buffer(in_.writePtr(), in_.writable());
-    n = co_await readSome(io_.client(), io_.clientTls(), space, ec);
+    n = co_await io_.readClient(space, ec);
     if (ec || n == 0) break;
     in_.commit(n);
   }

@@ -88,7 +88,14 @@ class HttpSession final : public SessionBase, public RequestPipeline {
     } else {
       RequestPipeline::checkDeadline(now);
       // Nobody reads the socket while a filter awaits a call: look whether the client closed.
-      if (awaitingPhase() && peerClosed()) clientGone();
+      if (awaitingPhase() && peerClosed()) {
+        clientGone();
+      } else if (idle_ && read_unsure_ && now - idle_since_ >= kHiddenFinLookAfter) {
+        // The request's short read may have hidden a FIN behind it (a client that half-closed
+        // after sending): no epoll edge will come for it, so look once.
+        read_unsure_ = false;
+        if (peerClosed()) cancelRead();
+      }
     }
   }
 
@@ -113,7 +120,7 @@ class HttpSession final : public SessionBase, public RequestPipeline {
   TlsStream* clientTls() override { return tls_ ? &*tls_ : nullptr; }
   IoBuffer& clientBuffer() override { return in_; }
   Task<std::size_t> readClient(asio::mutable_buffer space, error_code& ec) override {
-    return readSome(client_, clientTls(), space, ec);
+    return readMore(client_, clientTls(), space, read_unsure_, ec);
   }
   Task<bool> sendContinue() override;
   void cancelRead() override {
@@ -148,6 +155,12 @@ class HttpSession final : public SessionBase, public RequestPipeline {
   std::optional<TlsStream> tls_;
   std::string& out_ = scratch_.out;
   bool idle_ = true;
+  // The last read of a plain client socket was short, so a FIN may wait unseen behind it
+  // (readParked): the next read looks at once (readMore), an idle wait is looked at after
+  // kHiddenFinLookAfter (checkDeadline).
+  bool read_unsure_ = false;
+  static constexpr auto kHiddenFinLookAfter = std::chrono::milliseconds(100);
+  Clock::time_point idle_since_{};
 };
 
 Task<bool> HttpSession::handshake() {
@@ -185,6 +198,7 @@ Task<void> HttpSession::run() {
 
     bool started = !in_.empty();
     idle_ = !started;
+    idle_since_ = w_.time.coarseSteady();
     if (w_.draining && !started) break;
     // Waiting for the next request: the buffer goes back to the worker's pool meanwhile.
     if (!started) in_.park(w_.buffers);
@@ -214,7 +228,8 @@ Task<void> HttpSession::run() {
       scanned = in_.size();
       std::size_t n = 0;
       if (in_.parked()) {
-        n = co_await readParked(client_, clientTls(), in_, w_.buffers, ec);
+        n = co_await readParked(client_, clientTls(), in_, w_.buffers, ec,
+                                clientTls() ? nullptr : &read_unsure_);
       } else {
         if (in_.writable() == 0) {
           if (in_.capacity() >= limits_.head.max_header_bytes + 4096) {
@@ -225,8 +240,8 @@ Task<void> HttpSession::run() {
           }
           in_.reserve(limits_.head.max_header_bytes + 4096);
         }
-        n = co_await readSome(client_, clientTls(), asio::buffer(in_.writePtr(), in_.writable()),
-                              ec);
+        n = co_await readMore(client_, clientTls(), asio::buffer(in_.writePtr(), in_.writable()),
+                              read_unsure_, ec);
       }
       if (ec || n == 0) {
         if (timed_out_ && started) {

@@ -52,17 +52,25 @@ struct EdgeWaitBuffer : asio::mutable_buffer {
 
 // A parked buffer's receive (readParked): takes the pool's storage when the receive runs, and
 // parks it again when the socket had nothing (a speculative attempt).
+// With `unsure`, a plain recv() that takes a short read for drained and records it there (see
+// readParked).
 struct ParkedBuffer : asio::mutable_buffer {
-  ParkedBuffer(IoBuffer& buffer, BufferPool& buffers)
-      : asio::mutable_buffer(&EdgeWaitBuffer::never_written, 1), in(&buffer), pool(&buffers) {}
+  ParkedBuffer(IoBuffer& buffer, BufferPool& buffers, bool* unsure_flag)
+      : asio::mutable_buffer(&EdgeWaitBuffer::never_written, 1),
+        in(&buffer),
+        pool(&buffers),
+        unsure(unsure_flag) {}
   DrainingReceive receive(int fd) const {
     in->unpark(*pool);
-    const DrainingReceive r = receiveDraining(fd, in->writePtr(), in->writable());
+    const DrainingReceive r = unsure ? receiveShortDrained(fd, in->writePtr(), in->writable())
+                                     : receiveDraining(fd, in->writePtr(), in->writable());
     if (r.would_block) in->park(*pool);
+    if (unsure) *unsure = r.drained;
     return r;
   }
   IoBuffer* in;
   BufferPool* pool;
+  bool* unsure;
 };
 
 }  // namespace portico::proxy
@@ -207,8 +215,8 @@ Task<std::size_t> readAnswerAfterShortRead(Socket& socket, asio::mutable_buffer 
 
 }  // namespace
 
-Task<std::size_t> readAnswerMore(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
-                                 bool& unsure, boost::system::error_code& ec) {
+Task<std::size_t> readMore(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                           bool& unsure, boost::system::error_code& ec) {
   if (unsure && !tls) return readAnswerAfterShortRead(socket, buffer, unsure, ec);
   return readSome(socket, tls, buffer, ec);
 }
@@ -231,10 +239,13 @@ Task<std::size_t> readParkedAfterWait(Socket& socket, TlsStream* tls, IoBuffer& 
 }  // namespace
 
 Task<std::size_t> readParked(Socket& socket, TlsStream* tls, IoBuffer& in, BufferPool& pool,
-                             boost::system::error_code& ec) {
+                             boost::system::error_code& ec, bool* unsure) {
+  // `*unsure` stays as the last read left it until this one receives: the wait may be the one
+  // with a FIN hidden behind that read.
 #if PORTICO_DRAIN_AWARE_READS
   if (!tls)
-    return socket.async_read_some(ParkedBuffer(in, pool), asio::redirect_error(kUseAwaitable, ec));
+    return socket.async_read_some(ParkedBuffer(in, pool, unsure),
+                                  asio::redirect_error(kUseAwaitable, ec));
 #endif
   return readParkedAfterWait(socket, tls, in, pool, ec);
 }

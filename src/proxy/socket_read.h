@@ -32,24 +32,29 @@ Task<std::size_t> readPlain(Socket& socket, asio::mutable_buffer buffer,
 // iovec and the control message on every read. The first read of an answer is a plain recv()
 // instead, and a short read counts as drained — but a FIN or reset queued behind its bytes
 // then gets no epoll edge of its own, so `unsure` is set and every further read of the same
-// connection goes through readAnswerMore(), which receives once at once before it waits. A
+// connection goes through readMore(), which receives once at once before it waits. A
 // complete answer needs no further read: its connection goes back to the pool, where the next
 // answer's first read sees a hidden FIN through the reset that the request written to it
 // brings back (a stale pooled connection: replayed as one found closed). TLS reads as
 // readSome() does.
 Task<std::size_t> readAnswerStart(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
                                   bool& unsure, boost::system::error_code& ec);
-// Any read of an upstream connection after readAnswerStart() (the rest of a head or body, a
-// tunnel).
-Task<std::size_t> readAnswerMore(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
-                                 bool& unsure, boost::system::error_code& ec);
+// Any read of a connection after readAnswerStart() or readParked() with `unsure` (the rest of
+// a head or body, a tunnel).
+Task<std::size_t> readMore(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
+                           bool& unsure, boost::system::error_code& ec);
 
 // Some bytes into `in`, a parked buffer (IoBuffer::park) of a connection waiting for its next
 // request: the buffer takes its storage from `pool` only once bytes are there (a plain
 // socket's receive does it when it runs; TLS waits for the socket first, then reads as
 // readSome does), so the wait holds none. The caller commits the bytes as after readSome().
+// With `unsure` (a plain socket whose owner can handle it, as readAnswerStart's callers do):
+// the receive is a plain recv() and a short read counts as drained; `*unsure` tells whether
+// the last read was such a short one, after which the connection reads on with readMore(),
+// and a wait for the next message may miss a FIN hidden behind it (HttpSession looks for one
+// when the connection has been idle a while).
 Task<std::size_t> readParked(Socket& socket, TlsStream* tls, IoBuffer& in, BufferPool& pool,
-                             boost::system::error_code& ec);
+                             boost::system::error_code& ec, bool* unsure = nullptr);
 
 // Waits until the socket may be read, for a reader that just found it empty with
 // receiveDraining() (TLS: OpenSSL reads through a BIO that does). Completes at once when epoll

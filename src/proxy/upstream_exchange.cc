@@ -523,8 +523,8 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
       }
       io_.armOp(cfg_.timeouts.read);
       const asio::mutable_buffer space(buf.writePtr(), buf.writable());
-      std::size_t n = received_any ? co_await readAnswerMore(conn->socket, conn->tlsStream(), space,
-                                                             conn->read_unsure, ec)
+      std::size_t n = received_any ? co_await readMore(conn->socket, conn->tlsStream(), space,
+                                                       conn->read_unsure, ec)
                                    : co_await readAnswerStart(conn->socket, conn->tlsStream(),
                                                               space, conn->read_unsure, ec);
       const bool timed_out = io_.opTimedOut();

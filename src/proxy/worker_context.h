@@ -142,7 +142,7 @@ struct UpstreamConnection {
   Clock::time_point idle_since{};
   Clock::duration idle_timeout{};
   std::uint64_t requests = 0;
-  // The last read was a short first read of an answer: a FIN may hide behind it (readAnswerMore).
+  // The last read was a short first read of an answer: a FIN may hide behind it (readMore).
   bool read_unsure = false;
 };
 

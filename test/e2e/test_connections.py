@@ -1,6 +1,7 @@
 """Keep-alive on both sides, pipelining, stale pooled connections."""
 import http.client
 import json
+import signal
 import socket
 import threading
 import time
@@ -106,6 +107,35 @@ def test_idle_client_connection_is_closed_after_idle_timeout(portico, upstreams)
         start = time.monotonic()
         assert s.recv(10) == b""
         assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("requests", [1, 3])
+def test_client_that_half_closes_after_its_requests_gets_answers_then_the_close(
+        portico, upstreams, requests):
+    """A client that shuts its sending side after its requests (`nc -N`) and reads until the
+    connection ends. Portico is stopped meanwhile, so the requests and the FIN reach its worker
+    as one epoll event: the short read that takes the requests leaves the FIN unseen, with no
+    edge to come for it. Portico answers, then looks for that FIN once the connection has been
+    idle 100 ms and closes — not at the 60 s idle timeout."""
+    u = upstreams()
+    p = simple(portico, u)
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+        time.sleep(0.05)  # accepted, and its read waiting
+        p.proc.send_signal(signal.SIGSTOP)
+        try:
+            s.sendall(b"".join(b"GET /hc/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i
+                               for i in range(requests)))
+            s.shutdown(socket.SHUT_WR)
+            time.sleep(0.05)
+        finally:
+            p.proc.send_signal(signal.SIGCONT)
+        start = time.monotonic()
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        elapsed = time.monotonic() - start
+    assert statuses(out) == [200] * requests
+    assert elapsed < 3, f"closed after {elapsed:.1f} s"
 
 
 def test_max_connections_bounds_concurrent_clients(portico, upstreams):

@@ -96,7 +96,7 @@ TEST(DrainingReceive, WithoutTheHintNothingIsDrained) {
 }
 
 // The upstream answer's first read: a plain recv(). A short read counts as drained — even
-// with a FIN queued behind it, which it cannot see (the readers handle that: readAnswerMore).
+// with a FIN queued behind it, which it cannot see (the readers handle that: readMore).
 TEST(DrainingReceive, ShortDrainedTakesAShortReadForDrained) {
   TcpPair p;
   char buf[8];
@@ -287,9 +287,9 @@ TEST_F(ReadPlain, AParkedBufferTakesStorageOnlyWhenBytesArrive) {
   EXPECT_EQ(read.pool.spare(), 1u);
 }
 
-// The case readAnswerMore exists for: the upstream's last bytes and its FIN arrived together,
+// The case readMore exists for: the upstream's last bytes and its FIN arrived together,
 // so the edge that announced them is spent when the short first read takes the bytes. A read
-// that waited for the next edge would wait for ever; readAnswerMore looks at once and finds
+// that waited for the next edge would wait for ever; readMore looks at once and finds
 // the FIN (an answer delimited by the connection's end completes).
 TEST_F(ReadPlain, FinHiddenBehindAShortFirstAnswerReadIsFoundByTheNextRead) {
   TcpPair p;
@@ -328,7 +328,7 @@ TEST_F(ReadPlain, FinHiddenBehindAShortFirstAnswerReadIsFoundByTheNextRead) {
       io_.get_executor(),
       [&]() -> Task<void> {
         char buf[1024];
-        more = co_await readAnswerMore(s, nullptr, asio::buffer(buf), unsure, ec);
+        more = co_await readMore(s, nullptr, asio::buffer(buf), unsure, ec);
       },
       asio::detached);
   ASSERT_TRUE(runUntil(more));
@@ -353,7 +353,7 @@ TEST_F(ReadPlain, AnswerInPiecesWaitsForTheRest) {
         char buf[64];
         std::size_t n = co_await readAnswerStart(s, nullptr, asio::buffer(buf), unsure, ec);
         head = std::string(buf, n);
-        n = co_await readAnswerMore(s, nullptr, asio::buffer(buf), unsure, ec);
+        n = co_await readMore(s, nullptr, asio::buffer(buf), unsure, ec);
         rest = std::string(buf, n);
       },
       asio::detached);
