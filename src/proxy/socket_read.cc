@@ -193,10 +193,10 @@ Task<std::size_t> readAnswerStart(Socket& socket, TlsStream* tls, asio::mutable_
 
 namespace {
 
-// After a short first read: one receive at once, which finds a FIN (or bytes) queued behind
+// After an unsure short read: one receive at once, which finds a FIN (or bytes) queued behind
 // that read's bytes; only an empty socket waits for its next edge.
-Task<std::size_t> readAnswerAfterShortRead(Socket& socket, asio::mutable_buffer buffer,
-                                           bool& unsure, boost::system::error_code& ec) {
+Task<std::size_t> readAfterShortRead(Socket& socket, asio::mutable_buffer buffer, bool& unsure,
+                                     boost::system::error_code& ec) {
   unsure = false;
   const DrainingReceive r =
       receiveDraining(socket.native_handle(), static_cast<char*>(buffer.data()), buffer.size());
@@ -217,7 +217,7 @@ Task<std::size_t> readAnswerAfterShortRead(Socket& socket, asio::mutable_buffer 
 
 Task<std::size_t> readMore(Socket& socket, TlsStream* tls, asio::mutable_buffer buffer,
                            bool& unsure, boost::system::error_code& ec) {
-  if (unsure && !tls) return readAnswerAfterShortRead(socket, buffer, unsure, ec);
+  if (unsure && !tls) return readAfterShortRead(socket, buffer, unsure, ec);
   return readSome(socket, tls, buffer, ec);
 }
 
