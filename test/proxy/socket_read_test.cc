@@ -145,6 +145,22 @@ class ReadPlain : public ::testing::Test {
         },
         asio::detached);
   }
+  // Starts readAnswerStart (`first`) or readMore on `socket` with a `size`-byte buffer; what it
+  // read lands in `out` when it completes.
+  void startAnswerRead(Socket& socket, bool first, bool& unsure, boost::system::error_code& ec,
+                       std::optional<std::string>& out, std::size_t size = 1024) {
+    asio::co_spawn(
+        io_.get_executor(),
+        [&, first, size]() -> Task<void> {
+          std::string buf(size, '\0');
+          std::size_t n =
+              first ? co_await readAnswerStart(socket, nullptr, asio::buffer(buf), unsure, ec)
+                    : co_await readMore(socket, nullptr, asio::buffer(buf), unsure, ec);
+          buf.resize(n);
+          out = std::move(buf);
+        },
+        asio::detached);
+  }
   // A readParked into a parked buffer, and what it returned once it completes.
   struct ParkedRead {
     BufferPool pool;
@@ -297,14 +313,7 @@ TEST_F(ReadPlain, FinHiddenBehindAShortFirstAnswerReadIsFoundByTheNextRead) {
   bool unsure = false;
   boost::system::error_code ec;
   std::optional<std::string> first;
-  asio::co_spawn(
-      io_.get_executor(),
-      [&]() -> Task<void> {
-        char buf[1024];
-        std::size_t n = co_await readAnswerStart(s, nullptr, asio::buffer(buf), unsure, ec);
-        first = std::string(buf, n);
-      },
-      asio::detached);
+  startAnswerRead(s, true, unsure, ec, first);
   runFor(20);  // waiting for the answer
   EXPECT_FALSE(first);
   p.send("HTTP/1.0 200 OK\r\n\r\nbody until close");
@@ -323,16 +332,10 @@ TEST_F(ReadPlain, FinHiddenBehindAShortFirstAnswerReadIsFoundByTheNextRead) {
   EXPECT_EQ(ec, asio::error::operation_aborted);
 
   ec.clear();
-  std::optional<std::size_t> more;
-  asio::co_spawn(
-      io_.get_executor(),
-      [&]() -> Task<void> {
-        char buf[1024];
-        more = co_await readMore(s, nullptr, asio::buffer(buf), unsure, ec);
-      },
-      asio::detached);
+  std::optional<std::string> more;
+  startAnswerRead(s, false, unsure, ec, more);
   ASSERT_TRUE(runUntil(more));
-  EXPECT_EQ(*more, 0u);
+  EXPECT_EQ(*more, "");
   EXPECT_EQ(ec, asio::error::eof);
   EXPECT_FALSE(unsure);
 }
@@ -347,18 +350,11 @@ TEST_F(ReadPlain, AnswerInPiecesWaitsForTheRest) {
   p.send("HTTP/1.1 200 OK\r\n");
   p.settle();
   std::optional<std::string> head, rest;
-  asio::co_spawn(
-      io_.get_executor(),
-      [&]() -> Task<void> {
-        char buf[64];
-        std::size_t n = co_await readAnswerStart(s, nullptr, asio::buffer(buf), unsure, ec);
-        head = std::string(buf, n);
-        n = co_await readMore(s, nullptr, asio::buffer(buf), unsure, ec);
-        rest = std::string(buf, n);
-      },
-      asio::detached);
+  startAnswerRead(s, true, unsure, ec, head, 64);
   ASSERT_TRUE(runUntil(head));
   EXPECT_EQ(*head, "HTTP/1.1 200 OK\r\n");
+  EXPECT_TRUE(unsure);
+  startAnswerRead(s, false, unsure, ec, rest, 64);
   runFor(20);
   EXPECT_FALSE(rest);  // nothing more yet: waiting for the edge
   EXPECT_FALSE(unsure);
@@ -367,19 +363,12 @@ TEST_F(ReadPlain, AnswerInPiecesWaitsForTheRest) {
   EXPECT_EQ(*rest, "Content-Length: 0\r\n\r\n");
   EXPECT_FALSE(ec);
 
-  const std::string big(100, 'x');
-  p.send(big);
+  p.send(std::string(100, 'x'));
   p.settle();
-  std::optional<std::size_t> full;
-  asio::co_spawn(
-      io_.get_executor(),
-      [&]() -> Task<void> {
-        char buf[64];
-        full = co_await readAnswerStart(s, nullptr, asio::buffer(buf), unsure, ec);
-      },
-      asio::detached);
+  std::optional<std::string> full;
+  startAnswerRead(s, true, unsure, ec, full, 64);
   ASSERT_TRUE(runUntil(full));
-  EXPECT_EQ(*full, 64u);
+  EXPECT_EQ(full->size(), 64u);
   EXPECT_FALSE(unsure);
 }
 
