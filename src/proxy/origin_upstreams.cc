@@ -25,21 +25,16 @@ SocketAddress toAddress(const tcp::endpoint& ep) {
 }
 
 // Before a new origin goes in: out go the entries due for resolving again, or else the one
-// resolved longest ago, with its balancer (its idle connections time out in the pool).
-void makeRoom(WorkerContext& w, OriginUpstreams& origins, Clock::time_point now) {
+// resolved longest ago (calls running keep theirs; its idle connections time out in the pool).
+void makeRoom(OriginUpstreams& origins, Clock::time_point now) {
   if (origins.by_key.size() < OriginUpstreams::kMaxOrigins) return;
-  const auto forget = [&](const OriginUpstream& o) { w.forgetBalancer(o.cfg.name); };
   std::erase_if(origins.by_key, [&](const auto& entry) {
-    const bool stale = now - entry.second->resolved_at >= kResolveAgainAfter;
-    if (stale) forget(*entry.second);
-    return stale;
+    return now - entry.second->resolved_at >= kResolveAgainAfter;
   });
   if (origins.by_key.size() < OriginUpstreams::kMaxOrigins) return;
-  auto oldest = std::min_element(
+  origins.by_key.erase(std::min_element(
       origins.by_key.begin(), origins.by_key.end(),
-      [](const auto& a, const auto& b) { return a.second->resolved_at < b.second->resolved_at; });
-  forget(*oldest->second);
-  origins.by_key.erase(oldest);
+      [](const auto& a, const auto& b) { return a.second->resolved_at < b.second->resolved_at; }));
 }
 
 }  // namespace
@@ -100,13 +95,17 @@ Task<Result<std::shared_ptr<const OriginUpstream>>> originUpstream(WorkerContext
     up.targets.push_back(snapshot::UpstreamTarget{parts->authority, parts->host, std::move(a), 1});
   }
   up.state = std::make_shared<upstream::UpstreamState>();
+  // Its own balancer, not one in the worker's table by name: origins come and go.
+  up.balancer = upstream::makeLoadBalancer(
+      cfg.balance, std::vector<std::uint32_t>(up.targets.size(), 1), nullptr,
+      0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(w.id + 1));
   auto& origins = *w.origins;
   if (!origins.own_series.contains(cfg.name) &&
       origins.own_series.size() >= OriginUpstreams::kMaxOrigins)
     up.stats = &w.stats.upstream(OriginUpstreams::kOtherOrigins);
   else
     origins.own_series.insert(cfg.name);
-  if (!origins.by_key.contains(key)) makeRoom(w, origins, now);
+  if (!origins.by_key.contains(key)) makeRoom(origins, now);
   origins.by_key[key] = origin;
   co_return origin;
 }

@@ -82,6 +82,7 @@ void WorkerContext::keepTlsSession(const std::string& key, SSL_SESSION* session)
 }
 
 upstream::LoadBalancer& WorkerContext::balancer(const snapshot::Upstream& up) {
+  if (up.balancer) return *up.balancer;
   auto& b = balancers_[up.cfg->name];
   if (b.lb && b.fingerprint != up.fingerprint && b.other && b.other_fingerprint == up.fingerprint) {
     std::swap(b.lb, b.other);

@@ -142,7 +142,8 @@ struct UpstreamConnection {
   Clock::time_point idle_since{};
   Clock::duration idle_timeout{};
   std::uint64_t requests = 0;
-  // The last read was a short first read of an answer: a FIN may hide behind it (readMore).
+  // The last read was short and a FIN may hide behind it (readAnswerStart): the next read
+  // looks at once (readMore).
   bool read_unsure = false;
 };
 
@@ -249,10 +250,9 @@ struct WorkerContext final : api::WorkerServices {
   }
   bool draining = false;
 
-  // Balancer for `up`, rebuilt when its targets changed since last use.
+  // Balancer for `up`, rebuilt when its targets changed since last use (a URL call's origin
+  // brings its own).
   upstream::LoadBalancer& balancer(const snapshot::Upstream& up);
-  // Drops the balancer of an upstream that is gone for good (a URL call's origin).
-  void forgetBalancer(const std::string& name) { balancers_.erase(name); }
   // Keeps a TLS session to resume for the pool key; at most kMaxTlsSessions keys (then one
   // goes: a URL call's origins can be many).
   void keepTlsSession(const std::string& key, SSL_SESSION* session);

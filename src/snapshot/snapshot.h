@@ -25,6 +25,7 @@
 #include "tls/ticket_keys.h"
 #include "upstream/health.h"
 #include "upstream/lb/consistent_hash.h"
+#include "upstream/lb/load_balancer.h"
 
 namespace portico::observability {
 struct UpstreamStats;
@@ -52,8 +53,11 @@ struct Upstream {
   // Shared with every snapshot that has the same upstream (and target): health survives reloads.
   std::vector<std::shared_ptr<upstream::TargetHealth>> health;  // by target index
   std::shared_ptr<upstream::UpstreamState> state;
-  // Set for an upstream outside every snapshot (a URL call's origin): the series it counts in.
+  // Set for an upstream outside every snapshot (a URL call's origin, owned by one worker): the
+  // series it counts in, and its balancer, which lives as long as the upstream (a call holds
+  // both while it runs).
   observability::UpstreamStats* stats = nullptr;
+  std::shared_ptr<upstream::LoadBalancer> balancer;
 };
 
 struct Listener {

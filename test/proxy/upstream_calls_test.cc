@@ -480,10 +480,14 @@ TEST_F(CallsTest, UrlOriginsAreBoundedPerWorker) {
   };
   constexpr std::size_t kMax = OriginUpstreams::kMaxOrigins;
   // Numeric addresses resolve without DNS; nothing connects to them.
+  std::shared_ptr<const OriginUpstream> first;  // as a call running meanwhile holds it
   for (std::size_t i = 0; i < kMax; ++i) {
     auto origin = resolve("http://127.0.0.2:" + std::to_string(1000 + i) + "/");
     ASSERT_NE(origin, nullptr);
     EXPECT_EQ(origin->upstream.stats, nullptr) << i;  // a series named after the origin
+    // Its own balancer: nothing in the worker's table outlives (or is dropped before) it.
+    EXPECT_EQ(&w_.balancer(origin->upstream), origin->upstream.balancer.get()) << i;
+    if (i == 0) first = origin;
   }
   EXPECT_EQ(w_.origins->by_key.size(), kMax);
   auto first_again = resolve("http://127.0.0.2:1000/x");  // known: no new entry
@@ -512,6 +516,8 @@ TEST_F(CallsTest, UrlOriginsAreBoundedPerWorker) {
   time_.advance(std::chrono::seconds(61));
   ASSERT_NE(resolve("http://127.0.0.3:80/"), nullptr);
   EXPECT_EQ(w_.origins->by_key.size(), 1u);
+  // The first origin left the table; what its call holds still balances.
+  EXPECT_EQ(w_.balancer(first->upstream).pick(0, {}), 0);
 }
 
 TEST_F(CallsTest, CallsAnInternalRouteInProcessWithItsPlugins) {
