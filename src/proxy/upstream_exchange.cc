@@ -148,7 +148,7 @@ Task<ExchangeResult> Exchange::run() {
   if (hooks_.deadline.count() > 0 && (total.count() <= 0 || hooks_.deadline < total))
     total = hooks_.deadline;
   io_.setTotalDeadline(total);
-  upstream::LoadBalancer& lb = w_.balancer(up_);
+  upstream::BalancerUse lb(w_.balancer(up_));
   const std::uint64_t key = hashKey();
   upstream::Excluded& tried = tried_;
   // Targets out of service (health checks, ejection) count as tried already.
@@ -228,8 +228,8 @@ Task<ExchangeResult> Exchange::run() {
       }
     }
     if (io_.abandoned()) break;  // cancelled during the backoff
-    int idx = lb.pick(key, tried);
-    if (idx < 0 && excludeUnavailable()) idx = lb.pick(key, tried);  // go round again
+    int idx = lb->pick(key, tried);
+    if (idx < 0 && excludeUnavailable()) idx = lb->pick(key, tried);  // go round again
     if (idx < 0) {
       failure = {false, true, 503, "no healthy upstream target"};
       break;
@@ -253,14 +253,14 @@ Task<ExchangeResult> Exchange::run() {
     }
     ctx_.upstream_target = target.address.text;
     ++ctx_.upstream_attempts;
-    lb.onStart(idx);
+    lb->onStart(idx);
     AttemptOutcome a;
     if (http2) {
       a = co_await attemptH2(target, n + 1 == attempts);
     } else {
       a = co_await attempt(target, n + 1 == attempts);
     }
-    lb.onFinish(idx);
+    lb->onFinish(idx);
     io_.setUpstreamSocket(nullptr);
     io_.setUpstreamSignal(nullptr);
     if (io_.abandoned()) {  // cancelled by its owner: no verdict on the upstream, no retry

@@ -89,6 +89,9 @@ upstream::LoadBalancer& WorkerContext::balancer(const snapshot::Upstream& up) {
     std::swap(b.fingerprint, b.other_fingerprint);
   }
   if (!b.lb || b.fingerprint != up.fingerprint) {
+    // The one going out of the table may still be held by an exchange between attempts.
+    std::erase_if(retired_balancers_, [](const auto& lb) { return lb->users == 0; });
+    if (b.other && b.other->users > 0) retired_balancers_.push_back(std::move(b.other));
     b.other = std::move(b.lb);
     b.other_fingerprint = std::move(b.fingerprint);
     std::vector<std::uint32_t> weights;

@@ -253,6 +253,7 @@ struct WorkerContext final : api::WorkerServices {
   // Balancer for `up`, rebuilt when its targets changed since last use (a URL call's origin
   // brings its own).
   upstream::LoadBalancer& balancer(const snapshot::Upstream& up);
+  std::size_t retiredBalancers() const { return retired_balancers_.size(); }
   // Keeps a TLS session to resume for the pool key; at most kMaxTlsSessions keys (then one
   // goes: a URL call's origins can be many).
   void keepTlsSession(const std::string& key, SSL_SESSION* session);
@@ -290,6 +291,8 @@ struct WorkerContext final : api::WorkerServices {
     std::unique_ptr<upstream::LoadBalancer> other;
   };
   std::unordered_map<std::string, Balancer> balancers_;
+  // Balancers replaced while an exchange still held them: freed once none does.
+  std::vector<std::unique_ptr<upstream::LoadBalancer>> retired_balancers_;
   std::unordered_map<std::string, std::shared_ptr<RedisClient>> redis_clients_;
   SessionBase* sessions_ = nullptr;
   std::size_t session_count_ = 0;

@@ -520,6 +520,32 @@ TEST_F(CallsTest, UrlOriginsAreBoundedPerWorker) {
   EXPECT_EQ(w_.balancer(first->upstream).pick(0, {}), 0);
 }
 
+// An exchange holds its upstream's balancer from its first pick to its last attempt's end.
+// Reloads (or DNS) that change the upstream's targets twice meanwhile replace that balancer in
+// the worker's table: it must stay alive while held, and go once let go.
+TEST_F(CallsTest, ABalancerHeldByAnExchangeOutlivesItsReplacement) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ], balance: least_request }\n");
+  const snapshot::Upstream& configured = *snapshot_->findUpstream("u");
+  auto version = [&](const std::string& fingerprint) {
+    snapshot::Upstream up = configured;
+    up.fingerprint = fingerprint;
+    return up;
+  };
+  const auto a = version("a"), b = version("b"), c = version("c"), d = version("d");
+  {
+    upstream::BalancerUse held(w_.balancer(a));
+    ASSERT_EQ(held->pick(0, {}), 0);
+    held->onStart(0);
+    w_.balancer(b);  // "a" becomes the other one
+    w_.balancer(c);  // and then goes out of the table, still held
+    EXPECT_EQ(w_.retiredBalancers(), 1u);
+    held->onFinish(0);  // on the object it started on (ASan: not a freed one)
+    EXPECT_EQ(held->pick(0, {}), 0);
+  }
+  w_.balancer(d);  // the next replacement frees what nobody holds
+  EXPECT_EQ(w_.retiredBalancers(), 0u);
+}
+
 TEST_F(CallsTest, CallsAnInternalRouteInProcessWithItsPlugins) {
   load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
        "  - name: inner\n"

@@ -28,6 +28,25 @@ class LoadBalancer {
   // In-flight accounting (used by least_request).
   virtual void onStart(int) {}
   virtual void onFinish(int) {}
+  // Exchanges holding this balancer across their attempts (BalancerUse): a worker's own
+  // count, no atomics.
+  int users = 0;
+};
+
+// One exchange's hold on a balancer from its first pick to its last attempt's end. A reload
+// may replace the balancer in the worker's table meanwhile; a held one is kept until its last
+// user lets go (WorkerContext::balancer), so the exchange never picks from, or finishes an
+// attempt on, a freed one.
+class BalancerUse {
+ public:
+  explicit BalancerUse(LoadBalancer& lb) : lb_(&lb) { ++lb_->users; }
+  ~BalancerUse() { --lb_->users; }
+  BalancerUse(const BalancerUse&) = delete;
+  BalancerUse& operator=(const BalancerUse&) = delete;
+  LoadBalancer* operator->() const { return lb_; }
+
+ private:
+  LoadBalancer* lb_;
 };
 
 std::unique_ptr<LoadBalancer> makeLoadBalancer(config::Balance balance,
