@@ -90,7 +90,8 @@ TEST(AccessLog, WritesOneJsonLinePerRequest) {
 // same way for the same id; errors are always kept.
 TEST(AccessLog, SamplingKeepsAShareByRequestIdAndEveryError) {
   FakeServices s;
-  auto b = build("access-log", {{"path", "stdout"}, {"fields", {"request_id"}}, {"sample", 0.25}}, s);
+  auto b =
+      build("access-log", {{"path", "stdout"}, {"fields", {"request_id"}}, {"sample", 0.25}}, s);
   ASSERT_EQ(b.errors, "");
   auto filter = b.factory->create();
   api::RequestContext ctx;
