@@ -20,23 +20,30 @@
 
 namespace portico::proxy {
 
+// What a receive that ran (not would_block) tells its reader: its errno, EOF for no bytes, or
+// nothing.
+inline boost::system::error_code receiveError(const DrainingReceive& r) {
+  if (r.error != 0) return {r.error, boost::system::system_category()};
+  if (r.bytes == 0) return asio::error::eof;
+  return {};
+}
+
+// With `unsure` (readAnswerStart, readParked for HTTP/1.1 clients): a plain recv() that takes
+// a short read for drained and records whether it was one (a FIN could hide behind it);
+// without: recvmsg() with the kernel's hint.
+inline DrainingReceive receiveInto(int fd, char* data, std::size_t size, bool* unsure) {
+  if (!unsure) return receiveDraining(fd, data, size);
+  const DrainingReceive r = receiveShortDrained(fd, data, size);
+  *unsure = r.drained;
+  return r;
+}
+
 // A buffer whose receive operation knows when it drained the socket.
 struct DrainingBuffer : asio::mutable_buffer {
-  explicit DrainingBuffer(asio::mutable_buffer b) : asio::mutable_buffer(b) {}
+  explicit DrainingBuffer(asio::mutable_buffer b, bool* unsure_flag = nullptr)
+      : asio::mutable_buffer(b), unsure(unsure_flag) {}
   DrainingReceive receive(int fd) const {
-    return receiveDraining(fd, static_cast<char*>(data()), size());
-  }
-};
-
-// The first read of an upstream's answer (readAnswerStart): a plain recv(), drained when
-// short, which it records in `unsure` (a FIN could hide behind the bytes).
-struct AnswerStartBuffer : asio::mutable_buffer {
-  AnswerStartBuffer(asio::mutable_buffer b, bool& unsure_flag)
-      : asio::mutable_buffer(b), unsure(&unsure_flag) {}
-  DrainingReceive receive(int fd) const {
-    const DrainingReceive r = receiveShortDrained(fd, static_cast<char*>(data()), size());
-    *unsure = r.drained;
-    return r;
+    return receiveInto(fd, static_cast<char*>(data()), size(), unsure);
   }
   bool* unsure;
 };
@@ -52,8 +59,6 @@ struct EdgeWaitBuffer : asio::mutable_buffer {
 
 // A parked buffer's receive (readParked): takes the pool's storage when the receive runs, and
 // parks it again when the socket had nothing (a speculative attempt).
-// With `unsure`, a plain recv() that takes a short read for drained and records it there (see
-// readParked).
 struct ParkedBuffer : asio::mutable_buffer {
   ParkedBuffer(IoBuffer& buffer, BufferPool& buffers, bool* unsure_flag)
       : asio::mutable_buffer(&EdgeWaitBuffer::never_written, 1),
@@ -62,10 +67,8 @@ struct ParkedBuffer : asio::mutable_buffer {
         unsure(unsure_flag) {}
   DrainingReceive receive(int fd) const {
     in->unpark(*pool);
-    const DrainingReceive r = unsure ? receiveShortDrained(fd, in->writePtr(), in->writable())
-                                     : receiveDraining(fd, in->writePtr(), in->writable());
+    const DrainingReceive r = receiveInto(fd, in->writePtr(), in->writable(), unsure);
     if (r.would_block) in->park(*pool);
-    if (unsure) *unsure = r.drained;
     return r;
   }
   IoBuffer* in;
@@ -98,15 +101,9 @@ class drain_aware_recv_op : public reactor_op {
     const portico::proxy::DrainingReceive r = o->buffer_.receive(o->socket_);
     if (r.would_block) return not_done;
     o->bytes_transferred_ = r.bytes;
-    if (r.error != 0) {
-      o->ec_ = boost::system::error_code(r.error, boost::asio::error::get_system_category());
-      return done;
-    }
-    if (r.bytes == 0) {
-      o->ec_ = boost::asio::error::eof;
-      return done_and_exhausted;
-    }
-    return r.drained ? done_and_exhausted : done;
+    o->ec_ = portico::proxy::receiveError(r);
+    if (r.error != 0) return done;
+    return r.bytes == 0 || r.drained ? done_and_exhausted : done;
   }
 
  private:
@@ -117,13 +114,6 @@ class drain_aware_recv_op : public reactor_op {
 template <>
 class reactive_socket_recv_op_base<portico::proxy::DrainingBuffer>
     : public drain_aware_recv_op<portico::proxy::DrainingBuffer> {
- public:
-  using drain_aware_recv_op::drain_aware_recv_op;
-};
-
-template <>
-class reactive_socket_recv_op_base<portico::proxy::AnswerStartBuffer>
-    : public drain_aware_recv_op<portico::proxy::AnswerStartBuffer> {
  public:
   using drain_aware_recv_op::drain_aware_recv_op;
 };
@@ -185,7 +175,7 @@ Task<std::size_t> readAnswerStart(Socket& socket, TlsStream* tls, asio::mutable_
   unsure = false;
 #if PORTICO_DRAIN_AWARE_READS
   if (!tls)
-    return socket.async_read_some(AnswerStartBuffer(buffer, unsure),
+    return socket.async_read_some(DrainingBuffer(buffer, &unsure),
                                   asio::redirect_error(kUseAwaitable, ec));
 #endif
   return readSome(socket, tls, buffer, ec);
@@ -201,15 +191,10 @@ Task<std::size_t> readAfterShortRead(Socket& socket, asio::mutable_buffer buffer
   const DrainingReceive r =
       receiveDraining(socket.native_handle(), static_cast<char*>(buffer.data()), buffer.size());
   if (r.would_block) co_return co_await readPlain(socket, buffer, ec);
-  if (r.error != 0) {
-    ec = boost::system::error_code(r.error, boost::system::system_category());
-  } else if (r.bytes == 0) {
-    ec = asio::error::eof;
-  } else {
-    // Bytes with more queued behind them: Asio still takes the socket for drained (the short
-    // read said so), so the next read must look at once again.
-    unsure = !r.drained;
-  }
+  ec = receiveError(r);
+  // Bytes with more queued behind them: Asio still takes the socket for drained (the short
+  // read said so), so the next read must look at once again.
+  unsure = !ec && !r.drained;
   co_return r.bytes;
 }
 
