@@ -90,10 +90,11 @@ class HttpSession final : public SessionBase, public RequestPipeline {
       // Nobody reads the socket while a filter awaits a call: look whether the client closed.
       if (awaitingPhase() && peerClosed()) {
         clientGone();
-      } else if (idle_ && read_unsure_ && now - idle_since_ >= kHiddenFinLookAfter) {
+      } else if (idle_ && readUnsure() && now - idle_since_ >= kHiddenFinLookAfter) {
         // The request's short read may have hidden a FIN behind it (a client that half-closed
         // after sending): no epoll edge will come for it, so look once.
         read_unsure_ = false;
+        if (tls_) tls_->lookedForHiddenFin();
         if (peerClosed()) cancelRead();
       }
     }
@@ -107,6 +108,8 @@ class HttpSession final : public SessionBase, public RequestPipeline {
       client_.cancel(ec);
     }
   }
+
+  bool readUnsure() const { return tls_ ? tls_->readUnsure() : read_unsure_; }
 
   // The client closed its side (EOF or an error; pipelined bytes do not count). TLS peers send
   // close_notify first, which reads as data: those are found when the phase ends.
@@ -157,7 +160,7 @@ class HttpSession final : public SessionBase, public RequestPipeline {
   bool idle_ = true;
   // The last read of a plain client socket was short, so a FIN may wait unseen behind it
   // (readParked): the next read looks at once (readMore), an idle wait is looked at after
-  // kHiddenFinLookAfter (checkDeadline).
+  // kHiddenFinLookAfter (checkDeadline). TLS keeps its own (readUnsure()).
   bool read_unsure_ = false;
   static constexpr auto kHiddenFinLookAfter = std::chrono::milliseconds(100);
   Clock::time_point idle_since_{};
@@ -228,8 +231,7 @@ Task<void> HttpSession::run() {
       scanned = in_.size();
       std::size_t n = 0;
       if (in_.parked()) {
-        n = co_await readParked(client_, clientTls(), in_, w_.buffers, ec,
-                                clientTls() ? nullptr : &read_unsure_);
+        n = co_await readParked(client_, clientTls(), in_, w_.buffers, ec, &read_unsure_);
       } else {
         if (in_.writable() == 0) {
           if (in_.capacity() >= limits_.head.max_header_bytes + 4096) {

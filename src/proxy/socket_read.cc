@@ -208,9 +208,11 @@ Task<std::size_t> readMore(Socket& socket, TlsStream* tls, asio::mutable_buffer 
 
 namespace {
 
-// Waits for input without a buffer, then reads as readSome() does.
+// Waits for input without a buffer, then reads as readSome() does (TLS with `short_read`:
+// readMessageStart).
 Task<std::size_t> readParkedAfterWait(Socket& socket, TlsStream* tls, IoBuffer& in,
-                                      BufferPool& pool, boost::system::error_code& ec) {
+                                      BufferPool& pool, boost::system::error_code& ec,
+                                      bool short_read) {
   if (tls) {
     co_await tls->waitForInput(ec);
   } else {
@@ -218,7 +220,9 @@ Task<std::size_t> readParkedAfterWait(Socket& socket, TlsStream* tls, IoBuffer& 
   }
   if (ec) co_return 0;
   in.unpark(pool);
-  co_return co_await readSome(socket, tls, asio::buffer(in.writePtr(), in.writable()), ec);
+  const asio::mutable_buffer space(in.writePtr(), in.writable());
+  if (tls && short_read) co_return co_await tls->readMessageStart(space, ec);
+  co_return co_await readSome(socket, tls, space, ec);
 }
 
 }  // namespace
@@ -232,7 +236,7 @@ Task<std::size_t> readParked(Socket& socket, TlsStream* tls, IoBuffer& in, Buffe
     return socket.async_read_some(ParkedBuffer(in, pool, unsure),
                                   asio::redirect_error(kUseAwaitable, ec));
 #endif
-  return readParkedAfterWait(socket, tls, in, pool, ec);
+  return readParkedAfterWait(socket, tls, in, pool, ec, unsure != nullptr);
 }
 
 }  // namespace portico::proxy

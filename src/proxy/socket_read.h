@@ -48,11 +48,12 @@ Task<std::size_t> readMore(Socket& socket, TlsStream* tls, asio::mutable_buffer 
 // request: the buffer takes its storage from `pool` only once bytes are there (a plain
 // socket's receive does it when it runs; TLS waits for the socket first, then reads as
 // readSome does), so the wait holds none. The caller commits the bytes as after readSome().
-// With `unsure` (a plain socket whose owner can handle it, as readAnswerStart's callers do):
-// the receive is a plain recv() and a short read counts as drained; `*unsure` tells whether
-// the last read was such a short one, after which the connection reads on with readMore(),
-// and a wait for the next message may miss a FIN hidden behind it (HttpSession looks for one
-// when the connection has been idle a while).
+// With `unsure` (an owner that can handle it, as readAnswerStart's callers do): the receive
+// is a plain recv() and a short read counts as drained; `*unsure` tells whether the last read
+// was such a short one, after which the connection reads on with readMore(), and a wait for
+// the next message may miss a FIN hidden behind it (HttpSession looks for one when the
+// connection has been idle a while). TLS: the stream keeps that state itself
+// (TlsStream::readMessageStart, readUnsure) and `*unsure` is left alone.
 Task<std::size_t> readParked(Socket& socket, TlsStream* tls, IoBuffer& in, BufferPool& pool,
                              boost::system::error_code& ec, bool* unsure = nullptr);
 

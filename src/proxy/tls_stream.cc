@@ -35,11 +35,22 @@ struct SocketBio {
   static int read(BIO* b, char* out, size_t len, size_t* got) {
     TlsStream& s = stream(b);
     BIO_clear_retry_flags(b);
+    DrainingReceive r;
     if (s.drained_) {
-      BIO_set_retry_read(b);
-      return 0;
+      if (!s.unsure_) {
+        BIO_set_retry_read(b);
+        return 0;
+      }
+      // The last read was a short plain recv(): a FIN queued behind its bytes would bring no
+      // edge, so look once at once (as readMore does on a plain socket).
+      s.unsure_ = false;
+      r = receiveDraining(fd(b), out, len);
+    } else if (s.short_reads_) {
+      r = receiveShortDrained(fd(b), out, len);
+      s.unsure_ = r.drained;
+    } else {
+      r = receiveDraining(fd(b), out, len);
     }
-    const DrainingReceive r = receiveDraining(fd(b), out, len);
     if (r.would_block) {
       s.drained_ = true;
       BIO_set_retry_read(b);
@@ -167,6 +178,17 @@ Task<std::size_t> TlsStream::readSome(asio::mutable_buffer buffer, error_code& e
     const bool again = co_await settle(r, ec);
     if (!again) co_return 0;
   }
+}
+
+Task<std::size_t> TlsStream::readMessageStart(asio::mutable_buffer buffer, error_code& ec) {
+  // Only the reads OpenSSL makes for this call: later ones (the rest of a request, a tunnel)
+  // keep the hint, as on a plain socket.
+  struct ShortReads {
+    explicit ShortReads(bool& on) : flag(on) { flag = true; }
+    ~ShortReads() { flag = false; }
+    bool& flag;
+  } short_reads(short_reads_);
+  co_return co_await readSome(buffer, ec);
 }
 
 Task<void> TlsStream::waitForInput(error_code& ec) {

@@ -101,8 +101,12 @@ struct ServerContext::Impl {
     if (!ctx) return makeError("cannot create a TLS context: " + opensslError());
     contexts.push_back(std::make_unique<boost::asio::ssl::context>(ctx));  // owns ctx from here
     SSL_CTX_set_min_proto_version(ctx, cfg.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-    SSL_CTX_set_options(
-        ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    // A client's FIN without close_notify (many clients close that way, some after half-closing
+    // to read their answers) is the end of the connection, as nginx takes it: OpenSSL 3 would
+    // otherwise answer it with a decode_error alert. A request cut short is still found by the
+    // HTTP layer (an incomplete head or body at EOF).
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     const std::string& ciphers = cfg.ciphers.empty() ? kDefaultTls12Ciphers : cfg.ciphers;
     if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1)
       return makeError("ciphers \"" + ciphers + "\": " + opensslError());

@@ -2,6 +2,7 @@
 certificates. Clients are curl and Python's ssl module."""
 import json
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -423,3 +424,43 @@ def test_pipelined_answers_over_tls_to_a_client_that_does_not_read_arrive_whole(
                for head, _ in answers)
     targets = [json.loads(body)["target"] for _, body in answers]
     assert targets == [f"/p/{i}" for i in range(count)] + ["/last"]
+
+
+@pytest.mark.parametrize("requests", [1, 3])
+def test_tls_client_that_half_closes_after_its_requests_gets_answers_then_the_close(
+        portico, upstreams, pki, tmp_path, requests):
+    """As the plain test in test_connections: requests and a FIN without close_notify reach the
+    stopped worker as one epoll event. The first read of a request over TLS is a plain recv(),
+    blind to the FIN behind its bytes; Portico answers, then finds that FIN once the connection
+    has been idle 100 ms and closes — not at the 60 s idle timeout. When a read does see the FIN
+    it is a clean end too: no decode_error alert (an SSLError other than EOF fails the test)."""
+    cert = pki.issue("half", "half.test", dns=["half.test"])
+    port = free_port()
+    p, _, _ = gateway(portico, upstreams, tls_listener(port, [cert]), tmp_path)
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="half.test") as s:
+            time.sleep(0.05)  # the handshake's last bytes read, and the request's read waiting
+            p.proc.send_signal(signal.SIGSTOP)
+            try:
+                s.sendall(b"".join(b"GET /hc/%d HTTP/1.1\r\nHost: half.test\r\n\r\n" % i
+                                   for i in range(requests)))
+                # The FIN alone, no close_notify (the wrapped socket took over `raw`'s descriptor).
+                with socket.fromfd(s.fileno(), socket.AF_INET, socket.SOCK_STREAM) as fin:
+                    fin.shutdown(socket.SHUT_WR)
+                time.sleep(0.05)
+            finally:
+                p.proc.send_signal(signal.SIGCONT)
+            start = time.monotonic()
+            out = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (ssl.SSLEOFError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elapsed = time.monotonic() - start
+    assert [head.split(b" ")[1] for head, _ in pipelined_answers(out)] == [b"200"] * requests
+    assert elapsed < 3, f"closed after {elapsed:.1f} s"

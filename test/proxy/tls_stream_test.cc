@@ -4,8 +4,13 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <sys/socket.h>
+
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -110,6 +115,73 @@ TEST_F(TlsStreamTest, WriteResumesWhatWriteAtOnceBegan) {
   EXPECT_EQ(written, big.size());
   ASSERT_EQ(got.size(), big.size());
   EXPECT_TRUE(got == big);
+}
+
+// A message's first read over TLS is a plain recv(), blind to a FIN queued behind the bytes
+// it took: readUnsure() says so, and the next read looks at once and finds the FIN instead of
+// waiting for an edge that will not come.
+TEST_F(TlsStreamTest, FinHiddenBehindAShortMessageStartIsFoundByTheNextRead) {
+  const std::string request = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+  ASSERT_TRUE(client->writeAtOnce(asio::buffer(request)));
+  ::shutdown(client_sock.native_handle(), SHUT_WR);            // the FIN, no close_notify
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // both queued at the server
+
+  std::string buf(16 * 1024, '\0');
+  error_code ec;
+  std::optional<std::size_t> first;
+  asio::co_spawn(
+      io, [&]() -> Task<void> { first = co_await server->readMessageStart(asio::buffer(buf), ec); },
+      asio::detached);
+  io.run_for(std::chrono::seconds(5));
+  io.restart();
+  ASSERT_TRUE(first);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(buf.substr(0, *first), request);
+  EXPECT_TRUE(server->readUnsure());
+
+  std::optional<std::size_t> next;
+  asio::co_spawn(
+      io, [&]() -> Task<void> { next = co_await server->readSome(asio::buffer(buf), ec); },
+      asio::detached);
+  io.run_for(std::chrono::seconds(5));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, 0u);
+  // OpenSSL 3 reports a FIN without close_notify as its "unexpected eof" error.
+  EXPECT_TRUE(ec);
+  EXPECT_FALSE(server->readUnsure());
+}
+
+// Without a FIN, the read after a short message start finds nothing at once and waits for the
+// socket; a later read of the stream uses the hint again (nothing left unsure).
+TEST_F(TlsStreamTest, ReadAfterAShortMessageStartWaitsForMore) {
+  const std::string head = "GET / HTTP/1.1\r\n";
+  const std::string rest = "Host: t\r\n\r\n";
+  ASSERT_TRUE(client->writeAtOnce(asio::buffer(head)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  std::string buf(16 * 1024, '\0');
+  error_code ec;
+  std::optional<std::size_t> first, next;
+  asio::co_spawn(
+      io, [&]() -> Task<void> { first = co_await server->readMessageStart(asio::buffer(buf), ec); },
+      asio::detached);
+  io.run_for(std::chrono::seconds(5));
+  io.restart();
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(server->readUnsure());
+  asio::co_spawn(
+      io, [&]() -> Task<void> { next = co_await server->readSome(asio::buffer(buf), ec); },
+      asio::detached);
+  io.run_for(std::chrono::milliseconds(50));
+  io.restart();
+  EXPECT_FALSE(next);  // nothing more yet: waiting for the socket
+  EXPECT_FALSE(server->readUnsure());
+  ASSERT_TRUE(client->writeAtOnce(asio::buffer(rest)));
+  io.run_for(std::chrono::seconds(5));
+  ASSERT_TRUE(next);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(buf.substr(0, *next), rest);
+  EXPECT_FALSE(server->readUnsure());  // a plain readSome() uses the hint
 }
 
 }  // namespace
