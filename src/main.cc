@@ -7,12 +7,14 @@
 
 #include "admin/admin_cli.h"
 #include "server/server.h"
+#include "tls/openssl_memory.h"
 
 #ifndef PORTICO_VERSION
 #define PORTICO_VERSION "0.1.0"
 #endif
 
 int main(int argc, char** argv) {
+  portico::tls::useCachedMemory();  // before OpenSSL's first allocation
   CLI::App app{"Portico, an API gateway"};
   app.require_subcommand(1);
   std::string config_path;

@@ -18,8 +18,13 @@ constexpr bool kCache = true;
 
 // Powers of two, with a class half-way between the larger ones: a connection's longest-lived
 // frame (the HTTP/1 session, 2.5 KiB) fits in 3 KiB instead of taking 4 (idle connections).
-constexpr std::array<std::size_t, 10> kClassSizes = {64,   128,  256,  512,  768,
-                                                     1024, 1536, 2048, 3072, 4096};
+// Then one class for OpenSSL's record buffers alone (16.2–16.4 KiB with the cached_malloc
+// header), which SSL_MODE_RELEASE_BUFFERS frees and takes again on every request: blocks from
+// 4 KiB to 16 KiB have no class, so nothing else is rounded up to it.
+constexpr std::array<std::size_t, 11> kClassSizes = {64,   128,  256,  512,  768,  1024,
+                                                     1536, 2048, 3072, 4096, 17408};
+constexpr std::uint32_t kRecordClass = kClassSizes.size() - 1;
+constexpr std::size_t kRecordClassFloor = 16384;  // larger than this, up to 17 KiB
 // Bytes of freed blocks a thread keeps. A worker with 128 HTTP/2 streams in flight holds about
 // 770 frames (six per request, 0.6 MB); a cap of 128 blocks per class sent a third of them
 // back to malloc (heaptrack, docs/performance.md).
@@ -46,8 +51,9 @@ thread_local ThreadCache t_cache;
 }  // namespace
 
 std::uint32_t classOf(std::size_t bytes) {
-  for (std::uint32_t c = 0; c < kClassSizes.size(); ++c)
+  for (std::uint32_t c = 0; c < kRecordClass; ++c)
     if (bytes <= kClassSizes[c]) return c;
+  if (bytes > kRecordClassFloor && bytes <= kClassSizes[kRecordClass]) return kRecordClass;
   return kNoClass;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // A per-thread cache of freed heap blocks by size class (64 B to 4 KiB: powers of two and the
-// sizes half-way between the larger ones), for the allocators of the request path whose blocks
-// come and go in bursts: coroutine frames (core/frame_pool.h), nghttp2's
-// (http2/session_memory.h) and the filters made per request (api/filter.h). A block taken on one
+// sizes half-way between the larger ones; and 16–17 KiB, OpenSSL's record buffers), for the
+// allocators of the request path whose blocks come and go in bursts: coroutine frames
+// (core/frame_pool.h), nghttp2's and OpenSSL's (core/cached_malloc.h) and the filters made per
+// request (api/filter.h). A block taken on one
 // thread may be given back on another: every block is plain malloc memory of its class's size.
 #include <cstddef>
 #include <cstdint>
@@ -12,7 +13,7 @@ namespace portico::block_cache {
 
 constexpr std::uint32_t kNoClass = ~0u;
 
-// The smallest class holding `bytes`, or kNoClass above 4 KiB.
+// The smallest class holding `bytes`, or kNoClass above 4 KiB (but for 16–17 KiB).
 std::uint32_t classOf(std::size_t bytes);
 std::size_t classSize(std::uint32_t size_class);
 
@@ -22,9 +23,9 @@ void* take(std::uint32_t size_class);
 // keeps 2 MiB already or its cache is gone (a late free during thread exit).
 void give(std::uint32_t size_class, void* block);
 
-// What the allocators above use: sized blocks, from the cache up to 4 KiB and from malloc
-// above. Under AddressSanitizer every block comes from malloc and goes back at once, so that
-// a use after free stays visible (take() and give() themselves still cache).
+// What the allocators above use: sized blocks, from the cache where a class holds them and
+// from malloc otherwise. Under AddressSanitizer every block comes from malloc and goes back at
+// once, so that a use after free stays visible (take() and give() themselves still cache).
 //
 // The bytes a block for `bytes` really holds (its class's size when cached).
 std::size_t blockSize(std::size_t bytes);

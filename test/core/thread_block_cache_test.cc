@@ -10,7 +10,7 @@
 namespace portico::block_cache {
 namespace {
 
-TEST(ThreadBlockCache, ClassesGoFrom64BytesTo4KiB) {
+TEST(ThreadBlockCache, ClassesGoFrom64BytesTo4KiBThenOneForTlsRecordBuffers) {
   EXPECT_EQ(classSize(classOf(1)), 64u);
   EXPECT_EQ(classSize(classOf(64)), 64u);
   EXPECT_EQ(classSize(classOf(65)), 128u);
@@ -19,6 +19,13 @@ TEST(ThreadBlockCache, ClassesGoFrom64BytesTo4KiB) {
   EXPECT_EQ(classSize(classOf(2496)), 3072u);  // the HTTP/1 session's frame
   EXPECT_EQ(classSize(classOf(4096)), 4096u);
   EXPECT_EQ(classOf(4097), kNoClass);
+  EXPECT_EQ(classOf(16384), kNoClass);  // nothing between 4 and 16 KiB is rounded up to 17
+  for (std::size_t bytes = 4097; bytes <= 16384; bytes += 97) ASSERT_EQ(classOf(bytes), kNoClass);
+  // OpenSSL's read and write buffers (SSL_MODE_RELEASE_BUFFERS), with cached_malloc's header.
+  EXPECT_EQ(classSize(classOf(16584 + 16)), 17408u);
+  EXPECT_EQ(classSize(classOf(16712 + 16)), 17408u);
+  EXPECT_EQ(classSize(classOf(17408)), 17408u);
+  EXPECT_EQ(classOf(17409), kNoClass);
 }
 
 TEST(ThreadBlockCache, EverySizeGetsTheSmallestClassHoldingIt) {
