@@ -18,9 +18,9 @@ constexpr bool kCache = true;
 
 // Powers of two, with a class half-way between the larger ones: a connection's longest-lived
 // frame (the HTTP/1 session, 2.5 KiB) fits in 3 KiB instead of taking 4 (idle connections).
-// Then one class for OpenSSL's record buffers alone (16.2–16.4 KiB with the cached_malloc
-// header), which SSL_MODE_RELEASE_BUFFERS frees and takes again on every request: blocks from
-// 4 KiB to 16 KiB have no class, so nothing else is rounded up to it.
+// Then one class for OpenSSL's record buffers alone (16.2–16.4 KiB: tls/openssl_memory.h),
+// which SSL_MODE_RELEASE_BUFFERS frees and takes again on every request: blocks from 4 KiB to
+// 16 KiB have no class, so nothing else is rounded up to it.
 constexpr std::array<std::size_t, 11> kClassSizes = {64,   128,  256,  512,  768,  1024,
                                                      1536, 2048, 3072, 4096, 17408};
 constexpr std::uint32_t kRecordClass = kClassSizes.size() - 1;

@@ -2,8 +2,8 @@
 // A per-thread cache of freed heap blocks by size class (64 B to 4 KiB: powers of two and the
 // sizes half-way between the larger ones; and 16–17 KiB, OpenSSL's record buffers), for the
 // allocators of the request path whose blocks come and go in bursts: coroutine frames
-// (core/frame_pool.h), nghttp2's and OpenSSL's (core/cached_malloc.h) and the filters made per
-// request (api/filter.h). A block taken on one
+// (core/frame_pool.h), nghttp2's (http2/session_memory.h), OpenSSL's record buffers
+// (tls/openssl_memory.h) and the filters made per request (api/filter.h). A block taken on one
 // thread may be given back on another: every block is plain malloc memory of its class's size.
 #include <cstddef>
 #include <cstdint>

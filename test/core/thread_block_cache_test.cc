@@ -21,9 +21,9 @@ TEST(ThreadBlockCache, ClassesGoFrom64BytesTo4KiBThenOneForTlsRecordBuffers) {
   EXPECT_EQ(classOf(4097), kNoClass);
   EXPECT_EQ(classOf(16384), kNoClass);  // nothing between 4 and 16 KiB is rounded up to 17
   for (std::size_t bytes = 4097; bytes <= 16384; bytes += 97) ASSERT_EQ(classOf(bytes), kNoClass);
-  // OpenSSL's read and write buffers (SSL_MODE_RELEASE_BUFFERS), with cached_malloc's header.
-  EXPECT_EQ(classSize(classOf(16584 + 16)), 17408u);
-  EXPECT_EQ(classSize(classOf(16712 + 16)), 17408u);
+  // OpenSSL's read and write buffers (SSL_MODE_RELEASE_BUFFERS: tls/openssl_memory.h).
+  EXPECT_EQ(classSize(classOf(16584)), 17408u);
+  EXPECT_EQ(classSize(classOf(16712)), 17408u);
   EXPECT_EQ(classSize(classOf(17408)), 17408u);
   EXPECT_EQ(classOf(17409), kNoClass);
 }

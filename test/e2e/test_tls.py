@@ -464,3 +464,30 @@ def test_tls_client_that_half_closes_after_its_requests_gets_answers_then_the_cl
             elapsed = time.monotonic() - start
     assert [head.split(b" ")[1] for head, _ in pipelined_answers(out)] == [b"200"] * requests
     assert elapsed < 3, f"closed after {elapsed:.1f} s"
+
+
+def test_tls_client_closing_without_close_notify_gets_no_alert(portico, upstreams, pki, tmp_path):
+    """A client that half-closes without close_notify after its answer (its FIN reaches a
+    waiting read): Portico ends the connection cleanly, as nginx does, instead of OpenSSL 3's
+    decode_error alert for an "unexpected EOF"."""
+    cert = pki.issue("eof", "eof.test", dns=["eof.test"])
+    port = free_port()
+    gateway(portico, upstreams, tls_listener(port, [cert]), tmp_path)
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="eof.test") as s:
+            s.sendall(b"GET /eof HTTP/1.1\r\nHost: eof.test\r\n\r\n")
+            out = b""
+            while not (b"\r\n\r\n" in out and out.endswith(b"}")):
+                chunk = s.recv(65536)
+                assert chunk, "closed before the answer"
+                out += chunk
+            assert out.startswith(b"HTTP/1.1 200 ")
+            time.sleep(0.05)  # Portico waits for the next request
+            with socket.fromfd(s.fileno(), socket.AF_INET, socket.SOCK_STREAM) as fin:
+                fin.shutdown(socket.SHUT_WR)
+            try:
+                rest = s.recv(65536)
+            except ssl.SSLEOFError:
+                rest = b""
+            assert rest == b""  # an alert would raise ssl.SSLError here
