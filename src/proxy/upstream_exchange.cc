@@ -523,10 +523,14 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
       }
       io_.armOp(cfg_.timeouts.read);
       const asio::mutable_buffer space(buf.writePtr(), buf.writable());
-      std::size_t n = received_any ? co_await readMore(conn->socket, conn->tlsStream(), space,
-                                                       conn->read_unsure, ec)
-                                   : co_await readAnswerStart(conn->socket, conn->tlsStream(),
-                                                              space, conn->read_unsure, ec);
+      // Not a conditional expression with a co_await in each arm: GCC 12 runs both arms'
+      // coroutines when such an expression is an operand of a call (an assignment to an
+      // std::optional, seen in session 25), so none is written anywhere.
+      std::size_t n = 0;
+      if (received_any)
+        n = co_await readMore(conn->socket, conn->tlsStream(), space, conn->read_unsure, ec);
+      else
+        n = co_await readAnswerStart(conn->socket, conn->tlsStream(), space, conn->read_unsure, ec);
       const bool timed_out = io_.opTimedOut();
       io_.disarmOp();
       if (io_.totalExpired()) {

@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -340,6 +341,33 @@ def raw(port, data, timeout=3.0):
 def statuses(response_bytes):
     """Status codes of every response in a byte stream (pipelining)."""
     return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", response_bytes)]
+
+
+def sent_while_stopped(p, send):
+    """Runs send() while Portico is stopped (SIGSTOP), so that all it sends reaches a worker as
+    one epoll event."""
+    p.proc.send_signal(signal.SIGSTOP)
+    try:
+        send()
+        time.sleep(0.05)
+    finally:
+        p.proc.send_signal(signal.SIGCONT)
+
+
+def read_until_closed(s):
+    """Everything a socket (plain or TLS) receives until the peer closes, and the seconds that
+    took. A TLS peer closing without close_notify counts as closed; an alert fails."""
+    start = time.monotonic()
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (ssl.SSLEOFError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out, time.monotonic() - start
 
 
 def pipelined_answers(response_bytes):

@@ -1,14 +1,14 @@
 """Keep-alive on both sides, pipelining, stale pooled connections."""
 import http.client
 import json
-import signal
 import socket
 import threading
 import time
 
 import pytest
 
-from conftest import SLOW, pipelined_answers, raw, request, statuses, wait_for
+from conftest import (SLOW, pipelined_answers, raw, read_until_closed, request,
+                      sent_while_stopped, statuses, wait_for)
 
 
 def simple(p_factory, u):
@@ -121,19 +121,13 @@ def test_client_that_half_closes_after_its_requests_gets_answers_then_the_close(
     p = simple(portico, u)
     with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
         time.sleep(0.05)  # accepted, and its read waiting
-        p.proc.send_signal(signal.SIGSTOP)
-        try:
+
+        def requests_then_fin():
             s.sendall(b"".join(b"GET /hc/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i
                                for i in range(requests)))
             s.shutdown(socket.SHUT_WR)
-            time.sleep(0.05)
-        finally:
-            p.proc.send_signal(signal.SIGCONT)
-        start = time.monotonic()
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-        elapsed = time.monotonic() - start
+        sent_while_stopped(p, requests_then_fin)
+        out, elapsed = read_until_closed(s)
     assert statuses(out) == [200] * requests
     assert elapsed < 3, f"closed after {elapsed:.1f} s"
 

@@ -2,7 +2,6 @@
 certificates. Clients are curl and Python's ssl module."""
 import json
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -11,7 +10,8 @@ import time
 import pytest
 
 from certs import Pki
-from conftest import base_config, free_port, pipelined_answers, wait_for
+from conftest import (base_config, free_port, pipelined_answers, read_until_closed,
+                      sent_while_stopped, wait_for)
 
 
 @pytest.fixture(scope="module")
@@ -426,6 +426,13 @@ def test_pipelined_answers_over_tls_to_a_client_that_does_not_read_arrive_whole(
     assert targets == [f"/p/{i}" for i in range(count)] + ["/last"]
 
 
+def fin_without_close_notify(s):
+    """Half-closes a TLS socket's TCP connection without close_notify (the wrapped socket took
+    over the plain one's descriptor: shut down a duplicate)."""
+    with socket.fromfd(s.fileno(), socket.AF_INET, socket.SOCK_STREAM) as fin:
+        fin.shutdown(socket.SHUT_WR)
+
+
 @pytest.mark.parametrize("requests", [1, 3])
 def test_tls_client_that_half_closes_after_its_requests_gets_answers_then_the_close(
         portico, upstreams, pki, tmp_path, requests):
@@ -441,27 +448,13 @@ def test_tls_client_that_half_closes_after_its_requests_gets_answers_then_the_cl
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="half.test") as s:
             time.sleep(0.05)  # the handshake's last bytes read, and the request's read waiting
-            p.proc.send_signal(signal.SIGSTOP)
-            try:
+
+            def requests_then_fin():
                 s.sendall(b"".join(b"GET /hc/%d HTTP/1.1\r\nHost: half.test\r\n\r\n" % i
                                    for i in range(requests)))
-                # The FIN alone, no close_notify (the wrapped socket took over `raw`'s descriptor).
-                with socket.fromfd(s.fileno(), socket.AF_INET, socket.SOCK_STREAM) as fin:
-                    fin.shutdown(socket.SHUT_WR)
-                time.sleep(0.05)
-            finally:
-                p.proc.send_signal(signal.SIGCONT)
-            start = time.monotonic()
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except (ssl.SSLEOFError, ConnectionResetError):
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            elapsed = time.monotonic() - start
+                fin_without_close_notify(s)
+            sent_while_stopped(p, requests_then_fin)
+            out, elapsed = read_until_closed(s)
     assert [head.split(b" ")[1] for head, _ in pipelined_answers(out)] == [b"200"] * requests
     assert elapsed < 3, f"closed after {elapsed:.1f} s"
 
@@ -484,10 +477,6 @@ def test_tls_client_closing_without_close_notify_gets_no_alert(portico, upstream
                 out += chunk
             assert out.startswith(b"HTTP/1.1 200 ")
             time.sleep(0.05)  # Portico waits for the next request
-            with socket.fromfd(s.fileno(), socket.AF_INET, socket.SOCK_STREAM) as fin:
-                fin.shutdown(socket.SHUT_WR)
-            try:
-                rest = s.recv(65536)
-            except ssl.SSLEOFError:
-                rest = b""
-            assert rest == b""  # an alert would raise ssl.SSLError here
+            fin_without_close_notify(s)
+            rest, _ = read_until_closed(s)  # an alert would raise ssl.SSLError here
+            assert rest == b""
