@@ -525,7 +525,7 @@ Task<AttemptOutcome> Exchange::attempt(const snapshot::UpstreamTarget& target, b
       const asio::mutable_buffer space(buf.writePtr(), buf.writable());
       // Not a conditional expression with a co_await in each arm: GCC 12 runs both arms'
       // coroutines when such an expression is an operand of a call (an assignment to an
-      // std::optional, seen in session 25), so none is written anywhere.
+      // std::optional, found in session 25). Portico writes none.
       std::size_t n = 0;
       if (received_any)
         n = co_await readMore(conn->socket, conn->tlsStream(), space, conn->read_unsure, ec);

@@ -10,10 +10,11 @@
 namespace portico::tls {
 namespace {
 
-// The block cache's class for record buffers (16–17 KiB): OpenSSL's read buffer is 16,584
-// bytes and its write buffer 16,712 with the options Portico sets. (Under AddressSanitizer the
-// cache's sized blocks are plain mallocs, freed at once.)
-const std::size_t kRecordBlock = block_cache::blockSize(17 * 1024);
+// The block cache's class for record buffers (more than 16 KiB, up to 17): OpenSSL's read
+// buffer is 16,584 bytes and its write buffer 16,712 with the options Portico sets. (Under
+// AddressSanitizer the cache's sized blocks are plain mallocs, freed at once.)
+constexpr std::size_t kRecordFloor = 16 * 1024;
+constexpr std::size_t kRecordBlock = 17 * 1024;
 
 // A block of the class, or any malloc block at least as large and of about its size (malloc
 // rounds up by less than 64 bytes): either can serve the class's next take. Found by the size
@@ -38,7 +39,7 @@ void releaseHook(void* p, const char*, int) {
 namespace detail {
 
 void* allocate(std::size_t size) {
-  if (size > 16 * 1024 && size <= kRecordBlock) return block_cache::allocate(kRecordBlock);
+  if (size > kRecordFloor && size <= kRecordBlock) return block_cache::allocate(kRecordBlock);
   return std::malloc(size);
 }
 
