@@ -21,10 +21,9 @@ constexpr bool kCache = true;
 // Then one class for OpenSSL's record buffers alone (16.2–16.4 KiB: tls/openssl_memory.h),
 // which SSL_MODE_RELEASE_BUFFERS frees and takes again on every request: blocks from 4 KiB to
 // 16 KiB have no class, so nothing else is rounded up to it.
-constexpr std::array<std::size_t, 11> kClassSizes = {64,   128,  256,  512,  768,  1024,
-                                                     1536, 2048, 3072, 4096, 17408};
+constexpr std::array<std::size_t, 11> kClassSizes = {64,   128,  256,  512,  768,         1024,
+                                                     1536, 2048, 3072, 4096, kRecordBlock};
 constexpr std::uint32_t kRecordClass = kClassSizes.size() - 1;
-constexpr std::size_t kRecordClassFloor = 16384;  // larger than this, up to 17 KiB
 // Bytes of freed blocks a thread keeps. A worker with 128 HTTP/2 streams in flight holds about
 // 770 frames (six per request, 0.6 MB); a cap of 128 blocks per class sent a third of them
 // back to malloc (heaptrack, docs/performance.md).
@@ -53,7 +52,7 @@ thread_local ThreadCache t_cache;
 std::uint32_t classOf(std::size_t bytes) {
   for (std::uint32_t c = 0; c < kRecordClass; ++c)
     if (bytes <= kClassSizes[c]) return c;
-  if (bytes > kRecordClassFloor && bytes <= kClassSizes[kRecordClass]) return kRecordClass;
+  if (bytes > kRecordFloor && bytes <= kRecordBlock) return kRecordClass;
   return kNoClass;
 }
 

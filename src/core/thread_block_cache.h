@@ -12,6 +12,10 @@
 namespace portico::block_cache {
 
 constexpr std::uint32_t kNoClass = ~0u;
+// The class for TLS record buffers holds blocks larger than kRecordFloor, up to kRecordBlock
+// (nothing between 4 KiB and kRecordFloor has a class).
+constexpr std::size_t kRecordFloor = 16 * 1024;
+constexpr std::size_t kRecordBlock = 17 * 1024;
 
 // The smallest class holding `bytes`, or kNoClass above 4 KiB (but for 16–17 KiB).
 std::uint32_t classOf(std::size_t bytes);

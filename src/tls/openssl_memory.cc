@@ -10,11 +10,11 @@
 namespace portico::tls {
 namespace {
 
-// The block cache's class for record buffers (more than 16 KiB, up to 17): OpenSSL's read
-// buffer is 16,584 bytes and its write buffer 16,712 with the options Portico sets. (Under
-// AddressSanitizer the cache's sized blocks are plain mallocs, freed at once.)
-constexpr std::size_t kRecordFloor = 16 * 1024;
-constexpr std::size_t kRecordBlock = 17 * 1024;
+// The block cache's class for record buffers (block_cache::kRecordFloor, kRecordBlock):
+// OpenSSL's read buffer is 16,584 bytes and its write buffer 16,712 with the options Portico
+// sets. (Under AddressSanitizer the cache's sized blocks are plain mallocs, freed at once.)
+using block_cache::kRecordBlock;
+using block_cache::kRecordFloor;
 
 // A block of the class, or any malloc block at least as large and of about its size (malloc
 // rounds up by less than 64 bytes): either can serve the class's next take. Found by the size
