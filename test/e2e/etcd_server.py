@@ -23,13 +23,24 @@ class EtcdCluster:
         self.tls = tls
         self.scheme = "https" if tls else "http"
         self.names = [f"m{i}" for i in range(members)]
-        self.client = {n: free_port() for n in self.names}
-        self.peer = {n: free_port() for n in self.names}
         self.procs = {}
         self.logs = {}
-        for n in self.names:
-            self.start(n, new=True)
-        self.wait_healthy()
+        # A member that cannot bind (a port taken between free_port() and etcd's bind) exits at
+        # once: start again on new ports and a new data directory rather than wait it out.
+        for attempt in range(3):
+            self.data = self.workdir / f"etcd-data-{attempt}"
+            self.client = {n: free_port() for n in self.names}
+            self.peer = {n: free_port() for n in self.names}
+            for n in self.names:
+                self.start(n, new=True)
+            try:
+                self.wait_healthy()
+                return
+            except AssertionError:
+                if attempt == 2 or all(p.poll() is None for p in self.procs.values()):
+                    self.stop_all()
+                    raise
+                self.stop_all()
 
     @property
     def endpoints(self):
@@ -39,7 +50,7 @@ class EtcdCluster:
         cluster = ",".join(f"{n}=http://127.0.0.1:{self.peer[n]}" for n in self.names)
         self.logs[name] = open(self.workdir / f"etcd-{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
-            ["etcd", "--name", name, "--data-dir", str(self.workdir / f"etcd-{name}"),
+            ["etcd", "--name", name, "--data-dir", str(self.data / name),
              "--listen-client-urls", f"{self.scheme}://127.0.0.1:{self.client[name]}",
              "--advertise-client-urls", f"{self.scheme}://127.0.0.1:{self.client[name]}",
              *(["--cert-file", self.tls["cert"], "--key-file", self.tls["key"],
@@ -99,7 +110,7 @@ class EtcdCluster:
     def put(self, key, value):
         return self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)})
 
-    def wait_healthy(self, timeout=20):
+    def wait_healthy(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for n in self.names:
@@ -108,5 +119,20 @@ class EtcdCluster:
                     return
                 except OSError:
                     pass
+            if all(p.poll() is not None for p in self.procs.values()):
+                break
             time.sleep(0.1)
-        raise AssertionError("etcd did not start")
+        raise AssertionError("etcd did not start:\n" + self.log_tails())
+
+    def log_tails(self, lines=15):
+        """The end of each member's log, with its exit status, for a failure's message."""
+        out = []
+        for n in self.names:
+            status = self.procs[n].poll() if n in self.procs else None
+            try:
+                text = (self.workdir / f"etcd-{n}.log").read_text(errors="replace")
+            except OSError:
+                text = ""
+            tail = "\n".join(text.splitlines()[-lines:])
+            out.append(f"--- {n} (exit status {status}) ---\n{tail}")
+        return "\n".join(out)
