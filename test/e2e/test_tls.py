@@ -480,3 +480,61 @@ def test_tls_client_closing_without_close_notify_gets_no_alert(portico, upstream
             fin_without_close_notify(s)
             rest, _ = read_until_closed(s)  # an alert would raise ssl.SSLError here
             assert rest == b""
+
+
+class CloseDelimitedTlsUpstream:
+    """A TLS upstream that answers each connection's request with a body delimited by the
+    connection's end (no Content-Length, no chunking) and then closes the TCP connection
+    without close_notify, as many servers do."""
+
+    def __init__(self, cert, body):
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(*cert)
+        self.body = body
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                with self.ctx.wrap_socket(raw, server_side=True) as tls:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        chunk = tls.recv(4096)
+                        if not chunk:
+                            break
+                        head += chunk
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                b"Connection: close\r\n\r\n" + self.body)
+                    time.sleep(0.05)  # the body's records reach Portico before the FIN
+                    fin_without_close_notify(tls)
+            except (OSError, ssl.SSLError):
+                pass
+
+    def stop(self):
+        self.listener.close()
+
+
+def test_upstream_answer_ending_without_close_notify_is_relayed_whole(portico, pki):
+    """An upstream over TLS that ends a close-delimited answer with a FIN and no close_notify:
+    OpenSSL 3 calls that an "unexpected EOF" error (the upstream context keeps it strict). The
+    relay of a close-delimited body ends at the connection's end however it comes, so the
+    answer arrives whole, closed after it as the upstream closed, as nginx relays it."""
+    from conftest import request
+    body = b"close-delimited " * 1000
+    up = CloseDelimitedTlsUpstream(pki.issue("eof-up", "eofup.internal",
+                                             dns=["eofup.internal"]), body)
+    try:
+        p = https_gateway(portico, up.port, {"ca": pki.ca_file, "server_name": "eofup.internal"})
+        for _ in range(3):
+            status, _, got = request(p.port, "GET", "/eof")
+            assert status == 200 and got == body, (status, len(got))
+    finally:
+        up.stop()
