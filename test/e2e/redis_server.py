@@ -22,11 +22,13 @@ class RedisServer:
              "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no", *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             if self.ping():
                 return
             time.sleep(0.02)
-        raise AssertionError("redis-server did not start")
+        self.log.flush()
+        tail = (self.workdir / f"redis-{self.port}.log").read_text(errors="replace")[-2000:]
+        raise AssertionError(f"redis-server did not start (exit status {self.proc.poll()}):\n{tail}")
 
     def ping(self):
         try:
