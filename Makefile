@@ -3,15 +3,25 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 BUILD_TYPE ?= release
 
-.PHONY: all deps build run test unit e2e test-ha test-asan bench micro-bench fuzz format clean
+.PHONY: all deps build pgo run test unit e2e test-ha test-asan bench micro-bench fuzz format clean
 
 all: build
 
 deps:
 	@./scripts/install-deps.sh
 
-build: deps
-	@test -f build/release/build.ninja || cmake --preset release
+build: deps build/pgo/trained
+	@grep -qs '^PORTICO_PGO:STRING=use' build/release/CMakeCache.txt || cmake --preset release
+	cmake --build build/release -j$(JOBS)
+
+# The release build is profile-guided (ADR 0021): its profile is trained once per build tree,
+# before the first release build; `make pgo` trains it again (after changes to the request path).
+build/pgo/trained: | deps
+	JOBS=$(JOBS) ./scripts/pgo-train.sh
+
+pgo: deps
+	JOBS=$(JOBS) ./scripts/pgo-train.sh
+	@grep -qs '^PORTICO_PGO:STRING=use' build/release/CMakeCache.txt || cmake --preset release
 	cmake --build build/release -j$(JOBS)
 
 run: build
