@@ -35,8 +35,9 @@ cmake --build "$GEN" -j"$JOBS" --target portico >> "$LOG" 2>&1 || fail "building
 rm -rf "$PROFILE"
 mkdir -p "$PROFILE"
 echo "pgo-train: running it under load (about a minute)"
-BENCH=(/usr/bin/python3 bench/run.py --portico "$GEN/portico" --peers "" --rounds 1 --warmup 1
-  --duration 3 --base-port 18780)
+# Bounded, as every step of the build: a stuck load ends the training, not the build.
+BENCH=(timeout -k 10 300 /usr/bin/python3 bench/run.py --portico "$GEN/portico" --peers ""
+  --rounds 1 --warmup 1 --duration 3 --base-port 18780)
 "${BENCH[@]}" --protocols http,https,h2c,h2,stack >> "$LOG" 2>&1 || fail "the training load failed"
 "${BENCH[@]}" --protocols http --body 16k >> "$LOG" 2>&1 || fail "the training load failed"
 
