@@ -5,6 +5,8 @@
 # start-up code spread over the whole binary left two thirds of it resident in an idle process
 # (docs/performance.md, "idle RSS"). A function missing from the list (new code since the last
 # run) only lands elsewhere in the binary; rerun this after changing what start-up runs.
+# Profile the release build, which is profile-guided (ADR 0021): PGO clones and splits
+# functions under names (`.part`, `.cold`, `.isra`) that a plain build's list lacks.
 #
 # usage: scripts/startup-order.sh [path/to/portico]   (default build/release/portico)
 # Runs the binary under valgrind's callgrind on three configs: the bench's plain pass-through,
