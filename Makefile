@@ -19,10 +19,11 @@ build: deps build/pgo/trained
 build/pgo/trained: | deps
 	JOBS=$(JOBS) ./scripts/pgo-train.sh
 
+# Ninja does not see the profile as an input of each object: the new counts need a clean build.
 pgo: deps
 	JOBS=$(JOBS) ./scripts/pgo-train.sh
 	@grep -qs '^PORTICO_PGO:STRING=use' build/release/CMakeCache.txt || cmake --preset release
-	cmake --build build/release -j$(JOBS)
+	cmake --build build/release -j$(JOBS) --clean-first
 
 run: build
 	./scripts/run-quickstart.sh
