@@ -16,6 +16,7 @@ STAMP=build/pgo/trained
 LOG=build/pgo/train.log
 JOBS=${JOBS:-$(nproc)}
 mkdir -p build/pgo
+: > "$LOG"
 
 fail() {
   echo "pgo-train: $1 (see $LOG); the release build goes on without a profile" >&2
@@ -26,7 +27,7 @@ fail() {
 echo "pgo-train: building the instrumented portico in $GEN"
 if [ ! -f "$GEN/build.ninja" ]; then
   cmake -S . -B "$GEN" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPORTICO_BUILD_TESTS=OFF \
-    -DPORTICO_BUILD_BENCH=OFF -DPORTICO_PGO=generate -DPORTICO_PGO_DIR="$PROFILE" > "$LOG" 2>&1 ||
+    -DPORTICO_BUILD_BENCH=OFF -DPORTICO_PGO=generate -DPORTICO_PGO_DIR="$PROFILE" >> "$LOG" 2>&1 ||
     fail "configuring $GEN failed"
 fi
 cmake --build "$GEN" -j"$JOBS" --target portico >> "$LOG" 2>&1 || fail "building $GEN failed"
