@@ -39,8 +39,13 @@ echo "pgo-train: running it under load (about a minute)"
 # Bounded, as every step of the build: a stuck load ends the training, not the build.
 BENCH=(timeout -k 10 300 /usr/bin/python3 bench/run.py --portico "$GEN/portico" --peers ""
   --rounds 1 --warmup 1 --duration 3 --base-port 18780)
-"${BENCH[@]}" --protocols http,https,h2c,h2,stack >> "$LOG" 2>&1 || fail "the training load failed"
-"${BENCH[@]}" --protocols http --body 16k >> "$LOG" 2>&1 || fail "the training load failed"
+# A load that stops early (the bench's other relays run too: the byte relay's wrk once gave no
+# output) leaves the counts of what ran, which is still a profile: warn and go on.
+for rows in "--protocols http,https,h2c,h2,stack" "--protocols http --body 16k"; do
+  # shellcheck disable=SC2086
+  "${BENCH[@]}" $rows >> "$LOG" 2>&1 ||
+    echo "pgo-train: the training load ($rows) stopped early (see $LOG); using what it ran" >&2
+done
 
 # Each process writes its counts when it exits normally (the bench stops Portico with SIGTERM).
 count=$(find "$PROFILE" -name '*.gcda' | wc -l)
