@@ -2,6 +2,8 @@
 JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 BUILD_TYPE ?= release
+# (Re)configures build/release when it is missing or predates the profile-guided preset.
+configure_release = @grep -qs '^PORTICO_PGO:STRING=use' build/release/CMakeCache.txt || cmake --preset release
 
 .PHONY: all deps build pgo run test unit e2e test-ha test-asan bench micro-bench fuzz format clean
 
@@ -11,7 +13,7 @@ deps:
 	@./scripts/install-deps.sh
 
 build: deps build/pgo/trained
-	@grep -qs '^PORTICO_PGO:STRING=use' build/release/CMakeCache.txt || cmake --preset release
+	$(configure_release)
 	cmake --build build/release -j$(JOBS)
 
 # The release build is profile-guided (ADR 0021): its profile is trained once per build tree,
@@ -22,7 +24,7 @@ build/pgo/trained: | deps
 # Ninja does not see the profile as an input of each object: the new counts need a clean build.
 pgo: deps
 	JOBS=$(JOBS) ./scripts/pgo-train.sh
-	@grep -qs '^PORTICO_PGO:STRING=use' build/release/CMakeCache.txt || cmake --preset release
+	$(configure_release)
 	cmake --build build/release -j$(JOBS) --clean-first
 
 run: build
