@@ -428,13 +428,26 @@ def run_scenario(args, protocol):
     up_port = args.base_port
     ports, commands = proxy_setup(args, protocol, work)
     scheme = "https" if tls else "http"
-    if protocol == "http":
+    if protocol == "http" and args.peers:
         # The kernel's floor: a byte relay with no user-space work per request (bench/floor).
         relay = work / "relay"
         subprocess.run([shutil.which("cc") or "gcc", "-O2", "-o", str(relay),
                         str(Path(__file__).resolve().parent / "floor" / "relay.c")], check=True)
         ports["floor"] = up_port + 4
         commands["floor"] = [str(relay), str(ports["floor"]), str(up_port)]
+        # The same relay on io_uring: whether another event loop lowers that floor.
+        relay_uring = work / "relay_uring"
+        built = subprocess.run([shutil.which("cc") or "gcc", "-O2", "-o", str(relay_uring),
+                                str(Path(__file__).resolve().parent / "floor" / "relay_uring.c"),
+                                "-luring"], capture_output=True, text=True)
+        if built.returncode == 0:
+            built = subprocess.run([str(relay_uring), "--check"], capture_output=True, text=True)
+        if built.returncode == 0:
+            ports["floor-uring"] = up_port + 6
+            commands["floor-uring"] = [str(relay_uring), str(ports["floor-uring"]), str(up_port)]
+        else:
+            print("bench: no io_uring relay (liburing-dev, kernel 6.1): " + built.stderr.strip()[:200],
+                  file=sys.stderr)
     upstream = start_upstream(work, up_port, args.load_cpu)
     results = {name: [] for name in commands}
     idle_rss = []
@@ -512,6 +525,12 @@ def run_scenario(args, protocol):
         print(f"portico / floor   req/CPU-s: {p['per_cpu'] / med['floor']['per_cpu']:.2f}x   " +
               ", ".join(f"{n} {med[n]['per_cpu'] / med['floor']['per_cpu']:.2f}x"
                         for n in ("nginx", "haproxy") if n in med) + " of the byte relay")
+    if "floor-uring" in med:
+        print("floor-uring / floor req/CPU-s: "
+              f"{med['floor-uring']['per_cpu'] / med['floor']['per_cpu']:.2f}x   " +
+              ", ".join(f"{n} {med[n]['per_cpu'] / med['floor-uring']['per_cpu']:.2f}x"
+                        for n in ("portico", "nginx", "haproxy") if n in med) +
+              " of the io_uring relay")
     print(f"portico idle RSS: {statistics.median(idle_rss) / 1024:.1f} MiB (target <= 12 MiB)")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -10,7 +10,7 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler python3-protobuf libsqlite3-dev sqlite3 etcd-server etcd-client
   libspdlog-dev libfmt-dev libcli11-dev libssl-dev libnghttp2-dev libgtest-dev libgmock-dev libbenchmark-dev
   curl wrk nginx-light haproxy python3 python3-pytest python3-pytest-timeout python3-websockets python3-yaml procps iproute2 openssl
-  nghttp2-client nghttp2-server python3-h2 python3-grpcio whois libcrypt-dev nodejs
+  nghttp2-client nghttp2-server python3-h2 python3-grpcio whois libcrypt-dev nodejs liburing-dev
   redis-server redis-sentinel libhiredis-dev prometheus chromium
 )
 
