@@ -227,8 +227,8 @@ static int setup_ring(void) {
   }
   buffer_ring = ring_memory;
   io_uring_buf_ring_init(buffer_ring);
-  struct io_uring_buf_reg reg = {.ring_addr = (unsigned long)buffer_ring,
-                                 .ring_entries = kBuffers, .bgid = 0};
+  struct io_uring_buf_reg reg = {
+      .ring_addr = (unsigned long)buffer_ring, .ring_entries = kBuffers, .bgid = 0};
   err = io_uring_register_buf_ring(&ring, &reg, 0);
   if (err) {
     fprintf(stderr, "relay_uring: io_uring_register_buf_ring: %s\n", strerror(-err));
