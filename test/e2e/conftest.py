@@ -354,6 +354,18 @@ def sent_while_stopped(p, send):
         p.proc.send_signal(signal.SIGCONT)
 
 
+def recv_until(s, marker):
+    """What a socket (plain or TLS) receives up to the first `marker`, with whatever came after
+    it in the same read; what it has if the peer closes first."""
+    data = b""
+    while marker not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def read_until_closed(s):
     """Everything a socket (plain or TLS) receives until the peer closes, and the seconds that
     took. A TLS peer closing without close_notify counts as closed; an alert fails."""

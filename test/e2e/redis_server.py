@@ -4,6 +4,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from conftest import recv_until
+
 
 class RedisServer:
     def __init__(self, workdir, port, extra=None):
@@ -45,12 +47,7 @@ class RedisServer:
             payload += b"$%d\r\n%s\r\n" % (len(a), a)
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
             s.sendall(payload)
-            data = b""
-            while b"\r\n" not in data:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_until(s, b"\r\n")
         return data.split(b"\r\n", 1)[0]
 
     def stop(self):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import raw, request, statuses
+from conftest import raw, recv_until, request, statuses
 
 GIB = 1 << 30
 RSS_LIMIT_KIB = 64 * 1024
@@ -36,9 +36,7 @@ class RssSampler:
 
 def read_response_body(s, size):
     """Reads a response head and `size` body bytes; returns (head, body_len)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(65536)
+    buf = recv_until(s, b"\r\n\r\n")
     head, _, rest = buf.partition(b"\r\n\r\n")
     got = len(rest)
     while got < size:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from certs import Pki
-from conftest import (base_config, free_port, pipelined_answers, read_until_closed,
+from conftest import (base_config, free_port, pipelined_answers, read_until_closed, recv_until,
                       sent_while_stopped, wait_for)
 
 
@@ -505,12 +505,7 @@ class CloseDelimitedTlsUpstream:
                 return
             try:
                 with self.ctx.wrap_socket(raw, server_side=True) as tls:
-                    head = b""
-                    while b"\r\n\r\n" not in head:
-                        chunk = tls.recv(4096)
-                        if not chunk:
-                            break
-                        head += chunk
+                    recv_until(tls, b"\r\n\r\n")
                     tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                                 b"Connection: close\r\n\r\n" + self.body)
                     time.sleep(0.05)  # the body's records reach Portico before the FIN
