@@ -446,8 +446,8 @@ def run_scenario(args, protocol):
             ports["floor-uring"] = up_port + 6
             commands["floor-uring"] = [str(relay_uring), str(ports["floor-uring"]), str(up_port)]
         else:
-            print("bench: no io_uring relay (liburing-dev, kernel 6.1): " + built.stderr.strip()[:200],
-                  file=sys.stderr)
+            print("bench: no io_uring relay (liburing-dev, kernel 6.1): " +
+                  built.stderr.strip()[:200], file=sys.stderr)
     upstream = start_upstream(work, up_port, args.load_cpu)
     results = {name: [] for name in commands}
     idle_rss = []
