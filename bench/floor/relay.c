@@ -6,17 +6,15 @@
 // so its requests per CPU-second divided by this relay's is the share of the floor it reaches.
 //   relay LISTEN_PORT UPSTREAM_PORT        (both on 127.0.0.1)
 #define _GNU_SOURCE  // accept4
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "loopback.h"
 
 struct side {
   int fd;
@@ -45,12 +43,6 @@ static void close_pair(struct side* s) {
   graveyard = s;
 }
 
-static struct sockaddr_in loopback(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
 // Writes what `s` holds to its peer; returns 0 when the pair is gone.
 static int flush(struct side* s) {
   while (s->off < s->len) {
@@ -73,14 +65,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int upstream_port = atoi(argv[2]);
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in la = loopback(atoi(argv[1]));
-  if (bind(lfd, (struct sockaddr*)&la, sizeof la) || listen(lfd, 1024)) {
-    perror("relay: listen");
-    return 1;
-  }
+  const int lfd = listen_loopback(atoi(argv[1]), SOCK_NONBLOCK);
+  if (lfd < 0) return 1;
   ep = epoll_create1(0);
   struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
@@ -93,16 +79,9 @@ int main(int argc, char** argv) {
       if (!s) {  // new clients, each with its own upstream connection
         int cfd;
         while ((cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-          int ufd = socket(AF_INET, SOCK_STREAM, 0);
-          struct sockaddr_in ua = loopback(upstream_port);
-          if (connect(ufd, (struct sockaddr*)&ua, sizeof ua)) {  // loopback: at once
-            close(ufd);
-            close(cfd);
-            continue;
-          }
+          const int ufd = connect_upstream(cfd, upstream_port);
+          if (ufd < 0) continue;
           fcntl(ufd, F_SETFL, O_NONBLOCK);
-          setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           struct side* c = calloc(1, sizeof *c);
           struct side* u = calloc(1, sizeof *u);
           c->fd = cfd, u->fd = ufd, c->peer = u, u->peer = c;

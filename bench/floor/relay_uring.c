@@ -6,17 +6,15 @@
 //   relay_uring LISTEN_PORT UPSTREAM_PORT        (both on 127.0.0.1)
 //   relay_uring --check                          (exits 0 when this kernel can run it)
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "loopback.h"
 
 enum { kRecv = 0, kSend = 1, kAccept = 2 };
 enum { kBuffers = 1024, kBufferSize = 16384, kNone = 0xffff };
@@ -117,23 +115,9 @@ static void end_pair(struct pair* p) {
   }
 }
 
-static struct sockaddr_in loopback(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
 static void open_pair(int cfd, int upstream_port) {
-  int one = 1;
-  int ufd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in ua = loopback(upstream_port);
-  if (connect(ufd, (struct sockaddr*)&ua, sizeof ua)) {  // loopback: at once
-    close(ufd);
-    close(cfd);
-    return;
-  }
-  setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const int ufd = connect_upstream(cfd, upstream_port);
+  if (ufd < 0) return;
   struct pair* p = calloc(1, sizeof *p);
   p->client = (struct side){.fd = cfd, .peer = &p->upstream, .pair = p, .head = kNone};
   p->upstream = (struct side){.fd = ufd, .peer = &p->client, .pair = p, .head = kNone};
@@ -245,14 +229,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int upstream_port = atoi(argv[2]);
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in la = loopback(atoi(argv[1]));
-  if (bind(lfd, (struct sockaddr*)&la, sizeof la) || listen(lfd, 1024)) {
-    perror("relay_uring: listen");
-    return 1;
-  }
+  const int lfd = listen_loopback(atoi(argv[1]), 0);
+  if (lfd < 0) return 1;
   if (setup_ring()) return 1;
   submit_accept(lfd);
   for (;;) {
