@@ -32,7 +32,7 @@ struct side {
   struct side* peer;
   struct pair* pair;
   int sending;                // a send of `head` is in flight (one at a time: in order)
-  int ended;                  // the peer closed: the pair ends once the chunks are sent
+  int ended;                  // its end closed: the pair ends once its chunks are sent
   unsigned short head, tail;  // chunks received on this side, waiting to go to the peer
   struct side* next_starved;  // its receive ended for want of a buffer: armed on a return
 };
