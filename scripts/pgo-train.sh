@@ -39,8 +39,8 @@ echo "pgo-train: running it under load (about a minute)"
 # Bounded, as every step of the build: a stuck load ends the training, not the build.
 BENCH=(timeout -k 10 300 /usr/bin/python3 bench/run.py --portico "$GEN/portico" --peers ""
   --rounds 1 --warmup 1 --duration 3 --base-port 18780)
-# A load that stops early (the bench's other relays run too: the byte relay's wrk once gave no
-# output) leaves the counts of what ran, which is still a profile: warn and go on.
+# A load that stops early leaves the counts of what ran, which is still a profile: warn and go
+# on. (With no peers the bench runs Portico alone, without its byte relays.)
 for rows in "--protocols http,https,h2c,h2,stack" "--protocols http --body 16k"; do
   # shellcheck disable=SC2086
   "${BENCH[@]}" $rows >> "$LOG" 2>&1 ||
