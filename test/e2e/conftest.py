@@ -99,12 +99,13 @@ def refused_port():
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """`what` names the condition; a callable is called at the timeout, to say what was seen."""
     deadline = time.monotonic() + timeout * (4 if SLOW else 1)
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def base_config(port, admin_port, upstreams, routes, server=None, plugins=None):

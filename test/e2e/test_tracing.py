@@ -215,7 +215,12 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
         def child_of(parent):
             return next((s for s in otlp.spans if s.get("parentSpanId") == parent["spanId"]), None)
 
-        wait_for(exported, timeout=5, what="the call-out spans, their attempts and servers")
+        def seen():
+            return ("the call-out spans, their attempts and servers; exported: " +
+                    ", ".join(f"{s['name']} ({s['spanId']} <- {s.get('parentSpanId')})"
+                              for s in otlp.spans))
+
+        wait_for(exported, timeout=5, what=seen)
         servers = {s["attrs"]["http.route"]: s for s in otlp.spans if s["kind"] == 2}
         spans = {s["name"]: s for s in otlp.spans}
 
