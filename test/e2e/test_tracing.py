@@ -192,12 +192,19 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
               "plugins": [{"name": "oauth2-introspection", "config": {"endpoint": idp.url}}]},
              {"name": "jwt", "match": {"path_prefix": "/jwt"}, "upstream": "svc",
               "plugins": [{"name": "jwt", "config": {"jwks_uri": jwks.url,
-                                                     "jwks_min_refetch": "0s"}}]}],
+                                                     "jwks_min_refetch": "0s"}}]},
+             {"name": "warm", "match": {"path_prefix": "/warm"}, "upstream": "svc",
+              "plugins": [{"name": "jwt", "config": {"jwks_uri": jwks.url}}]}],
             server={"workers": 1, "tracing": {"endpoint": otlp.url, "sampling": 1.0,
                                               "flush_interval": "100ms"}})
         p = portico(config=cfg)
         assert request(p.port, "GET", "/ext/1", {"authorization": "Bearer good"})[0] == 200
         assert request(p.port, "GET", "/opaque/1", {"authorization": "Bearer opaque-1"})[0] == 200
+        # The key set is the process's, per URI: a valid token on another route waits for its
+        # first fetch, so that the next request's wait is the unknown kid's (a request that
+        # came before the first fetch ended would wait for that one, "jwt keys: first fetch").
+        valid = jwks.sign({"sub": "x", "exp": int(time.time()) + 60})
+        assert request(p.port, "GET", "/warm/1", {"authorization": f"Bearer {valid}"})[0] == 200
         # A kid the key set does not have: the request waits for a fresh JWKS fetch.
         rotated = jwks.sign({"sub": "x", "exp": int(time.time()) + 60}, kid="rotated")
         assert request(p.port, "GET", "/jwt/1", {"authorization": f"Bearer {rotated}"})[0] == 401
