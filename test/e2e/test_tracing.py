@@ -194,7 +194,8 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
               "plugins": [{"name": "jwt", "config": {"jwks_uri": jwks.url,
                                                      "jwks_min_refetch": "0s"}}]},
              {"name": "warm", "match": {"path_prefix": "/warm"}, "upstream": "svc",
-              "plugins": [{"name": "jwt", "config": {"jwks_uri": jwks.url}}]}],
+              "plugins": [{"name": "jwt", "config": {"jwks_uri": jwks.url,
+                                                     "jwks_min_refetch": "0s"}}]}],
             server={"workers": 1, "tracing": {"endpoint": otlp.url, "sampling": 1.0,
                                               "flush_interval": "100ms"}})
         p = portico(config=cfg)
