@@ -182,6 +182,8 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
     from test_token_auth import AuthService, LocalJwks
     u = upstreams()
     auth, idp, jwks = AuthService(), Introspector(), LocalJwks(tmp_path)
+    # Two routes on one key source: "warm" loads it, "jwt" is the one under test.
+    jwt = {"name": "jwt", "config": {"jwks_uri": jwks.url, "jwks_min_refetch": "0s"}}
     try:
         cfg = base_config(
             free_port(), free_port(), {"svc": [u.address]},
@@ -191,11 +193,9 @@ def test_auth_callouts_get_client_spans(portico, upstreams, otlp, tmp_path):
              {"name": "opaque", "match": {"path_prefix": "/opaque"}, "upstream": "svc",
               "plugins": [{"name": "oauth2-introspection", "config": {"endpoint": idp.url}}]},
              {"name": "jwt", "match": {"path_prefix": "/jwt"}, "upstream": "svc",
-              "plugins": [{"name": "jwt", "config": {"jwks_uri": jwks.url,
-                                                     "jwks_min_refetch": "0s"}}]},
+              "plugins": [jwt]},
              {"name": "warm", "match": {"path_prefix": "/warm"}, "upstream": "svc",
-              "plugins": [{"name": "jwt", "config": {"jwks_uri": jwks.url,
-                                                     "jwks_min_refetch": "0s"}}]}],
+              "plugins": [jwt]}],
             server={"workers": 1, "tracing": {"endpoint": otlp.url, "sampling": 1.0,
                                               "flush_interval": "100ms"}})
         p = portico(config=cfg)
