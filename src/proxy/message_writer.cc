@@ -85,8 +85,8 @@ bool isHopByHop(std::string_view name, const http::HeaderList& headers) {
 namespace {
 
 // The fields forwarded upstream, whatever the protocol: the client's, minus hop-by-hop ones,
-// plus the forwarding ones. `sink.field(name, value, id)` and `sink.list(name, previous, ours)`
-// receive them in order.
+// plus the forwarding ones. `sink.field(name, value, id)`, `sink.host(name, value)` and
+// `sink.list(name, id, previous, ours)` receive them in order.
 template <class Sink>
 void forwardedFields(const http::RequestHead& req, const ForwardInfo& info, Sink& sink) {
   using http::HeaderId;
@@ -107,18 +107,43 @@ void forwardedFields(const http::RequestHead& req, const ForwardInfo& info, Sink
       case HeaderId::Expect:
         continue;
       case HeaderId::Host:
-        sink.field(h.name, info.host.empty() ? std::string_view(h.value) : info.host, h.id);
+        sink.host(h.name, info.host.empty() ? std::string_view(h.value) : info.host);
         continue;
       default:
         sink.field(h.name, h.value, h.id);
     }
   }
-  sink.list("X-Forwarded-For", xff, info.client_ip);
+  sink.list("X-Forwarded-For", HeaderId::XForwardedFor, xff, info.client_ip);
   sink.field("X-Forwarded-Proto", info.proto, HeaderId::XForwardedProto);
   if (!req.host.empty()) sink.field("X-Forwarded-Host", req.host, HeaderId::XForwardedHost);
-  sink.list("Via", via, viaElement(req.version_minor));
+  sink.list("Via", HeaderId::Via, via, viaElement(req.version_minor));
   if (!req.headers.has(HeaderId::XRequestId))
     sink.field("X-Request-Id", info.request_id, HeaderId::XRequestId);
+}
+
+// The fields of the upstream's response forwarded to the client: its own, minus hop-by-hop
+// ones, with our element appended to Via. Same sinks as forwardedFields.
+template <class Sink>
+void forwardedResponseFields(const http::ResponseHead& resp, Sink& sink) {
+  const bool named_by_connection = connectionNamesOthers(resp.headers);
+  const std::string* via = nullptr;
+  for (const auto& h : resp.headers) {
+    if (dropped(h, resp.headers, named_by_connection)) continue;
+    if (h.id == http::HeaderId::Via) {
+      via = &h.value;
+      continue;
+    }
+    sink.field(h.name, h.value, h.id);
+  }
+  sink.list("Via", http::HeaderId::Via, via, viaElement(resp.version_minor));
+}
+
+// Whether the forwarded response carries a Content-Length: the one announced upstream (also
+// for HEAD responses and 304s), or 0 for an empty body where the status allows one.
+bool carriesContentLength(const http::ResponseHead& resp) {
+  const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+  return resp.framing == http::BodyFraming::ContentLength || resp.content_length > 0 ||
+         (!bodiless && resp.framing == http::BodyFraming::None);
 }
 
 struct Http1Sink {
@@ -126,7 +151,9 @@ struct Http1Sink {
   void field(std::string_view name, std::string_view value, http::HeaderId) {
     appendHeader(out, name, value);
   }
-  void list(std::string_view name, const std::string* previous, std::string_view ours) {
+  void host(std::string_view name, std::string_view value) { appendHeader(out, name, value); }
+  void list(std::string_view name, http::HeaderId, const std::string* previous,
+            std::string_view ours) {
     appendListHeader(out, name, previous, ours);
   }
 };
@@ -135,13 +162,14 @@ struct Http2Sink {
   http::HeaderList& out;
   std::string value_buf;
   void field(std::string_view name, std::string_view value, http::HeaderId id) {
-    if (id == http::HeaderId::Host) return;  // it is :authority
     out.addLowerCase(name, value, id);
   }
-  void list(std::string_view name, const std::string* previous, std::string_view ours) {
+  void host(std::string_view, std::string_view) {}  // it is :authority
+  void list(std::string_view name, http::HeaderId id, const std::string* previous,
+            std::string_view ours) {
     value_buf = previous ? *previous + ", " : std::string();
     value_buf += ours;
-    field(name, value_buf, http::classifyHeader(name));
+    field(name, value_buf, id);
   }
 };
 
@@ -199,30 +227,17 @@ void writeResponseHead(std::string& out, const http::ResponseHead& resp,
   appendAll(out, "HTTP/1.1 ", std::string_view(digits.data(), digits.size()), " ",
             resp.reason.empty() ? reasonPhrase(resp.status) : std::string_view(resp.reason),
             "\r\n");
-  const bool named_by_connection = connectionNamesOthers(resp.headers);
-  const std::string* via = nullptr;
-  for (const auto& h : resp.headers) {
-    if (dropped(h, resp.headers, named_by_connection)) continue;
-    if (h.id == http::HeaderId::Via) {
-      via = &h.value;
-      continue;
-    }
-    appendHeader(out, h.name, h.value);
-  }
-  appendListHeader(out, "Via", via, viaElement(resp.version_minor));
+  Http1Sink sink{out};
+  forwardedResponseFields(resp, sink);
   if (resp.status == 101) {
     if (const std::string* u = resp.headers.find(http::HeaderId::Upgrade))
       appendHeader(out, "Upgrade", *u);
     out.append("Connection: Upgrade\r\n\r\n");
     return;
   }
-  const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
   if (framing.chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
-  } else if (!framing.until_close &&
-             (resp.framing == http::BodyFraming::ContentLength || resp.content_length > 0 ||
-              (!bodiless && resp.framing == http::BodyFraming::None))) {
-    // Content-Length also for HEAD responses and 304s that announced one upstream.
+  } else if (!framing.until_close && carriesContentLength(resp)) {
     appendHeader(out, "Content-Length", std::to_string(resp.content_length));
   }
   if (!framing.keep_alive) {
@@ -235,22 +250,9 @@ void writeResponseHead(std::string& out, const http::ResponseHead& resp,
 
 void writeHttp2ResponseFields(http::HeaderList& out, const http::ResponseHead& resp) {
   out.clear();
-  const bool named_by_connection = connectionNamesOthers(resp.headers);
-  const std::string* via = nullptr;
-  for (const auto& h : resp.headers) {
-    if (dropped(h, resp.headers, named_by_connection)) continue;
-    if (h.id == http::HeaderId::Via) {
-      via = &h.value;
-      continue;
-    }
-    out.addLowerCase(h.name, h.value, h.id);
-  }
-  std::string via_value = via ? *via + ", " : std::string();
-  via_value += viaElement(resp.version_minor);
-  out.add("via", via_value, http::HeaderId::Via);
-  const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
-  if (resp.framing == http::BodyFraming::ContentLength || resp.content_length > 0 ||
-      (!bodiless && resp.framing == http::BodyFraming::None))
+  Http2Sink sink{out, {}};
+  forwardedResponseFields(resp, sink);
+  if (carriesContentLength(resp))
     out.add("content-length", std::to_string(resp.content_length), http::HeaderId::ContentLength);
 }
 
