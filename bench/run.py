@@ -62,6 +62,20 @@ def group_cpu_split(pgid):
     return user / CLK_TCK, system / CLK_TCK
 
 
+def measured(proc, run_load):
+    """run_load()'s figures, with the CPU the proxy's process group spent meanwhile: in all,
+    requests per CPU-second, and microseconds per request, user and kernel apart (the
+    kernel's share, sockets, moves most from round to round on a shared machine)."""
+    user0, sys0 = group_cpu_split(proc.pid)
+    r = run_load()
+    user1, sys1 = group_cpu_split(proc.pid)
+    r["cpu"] = (user1 - user0) + (sys1 - sys0)
+    r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+    r["user_us"] = (user1 - user0) * 1e6 / max(r["requests"], 1)
+    r["sys_us"] = (sys1 - sys0) * 1e6 / max(r["requests"], 1)
+    return r
+
+
 def group_rss_kib(pgid):
     """Resident memory of every process in the group (nginx: master and worker)."""
     return sum(int(f[21]) for f in group_stats(pgid)) * os.sysconf("SC_PAGE_SIZE") // 1024
@@ -465,13 +479,7 @@ def run_scenario(args, protocol):
                     time.sleep(0.3)
                     idle_rss.append(rss_kib(proc.pid))
                 load(name, args.warmup)
-                user0, sys0 = group_cpu_split(proc.pid)
-                r = load(name, args.duration)
-                user1, sys1 = group_cpu_split(proc.pid)
-                r["cpu"] = (user1 - user0) + (sys1 - sys0)
-                r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
-                r["user_us"] = (user1 - user0) * 1e6 / max(r["requests"], 1)
-                r["sys_us"] = (sys1 - sys0) * 1e6 / max(r["requests"], 1)
+                r = measured(proc, lambda: load(name, args.duration))
                 stop(proc)
                 results[name].append(r)
                 print(f"{protocol} round {rnd + 1} {name:8s} {r['rps']:10.0f} req/s  "
@@ -666,16 +674,8 @@ def run_filter_scenario(args, label, config, variants, costs, fmt=None):
                                    port, args.proxy_cpu, work, "portico")
                 wrk(port, args.warmup, args.connections, args.load_cpu, "http", path, headers,
                     *script)
-                user0, sys0 = group_cpu_split(proc.pid)
-                r = wrk(port, args.duration, args.connections, args.load_cpu, "http", path, headers,
-                        *script)
-                user1, sys1 = group_cpu_split(proc.pid)
-                r["cpu"] = (user1 - user0) + (sys1 - sys0)
-                r["per_cpu"] = r["requests"] / r["cpu"] if r["cpu"] > 0 else float("nan")
-                # Microseconds of CPU per request, user and kernel apart: the kernel's share
-                # (sockets) moves most from round to round on a shared machine.
-                r["user_us"] = (user1 - user0) * 1e6 / max(r["requests"], 1)
-                r["sys_us"] = (sys1 - sys0) * 1e6 / max(r["requests"], 1)
+                r = measured(proc, lambda: wrk(port, args.duration, args.connections,
+                                               args.load_cpu, "http", path, headers, *script))
                 stop(proc)
                 results[name].append(r)
                 print(f"{label} round {rnd + 1} {name:16s} {r['rps']:10.0f} req/s  "
