@@ -328,16 +328,8 @@ void parseRoute(const json& j, const std::string& path, Diagnostics& d, RouteCon
   forEachItem(r, "plugins", [&](const json& p, const std::string& pp) {
     route.plugins.push_back(parsePlugin(p, pp, d));
   });
-  std::string auth_mode;
-  if (r.string("auth_mode", auth_mode) && !auth_mode.empty()) {
-    if (auth_mode == "any") {
-      route.auth_mode = RouteConfig::AuthMode::Any;
-    } else if (auth_mode == "all") {
-      route.auth_mode = RouteConfig::AuthMode::All;
-    } else {
-      d.add(r.childPath("auth_mode"), "unknown auth_mode \"" + auth_mode + "\" (any, all)");
-    }
-  }
+  r.choice("auth_mode", {{"any", RouteConfig::AuthMode::Any}, {"all", RouteConfig::AuthMode::All}},
+           route.auth_mode);
   r.string("anonymous", route.anonymous);
   r.string("api", route.api);
   readLabels(r, route.labels);

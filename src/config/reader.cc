@@ -193,6 +193,25 @@ bool ObjectReader::string(std::string_view key, std::string& out, bool required)
   return readString(*j, childPath(key), diag_, out);
 }
 
+bool ObjectReader::choiceIndex(std::string_view key, std::span<const std::string_view> names,
+                               std::string_view what, std::size_t& at) {
+  std::string given;
+  const json* j = get(key);
+  if (!j) return true;
+  if (!readString(*j, childPath(key), diag_, given)) return false;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == given) {
+      at = i;
+      return true;
+    }
+  }
+  std::string message = "unknown ";
+  message.append(what.empty() ? key : what).append(" \"").append(given).append("\" (");
+  for (std::size_t i = 0; i < names.size(); ++i) message.append(i ? ", " : "").append(names[i]);
+  diag_.add(childPath(key), message + ")");
+  return false;
+}
+
 bool ObjectReader::optionalString(std::string_view key, std::optional<std::string>& out) {
   const json* j = get(key);
   if (!j) return true;

@@ -3,9 +3,11 @@
 // as known; finish() reports the keys nobody asked for as errors. Type errors name the path.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -66,11 +68,28 @@ class ObjectReader {
   bool duration(std::string_view key, Duration& out);
   bool size(std::string_view key, std::uint64_t& out);
   bool stringList(std::string_view key, std::vector<std::string>& out);
+  // One of a fixed set of names, each standing for a value: sets `out` to the value of the
+  // name given; any other string (the empty one too) is reported as `unknown <what> "x" (a,
+  // b, c)`, `what` being the key unless named. Leaves `out` unchanged when the key is absent.
+  template <class T, std::size_t N>
+  bool choice(std::string_view key, const std::pair<std::string_view, T> (&names)[N], T& out,
+              std::string_view what = {}) {
+    std::string_view listed[N];
+    for (std::size_t i = 0; i < N; ++i) listed[i] = names[i].first;
+    std::size_t at = N;
+    if (!choiceIndex(key, listed, what, at)) return false;
+    if (at < N) out = names[at].second;
+    return true;
+  }
 
   // Reports every key that was present but never read.
   void finish();
 
  private:
+  // choice() apart from its values: `at` is the index of the name given, unchanged when absent.
+  bool choiceIndex(std::string_view key, std::span<const std::string_view> names,
+                   std::string_view what, std::size_t& at);
+
   const nlohmann::json& node_;
   std::string path_;
   Diagnostics& diag_;

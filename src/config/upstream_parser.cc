@@ -27,27 +27,20 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
     u.targets.push_back(std::move(target));
   });
   if (!r.has("targets")) r.require("targets");
-  std::string balance;
-  if (r.string("balance", balance) && !balance.empty()) {
-    if (balance == "round_robin") {
-      u.balance = Balance::RoundRobin;
-    } else if (balance == "least_request") {
-      u.balance = Balance::LeastRequest;
-    } else if (balance == "consistent_hash") {
-      u.balance = Balance::ConsistentHash;
-    } else if (balance == "random") {
-      u.balance = Balance::Random;
-    } else {
-      d.add(r.childPath("balance"), "unknown balance \"" + balance +
-                                        "\" (round_robin, least_request, consistent_hash, random)");
-    }
-  }
+  r.choice("balance",
+           {{"round_robin", Balance::RoundRobin},
+            {"least_request", Balance::LeastRequest},
+            {"consistent_hash", Balance::ConsistentHash},
+            {"random", Balance::Random}},
+           u.balance);
   if (const json* h = r.get("hash")) {
     ObjectReader hr(*h, r.childPath("hash"), d);
-    std::string on, algorithm;
+    std::string on;
     hr.string("on", on, true);
     hr.string("name", u.hash.name);
-    hr.string("algorithm", algorithm);
+    hr.choice("algorithm",
+              {{"ring", HashConfig::Algorithm::Ring}, {"maglev", HashConfig::Algorithm::Maglev}},
+              u.hash.algorithm);
     hr.finish();
     if (on == "header") {
       u.hash.on = HashConfig::On::Header;
@@ -62,11 +55,6 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
     }
     if ((on == "header" || on == "cookie") && u.hash.name.empty())
       d.add(hr.childPath("name"), "is required when hashing on " + on);
-    if (algorithm == "maglev") {
-      u.hash.algorithm = HashConfig::Algorithm::Maglev;
-    } else if (!algorithm.empty() && algorithm != "ring") {
-      d.add(hr.childPath("algorithm"), "unknown algorithm \"" + algorithm + "\" (ring, maglev)");
-    }
     if (u.balance != Balance::ConsistentHash)
       d.add(hr.path(), "only applies to balance: consistent_hash");
   }
@@ -96,20 +84,15 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
     rr.finish();
   }
   if (const json* t = r.get("tls")) u.tls = parseClientTls(*t, r.childPath("tls"), d);
-  std::string protocol;
-  if (r.string("protocol", protocol) && !protocol.empty()) {
-    if (protocol == "http1") {
-      u.protocol = UpstreamProtocol::Http1;
-    } else if (protocol == "h2") {
-      u.protocol = UpstreamProtocol::H2;
-      if (!u.tls) d.add(r.childPath("protocol"), "h2 needs a tls block (h2c is HTTP/2 in clear)");
-    } else if (protocol == "h2c") {
-      u.protocol = UpstreamProtocol::H2c;
-      if (u.tls) d.add(r.childPath("protocol"), "h2c is HTTP/2 in clear: use h2 with tls");
-    } else {
-      d.add(r.childPath("protocol"), "unknown protocol \"" + protocol + "\" (http1, h2, h2c)");
-    }
-  }
+  r.choice("protocol",
+           {{"http1", UpstreamProtocol::Http1},
+            {"h2", UpstreamProtocol::H2},
+            {"h2c", UpstreamProtocol::H2c}},
+           u.protocol);
+  if (u.protocol == UpstreamProtocol::H2 && !u.tls)
+    d.add(r.childPath("protocol"), "h2 needs a tls block (h2c is HTTP/2 in clear)");
+  if (u.protocol == UpstreamProtocol::H2c && u.tls)
+    d.add(r.childPath("protocol"), "h2c is HTTP/2 in clear: use h2 with tls");
   if (u.tls) u.tls->alpn_h2 = u.protocol == UpstreamProtocol::H2;
   if (const json* h = r.get("health_check")) {
     HealthCheckConfig hc;

@@ -123,20 +123,14 @@ FlowCall readCall(const json& node, const std::string& path, const FlowNames& na
   r.number("concurrency", 1, 1024, c.concurrency);
   r.string("group", c.group);
   r.boolean("propagate_status", c.propagate_status);
-  std::string format = "auto";
-  r.string("format", format);
-  if (format == "json") {
-    c.format = FlowCall::Format::Json;
-  } else if (format == "text") {
-    c.format = FlowCall::Format::Text;
-  } else if (format == "xml") {
-    c.format = FlowCall::Format::Xml;
-  } else if (format == "form") {
-    c.format = FlowCall::Format::Form;
-  } else if (format != "auto") {
-    diag.add(r.childPath("format"),
-             "unknown format \"" + format + "\" (auto, json, text, xml, form)");
-  }
+  using Format = FlowCall::Format;
+  r.choice("format",
+           {{"auto", Format::Auto},
+            {"json", Format::Json},
+            {"text", Format::Text},
+            {"xml", Format::Xml},
+            {"form", Format::Form}},
+           c.format);
   if (const json* tls = r.get("tls")) {
     ObjectReader tr(*tls, r.childPath("tls"), diag);
     tr.string("ca", c.ca_file);
@@ -230,19 +224,8 @@ std::shared_ptr<const Flow> compileFlow(const json& node, const std::string& pat
     rr.number("status", 100, 599, flow->status);
     flow->body = readJsonTemplate(rr, "body", diag);
     flow->headers = readTemplateMap(rr, "headers", diag);
-    std::string merge = "last";
-    rr.string("merge", merge);
-    if (merge == "error") {
-      flow->merge = Flow::Merge::Error;
-    } else if (merge != "last") {
-      diag.add(rr.childPath("merge"), "unknown merge \"" + merge + "\" (last, error)");
-    }
-    std::string format = "json";
-    rr.string("format", format);
-    if (format == "xml")
-      flow->respond_xml = true;
-    else if (format != "json")
-      diag.add(rr.childPath("format"), "unknown format \"" + format + "\" (json, xml)");
+    rr.choice("merge", {{"last", Flow::Merge::Last}, {"error", Flow::Merge::Error}}, flow->merge);
+    rr.choice("format", {{"json", false}, {"xml", true}}, flow->respond_xml);
     rr.string("root", flow->respond_root);
     rr.finish();
   }

@@ -2,6 +2,7 @@
 
 #include "config/config_tree.h"
 #include "config/model_parser.h"
+#include "config/reader.h"
 
 namespace portico::config {
 namespace {
@@ -297,6 +298,59 @@ TEST(ConfigParse, ExternalSectionsStandInForTheDocumentsLists) {
   EXPECT_EQ(c.routes[1].path, "routes[1]");
   EXPECT_NE(diag.format().find("routes[1].upstream: unknown upstream \"nope\""), std::string::npos)
       << diag.format();
+}
+
+enum class Mode { A, B, C };
+
+TEST(ObjectReaderChoice, SetsTheNamedValueAndLeavesAnAbsentKeyAlone) {
+  Diagnostics diag;
+  const auto node = nlohmann::json::parse(R"({"mode": "b"})");
+  ObjectReader r(node, "x", diag);
+  Mode mode = Mode::C;
+  EXPECT_TRUE(r.choice("mode", {{"a", Mode::A}, {"b", Mode::B}}, mode));
+  EXPECT_EQ(mode, Mode::B);
+  Mode other = Mode::C;
+  EXPECT_TRUE(r.choice("other", {{"a", Mode::A}, {"b", Mode::B}}, other));
+  EXPECT_EQ(other, Mode::C);
+  r.finish();
+  EXPECT_TRUE(diag.empty()) << diag.format();
+}
+
+TEST(ObjectReaderChoice, NamesTheChoicesForAnyOtherValue) {
+  Diagnostics diag;
+  const auto node =
+      nlohmann::json::parse(R"({"mode": "fastest", "empty": "", "number": 5, "on_fail": "x"})");
+  ObjectReader r(node, "x", diag);
+  Mode mode = Mode::C, empty = Mode::C, number = Mode::C, on_fail = Mode::C;
+  EXPECT_FALSE(r.choice("mode", {{"a", Mode::A}, {"b", Mode::B}}, mode));
+  EXPECT_FALSE(r.choice("empty", {{"a", Mode::A}}, empty));
+  EXPECT_FALSE(r.choice("number", {{"a", Mode::A}}, number));
+  EXPECT_FALSE(r.choice("on_fail", {{"a", Mode::A}}, on_fail, "policy"));
+  r.finish();
+  EXPECT_EQ(mode, Mode::C);
+  EXPECT_EQ(empty, Mode::C);
+  EXPECT_EQ(number, Mode::C);
+  const std::string errors = diag.format();
+  EXPECT_NE(errors.find("x.mode: unknown mode \"fastest\" (a, b)"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("x.empty: unknown empty \"\" (a)"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("x.number:"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("x.on_fail: unknown policy \"x\" (a)"), std::string::npos) << errors;
+}
+
+TEST(ConfigParse, UpstreamChoicesAreChecked) {
+  auto p = parse(std::string(kMinimal) + R"(upstreams:
+  - name: a
+    targets: [ "127.0.0.1:1" ]
+    balance: consistent_hash
+    hash: { on: ip, algorithm: maglev }
+    protocol: h2c
+  - name: b
+    targets: [ "127.0.0.1:1" ]
+    protocol: h2
+)");
+  EXPECT_NE(p.errors.find("upstreams[1].protocol: h2 needs a tls block"), std::string::npos)
+      << p.errors;
+  EXPECT_EQ(p.errors.find("upstreams[0]"), std::string::npos) << p.errors;
 }
 
 }  // namespace

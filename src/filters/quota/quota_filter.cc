@@ -148,37 +148,32 @@ class QuotaFilter final : public api::Filter {
 }  // namespace
 
 api::FilterType quotaFilterType() {
-  return {"quota", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
-            const std::size_t errors = b.diag.items().size();
-            QuotaConfig c;
-            config::ObjectReader r(b.config, b.path, b.diag);
-            r.integer("limit", 0, 1'000'000'000'000LL, c.limit, true);
-            std::string period = "day";
-            r.string("period", period);
-            if (period == "hour") {
-              c.period = QuotaPeriod::Hour;
-            } else if (period == "month") {
-              c.period = QuotaPeriod::Month;
-            } else if (period != "day") {
-              b.diag.add(r.childPath("period"),
-                         "unknown period \"" + period + "\" (hour, day, month)");
-            }
-            c.key = readKeySpec(r.get("key"), r.childPath("key"), b.diag, KeyPart::Kind::Consumer);
-            readCounterBackend(r, b.path, c.backend);
-            r.finish();
-            if (b.diag.items().size() != errors) return nullptr;
-            if (!c.backend.redis) {
-              // A local quota lives as long as the process (and across reloads): for one node
-              // and for tests. Periods are part of the key; old ones are dropped when idle.
-              const std::int64_t period_us = 31LL * 86400 * 1'000'000;
-              std::vector<ratelimit::Limit> limits{{c.limit, period_us}};
-              const std::string key = "quota|" + c.backend.name + "|" + std::to_string(c.limit);
-              c.local = sharedLocalStore(b.services, key, ratelimit::Algorithm::Fixed, limits);
-            } else {
-              c.script = &quotaScript();
-            }
-            return std::make_shared<ConfigFactory<QuotaFilter, QuotaConfig>>(std::move(c));
-          }};
+  return {
+      "quota", [](api::FilterBuildContext& b) -> std::shared_ptr<const api::FilterFactory> {
+        const std::size_t errors = b.diag.items().size();
+        QuotaConfig c;
+        config::ObjectReader r(b.config, b.path, b.diag);
+        r.integer("limit", 0, 1'000'000'000'000LL, c.limit, true);
+        r.choice(
+            "period",
+            {{"hour", QuotaPeriod::Hour}, {"day", QuotaPeriod::Day}, {"month", QuotaPeriod::Month}},
+            c.period);
+        c.key = readKeySpec(r.get("key"), r.childPath("key"), b.diag, KeyPart::Kind::Consumer);
+        readCounterBackend(r, b.path, c.backend);
+        r.finish();
+        if (b.diag.items().size() != errors) return nullptr;
+        if (!c.backend.redis) {
+          // A local quota lives as long as the process (and across reloads): for one node
+          // and for tests. Periods are part of the key; old ones are dropped when idle.
+          const std::int64_t period_us = 31LL * 86400 * 1'000'000;
+          std::vector<ratelimit::Limit> limits{{c.limit, period_us}};
+          const std::string key = "quota|" + c.backend.name + "|" + std::to_string(c.limit);
+          c.local = sharedLocalStore(b.services, key, ratelimit::Algorithm::Fixed, limits);
+        } else {
+          c.script = &quotaScript();
+        }
+        return std::make_shared<ConfigFactory<QuotaFilter, QuotaConfig>>(std::move(c));
+      }};
 }
 
 }  // namespace portico::filters

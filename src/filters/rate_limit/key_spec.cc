@@ -83,24 +83,14 @@ std::vector<KeyPart> readKeySpec(const nlohmann::json* node, const std::string& 
 void readCounterBackend(config::ObjectReader& r, const std::string& default_name,
                         CounterBackend& out) {
   auto& diag = r.diagnostics();
-  std::string backend = "local";
-  r.string("backend", backend);
-  if (backend == "redis") {
-    out.redis = true;
+  if (!r.choice("backend", {{"local", false}, {"redis", true}}, out.redis)) {
+  } else if (out.redis) {
     out.settings = redis::parseSettings(r.get("redis"), r.childPath("redis"), diag);
-  } else if (backend != "local") {
-    diag.add(r.childPath("backend"), "unknown backend \"" + backend + "\" (local, redis)");
   } else if (r.has("redis")) {
     diag.add(r.childPath("redis"), "only with backend: redis");
   }
-  std::string policy = "fail_open";
-  r.string("on_backend_failure", policy);
-  if (policy == "fail_closed") {
-    out.fail_open = false;
-  } else if (policy != "fail_open") {
-    diag.add(r.childPath("on_backend_failure"),
-             "unknown policy \"" + policy + "\" (fail_open, fail_closed)");
-  }
+  r.choice("on_backend_failure", {{"fail_open", true}, {"fail_closed", false}}, out.fail_open,
+           "policy");
   out.name = default_name;
   r.string("name", out.name);
 }

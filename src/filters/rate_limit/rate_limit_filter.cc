@@ -187,14 +187,10 @@ api::FilterType rateLimitFilterType() {
         RateLimitConfig c;
         config::ObjectReader r(b.config, b.path, b.diag);
         readLimits(r.get("limits"), r.childPath("limits"), b.diag, c.limits);
-        std::string algorithm = "sliding_window";
-        r.string("algorithm", algorithm);
-        if (algorithm == "token_bucket") {
-          c.algorithm = Algorithm::TokenBucket;
-        } else if (algorithm != "sliding_window") {
-          b.diag.add(r.childPath("algorithm"),
-                     "unknown algorithm \"" + algorithm + "\" (sliding_window, token_bucket)");
-        }
+        r.choice("algorithm",
+                 {{"sliding_window", Algorithm::SlidingWindow},
+                  {"token_bucket", Algorithm::TokenBucket}},
+                 c.algorithm);
         c.key = readKeySpec(r.get("key"), r.childPath("key"), b.diag, KeyPart::Kind::Consumer);
         readCounterBackend(r, b.path, c.backend);
         std::int64_t nodes = 1;
