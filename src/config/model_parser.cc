@@ -351,12 +351,12 @@ ApiConfig parseApi(const json& j, const std::string& path, Diagnostics& d) {
   r.string("base_path", api.base_path);
   if (api.base_path.empty() || api.base_path[0] != '/')
     d.add(r.childPath("base_path"), "must start with /");
-  readChoice(r, "state",
-             {{"draft", ApiConfig::State::Draft},
-              {"published", ApiConfig::State::Published},
-              {"deprecated", ApiConfig::State::Deprecated},
-              {"retired", ApiConfig::State::Retired}},
-             api.state);
+  r.choice("state",
+           {{"draft", ApiConfig::State::Draft},
+            {"published", ApiConfig::State::Published},
+            {"deprecated", ApiConfig::State::Deprecated},
+            {"retired", ApiConfig::State::Retired}},
+           api.state);
   for (const auto& [key, out] :
        {std::pair{"sunset", &api.sunset}, std::pair{"deprecated_at", &api.deprecated_at}}) {
     std::string text;

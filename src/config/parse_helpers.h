@@ -1,7 +1,6 @@
 #pragma once
 // Pieces the config parser's files share (model_parser.cc, upstream_parser.cc,
 // portal_parser.cc); not for other subsystems.
-#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -34,25 +33,6 @@ void forEachItem(ObjectReader& parent, std::string_view key, F&& f,
     return;
   }
   for (size_t i = 0; i < list->size(); ++i) f((*list)[i], indexPath(path, i));
-}
-
-// `key`'s value as one of `choices` (name -> value); absent keeps `out`; anything else is
-// reported as `unknown <key> "<value>" (<the names>)`.
-template <class E>
-void readChoice(ObjectReader& r, std::string_view key,
-                std::initializer_list<std::pair<const char*, E>> choices, E& out) {
-  std::string text;
-  if (!r.string(key, text) || !r.has(key)) return;
-  std::string names;
-  for (const auto& [name, value] : choices) {
-    if (text == name) {
-      out = value;
-      return;
-    }
-    names += (names.empty() ? "" : ", ") + std::string(name);
-  }
-  r.diagnostics().add(r.childPath(key),
-                      "unknown " + std::string(key) + " \"" + text + "\" (" + names + ")");
 }
 
 // `labels`: a map of strings, for selecting objects (Admin API filters, pruning); never

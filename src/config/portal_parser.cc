@@ -20,9 +20,9 @@ PortalConfig parsePortal(const json& j, const std::string& path, Diagnostics& d)
   }
   pr.string("title", portal.title);
   using Signup = PortalConfig::Signup;
-  readChoice(pr, "signup",
-             {{"open", Signup::Open}, {"invite", Signup::Invite}, {"closed", Signup::Closed}},
-             portal.signup);
+  pr.choice("signup",
+            {{"open", Signup::Open}, {"invite", Signup::Invite}, {"closed", Signup::Closed}},
+            portal.signup);
   pr.string("gateway_url", portal.gateway_url);
   pr.duration("session_idle", portal.session_idle);
   if (const json* o = pr.get("oidc")) {
@@ -74,9 +74,9 @@ PlanConfig parsePlan(const json& j, const std::string& path, Diagnostics& d) {
     qr.finish();
     plan.quota = std::move(quota);
   }
-  readChoice(r, "approval",
-             {{"auto", PlanConfig::Approval::Auto}, {"manual", PlanConfig::Approval::Manual}},
-             plan.approval);
+  r.choice("approval",
+           {{"auto", PlanConfig::Approval::Auto}, {"manual", PlanConfig::Approval::Manual}},
+           plan.approval);
   for (const char* key : {"backend", "redis", "on_backend_failure"})
     if (const json* v = r.get(key)) plan.counters[key] = *v;
   readLabels(r, plan.labels);
@@ -93,10 +93,9 @@ SubscriptionConfig parseSubscription(const json& j, const std::string& path, Dia
   r.string("api", sub.api, true);
   r.string("plan", sub.plan, true);
   using State = SubscriptionConfig::State;
-  readChoice(
-      r, "state",
-      {{"active", State::Active}, {"pending", State::Pending}, {"rejected", State::Rejected}},
-      sub.state);
+  r.choice("state",
+           {{"active", State::Active}, {"pending", State::Pending}, {"rejected", State::Rejected}},
+           sub.state);
   readLabels(r, sub.labels);
   r.finish();
   return sub;
