@@ -103,15 +103,12 @@ void parseServer(const json& j, const std::string& path, Diagnostics& d, ServerC
       AdminToken token;
       ObjectReader tr(t, tp, d);
       tr.string("name", token.name, true);
-      std::string secret, scope = "read";
+      std::string secret;
       tr.string("token", secret, true);
-      tr.string("scope", scope);
+      tr.choice("scope", {{"read", false}, {"write", true}}, token.write);
       tr.finish();
-      if (scope != "read" && scope != "write")
-        d.add(joinPath(tp, "scope"), "unknown scope \"" + scope + "\" (read, write)");
       if (tr.has("token") && secret.size() < 16)
         d.add(joinPath(tp, "token"), "must be at least 16 characters");
-      token.write = scope == "write";
       token.sha256 = sha256Hex(secret);  // the token itself is not kept
       s.admin.tokens.push_back(std::move(token));
     });
@@ -511,8 +508,9 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
       sections);
   if (const json* st = r.get("store")) {
     ObjectReader sr(*st, "store", d);
-    std::string type = "file";
-    sr.string("type", type);
+    using Type = StoreConfig::Type;
+    sr.choice("type", {{"file", Type::File}, {"sqlite", Type::Sqlite}, {"etcd", Type::Etcd}},
+              c.store.type, "store type");
     sr.string("path", c.store.path);
     sr.stringList("endpoints", c.store.endpoints);
     sr.string("prefix", c.store.prefix);
@@ -534,11 +532,9 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
       c.store.tls = std::move(tls);
     }
     sr.finish();
-    if (type == "sqlite") {
-      c.store.type = StoreConfig::Type::Sqlite;
+    if (c.store.type == Type::Sqlite) {
       if (c.store.path.empty()) d.add("store.path", "is required with type sqlite");
-    } else if (type == "etcd") {
-      c.store.type = StoreConfig::Type::Etcd;
+    } else if (c.store.type == Type::Etcd) {
       if (c.store.endpoints.empty()) d.add("store.endpoints", "is required with type etcd");
       for (std::size_t i = 0; i < c.store.endpoints.size(); ++i)
         if (c.store.endpoints[i].rfind(c.store.tls ? "https://" : "http://", 0) != 0)
@@ -547,8 +543,6 @@ Config parseModel(const json& root, Diagnostics& d, const RouteReuse& reuse,
                             : "expected http://host:port (https needs store.tls)");
       if (c.store.prefix.empty() || c.store.prefix.front() != '/' || c.store.prefix.back() == '/')
         d.add("store.prefix", "expected a key prefix like /portico (no trailing slash)");
-    } else if (type != "file") {
-      d.add("store.type", "unknown store type \"" + type + "\" (file, sqlite, etcd)");
     }
     if (c.store.username.empty() != c.store.password.empty())
       d.add("store", "give both username and password, or neither");

@@ -35,26 +35,20 @@ void parseUpstream(const json& j, const std::string& path, Diagnostics& d, Upstr
            u.balance);
   if (const json* h = r.get("hash")) {
     ObjectReader hr(*h, r.childPath("hash"), d);
-    std::string on;
-    hr.string("on", on, true);
+    using On = HashConfig::On;
+    hr.require("on");
+    hr.choice(
+        "on",
+        {{"header", On::Header}, {"cookie", On::Cookie}, {"ip", On::ClientIp}, {"path", On::Path}},
+        u.hash.on, "hash key");
     hr.string("name", u.hash.name);
     hr.choice("algorithm",
               {{"ring", HashConfig::Algorithm::Ring}, {"maglev", HashConfig::Algorithm::Maglev}},
               u.hash.algorithm);
     hr.finish();
-    if (on == "header") {
-      u.hash.on = HashConfig::On::Header;
-    } else if (on == "cookie") {
-      u.hash.on = HashConfig::On::Cookie;
-    } else if (on == "ip") {
-      u.hash.on = HashConfig::On::ClientIp;
-    } else if (on == "path") {
-      u.hash.on = HashConfig::On::Path;
-    } else if (!on.empty()) {
-      d.add(hr.childPath("on"), "unknown hash key \"" + on + "\" (header, cookie, ip, path)");
-    }
-    if ((on == "header" || on == "cookie") && u.hash.name.empty())
-      d.add(hr.childPath("name"), "is required when hashing on " + on);
+    if ((u.hash.on == On::Header || u.hash.on == On::Cookie) && u.hash.name.empty())
+      d.add(hr.childPath("name"), std::string("is required when hashing on ") +
+                                      (u.hash.on == On::Header ? "header" : "cookie"));
     if (u.balance != Balance::ConsistentHash)
       d.add(hr.path(), "only applies to balance: consistent_hash");
   }

@@ -351,6 +351,27 @@ TEST(ConfigParse, UpstreamChoicesAreChecked) {
   EXPECT_NE(p.errors.find("upstreams[1].protocol: h2 needs a tls block"), std::string::npos)
       << p.errors;
   EXPECT_EQ(p.errors.find("upstreams[0]"), std::string::npos) << p.errors;
+
+  p = parse(std::string(kMinimal) + R"(upstreams:
+  - name: a
+    targets: [ "127.0.0.1:1" ]
+    balance: consistent_hash
+    hash: { on: body }
+  - name: b
+    targets: [ "127.0.0.1:1" ]
+    balance: consistent_hash
+    hash: { on: header }
+  - name: c
+    targets: [ "127.0.0.1:1" ]
+    balance: consistent_hash
+    hash: { algorithm: ring }
+store: { type: disk }
+)");
+  for (const char* error :
+       {"upstreams[0].hash.on: unknown hash key \"body\" (header, cookie, ip, path)",
+        "upstreams[1].hash.name: is required when hashing on header",
+        "upstreams[2].hash.on: is required", "store.type: unknown store type \"disk\""})
+    EXPECT_NE(p.errors.find(error), std::string::npos) << error << "\n" << p.errors;
 }
 
 }  // namespace
