@@ -1,8 +1,11 @@
 #include "config/config_tree.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <yaml-cpp/yaml.h>
+
+#include "core/utf8.h"
 
 namespace portico::config {
 namespace {
@@ -39,6 +42,8 @@ struct Converter {
         auto value = env(name);
         if (!value) {
           diag.add(path, "environment variable " + name + " is not set");
+        } else if (!isValidUtf8(*value)) {
+          diag.add(path, "environment variable " + name + " is not valid UTF-8");
         } else {
           out += *value;
         }
@@ -288,6 +293,20 @@ void parseConfigText(const std::string& text, const std::string& file, const Env
     return;
   }
   diag.setLocations(&tree.locations);
+  // The YAML reader keeps any bytes in a string, and takes text with NUL bytes near its start
+  // for UTF-16 or UTF-32; JSON's parser (above) refuses both. Refused here too, so names, paths
+  // and values are UTF-8 text wherever they go next (metrics labels, the Admin API's JSON, the
+  // store).
+  const std::size_t invalid = firstInvalidUtf8(text);
+  const std::size_t nul = std::string_view(text).substr(0, invalid).find('\0');
+  if (const std::size_t bad = std::min(invalid, nul); bad != text.size()) {
+    const std::string_view before(text.data(), bad);
+    const std::size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0
+    const auto line = std::count(before.begin(), before.end(), '\n') + 1;
+    diag.add("", std::string(bad == nul ? "a NUL byte" : "not valid UTF-8") + " (" + file + ":" +
+                     std::to_string(line) + ":" + std::to_string(bad - line_start + 1) + ")");
+    return;
+  }
   try {
     YAML::Node doc = YAML::Load(text);
     Converter conv{file, env, diag, tree};
@@ -323,6 +342,16 @@ nlohmann::json redacted(ConfigTree&& tree) {
 namespace portico::config {
 namespace {
 
+// A value read back must not be taken for ${NAME}: a literal "${" is written "$${", as the
+// reader's substitution expects.
+std::string escapeSubstitution(const std::string& value) {
+  std::string out;
+  std::size_t from = 0;
+  for (std::size_t at; (at = value.find("${", from)) != std::string::npos; from = at + 2)
+    out.append(value, from, at - from).append("$${");
+  return from == 0 ? value : out.append(value, from);
+}
+
 void emit(YAML::Emitter& out, const nlohmann::json& v) {
   switch (v.type()) {
     case nlohmann::json::value_t::object:
@@ -339,7 +368,7 @@ void emit(YAML::Emitter& out, const nlohmann::json& v) {
       out << YAML::EndSeq;
       break;
     case nlohmann::json::value_t::string:
-      out << YAML::DoubleQuoted << v.get_ref<const std::string&>();
+      out << YAML::DoubleQuoted << escapeSubstitution(v.get_ref<const std::string&>());
       break;
     case nlohmann::json::value_t::null:
       out << YAML::Null;

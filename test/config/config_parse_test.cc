@@ -300,6 +300,43 @@ TEST(ConfigParse, ExternalSectionsStandInForTheDocumentsLists) {
       << diag.format();
 }
 
+TEST(ConfigParse, RefusesTextThatIsNotUtf8) {
+  // JSON's parser refuses it; the YAML reader would keep the bytes in names and values.
+  auto p = parse(std::string(kMinimal) + "routes:\n  - { name: \"r\xff\", upstream: u }\n");
+  EXPECT_NE(p.errors.find("not valid UTF-8 (t.yaml:4:15)"), std::string::npos) << p.errors;
+  p = parse(std::string(kMinimal) + "upstreams: [ { name: \"${NAME}\", targets: [ \"a:1\" ] } ]\n",
+            {{"NAME", "u\xc0\xaf"}});
+  EXPECT_NE(p.errors.find("upstreams[0].name: environment variable NAME is not valid UTF-8"),
+            std::string::npos)
+      << p.errors;
+  p = parse(R"({"version": 1, "listeners": [{"name": "m\u00e9", "listen": "127.0.0.1:1"}]})");
+  EXPECT_EQ(p.errors, "");
+  p = parse("{\"version\": 1, \"x\": \"\xff\"}");
+  EXPECT_NE(p.errors, "");
+  // NUL bytes up front would make the YAML reader decode the text as UTF-32.
+  p = parse(std::string("\x01\0\0\0\0\0\0\x01LUNL", 12));
+  EXPECT_NE(p.errors.find("a NUL byte (t.yaml:1:2)"), std::string::npos) << p.errors;
+}
+
+TEST(ConfigParse, YamlExportReadsBackAsTheSameTree) {
+  ConfigTree tree;
+  Diagnostics diag;
+  const EnvLookup none = [](const std::string&) -> std::optional<std::string> {
+    return std::nullopt;
+  };
+  // Literal "${" (written "$${"), quotes, a number-like string, a unicode escape, a control.
+  parseConfigText(
+      "a: \"x $${HOME} y $$${\"\nb: [ \"1.0\", 2, true, null, \"\\u00e9\\x01\" ]\nc: { d: "
+      "\"'\\\"\" }\n",
+      "t.yaml", none, tree, diag);
+  ASSERT_TRUE(diag.empty()) << diag.format();
+  EXPECT_EQ(tree.root["a"], "x ${HOME} y $${");
+  ConfigTree again;
+  parseConfigText(toYaml(tree.root), "again.yaml", none, again, diag);
+  EXPECT_TRUE(diag.empty()) << diag.format() << toYaml(tree.root);
+  EXPECT_EQ(again.root, tree.root) << toYaml(tree.root);
+}
+
 enum class Mode { A, B, C };
 
 TEST(ObjectReaderChoice, SetsTheNamedValueAndLeavesAnAbsentKeyAlone) {

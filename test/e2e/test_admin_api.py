@@ -509,3 +509,16 @@ def test_plans_are_entities_that_name_existing_apis(portico, upstreams, tmp_path
                             headers={"Accept": "application/yaml"})[2]
     assert call(p, "DELETE", "/plans/free")[0] == 200
     assert call(p, "DELETE", "/apis/items")[0] == 200
+
+
+def test_yaml_that_is_not_utf8_is_refused(portico, upstreams, tmp_path):
+    """The YAML reader keeps any bytes; such a name would reach metrics labels and the
+    Admin API's own JSON (which could no longer be written). Refused like JSON's parser does."""
+    u = upstreams()
+    p = portico(config=admin_config(tmp_path, u.address))
+    doc = b"routes:\n  - {name: \"b\xff\", match: {path: /b}, upstream: seed}\n"
+    s, _, out = call(p, "POST", "/config?prune=false", doc, content_type="application/yaml")
+    assert s == 400 and "not valid UTF-8 (" in json.dumps(out) and ":2:14)" in json.dumps(out)
+    s, _, out = call(p, "GET", "/config", token=READ)
+    assert s == 200 and [r["name"] for r in out["routes"]] == ["seed"]
+    assert request(p.port, "GET", "/seed")[0] == 200
