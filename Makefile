@@ -87,6 +87,8 @@ fuzz: deps
 	./build/fuzz/test/fuzz/cache_paths_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-cache
 	mkdir -p build/fuzz/corpus-schema && cp -n test/fuzz/corpus/schema-* build/fuzz/corpus-schema/
 	./build/fuzz/test/fuzz/fast_schema_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-schema
+	mkdir -p build/fuzz/corpus-config && cp -n test/fuzz/corpus-config/* build/fuzz/corpus-config/
+	./build/fuzz/test/fuzz/config_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-config
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
