@@ -1,6 +1,7 @@
 #include "config/config_tree.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 
 #include <yaml-cpp/yaml.h>
@@ -17,6 +18,10 @@ struct Converter {
   const EnvLookup& env;
   Diagnostics& diag;
   ConfigTree& tree;
+  // How many more values may be made. Aliases let a short text name the same values again and
+  // again (an alias of a list of aliases...): 10 lines can stand for 10 million values. Without
+  // aliases a document holds fewer values than bytes, so that is the budget.
+  std::size_t values_left = SIZE_MAX;
 
   void remember(const std::string& path, const YAML::Mark& mark) {
     tree.locations[path] = SourceLocation{file, mark.line + 1, mark.column + 1};
@@ -77,6 +82,11 @@ struct Converter {
   }
 
   json convert(const YAML::Node& node, const std::string& path) {
+    if (values_left == 0) return nullptr;  // reported when it ran out
+    if (--values_left == 0) {
+      diag.add(path, "aliases repeat more values than the text holds");
+      return nullptr;
+    }
     remember(path, node.Mark());
     switch (node.Type()) {
       case YAML::NodeType::Map: {
@@ -259,6 +269,37 @@ bool looksLikeJson(const std::string& text) {
   return false;
 }
 
+// How deep flow collections ([ and {) may nest: yaml-cpp's parser, the tree's walkers and the
+// model's readers recurse once per level, on the thread's stack.
+constexpr int kMaxNesting = 256;
+
+struct RefusedText {
+  std::size_t offset;
+  const char* why;
+};
+
+// What is refused before any parser sees the text. The YAML reader keeps any bytes in a string
+// and takes text with NUL bytes near its start for UTF-16 or UTF-32, where JSON's parser
+// refuses both: refused for both, so names, paths and values are UTF-8 text wherever they go
+// next (metrics labels, the Admin API's JSON, the store). Nesting is counted over every
+// bracket, quoted or not: an over-estimate, so no deeper document gets through.
+std::optional<RefusedText> refuseText(std::string_view text) {
+  const std::size_t invalid = firstInvalidUtf8(text);
+  int depth = 0;
+  for (std::size_t i = 0; i < invalid; ++i) {
+    const char c = text[i];
+    if (c == '[' || c == '{') {
+      if (++depth > kMaxNesting) return RefusedText{i, "nested more than 256 levels deep"};
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    } else if (c == '\0') {
+      return RefusedText{i, "a NUL byte"};
+    }
+  }
+  if (invalid != text.size()) return RefusedText{invalid, "not valid UTF-8"};
+  return std::nullopt;
+}
+
 }  // namespace
 
 EnvLookup processEnvironment() {
@@ -271,6 +312,14 @@ EnvLookup processEnvironment() {
 
 void parseConfigText(const std::string& text, const std::string& file, const EnvLookup& env,
                      ConfigTree& tree, Diagnostics& diag) {
+  if (const auto refused = refuseText(text)) {
+    const std::string_view before(text.data(), refused->offset);
+    const std::size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0
+    const auto line = std::count(before.begin(), before.end(), '\n') + 1;
+    diag.add("", std::string(refused->why) + " (" + file + ":" + std::to_string(line) + ":" +
+                     std::to_string(refused->offset - line_start + 1) + ")");
+    return;
+  }
   if (looksLikeJson(text)) {
     // Positions come from a YAML pass over the same text, run only if an error is reported.
     tree.json_source = text;
@@ -293,23 +342,9 @@ void parseConfigText(const std::string& text, const std::string& file, const Env
     return;
   }
   diag.setLocations(&tree.locations);
-  // The YAML reader keeps any bytes in a string, and takes text with NUL bytes near its start
-  // for UTF-16 or UTF-32; JSON's parser (above) refuses both. Refused here too, so names, paths
-  // and values are UTF-8 text wherever they go next (metrics labels, the Admin API's JSON, the
-  // store).
-  const std::size_t invalid = firstInvalidUtf8(text);
-  const std::size_t nul = std::string_view(text).substr(0, invalid).find('\0');
-  if (const std::size_t bad = std::min(invalid, nul); bad != text.size()) {
-    const std::string_view before(text.data(), bad);
-    const std::size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0
-    const auto line = std::count(before.begin(), before.end(), '\n') + 1;
-    diag.add("", std::string(bad == nul ? "a NUL byte" : "not valid UTF-8") + " (" + file + ":" +
-                     std::to_string(line) + ":" + std::to_string(bad - line_start + 1) + ")");
-    return;
-  }
   try {
     YAML::Node doc = YAML::Load(text);
-    Converter conv{file, env, diag, tree};
+    Converter conv{file, env, diag, tree, text.size() + 1024};
     tree.root = conv.convert(doc, "");
   } catch (const YAML::Exception& e) {
     diag.add("", "syntax error: " + e.msg + " (" + file + ":" + std::to_string(e.mark.line + 1) +

@@ -300,7 +300,7 @@ TEST(ConfigParse, ExternalSectionsStandInForTheDocumentsLists) {
       << diag.format();
 }
 
-TEST(ConfigParse, RefusesTextThatIsNotUtf8) {
+TEST(ConfigParse, RefusesTextThatIsNotUtf8OrWouldExhaustTheParsers) {
   // JSON's parser refuses it; the YAML reader would keep the bytes in names and values.
   auto p = parse(std::string(kMinimal) + "routes:\n  - { name: \"r\xff\", upstream: u }\n");
   EXPECT_NE(p.errors.find("not valid UTF-8 (t.yaml:4:15)"), std::string::npos) << p.errors;
@@ -313,6 +313,24 @@ TEST(ConfigParse, RefusesTextThatIsNotUtf8) {
   EXPECT_EQ(p.errors, "");
   p = parse("{\"version\": 1, \"x\": \"\xff\"}");
   EXPECT_NE(p.errors, "");
+  // Nesting that would run the parsers' recursion off the stack, and aliases that expand.
+  p = parse(std::string(kMinimal) + "x: " + std::string(300, '[') + std::string(300, ']'));
+  EXPECT_NE(p.errors.find("nested more than 256 levels deep (t.yaml:3:260)"), std::string::npos)
+      << p.errors;
+  p = parse("{\"x\": " + std::string(300, '[') + std::string(300, ']') + "}");
+  EXPECT_NE(p.errors.find("nested more than 256 levels deep (t.yaml:1:262)"), std::string::npos)
+      << p.errors;
+  std::string laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 7; ++i) {
+    laughs += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) laughs += (k ? ", *a" : "*a") + std::to_string(i - 1);
+    laughs += "]\n";
+  }
+  p = parse(laughs);
+  EXPECT_NE(p.errors.find("aliases repeat more values than the text holds"), std::string::npos)
+      << p.errors;
+  p = parse(std::string(kMinimal) + "base: &base { name: u, targets: [ \"a:1\" ] }\n");
+  EXPECT_EQ(p.errors.find("aliases"), std::string::npos) << p.errors;  // a modest alias is fine
   // NUL bytes up front would make the YAML reader decode the text as UTF-32.
   p = parse(std::string("\x01\0\0\0\0\0\0\x01LUNL", 12));
   EXPECT_NE(p.errors.find("a NUL byte (t.yaml:1:2)"), std::string::npos) << p.errors;

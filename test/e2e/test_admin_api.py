@@ -522,3 +522,24 @@ def test_yaml_that_is_not_utf8_is_refused(portico, upstreams, tmp_path):
     s, _, out = call(p, "GET", "/config", token=READ)
     assert s == 200 and [r["name"] for r in out["routes"]] == ["seed"]
     assert request(p.port, "GET", "/seed")[0] == 200
+
+
+def test_documents_that_would_exhaust_the_parsers_are_refused(portico, upstreams, tmp_path):
+    """A JSON body nested 100,000 deep ran the config tree's recursion off the stack (the
+    process died); ten lines of YAML aliases stood for ten million values (gigabytes, tens of
+    seconds). Both are refused at once and the gateway keeps serving."""
+    u = upstreams()
+    p = portico(config=admin_config(tmp_path, u.address))
+    deep = b'{"routes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    started = time.monotonic()
+    s, _, out = call(p, "POST", "/config?dry_run=true", deep)
+    assert s == 400 and "nested more than 256 levels deep" in json.dumps(out)
+    laughs = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 7):
+        laughs.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    s, _, out = call(p, "POST", "/config?dry_run=true", "\n".join(laughs) + "\n",
+                     content_type="application/yaml")
+    assert s == 400 and "aliases repeat more values than the text holds" in json.dumps(out)
+    assert time.monotonic() - started < 5
+    assert p.proc.poll() is None
+    assert request(p.port, "GET", "/seed")[0] == 200
