@@ -15,6 +15,10 @@ namespace {
 constexpr std::array<const char*, 7> kMethods = {"get",   "put",  "post",   "delete",
                                                  "patch", "head", "options"};
 constexpr int kMaxRefDepth = 32;
+// Values one path item may inline to. A schema that refers to itself twice (a binary tree's
+// left and right) doubles at each of the 32 levels: 2^32 values, where real specs inline to
+// thousands.
+constexpr std::size_t kMaxInlined = 250'000;
 
 // The node a local reference ("#/components/schemas/Pet") points at, or null.
 const json* follow(const json& root, const std::string& ref) {
@@ -28,18 +32,23 @@ const json* follow(const json& root, const std::string& ref) {
 }
 
 // `node` with local $refs replaced by what they point at. A reference deeper than kMaxRefDepth
-// (a recursive schema) becomes `{}` there: any value is accepted below that depth.
-Result<json> inlineRefs(const json& node, const json& root, int depth = 0) {
+// (a recursive schema) becomes `{}` there: any value is accepted below that depth. `budget`:
+// how many more values may be made (kMaxInlined).
+Result<json> inlineRefs(const json& node, const json& root, std::size_t& budget, int depth = 0) {
+  if (budget == 0 || --budget == 0)
+    return makeError(
+        "$refs inline to more than 250000 values (a schema that refers to itself "
+        "more than once?)");
   if (node.is_object()) {
     if (const auto ref = node.find("$ref"); ref != node.end() && ref->is_string()) {
       if (depth >= kMaxRefDepth) return json::object();
       const json* target = follow(root, ref->get<std::string>());
       if (!target) return makeError("unresolvable $ref \"" + ref->get<std::string>() + "\"");
-      return inlineRefs(*target, root, depth + 1);
+      return inlineRefs(*target, root, budget, depth + 1);
     }
     json out = json::object();
     for (const auto& [key, value] : node.items()) {
-      auto v = inlineRefs(value, root, depth);
+      auto v = inlineRefs(value, root, budget, depth);
       if (!v) return v;
       out[key] = std::move(*v);
     }
@@ -48,7 +57,7 @@ Result<json> inlineRefs(const json& node, const json& root, int depth = 0) {
   if (node.is_array()) {
     json out = json::array();
     for (const auto& item : node) {
-      auto v = inlineRefs(item, root, depth);
+      auto v = inlineRefs(item, root, budget, depth);
       if (!v) return v;
       out.push_back(std::move(*v));
     }
@@ -242,7 +251,8 @@ Result<json> importOpenApi(const json& raw_spec, const OpenApiImport& o) {
   std::set<std::string> names;
   for (const auto& [path, item] : paths->items()) {
     if (!item.is_object()) continue;
-    auto resolved_item = inlineRefs(item, raw_spec);
+    std::size_t budget = kMaxInlined;
+    auto resolved_item = inlineRefs(item, raw_spec, budget);
     if (!resolved_item) return makeError("paths." + path + ": " + resolved_item.error().message);
     for (const char* method : kMethods) {
       if (!resolved_item->contains(method)) continue;

@@ -393,5 +393,22 @@ TEST(OpenApiImport, InlinesRefsConvertsNullableAndBoundsRecursion) {
                    .ok());  // no upstream and no servers
 }
 
+TEST(OpenApiImport, RefusesRefsThatDoubleAtEveryLevel) {
+  // A binary tree's two self-references: 2^32 values at the recursion bound, refused at once.
+  const json spec = json::parse(R"({
+    "openapi": "3.0.3",
+    "paths": {"/trees": {"post": {
+      "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/T"}}}},
+      "responses": {"200": {}}}}},
+    "components": {"schemas": {"T": {"type": "object",
+      "properties": {"left": {"$ref": "#/components/schemas/T"},
+                     "right": {"$ref": "#/components/schemas/T"}}}}}})");
+  const auto out = importOpenApi(spec, {"tree", "svc", "", "", false});
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.error().message.find("paths./trees: $refs inline to more than 250000 values"),
+            std::string::npos)
+      << out.error().message;
+}
+
 }  // namespace
 }  // namespace portico::admin
