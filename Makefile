@@ -89,6 +89,8 @@ fuzz: deps
 	./build/fuzz/test/fuzz/fast_schema_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-schema
 	mkdir -p build/fuzz/corpus-config && cp -n test/fuzz/corpus-config/* build/fuzz/corpus-config/
 	./build/fuzz/test/fuzz/config_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-config
+	mkdir -p build/fuzz/corpus-openapi && cp -n test/fuzz/corpus-openapi/* build/fuzz/corpus-openapi/
+	./build/fuzz/test/fuzz/openapi_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-openapi
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -20,6 +20,14 @@ constexpr int kMaxRefDepth = 32;
 // thousands.
 constexpr std::size_t kMaxInlined = 250'000;
 
+// `key` of `node` as a string; "" when `node` is no map or the value is absent or no string
+// (a spec is a client's document: nothing in it may throw).
+std::string stringOf(const json& node, const char* key) {
+  if (!node.is_object()) return "";
+  const auto it = node.find(key);
+  return it != node.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 // The node a local reference ("#/components/schemas/Pet") points at, or null.
 const json* follow(const json& root, const std::string& ref) {
   if (ref.rfind("#/", 0) != 0) return nullptr;
@@ -74,7 +82,8 @@ json toJsonSchema(json schema) {
     return schema;
   }
   if (!schema.is_object()) return schema;
-  if (schema.value("nullable", false) && schema.contains("type")) {
+  const auto nullable = schema.find("nullable");
+  if (nullable != schema.end() && *nullable == true && schema.contains("type")) {
     json& type = schema["type"];
     if (type.is_string()) type = json::array({type, "null"});
   }
@@ -112,12 +121,15 @@ std::string serverUrl(const json& spec) {
   const auto servers = spec.find("servers");
   if (servers == spec.end() || !servers->is_array() || servers->empty()) return "";
   const json& s = (*servers)[0];
-  std::string url = s.value("url", "");
+  std::string url = stringOf(s, "url");
   if (const auto vars = s.find("variables"); vars != s.end() && vars->is_object())
     for (const auto& [name, v] : vars->items()) {
       const std::string token = "{" + name + "}";
-      for (auto at = url.find(token); at != std::string::npos; at = url.find(token))
-        url.replace(at, token.size(), v.value("default", ""));
+      const std::string value = stringOf(v, "default");
+      // Searched on after each replacement: a default may hold its own {name}.
+      for (auto at = url.find(token); at != std::string::npos;
+           at = url.find(token, at + value.size()))
+        url.replace(at, token.size(), value);
     }
   return url;
 }
@@ -175,8 +187,11 @@ std::pair<int, json> mockAnswer(const json& operation) {
     if (!code.empty() && code[0] == '2') codes.push_back(code);
   std::sort(codes.begin(), codes.end());
   if (codes.empty()) return {200, nullptr};
-  const int status = std::isdigit(static_cast<unsigned char>(codes[0].back())) ? std::stoi(codes[0])
-                                                                               : 200;  // "2XX"
+  const std::string& code = codes[0];
+  const bool digits = code.size() == 3 && std::all_of(code.begin(), code.end(), [](char c) {
+                        return std::isdigit(static_cast<unsigned char>(c));
+                      });
+  const int status = digits ? std::stoi(code) : 200;  // "2XX", or not a status at all
   const json& response = (*responses)[codes[0]];
   const auto content = response.find("content");
   if (content == response.end() || !content->contains("application/json")) return {status, nullptr};
@@ -200,7 +215,7 @@ void appendPlugins(json& plugins, const json& extra) {
 
 Result<json> importOpenApi(const json& raw_spec, const OpenApiImport& o) {
   if (!raw_spec.is_object()) return makeError("the spec is not a map");
-  const std::string version = raw_spec.value("openapi", "");
+  const std::string version = stringOf(raw_spec, "openapi");
   if (version.rfind("3.0", 0) != 0 && version.rfind("3.1", 0) != 0)
     return makeError("openapi: expected 3.0.x or 3.1.x, got \"" + version + "\"");
   const auto paths = raw_spec.find("paths");

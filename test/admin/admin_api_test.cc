@@ -393,6 +393,29 @@ TEST(OpenApiImport, InlinesRefsConvertsNullableAndBoundsRecursion) {
                    .ok());  // no upstream and no servers
 }
 
+TEST(OpenApiImport, OddlyTypedSpecsAnswerWithoutThrowing) {
+  // Found by openapi_fuzz: each threw out of importOpenApi (the Admin API dropped the
+  // connection without an answer) or looped.
+  const auto bad = importOpenApi(json::parse(R"({"openapi": []})"), {"x", "svc", "", "", false});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "openapi: expected 3.0.x or 3.1.x, got \"\"");
+  const json spec = json::parse(R"({"openapi": "3.0.0",
+    "servers": [{"url": "http://{host}:8080", "variables": {"host": {"default": "{host}"},
+                                                             "other": []}}],
+    "paths": {"/a": {"get": {"nullable": 1, "responses": {"29999999999": {}, "2xx": {}}}},
+              "/b": {"get": {"responses": {"201": {"content": {"application/json": {
+                "example": {"ok": true}}}}}}}}})");
+  const auto live = importOpenApi(spec, {"x", "", "", "", false});  // upstream from servers[0]
+  ASSERT_TRUE(live.ok()) << live.error().message;
+  EXPECT_NE(live->dump().find("{host}:8080"), std::string::npos) << live->dump();
+  const auto out = importOpenApi(spec, {"x", "", "", "", true});
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  const json& routes = (*out)["routes"];
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_EQ(routes[0]["plugins"].back()["config"]["status"], 200);  // "29999999999": not a status
+  EXPECT_EQ(routes[1]["plugins"].back()["config"]["status"], 201);
+}
+
 TEST(OpenApiImport, RefusesRefsThatDoubleAtEveryLevel) {
   // A binary tree's two self-references: 2^32 values at the recursion bound, refused at once.
   const json spec = json::parse(R"({
