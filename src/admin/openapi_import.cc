@@ -44,9 +44,8 @@ const json* follow(const json& root, const std::string& ref) {
 // how many more values may be made (kMaxInlined).
 Result<json> inlineRefs(const json& node, const json& root, std::size_t& budget, int depth = 0) {
   if (budget == 0 || --budget == 0)
-    return makeError(
-        "$refs inline to more than 250000 values (a schema that refers to itself "
-        "more than once?)");
+    return makeError("$refs inline to more than " + std::to_string(kMaxInlined) +
+                     " values (a schema that refers to itself more than once?)");
   if (node.is_object()) {
     if (const auto ref = node.find("$ref"); ref != node.end() && ref->is_string()) {
       if (depth >= kMaxRefDepth) return json::object();

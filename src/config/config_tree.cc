@@ -275,7 +275,7 @@ constexpr int kMaxNesting = 256;
 
 struct RefusedText {
   std::size_t offset;
-  const char* why;
+  std::string why;
 };
 
 // What is refused before any parser sees the text. The YAML reader keeps any bytes in a string
@@ -289,7 +289,8 @@ std::optional<RefusedText> refuseText(std::string_view text) {
   for (std::size_t i = 0; i < invalid; ++i) {
     const char c = text[i];
     if (c == '[' || c == '{') {
-      if (++depth > kMaxNesting) return RefusedText{i, "nested more than 256 levels deep"};
+      if (++depth > kMaxNesting)
+        return RefusedText{i, "nested more than " + std::to_string(kMaxNesting) + " levels deep"};
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
     } else if (c == '\0') {
@@ -316,7 +317,7 @@ void parseConfigText(const std::string& text, const std::string& file, const Env
     const std::string_view before(text.data(), refused->offset);
     const std::size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0
     const auto line = std::count(before.begin(), before.end(), '\n') + 1;
-    diag.add("", std::string(refused->why) + " (" + file + ":" + std::to_string(line) + ":" +
+    diag.add("", refused->why + " (" + file + ":" + std::to_string(line) + ":" +
                      std::to_string(refused->offset - line_start + 1) + ")");
     return;
   }
