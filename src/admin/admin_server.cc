@@ -1,5 +1,6 @@
 #include "admin/admin_server.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -9,6 +10,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <exception>
 
 #include "core/address.h"
 #include "core/io_buffer.h"
@@ -39,6 +43,20 @@ void withRequestId(const http::RequestHead& req, AdminResponse& r) {
   if (!body.is_object() || body.contains("request_id")) return;
   body["request_id"] = id;
   r.body = body.dump();
+}
+
+// A handler that throws has a bug; its client still gets an answer (the request id names it
+// in the log), and the exception's text goes to the log, not to the client.
+AdminResponse internalError(const AdminRequest& request, std::exception_ptr thrown) {
+  std::string what = "an exception that is not a std::exception";
+  try {
+    std::rethrow_exception(std::move(thrown));
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  spdlog::error("admin: {} {} failed: {}", request.method, request.path, what);
+  return {500, "application/json", R"({"error":"internal error","status":500})", {}};
 }
 
 }  // namespace
@@ -122,10 +140,15 @@ struct AdminServer::Impl {
           const auto peer = socket.remote_endpoint(peer_ec);
           if (!peer_ec) ar.client_ip = peer.address().to_string();
           // Not a conditional expression: GCC 12 evaluates a co_await in one wrongly.
-          if (async_handler)
+          if (async_handler) {
             r = co_await answerLater(ar);
-          else
-            r = handler(ar);
+          } else {
+            try {
+              r = handler(ar);
+            } catch (...) {
+              r = internalError(ar, std::current_exception());
+            }
+          }
         }
       } else {
         r.status = 400;
@@ -148,16 +171,27 @@ struct AdminServer::Impl {
     }
   }
 
-  // The async handler's reply, resumed on this loop whichever thread gave it.
+  // The async handler's reply, resumed on this loop whichever thread gave it. The first reply
+  // counts: a handler that throws after replying, or replies twice, resumes the request once.
   proxy::Task<AdminResponse> answerLater(const AdminRequest& request) {
     co_return co_await asio::async_initiate<decltype(proxy::kUseAwaitable), void(AdminResponse)>(
         [this, &request](auto completion) {
-          auto shared = std::make_shared<decltype(completion)>(std::move(completion));
-          async_handler(request, [this, shared](AdminResponse response) {
-            asio::post(io, [shared, response = std::move(response)]() mutable {
-              (*shared)(std::move(response));
+          struct Pending {
+            decltype(completion) resume;
+            std::atomic<bool> answered{false};
+          };
+          auto pending = std::make_shared<Pending>(std::move(completion));
+          auto reply = [this, pending](AdminResponse response) {
+            if (pending->answered.exchange(true)) return;
+            asio::post(io, [pending, response = std::move(response)]() mutable {
+              pending->resume(std::move(response));
             });
-          });
+          };
+          try {
+            async_handler(request, reply);
+          } catch (...) {
+            reply(internalError(request, std::current_exception()));
+          }
         },
         proxy::kUseAwaitable);
   }
@@ -207,6 +241,13 @@ Result<bool> AdminServer::listen(const std::string& address,
   impl_->acceptor = std::move(acceptor);
   asio::co_spawn(impl_->io, impl_->acceptLoop(), asio::detached);
   return true;
+}
+
+std::uint16_t AdminServer::port() const {
+  if (!impl_->acceptor) return 0;
+  error_code ec;
+  const auto ep = impl_->acceptor->local_endpoint(ec);
+  return ec ? 0 : ep.port();
 }
 
 void AdminServer::stop() {

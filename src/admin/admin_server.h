@@ -2,6 +2,7 @@
 // The admin listener (127.0.0.1 by default): /healthz, /readyz, /config, /metrics, /upstreams,
 // /api/stats and the dashboard. Runs on the
 // control thread's loop, never on a worker.
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -59,6 +60,8 @@ class AdminServer {
   Result<bool> listen(const std::string& address,
                       std::shared_ptr<const tls::ServerContext> tls = nullptr);
   void stop();
+  // The port listened on (the one given, or the kernel's choice for port 0); 0 before listen.
+  std::uint16_t port() const;
 
  private:
   struct Impl;
