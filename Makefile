@@ -91,6 +91,8 @@ fuzz: deps
 	./build/fuzz/test/fuzz/config_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-config
 	mkdir -p build/fuzz/corpus-openapi && cp -n test/fuzz/corpus-openapi/* build/fuzz/corpus-openapi/
 	./build/fuzz/test/fuzz/openapi_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-openapi
+	mkdir -p build/fuzz/corpus-jwt && cp -n test/fuzz/corpus-jwt/* build/fuzz/corpus-jwt/
+	./build/fuzz/test/fuzz/jwt_fuzz -max_total_time=$${FUZZ_SECONDS:-60} build/fuzz/corpus-jwt
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

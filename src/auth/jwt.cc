@@ -1,5 +1,7 @@
 #include "auth/jwt.h"
 
+#include <algorithm>
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -315,13 +317,21 @@ std::vector<std::string> claimValues(const nlohmann::json& v) {
   return out;
 }
 
+}  // namespace
+
 std::optional<std::int64_t> numericDate(const nlohmann::json& claims, const char* name) {
   auto it = claims.find(name);
   if (it == claims.end() || !it->is_number()) return std::nullopt;
-  return it->get<std::int64_t>();
+  constexpr std::int64_t kLimit = std::int64_t{1} << 62;
+  if (it->is_number_unsigned())
+    return static_cast<std::int64_t>(
+        std::min(it->get<std::uint64_t>(), static_cast<std::uint64_t>(kLimit)));
+  if (it->is_number_integer()) return std::clamp(it->get<std::int64_t>(), -kLimit, kLimit);
+  const double seconds = it->get<double>();
+  if (!(seconds > -static_cast<double>(kLimit))) return -kLimit;
+  if (!(seconds < static_cast<double>(kLimit))) return kLimit;
+  return static_cast<std::int64_t>(seconds);
 }
-
-}  // namespace
 
 std::string checkClaims(const nlohmann::json& claims, const ClaimRules& rules, std::int64_t now) {
   const std::int64_t leeway = rules.leeway.count();
@@ -331,7 +341,7 @@ std::string checkClaims(const nlohmann::json& claims, const ClaimRules& rules, s
   }
   const auto exp = numericDate(claims, "exp");
   if (!exp && rules.require_exp) return "no exp";
-  if (exp && now > *exp + leeway) return "expired";
+  if (exp && now - leeway > *exp) return "expired";
   if (auto nbf = numericDate(claims, "nbf"); nbf && now + leeway < *nbf) return "not yet valid";
   if (auto iat = numericDate(claims, "iat"); iat && now + leeway < *iat)
     return "issued in the future";

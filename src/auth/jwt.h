@@ -74,6 +74,11 @@ struct ClaimRules {
   std::vector<std::pair<std::string, std::vector<std::string>>> required;
 };
 
+// A NumericDate claim (RFC 7519 §2: seconds, maybe fractional) as whole seconds, clamped to
+// ±2^62: a token's 1e300 or 2^64-1 is far future, and no sum with it overflows. nullopt when
+// the claim is absent or not a number.
+std::optional<std::int64_t> numericDate(const nlohmann::json& claims, const char* name);
+
 // Checks iss, aud, exp, nbf, iat and required claims at `now` (seconds since the epoch).
 // Returns "" when the claims are acceptable, else a reason (for logs, never sent to clients).
 std::string checkClaims(const nlohmann::json& claims, const ClaimRules& rules, std::int64_t now);

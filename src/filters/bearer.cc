@@ -4,6 +4,7 @@
 
 #include "auth/consumer_directory.h"
 #include "config/reader.h"
+#include "http/header_list.h"
 
 namespace portico::filters {
 
@@ -30,7 +31,11 @@ bool fromClaims(const nlohmann::json& claims, const std::string& consumer_claim,
   for (const auto& [claim, header] : claims_to_headers) {
     auto it = claims.find(claim);
     if (it == claims.end()) continue;
-    v.headers.emplace_back(header, it->is_string() ? it->get<std::string>() : it->dump());
+    std::string value = it->is_string() ? it->get<std::string>() : it->dump();
+    // A claim is the token issuer's text, and some are the user's (a name, an email): CR, LF or
+    // NUL in one would write a header of the client's choosing upstream. Such a token is refused.
+    if (!http::isSafeFieldValue(value)) return false;
+    v.headers.emplace_back(header, std::move(value));
   }
   return true;
 }

@@ -35,7 +35,8 @@ struct Verified {
 };
 
 // Fills `v` from verified claims: the consumer named by `consumer_claim` (false when it names
-// none) and the headers of `claims_to_headers`.
+// none) and the headers of `claims_to_headers`; false too when a claim bound for a header holds
+// CR, LF or NUL.
 bool fromClaims(const nlohmann::json& claims, const std::string& consumer_claim,
                 const ClaimHeaders& claims_to_headers, const auth::ConsumerDirectory* consumers,
                 Verified& v);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace portico::auth {
 namespace {
 
@@ -61,6 +63,33 @@ TEST(CheckClaims, TimesIssuerAudienceAndRequiredValues) {
   EXPECT_EQ(checkClaims(no_exp, rules, now), "no exp");
   rules.require_exp = false;
   EXPECT_EQ(checkClaims(no_exp, rules, now), "");
+}
+
+// NumericDates an int64 cannot hold are clamped (far future, far past), never converted with
+// undefined behaviour, and no comparison with one overflows.
+TEST(CheckClaims, NumericDatesBeyondAnInt64AreClamped) {
+  constexpr std::int64_t kLimit = std::int64_t{1} << 62;
+  const auto date = [](nlohmann::json v) { return numericDate({{"exp", v}}, "exp"); };
+  EXPECT_EQ(date(1e300), kLimit);
+  EXPECT_EQ(date(-1e300), -kLimit);
+  EXPECT_EQ(date(std::numeric_limits<std::uint64_t>::max()), kLimit);
+  EXPECT_EQ(date(std::numeric_limits<std::int64_t>::max()), kLimit);
+  EXPECT_EQ(date(std::numeric_limits<std::int64_t>::min()), -kLimit);
+  EXPECT_EQ(date(1700000000.9), 1700000000);
+  EXPECT_EQ(date(42), 42);
+  EXPECT_EQ(date("42"), std::nullopt);
+  EXPECT_EQ(numericDate({{"iat", 1}}, "exp"), std::nullopt);
+
+  ClaimRules rules;
+  rules.leeway = std::chrono::seconds(60);
+  const std::int64_t now = 1'700'000'000;
+  EXPECT_EQ(checkClaims({{"exp", std::numeric_limits<std::int64_t>::max()}}, rules, now), "");
+  EXPECT_EQ(checkClaims({{"exp", 1e300}}, rules, now), "");
+  EXPECT_EQ(checkClaims({{"exp", -1e300}}, rules, now), "expired");
+  EXPECT_EQ(checkClaims({{"exp", now + 60}, {"nbf", std::numeric_limits<std::uint64_t>::max()}},
+                        rules, now),
+            "not yet valid");
+  EXPECT_EQ(checkClaims({{"exp", now + 60}, {"iat", 1e300}}, rules, now), "issued in the future");
 }
 
 TEST(Jwk, RefusesWeakOrUnknownKeysAndNeverMixesAlgorithms) {

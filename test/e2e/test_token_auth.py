@@ -193,7 +193,8 @@ def test_every_rejection_case(portico, upstreams, tmp_path):
         u = upstreams()
         p = portico(upstreams={"svc": [u.address]}, routes=[jwt_route("api", "/", {
             "jwks_uri": local.url, "issuer": "https://issuer.test", "audiences": ["api"],
-            "algorithms": ["RS256"], "leeway": "10s", "max_token_bytes": 4096})])
+            "algorithms": ["RS256"], "leeway": "10s", "max_token_bytes": 4096,
+            "claims_to_headers": {"sub": "X-User"}})])
         now = int(time.time())
         good = {"iss": "https://issuer.test", "aud": "api", "sub": "u1", "iat": now,
                 "exp": now + 300}
@@ -204,6 +205,10 @@ def test_every_rejection_case(portico, upstreams, tmp_path):
         assert status(local.sign(good)) == 200
         assert status(local.sign({**good, "aud": ["other", "api"]})) == 200
         assert status(local.sign({**good, "exp": now - 5})) == 200  # within the leeway
+        # NumericDates past what an int64 holds are far future (or far past), not undefined.
+        assert status(local.sign({**good, "exp": 1e300})) == 200
+        assert status(local.sign({**good, "exp": 2**64 - 1})) == 200
+        assert u.requests[-1].all("x-user") == ["u1"]
         cases = {
             "expired": local.sign({**good, "exp": now - 60}),
             "no exp": local.sign({k: v for k, v in good.items() if k != "exp"}),
@@ -218,6 +223,11 @@ def test_every_rejection_case(portico, upstreams, tmp_path):
             "garbage": "not.a.jwt",
             "two parts": "abc.def",
             "oversized": local.sign({**good, "pad": "x" * 5000}),
+            "exp far past": local.sign({**good, "exp": -1e300}),
+            "nbf far future": local.sign({**good, "nbf": 2**64 - 1}),
+            # A signed claim bound for a header must be a valid field value: no header injection.
+            "CR LF in a header's claim": local.sign({**good, "sub": "u1\r\nX-Injected: yes"}),
+            "NUL in a header's claim": local.sign({**good, "sub": "u1\u0000"}),
         }
         # A payload swapped under a valid signature.
         h, _, s = local.sign(good).split(".")
@@ -229,7 +239,8 @@ def test_every_rejection_case(portico, upstreams, tmp_path):
         cases["HS256 with the public key"] = f"{hs_head}.{hs_body}.{b64url(mac)}"
         for name, token in cases.items():
             assert status(token) == 401, name
-        assert len(u.requests) == 3
+        assert len(u.requests) == 5
+        assert not any(r.header("x-injected") for r in u.requests)
         assert p.metric("portico_auth_refusals_total",
                         'route="api",reason="invalid_credentials"') == len(cases)
     finally:

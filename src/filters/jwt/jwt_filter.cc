@@ -116,9 +116,7 @@ class JwtFilter final : public api::Filter {
                     c_.consumers.get(), v))
       return invalid(ctx);
     if (owner) v.consumer = owner;
-    auto exp = parsed_.claims.find("exp");
-    v.expires =
-        exp != parsed_.claims.end() && exp->is_number() ? exp->get<std::int64_t>() : now + 60;
+    v.expires = auth::numericDate(parsed_.claims, "exp").value_or(now + 60);
     c_.cache->add(token_, v);
     return accept(ctx, v);
   }

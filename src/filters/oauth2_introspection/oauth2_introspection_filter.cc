@@ -1,6 +1,7 @@
 #include "filters/oauth2_introspection/oauth2_introspection_filter.h"
 
 #include "auth/consumer_directory.h"
+#include "auth/jwt.h"
 #include "config/reader.h"
 #include "core/base64.h"
 #include "filters/auth_reply.h"
@@ -116,17 +117,15 @@ class IntrospectionFilter final : public api::Filter {
       ok = claims.contains("scope") && hasAll(claims["scope"], c_.required_scopes, false);
     if (ok && !c_.audiences.empty())
       ok = claims.contains("aud") && hasAll(claims["aud"], c_.audiences, true);
-    if (ok && claims.contains("exp") && claims["exp"].is_number() &&
-        claims["exp"].get<std::int64_t>() <= now)
-      ok = false;
+    const auto exp = ok ? auth::numericDate(claims, "exp") : std::nullopt;
+    if (exp && *exp <= now) ok = false;
     if (ok) ok = fromClaims(claims, c_.consumer_claim, c_.claims_to_headers, c_.consumers.get(), v);
     if (!ok) {
       c_.cache->add(token_, Verified{false, nullptr, {}, now + c_.negative_cache_ttl});
       return invalid(ctx);
     }
     v.expires = now + c_.cache_ttl;
-    if (claims.contains("exp") && claims["exp"].is_number())
-      v.expires = std::min(v.expires, claims["exp"].get<std::int64_t>());
+    if (exp) v.expires = std::min(v.expires, *exp);
     c_.cache->add(token_, v);
     return accept(ctx, v);
   }
