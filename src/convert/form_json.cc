@@ -1,19 +1,25 @@
 #include "convert/form_json.h"
 
+#include "core/utf8.h"
 #include "http/url.h"
 
 namespace portico::convert {
 
-nlohmann::ordered_json formToJson(std::string_view form) {
+Result<nlohmann::ordered_json> formToJson(std::string_view form) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  std::size_t field = 0;
   while (!form.empty()) {
     const auto amp = form.find('&');
     const std::string_view pair = form.substr(0, amp);
     if (!pair.empty()) {
+      ++field;
       const auto eq = pair.find('=');
       const std::string key = http::decodeQueryComponent(pair.substr(0, eq));
       std::string value =
           eq == std::string_view::npos ? "" : http::decodeQueryComponent(pair.substr(eq + 1));
+      if (!isValidUtf8(key) || !isValidUtf8(value))
+        return makeError("form field " + std::to_string(field) +
+                         " is not UTF-8 once percent-decoded");
       auto it = out.find(key);
       if (it == out.end()) {
         out[key] = std::move(value);

@@ -11,7 +11,9 @@
 
 namespace portico::convert {
 
-nlohmann::ordered_json formToJson(std::string_view form);
+// Refuses a key or value that is not UTF-8 once percent-decoded (`%FF`): JSON holds only
+// UTF-8, and a form's bytes are not guessed at.
+Result<nlohmann::ordered_json> formToJson(std::string_view form);
 Result<std::string> jsonToForm(const nlohmann::ordered_json& value);
 
 }  // namespace portico::convert

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 namespace portico::flow {
 
 struct FlowRun::CallRun {
@@ -77,12 +79,31 @@ const json& FlowRun::requestJson() const {
   return *request_json_;
 }
 
+template <typename Step>
+bool FlowRun::guarded(Step&& step) {
+  try {
+    step();
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::error("request {}: flow ended by an exception: {}", ctx_.request_id, e.what());
+    if (!done_) return false;
+    fail(502, "the flow failed");
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done();
+    return false;
+  }
+}
+
 void FlowRun::start(std::function<void()> done) {
   done_ = std::move(done);
   pending_ = calls_.size();
   starting_ = true;
-  for (std::size_t i = 0; i < calls_.size(); ++i)
-    if (flow_.calls[i].deps.empty()) launch(i);
+  const bool launched = guarded([this] {
+    for (std::size_t i = 0; i < calls_.size(); ++i)
+      if (flow_.calls[i].deps.empty()) launch(i);
+  });
+  if (!launched) return;
   starting_ = false;
   if (pending_ == 0) finishRun();
 }
@@ -164,7 +185,7 @@ void FlowRun::sendRequest(std::size_t i, std::size_t item, const RunScope& scope
     if (!v.empty()) req.headers.add(name, v);
   }
   if (cfg.body) {
-    req.body = cfg.body->render(scope).dump();
+    req.body = jsonText(cfg.body->render(scope));
     req.headers.set("Content-Type", "application/json");
   } else if (cfg.forward_body) {
     req.body = request_body_;
@@ -176,8 +197,9 @@ void FlowRun::sendRequest(std::size_t i, std::size_t item, const RunScope& scope
   req.max_response_bytes = flow_.max_buffer;
   req.ca_file = cfg.ca_file;
   req.span_name = "flow call " + cfg.name;
-  ctx_.calls->start(std::move(req),
-                    [this, i, item](api::CallResponse r) { finished(i, item, std::move(r)); });
+  ctx_.calls->start(std::move(req), [this, i, item](api::CallResponse r) {
+    guarded([&] { finished(i, item, std::move(r)); });
+  });
 }
 
 void FlowRun::finished(std::size_t i, std::size_t item, api::CallResponse r) {
@@ -202,17 +224,18 @@ void FlowRun::finished(std::size_t i, std::size_t item, api::CallResponse r) {
         (cfg.format == FlowCall::Format::Auto && http::hasJsonContentType(o.headers));
     if (no_body) {
       o.body = nullptr;
-    } else if (cfg.format == FlowCall::Format::Xml) {
+    } else if (cfg.format == FlowCall::Format::Xml || cfg.format == FlowCall::Format::Form) {
       // The same shapes as format-conversion's defaults (namespaces stripped, leaves as text).
-      auto doc = convert::xmlToJson(r.body, convert::XmlToJsonOptions{});
+      const bool xml = cfg.format == FlowCall::Format::Xml;
+      auto doc = xml ? convert::xmlToJson(r.body, convert::XmlToJsonOptions{})
+                     : convert::formToJson(r.body);
       o.body = doc ? json::parse(doc->dump()) : json();
       if (!doc && o.ok) {
         o.ok = false;
-        o.error = "answer is not valid XML: " + doc.error().message;
+        o.error = std::string(xml ? "answer is not valid XML: " : "answer is not a valid form: ") +
+                  doc.error().message;
         o.error_status = 502;
       }
-    } else if (cfg.format == FlowCall::Format::Form) {
-      o.body = json::parse(convert::formToJson(r.body).dump());
     } else if (cfg.format == FlowCall::Format::Text || !as_json) {
       o.body = std::move(r.body);
     } else {
@@ -261,7 +284,7 @@ void FlowRun::settle(std::size_t i) {
 
 void FlowRun::finishRun() {
   if (!done_) return;
-  compose();
+  if (!guarded([this] { compose(); })) return;
   auto done = std::move(done_);
   done_ = nullptr;
   done();
@@ -327,11 +350,11 @@ void FlowRun::compose() {
     }
   }
   if (flow_.respond_xml) {
-    auto xml = convert::jsonToXml(convert::ordered_json::parse(out.dump()), flow_.respond_root);
+    auto xml = convert::jsonToXml(convert::ordered_json::parse(jsonText(out)), flow_.respond_root);
     if (!xml) return fail(502, "the composed answer cannot be XML: " + xml.error().message);
     body = std::move(*xml);
   } else {
-    body = out.dump();
+    body = jsonText(out);
   }
   if (body.size() > flow_.max_buffer) return fail(502, "composed response too large");
   status = flow_.status;

@@ -59,6 +59,11 @@ class FlowRun {
   void finishRun();            // composes the answer and runs `done`
   void compose();
   void fail(int status, std::string why);
+  // Runs a step of the flow; an exception from it (a bug) ends the flow with a 502 at once,
+  // so the request is answered instead of waiting for a `done` that would never come. False
+  // then: `done` has run, and may have destroyed this run.
+  template <typename Step>
+  bool guarded(Step&& step);
   const json& requestJson() const;  // the request body as JSON (null when it is not)
 
   const Flow& flow_;

@@ -165,7 +165,11 @@ json walk(const json& value, const std::vector<Step>& steps, std::size_t from) {
 std::string toText(const json& value) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_null()) return {};
-  return value.dump();
+  return jsonText(value);
+}
+
+std::string jsonText(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<StringTemplate> StringTemplate::parse(std::string_view text) {

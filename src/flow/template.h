@@ -97,7 +97,11 @@ class JsonTemplate {
   std::vector<std::pair<std::string, JsonTemplate>> children_;  // keys "" in arrays
 };
 
-// A value as text: strings as they are, null as "", others as JSON.
+// A value as text: strings as they are, null as "", others as JSON (via jsonText).
 std::string toText(const json& value);
+
+// JSON text of a value that may hold a text answer's bytes: bytes that are not UTF-8 are
+// written as U+FFFD (nlohmann's dump() would throw on them).
+std::string jsonText(const json& value);
 
 }  // namespace portico::flow

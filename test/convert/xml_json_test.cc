@@ -97,8 +97,15 @@ TEST(JsonToXml, SoapEnvelope) {
 }
 
 TEST(FormJson, BothWays) {
-  EXPECT_EQ(formToJson("a=1&b=x+y&a=2&c=%26&d"),
+  EXPECT_EQ(*formToJson("a=1&b=x+y&a=2&c=%26&d"),
             ordered_json::parse(R"({"a": ["1", "2"], "b": "x y", "c": "&", "d": ""})"));
+  EXPECT_EQ(*formToJson("name=caf%C3%A9"), ordered_json::parse(R"({"name": "café"})"));
+  // JSON holds UTF-8 only: a percent-escape that decodes to other bytes is refused, naming
+  // the field.
+  EXPECT_EQ(formToJson("a=1&name=caf%E9").error().message,
+            "form field 2 is not UTF-8 once percent-decoded");
+  EXPECT_FALSE(formToJson("%FF=1").ok());
+  EXPECT_FALSE(formToJson("a=%C3%28").ok());
   EXPECT_EQ(*jsonToForm(ordered_json::parse(R"({"a": ["1", 2], "b": "x y", "n": null})")),
             "a=1&a=2&b=x%20y&n=");
   EXPECT_FALSE(jsonToForm(ordered_json::parse("[1]")).ok());

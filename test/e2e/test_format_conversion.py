@@ -42,6 +42,11 @@ class Service(http_service.Service):
                         {"type": self.headers.get("Content-Type"), "body": data.decode()}).encode())
 
             def do_GET(self):
+                # Latin-1 bytes where UTF-8 belongs: a form's escape and a text answer.
+                if self.path == "/latin1-form":
+                    return self.reply(200, "application/x-www-form-urlencoded", b"ok=1&name=caf%E9")
+                if self.path == "/latin1-text":
+                    return self.reply(200, "text/plain", b"caf\xe9")
                 self.reply(200, "application/json", json.dumps(
                     {"id": 7, "tags": ["a", "b"], "price": {"@currency": "EUR", "#text": 5}}).encode())
 
@@ -124,6 +129,32 @@ def test_bad_bodies(portico, svc):
     n = len(svc.got)
     status, _, _ = curl(p.port, "/echo", data=b"<x/>", ctype="text/plain")  # not JSON: untouched
     assert status == 200 and len(svc.got) == n + 1
+
+
+def test_bytes_that_are_not_utf8(portico, svc):
+    """JSON holds UTF-8 only. A form whose escape decodes to other bytes is refused (the client's
+    400, the upstream's 502, never a guess); a flow's text answer is opaque, and its bytes that
+    are not UTF-8 become U+FFFD in the composed JSON. Before, the flow hung with no answer."""
+    p = portico(upstreams={"s": [svc.address]}, routes=[
+        route("form", "/echo", {"request": {"from": "form", "to": "json"}}),
+        {"name": "f", "match": {"path": "/form-call"}, "flow": {
+            "calls": [{"name": "q", "upstream": "s", "path": "/latin1-form", "format": "form"}]}},
+        {"name": "t", "match": {"path": "/text-call"}, "flow": {
+            "calls": [{"name": "q", "upstream": "s", "path": "/latin1-text", "format": "text"}],
+            "respond": {"body": {"text": "{q.body}", "again": "x {q.body}"}}}}])
+    n = len(svc.got)
+    status, _, body = curl(p.port, "/echo", data=b"a=1&name=caf%E9",
+                           ctype="application/x-www-form-urlencoded")
+    assert status == 400, body
+    err = json.loads(body)
+    assert "form field 2 is not UTF-8" in err["error"] and err["request_id"]
+    assert len(svc.got) == n  # never forwarded
+    status, _, body = curl(p.port, "/form-call")
+    assert status == 502, body
+    assert "answer is not a valid form: form field 2" in json.loads(body)["error"]
+    status, _, body = curl(p.port, "/text-call")
+    assert status == 200, body
+    assert json.loads(body) == {"text": "caf\ufffd", "again": "x caf\ufffd"}
 
 
 def test_flow_reads_xml_answers_and_responds_in_xml(portico, svc):

@@ -196,6 +196,14 @@ def test_grpc_errors_become_http_statuses_with_a_json_error(portico, bookstore, 
     assert status == 400, body
     status, _, body = curl(p.port, "/v1/shelves/1/books/1?nope=1")
     assert status == 400 and "nope" in json.loads(body)["error"]
+    # A percent-escape that decodes to bytes that are not UTF-8 (Latin-1 here), in the query
+    # or the path: refused with the field's name (before, a JSON library's exception text).
+    assert curl(p.port, "/v1/books/1?book.title=caf%C3%A9")[0] == 200
+    status, _, body = curl(p.port, "/v1/books/1?book.title=caf%E9")
+    assert status == 400 and json.loads(body)["error"].endswith(
+        '"book.title" is not UTF-8 once percent-decoded'), body
+    status, _, body = curl(p.port, "/v1/books/%E9")
+    assert status == 400 and '"book.id" is not UTF-8' in json.loads(body)["error"], body
     status, _, body = curl(p.port, "/v2/unknown")
     assert status == 404 and "no gRPC method" in json.loads(body)["error"]
     # client streaming is not published

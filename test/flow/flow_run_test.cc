@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 namespace portico::flow {
 namespace {
 
@@ -15,6 +17,7 @@ class ScriptedCalls : public api::UpstreamCalls {
     bool answered = false;
   };
   api::CallId start(api::CallRequest request, Done done) override {
+    if (refuse_with) throw std::runtime_error(refuse_with);
     started.push_back({std::move(request), std::move(done)});
     ++in_flight;
     max_in_flight = std::max(max_in_flight, in_flight);
@@ -55,6 +58,19 @@ class ScriptedCalls : public api::UpstreamCalls {
     return 0;
   }
 
+  // Answers `body` as it is, with `content_type`.
+  void answerText(std::size_t index, const std::string& content_type, std::string body) {
+    Started& s = started.at(index);
+    s.answered = true;
+    --in_flight;
+    api::CallResponse r;
+    r.status = 200;
+    r.headers.add("Content-Type", content_type);
+    r.body = std::move(body);
+    s.done(std::move(r));
+  }
+
+  const char* refuse_with = nullptr;  // start() throws this (a bug below the flow)
   std::vector<Started> started;
   int in_flight = 0;
   int max_in_flight = 0;
@@ -227,6 +243,55 @@ TEST_F(FlowRunTest, MalformedJsonAnswerFailsTheCall) {
   calls_.started[0].done(std::move(r));
   EXPECT_TRUE(run_->failed);
   EXPECT_EQ(run_->error, "call \"a\" failed: answer is not valid JSON");
+}
+
+// JSON holds UTF-8 only. A form answer whose escape decodes to other bytes fails its call;
+// a text answer is opaque, and its bytes that are not UTF-8 become U+FFFD where the flow
+// writes JSON (a later call's body, the composed answer). Both threw before, and the request
+// waited for an answer that never came.
+TEST_F(FlowRunTest, AnswersThatAreNotUtf8) {
+  auto flow = compile(R"({"calls": [
+      {"name": "f", "upstream": "s", "path": "/f", "format": "form", "required": false},
+      {"name": "t", "upstream": "s", "path": "/t", "format": "text"},
+      {"name": "u", "upstream": "s", "method": "post", "path": "/u", "body": {"t": "{t.body}"}}],
+      "respond": {"body": {"t": "{t.body}", "f": "{f.body}", "u": "{u.body}"}}})");
+  ASSERT_TRUE(flow) << errors_;
+  run(*flow);
+  ASSERT_EQ(calls_.started.size(), 2u);
+  calls_.answerText(0, "application/x-www-form-urlencoded", "a=1&b=caf%E9");
+  calls_.answerText(1, "text/plain", "caf\xe9");
+  ASSERT_EQ(calls_.started.size(), 3u);
+  EXPECT_EQ(json::parse(calls_.started[2].request.body), json::parse(R"({"t": "caf\ufffd"})"));
+  calls_.answer(2, 200, {{"ok", true}});
+  ASSERT_TRUE(done_);
+  EXPECT_FALSE(run_->failed);
+  EXPECT_EQ(json::parse(run_->body),
+            json::parse(R"({"t": "caf\ufffd", "f": null, "u": {"ok": true}})"));
+  EXPECT_EQ(*run_->headers.find("portico-completed"), "false");  // f failed (optional)
+}
+
+// An exception below the flow (a bug) ends it with a 502 at once, whether it comes while the
+// flow starts or inside an answer's callback; before, the request waited forever.
+TEST_F(FlowRunTest, AnExceptionEndsTheFlowWithA502) {
+  auto flow = compile(R"({"calls": [{"name": "a", "upstream": "s", "path": "/a"},
+      {"name": "b", "upstream": "s", "path": "/b/{a.body.id}"}]})");
+  ASSERT_TRUE(flow) << errors_;
+  calls_.refuse_with = "no room";
+  run(*flow);
+  ASSERT_TRUE(done_);
+  EXPECT_TRUE(run_->failed);
+  EXPECT_EQ(run_->status, 502);
+  EXPECT_EQ(run_->error, "the flow failed");
+
+  done_ = false;
+  calls_.refuse_with = nullptr;
+  run(*flow);
+  ASSERT_EQ(calls_.started.size(), 1u);
+  calls_.refuse_with = "no room";  // b's start, inside a's callback
+  calls_.answer(0, 200, {{"id", 1}});
+  ASSERT_TRUE(done_);
+  EXPECT_TRUE(run_->failed);
+  EXPECT_EQ(run_->status, 502);
 }
 
 TEST_F(FlowRunTest, RequestBodyFieldsAndForwardedBody) {

@@ -17,7 +17,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     options.namespaces = ns;
     if (auto doc = xmlToJson(input, options)) (void)jsonToXml(*doc, "root");
   }
-  const auto form = formToJson(input);
-  if (!jsonToForm(form).ok()) __builtin_trap();  // an object of strings is always a form
+  if (const auto form = formToJson(input)) {
+    (void)form->dump();                             // UTF-8 only: dump() would throw otherwise
+    if (!jsonToForm(*form).ok()) __builtin_trap();  // an object of strings is always a form
+  }
   return 0;
 }

@@ -111,9 +111,12 @@ class ConvertBody final : public api::BufferedBodyTransform {
         value = ordered_json::parse(body, nullptr, false);
         if (value.is_discarded()) return fail(error, "the body is not JSON");
         break;
-      case Format::Form:
-        value = convert::formToJson(body);
+      case Format::Form: {
+        auto parsed = convert::formToJson(body);
+        if (!parsed) return fail(error, parsed.error().message);
+        value = std::move(*parsed);
         break;
+      }
       case Format::Xml: {
         auto parsed = convert::xmlToJson(body, d_.xml);
         if (!parsed) return fail(error, parsed.error().message);

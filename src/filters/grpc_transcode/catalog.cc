@@ -12,6 +12,7 @@
 #include <google/protobuf/util/type_resolver_util.h>
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
 #include "http/url.h"
 
 namespace portico::filters::grpc_transcode {
@@ -119,6 +120,9 @@ Result<bool> setField(json& root, const pb::Descriptor* d, std::string_view fiel
                       const std::string& value) {
   auto chain = fieldChain(d, field_path);
   if (!chain) return chain.error();
+  // JSON (and protobuf's strings) hold UTF-8 only; a percent-escape may decode to anything.
+  if (!isValidUtf8(value))
+    return makeError("\"" + std::string(field_path) + "\" is not UTF-8 once percent-decoded");
   json* node = &root;
   for (const pb::FieldDescriptor* f : *chain) {
     if (!node->is_object()) *node = json::object();
