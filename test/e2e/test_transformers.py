@@ -50,6 +50,12 @@ def test_response_ops_headers_and_status(portico, svc, http2):
     assert doc == {"svc": {"body": None, "where": "/t/x"}, "source": "portico", "tenant": "acme",
                    "ref": "/t/x", "q": {"a": "1", "status": "404"}, "tags": []}
     assert int(h["content-length"]) == len(body) if "content-length" in h else True
+    # A header's obs-text bytes (Latin-1, valid HTTP) written into JSON become U+FFFD; before,
+    # the JSON library threw and the client got a 502 naming its exception.
+    if not http2:
+        status, _, body = request(p.port, "GET", "/t/x", headers={"X-Tenant": "caf\xe9"})
+        assert status == 200, body
+        assert json.loads(body)["tenant"] == "caf\ufffd"
 
 
 @pytest.mark.parametrize("http2", [False, True])

@@ -600,7 +600,7 @@ void write(Writer& w, const Node& n) {
       writeTapeObject(w, dom::object(n.filtered->tape), n.filtered->removed);
       break;
     case Node::Kind::Value:
-      w.put(n.value->dump());
+      w.put(flow::jsonText(*n.value));  // a template may give a header's Latin-1 bytes
       break;
     case Node::Kind::Object: {
       w.put('{');
