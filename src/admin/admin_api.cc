@@ -14,6 +14,7 @@
 #include "admin/admin_reply.h"
 #include "admin/openapi_import.h"
 #include "config/config_tree.h"
+#include "core/json_field.h"
 #include "core/sha256.h"
 #include "http/url.h"
 
@@ -418,7 +419,7 @@ AdminResponse AdminApi::write(Kind kind, const std::string& path_name,
                             "\" (a rename is a create and a delete)");
   body["name"] = name;
   if (existing) body = restoreRedacted(std::move(body), existing->body);
-  if (kind == Kind::Apis && body.value("state", "") == "deprecated" &&
+  if (kind == Kind::Apis && stringField(body, "state") == "deprecated" &&
       !body.contains("deprecated_at") &&
       !(existing && existing->body.value("state", "") == "deprecated"))
     body["deprecated_at"] = hooks_.now();

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <set>
 
+#include "core/json_field.h"
 #include "http/url.h"
 
 namespace portico::admin {
@@ -19,14 +20,6 @@ constexpr int kMaxRefDepth = 32;
 // left and right) doubles at each of the 32 levels: 2^32 values, where real specs inline to
 // thousands.
 constexpr std::size_t kMaxInlined = 250'000;
-
-// `key` of `node` as a string; "" when `node` is no map or the value is absent or no string
-// (a spec is a client's document: nothing in it may throw).
-std::string stringOf(const json& node, const char* key) {
-  if (!node.is_object()) return "";
-  const auto it = node.find(key);
-  return it != node.end() && it->is_string() ? it->get<std::string>() : "";
-}
 
 // The node a local reference ("#/components/schemas/Pet") points at, or null.
 const json* follow(const json& root, const std::string& ref) {
@@ -120,11 +113,11 @@ std::string serverUrl(const json& spec) {
   const auto servers = spec.find("servers");
   if (servers == spec.end() || !servers->is_array() || servers->empty()) return "";
   const json& s = (*servers)[0];
-  std::string url = stringOf(s, "url");
+  std::string url = stringField(s, "url");
   if (const auto vars = s.find("variables"); vars != s.end() && vars->is_object())
     for (const auto& [name, v] : vars->items()) {
       const std::string token = "{" + name + "}";
-      const std::string value = stringOf(v, "default");
+      const std::string value = stringField(v, "default");
       // Searched on after each replacement: a default may hold its own {name}.
       for (auto at = url.find(token); at != std::string::npos;
            at = url.find(token, at + value.size()))
@@ -149,15 +142,15 @@ Result<json> authPlugins(const json& spec, const json& requirements, bool& all) 
   for (const auto& name : names) {
     const json* scheme = schemes && schemes->contains(name) ? &(*schemes)[name] : nullptr;
     if (!scheme) return makeError("security requirement \"" + name + "\" has no securityScheme");
-    const std::string type = scheme->value("type", "");
+    const std::string type = stringField(*scheme, "type");
     const std::string where = "securitySchemes." + name + ": ";
     if (type == "apiKey") {
-      const std::string in = scheme->value("in", "");
+      const std::string in = stringField(*scheme, "in");
       if (in != "header" && in != "query")
         return makeError(where + "apiKey in " + in + " is not supported (header, query)");
-      plugins.push_back({{"name", "key-auth"}, {"config", {{in, scheme->value("name", "")}}}});
+      plugins.push_back({{"name", "key-auth"}, {"config", {{in, stringField(*scheme, "name")}}}});
     } else if (type == "http") {
-      const std::string s = scheme->value("scheme", "");
+      const std::string s = stringField(*scheme, "scheme");
       std::string lower = s;
       for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (lower == "bearer")
@@ -214,7 +207,7 @@ void appendPlugins(json& plugins, const json& extra) {
 
 Result<json> importOpenApi(const json& raw_spec, const OpenApiImport& o) {
   if (!raw_spec.is_object()) return makeError("the spec is not a map");
-  const std::string version = stringOf(raw_spec, "openapi");
+  const std::string version = stringField(raw_spec, "openapi");
   if (version.rfind("3.0", 0) != 0 && version.rfind("3.1", 0) != 0)
     return makeError("openapi: expected 3.0.x or 3.1.x, got \"" + version + "\"");
   const auto paths = raw_spec.find("paths");

@@ -5,6 +5,7 @@
 #include "admin/admin_reply.h"
 #include "auth/jwt.h"
 #include "core/base64.h"
+#include "core/json_field.h"
 #include "core/sha256.h"
 #include "filters/jwt/key_source.h"
 #include "http/url.h"
@@ -28,11 +29,6 @@ std::string form(std::initializer_list<std::pair<const char*, std::string>> fiel
     out += http::encodeQueryComponent(value);
   }
   return out;
-}
-
-std::string stringClaim(const json& claims, const char* name) {
-  const auto it = claims.find(name);
-  return it != claims.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 std::string query(const AdminRequest& request, std::string_view name) {
@@ -187,10 +183,10 @@ void OidcSignIn::checkIdToken(const std::string& id_token, const Pending& pendin
       !why.empty())
     return done(std::nullopt, failure(401, "the ID token is not for this portal (" + why + ")"));
   const json& claims = jwt->claims;
-  if (stringClaim(claims, "nonce") != pending.nonce)
+  if (stringField(claims, "nonce") != pending.nonce)
     return done(std::nullopt, failure(401, "the ID token's nonce does not match this sign-in"));
-  const std::string email = stringClaim(claims, "email");
-  const std::string subject = stringClaim(claims, "sub");
+  const std::string email = stringField(claims, "email");
+  const std::string subject = stringField(claims, "sub");
   if (email.empty() || subject.empty())
     return done(std::nullopt,
                 failure(403, "the identity provider gave no email (scope \"email\" is needed)"));

@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "admin/admin_reply.h"
+#include "core/json_field.h"
 #include "core/sha256.h"
 #include "http/url.h"
 #include "portal/web.h"
@@ -129,8 +130,8 @@ AdminResponse PortalApi::signup(const AdminRequest& request) {
     return failure(403, "sign-up is closed");
   const auto body = objectBody(request);
   if (!body) return failure(400, "expected a JSON object {email, password}");
-  const std::string email = lower(body->value("email", ""));
-  const std::string password = body->value("password", "");
+  const std::string email = lower(stringField(*body, "email"));
+  const std::string password = stringField(*body, "password");
   if (!plausibleEmail(email)) return failure(400, "email: not an email address");
   if (password.size() < 12) return failure(400, "password: at least 12 characters");
   if (password.size() > 1024) return failure(400, "password: at most 1024 characters");
@@ -151,8 +152,8 @@ AdminResponse PortalApi::signup(const AdminRequest& request) {
 AdminResponse PortalApi::login(const AdminRequest& request, const std::string& client_ip) {
   const auto body = objectBody(request);
   if (!body) return failure(400, "expected a JSON object {email, password}");
-  const std::string email = lower(body->value("email", ""));
-  const std::string password = body->value("password", "");
+  const std::string email = lower(stringField(*body, "email"));
+  const std::string password = stringField(*body, "password");
   const long wait = std::max(throttled(by_ip_, client_ip), throttled(by_account_, email));
   if (wait > 0) {
     AdminResponse r = failure(429, "too many failed sign-ins: try again later");
@@ -292,7 +293,7 @@ AdminResponse PortalApi::apps(const std::string& account) const {
 
 AdminResponse PortalApi::createApp(const std::string& account, const AdminRequest& request) {
   const auto body = objectBody(request);
-  const std::string name = body ? body->value("name", "") : "";
+  const std::string name = body ? stringField(*body, "name") : "";
   if (name.empty() || name.size() > 100) return failure(400, "name: 1 to 100 characters");
   const std::string id = "app-" + token(6);
   const AdminResponse r = hooks_.write(
@@ -306,8 +307,8 @@ AdminResponse PortalApi::createApp(const std::string& account, const AdminReques
 AdminResponse PortalApi::subscribe(const store::Entity& app, const std::string& account,
                                    const AdminRequest& request) {
   const auto body = objectBody(request);
-  const std::string api = body ? body->value("api", "") : "";
-  const std::string plan_name = body ? body->value("plan", "") : "";
+  const std::string api = body ? stringField(*body, "api") : "";
+  const std::string plan_name = body ? stringField(*body, "plan") : "";
   const auto& set = hooks_.entities();
   const store::Entity* plan = set.find(Kind::Plans, plan_name);
   if (!plan) return failure(400, "plan: no plan " + plan_name);

@@ -171,6 +171,10 @@ def test_bad_input(portico, upstreams, tmp_path):
     for bad in ["a\x01b", "x" * 257]:
         assert call(p, "POST", "/upstreams", {"name": bad, "targets": [u.address]})[0] == 400
     assert call(p, "PUT", "/upstreams/a%2Fb", {"targets": [u.address]})[0] == 400
+    # A field of the wrong type is the validator's 400 (an API's state read as a string threw:
+    # a reply with no answer before, a 500 once the listener caught it).
+    s, _, body = call(p, "PUT", "/apis/shop", {"state": 5, "base_path": "/shop"})
+    assert s == 400 and body["errors"][0]["path"] == "/apis/0/state", body
     # Over 16 MiB: refused from the head alone (the body is never read).
     with socket.create_connection(("127.0.0.1", p.admin_port), timeout=5) as c:
         c.sendall(b"POST /admin/v1/upstreams HTTP/1.1\r\nHost: a\r\n"

@@ -52,6 +52,31 @@ struct Fixture {
 
 const std::string kPassword = "twelve chars ok";
 
+// Fields of the wrong type are absent ones (400 or 401), never an exception: the portal's
+// handler throwing terminated the process before the admin server caught it.
+TEST(PortalApi, FieldsOfTheWrongTypeAreRefusedNotThrown) {
+  Fixture f;
+  EXPECT_EQ(f.send("POST", "/signup", {{"email", 1}, {"password", kPassword}}).status, 400);
+  EXPECT_EQ(f.send("POST", "/signup", {{"email", "a@example.com"}, {"password", {1, 2}}}).status,
+            400);
+  EXPECT_EQ(f.send("POST", "/login", {{"email", true}, {"password", kPassword}}).status, 401);
+  EXPECT_EQ(f.send("POST", "/login", {{"email", "a@example.com"}, {"password", 5}}).status, 401);
+  ASSERT_EQ(f.send("POST", "/signup", {{"email", "a@example.com"}, {"password", kPassword}}).status,
+            201);
+  const auto in = f.send("POST", "/login", {{"email", "a@example.com"}, {"password", kPassword}});
+  ASSERT_EQ(in.status, 200);
+  const std::vector<std::pair<std::string, std::string>> session = {
+      {"cookie", Fixture::header(in, "Set-Cookie").substr(0, 47)},
+      {"x-csrf-token", json::parse(in.body)["csrf_token"].get<std::string>()}};
+  EXPECT_EQ(f.send("POST", "/apps", {{"name", 7}}, session).status, 400);
+  const auto app = f.send("POST", "/apps", {{"name", "shop"}}, session);
+  ASSERT_EQ(app.status, 201);
+  const std::string id = json::parse(app.body)["id"].get<std::string>();
+  EXPECT_EQ(
+      f.send("POST", "/apps/" + id + "/subscriptions", {{"api", {}}, {"plan", 3}}, session).status,
+      400);
+}
+
 TEST(PortalApi, SessionsExpireAfterIdleTimeAndRotateAtSignIn) {
   Fixture f;
   ASSERT_EQ(f.send("POST", "/signup", {{"email", "a@example.com"}, {"password", kPassword}}).status,

@@ -4,6 +4,7 @@
 #include "auth/jwt.h"
 #include "config/reader.h"
 #include "core/base64.h"
+#include "core/json_field.h"
 #include "filters/auth_reply.h"
 #include "filters/bearer.h"
 #include "filters/config_factory.h"
@@ -112,7 +113,7 @@ class IntrospectionFilter final : public api::Filter {
     auto claims = nlohmann::json::parse(r.body, nullptr, false);
     const std::int64_t now = unixNow(ctx);
     Verified v;
-    bool ok = claims.is_object() && claims.value("active", false) == true;
+    bool ok = isTrue(claims, "active");
     if (ok && !c_.required_scopes.empty())
       ok = claims.contains("scope") && hasAll(claims["scope"], c_.required_scopes, false);
     if (ok && !c_.audiences.empty())
