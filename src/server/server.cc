@@ -39,6 +39,7 @@
 #include "observability/stats_totals.h"
 #include "portal/password.h"
 #include "portal/portal_site.h"
+#include "proxy/run_loop.h"
 #include "server/cache_admin.h"
 #include "server/entity_source.h"
 #include "server/health_checker.h"
@@ -740,7 +741,7 @@ int Server::run() {
   sampleStats();
   tickRelease();
   if (source_.store().keepsUsage()) flushUsage();
-  io_.run();
+  proxy::runLoop(io_, "control thread");
   admin_->stop();
   if (portal_) portal_->stop();
   for (auto& w : workers_) w->stop();

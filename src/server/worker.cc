@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/http_session.h"
+#include "proxy/run_loop.h"
 #include "proxy/upstream_h2.h"
 #include "proxy/worker_context.h"
 
@@ -123,7 +124,7 @@ void Worker::start() {
   impl_->thread = std::thread([this] {
     impl_->sweep();
     auto guard = asio::make_work_guard(impl_->io);
-    impl_->io.run();
+    proxy::runLoop(impl_->io, "worker " + std::to_string(impl_->ctx.id));
     impl_->ctx.stopClients();
   });
 }

@@ -1,0 +1,27 @@
+#include "proxy/run_loop.h"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+
+#include <exception>
+
+namespace portico::proxy {
+
+std::size_t runLoop(boost::asio::io_context& io, std::string_view thread) {
+  std::size_t caught = 0;
+  for (;;) {
+    try {
+      io.run();
+      return caught;
+    } catch (const std::exception& e) {
+      ++caught;
+      spdlog::error("{}: a handler ended by an exception (a bug; the loop goes on): {}", thread,
+                    e.what());
+    } catch (...) {
+      ++caught;
+      spdlog::error("{}: a handler ended by an exception that is not a std::exception", thread);
+    }
+  }
+}
+
+}  // namespace portico::proxy
