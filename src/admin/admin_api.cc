@@ -30,12 +30,15 @@ constexpr std::string_view kPrefix = "/admin/v1/";
 constexpr std::size_t kMaxName = 256;
 constexpr std::size_t kDefaultPage = 100, kMaxPage = 1000;
 
-// A document as JSON, or YAML when the client accepts it.
+// A document as JSON, or YAML when the client accepts it. Documents are config text (POST
+// /config reads "$${" as a literal "${"), so both forms write a literal "${" as "$${": the
+// export posted back is the same document. Entity bodies (PUT, POST, PATCH) are plain JSON and
+// their answers are too.
 AdminResponse answerDocument(const AdminRequest& request, const json& document) {
   const std::string* accept = request.header("accept");
   if (accept && accept->find("yaml") != std::string::npos)
     return {200, "application/yaml", config::toYaml(document), {}};
-  return answer(200, document);
+  return answer(200, config::escapeSubstitutions(document));
 }
 
 bool isWrite(const std::string& method) {

@@ -388,6 +388,20 @@ std::string escapeSubstitution(const std::string& value) {
   return from == 0 ? value : out.append(value, from);
 }
 
+}  // namespace
+
+nlohmann::json escapeSubstitutions(nlohmann::json value) {
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    if (text.find("${") != std::string::npos) value = escapeSubstitution(text);
+  } else if (value.is_structured()) {
+    for (auto& item : value) item = escapeSubstitutions(std::move(item));
+  }
+  return value;
+}
+
+namespace {
+
 void emit(YAML::Emitter& out, const nlohmann::json& v) {
   switch (v.type()) {
     case nlohmann::json::value_t::object:

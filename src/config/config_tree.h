@@ -45,4 +45,9 @@ namespace portico::config {
 // `value` as a YAML document (block style; strings quoted where YAML would read them otherwise).
 std::string toYaml(const nlohmann::json& value);
 
+// `value` with every literal "${" in its strings written "$${": what the config text readers
+// (a file, a document POSTed to the Admin API) take back as the same value, not as an
+// environment variable. The Admin API's JSON export is written so; toYaml does it itself.
+nlohmann::json escapeSubstitutions(nlohmann::json value);
+
 }  // namespace portico::config

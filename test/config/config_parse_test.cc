@@ -355,6 +355,23 @@ TEST(ConfigParse, YamlExportReadsBackAsTheSameTree) {
   EXPECT_EQ(again.root, tree.root) << toYaml(tree.root);
 }
 
+// The JSON export's escaping: the same tree back through the config text reader.
+TEST(ConfigParse, EscapedJsonReadsBackAsTheSameTree) {
+  const auto tree = nlohmann::json::parse(
+      R"({"a": "x ${HOME} y $${", "b": ["${", "$", "no brace", 1, null], "c": {"d": "${X}"}})");
+  const auto escaped = escapeSubstitutions(tree);
+  EXPECT_EQ(escaped["a"], "x $${HOME} y $$${");
+  EXPECT_EQ(escaped["b"][2], "no brace");
+  ConfigTree back;
+  Diagnostics diag;
+  parseConfigText(
+      escaped.dump(), "back.json",
+      [](const std::string&) -> std::optional<std::string> { return "from the environment"; }, back,
+      diag);
+  EXPECT_TRUE(diag.empty()) << diag.format();
+  EXPECT_EQ(back.root, tree);
+}
+
 enum class Mode { A, B, C };
 
 TEST(ObjectReaderChoice, SetsTheNamedValueAndLeavesAnAbsentKeyAlone) {

@@ -547,3 +547,29 @@ def test_documents_that_would_exhaust_the_parsers_are_refused(portico, upstreams
     assert time.monotonic() - started < 5
     assert p.proc.poll() is None
     assert request(p.port, "GET", "/seed")[0] == 200
+
+
+def test_the_json_export_posted_back_is_the_same_document(portico, upstreams, tmp_path):
+    """Entity bodies (PUT, POST, PATCH) are plain JSON: a "${" in one is a literal, and their
+    answers show it as it is. Documents (POST /config) are config text, where a literal "${" is
+    written "$${". The export, JSON or YAML, is written so too: before, the JSON export said
+    "${HOME}", which POSTed back read as an environment variable and was refused."""
+    u = upstreams()
+    p = portico(config=admin_config(tmp_path, u.address))
+    note = "costs ${HOME} a month"
+    s, _, body = call(p, "PUT", "/consumers/ann", {"labels": {"note": note}})
+    assert s == 201 and body["labels"]["note"] == note, body
+    s, _, got = call(p, "GET", "/consumers/ann", token=READ)
+    assert got["labels"]["note"] == note
+    s, _, again = call(p, "PUT", "/consumers/ann",
+                       {k: v for k, v in got.items() if k not in ("created_at", "updated_at")})
+    assert s == 200 and again["labels"]["note"] == note, again
+    s, _, doc = call(p, "GET", "/config", token=READ)
+    assert [c for c in doc["consumers"] if c["name"] == "ann"][0]["labels"]["note"] == \
+        "costs $${HOME} a month"
+    s, _, plan = call(p, "POST", "/config?dry_run=true", doc)
+    assert s == 200 and plan["update"] == [] and plan["create"] == [], plan
+    yaml_doc = call(p, "GET", "/config", token=READ, headers={"Accept": "application/yaml"})[2]
+    assert "$${HOME}" in yaml_doc
+    s, _, plan = call(p, "POST", "/config?dry_run=true", yaml_doc, content_type="application/yaml")
+    assert s == 200 and plan["update"] == [] and plan["create"] == [], plan
