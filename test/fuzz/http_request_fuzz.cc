@@ -1,11 +1,13 @@
-// libFuzzer target: the HTTP/1.1 request head parser and the chunked decoder must never crash,
-// leak or read out of bounds, whatever the bytes.
+// libFuzzer target: the HTTP/1.1 request head parser, the chunked decoder and the URL helpers
+// (percent-decoding, query parameters, absolute URLs) must never crash, leak or read out of
+// bounds, whatever the bytes; percent-encoding must decode back to the same bytes.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "http/codec/chunked_decoder.h"
 #include "http/codec/head_parser.h"
+#include "http/url.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -25,5 +27,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   portico::http::ResponseHead resp;
   (void)portico::http::parseResponseHead(input, limits, false, resp);
+
+  using namespace portico::http;
+  if (decodeQueryComponent(encodeQueryComponent(input)) != input) __builtin_trap();
+  if (decodePathComponent(encodeQueryComponent(input)) != input) __builtin_trap();
+  if (decodeQueryComponent(input).size() > size || decodePathComponent(input).size() > size)
+    __builtin_trap();
+  const QueryParam p = findQueryParam(input, "a");
+  if (p.found && (p.begin > p.end || p.end > size)) __builtin_trap();
+  if (auto url = parseAbsoluteUrl(input)) {
+    if (url->target.empty() || url->target.front() != '/' || url->host.empty()) __builtin_trap();
+  }
   return 0;
 }
