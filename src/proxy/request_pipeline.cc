@@ -1,6 +1,9 @@
 #include "proxy/request_pipeline.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
+
+#include <atomic>
 
 #include "core/error_body.h"
 #include "core/request_id.h"
@@ -440,14 +443,36 @@ Task<api::FilterStatus> RequestPipeline::awaitPhase(
             // The filter calls the completion exactly once (its contract), maybe at once, maybe
             // on another thread: the request always resumes from its loop. The handler is
             // owned by the completion, then by the posted function (freed even if the loop
-            // stops first).
+            // stops first). A filter that throws instead fails the phase; the first of the two
+            // to complete it counts.
             using Handler = decltype(handler);
-            auto owned = std::make_shared<std::optional<Handler>>(std::move(handler));
-            start([owned, io = &w_.io](api::FilterStatus s) {
-              asio::post(*io, [owned, s]() { std::move (**owned)(s); });
-            });
+            struct Pending {
+              std::optional<Handler> handler;
+              std::atomic<bool> completed{false};
+            };
+            auto pending = std::make_shared<Pending>(std::move(handler));
+            auto complete = [pending, io = &w_.io](api::FilterStatus s) {
+              if (pending->completed.exchange(true)) return;
+              asio::post(*io, [pending, s]() { std::move (*pending->handler)(s); });
+            };
+            fail_phase_ = [this, complete] {
+              ctx_.error = "a filter failed";
+              ctx_.local_reply = api::LocalReply{};
+              ctx_.local_reply.status = 500;
+              ctx_.local_reply.headers.add("Content-Type", "application/json");
+              ctx_.local_reply.body = errorBody(500, ctx_.error, ctx_.request_id);
+              complete(api::FilterStatus::Reply);
+            };
+            try {
+              start(complete);
+            } catch (const std::exception& e) {
+              spdlog::error("request {}: a filter's asynchronous phase ended by an exception: {}",
+                            ctx_.request_id, e.what());
+              fail_phase_();
+            }
           },
           token);
+  fail_phase_ = nullptr;
   awaiting_phase_ = false;
   co_return status;
 }

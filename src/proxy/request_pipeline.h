@@ -35,7 +35,11 @@ class RequestPipeline : public DeadlineIo {
   bool awaitingPhase() const { return awaiting_phase_; }
 
  protected:
-  RequestPipeline(WorkerContext& w, const ConnectionInfo& conn) : w_(w), conn_(conn), calls_(w) {}
+  RequestPipeline(WorkerContext& w, const ConnectionInfo& conn) : w_(w), conn_(conn), calls_(w) {
+    calls_.onCallbackFailure([this] {
+      if (fail_phase_) fail_phase_();
+    });
+  }
   ~RequestPipeline() = default;
 
   // Drops the request body if it is already buffered; false if it is not (all there).
@@ -141,6 +145,9 @@ class RequestPipeline : public DeadlineIo {
   std::size_t resp_next_ = 0;              // next response filter (counting down)
   api::Filter* async_response_ = nullptr;  // the response filter that went asynchronous
   bool awaiting_phase_ = false;
+  // While a phase waits: ends it with a 500 (once, whoever completes it first). For a filter
+  // whose start, or whose call's callback, threw before it could complete the phase.
+  std::function<void()> fail_phase_;
   bool client_gone_ = false;
   bool skip_transforms_ = false;
   RequestCalls calls_;

@@ -166,6 +166,8 @@ std::pair<std::shared_ptr<api::BodyWriter>, api::CallId> RequestCalls::startStre
 std::shared_ptr<RunningCall> RequestCalls::launch(api::CallRequest request, Done done,
                                                   bool streamed) {
   const api::CallId id = next_id_++;
+  // A detached call's `done` may run after the request (and this object) is gone.
+  if (!request.detached) done = guarded(std::move(done));
   const auto& lim = (*snapshot_)->config.server.limits;
   const int targets = !request.upstream.empty() + !request.url.empty() + !request.route.empty();
   const snapshot::Route* route =
@@ -285,6 +287,18 @@ void RequestCalls::deliverLater(Done done, api::CallResponse r, bool detached) {
   asio::post(w_.io, [done = std::move(done), r = std::move(r), token, detached]() mutable {
     if (detached || !token.expired()) done(std::move(r));
   });
+}
+
+api::UpstreamCalls::Done RequestCalls::guarded(Done done) {
+  return [this, done = std::move(done)](api::CallResponse r) {
+    try {
+      done(std::move(r));
+    } catch (const std::exception& e) {
+      spdlog::error("request {}: a call's completion ended by an exception: {}",
+                    parent_ ? parent_->request_id : std::string(), e.what());
+      if (callback_failed_) callback_failed_();
+    }
+  };
 }
 
 void RequestCalls::cancelAll() {

@@ -4,6 +4,7 @@
 // its own CallIo, a SessionIo whose "client" side is the call's buffered request body and a
 // response collector, registered with the worker's sweeper for its deadlines.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -56,6 +57,10 @@ class RequestCalls final : public api::UpstreamCalls {
   // Called by a call as it finishes (not for cancelled or detached ones).
   void finished(RunningCall& call);
 
+  // Runs when a call's `done` throws (a bug in the filter that made the call): the request,
+  // which would wait for that filter's completion forever, answers instead.
+  void onCallbackFailure(std::function<void()> failed) { callback_failed_ = std::move(failed); }
+
  private:
   void cancelAll();
   // Starts a call; null when it failed at once (`done` then gets its error from the loop).
@@ -63,6 +68,8 @@ class RequestCalls final : public api::UpstreamCalls {
   std::shared_ptr<RunningCall> makeUpstreamCall(api::CallRequest request, bool streamed);
   // Runs `done` with `r` from the loop, unless the request ended meanwhile.
   void deliverLater(Done done, api::CallResponse r, bool detached);
+  // `done` with its exception caught, logged and passed to callback_failed_.
+  Done guarded(Done done);
 
   WorkerContext& w_;
   const std::shared_ptr<const snapshot::Snapshot>* snapshot_ = nullptr;
@@ -70,6 +77,7 @@ class RequestCalls final : public api::UpstreamCalls {
   std::vector<std::shared_ptr<RunningCall>> running_;
   api::CallId next_id_ = 1;
   std::shared_ptr<const int> token_;  // made when an answer is posted (not per request)
+  std::function<void()> callback_failed_;
 };
 
 // Per worker: upstreams made on first use for the origins of URL calls (scheme, host, port),

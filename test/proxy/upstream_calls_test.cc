@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <tuple>
 
 #include <boost/asio/co_spawn.hpp>
@@ -84,10 +85,43 @@ class FakeUpstream {
   Acceptor acceptor_;
 };
 
+// A filter with a bug: its asynchronous phase throws as it starts ("start"), or the callback
+// of the call it makes throws instead of completing the phase ("callback").
+class ThrowingFilter final : public api::Filter {
+ public:
+  explicit ThrowingFilter(bool at_start) : at_start_(at_start) {}
+  api::FilterStatus onRequestHeaders(api::RequestContext&) override {
+    return api::FilterStatus::Async;
+  }
+  void onRequestHeadersAsync(api::RequestContext& ctx, Completion) override {
+    if (at_start_) throw std::runtime_error("thrown as the phase starts");
+    api::CallRequest call;
+    call.upstream = "u";
+    ctx.calls->start(std::move(call),
+                     [](api::CallResponse) { throw std::runtime_error("thrown in the callback"); });
+  }
+
+ private:
+  bool at_start_;
+};
+
+class ThrowingFactory final : public api::FilterFactory {
+ public:
+  explicit ThrowingFactory(bool at_start) : at_start_(at_start) {}
+  api::FilterPtr create() const override { return api::FilterPtr(new ThrowingFilter(at_start_)); }
+
+ private:
+  bool at_start_;
+};
+
 class CallsTest : public ::testing::Test {
  protected:
   CallsTest() : w_(io_, 0, stats_, time_), up_(io_), other_(io_) {
     filters::registerBuiltins(registry_);
+    registry_.add({"test-throws", [](api::FilterBuildContext& b) {
+                     return std::make_shared<const ThrowingFactory>(b.config.is_string() &&
+                                                                    b.config == "start");
+                   }});
     sweep();
   }
 
@@ -599,6 +633,27 @@ TEST_F(CallsTest, CallsAnInternalRouteInProcessWithItsPlugins) {
   ASSERT_TRUE(runUntil([&] { return got.has_value(); }));
   EXPECT_EQ(got->status, 0);
   EXPECT_EQ(got->error_status, 500);
+}
+
+// A filter's bug ends its request with a JSON 500 instead of a request that never answers
+// (the callback) or an exception through the worker's loop (the start).
+TEST_F(CallsTest, AFilterThatThrowsInItsAsynchronousPhaseGetsA500) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
+       "  - { name: at-start, internal: true, match: { path: /s }, upstream: u,\n"
+       "      plugins: [ { name: test-throws, config: start } ] }\n"
+       "  - { name: in-callback, internal: true, match: { path: /c }, upstream: u,\n"
+       "      plugins: [ { name: test-throws, config: callback } ] }\n");
+  for (const char* route : {"at-start", "in-callback"}) {
+    api::CallRequest req;
+    req.route = route;
+    req.target = route[0] == 'a' ? "/s" : "/c";
+    std::optional<api::CallResponse> got;
+    calls_.start(std::move(req), keep(got));
+    ASSERT_TRUE(runUntil([&] { return got.has_value(); })) << route;
+    EXPECT_EQ(got->status, 500) << route;
+    EXPECT_NE(got->body.find("\"error\":\"a filter failed\""), std::string::npos) << got->body;
+  }
+  EXPECT_EQ(up_.requests.size(), 1u);  // the callback's call; never the route's upstream
 }
 
 }  // namespace
