@@ -456,11 +456,7 @@ Task<api::FilterStatus> RequestPipeline::awaitPhase(
               asio::post(*io, [pending, s]() { std::move (*pending->handler)(s); });
             };
             fail_phase_ = [this, complete] {
-              ctx_.error = "a filter failed";
-              ctx_.local_reply = api::LocalReply{};
-              ctx_.local_reply.status = 500;
-              ctx_.local_reply.headers.add("Content-Type", "application/json");
-              ctx_.local_reply.body = errorBody(500, ctx_.error, ctx_.request_id);
+              setErrorReply(500, "a filter failed");
               complete(api::FilterStatus::Reply);
             };
             try {
@@ -574,6 +570,12 @@ bool RequestPipeline::transformLocalBody(std::string& body) {
 
 Task<bool> RequestPipeline::replyError(int status, std::string_view reason, bool close,
                                        std::string_view allow) {
+  setErrorReply(status, reason, allow);
+  filters_ran_ = filters_.size();
+  co_return co_await replyLocal(close);
+}
+
+void RequestPipeline::setErrorReply(int status, std::string_view reason, std::string_view allow) {
   ctx_.error = std::string(reason);
   reason = ctx_.error;  // `reason` may have pointed into the old ctx_.error
   ctx_.local_reply = api::LocalReply{};
@@ -590,8 +592,6 @@ Task<bool> RequestPipeline::replyError(int status, std::string_view reason, bool
     if (!allow.empty()) ctx_.local_reply.headers.add("Allow", allow);
     ctx_.local_reply.body = errorBody(status, reason, ctx_.request_id);
   }
-  filters_ran_ = filters_.size();
-  co_return co_await replyLocal(close);
 }
 
 Task<bool> RequestPipeline::replyLocal(bool close) {

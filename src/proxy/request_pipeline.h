@@ -57,6 +57,8 @@ class RequestPipeline : public DeadlineIo {
   Task<bool> handleRequest();
   Task<bool> replyError(int status, std::string_view reason, bool close,
                         std::string_view allow = {});
+  // The JSON error (grpc-status for a gRPC client) in ctx_.local_reply; sets ctx_.error.
+  void setErrorReply(int status, std::string_view reason, std::string_view allow = {});
   void endRequest();  // drops the per-request references
 
   WorkerContext& w_;
