@@ -11,6 +11,8 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "core/json_field.h"
+
 namespace portico::auth {
 
 bool base64UrlDecode(std::string_view in, std::string& out) {
@@ -137,10 +139,7 @@ std::shared_ptr<const Jwk> Jwk::fromJson(const nlohmann::json& jwk, std::string&
     error = "a key is not an object";
     return nullptr;
   }
-  auto str = [&](const char* f) {
-    auto it = jwk.find(f);
-    return it != jwk.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
+  auto str = [&](const char* f) { return stringField(jwk, f); };
   if (str("use") == "enc") {
     error = "encryption key skipped";
     return nullptr;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/json_field.h"
+
 namespace portico::filters {
 
 KeySource::KeySource(api::Services& services, Options options)
@@ -20,8 +22,7 @@ std::string KeySource::issuer() const {
 
 std::string KeySource::discovered(const char* field) const {
   std::lock_guard lock(mu_);
-  const auto it = discovery_.find(field);
-  return it != discovery_.end() && it->is_string() ? it->get<std::string>() : "";
+  return stringField(discovery_, field);
 }
 
 void KeySource::refreshIfStale() {
