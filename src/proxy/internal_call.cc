@@ -7,6 +7,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include "observability/tracing.h"
 #include "proxy/call_parts.h"
 #include "proxy/request_pipeline.h"
@@ -116,11 +118,22 @@ void InternalCall::prepare(const std::shared_ptr<const snapshot::Snapshot>& snap
 }
 
 Task<void> InternalCall::serve(std::shared_ptr<InternalCall> /*keep_alive*/) {
-  co_await handleRequest();
+  // An exception (a bug in the route's filters) must still answer the caller, who would
+  // otherwise wait forever: this coroutine is detached, and would end silently.
+  bool threw = false;
+  try {
+    co_await handleRequest();
+  } catch (const std::exception& e) {
+    spdlog::error("request {}: internal route call ended by an exception: {}", ctx_.request_id,
+                  e.what());
+    threw = true;
+  }
   endRequest();
   if (cancelled) co_return;
   api::CallResponse r = std::move(response_);
-  if (*collector_.failure()) {
+  if (threw) {
+    failCall(r, 500, "the internal route failed");
+  } else if (*collector_.failure()) {
     failCall(r, 502, collector_.failure());
   } else if (r.status == 0) {
     failCall(r, 502, ctx_.error.empty() ? "internal route gave no answer" : ctx_.error);

@@ -85,16 +85,18 @@ class FakeUpstream {
   Acceptor acceptor_;
 };
 
-// A filter with a bug: its asynchronous phase throws as it starts ("start"), or the callback
-// of the call it makes throws instead of completing the phase ("callback").
+// A filter with a bug: it throws in onRequestHeaders ("sync"), as its asynchronous phase starts
+// ("start"), or in the callback of the call it makes instead of completing the phase
+// ("callback").
 class ThrowingFilter final : public api::Filter {
  public:
-  explicit ThrowingFilter(bool at_start) : at_start_(at_start) {}
+  explicit ThrowingFilter(std::string where) : where_(std::move(where)) {}
   api::FilterStatus onRequestHeaders(api::RequestContext&) override {
+    if (where_ == "sync") throw std::runtime_error("thrown in onRequestHeaders");
     return api::FilterStatus::Async;
   }
   void onRequestHeadersAsync(api::RequestContext& ctx, Completion) override {
-    if (at_start_) throw std::runtime_error("thrown as the phase starts");
+    if (where_ == "start") throw std::runtime_error("thrown as the phase starts");
     api::CallRequest call;
     call.upstream = "u";
     ctx.calls->start(std::move(call),
@@ -102,16 +104,16 @@ class ThrowingFilter final : public api::Filter {
   }
 
  private:
-  bool at_start_;
+  std::string where_;
 };
 
 class ThrowingFactory final : public api::FilterFactory {
  public:
-  explicit ThrowingFactory(bool at_start) : at_start_(at_start) {}
-  api::FilterPtr create() const override { return api::FilterPtr(new ThrowingFilter(at_start_)); }
+  explicit ThrowingFactory(std::string where) : where_(std::move(where)) {}
+  api::FilterPtr create() const override { return api::FilterPtr(new ThrowingFilter(where_)); }
 
  private:
-  bool at_start_;
+  std::string where_;
 };
 
 class CallsTest : public ::testing::Test {
@@ -119,8 +121,8 @@ class CallsTest : public ::testing::Test {
   CallsTest() : w_(io_, 0, stats_, time_), up_(io_), other_(io_) {
     filters::registerBuiltins(registry_);
     registry_.add({"test-throws", [](api::FilterBuildContext& b) {
-                     return std::make_shared<const ThrowingFactory>(b.config.is_string() &&
-                                                                    b.config == "start");
+                     return std::make_shared<const ThrowingFactory>(
+                         b.config.is_string() ? b.config.get<std::string>() : "");
                    }});
     sweep();
   }
@@ -636,22 +638,30 @@ TEST_F(CallsTest, CallsAnInternalRouteInProcessWithItsPlugins) {
 }
 
 // A filter's bug ends its request with a JSON 500 instead of a request that never answers
-// (the callback) or an exception through the worker's loop (the start).
-TEST_F(CallsTest, AFilterThatThrowsInItsAsynchronousPhaseGetsA500) {
+// (the callback; a synchronous throw in an internal route, whose coroutine is detached) or an
+// exception through the worker's loop (the start).
+TEST_F(CallsTest, AFilterThatThrowsEndsItsRequestWithA500) {
   load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
        "  - { name: at-start, internal: true, match: { path: /s }, upstream: u,\n"
        "      plugins: [ { name: test-throws, config: start } ] }\n"
        "  - { name: in-callback, internal: true, match: { path: /c }, upstream: u,\n"
-       "      plugins: [ { name: test-throws, config: callback } ] }\n");
-  for (const char* route : {"at-start", "in-callback"}) {
+       "      plugins: [ { name: test-throws, config: callback } ] }\n"
+       "  - { name: in-headers, internal: true, match: { path: /h }, upstream: u,\n"
+       "      plugins: [ { name: test-throws, config: sync } ] }\n");
+  for (const auto& [route, target, message] :
+       {std::tuple{"at-start", "/s", "a filter failed"},
+        std::tuple{"in-callback", "/c", "a filter failed"},
+        std::tuple{"in-headers", "/h", "the internal route failed"}}) {
     api::CallRequest req;
     req.route = route;
-    req.target = route[0] == 'a' ? "/s" : "/c";
+    req.target = target;
     std::optional<api::CallResponse> got;
     calls_.start(std::move(req), keep(got));
     ASSERT_TRUE(runUntil([&] { return got.has_value(); })) << route;
-    EXPECT_EQ(got->status, 500) << route;
-    EXPECT_NE(got->body.find("\"error\":\"a filter failed\""), std::string::npos) << got->body;
+    const int status = got->status ? got->status : got->error_status;
+    EXPECT_EQ(status, 500) << route;
+    const std::string said = got->status ? got->body : got->error;
+    EXPECT_NE(said.find(message), std::string::npos) << route << ": " << said;
   }
   EXPECT_EQ(up_.requests.size(), 1u);  // the callback's call; never the route's upstream
 }
