@@ -277,9 +277,19 @@ Task<void> HttpSession::run() {
       break;
     }
     in_.consume(pr.consumed);
-    bool keep = co_await handleRequest();
+    // An exception (a bug) ends this request, not silently: a JSON 500 when nothing of the
+    // response has left yet, then the connection closes.
+    bool keep = false;
+    bool threw = false;
+    try {
+      keep = co_await handleRequest();
+    } catch (const std::exception& e) {
+      spdlog::error("request {}: ended by an exception: {}", ctx_.request_id, e.what());
+      threw = true;
+    }
+    if (threw) co_await answerAfterException();
     endRequest();
-    if (!keep || w_.draining) break;
+    if (threw || !keep || w_.draining) break;
   }
   client_.shutdown(Socket::shutdown_send, ec);
   client_.close(ec);

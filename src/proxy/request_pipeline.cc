@@ -575,6 +575,15 @@ Task<bool> RequestPipeline::replyError(int status, std::string_view reason, bool
   co_return co_await replyLocal(close);
 }
 
+Task<void> RequestPipeline::answerAfterException() {
+  calls_.end();
+  if (ctx_.bytes_sent != 0) co_return;
+  setErrorReply(500, "internal error");
+  filters_ran_ = first_filter_;
+  skip_transforms_ = true;
+  co_await replyLocal(true);
+}
+
 void RequestPipeline::setErrorReply(int status, std::string_view reason, std::string_view allow) {
   ctx_.error = std::string(reason);
   reason = ctx_.error;  // `reason` may have pointed into the old ctx_.error

@@ -59,6 +59,10 @@ class RequestPipeline : public DeadlineIo {
                         std::string_view allow = {});
   // The JSON error (grpc-status for a gRPC client) in ctx_.local_reply; sets ctx_.error.
   void setErrorReply(int status, std::string_view reason, std::string_view allow = {});
+  // After handleRequest threw (a bug): the request's calls end, and a 500 goes out when nothing
+  // of the response has (ctx_.bytes_sent), with no filter or transform run on it (one of them
+  // may be what threw). The connection is to close after it.
+  Task<void> answerAfterException();
   void endRequest();  // drops the per-request references
 
   WorkerContext& w_;

@@ -15,7 +15,9 @@
 #include "api/filter_registry.h"
 #include "filters/builtins.h"
 #include "observability/log_writer.h"
+#include "proxy/http_session.h"
 #include "proxy/origin_upstreams.h"
+#include "tcp_pair.h"
 
 namespace portico::proxy {
 namespace {
@@ -664,6 +666,32 @@ TEST_F(CallsTest, AFilterThatThrowsEndsItsRequestWithA500) {
     EXPECT_NE(said.find(message), std::string::npos) << route << ": " << said;
   }
   EXPECT_EQ(up_.requests.size(), 1u);  // the callback's call; never the route's upstream
+}
+
+// The same bug on a client's HTTP/1.1 connection: the request is answered with a JSON 500 (no
+// filter runs on it), then the connection closes; before, it closed with no answer at all.
+TEST_F(CallsTest, AFilterThatThrowsOnAClientConnectionGetsA500) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
+       "  - { name: boom, match: { path: /boom }, upstream: u,\n"
+       "      plugins: [ { name: test-throws, config: sync } ] }\n");
+  TcpPair pair;
+  startHttpSession(w_, pair.adoptReader(io_), tcp::endpoint(), nullptr);
+  pair.send("GET /boom HTTP/1.1\r\nHost: a\r\nX-Request-Id: req-boom-1\r\n\r\n");
+  std::string answer;
+  bool closed = false;
+  ASSERT_TRUE(runUntil([&] {
+    char buf[4096];
+    const ssize_t n = ::recv(pair.writer, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) answer.append(buf, static_cast<std::size_t>(n));
+    closed |= n == 0;
+    return closed;
+  })) << answer;
+  EXPECT_EQ(answer.rfind("HTTP/1.1 500 ", 0), 0u) << answer;
+  EXPECT_NE(answer.find(R"({"error":"internal error","status":500,"request_id":")"),
+            std::string::npos)
+      << answer;
+  EXPECT_NE(answer.find("Connection: close\r\n"), std::string::npos) << answer;
+  EXPECT_TRUE(up_.requests.empty());
 }
 
 }  // namespace
