@@ -15,6 +15,7 @@
 #include <exception>
 
 #include "core/address.h"
+#include "core/exception_text.h"
 #include "core/io_buffer.h"
 #include "core/request_id.h"
 #include "http/codec/head_parser.h"
@@ -48,14 +49,8 @@ void withRequestId(const http::RequestHead& req, AdminResponse& r) {
 // A handler that throws has a bug; its client still gets an answer (the request id names it
 // in the log), and the exception's text goes to the log, not to the client.
 AdminResponse internalError(const AdminRequest& request, std::exception_ptr thrown) {
-  std::string what = "an exception that is not a std::exception";
-  try {
-    std::rethrow_exception(std::move(thrown));
-  } catch (const std::exception& e) {
-    what = e.what();
-  } catch (...) {
-  }
-  spdlog::error("admin: {} {} failed: {}", request.method, request.path, what);
+  spdlog::error("admin: {} {} failed: {}", request.method, request.path,
+                exceptionText(std::move(thrown)));
   return {500, "application/json", R"({"error":"internal error","status":500})", {}};
 }
 

@@ -5,6 +5,8 @@
 
 #include <exception>
 
+#include "core/exception_text.h"
+
 namespace portico::proxy {
 
 std::size_t runLoop(boost::asio::io_context& io, std::string_view thread) {
@@ -13,13 +15,10 @@ std::size_t runLoop(boost::asio::io_context& io, std::string_view thread) {
     try {
       io.run();
       return caught;
-    } catch (const std::exception& e) {
-      ++caught;
-      spdlog::error("{}: a handler ended by an exception (a bug; the loop goes on): {}", thread,
-                    e.what());
     } catch (...) {
       ++caught;
-      spdlog::error("{}: a handler ended by an exception that is not a std::exception", thread);
+      spdlog::error("{}: a handler ended by an exception (a bug; the loop goes on): {}", thread,
+                    exceptionText(std::current_exception()));
     }
   }
 }
