@@ -374,12 +374,18 @@ Task<void> Http2Stream::serve(Http2Connection::Impl& c, std::unique_ptr<Http2Str
       co_await s.signal_.async_wait(asio::redirect_error(kUseAwaitable, ec));
     if (s.dismissed_) break;
     s.assigned_ = false;
+    // An exception (a bug) ends this stream's request with a JSON 500 when its head has not
+    // left yet, else with a reset; the connection and its other streams go on.
+    bool threw = false;
     try {
       co_await s.answer();
     } catch (const std::exception& e) {
-      spdlog::error("HTTP/2 stream ended by an exception: {}", e.what());
+      spdlog::error("request {}: HTTP/2 stream ended by an exception: {}", s.ctx_.request_id,
+                    e.what());
+      threw = true;
     }
-    s.afterAnswer();  // after an exception too: the stream is reset, not left open
+    if (threw) co_await s.answerAfterException(s.head_sent_ || !s.usable());
+    s.afterAnswer();  // the stream is reset if its answer did not end
     c.streamFinished(s.id());
   }
   stream.reset();

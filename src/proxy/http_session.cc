@@ -287,7 +287,7 @@ Task<void> HttpSession::run() {
       spdlog::error("request {}: ended by an exception: {}", ctx_.request_id, e.what());
       threw = true;
     }
-    if (threw) co_await answerAfterException();
+    if (threw) co_await answerAfterException(ctx_.bytes_sent != 0);
     endRequest();
     if (threw || !keep || w_.draining) break;
   }

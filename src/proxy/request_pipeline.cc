@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include <atomic>
+#include <stdexcept>
 
 #include "core/error_body.h"
 #include "core/request_id.h"
@@ -427,8 +428,13 @@ bool RequestPipeline::runResponseFilters() {
 
 Task<void> RequestPipeline::finishResponseFilters() {
   while (api::Filter* f = std::exchange(async_response_, nullptr)) {
-    co_await awaitPhase(
+    const api::FilterStatus status = co_await awaitPhase(
         [&](api::Filter::Completion done) { f->onResponseHeadersAsync(ctx_, std::move(done)); });
+    // Only a failed phase ends with Reply here (a response filter may not reply): the filter
+    // threw, or its call's callback did. The response it was to shape does not leave; the
+    // request ends as after any exception, with a 500 while nothing of it has.
+    if (status == api::FilterStatus::Reply)
+      throw std::runtime_error("a response filter's asynchronous phase failed");
     runResponseFilters();
   }
 }
@@ -575,9 +581,9 @@ Task<bool> RequestPipeline::replyError(int status, std::string_view reason, bool
   co_return co_await replyLocal(close);
 }
 
-Task<void> RequestPipeline::answerAfterException() {
+Task<void> RequestPipeline::answerAfterException(bool response_started) {
   calls_.end();
-  if (ctx_.bytes_sent != 0) co_return;
+  if (response_started) co_return;
   setErrorReply(500, "internal error");
   filters_ran_ = first_filter_;
   skip_transforms_ = true;

@@ -59,10 +59,11 @@ class RequestPipeline : public DeadlineIo {
                         std::string_view allow = {});
   // The JSON error (grpc-status for a gRPC client) in ctx_.local_reply; sets ctx_.error.
   void setErrorReply(int status, std::string_view reason, std::string_view allow = {});
-  // After handleRequest threw (a bug): the request's calls end, and a 500 goes out when nothing
-  // of the response has (ctx_.bytes_sent), with no filter or transform run on it (one of them
-  // may be what threw). The connection is to close after it.
-  Task<void> answerAfterException();
+  // After handleRequest threw (a bug): the request's calls end, and a 500 goes out unless part
+  // of the response has already left (`response_started`: its head is out, or the stream is
+  // gone), with no filter or transform run on it (one of them may be what threw). An HTTP/1.1
+  // connection is to close after it.
+  Task<void> answerAfterException(bool response_started);
   void endRequest();  // drops the per-request references
 
   WorkerContext& w_;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -14,6 +16,7 @@
 
 #include "api/filter_registry.h"
 #include "filters/builtins.h"
+#include "http2/client_codec.h"
 #include "observability/log_writer.h"
 #include "proxy/http_session.h"
 #include "proxy/origin_upstreams.h"
@@ -89,23 +92,30 @@ class FakeUpstream {
 
 // A filter with a bug: it throws in onRequestHeaders ("sync"), as its asynchronous phase starts
 // ("start"), or in the callback of the call it makes instead of completing the phase
-// ("callback").
+// ("callback"); the same in the response phase ("response-start", "response-callback").
 class ThrowingFilter final : public api::Filter {
  public:
   explicit ThrowingFilter(std::string where) : where_(std::move(where)) {}
   api::FilterStatus onRequestHeaders(api::RequestContext&) override {
     if (where_ == "sync") throw std::runtime_error("thrown in onRequestHeaders");
-    return api::FilterStatus::Async;
+    return inResponse() ? api::FilterStatus::Continue : api::FilterStatus::Async;
   }
-  void onRequestHeadersAsync(api::RequestContext& ctx, Completion) override {
-    if (where_ == "start") throw std::runtime_error("thrown as the phase starts");
+  void onRequestHeadersAsync(api::RequestContext& ctx, Completion) override { fail(ctx); }
+  api::FilterStatus onResponseHeaders(api::RequestContext&) override {
+    return inResponse() ? api::FilterStatus::Async : api::FilterStatus::Continue;
+  }
+  void onResponseHeadersAsync(api::RequestContext& ctx, Completion) override { fail(ctx); }
+
+ private:
+  bool inResponse() const { return where_.starts_with("response-"); }
+  void fail(api::RequestContext& ctx) {
+    if (where_.ends_with("start")) throw std::runtime_error("thrown as the phase starts");
     api::CallRequest call;
     call.upstream = "u";
     ctx.calls->start(std::move(call),
                      [](api::CallResponse) { throw std::runtime_error("thrown in the callback"); });
   }
 
- private:
   std::string where_;
 };
 
@@ -669,29 +679,108 @@ TEST_F(CallsTest, AFilterThatThrowsEndsItsRequestWithA500) {
 }
 
 // The same bug on a client's HTTP/1.1 connection: the request is answered with a JSON 500 (no
-// filter runs on it), then the connection closes; before, it closed with no answer at all.
+// filter runs on it), then the connection closes; before, it closed with no answer at all. In
+// the response phase, the upstream's answer the filter was to shape does not leave (before,
+// it left as if the filter had not been there).
 TEST_F(CallsTest, AFilterThatThrowsOnAClientConnectionGetsA500) {
   load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
        "  - { name: boom, match: { path: /boom }, upstream: u,\n"
+       "      plugins: [ { name: test-throws, config: sync } ] }\n"
+       "  - { name: late-start, match: { path: /late-start }, upstream: u,\n"
+       "      plugins: [ { name: test-throws, config: response-start } ] }\n"
+       "  - { name: late-callback, match: { path: /late-callback }, upstream: u,\n"
+       "      plugins: [ { name: test-throws, config: response-callback } ] }\n");
+  std::size_t upstream_requests = 0;
+  for (const auto& [path, reaches_upstream] :
+       {std::pair{"/boom", 0}, std::pair{"/late-start", 1}, std::pair{"/late-callback", 2}}) {
+    TcpPair pair;
+    startHttpSession(w_, pair.adoptReader(io_), tcp::endpoint(), nullptr);
+    pair.send(std::string("GET ") + path + " HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::string answer;
+    bool closed = false;
+    ASSERT_TRUE(runUntil([&] {
+      char buf[4096];
+      const ssize_t n = ::recv(pair.writer, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) answer.append(buf, static_cast<std::size_t>(n));
+      closed |= n == 0;
+      return closed;
+    })) << path
+        << ": " << answer;
+    EXPECT_EQ(answer.rfind("HTTP/1.1 500 ", 0), 0u) << path << ": " << answer;
+    EXPECT_NE(answer.find(R"({"error":"internal error","status":500,"request_id":")"),
+              std::string::npos)
+        << path << ": " << answer;
+    EXPECT_NE(answer.find("Connection: close\r\n"), std::string::npos) << path << ": " << answer;
+    EXPECT_EQ(answer.find("hello"), std::string::npos) << path << ": " << answer;
+    // The route's own request, and the callback's call where there is one.
+    upstream_requests += static_cast<std::size_t>(reaches_upstream);
+    EXPECT_EQ(up_.requests.size(), upstream_requests) << path;
+  }
+}
+
+// The same bug on an HTTP/2 stream: a JSON 500 on that stream (before, it was reset), and the
+// connection goes on serving its other streams.
+TEST_F(CallsTest, AFilterThatThrowsOnAnHttp2StreamGetsA500) {
+  load("  - { name: u, targets: [ \"" + up_.address() + "\" ] }\n", "",
+       "  - { name: boom, match: { path: /boom }, upstream: u,\n"
        "      plugins: [ { name: test-throws, config: sync } ] }\n");
+  struct Responses : http2::ClientCodec::Handler {
+    void onResponseHead(std::int32_t id, int status, http::HeaderList) override {
+      this->status[id] = status;
+    }
+    void onResponseData(std::int32_t id, std::string_view data) override { body[id] += data; }
+    void onResponseTrailers(std::int32_t, http::HeaderList) override {}
+    void onResponseEnd(std::int32_t id) override { ended.insert(id); }
+    void onStreamClosed(std::int32_t id, std::uint32_t error_code) override {
+      if (error_code != 0) reset.insert(id);
+    }
+    std::map<std::int32_t, int> status;
+    std::map<std::int32_t, std::string> body;
+    std::set<std::int32_t> ended, reset;
+  } responses;
+  http2::ClientCodec codec(responses, {});
   TcpPair pair;
-  startHttpSession(w_, pair.adoptReader(io_), tcp::endpoint(), nullptr);
-  pair.send("GET /boom HTTP/1.1\r\nHost: a\r\nX-Request-Id: req-boom-1\r\n\r\n");
-  std::string answer;
-  bool closed = false;
-  ASSERT_TRUE(runUntil([&] {
-    char buf[4096];
-    const ssize_t n = ::recv(pair.writer, buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) answer.append(buf, static_cast<std::size_t>(n));
-    closed |= n == 0;
-    return closed;
-  })) << answer;
-  EXPECT_EQ(answer.rfind("HTTP/1.1 500 ", 0), 0u) << answer;
-  EXPECT_NE(answer.find(R"({"error":"internal error","status":500,"request_id":")"),
+  ASSERT_TRUE(snapshot_->listeners.at(0).cfg->http2.enabled);  // h2c with prior knowledge
+  startHttpSession(w_, pair.adoptReader(io_), tcp::endpoint(), &snapshot_->listeners.at(0));
+  auto request = [&](std::string_view path) {
+    http::HeaderList fields;
+    fields.add(":method", "GET");
+    fields.add(":scheme", "http");
+    fields.add(":authority", "a");
+    fields.add(":path", std::string(path));
+    const std::int32_t id = codec.submitRequest(fields, true);
+    const std::string_view out = codec.output();
+    pair.send(std::string(out));
+    codec.consumeOutput(out.size());
+    return id;
+  };
+  auto until = [&](std::int32_t id) {
+    return runUntil([&] {
+      char buf[4096];
+      const ssize_t n = ::recv(pair.writer, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        EXPECT_TRUE(codec.receive(std::string_view(buf, static_cast<std::size_t>(n))));
+      }
+      const std::string_view out = codec.output();  // SETTINGS and WINDOW_UPDATE acks
+      if (!out.empty()) {
+        pair.send(std::string(out));
+        codec.consumeOutput(out.size());
+      }
+      return responses.ended.contains(id) || responses.reset.contains(id);
+    });
+  };
+  const std::int32_t boom = request("/boom");
+  ASSERT_TRUE(until(boom));
+  EXPECT_FALSE(responses.reset.contains(boom));
+  EXPECT_EQ(responses.status[boom], 500);
+  EXPECT_NE(responses.body[boom].find(R"({"error":"internal error","status":500,"request_id":")"),
             std::string::npos)
-      << answer;
-  EXPECT_NE(answer.find("Connection: close\r\n"), std::string::npos) << answer;
+      << responses.body[boom];
   EXPECT_TRUE(up_.requests.empty());
+  const std::int32_t next = request("/fine");
+  ASSERT_TRUE(until(next));
+  EXPECT_EQ(responses.status[next], 200);
+  EXPECT_EQ(responses.body[next], "hello");
 }
 
 }  // namespace
