@@ -132,6 +132,22 @@ def test_request_ops_path_method_query_headers_body(portico, svc, http2):
     assert int(got["headers"]["content-length"]) == len(got["body"])
 
 
+def test_request_path_from_a_value_the_path_cannot_hold(portico, svc):
+    # A header's space, `?` or `#` in the path the template renders is the request's doing:
+    # 400, and nothing goes upstream (it was a 500 before).
+    p = portico(upstreams={"s": [svc.address]}, routes=[
+        {"name": "t", "match": {"path": "/w"}, "upstream": "s", "plugins": [
+            {"name": "request-transformer", "config": {
+                "path": "/v2/{request.header.x-where}"}}]}])
+    for where in ["a b", "a?admin=1", "a#b"]:
+        status, _, body = request(p.port, "GET", "/w", {"X-Where": where})
+        assert status == 400, (where, body)
+        assert "the path cannot hold" in json.loads(body)["error"]
+    assert not svc.requests
+    assert request(p.port, "GET", "/w", {"X-Where": "ok"})[0] == 200
+    assert svc.requests[-1]["path"] == "/v2/ok"
+
+
 def test_strict_request_body_must_be_json(portico, svc):
     p = portico(upstreams={"s": [svc.address]}, routes=[
         {"name": "t", "match": {"path": "/in"}, "upstream": "s", "plugins": [
@@ -159,7 +175,16 @@ routes:
             - { op: remove, path: "a" }
             - { op: set, path: /b, value: "{user.body}" }
             - { op: move, from: /items/*/a, to: /other/b }
+  - name: p1
+    match: { path: /p1 }
+    upstream: s
+    plugins: [ { name: request-transformer, config: { path: "v2/{request.path.id}" } } ]
+  - name: p2
+    match: { path: /p2 }
+    upstream: s
+    plugins: [ { name: request-transformer, config: { path: "/v2/{request.path.id}?x=1" } } ]
 """)
     for expected in ['unknown op "explode"', "must be a JSON Pointer",
                      "only request.* and consumer.*", "must keep from's path"]:
         assert expected in out, out
+    assert out.count("must give a path: start with /") == 2, out

@@ -239,6 +239,12 @@ struct RequestTransformerConfig {
   BodyOps body;
 };
 
+// What the path template must give: an origin-form path, without query or fragment.
+bool isValidPath(std::string_view path) {
+  return !path.empty() && path.front() == '/' && http::isSafeFieldValue(path) &&
+         path.find_first_of(" ?#") == std::string_view::npos;
+}
+
 class RequestTransformer final : public api::Filter {
  public:
   static constexpr bool kStateless = true;
@@ -250,10 +256,13 @@ class RequestTransformer final : public api::Filter {
     // Templates see the request as it came: render everything before changing anything.
     std::optional<std::string> path;
     if (c_.path) {
+      // The template's own text was checked when the config loaded: what makes the path
+      // invalid here is a value the request gave (a header with a space, a `?`).
       path = c_.path->renderText(scope, false);
-      if (path->empty() || path->front() != '/' || !http::isSafeFieldValue(*path) ||
-          path->find_first_of(" ?#") != std::string::npos)
-        return replyError(ctx, 500, "request-transformer: the path template gave an invalid path");
+      if (!isValidPath(*path))
+        return replyError(ctx, 400,
+                          "request-transformer: the request gave a value the path "
+                          "cannot hold");
     }
     std::string query = c_.query.empty() ? req.query : applyQueryOps(c_.query, req.query, scope);
     const bool json_body = http::hasJsonContentType(req.headers);
@@ -332,11 +341,21 @@ api::FilterType requestTransformerFilterType() {
               if (!t) {
                 b.diag.add(r.childPath("path"), t.error().message);
               } else {
-                for (const auto& part : t->parts())
+                bool literal_ok = !t->empty();
+                for (const auto& part : t->parts()) {
                   if (const auto* ref = std::get_if<flow::Reference>(&part);
                       ref && !flow::requestOnly(*ref))
                     b.diag.add(r.childPath("path"),
                                "{" + ref->text + "}: only request.* and consumer.*");
+                  // The literal text is checked here, whatever the references give: a `/`
+                  // where it starts the path, no space, query or fragment.
+                  if (const auto* text = std::get_if<std::string>(&part))
+                    literal_ok &= isValidPath(&part == &t->parts().front() ? *text : "/" + *text);
+                }
+                if (!literal_ok)
+                  b.diag.add(r.childPath("path"),
+                             "must give a path: start with /, no space, ? or # (the query has "
+                             "its own ops)");
                 c.path = std::move(*t);
               }
             }
