@@ -94,19 +94,11 @@ struct ClientCodec::Callbacks {
 
 ClientCodec::ClientCodec(Handler& handler, ClientLimits limits)
     : handler_(handler), limits_(limits) {
-  nghttp2_session_callbacks* cbs = nullptr;
-  nghttp2_session_callbacks_new(&cbs);
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::onBeginHeaders);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, Callbacks::onHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Callbacks::onFrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks::onData);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks::onStreamClose);
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_session_client_new3(&session_, cbs, this, opt, detail::sessionMemory());
-  nghttp2_option_del(opt);
-  nghttp2_session_callbacks_del(cbs);
+  {
+    const detail::SessionSetup<Callbacks> setup;
+    nghttp2_session_client_new3(&session_, setup.callbacks, this, setup.options,
+                                detail::sessionMemory());
+  }
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits_.initial_window},

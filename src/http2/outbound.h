@@ -62,4 +62,30 @@ class FrameOutput {
   std::size_t pos_ = 0;
 };
 
+// What both codecs make their nghttp2 session with: `Callbacks`' receive hooks and no
+// automatic WINDOW_UPDATE (the consumer opens the window as bytes leave); each side adds its
+// own before creating the session. Freed when it goes out of scope (nghttp2 copies both).
+template <class Callbacks>
+struct SessionSetup {
+  SessionSetup() {
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, Callbacks::onBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, Callbacks::onHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, Callbacks::onFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, Callbacks::onData);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, Callbacks::onStreamClose);
+    nghttp2_option_new(&options);
+    nghttp2_option_set_no_auto_window_update(options, 1);
+  }
+  ~SessionSetup() {
+    nghttp2_option_del(options);
+    nghttp2_session_callbacks_del(callbacks);
+  }
+  SessionSetup(const SessionSetup&) = delete;
+  SessionSetup& operator=(const SessionSetup&) = delete;
+
+  nghttp2_session_callbacks* callbacks = nullptr;
+  nghttp2_option* options = nullptr;
+};
+
 }  // namespace portico::http2::detail
