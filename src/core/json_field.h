@@ -22,4 +22,21 @@ inline bool isTrue(const nlohmann::json& object, const char* key) {
   return it != object.end() && it->is_boolean() && it->get<bool>();
 }
 
+// `key` of `object` when it is a map, else an empty map (absent, another type, or `object` no
+// map): what a walk over a document's nested maps reads without checking each level.
+inline const nlohmann::json& objectField(const nlohmann::json& object, const char* key) {
+  static const nlohmann::json empty = nlohmann::json::object();
+  if (!object.is_object()) return empty;
+  const auto it = object.find(key);
+  return it != object.end() && it->is_object() ? *it : empty;
+}
+
+// `key` of `object` when it is a list, else an empty list.
+inline const nlohmann::json& arrayField(const nlohmann::json& object, const char* key) {
+  static const nlohmann::json empty = nlohmann::json::array();
+  if (!object.is_object()) return empty;
+  const auto it = object.find(key);
+  return it != object.end() && it->is_array() ? *it : empty;
+}
+
 }  // namespace portico

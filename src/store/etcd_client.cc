@@ -15,6 +15,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include "core/base64.h"
+#include "core/json_field.h"
 
 #include "tls/client_context.h"
 
@@ -239,7 +240,7 @@ Result<bool> EtcdClient::authenticate() {
   auto answer = callOnce("/v3/auth/authenticate",
                          nlohmann::json{{"name", username_}, {"password", password_}}.dump());
   if (!answer) return makeError(answer.error().message + " (authenticating as " + username_ + ")");
-  token_ = answer->value("token", std::string());
+  token_ = stringField(*answer, "token");
   if (token_.empty()) return makeError("etcd: no token for " + username_);
   return true;
 }
@@ -277,8 +278,9 @@ Result<nlohmann::json> EtcdClient::callOnce(std::string_view path, const std::st
       if (json.is_discarded()) return makeError("etcd: an answer that is not JSON");
       if (*status == 200) return json;
       answered = *status < 500;
-      return makeError("etcd: " + std::to_string(*status) + " " +
-                       json.value("message", json.value("error", std::string())));
+      std::string why = stringField(json, "message");
+      if (why.empty()) why = stringField(json, "error");
+      return makeError("etcd: " + std::to_string(*status) + " " + why);
     }();
     if (answer || answered) return answer;
     error = answer.error().message;
@@ -320,6 +322,7 @@ Result<bool> EtcdClient::stream(std::string_view path, const nlohmann::json& bod
     if (!chunk) return fail(chunk.error());
     if (chunk->empty()) break;
     pending += *chunk;
+    if (pending.size() > kMaxBody) return fail(Error{"etcd: watch message too large"});
     std::size_t eol;
     while ((eol = pending.find('\n')) != std::string::npos) {
       const auto message = nlohmann::json::parse(pending.substr(0, eol), nullptr, false);

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/base64.h"
+#include "core/json_field.h"
 #include "store/etcd_client.h"
 #include "tls/client_context.h"
 
@@ -63,7 +64,7 @@ nlohmann::json prefixRange(const std::string& prefix) {
 // The values of a range answer that are JSON objects (others are skipped).
 std::vector<nlohmann::json> objectValues(const nlohmann::json& answer) {
   std::vector<nlohmann::json> out;
-  for (const auto& kv : answer.value("kvs", nlohmann::json::array())) {
+  for (const auto& kv : arrayField(answer, "kvs")) {
     auto v = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
     if (v.is_object()) out.push_back(std::move(v));
   }
@@ -102,7 +103,7 @@ class EtcdStore final : public EntityStore {
     EntitySet set;
     std::lock_guard lock(mutex_);
     created_.clear();
-    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
+    for (const auto& kv : arrayField(*answer, "kvs")) {
       Kind kind;
       std::string name;
       const std::string key = decoded(kv, "key");
@@ -112,7 +113,7 @@ class EtcdStore final : public EntityStore {
       created_[key] = entity->created_at;
       set.put(kind, std::move(*entity));
     }
-    set.revision = number(answer->value("header", nlohmann::json::object()), "revision");
+    set.revision = number(objectField(*answer, "header"), "revision");
     return set;
   }
 
@@ -144,9 +145,8 @@ class EtcdStore final : public EntityStore {
     }
     auto answer = client_.call("/v3/kv/txn", {{"compare", compare}, {"success", success}});
     if (!answer) return answer.error();
-    if (!answer->value("succeeded", false)) return makeError(std::string(kConflict));
-    const std::uint64_t revision =
-        number(answer->value("header", nlohmann::json::object()), "revision");
+    if (!isTrue(*answer, "succeeded")) return makeError(std::string(kConflict));
+    const std::uint64_t revision = number(objectField(*answer, "header"), "revision");
     for (const auto& c : changes) {
       const std::string key = etcdEntityKey(settings_.prefix, c.kind, c.name);
       if (!c.body)
@@ -185,10 +185,9 @@ class EtcdStore final : public EntityStore {
     if (!answer) return answer.error();
     std::vector<AuditRecord> out;
     for (const auto& v : objectValues(*answer)) {
-      out.push_back({v.value("time", std::string()), v.value("actor", std::string()),
-                     v.value("method", std::string()), v.value("path", std::string()),
-                     v.value("status", 0), v.value("revision", std::uint64_t{0}),
-                     v.value("diff", nlohmann::json())});
+      out.push_back({stringField(v, "time"), stringField(v, "actor"), stringField(v, "method"),
+                     stringField(v, "path"), static_cast<int>(number(v, "status")),
+                     number(v, "revision"), v.value("diff", nlohmann::json())});
     }
     return out;
   }
@@ -213,9 +212,9 @@ class EtcdStore final : public EntityStore {
     if (!answer) return answer.error();
     std::vector<NodeInfo> out;
     for (const auto& v : objectValues(*answer)) {
-      out.push_back({v.value("id", std::string()), v.value("address", std::string()),
-                     v.value("revision", std::uint64_t{0}), v.value("error", std::string()),
-                     v.value("heartbeat_ms", std::int64_t{0})});
+      out.push_back({stringField(v, "id"), stringField(v, "address"), number(v, "revision"),
+                     stringField(v, "error"),
+                     static_cast<std::int64_t>(number(v, "heartbeat_ms"))});
     }
     return out;
   }
@@ -226,7 +225,7 @@ class EtcdStore final : public EntityStore {
     auto answer = client_.call("/v3/kv/range", prefixRange(releasePrefix()));
     if (!answer) return answer.error();
     std::vector<ReleaseEvent> out;
-    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
+    for (const auto& kv : arrayField(*answer, "kvs")) {
       auto value = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
       if (value.is_object()) out.push_back({std::move(value), number(kv, "mod_revision")});
     }
@@ -244,8 +243,8 @@ class EtcdStore final : public EntityStore {
         {{"request_put", {{"key", key}, {"value", base64Encode(value.dump())}}}}};
     auto answer = client_.call("/v3/kv/txn", {{"compare", compare}, {"success", success}});
     if (!answer) return answer.error();
-    if (!answer->value("succeeded", false)) return makeError(std::string(kConflict));
-    return number(answer->value("header", nlohmann::json::object()), "revision");
+    if (!isTrue(*answer, "succeeded")) return makeError(std::string(kConflict));
+    return number(objectField(*answer, "header"), "revision");
   }
 
   // Usage lives beside the entities (`<prefix>.usage/`), so that loading and watching them
@@ -278,7 +277,7 @@ class EtcdStore final : public EntityStore {
       auto answer = client_.call("/v3/kv/range", {{"key", key}});
       if (!answer) return answer.error();
       nlohmann::json value = nlohmann::json::object();
-      const auto kvs = answer->value("kvs", nlohmann::json::array());
+      const auto kvs = arrayField(*answer, "kvs");
       if (!kvs.empty()) value = nlohmann::json::parse(decoded(kvs[0], "value"), nullptr, false);
       if (!value.is_object()) value = nlohmann::json::object();
       merge(value, r.value);
@@ -299,8 +298,10 @@ class EtcdStore final : public EntityStore {
     auto answer = client_.call("/v3/kv/range", prefixRange(prefix));
     if (!answer) return answer.error();
     std::map<std::pair<std::int64_t, std::string>, nlohmann::json> merged;  // (day, api)
-    for (const auto& kv : answer->value("kvs", nlohmann::json::array())) {
-      const std::string rest = decoded(kv, "key").substr(prefix.size());  // day/api/node
+    for (const auto& kv : arrayField(*answer, "kvs")) {
+      const std::string key = decoded(kv, "key");
+      if (key.rfind(prefix, 0) != 0) continue;  // not asked for
+      const std::string rest = key.substr(prefix.size());  // day/api/node
       const std::size_t a = rest.find('/'), b = rest.rfind('/');
       if (a == std::string::npos || b == a) continue;
       const std::int64_t day = std::strtoll(rest.substr(0, a).c_str(), nullptr, 10);
@@ -350,7 +351,7 @@ class EtcdStore final : public EntityStore {
                   {"keys_only", true},
                   {"limit", std::to_string(count - kAuditKept)}});
     auto oldest = client_.call("/v3/kv/range", first);
-    if (!oldest || oldest->value("kvs", nlohmann::json::array()).empty()) return;
+    if (!oldest || arrayField(*oldest, "kvs").empty()) return;
     const std::string last = decoded(oldest->at("kvs").back(), "key");
     (void)client_.call("/v3/kv/deleterange",
                        {{"key", etcdKey(prefix)}, {"range_end", etcdKey(last + '\0')}});
@@ -361,7 +362,7 @@ class EtcdStore final : public EntityStore {
   std::optional<Entity> entityOf(const std::string& key, const std::string& name,
                                  const std::string& value, std::uint64_t mod_revision) {
     auto body = nlohmann::json::parse(value, nullptr, false);
-    if (!body.is_object() || body.value("name", std::string()) != name) {
+    if (!body.is_object() || stringField(body, "name") != name) {
       ignored_ = "etcd key " + key + " does not hold an object named \"" + name + "\": ignored";
       ignored_key_ = key;
       spdlog::error("store: {}", ignored_);
@@ -370,8 +371,8 @@ class EtcdStore final : public EntityStore {
     if (key == ignored_key_) forgetIgnored();  // mended
     Entity e;
     e.name = name;
-    e.created_at = body.value("created_at", std::string());
-    e.updated_at = body.value("updated_at", std::string());
+    e.created_at = stringField(body, "created_at");
+    e.updated_at = stringField(body, "updated_at");
     stripMetadata(body);
     e.body = std::move(body);
     e.revision = mod_revision;
@@ -390,27 +391,26 @@ class EtcdStore final : public EntityStore {
       auto ended = watch_client_.stream(
           "/v3/watch", request,
           [&](const nlohmann::json& message) {
-            const auto& result = message.value("result", nlohmann::json::object());
+            const auto& result = objectField(message, "result");
             if (lost) {  // the stream works again: said once
               lost = false;
               on_update(StoreUpdate{});
             }
-            if (number(result, "compact_revision") > 0 || result.value("canceled", false)) {
+            if (number(result, "compact_revision") > 0 || isTrue(result, "canceled")) {
               StoreUpdate u;
               u.reload = true;
               on_update(std::move(u));
-              revision = number(result.value("header", nlohmann::json::object()), "revision");
+              revision = number(objectField(result, "header"), "revision");
               return false;
             }
             StoreUpdate u;
-            for (const auto& ev : result.value("events", nlohmann::json::array())) {
+            for (const auto& ev : arrayField(result, "events")) {
               if (auto release = releaseOf(ev))
                 u.releases.push_back(std::move(*release));
               else if (auto event = eventOf(ev))
                 u.events.push_back(std::move(*event));
             }
-            const std::uint64_t at =
-                number(result.value("header", nlohmann::json::object()), "revision");
+            const std::uint64_t at = number(objectField(result, "header"), "revision");
             if (at > revision) revision = at;
             u.revision = revision;
             if (!u.events.empty() || !u.releases.empty()) on_update(std::move(u));
@@ -447,12 +447,11 @@ class EtcdStore final : public EntityStore {
                               .count();
       if (!lease.empty()) {
         auto kept = client.call("/v3/lease/keepalive", {{"ID", lease}});
-        if (!kept || number(kept->value("result", nlohmann::json::object()), "TTL") == 0)
-          lease.clear();
+        if (!kept || number(objectField(*kept, "result"), "TTL") == 0) lease.clear();
       }
       if (lease.empty())
         if (auto granted = client.call("/v3/lease/grant", {{"TTL", std::to_string(kLeaseTtl)}}))
-          lease = granted->value("ID", std::string());
+          lease = stringField(*granted, "ID");
       if (!lease.empty()) {
         const nlohmann::json value = {{"id", self.id},
                                       {"address", self.address},
@@ -478,12 +477,12 @@ class EtcdStore final : public EntityStore {
 
   // A release written (by any node); deleted or unreadable ones are skipped.
   std::optional<ReleaseEvent> releaseOf(const nlohmann::json& ev) {
-    const auto& kv = ev.value("kv", nlohmann::json::object());
+    const auto& kv = objectField(ev, "kv");
     const std::string key = decoded(kv, "key");
     if (key.rfind(releasePrefix(), 0) != 0) return std::nullopt;
     ReleaseEvent out;
     out.mod_revision = number(kv, "mod_revision");
-    if (ev.value("type", std::string()) != "DELETE")
+    if (stringField(ev, "type") != "DELETE")
       out.value = nlohmann::json::parse(decoded(kv, "value"), nullptr, false);
     if (!out.value.is_object()) {
       spdlog::error("store: etcd key {} does not hold a release: ignored", key);
@@ -493,7 +492,7 @@ class EtcdStore final : public EntityStore {
   }
 
   std::optional<StoreEvent> eventOf(const nlohmann::json& ev) {
-    const auto& kv = ev.value("kv", nlohmann::json::object());
+    const auto& kv = objectField(ev, "kv");
     const std::string key = decoded(kv, "key");
     StoreEvent out;
     std::string name;
@@ -501,7 +500,7 @@ class EtcdStore final : public EntityStore {
     out.change.name = name;
     out.revision = number(kv, "mod_revision");
     std::lock_guard lock(mutex_);
-    if (ev.value("type", std::string()) == "DELETE") {
+    if (stringField(ev, "type") == "DELETE") {
       created_.erase(key);
       if (key == ignored_key_) forgetIgnored();
       return out;

@@ -1,9 +1,14 @@
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "store/entity_set.h"
 #include "store/etcd_client.h"
@@ -184,6 +189,128 @@ TEST(EtcdStore, KeysNameTheKindAndTheObject) {
     EXPECT_FALSE(parseEtcdEntityKey("/portico", key, kind, name)) << key;
   EXPECT_EQ(etcdPrefixEnd("/portico/"), "/portico0");  // '/' + 1
   EXPECT_EQ(etcdKey("/a"), "L2E=");
+}
+
+// An etcd gateway that answers each path with fixed text (a 200 with that JSON; for the watch,
+// a chunked stream of those lines, then its end), and counts the calls by path.
+class FakeEtcd {
+ public:
+  explicit FakeEtcd(std::map<std::string, std::string> answers) : answers_(std::move(answers)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(listener_, 16), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeEtcd() {
+    stopping_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    thread_.join();
+    ::close(listener_);
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int calls(const std::string& path) {
+    std::lock_guard lock(mutex_);
+    return calls_[path];
+  }
+
+ private:
+  void serve() {
+    while (!stopping_) {
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      timeval tv{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      std::string in;
+      char buf[4096];
+      for (;;) {  // requests on this connection, one at a time
+        std::size_t end;
+        while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+          const ssize_t n = ::read(fd, buf, sizeof buf);
+          if (n <= 0) break;
+          in.append(buf, static_cast<std::size_t>(n));
+        }
+        if (end == std::string::npos) break;
+        const std::size_t cl = in.find("Content-Length: ");
+        const std::size_t length = cl < end ? std::stoul(in.substr(cl + 16)) : 0;
+        while (in.size() < end + 4 + length) {
+          const ssize_t n = ::read(fd, buf, sizeof buf);
+          if (n <= 0) break;
+          in.append(buf, static_cast<std::size_t>(n));
+        }
+        const std::string path = in.substr(5, in.find(' ', 5) - 5);  // after "POST "
+        in.erase(0, std::min(in.size(), end + 4 + length));
+        {
+          std::lock_guard lock(mutex_);
+          ++calls_[path];
+        }
+        const auto it = answers_.find(path);
+        const std::string body = it == answers_.end() ? "{}" : it->second;
+        std::string out;
+        if (path == "/v3/watch") {
+          out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+          char size[32];
+          std::snprintf(size, sizeof size, "%zx\r\n", body.size());
+          out += size + body + "\r\n0\r\n\r\n";
+        } else {
+          out = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                body;
+        }
+        if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) break;
+        if (path == "/v3/watch") break;
+      }
+      ::close(fd);
+    }
+  }
+
+  std::map<std::string, std::string> answers_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::map<std::string, int> calls_;
+  std::thread thread_;
+};
+
+// JSON of another shape than etcd's (a list for a map, a string for a boolean, a number for the
+// lease id) is an error or nothing, never an exception: the watch and the heartbeat run on
+// threads of their own, where one ended the process.
+TEST(EtcdStore, AnswersOfAnotherShapeAreNotExceptions) {
+  FakeEtcd etcd({{"/v3/kv/range", "[1, 2]"},
+                 {"/v3/kv/txn", R"({"succeeded": "yes", "header": []})"},
+                 {"/v3/watch",
+                  "[1]\n{\"result\": 1}\n"
+                  R"({"result": {"canceled": "no", "events": {"a": 1}}})"
+                  "\n"},
+                 {"/v3/lease/grant", R"({"ID": 5})"}});
+  EtcdSettings settings;
+  settings.endpoints = {etcd.endpoint()};
+  settings.timeout = std::chrono::milliseconds(1000);
+  auto store = makeEtcdStore(settings);
+  const auto set = store->load();
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->revision, 0u);
+  const auto committed = store->commit(0, {{Kind::Routes, "a", route("a", "/a")}}, "t");
+  ASSERT_FALSE(committed);
+  EXPECT_NE(committed.error().message.find("conflict"), std::string::npos)
+      << committed.error().message;
+  EXPECT_TRUE(store->audit(10));
+  EXPECT_TRUE(store->nodes());
+  std::atomic<int> updates{0};
+  store->watch(0, [&](StoreUpdate) { ++updates; });
+  store->announce({"n1", "127.0.0.1:1", 0, "", 0});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((etcd.calls("/v3/watch") < 2 || etcd.calls("/v3/lease/grant") < 1) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GE(etcd.calls("/v3/watch"), 2);  // the stream ended and was opened again
+  EXPECT_GE(etcd.calls("/v3/lease/grant"), 1);
+  store.reset();  // stops both threads
 }
 
 TEST(EtcdStore, AnUnreachableEtcdIsAnErrorNotAHang) {
