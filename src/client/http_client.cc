@@ -1,5 +1,6 @@
 #include "client/http_client.h"
 
+#include "core/run_loop.h"
 #include "http/url.h"
 
 #include <sys/stat.h>
@@ -250,7 +251,7 @@ struct HttpClient::Impl {
 };
 
 HttpClient::HttpClient() : impl_(std::make_unique<Impl>()) {
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->thread = std::thread([this] { runLoop(impl_->io, "http client"); });
 }
 
 HttpClient::~HttpClient() {

@@ -1,5 +1,11 @@
 #include "core/blocking_pool.h"
 
+#include <spdlog/spdlog.h>
+
+#include <exception>
+
+#include "core/exception_text.h"
+
 namespace portico {
 
 BlockingPool::BlockingPool(unsigned threads) {
@@ -33,7 +39,14 @@ void BlockingPool::run() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    job();
+    // A job that throws (a bug) is logged; the thread goes on with the next one, where the
+    // exception would have ended the process.
+    try {
+      job();
+    } catch (...) {
+      spdlog::error("blocking pool: a job ended by an exception: {}",
+                    exceptionText(std::current_exception()));
+    }
   }
 }
 

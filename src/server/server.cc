@@ -29,6 +29,7 @@
 #include "admin/static_assets.h"
 #include "core/blocking_pool.h"
 #include "core/read_file.h"
+#include "core/run_loop.h"
 #include "filters/builtins.h"
 #include "filters/subscription/subscription_filter.h"
 #include "filters/subscription/usage_book.h"
@@ -39,7 +40,6 @@
 #include "observability/stats_totals.h"
 #include "portal/password.h"
 #include "portal/portal_site.h"
-#include "proxy/run_loop.h"
 #include "server/cache_admin.h"
 #include "server/entity_source.h"
 #include "server/health_checker.h"
@@ -741,7 +741,7 @@ int Server::run() {
   sampleStats();
   tickRelease();
   if (source_.store().keepsUsage()) flushUsage();
-  proxy::runLoop(io_, "control thread");
+  runLoop(io_, "control thread");
   admin_->stop();
   if (portal_) portal_->stop();
   for (auto& w : workers_) w->stop();

@@ -11,8 +11,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "core/run_loop.h"
 #include "proxy/http_session.h"
-#include "proxy/run_loop.h"
 #include "proxy/upstream_h2.h"
 #include "proxy/worker_context.h"
 
@@ -124,7 +124,7 @@ void Worker::start() {
   impl_->thread = std::thread([this] {
     impl_->sweep();
     auto guard = asio::make_work_guard(impl_->io);
-    proxy::runLoop(impl_->io, "worker " + std::to_string(impl_->ctx.id));
+    runLoop(impl_->io, "worker " + std::to_string(impl_->ctx.id));
     impl_->ctx.stopClients();
   });
 }

@@ -1,4 +1,4 @@
-#include "proxy/run_loop.h"
+#include "core/run_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <stdexcept>
 
-namespace portico::proxy {
+namespace portico {
 namespace {
 
 TEST(RunLoop, AHandlerThatThrowsIsLoggedAndTheLoopGoesOn) {
@@ -30,4 +30,4 @@ TEST(RunLoop, ReturnsWhenTheLoopStops) {
 }
 
 }  // namespace
-}  // namespace portico::proxy
+}  // namespace portico

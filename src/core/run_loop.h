@@ -7,7 +7,7 @@ namespace boost::asio {
 class io_context;
 }
 
-namespace portico::proxy {
+namespace portico {
 
 // Runs `io` until it stops or runs out of work. A handler that throws (a bug: nothing on the
 // request path is meant to) is logged with `thread` and the loop goes on, as Asio allows after
@@ -15,4 +15,4 @@ namespace portico::proxy {
 // process (an exception leaving a std::thread terminates it). Returns how many it caught.
 std::size_t runLoop(boost::asio::io_context& io, std::string_view thread);
 
-}  // namespace portico::proxy
+}  // namespace portico

@@ -1,4 +1,4 @@
-#include "proxy/run_loop.h"
+#include "core/run_loop.h"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
@@ -7,7 +7,7 @@
 
 #include "core/exception_text.h"
 
-namespace portico::proxy {
+namespace portico {
 
 std::size_t runLoop(boost::asio::io_context& io, std::string_view thread) {
   std::size_t caught = 0;
@@ -23,4 +23,4 @@ std::size_t runLoop(boost::asio::io_context& io, std::string_view thread) {
   }
 }
 
-}  // namespace portico::proxy
+}  // namespace portico
