@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/loopback.h"
+
 namespace portico::admin {
 namespace {
 
@@ -36,14 +38,10 @@ class Served {
   }
 
   std::string ask(const std::string& request) const {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = testing::connectTo(server_.port());
+    EXPECT_GE(fd, 0);
     timeval limit{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(server_.port());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     EXPECT_EQ(::write(fd, request.data(), request.size()), ssize_t(request.size()));
     std::string answer;
     char buf[4096];

@@ -9,6 +9,7 @@
 
 #include "proxy/draining_receive.h"
 #include "proxy/io_types.h"
+#include "support/loopback.h"
 
 namespace portico::proxy {
 
@@ -16,17 +17,12 @@ namespace portico::proxy {
 // reader has the drain hint from its listener, as the proxy's accepted connections do.
 struct TcpPair {
   explicit TcpPair(bool drain_hint = true) {
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (drain_hint) enableDrainHint(listener);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(listener, 1), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-    writer = ::socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_EQ(::connect(writer, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    std::uint16_t port = 0;
+    const int listener = testing::listenOnLoopback(port, 1);
+    EXPECT_GE(listener, 0);
+    if (drain_hint) enableDrainHint(listener);  // the accepted socket inherits it
+    writer = testing::connectTo(port);
+    EXPECT_GE(writer, 0);
     reader = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
     ::close(listener);
   }

@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "store/etcd_client.h"
 #include "store/etcd_store.h"
 #include "store/sqlite_store.h"
+#include "support/loopback.h"
 
 namespace portico::store {
 namespace {
@@ -196,15 +196,8 @@ TEST(EtcdStore, KeysNameTheKindAndTheObject) {
 class FakeEtcd {
  public:
   explicit FakeEtcd(std::map<std::string, std::string> answers) : answers_(std::move(answers)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(listener_, 16), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    listener_ = testing::listenOnLoopback(port_, 16);
+    EXPECT_GE(listener_, 0);
     thread_ = std::thread([this] { serve(); });
   }
   ~FakeEtcd() {
