@@ -300,7 +300,7 @@ class EtcdStore final : public EntityStore {
     std::map<std::pair<std::int64_t, std::string>, nlohmann::json> merged;  // (day, api)
     for (const auto& kv : arrayField(*answer, "kvs")) {
       const std::string key = decoded(kv, "key");
-      if (key.rfind(prefix, 0) != 0) continue;  // not asked for
+      if (key.rfind(prefix, 0) != 0) continue;             // not asked for
       const std::string rest = key.substr(prefix.size());  // day/api/node
       const std::size_t a = rest.find('/'), b = rest.rfind('/');
       if (a == std::string::npos || b == a) continue;
