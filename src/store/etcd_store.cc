@@ -277,7 +277,7 @@ class EtcdStore final : public EntityStore {
       auto answer = client_.call("/v3/kv/range", {{"key", key}});
       if (!answer) return answer.error();
       nlohmann::json value = nlohmann::json::object();
-      const auto kvs = arrayField(*answer, "kvs");
+      const auto& kvs = arrayField(*answer, "kvs");
       if (!kvs.empty()) value = nlohmann::json::parse(decoded(kvs[0], "value"), nullptr, false);
       if (!value.is_object()) value = nlohmann::json::object();
       merge(value, r.value);
