@@ -153,13 +153,19 @@ void FlowRun::sendRequest(std::size_t i, std::size_t item, const RunScope& scope
   const FlowCall& cfg = flow_.calls[i];
   api::CallRequest req;
   req.method = cfg.method;
-  std::string target;
-  if (cfg.url) {
-    req.url = cfg.url->renderText(scope, true);
-    target = req.url;
-  } else {
-    target = cfg.path.renderText(scope, true);
-  }
+  // A call that cannot be made as its templates render fails, with what went wrong.
+  auto fail = [&](std::string why) {
+    api::CallResponse r;
+    r.error_status = 502;
+    r.error = std::move(why);
+    finished(i, item, std::move(r));
+  };
+  std::string target =
+      cfg.url ? cfg.url->renderText(scope, true) : cfg.path.renderText(scope, true);
+  // Values are percent-encoded, so none adds a `/`; one that is all dots would still be a
+  // segment that climbs (`/v1/users/..` is `/v1/`).
+  if (http::hasDotSegment(http::pathOfTarget(target)))
+    return fail(std::string(cfg.url ? "url" : "path") + ": a value gave a . or .. segment");
   for (const auto& [key, value] : cfg.query) {
     const json v = value.render(scope);
     if (v.is_null()) continue;  // a null value drops the key
@@ -175,13 +181,8 @@ void FlowRun::sendRequest(std::size_t i, std::size_t item, const RunScope& scope
   }
   for (const auto& [name, value] : cfg.headers) {
     std::string v = value.renderText(scope);
-    if (!http::isSafeFieldValue(v)) {
-      api::CallResponse r;
-      r.error_status = 502;
-      r.error = "header " + name + ": the template gave a value with CR, LF or NUL";
-      finished(i, item, std::move(r));
-      return;
-    }
+    if (!http::isSafeFieldValue(v))
+      return fail("header " + name + ": the template gave a value with CR, LF or NUL");
     if (!v.empty()) req.headers.add(name, v);
   }
   if (cfg.body) {

@@ -15,8 +15,9 @@ bool requestOnly(const Reference& ref) {
 json RequestScope::resolve(const Reference& ref) const {
   switch (ref.root) {
     case Reference::Root::RequestPath:
+      // Captured from the path as sent; a value is what it spells, as a query value is.
       for (const auto& [k, v] : ctx_.path_params)
-        if (k == ref.name) return v;
+        if (k == ref.name) return http::decodePathComponent(v);
       return nullptr;
     case Reference::Root::RequestQuery:
       return ctx_.request ? queryValue(ctx_.request->query, ref.name) : json();

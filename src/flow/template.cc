@@ -226,6 +226,15 @@ std::string StringTemplate::renderText(const Scope& scope, bool url_encode) cons
   return out;
 }
 
+std::string StringTemplate::withReferencesAs(std::string_view stand_in) const {
+  std::string out;
+  for (const auto& p : parts_) {
+    const auto* s = std::get_if<std::string>(&p);
+    out += s ? std::string_view(*s) : stand_in;
+  }
+  return out;
+}
+
 Result<JsonTemplate> JsonTemplate::parse(const json& value) {
   JsonTemplate t;
   if (value.is_string()) {

@@ -71,6 +71,8 @@ class StringTemplate {
   // As text; with `url_encode`, the referenced values are percent-encoded (literal parts are
   // kept as written).
   std::string renderText(const Scope& scope, bool url_encode = false) const;
+  // The literal parts with every reference written as `stand_in`: what config checks read.
+  std::string withReferencesAs(std::string_view stand_in) const;
 
   const std::vector<Part>& parts() const { return parts_; }
   bool empty() const { return parts_.empty(); }

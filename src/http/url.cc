@@ -63,6 +63,12 @@ int hexValue(char c) {
   return -1;
 }
 
+// RFC 3986's unreserved characters: the same whether escaped or not.
+bool isUnreserved(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+         c == '~';
+}
+
 }  // namespace
 
 std::string encodeQueryComponent(std::string_view text) {
@@ -70,7 +76,7 @@ std::string encodeQueryComponent(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+    if (isUnreserved(static_cast<char>(c))) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
@@ -107,6 +113,101 @@ std::string decodeQueryComponent(std::string_view s) {
 
 std::string decodePathComponent(std::string_view s) {
   return percentDecode(s, false);
+}
+
+bool hasDotSegment(std::string_view path) {
+  for (;;) {
+    const std::size_t slash = path.find('/');
+    const std::string_view segment = path.substr(0, slash);
+    if (segment == "." || segment == "..") return true;
+    if (slash == std::string_view::npos) return false;
+    path.remove_prefix(slash + 1);
+  }
+}
+
+namespace {
+
+// Decodes the %XX escapes of unreserved characters in place. A `%` not followed by two hex
+// digits is refused: kept, it could make a new escape of what is decoded after it (`%2%45`
+// would become `%2E`, a dot to the upstream, which decodes once more).
+enum class Escapes { None, Decoded, Invalid };
+Escapes decodeUnreservedEscapes(std::string& path) {
+  std::size_t i = path.find('%');
+  if (i == std::string::npos) return Escapes::None;
+  std::size_t out = i;
+  bool decoded = false;
+  for (; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      path[out++] = path[i];
+      continue;
+    }
+    if (i + 2 >= path.size() || hexValue(path[i + 1]) < 0 || hexValue(path[i + 2]) < 0)
+      return Escapes::Invalid;
+    const char c = static_cast<char>(hexValue(path[i + 1]) * 16 + hexValue(path[i + 2]));
+    if (isUnreserved(c)) {
+      path[out++] = c;
+      decoded = true;
+    } else {
+      path[out++] = '%';
+      path[out++] = path[i + 1];
+      path[out++] = path[i + 2];
+    }
+    i += 2;
+  }
+  path.resize(out);
+  return decoded ? Escapes::Decoded : Escapes::None;
+}
+
+enum class DotSegments { None, Removed, ClimbAboveRoot };
+
+DotSegments removeDotSegments(std::string& path) {
+  if (path.find("/.") == std::string::npos) return DotSegments::None;
+  std::string out;
+  out.reserve(path.size());
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t next = path.find('/', i + 1);
+    std::string_view seg(path.data() + i, (next == std::string::npos ? path.size() : next) - i);
+    if (seg == "/.") {
+      if (next == std::string::npos) out += '/';
+    } else if (seg == "/..") {
+      if (out.empty()) return DotSegments::ClimbAboveRoot;
+      out.resize(out.rfind('/'));
+      if (next == std::string::npos) out += '/';
+    } else {
+      out += seg;
+    }
+    i = next == std::string::npos ? path.size() : next;
+  }
+  if (out.empty()) out = "/";
+  if (out == path) return DotSegments::None;  // "/.x": no dot segment after all
+  path = std::move(out);
+  return DotSegments::Removed;
+}
+
+}  // namespace
+
+PathNormalization normalizePath(std::string& path) {
+  const Escapes escapes = decodeUnreservedEscapes(path);
+  if (escapes == Escapes::Invalid) return PathNormalization::InvalidEscape;
+  switch (removeDotSegments(path)) {
+    case DotSegments::ClimbAboveRoot:
+      return PathNormalization::ClimbsAboveRoot;
+    case DotSegments::Removed:
+      return PathNormalization::Changed;
+    case DotSegments::None:
+      break;
+  }
+  return escapes == Escapes::Decoded ? PathNormalization::Changed : PathNormalization::Unchanged;
+}
+
+std::string_view pathOfTarget(std::string_view target) {
+  if (const std::size_t scheme = target.find("://"); scheme != std::string_view::npos) {
+    const std::size_t end = target.find_first_of("/?#", scheme + 3);  // of the authority
+    target = end == std::string_view::npos || target[end] != '/' ? std::string_view()
+                                                                 : target.substr(end);
+  }
+  return target.substr(0, target.find_first_of("?#"));
 }
 
 QueryParam findQueryParam(std::string_view query, std::string_view name) {

@@ -25,6 +25,19 @@ std::string decodeQueryComponent(std::string_view s);
 std::string decodePathComponent(std::string_view s);
 // Percent-encodes all but RFC 3986's unreserved characters.
 std::string encodeQueryComponent(std::string_view text);
+// Whether a path (without its query) holds a "." or ".." segment, which a server resolves
+// against the segments before it: a template's value must not climb out of where it goes.
+bool hasDotSegment(std::string_view path);
+// The path of an origin-form target or an absolute URL, without its query and fragment.
+std::string_view pathOfTarget(std::string_view target);
+
+// A request's path as routing and the upstream will both read it (RFC 3986 6.2.2): escapes of
+// unreserved characters decoded (`%2E` is a dot, `%7E` a tilde), then "." and ".." segments
+// removed (5.2.4). Other escapes stay as they are (`%2F` is not a `/`). Without it a route
+// on `/public/` would forward `/public/%2E%2E/admin`, which the upstream reads as `/admin`.
+// A `%` without two hex digits after it is refused (nginx answers such a path 400 too).
+enum class PathNormalization { Unchanged, Changed, ClimbsAboveRoot, InvalidEscape };
+PathNormalization normalizePath(std::string& path);
 
 // The value of query parameter `name` in `query` (percent-decoded), and where it sits.
 struct QueryParam {

@@ -13,6 +13,7 @@
 
 #include "core/base64.h"
 #include "core/request_id.h"
+#include "http/url.h"
 #include "http2/server_codec.h"
 #include "http2/stream_table.h"
 #include "proxy/message_writer.h"
@@ -291,6 +292,19 @@ bool Http2Stream::buildRequest() {
   const auto q = req_.target.find('?');
   req_.path.assign(req_.target, 0, q);
   if (q != std::string::npos) req_.query.assign(req_.target, q + 1);
+  // The path as HTTP/1.1's parser leaves it: no fragment, escapes of unreserved characters
+  // decoded, no dot segment (`/public/../admin` would reach `/admin` behind a route on /public).
+  if (req_.path.find('#') != std::string::npos) return false;
+  switch (http::normalizePath(req_.path)) {
+    case http::PathNormalization::Unchanged:
+      break;
+    case http::PathNormalization::Changed:
+      req_.target = q == std::string::npos ? req_.path : req_.path + "?" + req_.query;
+      break;
+    case http::PathNormalization::ClimbsAboveRoot:
+    case http::PathNormalization::InvalidEscape:
+      return false;
+  }
   if (!req_.host.empty()) {  // :authority
     http::toLower(req_.host);
     if (!req_.headers.has(http::HeaderId::Host)) req_.headers.add("host", req_.host);

@@ -112,6 +112,29 @@ def test_chaining_carries_fields_in_path_header_query_and_body(portico, services
     assert doc["order"]["orders"]["body"] == body
 
 
+def test_path_parameters_are_encoded_once_and_never_climb(portico, services):
+    # The client's `%20` reaches the service as `%20` (it was `%2520`: the raw capture encoded
+    # again), templates in bodies see the decoded value, and a value that is all dots is not
+    # sent as a segment that climbs to another endpoint of the service.
+    users = services("users")
+    p = portico(upstreams={"users": [users.address]}, routes=[flow_route([
+        {"name": "user", "upstream": "users", "method": "POST",
+         "path": "/v1/users/{request.path.id}/{request.query.view}",
+         "body": {"id": "{request.path.id}"}}],
+        path="/profile/{id}")])
+    status, _, data = request(p.port, "GET", "/profile/j%C3%B6rg%20k?view=card")
+    assert status == 200, data
+    got = users.requests[-1]
+    assert got["path"] == "/v1/users/j%C3%B6rg%20k/card"
+    assert json.loads(got["body"]) == {"id": "j\u00f6rg k"}
+    sent = len(users.requests)
+    for climbing in ["..", "%2E%2E", "%2e"]:
+        status, _, data = request(p.port, "GET", "/profile/x?view=" + climbing)
+        assert status == 502, (climbing, data)
+        assert "a value gave a . or .. segment" in json.loads(data)["error"], data
+    assert len(users.requests) == sent
+
+
 def test_pipe_forwards_the_body_through_two_services(portico, services):
     a, b = services("a"), services("b")
     p = portico(upstreams={"a": [a.address], "b": [b.address]}, routes=[flow_route([

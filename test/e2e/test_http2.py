@@ -43,6 +43,36 @@ def svc_routes(extra=None):
     return (extra or []) + routes
 
 
+def test_h2_paths_are_normalised_as_http1_paths_are(portico, upstreams):
+    # A route on /public/ must not reach the rest of the service: over HTTP/2 `/public/../admin`
+    # was forwarded as it was (the upstream resolved it to /admin), and over both protocols
+    # `/public/%2E%2E/admin`. Now both read as /admin (no route: 404); one climbing above the
+    # root is refused; escaped unreserved characters reach the upstream decoded.
+    u = upstreams()
+    p = portico(upstreams={"svc": [u.address]}, routes=[
+        {"name": "pub", "match": {"path_prefix": "/public/"}, "upstream": "svc"}])
+    def get(path, h2):
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", "--path-as-is", "-w", "\n%{http_code}",
+                            "--http2-prior-knowledge" if h2 else "--http1.1",
+                            f"http://127.0.0.1:{p.port}{path}"], capture_output=True, timeout=20)
+        body, _, code = r.stdout.rpartition(b"\n")
+        return int(code), body
+
+    for h2 in [True, False]:
+        sent = len(u.requests)
+        for path in ["/public/../admin", "/public/%2E%2E/admin", "/public/%2e/../admin"]:
+            code, body = get(path, h2)
+            assert code == 404, (h2, path, body)
+            assert json.loads(body)["error"] == "no route matched"
+        assert get("/public/../../admin", h2)[0] == 400, h2
+        # `%2` kept would make `%2E` of the `E` decoded after it: a dot to the upstream.
+        assert get("/public/%2%45%2%45/admin", h2)[0] == 400, h2
+        assert len(u.requests) == sent, h2
+        code, body = get("/public/%7Eann/./x?q=%2E%2E", h2)
+        assert code == 200, (h2, body)
+        assert json.loads(body)["target"] == "/public/~ann/x?q=%2E%2E"
+
+
 def test_h2c_prior_knowledge_get_and_post(portico, upstreams):
     u = upstreams()
     p = portico(upstreams={"svc": [u.address]}, routes=svc_routes())

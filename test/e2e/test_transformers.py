@@ -132,20 +132,29 @@ def test_request_ops_path_method_query_headers_body(portico, svc, http2):
     assert int(got["headers"]["content-length"]) == len(got["body"])
 
 
-def test_request_path_from_a_value_the_path_cannot_hold(portico, svc):
-    # A header's space, `?` or `#` in the path the template renders is the request's doing:
-    # 400, and nothing goes upstream (it was a 500 before).
+def test_request_path_values_are_encoded_and_never_climb(portico, svc):
+    # A value goes into the path percent-encoded, as one segment: a header's space, `?`, `#`
+    # or `/` stays inside it (raw, `a?admin=1` moved into the query and `../admin` climbed to
+    # another endpoint). A path parameter arrives as the client encoded it. A value that is all
+    # dots would still be a segment that climbs: 400, and nothing goes upstream.
     p = portico(upstreams={"s": [svc.address]}, routes=[
-        {"name": "t", "match": {"path": "/w"}, "upstream": "s", "plugins": [
+        {"name": "t", "match": {"path": "/w/{id}"}, "upstream": "s", "plugins": [
             {"name": "request-transformer", "config": {
-                "path": "/v2/{request.header.x-where}"}}]}])
-    for where in ["a b", "a?admin=1", "a#b"]:
-        status, _, body = request(p.port, "GET", "/w", {"X-Where": where})
+                "path": "/v2/{request.path.id}/{request.header.x-where}"}}]}])
+    for where, sent in [("a b", "a%20b"), ("a?admin=1", "a%3Fadmin%3D1"), ("a#b", "a%23b"),
+                        ("../../admin", "..%2F..%2Fadmin"), ("...", "...")]:
+        status, _, body = request(p.port, "GET", "/w/j%C3%B6rg%20k", {"X-Where": where})
+        assert status == 200, (where, body)
+        assert svc.requests[-1]["path"] == "/v2/j%C3%B6rg%20k/" + sent
+        assert svc.requests[-1]["query"] == {}
+    sent = len(svc.requests)
+    for where in ["..", "."]:
+        status, _, body = request(p.port, "GET", "/w/x", {"X-Where": where})
         assert status == 400, (where, body)
         assert "the path cannot hold" in json.loads(body)["error"]
-    assert not svc.requests
-    assert request(p.port, "GET", "/w", {"X-Where": "ok"})[0] == 200
-    assert svc.requests[-1]["path"] == "/v2/ok"
+    # An escaped dot in the client's path is a dot before routing: /w/%2E%2E is /, no route.
+    assert request(p.port, "GET", "/w/%2E%2E", {"X-Where": "x"})[0] == 404
+    assert len(svc.requests) == sent
 
 
 def test_strict_request_body_must_be_json(portico, svc):
@@ -183,8 +192,12 @@ routes:
     match: { path: /p2 }
     upstream: s
     plugins: [ { name: request-transformer, config: { path: "/v2/{request.path.id}?x=1" } } ]
+  - name: p3
+    match: { path: /p3 }
+    upstream: s
+    plugins: [ { name: request-transformer, config: { path: "/v2/../{request.path.id}" } } ]
 """)
     for expected in ['unknown op "explode"', "must be a JSON Pointer",
                      "only request.* and consumer.*", "must keep from's path"]:
         assert expected in out, out
-    assert out.count("must give a path: start with /") == 2, out
+    assert out.count("must give a path: start with /") == 3, out

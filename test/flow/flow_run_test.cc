@@ -233,6 +233,43 @@ TEST_F(FlowRunTest, PropagatedStatusMergeConflictAndBadHeaderValues) {
   EXPECT_EQ(*run_->headers.find("portico-completed"), "false");
 }
 
+// A path parameter is captured as the client wrote it; templates see what it spells (as they
+// see a query value), and a path or url gets it percent-encoded once. A value that is all dots
+// would be a segment that climbs (`/u/..` is `/`): that call is not made.
+TEST_F(FlowRunTest, PathParametersAreDecodedThenEncodedOnceAndNeverClimb) {
+  auto flow = compile(R"({"calls": [
+      {"name": "a", "upstream": "s", "path": "/u/{request.path.id}/x", "required": false,
+       "body": {"id": "{request.path.id}"}},
+      {"name": "b", "url": "http://h/u/{request.path.id}", "required": false}]})");
+  ASSERT_TRUE(flow) << errors_;
+  ctx_.path_params = {{"id", "j%C3%B6rg%20k%2Fl"}};
+  run(*flow);
+  ASSERT_EQ(calls_.started.size(), 2u);
+  EXPECT_EQ(calls_.started[0].request.target, "/u/j%C3%B6rg%20k%2Fl/x");  // not %25C3...
+  EXPECT_EQ(json::parse(calls_.started[0].request.body), json({{"id", "j\xC3\xB6rg k/l"}}));
+  EXPECT_EQ(calls_.started[1].request.url, "http://h/u/j%C3%B6rg%20k%2Fl");
+
+  for (const char* climbing : {"..", "%2E%2E", ".", "%2e"}) {
+    calls_.started.clear();
+    done_ = false;
+    ctx_.path_params = {{"id", climbing}};
+    run(*flow);
+    EXPECT_TRUE(calls_.started.empty()) << climbing;  // neither call is sent
+    EXPECT_TRUE(done_) << climbing;
+    EXPECT_EQ(*run_->headers.find("portico-completed"), "false") << climbing;
+  }
+  // A dot segment written in the config is refused when it loads.
+  EXPECT_FALSE(
+      compile(R"({"calls": [{"name": "a", "upstream": "s", "path": "/v1/../{request.path.id}"},
+                                     {"name": "b", "url": "http://h/./x"}]})"));
+  EXPECT_NE(errors_.find("routes[0].flow.calls[0].path: must not hold a . or .. segment"),
+            std::string::npos)
+      << errors_;
+  EXPECT_NE(errors_.find("routes[0].flow.calls[1].url: must not hold a . or .. segment"),
+            std::string::npos)
+      << errors_;
+}
+
 TEST_F(FlowRunTest, MalformedJsonAnswerFailsTheCall) {
   auto flow = compile(R"({"calls": [{"name": "a", "upstream": "s"}]})");
   run(*flow);

@@ -1,8 +1,10 @@
 // libFuzzer target: the HTTP/1.1 request head parser, the chunked decoder and the URL helpers
 // (percent-decoding, query parameters, absolute URLs) must never crash, leak or read out of
-// bounds, whatever the bytes; percent-encoding must decode back to the same bytes.
+// bounds, whatever the bytes; percent-encoding must decode back to the same bytes, and a
+// normalised path must stay normalised.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "http/codec/chunked_decoder.h"
@@ -35,6 +37,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     __builtin_trap();
   const QueryParam p = findQueryParam(input, "a");
   if (p.found && (p.begin > p.end || p.end > size)) __builtin_trap();
+  // A normalised path holds no dot segment and is its own normalisation: the upstream,
+  // decoding once more, finds no new dot in it.
+  std::string path = "/" + std::string(input);
+  const PathNormalization n = normalizePath(path);
+  if (n == PathNormalization::Unchanged || n == PathNormalization::Changed) {
+    if (hasDotSegment(path)) __builtin_trap();
+    std::string again = path;
+    if (normalizePath(again) != PathNormalization::Unchanged) __builtin_trap();
+    if (n == PathNormalization::Unchanged && path != "/" + std::string(input)) __builtin_trap();
+  }
   if (auto url = parseAbsoluteUrl(input)) {
     if (url->target.empty() || url->target.front() != '/' || url->host.empty()) __builtin_trap();
   }

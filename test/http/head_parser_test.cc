@@ -75,6 +75,13 @@ TEST(RequestHeadParser, AbsoluteFormAndDotSegments) {
   EXPECT_EQ(h.target, "/y?q");
   ASSERT_EQ(parse("GET /a/./b/../c/ HTTP/1.1\r\nHost: a\r\n\r\n", h).status, ParseStatus::Complete);
   EXPECT_EQ(h.path, "/a/c/");
+  // Escaped dots are dots: routing sees the path the upstream resolves, and so does the upstream.
+  ASSERT_EQ(parse("GET /public/%2E%2e/admin?x=%2E HTTP/1.1\r\nHost: a\r\n\r\n", h).status,
+            ParseStatus::Complete);
+  EXPECT_EQ(h.path, "/admin");
+  EXPECT_EQ(h.target, "/admin?x=%2E");  // the query is not the path's to normalise
+  EXPECT_EQ(errorOf("GET /a/%2E%2E/%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+  EXPECT_EQ(errorOf("GET /p/%2%45%2%45/admin HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
 }
 
 TEST(RequestHeadParser, RefusesMalformedInput) {

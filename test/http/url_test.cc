@@ -28,5 +28,51 @@ TEST(AbsoluteUrl, Refusals) {
     EXPECT_FALSE(parseAbsoluteUrl(bad)) << bad;
 }
 
+TEST(UrlPath, DotSegments) {
+  for (const char* dotted : {"/v1/users/..", "/v1/../x", "/.", "..", "/a/./b", "/a//.."})
+    EXPECT_TRUE(hasDotSegment(dotted)) << dotted;
+  for (const char* plain :
+       {"/", "", "/v1/users/...", "/a.b/c", "/.well-known", "/a/%2E%2E", "/a/..b"})
+    EXPECT_FALSE(hasDotSegment(plain)) << plain;
+}
+
+TEST(UrlPath, PathOfTargetAndUrl) {
+  EXPECT_EQ(pathOfTarget("/a/b?c=/..#x"), "/a/b");
+  EXPECT_EQ(pathOfTarget("/a#frag"), "/a");
+  EXPECT_EQ(pathOfTarget("https://h:8/x/..?q"), "/x/..");
+  EXPECT_EQ(pathOfTarget("http://h?q=/.."), "");
+  EXPECT_EQ(pathOfTarget("http://h"), "");
+}
+
+TEST(UrlPath, NormalizeDecodesUnreservedEscapesThenRemovesDotSegments) {
+  struct Case {
+    const char* in;
+    const char* out;
+    PathNormalization result;
+  };
+  for (const Case& c : {
+           Case{"/a/b", "/a/b", PathNormalization::Unchanged},
+           Case{"/a/%2F/%25/%20/%3f", "/a/%2F/%25/%20/%3f", PathNormalization::Unchanged},
+           Case{"/%7Euser/%41%62%2d%5F%2E", "/~user/Ab-_.", PathNormalization::Changed},
+           Case{"/p/%2E%2E/admin", "/admin", PathNormalization::Changed},
+           Case{"/p/%2e/x/", "/p/x/", PathNormalization::Changed},
+           Case{"/p/../x", "/x", PathNormalization::Changed},
+           Case{"/p/%2E%2E%2Fadmin", "/p/..%2Fadmin", PathNormalization::Changed},  // one segment
+           Case{"/%252E%252E/x", "/%252E%252E/x", PathNormalization::Unchanged},    // decoded once
+           Case{"/%2E%2E/x", "", PathNormalization::ClimbsAboveRoot},
+           // Kept, `%2` would make an escape of the `E` decoded after it: `/%2E%2E/admin`.
+           Case{"/p/%2%45%2%45/admin", "", PathNormalization::InvalidEscape},
+           Case{"/a%", "", PathNormalization::InvalidEscape},
+           Case{"/a%4", "", PathNormalization::InvalidEscape},
+           Case{"/a%G1", "", PathNormalization::InvalidEscape},
+       }) {
+    std::string path = c.in;
+    EXPECT_EQ(normalizePath(path), c.result) << c.in;
+    if (c.result == PathNormalization::Unchanged || c.result == PathNormalization::Changed) {
+      EXPECT_EQ(path, c.out) << c.in;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace portico::http

@@ -256,10 +256,11 @@ class RequestTransformer final : public api::Filter {
     // Templates see the request as it came: render everything before changing anything.
     std::optional<std::string> path;
     if (c_.path) {
-      // The template's own text was checked when the config loaded: what makes the path
-      // invalid here is a value the request gave (a header with a space, a `?`).
-      path = c_.path->renderText(scope, false);
-      if (!isValidPath(*path))
+      // Values are percent-encoded (a `/`, space or `?` in one stays in its segment); the
+      // template's own text was checked when the config loaded. What is left to refuse is a
+      // value that is all dots: `/v2/..` climbs out of where the template put it.
+      path = c_.path->renderText(scope, true);
+      if (http::hasDotSegment(*path))
         return replyError(ctx, 400,
                           "request-transformer: the request gave a value the path "
                           "cannot hold");
@@ -352,10 +353,11 @@ api::FilterType requestTransformerFilterType() {
                   if (const auto* text = std::get_if<std::string>(&part))
                     literal_ok &= isValidPath(&part == &t->parts().front() ? *text : "/" + *text);
                 }
+                literal_ok &= !http::hasDotSegment(t->withReferencesAs("x"));
                 if (!literal_ok)
                   b.diag.add(r.childPath("path"),
-                             "must give a path: start with /, no space, ? or # (the query has "
-                             "its own ops)");
+                             "must give a path: start with /, no space, ? or #, no . or .. "
+                             "segment (the query has its own ops)");
                 c.path = std::move(*t);
               }
             }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "http/url.h"
+
 namespace portico::http {
 namespace {
 
@@ -66,35 +68,6 @@ ParseResult fail(int status, const char* reason) {
 
 ParseResult incomplete() {
   return ParseResult{};
-}
-
-enum class DotSegments { None, Removed, ClimbAboveRoot };
-
-// Removes "." and ".." segments (RFC 3986 5.2.4) so that routing sees the path the upstream
-// will resolve.
-DotSegments removeDotSegments(std::string& path) {
-  if (path.find("/.") == std::string::npos) return DotSegments::None;
-  std::string out;
-  out.reserve(path.size());
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t next = path.find('/', i + 1);
-    std::string_view seg(path.data() + i, (next == std::string::npos ? path.size() : next) - i);
-    if (seg == "/.") {
-      if (next == std::string::npos) out += '/';
-    } else if (seg == "/..") {
-      if (out.empty()) return DotSegments::ClimbAboveRoot;
-      out.resize(out.rfind('/'));
-      if (next == std::string::npos) out += '/';
-    } else {
-      out += seg;
-    }
-    i = next == std::string::npos ? path.size() : next;
-  }
-  if (out.empty()) out = "/";
-  if (out == path) return DotSegments::None;  // "/.x": no dot segment after all
-  path = std::move(out);
-  return DotSegments::Removed;
 }
 
 struct LineReader {
@@ -283,14 +256,16 @@ ParseResult parseRequestHead(std::string_view data, const HeadLimits& limits, Re
   if (q != std::string::npos) out.query.assign(out.target, q + 1);
   if (out.path.find('#') != std::string::npos) return fail(400, "fragment in request target");
   if (out.path != "*") {
-    switch (removeDotSegments(out.path)) {
-      case DotSegments::None:
+    switch (normalizePath(out.path)) {
+      case PathNormalization::Unchanged:
         break;
-      case DotSegments::Removed:  // the target carries the normalised path
+      case PathNormalization::Changed:  // the target carries the normalised path
         out.target = q == std::string::npos ? out.path : out.path + "?" + out.query;
         break;
-      case DotSegments::ClimbAboveRoot:
+      case PathNormalization::ClimbsAboveRoot:
         return fail(400, "path climbs above root");
+      case PathNormalization::InvalidEscape:
+        return fail(400, "invalid percent-encoding in path");
     }
   }
 
