@@ -355,12 +355,25 @@ bool Http2Stream::buildRequest() {
 // (no frame of its own per stream).
 Task<bool> Http2Stream::answer() {
   loadLimits();
-  if (buildRequest()) return handleRequest();
+  // The request head's limits an HTTP/1.1 head is held to (its size is the codec's
+  // max_header_list_bytes): a stream over them is refused as such a request is.
+  const auto& lim = w_.snapshot->config.server.limits;
+  int status = 400;
+  std::string_view reason = "invalid request";
+  if (req_.target.size() > lim.max_uri_bytes) {
+    status = 414;
+    reason = "URI too long";
+  } else if (req_.headers.size() > lim.max_headers) {
+    status = 431;
+    reason = "too many headers";
+  } else if (buildRequest()) {
+    return handleRequest();
+  }
   beginRequest();
   generateRequestId(ctx_.request_id);
   w_.stats.bad_requests.add();
   createFilters(w_.snapshot->global_filters);
-  return replyError(400, "invalid request", true);
+  return replyError(status, reason, true);
 }
 
 void Http2Stream::afterAnswer() {

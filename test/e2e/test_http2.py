@@ -283,6 +283,26 @@ def test_header_list_over_the_limit_is_refused(portico, upstreams):
     c.close()
 
 
+def test_stream_over_the_uri_or_header_count_limit_is_refused_as_over_http1(portico, upstreams):
+    # server.limits.max_uri_bytes and max_headers held HTTP/1.1 heads only: an HTTP/2 stream
+    # with a 2,000-byte path or 30 fields went upstream.
+    u = upstreams()
+    p = portico(upstreams={"svc": [u.address]}, routes=svc_routes(),
+                server={"limits": {"max_uri_bytes": 1024, "max_headers": 20}})
+    c = H2Client(p.port)
+    long_path = c.request("/" + "a" * 2000)
+    many = c.request("/", headers=[(f"x-{i}", "v") for i in range(30)])
+    fine = c.request("/" + "a" * 1000, headers=[(f"x-{i}", "v") for i in range(15)])
+    for sid, status, error in [(long_path, 414, "URI too long"), (many, 431, "too many headers"),
+                               (fine, 200, None)]:
+        r = c.wait(sid, timeout=5)
+        assert r.status == status, (sid, r.status, r.body)
+        if error:
+            assert json.loads(r.body)["error"] == error
+    assert len(u.requests) == 1
+    c.close()
+
+
 def test_goaway_on_drain_lets_in_flight_streams_finish(portico, upstreams):
     # nghttp rather than python3-h2, which drops streams still open when GOAWAY arrives.
     u = upstreams()
