@@ -292,8 +292,11 @@ bool Http2Stream::buildRequest() {
   const auto q = req_.target.find('?');
   req_.path.assign(req_.target, 0, q);
   if (q != std::string::npos) req_.query.assign(req_.target, q + 1);
-  // The path as HTTP/1.1's parser leaves it: no fragment, escapes of unreserved characters
-  // decoded, no dot segment (`/public/../admin` would reach `/admin` behind a route on /public).
+  // The path as HTTP/1.1's parser leaves it: visible ASCII (nghttp2 refuses controls, space and
+  // DEL, not bytes from 0x80), no fragment, escapes of unreserved characters decoded, no dot
+  // segment (`/public/../admin` would reach `/admin` behind a route on /public).
+  for (const char c : req_.target)
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
   if (req_.path.find('#') != std::string::npos) return false;
   switch (http::normalizePath(req_.path)) {
     case http::PathNormalization::Unchanged:
@@ -307,7 +310,12 @@ bool Http2Stream::buildRequest() {
   }
   if (!req_.host.empty()) {  // :authority
     http::toLower(req_.host);
-    if (!req_.headers.has(http::HeaderId::Host)) req_.headers.add("host", req_.host);
+    // It wins over a Host field (nghttp2 allows one), as an absolute-form target's host does in
+    // HTTP/1.1: the upstream is told the host the request was routed by.
+    if (req_.headers.has(http::HeaderId::Host))
+      req_.headers.set("host", req_.host);
+    else
+      req_.headers.add("host", req_.host);
   } else if (const std::string* host = req_.headers.find(http::HeaderId::Host)) {
     req_.host = *host;
     http::toLower(req_.host);

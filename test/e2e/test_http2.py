@@ -17,7 +17,7 @@ import pytest
 
 from certs import Pki
 from conftest import base_config, free_port, validate, wait_for
-from h2client import H2Client
+from h2client import H2Client, Response
 
 
 def curl_h2(port, path, *args, scheme="http", host="127.0.0.1"):
@@ -280,6 +280,32 @@ def test_header_list_over_the_limit_is_refused(portico, upstreams):
     assert r.status is None or r.status == 431
     assert r.reset is not None or c.closed or r.status == 431
     assert u.requests == []
+    c.close()
+
+
+def test_stream_routed_by_its_authority_tells_the_upstream_that_host(portico, upstreams):
+    # A Host field beside :authority (nghttp2 lets one through) reached the upstream while the
+    # route was chosen by :authority: a request routed as gw.test arrived as evil.test. Raw
+    # bytes from 0x80 in :path (nghttp2 refuses controls, space and DEL only) went upstream.
+    u = upstreams()
+    p = portico(upstreams={"svc": [u.address]}, routes=svc_routes())
+    c = H2Client(p.port)
+    c.conn.config.validate_outbound_headers = False  # python3-h2 would refuse to send these
+    c.conn.config.normalize_outbound_headers = False
+    routed = c.request("/x", headers=[("host", "evil.test")], authority="GW.test")
+    r = c.wait(routed)
+    assert r.status == 200, r.body
+    assert u.requests[-1].header("host") == "gw.test"
+    assert u.requests[-1].header("x-forwarded-host") == "gw.test"
+    sent = len(u.requests)
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, [(b":method", b"GET"), (b":path", b"/x\x80y"), (b":scheme", b"http"),
+                              (b":authority", b"gw.test")], end_stream=True)
+    c.responses[sid] = Response()
+    c.flush()
+    r = c.wait(sid)
+    assert r.status == 400, r.body
+    assert len(u.requests) == sent
     c.close()
 
 
