@@ -185,20 +185,45 @@ DotSegments removeDotSegments(std::string& path) {
   return DotSegments::Removed;
 }
 
+// The length of the separator at `i` for a server that also splits on `\`, `%2F` and `%5C`.
+std::size_t separatorAt(std::string_view path, std::size_t i) {
+  if (path[i] == '/' || path[i] == '\\') return 1;
+  if (path[i] != '%' || i + 2 >= path.size()) return 0;
+  const char a = path[i + 1];
+  const char b = static_cast<char>(path[i + 2] | 0x20);
+  return (a == '2' && b == 'f') || (a == '5' && b == 'c') ? 3 : 0;
+}
+
+// Whether a "." or ".." segment shows once `\`, `%2F` and `%5C` are read as `/`.
+bool hasDotSegmentAcrossEscapedSlashes(std::string_view path) {
+  std::size_t start = 0;
+  for (std::size_t i = 0;;) {
+    const std::size_t separator = i < path.size() ? separatorAt(path, i) : 1;
+    if (separator == 0) {
+      ++i;
+      continue;
+    }
+    const std::string_view segment = path.substr(start, i - start);
+    if (segment == "." || segment == "..") return true;
+    if (i >= path.size()) return false;
+    i += separator;
+    start = i;
+  }
+}
+
 }  // namespace
 
 PathNormalization normalizePath(std::string& path) {
   const Escapes escapes = decodeUnreservedEscapes(path);
   if (escapes == Escapes::Invalid) return PathNormalization::InvalidEscape;
-  switch (removeDotSegments(path)) {
-    case DotSegments::ClimbAboveRoot:
-      return PathNormalization::ClimbsAboveRoot;
-    case DotSegments::Removed:
-      return PathNormalization::Changed;
-    case DotSegments::None:
-      break;
-  }
-  return escapes == Escapes::Decoded ? PathNormalization::Changed : PathNormalization::Unchanged;
+  const DotSegments dots = removeDotSegments(path);
+  if (dots == DotSegments::ClimbAboveRoot) return PathNormalization::ClimbsAboveRoot;
+  // `/public/..%2Fadmin` has no dot segment for Portico, and `%2F` stays escaped; but a
+  // server that decodes it (or reads `\` as `/`) before resolving the path serves `/admin`.
+  if (path.find_first_of("%\\") != std::string::npos && hasDotSegmentAcrossEscapedSlashes(path))
+    return PathNormalization::EscapedDotSegment;
+  return dots == DotSegments::Removed || escapes == Escapes::Decoded ? PathNormalization::Changed
+                                                                     : PathNormalization::Unchanged;
 }
 
 std::string_view pathOfTarget(std::string_view target) {

@@ -35,8 +35,16 @@ std::string_view pathOfTarget(std::string_view target);
 // unreserved characters decoded (`%2E` is a dot, `%7E` a tilde), then "." and ".." segments
 // removed (5.2.4). Other escapes stay as they are (`%2F` is not a `/`). Without it a route
 // on `/public/` would forward `/public/%2E%2E/admin`, which the upstream reads as `/admin`.
-// A `%` without two hex digits after it is refused (nginx answers such a path 400 too).
-enum class PathNormalization { Unchanged, Changed, ClimbsAboveRoot, InvalidEscape };
+// A `%` without two hex digits after it is refused (nginx answers such a path 400 too), and so
+// is a dot segment that shows when `%2F`, `%5C` or `\` are read as `/` (`/public/..%2Fadmin`):
+// servers that decode those before resolving the path would climb.
+enum class PathNormalization {
+  Unchanged,
+  Changed,
+  ClimbsAboveRoot,
+  InvalidEscape,
+  EscapedDotSegment
+};
 PathNormalization normalizePath(std::string& path);
 
 // The value of query parameter `name` in `query` (percent-decoded), and where it sits.

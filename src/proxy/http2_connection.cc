@@ -306,6 +306,7 @@ bool Http2Stream::buildRequest() {
       break;
     case http::PathNormalization::ClimbsAboveRoot:
     case http::PathNormalization::InvalidEscape:
+    case http::PathNormalization::EscapedDotSegment:
       return false;
   }
   if (!req_.host.empty()) {  // :authority

@@ -67,6 +67,9 @@ def test_h2_paths_are_normalised_as_http1_paths_are(portico, upstreams):
         assert get("/public/../../admin", h2)[0] == 400, h2
         # `%2` kept would make `%2E` of the `E` decoded after it: a dot to the upstream.
         assert get("/public/%2%45%2%45/admin", h2)[0] == 400, h2
+        # Upstreams that decode `%2F` (or split on `\`) before resolving would climb.
+        for path in ["/public/..%2Fadmin", "/public/x%5C..%5Cadmin", "/public/..\\admin"]:
+            assert get(path, h2)[0] == 400, (h2, path)
         assert len(u.requests) == sent, h2
         code, body = get("/public/%7Eann/./x?q=%2E%2E", h2)
         assert code == 200, (h2, body)

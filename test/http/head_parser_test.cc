@@ -82,6 +82,7 @@ TEST(RequestHeadParser, AbsoluteFormAndDotSegments) {
   EXPECT_EQ(h.target, "/admin?x=%2E");  // the query is not the path's to normalise
   EXPECT_EQ(errorOf("GET /a/%2E%2E/%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
   EXPECT_EQ(errorOf("GET /p/%2%45%2%45/admin HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+  EXPECT_EQ(errorOf("GET /p/..%2Fadmin HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
 }
 
 TEST(RequestHeadParser, RefusesMalformedInput) {

@@ -57,14 +57,22 @@ TEST(UrlPath, NormalizeDecodesUnreservedEscapesThenRemovesDotSegments) {
            Case{"/p/%2E%2E/admin", "/admin", PathNormalization::Changed},
            Case{"/p/%2e/x/", "/p/x/", PathNormalization::Changed},
            Case{"/p/../x", "/x", PathNormalization::Changed},
-           Case{"/p/%2E%2E%2Fadmin", "/p/..%2Fadmin", PathNormalization::Changed},  // one segment
-           Case{"/%252E%252E/x", "/%252E%252E/x", PathNormalization::Unchanged},    // decoded once
+           Case{"/%252E%252E/x", "/%252E%252E/x", PathNormalization::Unchanged},  // decoded once
            Case{"/%2E%2E/x", "", PathNormalization::ClimbsAboveRoot},
            // Kept, `%2` would make an escape of the `E` decoded after it: `/%2E%2E/admin`.
            Case{"/p/%2%45%2%45/admin", "", PathNormalization::InvalidEscape},
            Case{"/a%", "", PathNormalization::InvalidEscape},
            Case{"/a%4", "", PathNormalization::InvalidEscape},
            Case{"/a%G1", "", PathNormalization::InvalidEscape},
+           // Read by a server that decodes `%2F` (or splits on `\`), these climb.
+           Case{"/public/..%2Fadmin", "", PathNormalization::EscapedDotSegment},
+           Case{"/public/%2e%2E%2fadmin", "", PathNormalization::EscapedDotSegment},
+           Case{"/public/x%5C..%5Cadmin", "", PathNormalization::EscapedDotSegment},
+           Case{"/public/..\\admin", "", PathNormalization::EscapedDotSegment},
+           Case{"/public/.%2F", "", PathNormalization::EscapedDotSegment},
+           Case{"/files/%2F.config/..x%2F...", "/files/%2F.config/..x%2F...",
+                PathNormalization::Unchanged},
+           Case{"/a\\b", "/a\\b", PathNormalization::Unchanged},
        }) {
     std::string path = c.in;
     EXPECT_EQ(normalizePath(path), c.result) << c.in;

@@ -266,6 +266,8 @@ ParseResult parseRequestHead(std::string_view data, const HeadLimits& limits, Re
         return fail(400, "path climbs above root");
       case PathNormalization::InvalidEscape:
         return fail(400, "invalid percent-encoding in path");
+      case PathNormalization::EscapedDotSegment:
+        return fail(400, "dot segment behind an escaped slash in path");
     }
   }
 
