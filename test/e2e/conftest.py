@@ -66,15 +66,24 @@ def pytest_runtest_teardown(item):
 _RNG = random.Random(os.getpid())
 
 
+_ISSUED_PORTS = set()
+
+
 def _bound_socket():
-    """A socket bound to a random port below the kernel's ephemeral range."""
+    """A socket bound to a random port below the kernel's ephemeral range, never one this run
+    handed out before: two free_port() calls before either server binds (two nodes, a listener
+    and its admin port) could otherwise get the same port."""
     for _ in range(200):
+        port = _RNG.randrange(20000, 32000)
+        if port in _ISSUED_PORTS:
+            continue
         s = socket.socket()
         try:
-            s.bind(("127.0.0.1", _RNG.randrange(20000, 32000)))
+            s.bind(("127.0.0.1", port))
         except OSError:
             s.close()
             continue
+        _ISSUED_PORTS.add(port)
         return s
     raise RuntimeError("no free port")
 
