@@ -4,7 +4,6 @@
 #include <unordered_map>
 
 #include "config/reader.h"
-#include "http/url.h"
 
 namespace portico::flow {
 namespace {
@@ -75,9 +74,6 @@ std::optional<JsonTemplate> readJsonTemplate(ObjectReader& r, std::string_view k
 
 // A `.` or `..` segment written in a call's path or url: every call would be refused for it.
 constexpr const char* kDotSegmentError = "must not hold a . or .. segment";
-bool hasLiteralDotSegment(const StringTemplate& t) {
-  return http::hasDotSegment(http::pathOfTarget(t.withReferencesAs("x")));
-}
 
 void forEachTemplateRef(const StringTemplate& t, const std::function<void(const Reference&)>& f) {
   for (const auto& p : t.parts())
@@ -101,7 +97,7 @@ FlowCall readCall(const json& node, const std::string& path, const FlowNames& na
   r.string("name", c.name, true);
   r.string("upstream", c.upstream);
   c.url = readTemplate(r, "url", diag);
-  if (c.url && hasLiteralDotSegment(*c.url)) diag.add(r.childPath("url"), kDotSegmentError);
+  if (c.url && c.url->writesDotSegment()) diag.add(r.childPath("url"), kDotSegmentError);
   r.string("route", c.route);
   const int targets = !c.upstream.empty() + c.url.has_value() + !c.route.empty();
   if (targets != 1 && r.valid()) diag.add(path, "give one of upstream, url, route");
@@ -114,7 +110,7 @@ FlowCall readCall(const json& node, const std::string& path, const FlowNames& na
                  [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
   if (auto p = readTemplate(r, "path", diag)) {
     c.path = std::move(*p);
-    if (hasLiteralDotSegment(c.path)) diag.add(r.childPath("path"), kDotSegmentError);
+    if (c.path.writesDotSegment()) diag.add(r.childPath("path"), kDotSegmentError);
     if (c.url) diag.add(r.childPath("path"), "a url call takes its path from the url");
   } else {
     c.path = StringTemplate::literal("/");

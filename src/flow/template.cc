@@ -226,13 +226,13 @@ std::string StringTemplate::renderText(const Scope& scope, bool url_encode) cons
   return out;
 }
 
-std::string StringTemplate::withReferencesAs(std::string_view stand_in) const {
-  std::string out;
+bool StringTemplate::writesDotSegment() const {
+  std::string text;  // a reference stands for a value that is not all dots
   for (const auto& p : parts_) {
     const auto* s = std::get_if<std::string>(&p);
-    out += s ? std::string_view(*s) : stand_in;
+    text += s ? std::string_view(*s) : "x";
   }
-  return out;
+  return http::hasDotSegment(http::pathOfTarget(text));
 }
 
 Result<JsonTemplate> JsonTemplate::parse(const json& value) {

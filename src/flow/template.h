@@ -71,8 +71,9 @@ class StringTemplate {
   // As text; with `url_encode`, the referenced values are percent-encoded (literal parts are
   // kept as written).
   std::string renderText(const Scope& scope, bool url_encode = false) const;
-  // The literal parts with every reference written as `stand_in`: what config checks read.
-  std::string withReferencesAs(std::string_view stand_in) const;
+  // Whether the template's own text, as a path or URL, holds a "." or ".." segment (checked
+  // when the config loads; what references give is checked when they are rendered).
+  bool writesDotSegment() const;
 
   const std::vector<Part>& parts() const { return parts_; }
   bool empty() const { return parts_.empty(); }

@@ -115,14 +115,35 @@ std::string decodePathComponent(std::string_view s) {
   return percentDecode(s, false);
 }
 
-bool hasDotSegment(std::string_view path) {
-  for (;;) {
-    const std::size_t slash = path.find('/');
-    const std::string_view segment = path.substr(0, slash);
+namespace {
+
+// Whether a "." or ".." segment shows when `separatorAt(path, i)` (the length of a separator
+// at `i`, 0 for none) splits the path.
+template <class Separator>
+bool splitsIntoDotSegment(std::string_view path, Separator separatorAt) {
+  std::size_t start = 0;
+  for (std::size_t i = 0;;) {
+    const std::size_t separator = i < path.size() ? separatorAt(path, i) : 1;
+    if (separator == 0) {
+      ++i;
+      continue;
+    }
+    const std::string_view segment = path.substr(start, i - start);
     if (segment == "." || segment == "..") return true;
-    if (slash == std::string_view::npos) return false;
-    path.remove_prefix(slash + 1);
+    if (i >= path.size()) return false;
+    i += separator;
+    start = i;
   }
+}
+
+std::size_t slashAt(std::string_view path, std::size_t i) {
+  return path[i] == '/' ? 1 : 0;
+}
+
+}  // namespace
+
+bool hasDotSegment(std::string_view path) {
+  return splitsIntoDotSegment(path, slashAt);
 }
 
 namespace {
@@ -130,10 +151,10 @@ namespace {
 // Decodes the %XX escapes of unreserved characters in place. A `%` not followed by two hex
 // digits is refused: kept, it could make a new escape of what is decoded after it (`%2%45`
 // would become `%2E`, a dot to the upstream, which decodes once more).
-enum class Escapes { None, Decoded, Invalid };
+enum class Escapes { Absent, Kept, Decoded, Invalid };
 Escapes decodeUnreservedEscapes(std::string& path) {
   std::size_t i = path.find('%');
-  if (i == std::string::npos) return Escapes::None;
+  if (i == std::string::npos) return Escapes::Absent;
   std::size_t out = i;
   bool decoded = false;
   for (; i < path.size(); ++i) {
@@ -155,7 +176,7 @@ Escapes decodeUnreservedEscapes(std::string& path) {
     i += 2;
   }
   path.resize(out);
-  return decoded ? Escapes::Decoded : Escapes::None;
+  return decoded ? Escapes::Decoded : Escapes::Kept;
 }
 
 enum class DotSegments { None, Removed, ClimbAboveRoot };
@@ -194,23 +215,6 @@ std::size_t separatorAt(std::string_view path, std::size_t i) {
   return (a == '2' && b == 'f') || (a == '5' && b == 'c') ? 3 : 0;
 }
 
-// Whether a "." or ".." segment shows once `\`, `%2F` and `%5C` are read as `/`.
-bool hasDotSegmentAcrossEscapedSlashes(std::string_view path) {
-  std::size_t start = 0;
-  for (std::size_t i = 0;;) {
-    const std::size_t separator = i < path.size() ? separatorAt(path, i) : 1;
-    if (separator == 0) {
-      ++i;
-      continue;
-    }
-    const std::string_view segment = path.substr(start, i - start);
-    if (segment == "." || segment == "..") return true;
-    if (i >= path.size()) return false;
-    i += separator;
-    start = i;
-  }
-}
-
 }  // namespace
 
 PathNormalization normalizePath(std::string& path) {
@@ -220,7 +224,8 @@ PathNormalization normalizePath(std::string& path) {
   if (dots == DotSegments::ClimbAboveRoot) return PathNormalization::ClimbsAboveRoot;
   // `/public/..%2Fadmin` has no dot segment for Portico, and `%2F` stays escaped; but a
   // server that decodes it (or reads `\` as `/`) before resolving the path serves `/admin`.
-  if (path.find_first_of("%\\") != std::string::npos && hasDotSegmentAcrossEscapedSlashes(path))
+  if ((escapes != Escapes::Absent || path.find('\\') != std::string::npos) &&
+      splitsIntoDotSegment(path, separatorAt))
     return PathNormalization::EscapedDotSegment;
   return dots == DotSegments::Removed || escapes == Escapes::Decoded ? PathNormalization::Changed
                                                                      : PathNormalization::Unchanged;

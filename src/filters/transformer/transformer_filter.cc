@@ -353,7 +353,7 @@ api::FilterType requestTransformerFilterType() {
                   if (const auto* text = std::get_if<std::string>(&part))
                     literal_ok &= isValidPath(&part == &t->parts().front() ? *text : "/" + *text);
                 }
-                literal_ok &= !http::hasDotSegment(t->withReferencesAs("x"));
+                literal_ok &= !t->writesDotSegment();
                 if (!literal_ok)
                   b.diag.add(r.childPath("path"),
                              "must give a path: start with /, no space, ? or #, no . or .. "
