@@ -127,6 +127,18 @@ class HeaderList {
     }
     ++size_;
   }
+  // Adds a field of class `id`, or, when one of that class is already there, appends `value`
+  // to that field's value after `separator` (HTTP/2's cookie crumbs, RFC 9113 §8.2.3).
+  void addOrJoin(std::string_view name, std::string_view value, HeaderId id,
+                 std::string_view separator) {
+    for (auto& h : *this) {
+      if (h.id == id) {
+        h.value.append(separator).append(value);
+        return;
+      }
+    }
+    add(name, value, id);
+  }
   // Adds a field with its name lower-cased (HTTP/2 field names), of class `id`.
   void addLowerCase(std::string_view name, std::string_view value, HeaderId id) {
     add(name, value, id);

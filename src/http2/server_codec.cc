@@ -74,8 +74,13 @@ struct Callbacks {
       s.request.path.assign(v);
     } else if (n == ":protocol") {
       s.request.protocol.assign(v);
+    } else if (const http::HeaderId id = http::classifyHeader(n); id == http::HeaderId::Cookie) {
+      // A client may split Cookie into one field per pair so that HPACK indexes each; the
+      // request goes on as HTTP/1.1, where a second Cookie field is not allowed (RFC 6265
+      // §5.4) and servers read only the first, so the crumbs are joined (RFC 9113 §8.2.3).
+      s.request.headers.addOrJoin(n, v, id, "; ");
     } else {
-      s.request.headers.add(n, v);
+      s.request.headers.add(n, v, id);
     }
     return 0;
   }

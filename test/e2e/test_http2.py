@@ -312,6 +312,21 @@ def test_stream_routed_by_its_authority_tells_the_upstream_that_host(portico, up
     c.close()
 
 
+def test_cookie_crumbs_reach_an_http1_upstream_as_one_cookie_field(portico, upstreams):
+    # Browsers send one cookie field per pair over HTTP/2 (HPACK indexes each); forwarded as
+    # they came, the HTTP/1.1 upstream got two Cookie fields and read the first (RFC 9113
+    # §8.2.3 asks for them to be joined with "; ").
+    u = upstreams()
+    p = portico(upstreams={"svc": [u.address]}, routes=svc_routes())
+    c = H2Client(p.port)
+    sid = c.request("/x", headers=[("cookie", "session=abc"), ("accept", "*/*"),
+                                   ("cookie", "theme=dark"), ("cookie", "lang=en")])
+    r = c.wait(sid)
+    assert r.status == 200, r.body
+    assert u.requests[-1].all("cookie") == ["session=abc; theme=dark; lang=en"]
+    c.close()
+
+
 def test_stream_over_the_uri_or_header_count_limit_is_refused_as_over_http1(portico, upstreams):
     # server.limits.max_uri_bytes and max_headers held HTTP/1.1 heads only: an HTTP/2 stream
     # with a 2,000-byte path or 30 fields went upstream.

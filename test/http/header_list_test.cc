@@ -56,6 +56,18 @@ TEST(HeaderList, AddLowerCaseKeepsTheClass) {
   EXPECT_EQ((h.begin() + 1)->id, HeaderId::Other);
 }
 
+TEST(HeaderList, AddOrJoinJoinsIntoTheFirstFieldOfThatClass) {
+  HeaderList h;
+  h.addOrJoin("cookie", "a=1", HeaderId::Cookie, "; ");
+  h.add("accept", "*/*");
+  h.addOrJoin("cookie", "b=2", HeaderId::Cookie, "; ");
+  h.addOrJoin("cookie", "c=3", HeaderId::Cookie, "; ");
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.count(HeaderId::Cookie), 1u);
+  EXPECT_EQ(*h.find(HeaderId::Cookie), "a=1; b=2; c=3");
+  EXPECT_EQ((h.begin() + 1)->name, "accept");
+}
+
 TEST(HeaderList, ClearKeepsObjectsAndRemoveKeepsOrder) {
   HeaderList h;
   h.add("A", "1");

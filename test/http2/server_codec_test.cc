@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace portico::http2 {
@@ -67,10 +68,12 @@ class Client {
   }
   ~Client() { nghttp2_session_del(session); }
 
-  std::int32_t get(const std::string& path, const char* body = nullptr) {
+  std::int32_t get(const std::string& path, const char* body = nullptr,
+                   const std::vector<std::pair<std::string, std::string>>& fields = {}) {
     std::vector<nghttp2_nv> nva = {nv(":method", body ? "POST" : "GET"), nv(":scheme", "http"),
                                    nv(":authority", "example.test"), nv(":path", path),
                                    nv("user-agent", "test")};
+    for (const auto& [name, value] : fields) nva.push_back(nv(name, value));
     nghttp2_data_provider prd{};
     if (body) {
       pending_body = body;
@@ -169,6 +172,20 @@ TEST_F(ServerCodecTest, RequestsAndResponsesOnConcurrentStreams) {
   EXPECT_EQ(client.bodies[b], "part1-part2");
   EXPECT_EQ(client.headers[b]["grpc-status"], "0");
   EXPECT_EQ(client.closed.count(a) + client.closed.count(b), 2u);
+}
+
+TEST_F(ServerCodecTest, CookieCrumbsAreJoinedIntoOneField) {
+  const auto id = client.get("/", nullptr,
+                             {{"cookie", "a=1"},
+                              {"accept", "*/*"},
+                              {"cookie", "b=2"},
+                              {"set-cookie", "x=1"},
+                              {"set-cookie", "y=2"}});
+  ASSERT_TRUE(pump());
+  const auto& fields = recorder.requests[id].headers;
+  EXPECT_EQ(fields.count("cookie"), 1u);
+  EXPECT_EQ(*fields.find("cookie"), "a=1; b=2");
+  EXPECT_EQ(fields.count("set-cookie"), 2u);  // only Cookie is joined
 }
 
 TEST_F(ServerCodecTest, OversizedHeaderListResetsOnlyThatStream) {
