@@ -12,6 +12,7 @@
 #include "config/parse_helpers.h"
 #include "config/reader.h"
 #include "core/sha256.h"
+#include "http/token.h"
 
 namespace portico::config {
 namespace {
@@ -28,16 +29,6 @@ std::optional<std::int64_t> parseUtcTime(const std::string& text) {
     }
   if (std::string_view(end) != "Z" && std::string_view(end) != "+00:00") return std::nullopt;
   return static_cast<std::int64_t>(timegm(&tm));
-}
-
-bool isToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
-          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos))
-      return false;
-  }
-  return true;
 }
 
 void parseLimits(const json& j, const std::string& path, Diagnostics& d, Limits& l) {
@@ -202,7 +193,8 @@ void parseMatch(const json& j, const std::string& path, Diagnostics& d, RouteMat
   for (size_t i = 0; i < m.methods.size(); ++i) {
     auto& method = m.methods[i];
     std::transform(method.begin(), method.end(), method.begin(), ::toupper);
-    if (!isToken(method)) d.add(indexPath(joinPath(path, "methods"), i), "not a valid method");
+    if (!http::isMethod(method))
+      d.add(indexPath(joinPath(path, "methods"), i), "not a valid method");
   }
   for (size_t i = 0; i < m.hosts.size(); ++i) {
     auto& h = m.hosts[i];

@@ -13,6 +13,7 @@
 
 #include "core/base64.h"
 #include "core/request_id.h"
+#include "http/token.h"
 #include "http/url.h"
 #include "http2/server_codec.h"
 #include "http2/stream_table.h"
@@ -272,6 +273,7 @@ bool Http2Stream::buildRequest() {
   req_.version_minor = 1;
   req_.keep_alive = true;
   if (req_.target.empty() || req_.target.front() != '/') return false;
+  if (!http::isMethod(req_.method)) return false;  // as over HTTP/1.1: no `delete`
   extended_connect_ = false;
   if (req_.method == "CONNECT") {
     // Extended CONNECT (RFC 8441): a WebSocket on this stream. Upstream it is an HTTP/1.1

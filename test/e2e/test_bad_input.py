@@ -55,6 +55,7 @@ BAD = {
     "escaped dots climb above root": (b"GET /%2E%2E/etc/passwd HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     "dot segment behind escaped slash": (b"GET /a/..%2Fb HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     "malformed escape": (b"GET /a%2%45 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    "lower-case method": (b"delete /x HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     "unsupported expectation": (b"GET / HTTP/1.1\r\nHost: t\r\nExpect: magic\r\n\r\n", 417),
     "CONNECT": (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
 }

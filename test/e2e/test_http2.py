@@ -327,6 +327,25 @@ def test_cookie_crumbs_reach_an_http1_upstream_as_one_cookie_field(portico, upst
     c.close()
 
 
+def test_stream_with_a_lower_case_method_is_refused_as_over_http1(portico, upstreams):
+    # `delete` missed a route listing DELETE and reached the catch-all route's upstream, which
+    # may upper-case it (Django, Werkzeug) and delete: both protocols refuse it with 400.
+    u = upstreams()
+    p = portico(upstreams={"svc": [u.address]},
+                routes=[{"name": "guarded", "match": {"path_prefix": "/", "methods": ["DELETE"]},
+                         "plugins": [{"name": "static-response", "config": {"status": 403}}]},
+                        {"name": "open", "match": {"path_prefix": "/"}, "upstream": "svc"}])
+    c = H2Client(p.port)
+    sid = c.request("/x", method="delete")
+    r = c.wait(sid)
+    assert r.status == 400, r.body
+    assert json.loads(r.body)["request_id"]
+    assert not u.requests
+    sid = c.request("/x", method="DELETE")
+    assert c.wait(sid).status == 403
+    c.close()
+
+
 def test_stream_over_the_uri_or_header_count_limit_is_refused_as_over_http1(portico, upstreams):
     # server.limits.max_uri_bytes and max_headers held HTTP/1.1 heads only: an HTTP/2 stream
     # with a 2,000-byte path or 30 fields went upstream.

@@ -1,7 +1,7 @@
 // libFuzzer target: the HTTP/1.1 request head parser, the chunked decoder and the URL helpers
 // (percent-decoding, query parameters, absolute URLs) must never crash, leak or read out of
 // bounds, whatever the bytes; percent-encoding must decode back to the same bytes, and a
-// normalised path must stay normalised.
+// normalised path must stay normalised; a parsed method is upper-case.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -9,6 +9,7 @@
 
 #include "http/codec/chunked_decoder.h"
 #include "http/codec/head_parser.h"
+#include "http/token.h"
 #include "http/url.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -21,6 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto r = portico::http::parseRequestHead(input, limits, head);
   if (r.status == portico::http::ParseStatus::Complete) {
     if (r.consumed > size) __builtin_trap();
+    if (!portico::http::isMethod(head.method)) __builtin_trap();  // no `delete` gets through
     if (head.framing == portico::http::BodyFraming::Chunked) {
       portico::http::ChunkedDecoder decoder;
       auto step = decoder.feed(input.substr(r.consumed), [](std::string_view) {});

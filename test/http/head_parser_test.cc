@@ -139,6 +139,31 @@ TEST(RequestHeadParser, FieldNameCharactersAtEveryPosition) {
   }
 }
 
+// Methods: token characters but lower-case letters (`delete` would miss a route listing
+// DELETE and reach an upstream that upper-cases methods as DELETE).
+TEST(RequestHeadParser, MethodCharactersAtEveryPosition) {
+  const std::string_view specials = "!#$%&'*+-.^_`|~";
+  for (std::size_t len = 1; len <= 10; ++len) {
+    for (std::size_t pos = 0; pos < len; ++pos) {
+      for (int v = 0; v < 256; ++v) {
+        if (v == ' ' || v == '\r' || v == '\n') continue;  // the request line's structure
+        std::string method(len, 'M');
+        method[pos] = static_cast<char>(v);
+        const auto c = static_cast<char>(v);
+        const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+                        specials.find(c) != std::string_view::npos;
+        ASSERT_EQ(errorOf(method + " / HTTP/1.1\r\nHost: a\r\n\r\n"), ok ? 0 : 400)
+            << len << " " << pos << " " << v;
+      }
+    }
+  }
+  RequestHead h;
+  EXPECT_EQ(std::string_view(parse("delete /x HTTP/1.1\r\nHost: a\r\n\r\n", h).error),
+            "lower-case letters in method");
+  ASSERT_EQ(parse("PROPFIND /x HTTP/1.1\r\nHost: a\r\n\r\n", h).status, ParseStatus::Complete);
+  EXPECT_EQ(h.method, "PROPFIND");
+}
+
 TEST(RequestHeadParser, RefusesAmbiguousFraming) {
   EXPECT_EQ(errorOf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: "
                     "chunked\r\n\r\n"),

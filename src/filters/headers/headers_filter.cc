@@ -2,19 +2,10 @@
 
 #include "config/reader.h"
 #include "filters/config_factory.h"
+#include "http/token.h"
 
 namespace portico::filters {
 namespace {
-
-bool validHeaderName(std::string_view name) {
-  if (name.empty()) return false;
-  for (char c : name) {
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) ||
-              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
 
 bool validHeaderValue(std::string_view value) {
   for (char c : value) {
@@ -35,7 +26,7 @@ void readPairs(config::ObjectReader& r, std::string_view key,
   for (auto it = j->begin(); it != j->end(); ++it) {
     std::string value;
     auto p = config::joinPath(path, it.key());
-    if (!validHeaderName(it.key())) r.diagnostics().add(p, "invalid header name");
+    if (!http::isToken(it.key())) r.diagnostics().add(p, "invalid header name");
     if (config::readString(it.value(), p, r.diagnostics(), value)) {
       if (!validHeaderValue(value)) r.diagnostics().add(p, "header value has CR, LF or NUL");
       out.emplace_back(it.key(), std::move(value));
@@ -52,7 +43,7 @@ void readEdits(config::ObjectReader& parent, std::string_view key, HeaderEdits& 
   readPairs(r, "add", edits.add);
   r.finish();
   for (size_t i = 0; i < edits.remove.size(); ++i) {
-    if (!validHeaderName(edits.remove[i]))
+    if (!http::isToken(edits.remove[i]))
       r.diagnostics().add(config::indexPath(r.childPath("remove"), i), "invalid header name");
   }
 }

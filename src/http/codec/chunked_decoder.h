@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "http/header_list.h"
+#include "http/token.h"
 
 namespace portico::http {
 
@@ -57,11 +58,6 @@ class ChunkedDecoder {
     Done,
     Error
   };
-
-  static bool isTokenChar(char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  }
 
   void keepTrailerLine() {
     std::string_view line = trailer_line_;

@@ -5,24 +5,12 @@
 #include <cstdint>
 #include <cstring>
 
+#include "http/token.h"
 #include "http/url.h"
 
 namespace portico::http {
 namespace {
 
-constexpr std::array<bool, 256> makeTcharTable() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr auto kTchar = makeTcharTable();
-
-inline bool isTchar(char c) {
-  return kTchar[static_cast<unsigned char>(c)];
-}
 // field-value characters: VCHAR, SP, HTAB and obs-text; no other control characters.
 inline bool isFieldChar(char c) {
   auto u = static_cast<unsigned char>(c);
@@ -115,7 +103,7 @@ ParseResult parseFields(LineReader& reader, const HeadLimits& limits, HeaderList
     }
     if (line[0] == ' ' || line[0] == '\t') return fail(400, "obsolete line folding");
     size_t colon = 0;
-    while (colon < line.size() && isTchar(line[colon])) ++colon;
+    while (colon < line.size() && isTokenChar(line[colon])) ++colon;
     if (colon == 0 || colon == line.size() || line[colon] != ':')
       return fail(400, "invalid header name");
     std::string_view value = line.substr(colon + 1);
@@ -206,7 +194,8 @@ ParseResult parseRequestHead(std::string_view data, const HeadLimits& limits, Re
   if (sp1 == std::string_view::npos || sp1 == 0) return fail(400, "malformed request line");
   std::string_view method = line.substr(0, sp1);
   for (char c : method) {
-    if (!isTchar(c)) return fail(400, "invalid method");
+    if (!isMethodChar(c))
+      return fail(400, isTokenChar(c) ? "lower-case letters in method" : "invalid method");
   }
   auto sp2 = line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos) return fail(400, "malformed request line");
