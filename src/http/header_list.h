@@ -77,6 +77,26 @@ enum class HeaderId : unsigned char {
 
 HeaderId classifyHeader(std::string_view name);
 
+// Framing, routing and connection-specific fields have no meaning in a trailer section (RFC
+// 9110 §6.5.1) and make an HTTP/2 peer reset the stream (RFC 9113 §8.2.2): a trailer section
+// keeps the others only.
+inline bool allowedInTrailers(HeaderId id) {
+  switch (id) {
+    case HeaderId::Host:
+    case HeaderId::ContentLength:
+    case HeaderId::TransferEncoding:
+    case HeaderId::Connection:
+    case HeaderId::KeepAlive:
+    case HeaderId::ProxyConnection:
+    case HeaderId::TE:
+    case HeaderId::Upgrade:
+    case HeaderId::Expect:
+      return false;
+    default:
+      return true;
+  }
+}
+
 struct Header {
   std::string name;
   std::string value;

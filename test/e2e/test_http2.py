@@ -346,6 +346,23 @@ def test_stream_with_a_lower_case_method_is_refused_as_over_http1(portico, upstr
     c.close()
 
 
+def test_upstream_trailers_reach_the_client_without_connection_or_framing_fields(portico,
+                                                                              upstreams):
+    # An HTTP/1.1 upstream's chunked trailers were relayed as they came: a Connection field
+    # among them made the HTTP/2 client reset the stream (RFC 9113 §8.2.2), losing the response.
+    u = upstreams()
+    p = portico(upstreams={"svc": [u.address]}, routes=svc_routes())
+    c = H2Client(p.port)
+    sid = c.request("/trailers")
+    r = c.wait(sid)
+    assert r.status == 200 and r.reset is None
+    assert r.body == b"hello"
+    assert r.trailers == {"x-checksum": "42"}
+    sid = c.request("/x")  # the connection serves on
+    assert c.wait(sid).status == 200
+    c.close()
+
+
 def test_stream_over_the_uri_or_header_count_limit_is_refused_as_over_http1(portico, upstreams):
     # server.limits.max_uri_bytes and max_headers held HTTP/1.1 heads only: an HTTP/2 stream
     # with a 2,000-byte path or 30 fields went upstream.

@@ -9,6 +9,8 @@ and every connection it accepts, and behaves according to the request path:
   /bytes/N             N bytes of body with Content-Length, streamed in 1 MiB pieces
   /chunked-bytes/N     N bytes of body, chunked
   /chunked             a small chunked body in three chunks
+  /trailers            a chunked body whose trailer section holds a checksum, a Connection and
+                       a Content-Length field
   /nolength            a body delimited by closing the connection
   /stream/N/MS         N chunked events, one every MS milliseconds
   /health              answer `health_status` (200 unless a test changes it)
@@ -219,6 +221,10 @@ class Upstream:
         if parts[0] == "chunked":
             s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Upstream: "
                       + self.name.encode() + b"\r\n\r\n5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n")
+            return True
+        if parts[0] == "trailers":
+            s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+                      b"X-Checksum: 42\r\nConnection: close\r\nContent-Length: 5\r\n\r\n")
             return True
         if parts[0] == "stream":
             count, every = int(parts[1]), int(parts[2])

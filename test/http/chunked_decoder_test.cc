@@ -66,6 +66,22 @@ TEST(ChunkedDecoder, KeepsTrailerFieldsWhenAsked) {
   EXPECT_EQ(decodeAll("0\r\n: novalue\r\n\r\n").status, ChunkedDecoder::Status::Error);
 }
 
+// Relayed to an HTTP/2 client, a Connection trailer made it reset the stream (the response
+// was lost); framing and routing fields mean nothing in a trailer section either.
+TEST(ChunkedDecoder, KeptTrailersLeaveOutFramingRoutingAndConnectionFields) {
+  ChunkedDecoder d;
+  d.keepTrailers(true);
+  auto step = d.feed(
+      "0\r\nConnection: close\r\nX-Sum: 1\r\nContent-Length: 5\r\nTransfer-Encoding: "
+      "chunked\r\nKeep-Alive: 5\r\nProxy-Connection: x\r\nUpgrade: h2c\r\nTE: trailers\r\n"
+      "Host: evil\r\nExpect: 100-continue\r\ngrpc-status: 0\r\n\r\n",
+      [](std::string_view) {});
+  EXPECT_EQ(step.status, ChunkedDecoder::Status::Done);
+  ASSERT_EQ(d.trailers().size(), 2u);
+  EXPECT_EQ(*d.trailers().find("x-sum"), "1");
+  EXPECT_EQ(*d.trailers().find("grpc-status"), "0");
+}
+
 TEST(ChunkedDecoder, RefusesBadFraming) {
   for (std::string bad : {"zz\r\n", "\r\n", "3\nabc\r\n", "3\r\nabcd\r\n", "3\r\nabc\n",
                           "fffffffffffffffff\r\n", "3;\x01\r\nabc\r\n", "-1\r\n"}) {

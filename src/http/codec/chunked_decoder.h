@@ -66,7 +66,10 @@ class ChunkedDecoder {
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    trailers_.add(line.substr(0, colon), value);
+    const std::string_view name = line.substr(0, colon);
+    const HeaderId id = classifyHeader(name);
+    if (!allowedInTrailers(id)) return;
+    trailers_.add(name, value, id);
   }
 
   Step fail(const char* why, std::size_t consumed) {
