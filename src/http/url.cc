@@ -118,9 +118,10 @@ std::string decodePathComponent(std::string_view s) {
 namespace {
 
 // Whether a "." or ".." segment shows when `separatorAt(path, i)` (the length of a separator
-// at `i`, 0 for none) splits the path.
+// at `i`, 0 for none) splits the path; with `parameters`, also when a segment's `;parameters`
+// are left out (`..;x` is `..` to Tomcat, Jetty and Spring).
 template <class Separator>
-bool splitsIntoDotSegment(std::string_view path, Separator separatorAt) {
+bool splitsIntoDotSegment(std::string_view path, Separator separatorAt, bool parameters = false) {
   std::size_t start = 0;
   for (std::size_t i = 0;;) {
     const std::size_t separator = i < path.size() ? separatorAt(path, i) : 1;
@@ -128,7 +129,8 @@ bool splitsIntoDotSegment(std::string_view path, Separator separatorAt) {
       ++i;
       continue;
     }
-    const std::string_view segment = path.substr(start, i - start);
+    std::string_view segment = path.substr(start, i - start);
+    if (parameters) segment = segment.substr(0, segment.find(';'));
     if (segment == "." || segment == "..") return true;
     if (i >= path.size()) return false;
     i += separator;
@@ -227,8 +229,29 @@ PathNormalization normalizePath(std::string& path) {
   if ((escapes != Escapes::Absent || path.find('\\') != std::string::npos) &&
       splitsIntoDotSegment(path, separatorAt))
     return PathNormalization::EscapedDotSegment;
+  // `/public/..;/admin`: `..;` is a segment like any other to Portico and to the RFC, but
+  // servers that drop a segment's `;parameters` before resolving the path serve `/admin`.
+  if (path.find(';') != std::string::npos && splitsIntoDotSegment(path, separatorAt, true))
+    return PathNormalization::DotSegmentWithParameters;
   return dots == DotSegments::Removed || escapes == Escapes::Decoded ? PathNormalization::Changed
                                                                      : PathNormalization::Unchanged;
+}
+
+const char* refusalOf(PathNormalization n) {
+  switch (n) {
+    case PathNormalization::Unchanged:
+    case PathNormalization::Changed:
+      return nullptr;
+    case PathNormalization::ClimbsAboveRoot:
+      return "path climbs above root";
+    case PathNormalization::InvalidEscape:
+      return "invalid percent-encoding in path";
+    case PathNormalization::EscapedDotSegment:
+      return "dot segment behind an escaped slash in path";
+    case PathNormalization::DotSegmentWithParameters:
+      return "dot segment with parameters in path";
+  }
+  return "invalid path";
 }
 
 std::string_view pathOfTarget(std::string_view target) {

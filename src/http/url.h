@@ -37,15 +37,20 @@ std::string_view pathOfTarget(std::string_view target);
 // on `/public/` would forward `/public/%2E%2E/admin`, which the upstream reads as `/admin`.
 // A `%` without two hex digits after it is refused (nginx answers such a path 400 too), and so
 // is a dot segment that shows when `%2F`, `%5C` or `\` are read as `/` (`/public/..%2Fadmin`):
-// servers that decode those before resolving the path would climb.
+// servers that decode those before resolving the path would climb. So is a dot segment with
+// parameters (`/public/..;/admin`), which Java servers read as `..` (Envoy and nginx let it
+// through; it is the classic way past a proxy's path rules to a Tomcat behind it).
 enum class PathNormalization {
   Unchanged,
   Changed,
   ClimbsAboveRoot,
   InvalidEscape,
-  EscapedDotSegment
+  EscapedDotSegment,
+  DotSegmentWithParameters
 };
 PathNormalization normalizePath(std::string& path);
+// Why a path was refused (a 400's message), or nullptr for Unchanged and Changed.
+const char* refusalOf(PathNormalization n);
 
 // The value of query parameter `name` in `query` (percent-decoded), and where it sits.
 struct QueryParam {

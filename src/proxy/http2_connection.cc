@@ -241,7 +241,8 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
   bool head(const http::ResponseHead& resp, bool end_stream);
   void queueData(std::string_view data, bool end_stream);
   bool trailers(const http::HeaderList& trailers);
-  bool buildRequest();
+  // Completes the request head; returns why it is refused (a 400), or nullptr.
+  const char* buildRequest();
   std::size_t takeBody(asio::mutable_buffer space);
   Task<bool> wait();
   bool usable() const { return !closed_ && !gone_; }
@@ -269,16 +270,17 @@ class Http2Stream final : public RequestPipeline, public ResponseStream {
 
 // ---- stream ----
 
-bool Http2Stream::buildRequest() {
+const char* Http2Stream::buildRequest() {
   req_.version_minor = 1;
   req_.keep_alive = true;
-  if (req_.target.empty() || req_.target.front() != '/') return false;
-  if (!http::isMethod(req_.method)) return false;  // as over HTTP/1.1: no `delete`
+  if (req_.target.empty() || req_.target.front() != '/') return "invalid request target";
+  if (!http::isMethod(req_.method)) return "lower-case letters in method";  // as over HTTP/1.1
   extended_connect_ = false;
   if (req_.method == "CONNECT") {
     // Extended CONNECT (RFC 8441): a WebSocket on this stream. Upstream it is an HTTP/1.1
     // Upgrade, which needs a Sec-WebSocket-Key an HTTP/2 client does not send.
-    if (!http::equalsIgnoreCase(protocol_, "websocket")) return false;
+    if (!http::equalsIgnoreCase(protocol_, "websocket"))
+      return "CONNECT without :protocol websocket";
     extended_connect_ = true;
     req_.method = "GET";
     req_.upgrade = "websocket";
@@ -298,19 +300,13 @@ bool Http2Stream::buildRequest() {
   // DEL, not bytes from 0x80), no fragment, escapes of unreserved characters decoded, no dot
   // segment (`/public/../admin` would reach `/admin` behind a route on /public).
   for (const char c : req_.target)
-    if (static_cast<unsigned char>(c) >= 0x80) return false;
-  if (req_.path.find('#') != std::string::npos) return false;
-  switch (http::normalizePath(req_.path)) {
-    case http::PathNormalization::Unchanged:
-      break;
-    case http::PathNormalization::Changed:
-      req_.target = q == std::string::npos ? req_.path : req_.path + "?" + req_.query;
-      break;
-    case http::PathNormalization::ClimbsAboveRoot:
-    case http::PathNormalization::InvalidEscape:
-    case http::PathNormalization::EscapedDotSegment:
-      return false;
-  }
+    if (static_cast<unsigned char>(c) >= 0x80) return "invalid character in request target";
+  if (req_.path.find('#') != std::string::npos) return "fragment in request target";
+  const http::PathNormalization normalized = http::normalizePath(req_.path);
+  if (normalized == http::PathNormalization::Changed)
+    req_.target = q == std::string::npos ? req_.path : req_.path + "?" + req_.query;
+  else if (normalized != http::PathNormalization::Unchanged)
+    return http::refusalOf(normalized);
   if (!req_.host.empty()) {  // :authority
     http::toLower(req_.host);
     // It wins over a Host field (nghttp2 allows one), as an absolute-form target's host does in
@@ -329,7 +325,7 @@ bool Http2Stream::buildRequest() {
   if (!ended_ || queue_.size() > queue_pos_) body_.reserve(16 * 1024);  // a body to relay
   if (extended_connect_) {
     req_.framing = http::BodyFraming::None;  // the stream's DATA is the tunnel, not a body
-    return true;
+    return nullptr;
   }
   // Body framing towards an HTTP/1 upstream: a body already complete goes with its length
   // (and can be replayed on a retry); one still arriving keeps the client's content-length,
@@ -353,13 +349,13 @@ bool Http2Stream::buildRequest() {
   } else if (const std::string* cl = req_.headers.find(http::HeaderId::ContentLength)) {
     std::uint64_t n = 0;
     auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
-    if (ec != std::errc() || p != cl->data() + cl->size()) return false;
+    if (ec != std::errc() || p != cl->data() + cl->size()) return "invalid Content-Length";
     req_.framing = http::BodyFraming::ContentLength;
     req_.content_length = n;
   } else {
     req_.framing = http::BodyFraming::Chunked;
   }
-  return true;
+  return nullptr;
 }
 
 // Not a coroutine: the pipeline's awaitable for this stream's request, which serve() awaits
@@ -377,7 +373,9 @@ Task<bool> Http2Stream::answer() {
   } else if (req_.headers.size() > lim.max_headers) {
     status = 431;
     reason = "too many headers";
-  } else if (buildRequest()) {
+  } else if (const char* refused = buildRequest()) {
+    reason = refused;
+  } else {
     return handleRequest();
   }
   beginRequest();

@@ -54,6 +54,7 @@ BAD = {
     "path climbs above root": (b"GET /../etc/passwd HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     "escaped dots climb above root": (b"GET /%2E%2E/etc/passwd HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     "dot segment behind escaped slash": (b"GET /a/..%2Fb HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    "dot segment with parameters": (b"GET /a/..;/b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     "malformed escape": (b"GET /a%2%45 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     "lower-case method": (b"delete /x HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     "unsupported expectation": (b"GET / HTTP/1.1\r\nHost: t\r\nExpect: magic\r\n\r\n", 417),

@@ -70,6 +70,11 @@ def test_h2_paths_are_normalised_as_http1_paths_are(portico, upstreams):
         # Upstreams that decode `%2F` (or split on `\`) before resolving would climb.
         for path in ["/public/..%2Fadmin", "/public/x%5C..%5Cadmin", "/public/..\\admin"]:
             assert get(path, h2)[0] == 400, (h2, path)
+        # Java servers drop `;parameters` before resolving: `..;` is `..` to a Tomcat.
+        for path in ["/public/..;/admin", "/public/.;/x", "/public/..;jsessionid=1/admin"]:
+            code, body = get(path, h2)
+            assert code == 400, (h2, path)
+            assert "parameters" in json.loads(body)["error"], body
         assert len(u.requests) == sent, h2
         code, body = get("/public/%7Eann/./x?q=%2E%2E", h2)
         assert code == 200, (h2, body)

@@ -73,6 +73,13 @@ TEST(UrlPath, NormalizeDecodesUnreservedEscapesThenRemovesDotSegments) {
            Case{"/files/%2F.config/..x%2F...", "/files/%2F.config/..x%2F...",
                 PathNormalization::Unchanged},
            Case{"/a\\b", "/a\\b", PathNormalization::Unchanged},
+           // Java servers drop `;parameters` from each segment before resolving the path.
+           Case{"/public/..;/admin", "", PathNormalization::DotSegmentWithParameters},
+           Case{"/.;/admin", "", PathNormalization::DotSegmentWithParameters},
+           Case{"/public/..;jsessionid=1/admin", "", PathNormalization::DotSegmentWithParameters},
+           Case{"/public/%2E%2E;/admin", "", PathNormalization::DotSegmentWithParameters},
+           Case{"/a;b=1/c;d/..x;y", "/a;b=1/c;d/..x;y", PathNormalization::Unchanged},
+           Case{"/a/b;c=..", "/a/b;c=..", PathNormalization::Unchanged},
        }) {
     std::string path = c.in;
     EXPECT_EQ(normalizePath(path), c.result) << c.in;

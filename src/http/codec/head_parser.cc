@@ -245,19 +245,11 @@ ParseResult parseRequestHead(std::string_view data, const HeadLimits& limits, Re
   if (q != std::string::npos) out.query.assign(out.target, q + 1);
   if (out.path.find('#') != std::string::npos) return fail(400, "fragment in request target");
   if (out.path != "*") {
-    switch (normalizePath(out.path)) {
-      case PathNormalization::Unchanged:
-        break;
-      case PathNormalization::Changed:  // the target carries the normalised path
-        out.target = q == std::string::npos ? out.path : out.path + "?" + out.query;
-        break;
-      case PathNormalization::ClimbsAboveRoot:
-        return fail(400, "path climbs above root");
-      case PathNormalization::InvalidEscape:
-        return fail(400, "invalid percent-encoding in path");
-      case PathNormalization::EscapedDotSegment:
-        return fail(400, "dot segment behind an escaped slash in path");
-    }
+    const PathNormalization n = normalizePath(out.path);
+    if (n == PathNormalization::Changed)  // the target carries the normalised path
+      out.target = q == std::string::npos ? out.path : out.path + "?" + out.query;
+    else if (n != PathNormalization::Unchanged)
+      return fail(400, refusalOf(n));
   }
 
   ParseResult r = parseFields(reader, limits, out.headers, 431);
