@@ -16,16 +16,19 @@ constexpr std::array<bool, 256> makeTokenTable(bool lower_case_letters) {
 }
 inline constexpr auto kTokenChar = makeTokenTable(true);
 inline constexpr auto kMethodChar = makeTokenTable(false);
+inline bool allIn(std::string_view s, const std::array<bool, 256>& table) {
+  if (s.empty()) return false;
+  for (const char c : s)
+    if (!table[static_cast<unsigned char>(c)]) return false;
+  return true;
+}
 }  // namespace detail
 
 inline bool isTokenChar(char c) {
   return detail::kTokenChar[static_cast<unsigned char>(c)];
 }
 inline bool isToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (const char c : s)
-    if (!isTokenChar(c)) return false;
-  return true;
+  return detail::allIn(s, detail::kTokenChar);
 }
 
 // A token character other than a lower-case letter. Methods are case-sensitive and every
@@ -37,10 +40,7 @@ inline bool isMethodChar(char c) {
   return detail::kMethodChar[static_cast<unsigned char>(c)];
 }
 inline bool isMethod(std::string_view s) {
-  if (s.empty()) return false;
-  for (const char c : s)
-    if (!isMethodChar(c)) return false;
-  return true;
+  return detail::allIn(s, detail::kMethodChar);
 }
 
 }  // namespace portico::http
