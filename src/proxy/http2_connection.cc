@@ -366,7 +366,7 @@ Task<bool> Http2Stream::answer() {
   // max_header_list_bytes): a stream over them is refused as such a request is.
   const auto& lim = w_.snapshot->config.server.limits;
   int status = 400;
-  std::string_view reason = "invalid request";
+  std::string_view reason;  // every refusal below says its own
   if (req_.target.size() > lim.max_uri_bytes) {
     status = 414;
     reason = "URI too long";
